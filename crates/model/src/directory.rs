@@ -1,0 +1,198 @@
+//! Directory objects as Entra defines them: users and groups with Graph's property names.
+//!
+//! Serde names are Graph's camelCase names because they are the domain's own vocabulary; the Graph crate adds
+//! the protocol around them (OData options, paging, error bodies), the SCIM crate maps them to SCIM's names.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ObjectId;
+
+/// Which kind of directory object a row holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    User,
+    Group,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::User => "user",
+            ObjectKind::Group => "group",
+        }
+    }
+    pub fn parse(text: &str) -> Option<ObjectKind> {
+        match text {
+            "user" => Some(ObjectKind::User),
+            "group" => Some(ObjectKind::Group),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `Member` or `Guest`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserType {
+    #[default]
+    Member,
+    Guest,
+}
+
+/// One sign-in identity of a user (`identities` in Graph).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectIdentity {
+    pub sign_in_type: Option<String>,
+    pub issuer: Option<String>,
+    pub issuer_assigned_id: Option<String>,
+}
+
+/// `onPremisesExtensionAttributes`: fifteen free-form strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnPremisesExtensionAttributes {
+    pub extension_attribute1: Option<String>,
+    pub extension_attribute2: Option<String>,
+    pub extension_attribute3: Option<String>,
+    pub extension_attribute4: Option<String>,
+    pub extension_attribute5: Option<String>,
+    pub extension_attribute6: Option<String>,
+    pub extension_attribute7: Option<String>,
+    pub extension_attribute8: Option<String>,
+    pub extension_attribute9: Option<String>,
+    pub extension_attribute10: Option<String>,
+    pub extension_attribute11: Option<String>,
+    pub extension_attribute12: Option<String>,
+    pub extension_attribute13: Option<String>,
+    pub extension_attribute14: Option<String>,
+    pub extension_attribute15: Option<String>,
+}
+
+/// `passwordProfile` on create. It is checked and then dropped: tenantsync signs nobody in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordProfile {
+    pub password: Option<String>,
+    pub force_change_password_next_sign_in: Option<bool>,
+    pub force_change_password_next_sign_in_with_mfa: Option<bool>,
+}
+
+impl PasswordProfile {
+    /// Entra's complexity rule: 8 to 256 characters, and three of the four classes (lower, upper, digit, symbol).
+    pub fn check_complexity(password: &str) -> Result<(), &'static str> {
+        let n_chars = password.chars().count();
+        if !(8..=256).contains(&n_chars) {
+            return Err("The password must be between 8 and 256 characters.");
+        }
+        let classes = [
+            password.chars().any(|c| c.is_lowercase()),
+            password.chars().any(|c| c.is_uppercase()),
+            password.chars().any(|c| c.is_ascii_digit()),
+            password.chars().any(|c| !c.is_alphanumeric()),
+        ];
+        if classes.iter().filter(|present| **present).count() < 3 {
+            return Err("The specified password does not comply with password complexity requirements. \
+                        Please provide a different password.");
+        }
+        Ok(())
+    }
+}
+
+/// A user, with Graph's property names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: ObjectId,
+    pub user_principal_name: String,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub mail: Option<String>,
+    pub mail_nickname: Option<String>,
+    #[serde(default)]
+    pub other_mails: Vec<String>,
+    pub job_title: Option<String>,
+    pub department: Option<String>,
+    pub company_name: Option<String>,
+    pub employee_id: Option<String>,
+    pub employee_type: Option<String>,
+    pub office_location: Option<String>,
+    pub street_address: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub usage_location: Option<String>,
+    pub preferred_language: Option<String>,
+    pub mobile_phone: Option<String>,
+    #[serde(default)]
+    pub business_phones: Vec<String>,
+    pub account_enabled: bool,
+    #[serde(default)]
+    pub user_type: UserType,
+    pub creation_type: Option<String>,
+    pub external_user_state: Option<String>,
+    pub show_in_address_list: Option<bool>,
+    #[serde(default)]
+    pub on_premises_extension_attributes: OnPremisesExtensionAttributes,
+    #[serde(default)]
+    pub identities: Vec<ObjectIdentity>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_date_time: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deleted_date_time: Option<OffsetDateTime>,
+}
+
+/// A security group with assigned membership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: ObjectId,
+    pub display_name: String,
+    pub mail_nickname: String,
+    pub mail_enabled: bool,
+    pub security_enabled: bool,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub group_types: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_date_time: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deleted_date_time: Option<OffsetDateTime>,
+}
+
+/// A user or a group, as members lists and delta pages mix them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DirectoryObject {
+    User(User),
+    Group(Group),
+}
+
+impl DirectoryObject {
+    pub fn id(&self) -> ObjectId {
+        match self {
+            DirectoryObject::User(user) => user.id,
+            DirectoryObject::Group(group) => group.id,
+        }
+    }
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            DirectoryObject::User(_) => ObjectKind::User,
+            DirectoryObject::Group(_) => ObjectKind::Group,
+        }
+    }
+    pub fn deleted_date_time(&self) -> Option<OffsetDateTime> {
+        match self {
+            DirectoryObject::User(user) => user.deleted_date_time,
+            DirectoryObject::Group(group) => group.deleted_date_time,
+        }
+    }
+}

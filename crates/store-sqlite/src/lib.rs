@@ -1,0 +1,213 @@
+//! SQLite backend of [`tenantsync_store::Store`]: one file, bundled SQLite, WAL journal.
+//!
+//! Writers open `BEGIN IMMEDIATE` transactions so that two writers never deadlock on a lock upgrade; readers use
+//! plain deferred transactions and see a consistent snapshot. This crate owns its SQL and its migrations.
+
+mod codec;
+mod directory_tx;
+mod migrate;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tenantsync_model::{ClientId, TenantId};
+use tenantsync_store::{CredentialRow, DirectoryTx, Store, StoreError, TenantRow, TxMode};
+
+use codec::{classify, credential_from_row, micros, tenant_from_row, trusted, unavailable};
+use directory_tx::SqliteDirectoryTx;
+
+/// The SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or a plain path) and migrates it.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(unavailable)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(unavailable)?;
+        migrate::run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn domains_of(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT domain FROM tenant_domains WHERE tenant_id = ? ORDER BY position")
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|row| row.try_get::<String, _>("domain").map_err(unavailable)).collect()
+    }
+
+    async fn tenant_rows(&self, rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<TenantRow>, StoreError> {
+        let mut tenants = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("id").map_err(unavailable)?;
+            let domains = self.domains_of(&id).await?;
+            tenants.push(tenant_from_row(&row, domains)?);
+        }
+        Ok(tenants)
+    }
+}
+
+const TENANT_COLUMNS: &str = "id, name, display_name, initial_domain, created_at";
+const CREDENTIAL_COLUMNS: &str =
+    "client_id, tenant_id, display_name, secret_hash, roles, created_at, secret_updated_at, revoked_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_tenant(&self, tenant: &TenantRow, credential: &CredentialRow) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
+        sqlx::query("INSERT INTO tenants (id, name, display_name, initial_domain, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(tenant.id.to_string())
+            .bind(&tenant.name)
+            .bind(&tenant.display_name)
+            .bind(&tenant.initial_domain)
+            .bind(micros(tenant.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| classify(err, "tenant name"))?;
+        for (position, domain) in tenant.domains.iter().enumerate() {
+            sqlx::query("INSERT INTO tenant_domains (domain, tenant_id, position) VALUES (?, ?, ?)")
+                .bind(domain.to_lowercase())
+                .bind(tenant.id.to_string())
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| classify(err, "domain"))?;
+        }
+        insert_credential(&mut tx, credential).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
+        let rows = sqlx::query(trusted(format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        self.tenant_rows(rows).await
+    }
+
+    async fn get_tenant(&self, tenant: TenantId) -> Result<Option<TenantRow>, StoreError> {
+        let rows = sqlx::query(trusted(format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?")))
+            .bind(tenant.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(self.tenant_rows(rows).await?.pop())
+    }
+
+    async fn find_tenant(&self, name_or_domain: &str) -> Result<Option<TenantRow>, StoreError> {
+        let key = name_or_domain.to_lowercase();
+        let rows = sqlx::query(trusted(format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = ?1 \
+             OR id = (SELECT tenant_id FROM tenant_domains WHERE domain = ?1)"
+        )))
+        .bind(&key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(self.tenant_rows(rows).await?.pop())
+    }
+
+    async fn insert_credential(&self, credential: &CredentialRow) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
+        insert_credential(&mut tx, credential).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn list_credentials(&self, tenant: TenantId) -> Result<Vec<CredentialRow>, StoreError> {
+        let rows = sqlx::query(trusted(format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE tenant_id = ? ORDER BY created_at, client_id"
+        )))
+        .bind(tenant.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(credential_from_row).collect()
+    }
+
+    async fn get_credential(&self, client_id: ClientId) -> Result<Option<CredentialRow>, StoreError> {
+        let row = sqlx::query(trusted(format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE client_id = ?")))
+            .bind(client_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(credential_from_row).transpose()
+    }
+
+    async fn update_credential(&self, credential: &CredentialRow) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE credentials SET display_name = ?, secret_hash = ?, roles = ?, secret_updated_at = ?, \
+             revoked_at = ? WHERE client_id = ? AND tenant_id = ?",
+        )
+        .bind(&credential.display_name)
+        .bind(&credential.secret_hash)
+        .bind(&credential.roles)
+        .bind(micros(credential.secret_updated_at))
+        .bind(credential.revoked_at.map(micros))
+        .bind(credential.client_id.to_string())
+        .bind(credential.tenant.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { tenant: credential.tenant, what: "credential" });
+        }
+        Ok(())
+    }
+
+    async fn get_or_insert_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.try_get("value").map_err(unavailable)
+    }
+
+    async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError> {
+        let tx = match mode {
+            TxMode::Read => self.pool.begin().await,
+            TxMode::Write => self.pool.begin_with("BEGIN IMMEDIATE").await,
+        }
+        .map_err(unavailable)?;
+        Ok(Box::new(SqliteDirectoryTx::new(tenant, tx)))
+    }
+}
+
+async fn insert_credential(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    credential: &CredentialRow,
+) -> Result<(), StoreError> {
+    sqlx::query(trusted(format!("INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")))
+        .bind(credential.client_id.to_string())
+        .bind(credential.tenant.to_string())
+        .bind(&credential.display_name)
+        .bind(&credential.secret_hash)
+        .bind(&credential.roles)
+        .bind(micros(credential.created_at))
+        .bind(micros(credential.secret_updated_at))
+        .bind(credential.revoked_at.map(micros))
+        .execute(&mut **tx)
+        .await
+        .map_err(|err| classify(err, "credential"))?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Persistence in domain terms: the [`Store`] trait that the directory (and later the engine) writes through, the
+//! rows it exchanges, [`StoreError`], and the [`conformance`] suite that every backend must pass.
+//!
+//! This crate depends on no database driver. Backends (`tenantsync-store-sqlite`, `tenantsync-store-postgres`) own
+//! their SQL and migrations.
+//!
+//! Every directory read and write happens inside a [`DirectoryTx`] opened for one tenant: the tenant is fixed when
+//! the transaction begins, so no method can reach another tenant's rows.
+
+pub mod conformance;
+mod error;
+mod rows;
+
+use async_trait::async_trait;
+use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
+use time::OffsetDateTime;
+
+pub use error::StoreError;
+pub use rows::{ChangeOp, ChangeRow, CredentialRow, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TenantRow};
+
+/// Whether a transaction may write. Backends use it to take write locks up front (SQLite `BEGIN IMMEDIATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxMode {
+    Read,
+    Write,
+}
+
+/// The storage of all tenants.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates a tenant, its domains and its first credential, atomically.
+    /// A name or domain already used by another tenant is a [`StoreError::Conflict`].
+    async fn create_tenant(&self, tenant: &TenantRow, credential: &CredentialRow) -> Result<(), StoreError>;
+    async fn list_tenants(&self) -> Result<Vec<TenantRow>, StoreError>;
+    async fn get_tenant(&self, tenant: TenantId) -> Result<Option<TenantRow>, StoreError>;
+    /// Finds a tenant by one of its domains (the initial domain included) or its name, ignoring case.
+    async fn find_tenant(&self, name_or_domain: &str) -> Result<Option<TenantRow>, StoreError>;
+
+    async fn insert_credential(&self, credential: &CredentialRow) -> Result<(), StoreError>;
+    async fn list_credentials(&self, tenant: TenantId) -> Result<Vec<CredentialRow>, StoreError>;
+    async fn get_credential(&self, client_id: ClientId) -> Result<Option<CredentialRow>, StoreError>;
+    /// Replaces a credential's secret hash and revocation time. Unknown client ids are [`StoreError::NotFound`].
+    async fn update_credential(&self, credential: &CredentialRow) -> Result<(), StoreError>;
+
+    /// Returns the value stored under `key`, first storing `value` if there was none (used for the signing key, so
+    /// that two processes starting at once agree on one key).
+    async fn get_or_insert_setting(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Opens a transaction over one tenant's directory. Dropping it without [`DirectoryTx::commit`] rolls back.
+    async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError>;
+}
+
+/// One transaction over one tenant's directory objects, links and change log.
+#[async_trait]
+pub trait DirectoryTx: Send {
+    fn tenant(&self) -> TenantId;
+
+    /// The object with this id in this tenant, deleted or not.
+    async fn get_object(&mut self, id: ObjectId) -> Result<Option<ObjectRow>, StoreError>;
+    /// The user whose userPrincipalName equals `upn` ignoring case, deleted or not.
+    async fn find_by_upn(&mut self, upn: &str) -> Result<Option<ObjectRow>, StoreError>;
+    /// Inserts a new object. A duplicate id or userPrincipalName is a [`StoreError::Conflict`].
+    async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError>;
+    /// Replaces an object's columns (kind and id stay). Unknown ids are [`StoreError::NotFound`].
+    async fn update_object(&mut self, row: &ObjectRow) -> Result<(), StoreError>;
+    /// Removes an object and every link from or to it.
+    async fn purge_object(&mut self, id: ObjectId) -> Result<(), StoreError>;
+    /// Objects of one kind in the order and window of `spec`.
+    async fn scan_objects(&mut self, kind: ObjectKind, spec: &ScanSpec) -> Result<Vec<ObjectRow>, StoreError>;
+    async fn count_objects(&mut self, kind: ObjectKind, deleted: bool) -> Result<u64, StoreError>;
+    /// Soft-deleted objects whose deletion is older than `before`.
+    async fn deleted_before(&mut self, before: OffsetDateTime) -> Result<Vec<ObjectId>, StoreError>;
+
+    /// Adds a link; returns false if it already existed.
+    async fn add_link(&mut self, kind: LinkKind, from: ObjectId, to: ObjectId) -> Result<bool, StoreError>;
+    /// Removes a link; returns false if there was none.
+    async fn remove_link(&mut self, kind: LinkKind, from: ObjectId, to: ObjectId) -> Result<bool, StoreError>;
+    /// Ids linked from `from` (group → members, user → manager), deleted objects included.
+    async fn links_from(&mut self, kind: LinkKind, from: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
+    /// Ids linking to `to` (member → groups, manager → direct reports), deleted objects included.
+    async fn links_to(&mut self, kind: LinkKind, to: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
+
+    /// Appends to the tenant's change log and returns the new sequence number. Sequence numbers of one tenant
+    /// increase in commit order: a backend serializes a tenant's writers from their first append on.
+    async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError>;
+    /// Changes of one kind with a sequence number above `after`, oldest first, at most `limit`.
+    async fn read_changes(&mut self, kind: ObjectKind, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError>;
+    /// The newest sequence number of this tenant (0 before the first change).
+    async fn last_change_seq(&mut self) -> Result<i64, StoreError>;
+    /// The oldest sequence number a delta token may still name: changes at or below it were pruned.
+    async fn change_horizon(&mut self) -> Result<i64, StoreError>;
+    /// Deletes changes older than `before` and moves the horizon past them; returns how many went.
+    async fn prune_changes(&mut self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}

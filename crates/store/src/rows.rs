@@ -1,0 +1,153 @@
+//! The rows a [`crate::Store`] exchanges. Directory objects travel as their JSON document plus the few columns
+//! that storage indexes (userPrincipalName, displayName, deletion time), so the schema does not change each time
+//! a property is added.
+
+use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
+use time::OffsetDateTime;
+
+/// A tenant and its domains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantRow {
+    pub id: TenantId,
+    pub name: String,
+    pub display_name: String,
+    pub initial_domain: String,
+    /// Lowercase, the initial domain included.
+    pub domains: Vec<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// An app credential: a client id, the hash of its secret and the roles its tokens carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialRow {
+    pub client_id: ClientId,
+    pub tenant: TenantId,
+    pub display_name: String,
+    /// PHC string of the secret's hash; the secret itself is never stored.
+    pub secret_hash: String,
+    /// Comma-separated Graph role names.
+    pub roles: String,
+    pub created_at: OffsetDateTime,
+    pub secret_updated_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A user or group: the indexed columns and the JSON document of the object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub id: ObjectId,
+    pub kind: ObjectKind,
+    /// Users only; unique per tenant ignoring case.
+    pub upn: Option<String>,
+    pub display_name: Option<String>,
+    /// The object as JSON (the serde form of `tenantsync_model::User` or `Group`).
+    pub data: String,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+/// What a link means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// Group (from) has member (to).
+    Member,
+    /// User (from) has manager (to).
+    Manager,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Member => "member",
+            LinkKind::Manager => "manager",
+        }
+    }
+}
+
+/// What happened to an object, as recorded in the change log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// Created or updated.
+    Upsert,
+    SoftDelete,
+    Restore,
+    Purge,
+    /// A link from this object was added (`related` is the other end).
+    LinkAdded,
+    /// A link from this object was removed (`related` is the other end).
+    LinkRemoved,
+}
+
+impl ChangeOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Upsert => "upsert",
+            ChangeOp::SoftDelete => "soft_delete",
+            ChangeOp::Restore => "restore",
+            ChangeOp::Purge => "purge",
+            ChangeOp::LinkAdded => "link_added",
+            ChangeOp::LinkRemoved => "link_removed",
+        }
+    }
+    pub fn parse(text: &str) -> Option<ChangeOp> {
+        Some(match text {
+            "upsert" => ChangeOp::Upsert,
+            "soft_delete" => ChangeOp::SoftDelete,
+            "restore" => ChangeOp::Restore,
+            "purge" => ChangeOp::Purge,
+            "link_added" => ChangeOp::LinkAdded,
+            "link_removed" => ChangeOp::LinkRemoved,
+            _ => return None,
+        })
+    }
+}
+
+/// One change-log entry. `seq` is assigned by [`crate::DirectoryTx::append_change`] (ignored on input).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub seq: i64,
+    pub object_id: ObjectId,
+    pub kind: ObjectKind,
+    pub op: ChangeOp,
+    pub related: Option<ObjectId>,
+    pub link_kind: Option<LinkKind>,
+    pub at: OffsetDateTime,
+}
+
+/// Sort orders storage can page through without sorting in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanOrder {
+    Id,
+    DisplayName,
+    Upn,
+}
+
+/// The position after which a page starts: the sort key of the last row returned, and its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SortKey {
+    /// The sort column's value (lowercased for names; absent names sort as the empty string).
+    pub value: String,
+    pub id: ObjectId,
+}
+
+/// A window over one kind of object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanSpec {
+    /// Soft-deleted objects instead of live ones.
+    pub deleted: bool,
+    pub order: ScanOrder,
+    pub descending: bool,
+    pub after: Option<SortKey>,
+    pub limit: u32,
+}
+
+impl ScanSpec {
+    /// The sort key of a row under this spec's order, for the next page's `after`.
+    pub fn key_of(&self, row: &ObjectRow) -> SortKey {
+        let value = match self.order {
+            ScanOrder::Id => String::new(),
+            ScanOrder::DisplayName => row.display_name.clone().unwrap_or_default().to_lowercase(),
+            ScanOrder::Upn => row.upn.clone().unwrap_or_default().to_lowercase(),
+        };
+        SortKey { value, id: row.id }
+    }
+}
