@@ -1,0 +1,357 @@
+//! [`DirectoryTx`] over one PostgreSQL transaction. Every statement names the tenant fixed at `begin`.
+//!
+//! PostgreSQL aborts the whole transaction on a failed statement, where SQLite only fails the statement. The
+//! writes that may fail on a unique key and leave the caller free to go on (inserting and updating objects) are
+//! therefore made so that they never abort it: an insert skips a conflicting row, an update runs inside a savepoint.
+//! Any other error leaves the transaction unusable; the caller drops it, which rolls back.
+
+use async_trait::async_trait;
+use sqlx::{Acquire, Postgres, Row, Transaction};
+use tenantsync_model::{ObjectId, ObjectKind, TenantId};
+use tenantsync_store::{ChangeRow, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, StoreError};
+use time::OffsetDateTime;
+
+use crate::codec::{change_from_row, classify, micros, object_from_row, trusted, unavailable};
+
+const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at";
+const INSERT_CONFLICT: &str = "userPrincipalName or id";
+
+pub(crate) struct PgDirectoryTx {
+    tenant: TenantId,
+    tenant_text: String,
+    tx: Transaction<'static, Postgres>,
+}
+
+impl PgDirectoryTx {
+    pub(crate) fn new(tenant: TenantId, tx: Transaction<'static, Postgres>) -> Self {
+        Self { tenant, tenant_text: tenant.to_string(), tx }
+    }
+}
+
+fn lower(value: &Option<String>) -> Option<String> {
+    value.as_ref().map(|text| text.to_lowercase())
+}
+
+fn name_key(row: &ObjectRow) -> String {
+    row.display_name.clone().unwrap_or_default().to_lowercase()
+}
+
+#[async_trait]
+impl DirectoryTx for PgDirectoryTx {
+    fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    async fn get_object(&mut self, id: ObjectId) -> Result<Option<ObjectRow>, StoreError> {
+        let row =
+            sqlx::query(trusted(format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND id = $2")))
+                .bind(&self.tenant_text)
+                .bind(id.to_string())
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(unavailable)?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+
+    async fn find_by_upn(&mut self, upn: &str) -> Result<Option<ObjectRow>, StoreError> {
+        let row =
+            sqlx::query(trusted(format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND upn_key = $2")))
+                .bind(&self.tenant_text)
+                .bind(upn.to_lowercase())
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(unavailable)?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+
+    async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
+        // `ON CONFLICT DO NOTHING` covers the id and the per-tenant UPN index, and unlike a unique violation it
+        // leaves the transaction usable. It waits for a concurrent insert of the same key to commit or roll back.
+        let result = sqlx::query(
+            "INSERT INTO objects (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(row.id.to_string())
+        .bind(&self.tenant_text)
+        .bind(row.kind.as_str())
+        .bind(&row.upn)
+        .bind(lower(&row.upn))
+        .bind(&row.display_name)
+        .bind(name_key(row))
+        .bind(&row.data)
+        .bind(row.deleted_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|err| classify(err, INSERT_CONFLICT))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::Conflict { what: INSERT_CONFLICT });
+        }
+        Ok(())
+    }
+
+    async fn update_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
+        // A savepoint, so that a UPN clash fails this update only and the transaction goes on, as on SQLite.
+        let mut savepoint = self.tx.begin().await.map_err(unavailable)?;
+        let outcome = sqlx::query(
+            "UPDATE objects SET upn = $1, upn_key = $2, display_name = $3, name_key = $4, data = $5, deleted_at = $6 \
+             WHERE tenant_id = $7 AND id = $8",
+        )
+        .bind(&row.upn)
+        .bind(lower(&row.upn))
+        .bind(&row.display_name)
+        .bind(name_key(row))
+        .bind(&row.data)
+        .bind(row.deleted_at.map(micros))
+        .bind(&self.tenant_text)
+        .bind(row.id.to_string())
+        .execute(&mut *savepoint)
+        .await;
+        let result = match outcome {
+            Ok(result) => {
+                savepoint.commit().await.map_err(unavailable)?;
+                result
+            }
+            Err(err) => {
+                savepoint.rollback().await.map_err(unavailable)?;
+                return Err(classify(err, "userPrincipalName"));
+            }
+        };
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { tenant: self.tenant, what: "object" });
+        }
+        Ok(())
+    }
+
+    async fn purge_object(&mut self, id: ObjectId) -> Result<(), StoreError> {
+        let id_text = id.to_string();
+        sqlx::query("DELETE FROM links WHERE tenant_id = $1 AND (from_id = $2 OR to_id = $2)")
+            .bind(&self.tenant_text)
+            .bind(&id_text)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("DELETE FROM objects WHERE tenant_id = $1 AND id = $2")
+            .bind(&self.tenant_text)
+            .bind(&id_text)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn scan_objects(&mut self, kind: ObjectKind, spec: &ScanSpec) -> Result<Vec<ObjectRow>, StoreError> {
+        let key_column = match spec.order {
+            ScanOrder::Id => None,
+            ScanOrder::DisplayName => Some("name_key"),
+            ScanOrder::Upn => Some("COALESCE(upn_key, '')"),
+        };
+        let (cmp, direction) = if spec.descending { ("<", "DESC") } else { (">", "ASC") };
+        let deleted = if spec.deleted { "deleted_at IS NOT NULL" } else { "deleted_at IS NULL" };
+        let mut sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND kind = $2 AND {deleted}");
+        let limit_param = match (&spec.after, key_column) {
+            (None, _) => 3,
+            (Some(_), None) => {
+                sql.push_str(&format!(" AND id {cmp} $3"));
+                4
+            }
+            (Some(_), Some(column)) => {
+                sql.push_str(&format!(" AND ({column} {cmp} $3 OR ({column} = $3 AND id {cmp} $4))"));
+                5
+            }
+        };
+        match key_column {
+            None => sql.push_str(&format!(" ORDER BY id {direction}")),
+            Some(column) => sql.push_str(&format!(" ORDER BY {column} {direction}, id {direction}")),
+        }
+        sql.push_str(&format!(" LIMIT ${limit_param}"));
+        let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str());
+        if let Some(after) = &spec.after {
+            if key_column.is_some() {
+                query = query.bind(after.value.clone());
+            }
+            query = query.bind(after.id.to_string());
+        }
+        let rows = query.bind(i64::from(spec.limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        rows.iter().map(object_from_row).collect()
+    }
+
+    async fn count_objects(&mut self, kind: ObjectKind, deleted: bool) -> Result<u64, StoreError> {
+        let deleted = if deleted { "deleted_at IS NOT NULL" } else { "deleted_at IS NULL" };
+        let row = sqlx::query(trusted(format!(
+            "SELECT COUNT(*) AS n FROM objects WHERE tenant_id = $1 AND kind = $2 AND {deleted}"
+        )))
+        .bind(&self.tenant_text)
+        .bind(kind.as_str())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.try_get::<i64, _>("n").map_err(unavailable)?.max(0) as u64)
+    }
+
+    async fn deleted_before(&mut self, before: OffsetDateTime) -> Result<Vec<ObjectId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM objects WHERE tenant_id = $1 AND deleted_at IS NOT NULL AND deleted_at < $2 ORDER BY id",
+        )
+        .bind(&self.tenant_text)
+        .bind(micros(before))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        ids(&rows, "id")
+    }
+
+    async fn add_link(&mut self, kind: LinkKind, from: ObjectId, to: ObjectId) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO links (tenant_id, kind, from_id, to_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.tenant_text)
+        .bind(kind.as_str())
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn remove_link(&mut self, kind: LinkKind, from: ObjectId, to: ObjectId) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("DELETE FROM links WHERE tenant_id = $1 AND kind = $2 AND from_id = $3 AND to_id = $4")
+                .bind(&self.tenant_text)
+                .bind(kind.as_str())
+                .bind(from.to_string())
+                .bind(to.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(unavailable)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn links_from(&mut self, kind: LinkKind, from: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
+        let rows =
+            sqlx::query("SELECT to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND from_id = $3 ORDER BY to_id")
+                .bind(&self.tenant_text)
+                .bind(kind.as_str())
+                .bind(from.to_string())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(unavailable)?;
+        ids(&rows, "to_id")
+    }
+
+    async fn links_to(&mut self, kind: LinkKind, to: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
+        let rows =
+            sqlx::query("SELECT from_id FROM links WHERE tenant_id = $1 AND kind = $2 AND to_id = $3 ORDER BY from_id")
+                .bind(&self.tenant_text)
+                .bind(kind.as_str())
+                .bind(to.to_string())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(unavailable)?;
+        ids(&rows, "from_id")
+    }
+
+    async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
+        let seq: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+            .bind(&self.tenant_text)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(unavailable)?
+            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
+            .try_get("last_seq")
+            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&self.tenant_text)
+        .bind(seq)
+        .bind(change.object_id.to_string())
+        .bind(change.kind.as_str())
+        .bind(change.op.as_str())
+        .bind(change.related.map(|id| id.to_string()))
+        .bind(change.link_kind.map(LinkKind::as_str))
+        .bind(micros(change.at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(seq)
+    }
+
+    async fn read_changes(&mut self, kind: ObjectKind, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, object_id, kind, op, related, link_kind, at FROM changes \
+             WHERE tenant_id = $1 AND seq > $2 AND kind = $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(&self.tenant_text)
+        .bind(after)
+        .bind(kind.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(change_from_row).collect()
+    }
+
+    async fn last_change_seq(&mut self) -> Result<i64, StoreError> {
+        self.tenant_counter("last_seq").await
+    }
+
+    async fn change_horizon(&mut self) -> Result<i64, StoreError> {
+        self.tenant_counter("change_horizon").await
+    }
+
+    async fn prune_changes(&mut self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let newest_old: Option<i64> =
+            sqlx::query("SELECT MAX(seq) AS seq FROM changes WHERE tenant_id = $1 AND at < $2")
+                .bind(&self.tenant_text)
+                .bind(micros(before))
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err(unavailable)?
+                .try_get("seq")
+                .map_err(unavailable)?;
+        let Some(newest_old) = newest_old else {
+            return Ok(0);
+        };
+        let result = sqlx::query("DELETE FROM changes WHERE tenant_id = $1 AND seq <= $2")
+            .bind(&self.tenant_text)
+            .bind(newest_old)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("UPDATE tenants SET change_horizon = GREATEST(change_horizon, $1) WHERE id = $2")
+            .bind(newest_old)
+            .bind(&self.tenant_text)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(unavailable)
+    }
+}
+
+impl PgDirectoryTx {
+    async fn tenant_counter(&mut self, column: &'static str) -> Result<i64, StoreError> {
+        let row = sqlx::query(trusted(format!("SELECT {column} AS n FROM tenants WHERE id = $1")))
+            .bind(&self.tenant_text)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(unavailable)?
+            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?;
+        row.try_get("n").map_err(unavailable)
+    }
+}
+
+fn ids(rows: &[sqlx::postgres::PgRow], column: &str) -> Result<Vec<ObjectId>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let text: String = row.try_get(column).map_err(unavailable)?;
+            text.parse::<ObjectId>()
+                .map_err(|_| StoreError::Corrupt { detail: format!("bad id '{text}' in column {column}") })
+        })
+        .collect()
+}
