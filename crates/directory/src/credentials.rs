@@ -1,0 +1,124 @@
+//! App credentials: client id and secret pairs that the token endpoint exchanges for access tokens.
+//! They can be listed, rotated (a new secret, the old one stops working) and revoked (no new tokens at all).
+
+use tenantsync_model::{ClientId, RoleSet, TenantId};
+use tenantsync_store::{CredentialRow, StoreError};
+use time::OffsetDateTime;
+
+use crate::secret::ClientSecret;
+use crate::{Directory, DirectoryError, secret};
+
+/// A credential as shown to operators: never the secret or its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialInfo {
+    pub client_id: ClientId,
+    pub tenant: TenantId,
+    pub display_name: String,
+    pub roles: RoleSet,
+    pub created_at: OffsetDateTime,
+    pub secret_updated_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A secret just issued: shown once.
+#[derive(Debug)]
+pub struct IssuedSecret {
+    pub client_id: ClientId,
+    pub secret: ClientSecret,
+}
+
+/// A client that proved its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedClient {
+    pub client_id: ClientId,
+    pub tenant: TenantId,
+    pub roles: RoleSet,
+}
+
+fn info(row: CredentialRow) -> Result<CredentialInfo, DirectoryError> {
+    let roles = RoleSet::parse_list(&row.roles)
+        .map_err(|err| DirectoryError::Store(StoreError::Corrupt { detail: err.to_string() }))?;
+    Ok(CredentialInfo {
+        client_id: row.client_id,
+        tenant: row.tenant,
+        display_name: row.display_name,
+        roles,
+        created_at: row.created_at,
+        secret_updated_at: row.secret_updated_at,
+        revoked_at: row.revoked_at,
+    })
+}
+
+impl Directory {
+    pub async fn create_credential(
+        &self,
+        tenant: TenantId,
+        display_name: &str,
+        roles: &RoleSet,
+    ) -> Result<(CredentialInfo, IssuedSecret), DirectoryError> {
+        if roles.roles().is_empty() {
+            return Err(DirectoryError::invalid("a credential needs at least one role"));
+        }
+        if self.store.get_tenant(tenant).await?.is_none() {
+            return Err(DirectoryError::not_found(tenant));
+        }
+        let (row, secret) = self.new_credential_row(tenant, display_name, roles);
+        self.store.insert_credential(&row).await?;
+        let issued = IssuedSecret { client_id: row.client_id, secret };
+        Ok((info(row)?, issued))
+    }
+
+    pub async fn list_credentials(&self, tenant: TenantId) -> Result<Vec<CredentialInfo>, DirectoryError> {
+        self.store.list_credentials(tenant).await?.into_iter().map(info).collect()
+    }
+
+    async fn credential_of(&self, tenant: TenantId, client_id: ClientId) -> Result<CredentialRow, DirectoryError> {
+        match self.store.get_credential(client_id).await? {
+            Some(row) if row.tenant == tenant => Ok(row),
+            _ => Err(DirectoryError::not_found(client_id)),
+        }
+    }
+
+    /// Issues a new secret for a credential; the previous secret stops working at once.
+    pub async fn rotate_credential(
+        &self,
+        tenant: TenantId,
+        client_id: ClientId,
+    ) -> Result<IssuedSecret, DirectoryError> {
+        let mut row = self.credential_of(tenant, client_id).await?;
+        if row.revoked_at.is_some() {
+            return Err(DirectoryError::invalid(format!("credential {client_id} is revoked")));
+        }
+        let secret = secret::generate();
+        row.secret_hash = secret::hash(&secret);
+        row.secret_updated_at = self.now();
+        self.store.update_credential(&row).await?;
+        Ok(IssuedSecret { client_id, secret })
+    }
+
+    /// Revokes a credential: its secret gets no new token. Tokens already issued expire on their own (1 hour).
+    pub async fn revoke_credential(&self, tenant: TenantId, client_id: ClientId) -> Result<(), DirectoryError> {
+        let mut row = self.credential_of(tenant, client_id).await?;
+        if row.revoked_at.is_none() {
+            row.revoked_at = Some(self.now());
+            self.store.update_credential(&row).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks a client id and secret presented for `tenant`. `None` for any mismatch (unknown client, other
+    /// tenant, wrong secret, revoked), so callers cannot tell which.
+    pub async fn verify_client(
+        &self,
+        tenant: TenantId,
+        client_id: ClientId,
+        presented: &str,
+    ) -> Result<Option<VerifiedClient>, DirectoryError> {
+        let Some(row) = self.store.get_credential(client_id).await? else { return Ok(None) };
+        if row.tenant != tenant || row.revoked_at.is_some() || !secret::verify(presented, &row.secret_hash) {
+            return Ok(None);
+        }
+        let info = info(row)?;
+        Ok(Some(VerifiedClient { client_id, tenant, roles: info.roles }))
+    }
+}

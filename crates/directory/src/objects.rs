@@ -1,0 +1,607 @@
+//! Users and groups: create, read, update, soft delete, restore, purge, list, and the links between them
+//! (group members, managers). Every write appends to the tenant's change log in the same transaction.
+
+use std::collections::{HashSet, VecDeque};
+
+use tenantsync_model::{DirectoryObject, Group, ObjectId, ObjectKind, Tenant, TenantId, User};
+use tenantsync_store::{ChangeOp, ChangeRow, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode};
+use time::OffsetDateTime;
+
+use crate::{Directory, DirectoryError, OpTimer};
+
+/// A window of a list: order, position and size. `deleted` lists the soft-deleted objects instead.
+#[derive(Clone, Debug)]
+pub struct ListSpec {
+    pub order: ScanOrder,
+    pub descending: bool,
+    pub after: Option<SortKey>,
+    pub limit: u32,
+    pub deleted: bool,
+}
+
+/// One page of a list, and where the next one starts (None on the last page).
+#[derive(Clone, Debug)]
+pub struct ListPage {
+    pub items: Vec<DirectoryObject>,
+    pub next: Option<SortKey>,
+}
+
+/// What a caller gives to create a group.
+#[derive(Clone, Debug)]
+pub struct NewGroup {
+    pub display_name: String,
+    pub mail_nickname: String,
+    pub mail_enabled: bool,
+    pub security_enabled: bool,
+    pub description: Option<String>,
+    pub group_types: Vec<String>,
+}
+
+/// The largest number of rows read per store round trip while filling a filtered page.
+const SCAN_BATCH: u32 = 500;
+
+pub(crate) fn decode(row: &ObjectRow) -> Result<DirectoryObject, DirectoryError> {
+    let corrupt = |source| DirectoryError::Corrupt { id: row.id.to_string(), source };
+    Ok(match row.kind {
+        ObjectKind::User => DirectoryObject::User(serde_json::from_str(&row.data).map_err(corrupt)?),
+        ObjectKind::Group => DirectoryObject::Group(serde_json::from_str(&row.data).map_err(corrupt)?),
+    })
+}
+
+fn encode(object: &DirectoryObject) -> ObjectRow {
+    let (upn, display_name, data) = match object {
+        DirectoryObject::User(user) => (
+            Some(user.user_principal_name.clone()),
+            user.display_name.clone(),
+            serde_json::to_string(user).expect("a user always serializes"),
+        ),
+        DirectoryObject::Group(group) => {
+            (None, Some(group.display_name.clone()), serde_json::to_string(group).expect("a group always serializes"))
+        }
+    };
+    ObjectRow { id: object.id(), kind: object.kind(), upn, display_name, data, deleted_at: object.deleted_date_time() }
+}
+
+fn change(object: ObjectId, kind: ObjectKind, op: ChangeOp, at: OffsetDateTime) -> ChangeRow {
+    ChangeRow { seq: 0, object_id: object, kind, op, related: None, link_kind: None, at }
+}
+
+fn set_deleted(object: &mut DirectoryObject, at: Option<OffsetDateTime>) {
+    match object {
+        DirectoryObject::User(user) => user.deleted_date_time = at,
+        DirectoryObject::Group(group) => group.deleted_date_time = at,
+    }
+}
+
+/// Entra's userPrincipalName rules: `local@domain`, the domain one of the tenant's, a plain local part.
+fn validate_upn(tenant: &Tenant, upn: &str) -> Result<(), DirectoryError> {
+    let invalid = || {
+        DirectoryError::invalid(format!(
+            "Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}'."
+        ))
+    };
+    let (local, domain) = upn.rsplit_once('@').ok_or_else(invalid)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 113
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || "'.-_!#^~+&".contains(c));
+    if !local_ok {
+        return Err(invalid());
+    }
+    if !tenant.has_domain(domain) {
+        return Err(DirectoryError::invalid(format!(
+            "The domain portion of the userPrincipalName property is invalid. You must use one of the verified \
+             domain names in your organization ('{domain}' is not one of: {}).",
+            tenant.domains.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn required(value: &Option<String>, property: &str) -> Result<(), DirectoryError> {
+    match value.as_deref().map(str::trim) {
+        Some(text) if !text.is_empty() => Ok(()),
+        _ => Err(DirectoryError::invalid(format!("Property '{property}' is required and must not be empty."))),
+    }
+}
+
+fn validate_user(tenant: &Tenant, user: &User) -> Result<(), DirectoryError> {
+    validate_upn(tenant, &user.user_principal_name)?;
+    required(&user.display_name, "displayName")?;
+    required(&user.mail_nickname, "mailNickname")?;
+    if let Some(nickname) = &user.mail_nickname
+        && (nickname.len() > 64 || nickname.chars().any(|c| c.is_whitespace() || "@()\\[]\";:<>,".contains(c)))
+    {
+        return Err(DirectoryError::invalid(format!(
+            "Invalid value specified for property 'mailNickname' of resource 'User': '{nickname}'."
+        )));
+    }
+    if let Some(location) = &user.usage_location
+        && (location.len() != 2 || !location.chars().all(|c| c.is_ascii_uppercase()))
+    {
+        return Err(DirectoryError::invalid(format!(
+            "Invalid value specified for property 'usageLocation' of resource 'User': '{location}' \
+             (use a two-letter ISO 3166 country code)."
+        )));
+    }
+    Ok(())
+}
+
+fn validate_group(group: &Group) -> Result<(), DirectoryError> {
+    required(&Some(group.display_name.clone()), "displayName")?;
+    required(&Some(group.mail_nickname.clone()), "mailNickname")?;
+    if group.mail_enabled {
+        return Err(DirectoryError::invalid(
+            "Only security groups without mail are supported: set mailEnabled to false.",
+        ));
+    }
+    if !group.security_enabled {
+        return Err(DirectoryError::invalid("Only security groups are supported: set securityEnabled to true."));
+    }
+    if let Some(kind) = group.group_types.iter().find(|kind| !kind.eq_ignore_ascii_case("Unified")) {
+        return Err(DirectoryError::invalid(format!("Unsupported group type '{kind}'.")));
+    }
+    if !group.group_types.is_empty() {
+        return Err(DirectoryError::invalid(
+            "Microsoft 365 (Unified) groups are not supported: groupTypes must be empty.",
+        ));
+    }
+    Ok(())
+}
+
+fn conflict_to_upn(err: tenantsync_store::StoreError) -> DirectoryError {
+    match err {
+        tenantsync_store::StoreError::Conflict { .. } => DirectoryError::Conflict { property: "userPrincipalName" },
+        other => DirectoryError::Store(other),
+    }
+}
+
+/// Loads a live object by id, or a live user by userPrincipalName.
+async fn live_object(tx: &mut dyn DirectoryTx, key: &str) -> Result<(ObjectRow, DirectoryObject), DirectoryError> {
+    let row = match ObjectId::parse(key) {
+        Ok(id) => tx.get_object(id).await?,
+        Err(_) => tx.find_by_upn(key).await?,
+    };
+    match row {
+        Some(row) if row.deleted_at.is_none() => {
+            let object = decode(&row)?;
+            Ok((row, object))
+        }
+        _ => Err(DirectoryError::not_found(key)),
+    }
+}
+
+async fn live_of_kind(
+    tx: &mut dyn DirectoryTx,
+    key: &str,
+    kind: ObjectKind,
+) -> Result<DirectoryObject, DirectoryError> {
+    let (row, object) = live_object(tx, key).await?;
+    if row.kind != kind {
+        return Err(DirectoryError::not_found(key));
+    }
+    Ok(object)
+}
+
+/// The live objects among `ids`, in the given order.
+async fn live_objects(tx: &mut dyn DirectoryTx, ids: Vec<ObjectId>) -> Result<Vec<DirectoryObject>, DirectoryError> {
+    let mut objects = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(row) = tx.get_object(id).await?
+            && row.deleted_at.is_none()
+        {
+            objects.push(decode(&row)?);
+        }
+    }
+    Ok(objects)
+}
+
+/// Purges one object inside `tx` and records it. Shared by the explicit purge and the 30-day sweep.
+pub(crate) async fn purge_in(tx: &mut dyn DirectoryTx, id: ObjectId, at: OffsetDateTime) -> Result<(), DirectoryError> {
+    let Some(row) = tx.get_object(id).await? else { return Ok(()) };
+    tx.purge_object(id).await?;
+    tx.append_change(&change(id, row.kind, ChangeOp::Purge, at)).await?;
+    Ok(())
+}
+
+impl Directory {
+    async fn tenant_or_not_found(&self, tenant: TenantId) -> Result<Tenant, DirectoryError> {
+        self.get_tenant(tenant).await?.ok_or_else(|| DirectoryError::not_found(tenant))
+    }
+
+    /// Creates a user. The id, creation time and deletion time are set here, whatever `user` holds.
+    pub async fn create_user(&self, tenant: TenantId, mut user: User) -> Result<User, DirectoryError> {
+        let _timer = OpTimer::start("create_user");
+        let tenant_row = self.tenant_or_not_found(tenant).await?;
+        user.id = ObjectId::new_time_ordered();
+        user.created_date_time = self.now();
+        user.deleted_date_time = None;
+        validate_user(&tenant_row, &user)?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let object = DirectoryObject::User(user.clone());
+        tx.insert_object(&encode(&object)).await.map_err(conflict_to_upn)?;
+        tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// A live user by object id or userPrincipalName.
+    pub async fn get_user(&self, tenant: TenantId, key: &str) -> Result<User, DirectoryError> {
+        let _timer = OpTimer::start("get_user");
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        match live_of_kind(tx.as_mut(), key, ObjectKind::User).await? {
+            DirectoryObject::User(user) => Ok(user),
+            DirectoryObject::Group(_) => Err(DirectoryError::not_found(key)),
+        }
+    }
+
+    /// Changes a live user through `edit`, then checks the result with the same rules as a create.
+    /// The id and the creation and deletion times cannot be changed.
+    pub async fn update_user(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        edit: impl FnOnce(&mut User) -> Result<(), DirectoryError> + Send,
+    ) -> Result<User, DirectoryError> {
+        let _timer = OpTimer::start("update_user");
+        let tenant_row = self.tenant_or_not_found(tenant).await?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let DirectoryObject::User(before) = live_of_kind(tx.as_mut(), key, ObjectKind::User).await? else {
+            return Err(DirectoryError::not_found(key));
+        };
+        let mut after = before.clone();
+        edit(&mut after)?;
+        after.id = before.id;
+        after.created_date_time = before.created_date_time;
+        after.deleted_date_time = None;
+        validate_user(&tenant_row, &after)?;
+        if after != before {
+            tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
+            tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
+            tx.commit().await?;
+        }
+        Ok(after)
+    }
+
+    pub async fn create_group(&self, tenant: TenantId, new: NewGroup) -> Result<Group, DirectoryError> {
+        let _timer = OpTimer::start("create_group");
+        self.tenant_or_not_found(tenant).await?;
+        let group = Group {
+            id: ObjectId::new_time_ordered(),
+            display_name: new.display_name,
+            mail_nickname: new.mail_nickname,
+            mail_enabled: new.mail_enabled,
+            security_enabled: new.security_enabled,
+            description: new.description,
+            group_types: new.group_types,
+            created_date_time: self.now(),
+            deleted_date_time: None,
+        };
+        validate_group(&group)?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        tx.insert_object(&encode(&DirectoryObject::Group(group.clone()))).await?;
+        tx.append_change(&change(group.id, ObjectKind::Group, ChangeOp::Upsert, self.now())).await?;
+        tx.commit().await?;
+        Ok(group)
+    }
+
+    pub async fn get_group(&self, tenant: TenantId, id: &str) -> Result<Group, DirectoryError> {
+        let _timer = OpTimer::start("get_group");
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        match live_of_kind(tx.as_mut(), id, ObjectKind::Group).await? {
+            DirectoryObject::Group(group) => Ok(group),
+            DirectoryObject::User(_) => Err(DirectoryError::not_found(id)),
+        }
+    }
+
+    pub async fn update_group(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        edit: impl FnOnce(&mut Group) -> Result<(), DirectoryError> + Send,
+    ) -> Result<Group, DirectoryError> {
+        let _timer = OpTimer::start("update_group");
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let DirectoryObject::Group(before) = live_of_kind(tx.as_mut(), id, ObjectKind::Group).await? else {
+            return Err(DirectoryError::not_found(id));
+        };
+        let mut after = before.clone();
+        edit(&mut after)?;
+        after.id = before.id;
+        after.created_date_time = before.created_date_time;
+        after.deleted_date_time = None;
+        validate_group(&after)?;
+        if after != before {
+            tx.update_object(&encode(&DirectoryObject::Group(after.clone()))).await?;
+            tx.append_change(&change(after.id, ObjectKind::Group, ChangeOp::Upsert, self.now())).await?;
+            tx.commit().await?;
+        }
+        Ok(after)
+    }
+
+    /// Any live object (user or group) by id, as `/directoryObjects/{id}` resolves it.
+    pub async fn get_object(&self, tenant: TenantId, id: &str) -> Result<DirectoryObject, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        Ok(live_object(tx.as_mut(), id).await?.1)
+    }
+
+    /// Soft-deletes a live user or group (`kind`): it moves to deleted items, its links hide until a restore.
+    pub async fn delete_object(&self, tenant: TenantId, kind: ObjectKind, key: &str) -> Result<(), DirectoryError> {
+        let _timer = OpTimer::start("delete_object");
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let mut object = live_of_kind(tx.as_mut(), key, kind).await?;
+        let now = self.now();
+        set_deleted(&mut object, Some(now));
+        tx.update_object(&encode(&object)).await?;
+        tx.append_change(&change(object.id(), kind, ChangeOp::SoftDelete, now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A soft-deleted object.
+    pub async fn get_deleted(&self, tenant: TenantId, id: &str) -> Result<DirectoryObject, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let id = ObjectId::parse(id).map_err(|_| DirectoryError::not_found(id))?;
+        match tx.get_object(id).await? {
+            Some(row) if row.deleted_at.is_some() => decode(&row),
+            _ => Err(DirectoryError::not_found(id)),
+        }
+    }
+
+    /// Brings a soft-deleted object back, with its links.
+    pub async fn restore_object(&self, tenant: TenantId, id: &str) -> Result<DirectoryObject, DirectoryError> {
+        let _timer = OpTimer::start("restore_object");
+        let object_id = ObjectId::parse(id).map_err(|_| DirectoryError::not_found(id))?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let row = match tx.get_object(object_id).await? {
+            Some(row) if row.deleted_at.is_some() => row,
+            _ => return Err(DirectoryError::not_found(id)),
+        };
+        let mut object = decode(&row)?;
+        set_deleted(&mut object, None);
+        tx.update_object(&encode(&object)).await?;
+        tx.append_change(&change(object_id, row.kind, ChangeOp::Restore, self.now())).await?;
+        tx.commit().await?;
+        Ok(object)
+    }
+
+    /// Permanently removes a soft-deleted object and its links.
+    pub async fn purge_deleted(&self, tenant: TenantId, id: &str) -> Result<(), DirectoryError> {
+        let _timer = OpTimer::start("purge_object");
+        let object_id = ObjectId::parse(id).map_err(|_| DirectoryError::not_found(id))?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        match tx.get_object(object_id).await? {
+            Some(row) if row.deleted_at.is_some() => {}
+            _ => return Err(DirectoryError::not_found(id)),
+        }
+        purge_in(tx.as_mut(), object_id, self.now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One page of objects of `kind` that satisfy `keep`, in `spec`'s order.
+    pub async fn list_objects(
+        &self,
+        tenant: TenantId,
+        kind: ObjectKind,
+        spec: &ListSpec,
+        keep: &(dyn Fn(&DirectoryObject) -> bool + Sync),
+    ) -> Result<ListPage, DirectoryError> {
+        let _timer = OpTimer::start("list_objects");
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut scan = ScanSpec {
+            deleted: spec.deleted,
+            order: spec.order,
+            descending: spec.descending,
+            after: spec.after.clone(),
+            limit: spec.limit.saturating_add(1).clamp(1, SCAN_BATCH),
+        };
+        let mut items = Vec::new();
+        let mut last_key = None;
+        loop {
+            let rows = tx.scan_objects(kind, &scan).await?;
+            let exhausted = rows.len() < scan.limit as usize;
+            for row in &rows {
+                let object = decode(row)?;
+                if keep(&object) {
+                    if items.len() == spec.limit as usize {
+                        // A match beyond the page: there is a next page, starting after the last item kept.
+                        return Ok(ListPage { items, next: last_key });
+                    }
+                    last_key = Some(scan.key_of(row));
+                    items.push(object);
+                }
+            }
+            if exhausted {
+                return Ok(ListPage { items, next: None });
+            }
+            scan.after = rows.last().map(|row| scan.key_of(row));
+        }
+    }
+
+    /// How many objects of `kind` satisfy `keep` (None counts all, without reading them).
+    pub async fn count_objects(
+        &self,
+        tenant: TenantId,
+        kind: ObjectKind,
+        deleted: bool,
+        keep: Option<&(dyn Fn(&DirectoryObject) -> bool + Sync)>,
+    ) -> Result<u64, DirectoryError> {
+        let _timer = OpTimer::start("count_objects");
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let Some(keep) = keep else { return Ok(tx.count_objects(kind, deleted).await?) };
+        let mut scan = ScanSpec { deleted, order: ScanOrder::Id, descending: false, after: None, limit: SCAN_BATCH };
+        let mut n_matching = 0;
+        loop {
+            let rows = tx.scan_objects(kind, &scan).await?;
+            for row in &rows {
+                if keep(&decode(row)?) {
+                    n_matching += 1;
+                }
+            }
+            if rows.len() < SCAN_BATCH as usize {
+                return Ok(n_matching);
+            }
+            scan.after = rows.last().map(|row| scan.key_of(row));
+        }
+    }
+
+    /// The user's manager, if any (a deleted manager is hidden).
+    pub async fn manager(&self, tenant: TenantId, user_key: &str) -> Result<Option<DirectoryObject>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let user = live_of_kind(tx.as_mut(), user_key, ObjectKind::User).await?;
+        let ids = tx.links_from(LinkKind::Manager, user.id()).await?;
+        Ok(live_objects(tx.as_mut(), ids).await?.into_iter().next())
+    }
+
+    /// Sets (replacing) the user's manager. A user cannot manage themselves.
+    pub async fn set_manager(&self, tenant: TenantId, user_key: &str, manager_key: &str) -> Result<(), DirectoryError> {
+        let _timer = OpTimer::start("set_manager");
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let user = live_of_kind(tx.as_mut(), user_key, ObjectKind::User).await?;
+        let manager = live_of_kind(tx.as_mut(), manager_key, ObjectKind::User).await?;
+        if user.id() == manager.id() {
+            return Err(DirectoryError::BadReference { message: "A user cannot be their own manager.".to_owned() });
+        }
+        let now = self.now();
+        for previous in tx.links_from(LinkKind::Manager, user.id()).await? {
+            if previous == manager.id() {
+                return Ok(());
+            }
+            tx.remove_link(LinkKind::Manager, user.id(), previous).await?;
+        }
+        tx.add_link(LinkKind::Manager, user.id(), manager.id()).await?;
+        let mut record = change(user.id(), ObjectKind::User, ChangeOp::LinkAdded, now);
+        record.related = Some(manager.id());
+        record.link_kind = Some(LinkKind::Manager);
+        tx.append_change(&record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_manager(&self, tenant: TenantId, user_key: &str) -> Result<(), DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let user = live_of_kind(tx.as_mut(), user_key, ObjectKind::User).await?;
+        let previous = tx.links_from(LinkKind::Manager, user.id()).await?;
+        if previous.is_empty() {
+            return Err(DirectoryError::not_found(format!("{user_key}/manager")));
+        }
+        let now = self.now();
+        for manager in previous {
+            tx.remove_link(LinkKind::Manager, user.id(), manager).await?;
+            let mut record = change(user.id(), ObjectKind::User, ChangeOp::LinkRemoved, now);
+            record.related = Some(manager);
+            record.link_kind = Some(LinkKind::Manager);
+            tx.append_change(&record).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn direct_reports(
+        &self,
+        tenant: TenantId,
+        user_key: &str,
+    ) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let user = live_of_kind(tx.as_mut(), user_key, ObjectKind::User).await?;
+        let ids = tx.links_to(LinkKind::Manager, user.id()).await?;
+        live_objects(tx.as_mut(), ids).await
+    }
+
+    /// The groups an object is a direct member of.
+    pub async fn member_of(&self, tenant: TenantId, key: &str) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let (row, _) = live_object(tx.as_mut(), key).await?;
+        let ids = tx.links_to(LinkKind::Member, row.id).await?;
+        live_objects(tx.as_mut(), ids).await
+    }
+
+    /// The direct members of a group.
+    pub async fn members(&self, tenant: TenantId, group_id: &str) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let group = live_of_kind(tx.as_mut(), group_id, ObjectKind::Group).await?;
+        let ids = tx.links_from(LinkKind::Member, group.id()).await?;
+        live_objects(tx.as_mut(), ids).await
+    }
+
+    /// Every member reachable through nested groups, nested groups included, each once.
+    pub async fn transitive_members(
+        &self,
+        tenant: TenantId,
+        group_id: &str,
+    ) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let group = live_of_kind(tx.as_mut(), group_id, ObjectKind::Group).await?;
+        let mut seen = HashSet::from([group.id()]);
+        let mut queue = VecDeque::from([group.id()]);
+        let mut found = Vec::new();
+        while let Some(current) = queue.pop_front() {
+            let ids = tx.links_from(LinkKind::Member, current).await?;
+            for member in live_objects(tx.as_mut(), ids).await? {
+                if seen.insert(member.id()) {
+                    if member.kind() == ObjectKind::Group {
+                        queue.push_back(member.id());
+                    }
+                    found.push(member);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Adds a user or group to a group. Adding a group that contains (directly or not) the target group, or the
+    /// group itself, would make a cycle and is refused; so is adding an existing member.
+    pub async fn add_member(&self, tenant: TenantId, group_id: &str, member_id: &str) -> Result<(), DirectoryError> {
+        let _timer = OpTimer::start("add_member");
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let group = live_of_kind(tx.as_mut(), group_id, ObjectKind::Group).await?;
+        let (member_row, _) = live_object(tx.as_mut(), member_id).await?;
+        if member_row.kind == ObjectKind::Group {
+            // Invariant kept here: no group is, directly or through nesting, a member of itself.
+            let mut queue = VecDeque::from([member_row.id]);
+            let mut seen = HashSet::new();
+            while let Some(current) = queue.pop_front() {
+                if current == group.id() {
+                    return Err(DirectoryError::BadReference {
+                        message: "The group cannot be added: it would become a member of itself (a nesting cycle)."
+                            .to_owned(),
+                    });
+                }
+                if seen.insert(current) {
+                    queue.extend(tx.links_from(LinkKind::Member, current).await?);
+                }
+            }
+        }
+        if !tx.add_link(LinkKind::Member, group.id(), member_row.id).await? {
+            return Err(DirectoryError::BadReference {
+                message: "One or more added object references already exist for the following modified properties: \
+                          'members'."
+                    .to_owned(),
+            });
+        }
+        let mut record = change(group.id(), ObjectKind::Group, ChangeOp::LinkAdded, self.now());
+        record.related = Some(member_row.id);
+        record.link_kind = Some(LinkKind::Member);
+        tx.append_change(&record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, tenant: TenantId, group_id: &str, member_id: &str) -> Result<(), DirectoryError> {
+        let _timer = OpTimer::start("remove_member");
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let group = live_of_kind(tx.as_mut(), group_id, ObjectKind::Group).await?;
+        let member = ObjectId::parse(member_id).map_err(|_| DirectoryError::not_found(member_id))?;
+        if !tx.remove_link(LinkKind::Member, group.id(), member).await? {
+            return Err(DirectoryError::not_found(member_id));
+        }
+        let mut record = change(group.id(), ObjectKind::Group, ChangeOp::LinkRemoved, self.now());
+        record.related = Some(member);
+        record.link_kind = Some(LinkKind::Member);
+        tx.append_change(&record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! The properties of Graph's `user` and `group` as tenantsync serves them: their JSON types, which can be written,
+//! filtered and sorted on. One table per entity drives body checking, `$select` and `$filter`.
+
+use crate::filter::{FilterSchema, PropertyType};
+
+/// How a property's JSON value is shaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonShape {
+    String,
+    Boolean,
+    /// A string from a fixed list.
+    Enum(&'static [&'static str]),
+    DateTime,
+    StringCollection,
+    /// `onPremisesExtensionAttributes`: an object of optional strings with these names.
+    StringObject(&'static [&'static str]),
+    /// `identities`: an array of objects of optional strings with these names.
+    ObjectCollection(&'static [&'static str]),
+    /// `passwordProfile`: accepted on write, never stored or returned.
+    WriteOnly,
+}
+
+/// One property of an entity.
+#[derive(Clone, Copy, Debug)]
+pub struct Property {
+    pub name: &'static str,
+    pub shape: JsonShape,
+    /// Set by the server (`id`, `createdDateTime`): a request may not write it.
+    pub read_only: bool,
+}
+
+const fn prop(name: &'static str, shape: JsonShape) -> Property {
+    Property { name, shape, read_only: false }
+}
+
+const fn read_only(name: &'static str, shape: JsonShape) -> Property {
+    Property { name, shape, read_only: true }
+}
+
+const EXTENSION_ATTRIBUTES: &[&str] = &[
+    "extensionAttribute1",
+    "extensionAttribute2",
+    "extensionAttribute3",
+    "extensionAttribute4",
+    "extensionAttribute5",
+    "extensionAttribute6",
+    "extensionAttribute7",
+    "extensionAttribute8",
+    "extensionAttribute9",
+    "extensionAttribute10",
+    "extensionAttribute11",
+    "extensionAttribute12",
+    "extensionAttribute13",
+    "extensionAttribute14",
+    "extensionAttribute15",
+];
+
+const IDENTITY_FIELDS: &[&str] = &["signInType", "issuer", "issuerAssignedId"];
+
+use JsonShape as S;
+
+/// `microsoft.graph.user`.
+pub const USER_PROPERTIES: &[Property] = &[
+    read_only("id", S::String),
+    prop("userPrincipalName", S::String),
+    prop("displayName", S::String),
+    prop("givenName", S::String),
+    prop("surname", S::String),
+    prop("mail", S::String),
+    prop("mailNickname", S::String),
+    prop("otherMails", S::StringCollection),
+    prop("jobTitle", S::String),
+    prop("department", S::String),
+    prop("companyName", S::String),
+    prop("employeeId", S::String),
+    prop("employeeType", S::String),
+    prop("officeLocation", S::String),
+    prop("streetAddress", S::String),
+    prop("city", S::String),
+    prop("state", S::String),
+    prop("postalCode", S::String),
+    prop("country", S::String),
+    prop("usageLocation", S::String),
+    prop("preferredLanguage", S::String),
+    prop("mobilePhone", S::String),
+    prop("businessPhones", S::StringCollection),
+    prop("accountEnabled", S::Boolean),
+    prop("userType", S::Enum(&["Member", "Guest"])),
+    prop("creationType", S::String),
+    prop("externalUserState", S::String),
+    prop("showInAddressList", S::Boolean),
+    prop("onPremisesExtensionAttributes", S::StringObject(EXTENSION_ATTRIBUTES)),
+    prop("identities", S::ObjectCollection(IDENTITY_FIELDS)),
+    read_only("createdDateTime", S::DateTime),
+    read_only("deletedDateTime", S::DateTime),
+    prop("passwordProfile", S::WriteOnly),
+];
+
+/// `microsoft.graph.group` (security groups with assigned membership).
+pub const GROUP_PROPERTIES: &[Property] = &[
+    read_only("id", S::String),
+    prop("displayName", S::String),
+    prop("mailNickname", S::String),
+    prop("mailEnabled", S::Boolean),
+    prop("securityEnabled", S::Boolean),
+    prop("description", S::String),
+    prop("groupTypes", S::StringCollection),
+    read_only("createdDateTime", S::DateTime),
+    read_only("deletedDateTime", S::DateTime),
+];
+
+/// An entity type: its name and property table.
+#[derive(Clone, Copy, Debug)]
+pub struct Entity {
+    /// `microsoft.graph.user`.
+    pub name: &'static str,
+    /// `User`, as Graph's messages name the resource.
+    pub resource: &'static str,
+    pub properties: &'static [Property],
+}
+
+pub const USER: Entity = Entity { name: "microsoft.graph.user", resource: "User", properties: USER_PROPERTIES };
+pub const GROUP: Entity = Entity { name: "microsoft.graph.group", resource: "Group", properties: GROUP_PROPERTIES };
+
+impl Entity {
+    /// A property by name, ignoring ASCII case.
+    pub fn property(&self, name: &str) -> Option<&'static Property> {
+        self.properties.iter().find(|property| property.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The `@odata.type` value, `#microsoft.graph.user`.
+    pub fn odata_type(&self) -> String {
+        format!("#{}", self.name)
+    }
+}
+
+impl FilterSchema for Entity {
+    fn property(&self, path: &str) -> Option<(PropertyType, &'static str)> {
+        if let Some((parent, child)) = path.split_once('/') {
+            let property = Entity::property(self, parent)?;
+            let S::StringObject(fields) = property.shape else { return None };
+            let field = fields.iter().find(|field| field.eq_ignore_ascii_case(child))?;
+            // The canonical path is built once per distinct field and kept for the life of the process.
+            return Some((PropertyType::String, nested_path(property.name, field)));
+        }
+        let property = Entity::property(self, path)?;
+        let property_type = match property.shape {
+            S::String => PropertyType::String,
+            S::Boolean => PropertyType::Boolean,
+            S::Enum(_) => PropertyType::Enum,
+            S::DateTime => PropertyType::DateTime,
+            S::StringCollection => PropertyType::StringCollection,
+            S::ObjectCollection(_) => PropertyType::ComplexCollection,
+            S::StringObject(_) | S::WriteOnly => return None,
+        };
+        Some((property_type, property.name))
+    }
+
+    fn element_property(&self, collection: &str, name: &str) -> Option<(PropertyType, &'static str)> {
+        let property = Entity::property(self, collection)?;
+        let S::ObjectCollection(fields) = property.shape else { return None };
+        fields.iter().find(|field| field.eq_ignore_ascii_case(name)).map(|field| (PropertyType::String, *field))
+    }
+
+    fn entity_name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// `parent/child` as a `&'static str`, interned so each distinct path is allocated once.
+fn nested_path(parent: &'static str, child: &'static str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static PATHS: OnceLock<Mutex<HashMap<(&'static str, &'static str), &'static str>>> = OnceLock::new();
+    let mut paths = PATHS.get_or_init(Default::default).lock().expect("path interner mutex is never poisoned");
+    paths.entry((parent, child)).or_insert_with(|| Box::leak(format!("{parent}/{child}").into_boxed_str()))
+}
