@@ -44,6 +44,10 @@ impl Directory {
         self.clock.as_ref()
     }
 
+    pub fn clock_arc(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// The current time truncated to microseconds, the precision both stores keep.
     fn now(&self) -> time::OffsetDateTime {
         let now = self.clock.now();

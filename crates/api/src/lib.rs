@@ -1,0 +1,74 @@
+//! The HTTP face of tenantsync: the OAuth token endpoint, the Graph-compatible `/v1.0` API, `/healthz` and
+//! `/metrics`. Handlers are thin: they extract, call one [`Directory`] function and render the result; protocol
+//! conversions live in `tenantsync-graph`, rules live in `tenantsync-directory`.
+//!
+//! Nothing here touches storage directly, and nothing below this crate knows about HTTP.
+
+mod auth;
+mod error;
+mod extract;
+mod groups;
+mod links;
+mod observe;
+mod objects;
+mod token_endpoint;
+mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tenantsync_directory::Directory;
+use tokio::net::TcpListener;
+
+pub use auth::{Caller, SigningKey, TokenIssuer};
+pub use error::ApiError;
+
+/// Requests with a larger body get 413 `Request_EntityTooLarge`.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub directory: Directory,
+    pub tokens: Arc<TokenIssuer>,
+}
+
+impl AppState {
+    /// Loads (creating on first start) the persisted signing key, so tokens survive restarts.
+    pub async fn new(directory: Directory, store: &dyn tenantsync_store::Store) -> Result<AppState, ApiError> {
+        let key = SigningKey::load_or_create(store).await?;
+        let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
+        Ok(AppState { directory, tokens })
+    }
+}
+
+/// The whole application: every route family, nested at its prefix, with the shared layers.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(objects::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
+    Router::new()
+        .nest("/v1.0", v1)
+        .merge(token_endpoint::routes())
+        .merge(observe::routes())
+        .fallback(error::not_found_fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(observe::track))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}
+
+/// Serves `state` on an already bound listener until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    observe::install_recorder();
+    let app = router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

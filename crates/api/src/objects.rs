@@ -1,0 +1,403 @@
+//! What users and groups share: rendering objects as Graph JSON, list pages with OData options, `$count`,
+//! delta rounds, `$ref` bodies, and the routes that mix kinds (`/directoryObjects`, `/directory/deletedItems`,
+//! `/organization`).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tenantsync_directory::{DeltaCursor, DeltaItem, ListSpec};
+use tenantsync_graph::body::select;
+use tenantsync_graph::entity::{Entity, GROUP, USER};
+use tenantsync_graph::filter::Filter;
+use tenantsync_graph::query::{DEFAULT_TOP, MAX_TOP, OrderBy, parse_count, parse_orderby, parse_select, parse_top};
+use tenantsync_graph::tokens::{DeltaToken, PageToken};
+use tenantsync_model::{DirectoryObject, ObjectKind};
+use tenantsync_store::{ScanOrder, SortKey};
+
+use crate::auth::{Caller, roles};
+use crate::extract::{BaseUrl, ODataQuery};
+use crate::links::link;
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/directoryObjects/{id}", get(get_directory_object))
+        .route("/directory/deletedItems/microsoft.graph.user", get(list_deleted_users))
+        .route("/directory/deletedItems/microsoft.graph.group", get(list_deleted_groups))
+        .route("/directory/deletedItems/{id}", get(get_deleted).delete(purge_deleted))
+        .route("/directory/deletedItems/{id}/restore", post(restore_deleted))
+        .route("/organization", get(organization))
+        .route("/organization/{id}", get(organization_by_id))
+        .route("/directory/deletedItems", delete(unsupported_collection).get(unsupported_collection))
+}
+
+pub(crate) fn entity_of(kind: ObjectKind) -> &'static Entity {
+    match kind {
+        ObjectKind::User => &USER,
+        ObjectKind::Group => &GROUP,
+    }
+}
+
+/// An object as Graph renders it; `typed` adds `@odata.type`, which mixed collections need.
+pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
+    let mut value = match object {
+        DirectoryObject::User(user) => serde_json::to_value(user),
+        DirectoryObject::Group(group) => serde_json::to_value(group),
+    }
+    .expect("directory objects always serialize to JSON");
+    if typed && let Value::Object(map) = &mut value {
+        map.insert("@odata.type".to_owned(), Value::String(entity_of(object.kind()).odata_type()));
+    }
+    value
+}
+
+/// A mixed collection (members, memberOf, directReports) without paging.
+pub(crate) fn mixed_collection(objects: &[DirectoryObject]) -> Json<Value> {
+    let values: Vec<Value> = objects.iter().map(|object| object_json(object, true)).collect();
+    Json(json!({ "value": values }))
+}
+
+fn read_roles(kind: ObjectKind) -> &'static [tenantsync_model::AppRole] {
+    match kind {
+        ObjectKind::User => roles::USER_READ,
+        ObjectKind::Group => roles::GROUP_READ,
+    }
+}
+
+fn write_roles(kind: ObjectKind) -> &'static [tenantsync_model::AppRole] {
+    match kind {
+        ObjectKind::User => roles::USER_WRITE,
+        ObjectKind::Group => roles::GROUP_WRITE,
+    }
+}
+
+fn parse_filter(entity: &Entity, query: &ODataQuery) -> Result<Option<Filter>, ApiError> {
+    match query.option("filter")? {
+        Some(text) => Ok(Some(Filter::parse(text, entity).map_err(tenantsync_graph::GraphError::from)?)),
+        None => Ok(None),
+    }
+}
+
+fn order_name(order: ScanOrder) -> &'static str {
+    match order {
+        ScanOrder::Id => "id",
+        ScanOrder::DisplayName => "displayName",
+        ScanOrder::Upn => "userPrincipalName",
+    }
+}
+
+/// `GET /users`, `/groups`, `/directory/deletedItems/microsoft.graph.user`: one page with the OData options.
+pub(crate) async fn list(
+    state: &AppState,
+    caller: &Caller,
+    kind: ObjectKind,
+    query: &ODataQuery,
+    base: &str,
+    path: &str,
+    deleted: bool,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(read_roles(kind))?;
+    query.only(&["filter", "select", "orderby", "top", "count", "skiptoken"])?;
+    let entity = entity_of(kind);
+    let filter = parse_filter(entity, query)?;
+    let selected = query.option("select")?.map(|text| parse_select(entity, text)).transpose()?;
+    let (order, descending) = match query.option("orderby")? {
+        Some(text) => match parse_orderby(entity, text)? {
+            (OrderBy::DisplayName, descending) => (ScanOrder::DisplayName, descending),
+            (OrderBy::UserPrincipalName, descending) => (ScanOrder::Upn, descending),
+        },
+        None => (ScanOrder::Id, false),
+    };
+    let top = query.option("top")?.map(parse_top).transpose()?.unwrap_or(DEFAULT_TOP);
+    let count = query.option("count")?.map(parse_count).transpose()?.unwrap_or(false);
+    let after = match query.option("skiptoken")? {
+        Some(token) => {
+            let token = PageToken::decode(token)?;
+            if token.order != order_name(order) {
+                return Err(ApiError::bad("The $skiptoken does not belong to this $orderby."));
+            }
+            Some(SortKey { value: token.value, id: token.id })
+        }
+        None => None,
+    };
+    let keep = |object: &DirectoryObject| filter.as_ref().is_none_or(|filter| filter.matches(&object_json(object, false)));
+    let spec = ListSpec { order, descending, after, limit: top, deleted };
+    let page = state.directory.list_objects(caller.tenant, kind, &spec, &keep).await?;
+    let values: Vec<Value> = page
+        .items
+        .iter()
+        .map(|object| select(object_json(object, deleted), selected.as_deref()))
+        .collect();
+    let mut body = serde_json::Map::new();
+    body.insert("@odata.context".to_owned(), json!(format!("{base}/v1.0/$metadata#{}", path.trim_start_matches('/'))));
+    if count {
+        let n = if filter.is_some() {
+            state.directory.count_objects(caller.tenant, kind, deleted, Some(&keep)).await?
+        } else {
+            state.directory.count_objects(caller.tenant, kind, deleted, None).await?
+        };
+        body.insert("@odata.count".to_owned(), json!(n));
+    }
+    if let Some(next) = page.next {
+        let token = PageToken { order: order_name(order).to_owned(), value: next.value, id: next.id }.encode();
+        let mut pairs = query.without(&["skiptoken"]);
+        pairs.push(("$skiptoken".to_owned(), token));
+        body.insert("@odata.nextLink".to_owned(), json!(link(base, &format!("/v1.0{path}"), &pairs)));
+    }
+    body.insert("value".to_owned(), Value::Array(values));
+    Ok(Json(Value::Object(body)))
+}
+
+/// `GET /users/$count`: the number as plain text, honouring `$filter`.
+pub(crate) async fn count(
+    state: &AppState,
+    caller: &Caller,
+    kind: ObjectKind,
+    query: &ODataQuery,
+) -> Result<Response, ApiError> {
+    caller.require(read_roles(kind))?;
+    query.only(&["filter"])?;
+    let filter = parse_filter(entity_of(kind), query)?;
+    let n = match &filter {
+        Some(filter) => {
+            let keep = |object: &DirectoryObject| filter.matches(&object_json(object, false));
+            state.directory.count_objects(caller.tenant, kind, false, Some(&keep)).await?
+        }
+        None => state.directory.count_objects(caller.tenant, kind, false, None).await?,
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], n.to_string()).into_response())
+}
+
+/// The page size a client asked for with `Prefer: odata.maxpagesize=N`.
+fn max_page_size(headers: &HeaderMap, default: u32) -> u32 {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|preference| preference.trim().strip_prefix("odata.maxpagesize="))
+        .filter_map(|size| size.trim().parse::<u32>().ok())
+        .next()
+        .map_or(default, |size| size.clamp(1, MAX_TOP))
+}
+
+/// `GET /users/delta`, `/groups/delta`: one page of a delta round.
+pub(crate) async fn delta(
+    state: &AppState,
+    caller: &Caller,
+    kind: ObjectKind,
+    query: &ODataQuery,
+    headers: &HeaderMap,
+    base: &str,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(read_roles(kind))?;
+    query.only(&["select", "deltatoken", "skiptoken", "top"])?;
+    let entity = entity_of(kind);
+    let resource = match kind {
+        ObjectKind::User => "users",
+        ObjectKind::Group => "groups",
+    };
+    let selected = query.option("select")?.map(|text| parse_select(entity, text)).transpose()?;
+    let members_selected =
+        query.option("select")?.is_none_or(|text| text.split(',').any(|name| name.trim().eq_ignore_ascii_case("members")));
+    let page_size = match query.option("top")? {
+        Some(top) => parse_top(top)?,
+        None => max_page_size(headers, 200),
+    };
+    let token = match (query.option("deltatoken")?, query.option("skiptoken")?) {
+        (Some(_), Some(_)) => return Err(ApiError::bad("Use either $deltatoken or $skiptoken, not both.")),
+        (Some(token), None) | (None, Some(token)) => Some(token),
+        (None, None) => None,
+    };
+    let mut select_pairs = Vec::new();
+    if let Some(text) = query.option("select")? {
+        select_pairs.push(("$select".to_owned(), text.to_owned()));
+    }
+    let path = format!("/v1.0/{resource}/delta()");
+    if token.is_some_and(|token| token.eq_ignore_ascii_case("latest")) {
+        let DeltaCursor::Changes { after } = state.directory.delta_latest(caller.tenant).await? else {
+            return Err(ApiError::internal(std::io::Error::other("latest delta cursor is a change position")));
+        };
+        let mut pairs = select_pairs;
+        pairs.push(("$deltatoken".to_owned(), DeltaToken::Changes { after }.encode(resource)));
+        return Ok(Json(json!({ "value": [], "@odata.deltaLink": link(base, &path, &pairs) })));
+    }
+    let cursor = token
+        .map(|token| DeltaToken::decode(token, resource))
+        .transpose()?
+        .map(|token| match token {
+            DeltaToken::Initial { snapshot, after } => DeltaCursor::Initial { snapshot, after },
+            DeltaToken::Changes { after } => DeltaCursor::Changes { after },
+        });
+    let page = state.directory.delta(caller.tenant, kind, cursor, page_size).await?;
+    let mut values = Vec::with_capacity(page.items.len());
+    for item in &page.items {
+        values.push(match item {
+            DeltaItem::Object { object, members } => {
+                let mut value = select(object_json(object, false), selected.as_deref());
+                if let Value::Object(map) = &mut value {
+                    map.insert("id".to_owned(), json!(object.id().to_string()));
+                    if let (Some(members), true) = (members, members_selected) {
+                        let members: Vec<Value> = members
+                            .iter()
+                            .map(|member| {
+                                let mut entry = json!({ "id": member.id.to_string() });
+                                if let Some(kind) = member.kind {
+                                    entry["@odata.type"] = json!(entity_of(kind).odata_type());
+                                }
+                                if member.removed {
+                                    entry["@removed"] = json!({ "reason": "deleted" });
+                                }
+                                entry
+                            })
+                            .collect();
+                        map.insert("members@delta".to_owned(), Value::Array(members));
+                    }
+                }
+                value
+            }
+            DeltaItem::Removed { id, purged } => json!({
+                "id": id.to_string(),
+                "@removed": { "reason": if *purged { "deleted" } else { "changed" } },
+            }),
+        });
+    }
+    let next_token = match page.next {
+        DeltaCursor::Initial { snapshot, after } => DeltaToken::Initial { snapshot, after },
+        DeltaCursor::Changes { after } => DeltaToken::Changes { after },
+    }
+    .encode(resource);
+    let mut pairs = select_pairs;
+    let link_name = if page.more { "@odata.nextLink" } else { "@odata.deltaLink" };
+    pairs.push((if page.more { "$skiptoken" } else { "$deltatoken" }.to_owned(), next_token));
+    Ok(Json(json!({
+        "@odata.context": format!("{base}/v1.0/$metadata#{resource}"),
+        "value": values,
+        link_name: link(base, &path, &pairs),
+    })))
+}
+
+/// The object id named by a `$ref` body: `{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{id}"}`.
+pub(crate) fn ref_target(body: &Value) -> Result<String, ApiError> {
+    let reference = body
+        .get("@odata.id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("The request body must be a reference: {\"@odata.id\": \".../directoryObjects/{id}\"}."))?;
+    let last = reference.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let id = last.strip_prefix("directoryObjects('").and_then(|rest| rest.strip_suffix("')")).unwrap_or(last);
+    if id.is_empty() {
+        return Err(ApiError::bad(format!("The reference '{reference}' does not name an object.")));
+    }
+    Ok(id.to_owned())
+}
+
+async fn get_directory_object(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(roles::DIRECTORY_READ).or_else(|_| caller.require(roles::USER_READ))?;
+    let object = state.directory.get_object(caller.tenant, &id).await?;
+    caller.require(read_roles(object.kind()))?;
+    Ok(Json(object_json(&object, true)))
+}
+
+async fn list_deleted_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ODataQuery,
+    BaseUrl(base): BaseUrl,
+) -> Result<Json<Value>, ApiError> {
+    list(&state, &caller, ObjectKind::User, &query, &base, "/directory/deletedItems/microsoft.graph.user", true).await
+}
+
+async fn list_deleted_groups(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ODataQuery,
+    BaseUrl(base): BaseUrl,
+) -> Result<Json<Value>, ApiError> {
+    list(&state, &caller, ObjectKind::Group, &query, &base, "/directory/deletedItems/microsoft.graph.group", true).await
+}
+
+async fn get_deleted(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let object = state.directory.get_deleted(caller.tenant, &id).await?;
+    caller.require(read_roles(object.kind()))?;
+    Ok(Json(object_json(&object, true)))
+}
+
+async fn restore_deleted(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = state.directory.get_deleted(caller.tenant, &id).await?.kind();
+    caller.require(write_roles(kind))?;
+    let object = state.directory.restore_object(caller.tenant, &id).await?;
+    Ok(Json(object_json(&object, true)))
+}
+
+async fn purge_deleted(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let kind = state.directory.get_deleted(caller.tenant, &id).await?.kind();
+    caller.require(write_roles(kind))?;
+    state.directory.purge_deleted(caller.tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unsupported_collection() -> ApiError {
+    ApiError::bad("Name the type of deleted items to list: /directory/deletedItems/microsoft.graph.user or .group.")
+}
+
+async fn organization_value(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+    let tenant = state
+        .directory
+        .get_tenant(caller.tenant)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(caller.tenant.to_string()))?;
+    let domains: Vec<Value> = tenant
+        .domains
+        .iter()
+        .map(|domain| {
+            json!({
+                "name": domain,
+                "isDefault": *domain == tenant.initial_domain,
+                "isInitial": *domain == tenant.initial_domain,
+                "type": "Managed",
+                "capabilities": "None",
+            })
+        })
+        .collect();
+    Ok(json!({
+        "id": tenant.id.to_string(),
+        "displayName": tenant.display_name,
+        "tenantType": "AAD",
+        "createdDateTime": tenant.created_at.format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?,
+        "verifiedDomains": domains,
+    }))
+}
+
+async fn organization(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "value": [organization_value(&state, &caller).await?] })))
+}
+
+async fn organization_by_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !id.eq_ignore_ascii_case(&caller.tenant.to_string()) {
+        return Err(ApiError::NotFound(id));
+    }
+    Ok(Json(organization_value(&state, &caller).await?))
+}

@@ -1,0 +1,181 @@
+//! `/v1.0/users`: list, count, delta, create, read, update, delete, and the manager and membership links.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use tenantsync_directory::DirectoryError;
+use tenantsync_graph::body::{merge_body, select};
+use tenantsync_graph::entity::USER;
+use tenantsync_graph::query::parse_select;
+use tenantsync_model::{ObjectKind, PasswordProfile, User};
+
+use crate::auth::{Caller, roles};
+use crate::extract::{BaseUrl, GraphJson, ODataQuery};
+use crate::objects::{self, mixed_collection, object_json, ref_target};
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/$count", get(count_users))
+        .route("/users/delta", get(delta_users))
+        .route("/users/delta()", get(delta_users))
+        .route("/users/{key}", get(get_user).patch(update_user).delete(delete_user))
+        .route("/users/{key}/manager", get(get_manager))
+        .route("/users/{key}/manager/$ref", get(get_manager_ref).put(set_manager).delete(remove_manager))
+        .route("/users/{key}/directReports", get(direct_reports))
+        .route("/users/{key}/memberOf", get(member_of))
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ODataQuery,
+    BaseUrl(base): BaseUrl,
+) -> Result<Json<Value>, ApiError> {
+    objects::list(&state, &caller, ObjectKind::User, &query, &base, "/users", false).await
+}
+
+async fn count_users(State(state): State<AppState>, caller: Caller, query: ODataQuery) -> Result<Response, ApiError> {
+    objects::count(&state, &caller, ObjectKind::User, &query).await
+}
+
+async fn delta_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ODataQuery,
+    headers: HeaderMap,
+    BaseUrl(base): BaseUrl,
+) -> Result<Json<Value>, ApiError> {
+    objects::delta(&state, &caller, ObjectKind::User, &query, &headers, &base).await
+}
+
+fn check_password(password: Option<&str>) -> Result<(), ApiError> {
+    match password {
+        Some(password) => PasswordProfile::check_complexity(password).map_err(ApiError::bad),
+        None => Ok(()),
+    }
+}
+
+fn user_from_json(map: Map<String, Value>) -> Result<User, ApiError> {
+    serde_json::from_value(Value::Object(map))
+        .map_err(|err| ApiError::bad(format!("Invalid value specified for a property of resource 'User': {err}.")))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphJson(body): GraphJson,
+) -> Result<Response, ApiError> {
+    caller.require(roles::USER_WRITE)?;
+    let mut map = Map::new();
+    let extras = merge_body(&USER, &mut map, &body)?;
+    check_password(extras.password.as_deref())?;
+    for required in ["userPrincipalName", "accountEnabled", "displayName", "mailNickname"] {
+        if map.get(required).is_none_or(Value::is_null) {
+            return Err(ApiError::bad(format!(
+                "Property '{required}' is required when creating the object (required: accountEnabled, displayName, mailNickname, userPrincipalName)."
+            )));
+        }
+    }
+    // Placeholders for the server-set properties; the directory assigns the real ones.
+    map.insert("id".to_owned(), json!(tenantsync_model::ObjectId::new_random()));
+    map.insert("createdDateTime".to_owned(), json!("1970-01-01T00:00:00Z"));
+    let user = user_from_json(map)?;
+    let created = state.directory.create_user(caller.tenant, user).await?;
+    let body = object_json(&tenantsync_model::DirectoryObject::User(created), false);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    query: ODataQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(roles::USER_READ)?;
+    query.only(&["select"])?;
+    let selected = query.option("select")?.map(|text| parse_select(&USER, text)).transpose()?;
+    let user = state.directory.get_user(caller.tenant, &key).await?;
+    Ok(Json(select(object_json(&tenantsync_model::DirectoryObject::User(user), false), selected.as_deref())))
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    GraphJson(body): GraphJson,
+) -> Result<StatusCode, ApiError> {
+    caller.require(roles::USER_WRITE)?;
+    // Checked once before the transaction so that a bad body never opens one.
+    let extras = merge_body(&USER, &mut Map::new(), &body)?;
+    check_password(extras.password.as_deref())?;
+    state
+        .directory
+        .update_user(caller.tenant, &key, |user| {
+            let Value::Object(mut map) = serde_json::to_value(&*user).expect("users always serialize") else {
+                unreachable!("a user serializes to a JSON object")
+            };
+            merge_body(&USER, &mut map, &body).map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
+            *user = user_from_json(map).map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_user(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+    caller.require(roles::USER_WRITE)?;
+    state.directory.delete_object(caller.tenant, ObjectKind::User, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_manager(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(roles::USER_READ)?;
+    let manager = state.directory.manager(caller.tenant, &key).await?.ok_or_else(|| ApiError::NotFound(format!("{key}/manager")))?;
+    Ok(Json(object_json(&manager, true)))
+}
+
+async fn get_manager_ref(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    BaseUrl(base): BaseUrl,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(roles::USER_READ)?;
+    let manager = state.directory.manager(caller.tenant, &key).await?.ok_or_else(|| ApiError::NotFound(format!("{key}/manager")))?;
+    Ok(Json(json!({ "@odata.id": format!("{base}/v1.0/directoryObjects/{}", manager.id()) })))
+}
+
+async fn set_manager(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    GraphJson(body): GraphJson,
+) -> Result<StatusCode, ApiError> {
+    caller.require(roles::USER_WRITE)?;
+    let manager = ref_target(&body)?;
+    state.directory.set_manager(caller.tenant, &key, &manager).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_manager(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+    caller.require(roles::USER_WRITE)?;
+    state.directory.remove_manager(caller.tenant, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn direct_reports(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(roles::USER_READ)?;
+    Ok(mixed_collection(&state.directory.direct_reports(caller.tenant, &key).await?))
+}
+
+async fn member_of(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(roles::USER_READ)?;
+    caller.require(roles::GROUP_READ).or_else(|_| caller.require(roles::DIRECTORY_READ))?;
+    state.directory.get_user(caller.tenant, &key).await?;
+    Ok(mixed_collection(&state.directory.member_of(caller.tenant, &key).await?))
+}
