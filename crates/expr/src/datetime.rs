@@ -462,7 +462,17 @@ fn tokenize_format(format: &str) -> Result<Vec<FormatToken>, String> {
 }
 
 const MONTH_NAMES: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
     "December",
 ];
 const DAY_NAMES: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
@@ -635,7 +645,8 @@ pub(crate) fn parse_exact(input: &str, format: &str, default_date: Date) -> Resu
     .ok_or_else(fail)?;
     let time = make_time(hour, minute, second, nanos).ok_or_else(fail)?;
     let had_offset = offset.is_some();
-    let instant = PrimitiveDateTime::new(date, time).assume_offset(offset.unwrap_or(UtcOffset::UTC)).to_offset(UtcOffset::UTC);
+    let instant =
+        PrimitiveDateTime::new(date, time).assume_offset(offset.unwrap_or(UtcOffset::UTC)).to_offset(UtcOffset::UTC);
     Ok(Parsed { instant, had_offset })
 }
 

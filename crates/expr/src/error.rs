@@ -69,16 +69,10 @@ impl RuleErrorKind {
     pub fn message(self) -> &'static str {
         match self {
             RuleErrorKind::AttributeNotSupported => "Error: Attribute not supported.",
-            RuleErrorKind::OperatorNotSupportedOnAttribute => {
-                "Error: Operator is not supported on attribute."
-            }
+            RuleErrorKind::OperatorNotSupportedOnAttribute => "Error: Operator is not supported on attribute.",
             RuleErrorKind::QueryCompilationError => "Error: Query compilation error.",
-            RuleErrorKind::BinaryExpressionFormat => {
-                "Error: Binary expression is not in right format."
-            }
-            RuleErrorKind::MixedObjectTypes => {
-                "Error: A rule can't mix user and device properties."
-            }
+            RuleErrorKind::BinaryExpressionFormat => "Error: Binary expression is not in right format.",
+            RuleErrorKind::MixedObjectTypes => "Error: A rule can't mix user and device properties.",
             RuleErrorKind::RuleTooLong => "Error: The rule is too long.",
             RuleErrorKind::NotCombinable => "Error: This rule can't be combined with other rules.",
         }
@@ -154,8 +148,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

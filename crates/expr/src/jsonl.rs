@@ -94,11 +94,7 @@ impl crate::context::Clock for MissingClock {
 
 /// `expr eval`: `{"expression", "attributes", "existing_target_values"?, "source_tenant_id"?, "now"?}`
 /// to `{"result": ...}`, `{"ignore_flow": true}` or `{"error": ...}`.
-pub fn expr_eval_lines(
-    input: impl BufRead,
-    output: impl Write,
-    options: &EvalOptions,
-) -> std::io::Result<LineStats> {
+pub fn expr_eval_lines(input: impl BufRead, output: impl Write, options: &EvalOptions) -> std::io::Result<LineStats> {
     run_lines(input, output, |request| {
         let expression = required(request, "expression")?.as_str().ok_or("\"expression\" must be a string")?;
         let attributes = attributes(request, "attributes")?;
@@ -134,8 +130,7 @@ fn mapping_calls_now(mapping: &crate::mapping::Mapping) -> bool {
     fn walk(expr: &crate::mapping::Expr) -> bool {
         match &expr.kind {
             crate::mapping::ExprKind::Call { function, args, .. } => {
-                *function == crate::mapping::Function::Now
-                    || args.iter().flatten().any(walk)
+                *function == crate::mapping::Function::Now || args.iter().flatten().any(walk)
             }
             crate::mapping::ExprKind::Compare { left, right, .. } => walk(left) || walk(right),
             _ => false,
@@ -147,7 +142,8 @@ fn mapping_calls_now(mapping: &crate::mapping::Mapping) -> bool {
 /// `scope test`: `{"filter": <Graph filter>, "user": {...}}` to `{"in_scope": bool}` or `{"error": ...}`.
 pub fn scope_test_lines(input: impl BufRead, output: impl Write) -> std::io::Result<LineStats> {
     run_lines(input, output, |request| {
-        let filter = ScopingFilter::from_json_value(required(request, "filter")?.clone()).map_err(|err| err.to_string())?;
+        let filter =
+            ScopingFilter::from_json_value(required(request, "filter")?.clone()).map_err(|err| err.to_string())?;
         let compiled = filter.compile().map_err(|err| err.to_string())?;
         let user = attributes(request, "user")?;
         Ok(json!({ "in_scope": compiled.in_scope(&user) }))

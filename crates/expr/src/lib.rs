@@ -12,6 +12,8 @@ mod attrs;
 mod context;
 mod datetime;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jsonl;
 mod mapping;
 mod regex_dotnet;
@@ -21,18 +23,15 @@ mod text;
 
 pub use attrs::{AttrValue, AttributeSource, Attributes};
 pub use context::{
-    Clock, EvalContext, ExistingValues, FixedClock, NoExistingValues, RandomSource, SplitMix64,
-    UniquenessProbe,
+    Clock, EvalContext, ExistingValues, FixedClock, NoExistingValues, RandomSource, SplitMix64, UniquenessProbe,
 };
 pub use error::{ExprError, Pos, RegexError, RuleErrorKind};
 pub use mapping::{
-    AlternativeSecurityId, CmpOp, Expr, ExprKind, Function, MAX_EXPRESSION_LEN, Mapping, Number,
-    Outcome, Value, parse_mapping,
+    AlternativeSecurityId, CmpOp, Expr, ExprKind, Function, MAX_EXPRESSION_LEN, Mapping, Number, Outcome, Value,
+    parse_mapping,
 };
 pub use rule::{
-    MAX_RULE_LEN, ObjectKind, Property, PropertyType, Quantifier, Rule, RuleCmpOp, RuleExpr,
-    RuleLiteral, RuleOperand, parse_rule,
+    MAX_RULE_LEN, ObjectKind, Property, PropertyType, Quantifier, Rule, RuleCmpOp, RuleExpr, RuleLiteral, RuleOperand,
+    parse_rule,
 };
-pub use scoping::{
-    CompiledFilter, FilterClause, FilterGroup, FilterOperand, ScopeOperator, ScopingFilter,
-};
+pub use scoping::{CompiledFilter, FilterClause, FilterGroup, FilterOperand, ScopeOperator, ScopingFilter};

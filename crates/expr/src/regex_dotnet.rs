@@ -53,7 +53,10 @@ pub(crate) fn translate(pattern: &str) -> Result<String, RegexError> {
         let ch = chars[idx];
         if ch == '\\' {
             let Some(&next) = chars.get(idx + 1) else {
-                return Err(RegexError::Invalid { pattern: pattern.to_owned(), message: "pattern ends with '\\'".to_owned() });
+                return Err(RegexError::Invalid {
+                    pattern: pattern.to_owned(),
+                    message: "pattern ends with '\\'".to_owned(),
+                });
             };
             idx += 2;
             match next {
@@ -78,27 +81,41 @@ pub(crate) fn translate(pattern: &str) -> Result<String, RegexError> {
                 }
                 'c' => {
                     let Some(letter) = chars.get(idx).filter(|letter| letter.is_ascii_alphabetic()) else {
-                        return Err(RegexError::Invalid { pattern: pattern.to_owned(), message: "incomplete \\c escape".to_owned() });
+                        return Err(RegexError::Invalid {
+                            pattern: pattern.to_owned(),
+                            message: "incomplete \\c escape".to_owned(),
+                        });
                     };
                     idx += 1;
                     out.push_str(&format!("\\x{:02X}", (letter.to_ascii_uppercase() as u32) & 0x1F));
                 }
-                'p' | 'P' if chars.get(idx) == Some(&'{') && chars.get(idx + 1) == Some(&'I') && chars.get(idx + 2) == Some(&'s') => {
+                'p' | 'P'
+                    if chars.get(idx) == Some(&'{')
+                        && chars.get(idx + 1) == Some(&'I')
+                        && chars.get(idx + 2) == Some(&'s') =>
+                {
                     return Err(unsupported(pattern, "a Unicode block class (\\p{IsBlock})"));
                 }
                 'A' | 'z' | 'b' | 'B' if in_class => {
                     if next == 'b' {
                         out.push_str("\\x08");
                     } else {
-                        return Err(RegexError::Invalid { pattern: pattern.to_owned(), message: format!("\\{next} is not allowed in a character class") });
+                        return Err(RegexError::Invalid {
+                            pattern: pattern.to_owned(),
+                            message: format!("\\{next} is not allowed in a character class"),
+                        });
                     }
                 }
-                'A' | 'z' | 'b' | 'B' | 'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' | 'x' | 'u' | 'p' | 'P' => {
+                'A' | 'z' | 'b' | 'B' | 'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' | 'x'
+                | 'u' | 'p' | 'P' => {
                     out.push('\\');
                     out.push(next);
                 }
                 other if other.is_ascii_alphanumeric() || other == '_' => {
-                    return Err(RegexError::Invalid { pattern: pattern.to_owned(), message: format!("unrecognized escape sequence \\{other}") });
+                    return Err(RegexError::Invalid {
+                        pattern: pattern.to_owned(),
+                        message: format!("unrecognized escape sequence \\{other}"),
+                    });
                 }
                 other if other.is_ascii() => {
                     // Any other escaped ASCII character is itself in .NET.
@@ -161,13 +178,19 @@ pub(crate) fn translate(pattern: &str) -> Result<String, RegexError> {
         }
     }
     if in_class {
-        return Err(RegexError::Invalid { pattern: pattern.to_owned(), message: "unterminated character class".to_owned() });
+        return Err(RegexError::Invalid {
+            pattern: pattern.to_owned(),
+            message: "unterminated character class".to_owned(),
+        });
     }
     Ok(out)
 }
 
 fn push_literal(out: &mut String, ch: char, in_class: bool) {
-    let needs_escape = matches!(ch, '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '#' | '&' | '-' | '~');
+    let needs_escape = matches!(
+        ch,
+        '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '#' | '&' | '-' | '~'
+    );
     if needs_escape || (in_class && ch == '^') {
         out.push('\\');
     }
@@ -219,7 +242,10 @@ fn translate_group(pattern: &str, chars: &[char], start: usize, out: &mut String
                 idx += 1;
             }
             if idx >= chars.len() {
-                return Err(RegexError::Invalid { pattern: pattern.to_owned(), message: "unterminated group name".to_owned() });
+                return Err(RegexError::Invalid {
+                    pattern: pattern.to_owned(),
+                    message: "unterminated group name".to_owned(),
+                });
             }
             let name: String = chars[name_start..idx].iter().collect();
             if name.contains('-') {
@@ -243,7 +269,10 @@ fn translate_group(pattern: &str, chars: &[char], start: usize, out: &mut String
                     'n' => return Err(unsupported(pattern, "the explicit-capture option (?n)")),
                     ':' | ')' => break,
                     _ => {
-                        return Err(RegexError::Invalid { pattern: pattern.to_owned(), message: format!("unrecognized grouping construct (?{flag}") });
+                        return Err(RegexError::Invalid {
+                            pattern: pattern.to_owned(),
+                            message: format!("unrecognized grouping construct (?{flag}"),
+                        });
                     }
                 }
             }

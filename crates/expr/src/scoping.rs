@@ -155,12 +155,7 @@ const UNSUPPORTED_OPERATORS: &[&str] = &["IS_MEMBER_OF", "ISMEMBEROF", "PRESENT"
 impl ScopeOperator {
     /// Reads an operator name ignoring case, with spaces and underscores interchangeable.
     pub fn parse(name: &str) -> Result<ScopeOperator, String> {
-        let normalized: String = name
-            .trim()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join("_")
-            .to_ascii_uppercase();
+        let normalized: String = name.split_whitespace().collect::<Vec<_>>().join("_").to_ascii_uppercase();
         if let Some((_, operator)) = OPERATOR_NAMES.iter().find(|(known, _)| *known == normalized) {
             return Ok(*operator);
         }
@@ -180,7 +175,10 @@ impl ScopeOperator {
     }
 
     fn is_unary(self) -> bool {
-        matches!(self, ScopeOperator::IsTrue | ScopeOperator::IsFalse | ScopeOperator::IsNull | ScopeOperator::IsNotNull)
+        matches!(
+            self,
+            ScopeOperator::IsTrue | ScopeOperator::IsFalse | ScopeOperator::IsNull | ScopeOperator::IsNotNull
+        )
     }
 }
 

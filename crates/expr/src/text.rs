@@ -222,11 +222,7 @@ pub(crate) fn fold(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// `haystack` equals the already-folded `needle`, ignoring case.
 pub(crate) fn ci_eq(haystack: &str, folded_needle: &str) -> bool {
-    if haystack.is_ascii() {
-        haystack.eq_ignore_ascii_case(folded_needle)
-    } else {
-        fold(haystack) == folded_needle
-    }
+    if haystack.is_ascii() { haystack.eq_ignore_ascii_case(folded_needle) } else { fold(haystack) == folded_needle }
 }
 
 pub(crate) fn ci_starts_with(haystack: &str, folded_needle: &str) -> bool {

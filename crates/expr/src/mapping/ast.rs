@@ -65,7 +65,11 @@ impl fmt::Debug for CompiledRegex {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     /// `Name(arg, , arg)`: `None` is an omitted argument.
-    Call { function: Function, args: Vec<Option<Expr>>, regex: CompiledRegex },
+    Call {
+        function: Function,
+        args: Vec<Option<Expr>>,
+        regex: CompiledRegex,
+    },
     /// `[name]`.
     Attribute(String),
     /// `"text"`, unescaped.
@@ -76,7 +80,11 @@ pub enum ExprKind {
     Hex(String),
     /// A bare enum constant such as `vbTextCompare` or `UTF8`, as written.
     Identifier(String),
-    Compare { op: CmpOp, left: Box<Expr>, right: Box<Expr> },
+    Compare {
+        op: CmpOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
 }
 
 impl Expr {

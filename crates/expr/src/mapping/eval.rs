@@ -13,11 +13,11 @@ use crate::attrs::{AttrValue, AttributeSource};
 use crate::context::EvalContext;
 use crate::datetime::{self, Interval};
 use crate::error::{ExprError, Pos};
+use crate::mapping::Outcome;
 use crate::mapping::ast::{CmpOp, CompiledRegex, Expr, ExprKind};
 use crate::mapping::functions::{self, Function};
 use crate::mapping::parse::{ReplaceMode, replace_mode};
 use crate::mapping::value::{AlternativeSecurityId, Number, Value};
-use crate::mapping::Outcome;
 use crate::{regex_dotnet, text};
 
 /// Why evaluation stopped early.
@@ -34,7 +34,11 @@ impl From<ExprError> for Abort {
 
 type Eval<T> = Result<T, Abort>;
 
-pub(crate) fn evaluate(root: &Expr, attributes: &dyn AttributeSource, ctx: &EvalContext<'_>) -> Result<Outcome, ExprError> {
+pub(crate) fn evaluate(
+    root: &Expr,
+    attributes: &dyn AttributeSource,
+    ctx: &EvalContext<'_>,
+) -> Result<Outcome, ExprError> {
     let env = Env { attributes, ctx };
     match env.eval(root) {
         Ok(value) => Ok(Outcome::Value(value)),
@@ -67,9 +71,9 @@ fn attr_to_value(value: AttrValue<'_>) -> Value {
         AttrValue::Boolean(flag) => Value::Boolean(flag),
         AttrValue::Integer(number) => Value::Number(Number::Integer(number)),
         AttrValue::Multi(values) => Value::Multi(values.into_owned()),
-        AttrValue::Objects(objects) => Value::Multi(
-            objects.iter().map(|object| serde_json::to_string(object).unwrap_or_default()).collect(),
-        ),
+        AttrValue::Objects(objects) => {
+            Value::Multi(objects.iter().map(|object| serde_json::to_string(object).unwrap_or_default()).collect())
+        }
     }
 }
 
@@ -201,18 +205,22 @@ impl Env<'_> {
                 let encoding = self.text_arg(site, args, 1)?.unwrap_or_else(|| "Unicode".to_owned());
                 let source = self.arg(args, 0)?;
                 map_text(site, source, |encoded| {
-                    let bytes = text::base64_decode(encoded).ok_or_else(|| site.fail("the source is not valid base64"))?;
+                    let bytes =
+                        text::base64_decode(encoded).ok_or_else(|| site.fail("the source is not valid base64"))?;
                     let decoded = match encoding.to_ascii_lowercase().as_str() {
                         "unicode" => {
                             if bytes.len() % 2 != 0 {
                                 return Err(site.fail("the decoded bytes are not UTF-16"));
                             }
-                            let units: Vec<u16> = bytes.chunks(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
+                            let units: Vec<u16> =
+                                bytes.chunks(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
                             String::from_utf16(&units).map_err(|_| site.fail("the decoded bytes are not UTF-16"))?
                         }
                         "utf8" => String::from_utf8(bytes).map_err(|_| site.fail("the decoded bytes are not UTF-8"))?,
                         "ascii" => bytes.iter().map(|&byte| if byte < 128 { byte as char } else { '?' }).collect(),
-                        other => return Err(site.fail(format!("unknown encoding '{other}' (use Unicode, UTF8 or ASCII)"))),
+                        other => {
+                            return Err(site.fail(format!("unknown encoding '{other}' (use Unicode, UTF8 or ASCII)")));
+                        }
                     };
                     Ok(Value::String(decoded))
                 })
@@ -278,7 +286,14 @@ impl Env<'_> {
                 bytes[6] = (bytes[6] & 0x0F) | 0x40;
                 bytes[8] = (bytes[8] & 0x3F) | 0x80;
                 let hex = text::upper_hex(&bytes).to_ascii_lowercase();
-                Ok(Value::String(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])))
+                Ok(Value::String(format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                )))
             }
             F::IgnoreFlowIfNullOrEmpty => {
                 let value = self.arg(args, 0)?;
@@ -323,7 +338,9 @@ impl Env<'_> {
                 };
                 let Some(index) = index else { return Err(site.fail("the index is null")) };
                 if index < 1 || index as u64 > values.len() as u64 {
-                    return Err(site.fail(format!("index {index} is out of range 1..{} (Item is 1-based)", values.len())));
+                    return Err(
+                        site.fail(format!("index {index} is out of range 1..{} (Item is 1-based)", values.len()))
+                    );
                 }
                 Ok(Value::String(values[index as usize - 1].clone()))
             }
@@ -350,14 +367,20 @@ impl Env<'_> {
                     other => other,
                 };
                 map_text(site, source, |text| {
-                    Ok(Value::String(if count < 0 { text.to_owned() } else { text.chars().take(count as usize).collect() }))
+                    Ok(Value::String(if count < 0 {
+                        text.to_owned()
+                    } else {
+                        text.chars().take(count as usize).collect()
+                    }))
                 })
             }
             F::Mid => {
                 let start = self.int_arg(site, args, 1, "start")?;
                 let length = self.int_arg(site, args, 2, "length")?;
                 let source = self.arg(args, 0)?;
-                let (Some(start), Some(length)) = (start, length) else { return Err(site.fail("start and length are required")) };
+                let (Some(start), Some(length)) = (start, length) else {
+                    return Err(site.fail("start and length are required"));
+                };
                 if start < 1 {
                     return Err(site.fail(format!("start {start} is before the first character (Mid is 1-based)")));
                 }
@@ -377,7 +400,9 @@ impl Env<'_> {
                 Value::Boolean(flag) => !flag,
                 Value::Number(number) => number.as_f64() == 0.0,
                 Value::String(text) => !text.trim().eq_ignore_ascii_case("true"),
-                Value::Multi(_) | Value::AlternativeSecurityIds(_) => return Err(site.fail("multi-valued input is not supported")),
+                Value::Multi(_) | Value::AlternativeSecurityIds(_) => {
+                    return Err(site.fail("multi-valued input is not supported"));
+                }
                 Value::DateTime(_) => return Err(site.fail("a date can't be negated")),
             })),
             F::Now => Ok(Value::DateTime(self.ctx.clock.now().to_offset(UtcOffset::UTC))),
@@ -488,9 +513,8 @@ impl Env<'_> {
 
     fn interval_arg(&self, site: Site, args: &[Option<Expr>], idx: usize) -> Eval<Interval> {
         let interval = self.text_arg(site, args, idx)?.unwrap_or_default();
-        Interval::parse(&interval).ok_or_else(|| {
-            site.fail(format!("interval '{interval}' is not one of yyyy, m, d, ww, h, n, s"))
-        })
+        Interval::parse(&interval)
+            .ok_or_else(|| site.fail(format!("interval '{interval}' is not one of yyyy, m, d, ww, h, n, s")))
     }
 
     fn format_date_time(&self, site: Site, args: &[Option<Expr>]) -> Eval<Value> {
@@ -534,7 +558,11 @@ impl Env<'_> {
             return Err(site.fail(format!("start {start} is before the first character (InStr is 1-based)")));
         }
         let fold = |text: &str| -> Vec<char> {
-            if text_compare { text.chars().map(|ch| text::lower_char(ch, false)).collect() } else { text.chars().collect() }
+            if text_compare {
+                text.chars().map(|ch| text::lower_char(ch, false)).collect()
+            } else {
+                text.chars().collect()
+            }
         };
         let haystack = fold(&haystack);
         let needle = fold(&needle);
@@ -555,7 +583,8 @@ impl Env<'_> {
         let mut counts = [0i64; 5];
         let names = ["Length", "MinimumNumbers", "MinimumSpecialCharacters", "MinimumCapital", "MinimumLowerCase"];
         for (idx, name) in names.iter().enumerate() {
-            counts[idx] = self.int_arg(site, args, idx, name)?.ok_or_else(|| site.fail(format!("{name} is required")))?;
+            counts[idx] =
+                self.int_arg(site, args, idx, name)?.ok_or_else(|| site.fail(format!("{name} is required")))?;
             if counts[idx] < 0 {
                 return Err(site.fail(format!("{name} is negative")));
             }
@@ -607,7 +636,10 @@ impl Env<'_> {
                 Some(regex) => Cow::Borrowed(regex.as_ref()),
                 None => {
                     let pattern = self.text_arg(site, args, 2)?.unwrap_or_default();
-                    Cow::Owned(regex_dotnet::compile(&pattern, false).map_err(|error| ExprError::Regex { error, pos: site.pos })?)
+                    Cow::Owned(
+                        regex_dotnet::compile(&pattern, false)
+                            .map_err(|error| ExprError::Regex { error, pos: site.pos })?,
+                    )
                 }
             }),
         };
@@ -634,8 +666,11 @@ impl Env<'_> {
             }
             ReplaceMode::Regex => {
                 let regex = regex.as_deref().ok_or_else(|| site.fail("missing regex"))?;
-                let replacement = regex_dotnet::translate_replacement(&self.text_arg(site, args, 4)?.unwrap_or_default());
-                map_text(site, source, |text| Ok(Value::String(regex.replace_all(text, replacement.as_str()).into_owned())))
+                let replacement =
+                    regex_dotnet::translate_replacement(&self.text_arg(site, args, 4)?.unwrap_or_default());
+                map_text(site, source, |text| {
+                    Ok(Value::String(regex.replace_all(text, replacement.as_str()).into_owned()))
+                })
             }
             ReplaceMode::RegexGroup => {
                 let regex = regex.as_deref().ok_or_else(|| site.fail("missing regex"))?;
@@ -691,7 +726,9 @@ fn int_of(site: Site, value: &Value, what: &str) -> Eval<Option<i64>> {
     match value {
         Value::Null => Ok(None),
         Value::Number(Number::Integer(integer)) => Ok(Some(*integer)),
-        Value::Number(Number::Decimal(decimal)) if decimal.fract() == 0.0 && decimal.abs() < 9.0e18 => Ok(Some(*decimal as i64)),
+        Value::Number(Number::Decimal(decimal)) if decimal.fract() == 0.0 && decimal.abs() < 9.0e18 => {
+            Ok(Some(*decimal as i64))
+        }
         Value::String(text) => match parse_number(text) {
             Some(Number::Integer(integer)) => Ok(Some(integer)),
             _ => Err(site.fail(format!("{what} '{text}' is not an integer"))),
@@ -704,9 +741,9 @@ fn datetime_of(site: Site, value: &Value) -> Eval<Option<OffsetDateTime>> {
     match value {
         Value::Null => Ok(None),
         Value::DateTime(instant) => Ok(Some(*instant)),
-        Value::String(text) => datetime::parse_cdate(text)
-            .map(Some)
-            .ok_or_else(|| site.fail(format!("'{text}' is not a valid date"))),
+        Value::String(text) => {
+            datetime::parse_cdate(text).map(Some).ok_or_else(|| site.fail(format!("'{text}' is not a valid date")))
+        }
         other => Err(site.fail(format!("expected a date, found {}", describe(other)))),
     }
 }

@@ -273,16 +273,17 @@ pub(crate) fn replace_mode(args: &[Option<Expr>]) -> Option<ReplaceMode> {
 fn check_replace(args: &[Option<Expr>], pos: Pos) -> Result<CompiledRegex, ExprError> {
     if replace_mode(args).is_none() {
         return Err(ExprError::Syntax {
-            message: "Replace needs oldValue with replacementValue or template, or regexPattern with replacementValue, \
+            message:
+                "Replace needs oldValue with replacementValue or template, or regexPattern with replacementValue, \
                       regexGroupName + replacementValue, or regexGroupName + replacementAttributeName"
-                .to_owned(),
+                    .to_owned(),
             pos,
         });
     }
     match args.get(2) {
         Some(Some(Expr { kind: ExprKind::String(pattern), pos: pattern_pos })) => {
-            let regex = regex_dotnet::compile(pattern, false)
-                .map_err(|error| ExprError::Regex { error, pos: *pattern_pos })?;
+            let regex =
+                regex_dotnet::compile(pattern, false).map_err(|error| ExprError::Regex { error, pos: *pattern_pos })?;
             Ok(CompiledRegex(Some(Arc::new(regex))))
         }
         _ => Ok(CompiledRegex::default()),

@@ -106,7 +106,9 @@ fn build(expr: &RuleExpr, uses_now: &mut bool) -> Result<Node, ExprError> {
         },
         RuleExpr::Compare { operand, op, value } => {
             let (source, kind) = match operand {
-                RuleOperand::Property(property) => (Source::Attribute(property.name.clone(), property.kind), property.kind),
+                RuleOperand::Property(property) => {
+                    (Source::Attribute(property.name.clone(), property.kind), property.kind)
+                }
                 RuleOperand::Item | RuleOperand::GroupObjectId => (Source::Item, PropertyType::String),
                 RuleOperand::PlanField(field) => (Source::PlanField(field.clone()), PropertyType::String),
             };
@@ -133,7 +135,9 @@ fn build(expr: &RuleExpr, uses_now: &mut bool) -> Result<Node, ExprError> {
                     (_, RuleCmpOp::EndsWith) => Test::EndsWith(literal_text(value)),
                     (_, RuleCmpOp::Contains) => Test::Contains(literal_text(value)),
                     (_, RuleCmpOp::Match) => {
-                        let RuleLiteral::String(pattern) = value else { return Err(build_error("-match needs a string")) };
+                        let RuleLiteral::String(pattern) = value else {
+                            return Err(build_error("-match needs a string"));
+                        };
                         Test::Match(regex_dotnet::compile(pattern, true).map_err(|err| build_error(&err.to_string()))?)
                     }
                     (_, RuleCmpOp::In) => {
@@ -207,7 +211,8 @@ impl Env<'_> {
             },
             Source::PlanField(field) => match item {
                 Some(Item::Object(object)) => {
-                    let value = object.iter().find(|(key, _)| key.eq_ignore_ascii_case(field)).map(|(_, value)| value.as_str());
+                    let value =
+                        object.iter().find(|(key, _)| key.eq_ignore_ascii_case(field)).map(|(_, value)| value.as_str());
                     self.test_text(test, value)
                 }
                 _ => false,
@@ -263,7 +268,9 @@ impl Env<'_> {
                         None => self.test_text(test, None),
                         Some(AttrValue::String(text)) => self.test_text(test, Some(&text)),
                         Some(AttrValue::Integer(number)) => self.test_text(test, Some(&number.to_string())),
-                        Some(AttrValue::Boolean(flag)) => self.test_text(test, Some(if flag { "true" } else { "false" })),
+                        Some(AttrValue::Boolean(flag)) => {
+                            self.test_text(test, Some(if flag { "true" } else { "false" }))
+                        }
                         Some(AttrValue::Multi(values)) => match test {
                             Test::IsNull => values.iter().all(|value| value.is_empty()),
                             _ => values.iter().any(|value| self.test_text(test, Some(value))),

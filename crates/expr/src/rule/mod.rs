@@ -131,7 +131,9 @@ pub enum RuleLiteral {
     /// A bare ISO 8601 date-time, as written.
     DateTime(String),
     /// `system.now`, optionally `-plus <ISO 8601 duration>` (as written).
-    Now { plus: Option<String> },
+    Now {
+        plus: Option<String>,
+    },
     List(Vec<RuleLiteral>),
 }
 
@@ -148,18 +150,22 @@ pub enum RuleExpr {
     Or(Vec<RuleExpr>),
     And(Vec<RuleExpr>),
     Not(Box<RuleExpr>),
-    Compare { operand: RuleOperand, op: RuleCmpOp, value: RuleLiteral },
-    Quantified { property: Property, quantifier: Quantifier, predicate: Box<RuleExpr> },
+    Compare {
+        operand: RuleOperand,
+        op: RuleCmpOp,
+        value: RuleLiteral,
+    },
+    Quantified {
+        property: Property,
+        quantifier: Quantifier,
+        predicate: Box<RuleExpr>,
+    },
     /// `Direct Reports for "<manager object id>"`.
     DirectReports(String),
 }
 
 fn write_string(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
-    if text.contains(['"', '\\', '`']) {
-        write!(f, "'{}'", text.replace('\'', "''"))
-    } else {
-        write!(f, "\"{text}\"")
-    }
+    if text.contains(['"', '\\', '`']) { write!(f, "'{}'", text.replace('\'', "''")) } else { write!(f, "\"{text}\"") }
 }
 
 impl fmt::Display for RuleLiteral {

@@ -197,8 +197,25 @@ fn comparison(name: &str) -> Option<RuleCmpOp> {
 }
 
 const OPERATOR_NAMES: &[&str] = &[
-    "eq", "ne", "startsWith", "notStartsWith", "endsWith", "notEndsWith", "contains", "notContains", "match",
-    "notMatch", "in", "notIn", "le", "ge", "any", "all", "and", "or", "not",
+    "eq",
+    "ne",
+    "startsWith",
+    "notStartsWith",
+    "endsWith",
+    "notEndsWith",
+    "contains",
+    "notContains",
+    "match",
+    "notMatch",
+    "in",
+    "notIn",
+    "le",
+    "ge",
+    "any",
+    "all",
+    "and",
+    "or",
+    "not",
 ];
 
 impl Parser<'_> {
@@ -228,7 +245,11 @@ impl Parser<'_> {
         let (start, space_before) = (*start, *space_before);
         let after_paren = self.idx > 0 && self.tokens[self.idx - 1].tok == Tok::LParen;
         if dashed && !space_before && !after_paren {
-            return Err(self.error(start, RuleErrorKind::BinaryExpressionFormat, format!("operator '{word}' must follow white space")));
+            return Err(self.error(
+                start,
+                RuleErrorKind::BinaryExpressionFormat,
+                format!("operator '{word}' must follow white space"),
+            ));
         }
         self.idx += 1;
         Ok(true)
@@ -259,10 +280,15 @@ impl Parser<'_> {
     }
 
     fn direct_reports(&mut self) -> Result<Option<RuleExpr>, ExprError> {
-        let words: Vec<&str> = self.tokens.iter().take(3).filter_map(|token| match &token.tok {
-            Tok::Word(word) => Some(word.as_str()),
-            _ => None,
-        }).collect();
+        let words: Vec<&str> = self
+            .tokens
+            .iter()
+            .take(3)
+            .filter_map(|token| match &token.tok {
+                Tok::Word(word) => Some(word.as_str()),
+                _ => None,
+            })
+            .collect();
         let is_direct = words.len() == 3
             && words[0].eq_ignore_ascii_case("direct")
             && words[1].eq_ignore_ascii_case("reports")
@@ -276,7 +302,11 @@ impl Parser<'_> {
         };
         self.idx += 1;
         if self.peek().is_some() {
-            return Err(self.error(self.offset(), RuleErrorKind::NotCombinable, "a direct reports rule can't be combined with other expressions"));
+            return Err(self.error(
+                self.offset(),
+                RuleErrorKind::NotCombinable,
+                "a direct reports rule can't be combined with other expressions",
+            ));
         }
         Ok(Some(RuleExpr::DirectReports(manager)))
     }
@@ -349,46 +379,88 @@ impl Parser<'_> {
         if let Some(dash) = word.find(['-', '–']) {
             let (bare, _) = operator_word(&word[dash..]);
             if OPERATOR_NAMES.iter().any(|name| name.eq_ignore_ascii_case(bare)) {
-                return Err(self.error(start, RuleErrorKind::BinaryExpressionFormat, format!("'{word}': put white space before the operator")));
+                return Err(self.error(
+                    start,
+                    RuleErrorKind::BinaryExpressionFormat,
+                    format!("'{word}': put white space before the operator"),
+                ));
             }
         }
         let lower = word.to_ascii_lowercase();
         let item_error = |parser: &Parser<'_>, what: &str| {
-            parser.error(start, RuleErrorKind::QueryCompilationError, format!("'{word}' can only be used inside {what}"))
+            parser.error(
+                start,
+                RuleErrorKind::QueryCompilationError,
+                format!("'{word}' can only be used inside {what}"),
+            )
         };
         if word == "_" {
-            return if scope == Scope::StringItems { Ok(RuleOperand::Item) } else { Err(item_error(self, "-any/-all over a string collection")) };
+            return if scope == Scope::StringItems {
+                Ok(RuleOperand::Item)
+            } else {
+                Err(item_error(self, "-any/-all over a string collection"))
+            };
         }
         if let Some(field) = lower.strip_prefix("assignedplan.") {
             if scope != Scope::Plans {
                 return Err(item_error(self, "user.assignedPlans -any/-all"));
             }
             let Some(canonical) = PLAN_FIELDS.iter().find(|known| known.eq_ignore_ascii_case(field)) else {
-                return Err(self.error(start, RuleErrorKind::AttributeNotSupported, format!("assignedPlan has no field '{field}'")));
+                return Err(self.error(
+                    start,
+                    RuleErrorKind::AttributeNotSupported,
+                    format!("assignedPlan has no field '{field}'"),
+                ));
             };
             return Ok(RuleOperand::PlanField((*canonical).to_owned()));
         }
         if lower == "group.objectid" {
-            return if scope == Scope::Groups { Ok(RuleOperand::GroupObjectId) } else { Err(item_error(self, "memberOf -any/-all")) };
+            return if scope == Scope::Groups {
+                Ok(RuleOperand::GroupObjectId)
+            } else {
+                Err(item_error(self, "memberOf -any/-all"))
+            };
         }
         let (object, name) = if let Some(name) = lower.strip_prefix("user.") {
             (ObjectKind::User, &word[word.len() - name.len()..])
         } else if let Some(name) = lower.strip_prefix("device.") {
             (ObjectKind::Device, &word[word.len() - name.len()..])
         } else if word.contains('.') {
-            return Err(self.error(start, RuleErrorKind::AttributeNotSupported, format!("unknown property '{word}' (properties start with 'user.' or 'device.')")));
+            return Err(self.error(
+                start,
+                RuleErrorKind::AttributeNotSupported,
+                format!("unknown property '{word}' (properties start with 'user.' or 'device.')"),
+            ));
         } else {
-            return Err(self.error(start, RuleErrorKind::QueryCompilationError, format!("'{word}' is not a property: write 'user.{word}' or 'device.{word}'")));
+            return Err(self.error(
+                start,
+                RuleErrorKind::QueryCompilationError,
+                format!("'{word}' is not a property: write 'user.{word}' or 'device.{word}'"),
+            ));
         };
         if scope != Scope::Top {
-            return Err(self.error(start, RuleErrorKind::QueryCompilationError, format!("'{word}': inside -any/-all only the item ('_', assignedPlan.*, group.objectId) can be used")));
+            return Err(self.error(
+                start,
+                RuleErrorKind::QueryCompilationError,
+                format!("'{word}': inside -any/-all only the item ('_', assignedPlan.*, group.objectId) can be used"),
+            ));
         }
         if object == ObjectKind::Device && name.eq_ignore_ascii_case("organizationalUnit") {
-            return Err(self.error(start, RuleErrorKind::AttributeNotSupported, "device.organizationalUnit must not be used in rules"));
+            return Err(self.error(
+                start,
+                RuleErrorKind::AttributeNotSupported,
+                "device.organizationalUnit must not be used in rules",
+            ));
         }
         let Some((canonical, kind)) = props::lookup(object, name) else {
-            let hint = suggest(name, &props::names(object)).map(|close| format!(" (did you mean '{}.{close}'?)", object.prefix())).unwrap_or_default();
-            return Err(self.error(start, RuleErrorKind::AttributeNotSupported, format!("unknown property '{word}'{hint}")));
+            let hint = suggest(name, &props::names(object))
+                .map(|close| format!(" (did you mean '{}.{close}'?)", object.prefix()))
+                .unwrap_or_default();
+            return Err(self.error(
+                start,
+                RuleErrorKind::AttributeNotSupported,
+                format!("unknown property '{word}'{hint}"),
+            ));
         };
         if !self.objects.iter().any(|(seen, _)| *seen == object) {
             self.objects.push((object, start));
@@ -396,27 +468,44 @@ impl Parser<'_> {
         Ok(RuleOperand::Property(Property { object, name: canonical, kind }))
     }
 
-    fn comparison_or_quantifier(&mut self, operand: RuleOperand, start: usize, scope: Scope) -> Result<RuleExpr, ExprError> {
+    fn comparison_or_quantifier(
+        &mut self,
+        operand: RuleOperand,
+        start: usize,
+        scope: Scope,
+    ) -> Result<RuleExpr, ExprError> {
         let Some(Token { tok: Tok::Word(word), start: op_start, space_before }) = self.peek().cloned() else {
             return Err(self.syntax(format!("expected an operator after '{operand}'")));
         };
         let (bare, dashed) = operator_word(&word);
         if dashed && !space_before {
-            return Err(self.error(op_start, RuleErrorKind::BinaryExpressionFormat, format!("operator '{word}' must follow white space")));
+            return Err(self.error(
+                op_start,
+                RuleErrorKind::BinaryExpressionFormat,
+                format!("operator '{word}' must follow white space"),
+            ));
         }
         self.idx += 1;
         let kind = operand_type(&operand);
         if bare.eq_ignore_ascii_case("any") || bare.eq_ignore_ascii_case("all") {
             let quantifier = if bare.eq_ignore_ascii_case("any") { Quantifier::Any } else { Quantifier::All };
             let (RuleOperand::Property(property), Scope::Top) = (&operand, scope) else {
-                return Err(self.error(op_start, RuleErrorKind::OperatorNotSupportedOnAttribute, format!("-{bare} applies to a multi-valued property")));
+                return Err(self.error(
+                    op_start,
+                    RuleErrorKind::OperatorNotSupportedOnAttribute,
+                    format!("-{bare} applies to a multi-valued property"),
+                ));
             };
             let inner_scope = match kind {
                 PropertyType::StringCollection => Scope::StringItems,
                 PropertyType::AssignedPlans => Scope::Plans,
                 PropertyType::MemberOf => Scope::Groups,
                 _ => {
-                    return Err(self.error(op_start, RuleErrorKind::OperatorNotSupportedOnAttribute, format!("-{bare} is not supported on '{property}', which is single-valued")));
+                    return Err(self.error(
+                        op_start,
+                        RuleErrorKind::OperatorNotSupportedOnAttribute,
+                        format!("-{bare} is not supported on '{property}', which is single-valued"),
+                    ));
                 }
             };
             if kind == PropertyType::MemberOf {
@@ -442,10 +531,14 @@ impl Parser<'_> {
         let value_start = self.offset();
         let value = self.value()?;
         self.check_types(&operand, kind, op, &value, start, op_start, value_start)?;
-        if let (RuleOperand::GroupObjectId, RuleLiteral::List(items)) = (&operand, &value) {
-            if items.len() > MAX_MEMBER_OF_GROUPS {
-                return Err(self.error(value_start, RuleErrorKind::QueryCompilationError, format!("a memberOf rule lists {} groups, the limit is {MAX_MEMBER_OF_GROUPS}", items.len())));
-            }
+        if let (RuleOperand::GroupObjectId, RuleLiteral::List(items)) = (&operand, &value)
+            && items.len() > MAX_MEMBER_OF_GROUPS
+        {
+            return Err(self.error(
+                value_start,
+                RuleErrorKind::QueryCompilationError,
+                format!("a memberOf rule lists {} groups, the limit is {MAX_MEMBER_OF_GROUPS}", items.len()),
+            ));
         }
         Ok(RuleExpr::Compare { operand, op, value })
     }
@@ -496,9 +589,15 @@ impl Parser<'_> {
                         let plus_start = self.offset();
                         if self.keyword("plus")? {
                             let Some(Token { tok: Tok::Word(duration), .. }) = self.peek().cloned() else {
-                                return Err(self.error(plus_start, RuleErrorKind::QueryCompilationError, "-plus needs an ISO 8601 duration such as p1d"));
+                                return Err(self.error(
+                                    plus_start,
+                                    RuleErrorKind::QueryCompilationError,
+                                    "-plus needs an ISO 8601 duration such as p1d",
+                                ));
                             };
-                            let probe = time::OffsetDateTime::UNIX_EPOCH.replace_year(2000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                            let probe = time::OffsetDateTime::UNIX_EPOCH
+                                .replace_year(2000)
+                                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
                             if datetime::add_iso_duration(probe, &duration).is_none() {
                                 return Err(self.syntax(format!("'{duration}' is not an ISO 8601 duration")));
                             }
@@ -512,12 +611,23 @@ impl Parser<'_> {
                 if let Ok(number) = word.parse::<i64>() {
                     return Ok(RuleLiteral::Number(number));
                 }
-                if word.starts_with(|ch: char| ch.is_ascii_digit()) && datetime::parse_cdate(&word).is_some() && word.contains('-') {
+                if word.starts_with(|ch: char| ch.is_ascii_digit())
+                    && datetime::parse_cdate(&word).is_some()
+                    && word.contains('-')
+                {
                     return Ok(RuleLiteral::DateTime(word));
                 }
-                Err(self.error(token.start, RuleErrorKind::QueryCompilationError, format!("value '{word}' must be quoted")))
+                Err(self.error(
+                    token.start,
+                    RuleErrorKind::QueryCompilationError,
+                    format!("value '{word}' must be quoted"),
+                ))
             }
-            other => Err(self.error(token.start, RuleErrorKind::QueryCompilationError, format!("expected a value, found {}", describe(&other)))),
+            other => Err(self.error(
+                token.start,
+                RuleErrorKind::QueryCompilationError,
+                format!("expected a value, found {}", describe(&other)),
+            )),
         }
     }
 
@@ -533,7 +643,11 @@ impl Parser<'_> {
         value_start: usize,
     ) -> Result<(), ExprError> {
         let not_supported = || {
-            self.error(op_start, RuleErrorKind::OperatorNotSupportedOnAttribute, format!("-{} is not supported on '{operand}'", op.name()))
+            self.error(
+                op_start,
+                RuleErrorKind::OperatorNotSupportedOnAttribute,
+                format!("-{} is not supported on '{operand}'", op.name()),
+            )
         };
         let bad_value = |detail: String| self.error(value_start, RuleErrorKind::QueryCompilationError, detail);
         let is_list = matches!(value, RuleLiteral::List(_));
@@ -557,8 +671,14 @@ impl Parser<'_> {
                 }
                 match value {
                     RuleLiteral::Boolean(_) | RuleLiteral::Null => Ok(()),
-                    RuleLiteral::String(text) if text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false") => Ok(()),
-                    other => Err(bad_value(format!("'{operand}' is Boolean: compare it with true or false, not {other}"))),
+                    RuleLiteral::String(text)
+                        if text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false") =>
+                    {
+                        Ok(())
+                    }
+                    other => {
+                        Err(bad_value(format!("'{operand}' is Boolean: compare it with true or false, not {other}")))
+                    }
                 }
             }
             PropertyType::DateTime => {
@@ -568,7 +688,9 @@ impl Parser<'_> {
                 match value {
                     RuleLiteral::DateTime(_) | RuleLiteral::Now { .. } | RuleLiteral::Null => Ok(()),
                     RuleLiteral::String(text) if datetime::parse_cdate(text).is_some() => Ok(()),
-                    other => Err(bad_value(format!("'{operand}' is a date: compare it with a date-time or system.now, not {other}"))),
+                    other => Err(bad_value(format!(
+                        "'{operand}' is a date: compare it with a date-time or system.now, not {other}"
+                    ))),
                 }
             }
             PropertyType::String | PropertyType::StringCollection => {
@@ -581,8 +703,14 @@ impl Parser<'_> {
                 };
                 for item in items {
                     match item {
-                        RuleLiteral::String(_) | RuleLiteral::Number(_) | RuleLiteral::Boolean(_) | RuleLiteral::Null | RuleLiteral::DateTime(_) => {}
-                        other => return Err(bad_value(format!("'{operand}' is a string: {other} is not a string value"))),
+                        RuleLiteral::String(_)
+                        | RuleLiteral::Number(_)
+                        | RuleLiteral::Boolean(_)
+                        | RuleLiteral::Null
+                        | RuleLiteral::DateTime(_) => {}
+                        other => {
+                            return Err(bad_value(format!("'{operand}' is a string: {other} is not a string value")));
+                        }
                     }
                 }
                 if let (RuleCmpOp::Match | RuleCmpOp::NotMatch, RuleLiteral::String(pattern)) = (op, value) {
@@ -599,12 +727,21 @@ impl Parser<'_> {
     fn check_combinations(&self, expr: &RuleExpr) -> Result<(), ExprError> {
         if self.objects.len() > 1 {
             let (_, second) = self.objects[1];
-            return Err(self.error(second, RuleErrorKind::MixedObjectTypes, "a rule reads either user or device properties, not both"));
+            return Err(self.error(
+                second,
+                RuleErrorKind::MixedObjectTypes,
+                "a rule reads either user or device properties, not both",
+            ));
         }
         if self.member_of > 0 {
-            let alone = matches!(expr, RuleExpr::Quantified { property, .. } if property.kind == PropertyType::MemberOf);
+            let alone =
+                matches!(expr, RuleExpr::Quantified { property, .. } if property.kind == PropertyType::MemberOf);
             if !alone {
-                return Err(self.error(0, RuleErrorKind::NotCombinable, "a memberOf rule can't be combined with other expressions or operators"));
+                return Err(self.error(
+                    0,
+                    RuleErrorKind::NotCombinable,
+                    "a memberOf rule can't be combined with other expressions or operators",
+                ));
             }
         }
         Ok(())
