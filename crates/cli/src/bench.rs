@@ -1,0 +1,163 @@
+//! `tenantsync bench directory`: starts a real server (a child process, so its memory is its own), imports users
+//! through the Graph API, reads them all back through delta, and prints users per second for each and the server's
+//! peak resident memory. Run it on SQLite and on PostgreSQL; the README records the figures.
+
+use std::process::{ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tenantsync_directory::NewTenant;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::client::{GraphClient, ServerArgs};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Import N users through the API, then read them back through delta.
+    Directory {
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Database for the server (default: a new SQLite file under target/bench).
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Delta page size (`Prefer: odata.maxpagesize`).
+        #[arg(long, default_value_t = 999)]
+        page_size: usize,
+    },
+}
+
+const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    let BenchCommand::Directory { users, database, concurrency, page_size } = command;
+    let database = match database {
+        Some(url) => url,
+        None => {
+            std::fs::create_dir_all("target/bench").context("creating target/bench")?;
+            let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+            format!("sqlite://target/bench/directory-{stamp}.db")
+        }
+    };
+    let suffix = format!("{:x}", time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 0xffff_ffff);
+    let (directory, _) = crate::store::directory(&database).await?;
+    let name = format!("bench{suffix}");
+    let domain = format!("{name}.example");
+    let (tenant, issued) = directory
+        .create_tenant(NewTenant { name: name.clone(), display_name: None, domains: vec![domain.clone()] })
+        .await?;
+
+    let exe = std::env::current_exe().context("locating the tenantsync binary")?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database, "--log", "warn"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server")?;
+    let pid = child.id().context("server pid")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let server = loop {
+        let Some(line) = lines.next_line().await? else { bail!("the server exited before listening") };
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    let args = ServerArgs {
+        server: server.clone(),
+        tenant: tenant.id.to_string(),
+        token: None,
+        client_id: Some(issued.client_id.to_string()),
+        client_secret: Some(issued.secret.expose().to_owned()),
+    };
+    let client = GraphClient::connect(&args).await?;
+    let rss_idle = peak_rss_kib(pid).unwrap_or(0);
+
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..concurrency.max(1) {
+        let client = client.clone();
+        let domain = domain.clone();
+        workers.spawn(async move {
+            let mut user_idx = worker;
+            while user_idx < users {
+                let body = json!({
+                    "accountEnabled": true,
+                    "displayName": format!("Bench User {user_idx}"),
+                    "mailNickname": format!("bench{user_idx}"),
+                    "userPrincipalName": format!("bench{user_idx}@{domain}"),
+                    "givenName": "Bench",
+                    "surname": format!("User{user_idx}"),
+                    "department": DEPARTMENTS[user_idx % DEPARTMENTS.len()],
+                    "jobTitle": "Analyst",
+                    "usageLocation": "US",
+                });
+                let reply = client.send(Method::POST, "/v1.0/users", Some(&body)).await?;
+                if reply.status != 201 {
+                    bail!("create failed: {}", reply.error_message());
+                }
+                user_idx += concurrency.max(1);
+            }
+            Ok(())
+        });
+    }
+    while let Some(result) = workers.join_next().await {
+        result??;
+    }
+    let import_seconds = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut n_read = 0usize;
+    let mut link = format!("{server}/v1.0/users/delta()?$top={page_size}");
+    loop {
+        let reply = client.send(Method::GET, &link, None).await?;
+        if reply.status != 200 {
+            bail!("delta failed: {}", reply.error_message());
+        }
+        n_read += reply.body["value"].as_array().map_or(0, Vec::len);
+        match (reply.body["@odata.nextLink"].as_str(), reply.body["@odata.deltaLink"].as_str()) {
+            (Some(next), _) => link = next.to_owned(),
+            (None, Some(_)) => break,
+            (None, None) => bail!("a delta page without nextLink or deltaLink"),
+        }
+    }
+    let delta_seconds = started.elapsed().as_secs_f64();
+    let peak_kib = peak_rss_kib(pid).unwrap_or(0);
+    child.kill().await.ok();
+    if n_read != users {
+        bail!("delta returned {n_read} users, expected {users}");
+    }
+    let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
+    println!("backend            {backend}");
+    println!("users              {users}");
+    println!(
+        "import             {import_seconds:.1} s  {:.0} users/s  (POST /v1.0/users, {concurrency} in flight)",
+        users as f64 / import_seconds
+    );
+    println!(
+        "delta read         {delta_seconds:.1} s  {:.0} users/s  (pages of {page_size})",
+        users as f64 / delta_seconds
+    );
+    println!(
+        "server peak RSS    {:.1} MiB  (idle after start: {:.1} MiB)",
+        peak_kib as f64 / 1024.0,
+        rss_idle as f64 / 1024.0
+    );
+    let summary: Value = json!({
+        "backend": backend, "users": users, "import_users_per_second": users as f64 / import_seconds,
+        "delta_users_per_second": users as f64 / delta_seconds, "server_peak_rss_kib": peak_kib,
+    });
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}

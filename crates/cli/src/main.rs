@@ -1,0 +1,114 @@
+//! `tenantsync`: the one binary. `serve` runs the HTTP API; the operator commands (`tenant`, `app credential`,
+//! `token`) work directly on the database, whether or not a server runs on it; `user import` goes through a
+//! server's Graph API; `expr`, `scope` and `rule` test the three languages; `bench` measures.
+//!
+//! This is the only crate that names concrete store backends.
+
+mod admin;
+mod bench;
+mod client;
+mod csv;
+mod import;
+mod lang;
+mod serve;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Cross-tenant identity synchronization.
+#[derive(Debug, Parser)]
+#[command(name = "tenantsync", version, about)]
+struct Cli {
+    /// Log filter, as RUST_LOG (e.g. `info`, `tenantsync=debug`).
+    #[arg(long, global = true, env = "TENANTSYNC_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "TENANTSYNC_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, clap::Args)]
+struct DatabaseArgs {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`.
+    #[arg(long, env = "TENANTSYNC_DATABASE", default_value = store::DEFAULT_DATABASE)]
+    database: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API (token endpoint, Graph-compatible /v1.0, /healthz, /metrics).
+    Serve(serve::ServeArgs),
+    /// Create and list tenants.
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// Manage app credentials.
+    #[command(subcommand)]
+    App(admin::AppCommand),
+    /// Print an access token for a tenant (signed with the database's key), for scripts.
+    Token(admin::TokenArgs),
+    /// Directory data commands.
+    #[command(subcommand)]
+    User(import::UserCommand),
+    /// Evaluate attribute-mapping expressions (JSON lines on stdin).
+    #[command(subcommand)]
+    Expr(lang::ExprCommand),
+    /// Test scoping filters (JSON lines on stdin).
+    #[command(subcommand)]
+    Scope(lang::ScopeCommand),
+    /// Test dynamic membership rules (JSON lines on stdin).
+    #[command(subcommand)]
+    Rule(lang::RuleCommand),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    // One TLS provider for every HTTPS client in the process (reqwest is built without a default one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Tenant(command) => admin::tenant(command).await,
+            Command::App(command) => admin::app(command).await,
+            Command::Token(args) => admin::token(args).await,
+            Command::User(command) => import::run(command).await,
+            Command::Expr(command) => lang::expr(command),
+            Command::Scope(command) => lang::scope(command),
+            Command::Rule(command) => lang::rule(command),
+            Command::Bench(command) => bench::run(command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
