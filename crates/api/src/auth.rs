@@ -27,7 +27,8 @@ pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
 pub const TOKEN_LIFETIME_SECONDS: i64 = 3600;
 const SIGNING_KEY_SETTING: &str = "token_signing_key.ed25519.v1";
 /// PKCS#8 v1 prefix of an Ed25519 private key: the 32-byte seed follows.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const ED25519_PKCS8_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
 /// The Ed25519 key that signs access tokens, with its public half as a JWK.
 pub struct SigningKey {
@@ -196,7 +197,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 /// Middleware of `/v1.0`: a valid bearer token of an existing tenant, or 401.
-pub(crate) async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+pub(crate) async fn require_bearer(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let header = req.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok()).unwrap_or("");
     let token = header
         .strip_prefix("Bearer ")

@@ -116,7 +116,7 @@ impl IntoResponse for ApiError {
                 "innerError": {
                     "request-id": request_id,
                     "client-request-id": request_id,
-                    
+
                 }
             }
         });

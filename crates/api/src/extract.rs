@@ -82,8 +82,13 @@ fn percent_decode(text: &str) -> Result<String, ApiError> {
     while idx < bytes.len() {
         match bytes[idx] {
             b'%' => {
-                let hex = text.get(idx + 1..idx + 3).ok_or_else(|| ApiError::bad("Malformed percent-encoding in the query string."))?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| ApiError::bad("Malformed percent-encoding in the query string."))?);
+                let hex = text
+                    .get(idx + 1..idx + 3)
+                    .ok_or_else(|| ApiError::bad("Malformed percent-encoding in the query string."))?;
+                out.push(
+                    u8::from_str_radix(hex, 16)
+                        .map_err(|_| ApiError::bad("Malformed percent-encoding in the query string."))?,
+                );
                 idx += 3;
             }
             b'+' => {

@@ -124,13 +124,21 @@ async fn update_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_group(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require(roles::GROUP_WRITE)?;
     state.directory.delete_object(caller.tenant, ObjectKind::Group, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn members(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
     Ok(mixed_collection(&state.directory.members(caller.tenant, &id).await?))
 }
@@ -144,7 +152,11 @@ async fn transitive_members(
     Ok(mixed_collection(&state.directory.transitive_members(caller.tenant, &id).await?))
 }
 
-async fn member_of(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn member_of(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
     state.directory.get_group(caller.tenant, &id).await?;
     Ok(mixed_collection(&state.directory.member_of(caller.tenant, &id).await?))

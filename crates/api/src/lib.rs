@@ -9,8 +9,8 @@ mod error;
 mod extract;
 mod groups;
 mod links;
-mod observe;
 mod objects;
+mod observe;
 mod token_endpoint;
 mod users;
 

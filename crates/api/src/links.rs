@@ -5,9 +5,20 @@ fn encode_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'$' | b',' | b'(' | b')' | b'\'' | b'/' | b':' => {
-                out.push(byte as char)
-            }
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b'$'
+            | b','
+            | b'('
+            | b')'
+            | b'\''
+            | b'/'
+            | b':' => out.push(byte as char),
             other => out.push_str(&format!("%{other:02X}")),
         }
     }

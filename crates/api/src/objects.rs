@@ -123,14 +123,12 @@ pub(crate) async fn list(
         }
         None => None,
     };
-    let keep = |object: &DirectoryObject| filter.as_ref().is_none_or(|filter| filter.matches(&object_json(object, false)));
+    let keep =
+        |object: &DirectoryObject| filter.as_ref().is_none_or(|filter| filter.matches(&object_json(object, false)));
     let spec = ListSpec { order, descending, after, limit: top, deleted };
     let page = state.directory.list_objects(caller.tenant, kind, &spec, &keep).await?;
-    let values: Vec<Value> = page
-        .items
-        .iter()
-        .map(|object| select(object_json(object, deleted), selected.as_deref()))
-        .collect();
+    let values: Vec<Value> =
+        page.items.iter().map(|object| select(object_json(object, deleted), selected.as_deref())).collect();
     let mut body = serde_json::Map::new();
     body.insert("@odata.context".to_owned(), json!(format!("{base}/v1.0/$metadata#{}", path.trim_start_matches('/'))));
     if count {
@@ -201,8 +199,9 @@ pub(crate) async fn delta(
         ObjectKind::Group => "groups",
     };
     let selected = query.option("select")?.map(|text| parse_select(entity, text)).transpose()?;
-    let members_selected =
-        query.option("select")?.is_none_or(|text| text.split(',').any(|name| name.trim().eq_ignore_ascii_case("members")));
+    let members_selected = query
+        .option("select")?
+        .is_none_or(|text| text.split(',').any(|name| name.trim().eq_ignore_ascii_case("members")));
     let page_size = match query.option("top")? {
         Some(top) => parse_top(top)?,
         None => max_page_size(headers, 200),
@@ -225,13 +224,10 @@ pub(crate) async fn delta(
         pairs.push(("$deltatoken".to_owned(), DeltaToken::Changes { after }.encode(resource)));
         return Ok(Json(json!({ "value": [], "@odata.deltaLink": link(base, &path, &pairs) })));
     }
-    let cursor = token
-        .map(|token| DeltaToken::decode(token, resource))
-        .transpose()?
-        .map(|token| match token {
-            DeltaToken::Initial { snapshot, after } => DeltaCursor::Initial { snapshot, after },
-            DeltaToken::Changes { after } => DeltaCursor::Changes { after },
-        });
+    let cursor = token.map(|token| DeltaToken::decode(token, resource)).transpose()?.map(|token| match token {
+        DeltaToken::Initial { snapshot, after } => DeltaCursor::Initial { snapshot, after },
+        DeltaToken::Changes { after } => DeltaCursor::Changes { after },
+    });
     let page = state.directory.delta(caller.tenant, kind, cursor, page_size).await?;
     let mut values = Vec::with_capacity(page.items.len());
     for item in &page.items {
@@ -282,10 +278,9 @@ pub(crate) async fn delta(
 
 /// The object id named by a `$ref` body: `{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{id}"}`.
 pub(crate) fn ref_target(body: &Value) -> Result<String, ApiError> {
-    let reference = body
-        .get("@odata.id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad("The request body must be a reference: {\"@odata.id\": \".../directoryObjects/{id}\"}."))?;
+    let reference = body.get("@odata.id").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::bad("The request body must be a reference: {\"@odata.id\": \".../directoryObjects/{id}\"}.")
+    })?;
     let last = reference.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     let id = last.strip_prefix("directoryObjects('").and_then(|rest| rest.strip_suffix("')")).unwrap_or(last);
     if id.is_empty() {

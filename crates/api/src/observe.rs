@@ -55,7 +55,8 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status().as_u16().to_string();
     metrics::counter!("tenantsync_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.clone()).increment(1);
-    metrics::histogram!("tenantsync_http_request_duration_seconds", "method" => method, "route" => route).record(elapsed);
+    metrics::histogram!("tenantsync_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(elapsed);
     span.in_scope(|| tracing::debug!(status, elapsed, "request finished"));
     response
 }

@@ -15,9 +15,7 @@ use crate::AppState;
 use crate::extract::BaseUrl;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(token))
-        .route("/{tenant}/discovery/v2.0/keys", get(keys))
+    Router::new().route("/{tenant}/oauth2/v2.0/token", post(token)).route("/{tenant}/discovery/v2.0/keys", get(keys))
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,24 +59,37 @@ async fn token(
         );
     }
     let (Some(client_id), Some(secret)) = (request.client_id.as_deref(), request.client_secret.as_deref()) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain 'client_id' and 'client_secret'.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain 'client_id' and 'client_secret'.",
+        );
     };
     let scope = request.scope.as_deref().unwrap_or("");
-    let scope_ok = scope
-        .split_whitespace()
-        .any(|scope| scope == "https://graph.microsoft.com/.default" || scope.strip_suffix("/.default").is_some_and(|resource| same_origin(resource, &base)));
+    let scope_ok = scope.split_whitespace().any(|scope| {
+        scope == "https://graph.microsoft.com/.default"
+            || scope.strip_suffix("/.default").is_some_and(|resource| same_origin(resource, &base))
+    });
     if !scope_ok {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             1002012,
-            &format!("The provided value for scope '{scope}' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (https://graph.microsoft.com/.default or {base}/.default)."),
+            &format!(
+                "The provided value for scope '{scope}' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (https://graph.microsoft.com/.default or {base}/.default)."
+            ),
         );
     }
     let tenant = match state.directory.find_tenant(&tenant_key).await {
         Ok(Some(tenant)) => tenant,
         Ok(None) => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, &format!("Tenant '{tenant_key}' not found."));
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                90002,
+                &format!("Tenant '{tenant_key}' not found."),
+            );
         }
         Err(err) => return crate::ApiError::from(err).into_response(),
     };

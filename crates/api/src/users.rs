@@ -127,15 +127,27 @@ async fn update_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_user(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
     state.directory.delete_object(caller.tenant, ObjectKind::User, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_manager(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_manager(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
-    let manager = state.directory.manager(caller.tenant, &key).await?.ok_or_else(|| ApiError::NotFound(format!("{key}/manager")))?;
+    let manager = state
+        .directory
+        .manager(caller.tenant, &key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{key}/manager")))?;
     Ok(Json(object_json(&manager, true)))
 }
 
@@ -146,7 +158,11 @@ async fn get_manager_ref(
     BaseUrl(base): BaseUrl,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
-    let manager = state.directory.manager(caller.tenant, &key).await?.ok_or_else(|| ApiError::NotFound(format!("{key}/manager")))?;
+    let manager = state
+        .directory
+        .manager(caller.tenant, &key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{key}/manager")))?;
     Ok(Json(json!({ "@odata.id": format!("{base}/v1.0/directoryObjects/{}", manager.id()) })))
 }
 
@@ -162,18 +178,30 @@ async fn set_manager(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remove_manager(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove_manager(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
     state.directory.remove_manager(caller.tenant, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn direct_reports(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn direct_reports(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
     Ok(mixed_collection(&state.directory.direct_reports(caller.tenant, &key).await?))
 }
 
-async fn member_of(State(state): State<AppState>, caller: Caller, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn member_of(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
     caller.require(roles::GROUP_READ).or_else(|_| caller.require(roles::DIRECTORY_READ))?;
     state.directory.get_user(caller.tenant, &key).await?;

@@ -166,8 +166,11 @@ fn encode_path(segment: &str) -> String {
         .collect()
 }
 
-/// Reads the file into (line number, row) pairs and the column roles.
-fn read_file(path: &std::path::Path) -> anyhow::Result<(Vec<Column>, Vec<(usize, Vec<String>)>)> {
+/// A data row and its line number in the file.
+type NumberedRow = (usize, Vec<String>);
+
+/// Reads the file into the column roles and the numbered data rows.
+fn read_file(path: &std::path::Path) -> anyhow::Result<(Vec<Column>, Vec<NumberedRow>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let records = crate::csv::parse(&text).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
     let mut records = records.into_iter().enumerate().map(|(idx, record)| (idx + 1, record)).peekable();
