@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Tidy checks that the compiler does not make: dependency direction between crates, module docs, leftovers.
+# Run from the repository root. Prints every problem, exits 1 if there was any.
+set -uo pipefail
+status=0
+fail() { echo "tidy: $*"; status=1; }
+
+# The pure crates never depend on a runtime, a web framework, a database driver or an HTTP client.
+forbidden='^(tokio|axum|hyper|sqlx|sqlx-core|reqwest|tower|tower-http) '
+for crate in tenantsync-model tenantsync-expr tenantsync-graph tenantsync-store; do
+    if ! cargo metadata --format-version 1 --no-deps >/dev/null 2>&1; then fail "cargo metadata failed"; break; fi
+    found=$(cargo tree -p "$crate" -e normal --prefix none 2>/dev/null | grep -E "$forbidden" | sort -u)
+    [ -n "$found" ] && fail "$crate must stay pure but depends on: $(echo $found | tr '\n' ' ')"
+done
+# The directory talks to storage through the Store trait only, and knows nothing about HTTP.
+found=$(cargo tree -p tenantsync-directory -e normal --prefix none 2>/dev/null | grep -E '^(axum|hyper|sqlx|reqwest|tenantsync-store-sqlite|tenantsync-store-postgres|tenantsync-api) ' | sort -u)
+[ -n "$found" ] && fail "tenantsync-directory depends on: $(echo $found | tr '\n' ' ')"
+# Only the binary names concrete backends.
+for crate in tenantsync-api tenantsync-directory; do
+    found=$(cargo tree -p "$crate" -e normal --prefix none 2>/dev/null | grep -E '^tenantsync-store-(sqlite|postgres) ' | sort -u)
+    [ -n "$found" ] && fail "$crate must not name a concrete store backend: $found"
+done
+# One TLS provider: ring, never aws-lc; no OpenSSL.
+cargo tree -i aws-lc-rs >/dev/null 2>&1 && fail "aws-lc-rs is in the dependency tree"
+cargo tree -i openssl-sys >/dev/null 2>&1 && fail "openssl-sys is in the dependency tree"
+
+# Every module of the library and binary sources starts with a //! paragraph.
+while IFS= read -r file; do
+    first=$(grep -v '^\s*$' "$file" | head -n 1)
+    case "$first" in
+        '//!'*) ;;
+        *) fail "$file does not start with a //! module doc" ;;
+    esac
+done < <(find crates -path '*/src/*' -name '*.rs' | sort)
+
+# No debugging leftovers.
+if grep -rnE '\bdbg!\(|\btodo!\(|\bunimplemented!\(' crates --include='*.rs'; then
+    fail "remove dbg!/todo!/unimplemented! above"
+fi
+exit $status
