@@ -265,7 +265,7 @@ impl Interval {
 
 /// Adds months, clamping the day to the end of the month like .NET `AddMonths`.
 pub(crate) fn add_months(instant: OffsetDateTime, months: i64) -> Option<OffsetDateTime> {
-    let total = i64::from(instant.year()) * 12 + i64::from(u8::from(instant.month())) - 1 + months;
+    let total = (i64::from(instant.year()) * 12 + i64::from(u8::from(instant.month())) - 1).checked_add(months)?;
     let year = i32::try_from(total.div_euclid(12)).ok()?;
     let month = Month::try_from(u8::try_from(total.rem_euclid(12) + 1).ok()?).ok()?;
     let day = instant.day().min(month.length(year));

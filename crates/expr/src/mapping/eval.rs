@@ -594,7 +594,7 @@ impl Env<'_> {
         if length > 256 {
             return Err(site.fail(format!("Length {length} is over the limit of 256")));
         }
-        let minimums: i64 = counts[1..].iter().sum();
+        let minimums = counts[1..].iter().fold(0i64, |sum, count| sum.saturating_add(*count));
         if length < minimums {
             return Err(site.fail(format!("Length {length} is less than the sum of the minimums ({minimums})")));
         }

@@ -238,6 +238,20 @@ fn guid_and_random_string_are_reproducible() {
         "{}",
         expect!["error: function 'RandomString' at 1:1: Length 3 is less than the sum of the minimums (4)"],
     );
+    // F's example 2: at least 2 digits, 2 specials, 2 capitals, 1 lower case, never '?' or ','.
+    check(r#"RandomString(10,2,2,2,1,"?,")"#, "{}", expect![[r#""U\"R13{UxC<""#]]);
+    check(
+        "RandomString(5, 9223372036854775807, 9223372036854775807, 0, 0)",
+        "{}",
+        expect![
+            "error: function 'RandomString' at 1:1: Length 5 is less than the sum of the minimums (9223372036854775807)"
+        ],
+    );
+    check(
+        r#"DateAdd("m", 9223372036854775807, "2021-01-31")"#,
+        "{}",
+        expect!["error: function 'DateAdd' at 1:1: the result is out of the supported date range"],
+    );
 }
 
 #[test]
