@@ -59,7 +59,15 @@ fn encode(object: &DirectoryObject) -> ObjectRow {
             (None, Some(group.display_name.clone()), serde_json::to_string(group).expect("a group always serializes"))
         }
     };
-    ObjectRow { id: object.id(), kind: object.kind(), upn, display_name, data, deleted_at: object.deleted_date_time() }
+    ObjectRow {
+        id: object.id(),
+        kind: object.kind(),
+        upn,
+        display_name,
+        data,
+        deleted_at: object.deleted_date_time(),
+        anchor: None,
+    }
 }
 
 fn change(object: ObjectId, kind: ObjectKind, op: ChangeOp, at: OffsetDateTime) -> ChangeRow {

@@ -3,20 +3,38 @@
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
-use tenantsync_store::{ChangeOp, ChangeRow, CredentialRow, LinkKind, ObjectRow, StoreError, TenantRow};
+use tenantsync_store::{
+    ChangeOp, ChangeRow, CredentialRow, DocRow, LinkKind, LogRow, ObjectRow, StoreError, TenantRow,
+};
 use time::OffsetDateTime;
 
 pub(crate) fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Unavailable(Box::new(err))
 }
 
-/// Unique violations become conflicts on `what`; everything else means the database is unusable.
+/// Unique indexes whose violation names a more precise `what` than the caller's, by constraint or index name
+/// (the names the migrations give them).
+const CONFLICT_CONSTRAINTS: &[(&str, &str)] = &[
+    ("objects_anchor", "anchor"),
+    ("objects_upn", "userPrincipalName"),
+    ("objects_pkey", "id"),
+    ("documents_pkey", "document"),
+];
+
+/// Unique violations become conflicts on what clashed (`what` unless [`CONFLICT_CONSTRAINTS`] knows better);
+/// everything else means the database is unusable.
 pub(crate) fn classify(err: sqlx::Error, what: &'static str) -> StoreError {
-    let db_kind = err.as_database_error().map(|db_err| db_err.kind());
-    match db_kind {
-        Some(sqlx::error::ErrorKind::UniqueViolation) => StoreError::Conflict { what },
-        _ => unavailable(err),
+    let Some(db_err) = err.as_database_error() else {
+        return unavailable(err);
+    };
+    if db_err.kind() != sqlx::error::ErrorKind::UniqueViolation {
+        return unavailable(err);
     }
+    let what = db_err
+        .constraint()
+        .and_then(|constraint| CONFLICT_CONSTRAINTS.iter().find(|(name, _)| *name == constraint))
+        .map_or(what, |(_, precise)| precise);
+    StoreError::Conflict { what }
 }
 
 fn corrupt(detail: impl Into<String>) -> StoreError {
@@ -42,6 +60,11 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
 fn id_column<T: std::str::FromStr>(row: &PgRow, column: &str) -> Result<T, StoreError> {
     let text: String = get(row, column)?;
     text.parse().map_err(|_| corrupt(format!("bad id '{text}' in column {column}")))
+}
+
+/// A tenant id read from `column`.
+pub(crate) fn tenant_id_from_row(row: &PgRow, column: &str) -> Result<TenantId, StoreError> {
+    id_column::<TenantId>(row, column)
 }
 
 pub(crate) fn tenant_from_row(row: &PgRow, domains: Vec<String>) -> Result<TenantRow, StoreError> {
@@ -77,6 +100,31 @@ pub(crate) fn object_from_row(row: &PgRow) -> Result<ObjectRow, StoreError> {
         display_name: get(row, "display_name")?,
         data: get(row, "data")?,
         deleted_at: get::<Option<i64>>(row, "deleted_at")?.map(from_micros).transpose()?,
+        anchor: get(row, "anchor")?,
+    })
+}
+
+pub(crate) fn doc_from_row(row: &PgRow) -> Result<DocRow, StoreError> {
+    Ok(DocRow {
+        collection: get(row, "collection")?,
+        key: get(row, "doc_key")?,
+        data: get(row, "data")?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+    })
+}
+
+pub(crate) fn log_from_row(row: &PgRow) -> Result<LogRow, StoreError> {
+    Ok(LogRow {
+        seq: get(row, "seq")?,
+        id: get(row, "id")?,
+        job_id: get(row, "job_id")?,
+        cycle_id: get(row, "cycle_id")?,
+        at: from_micros(get(row, "at")?)?,
+        action: get(row, "action")?,
+        status: get(row, "status")?,
+        source_id: get(row, "source_id")?,
+        target_id: get(row, "target_id")?,
+        data: get(row, "data")?,
     })
 }
 

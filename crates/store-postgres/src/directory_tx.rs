@@ -1,20 +1,28 @@
 //! [`DirectoryTx`] over one PostgreSQL transaction. Every statement names the tenant fixed at `begin`.
 //!
 //! PostgreSQL aborts the whole transaction on a failed statement, where SQLite only fails the statement. The
-//! writes that may fail on a unique key and leave the caller free to go on (inserting and updating objects) are
-//! therefore made so that they never abort it: an insert skips a conflicting row, an update runs inside a savepoint.
-//! Any other error leaves the transaction unusable; the caller drops it, which rolls back.
+//! writes that may fail on a unique key and leave the caller free to go on are therefore made so that they never
+//! abort it: inserting and updating objects run inside a savepoint (so that the violated index, hence what clashed,
+//! can be reported), inserting a document skips a conflicting row. Any other error leaves the transaction unusable;
+//! the caller drops it, which rolls back.
 
 use async_trait::async_trait;
+use sqlx::postgres::{PgArguments, PgQueryResult};
+use sqlx::query::Query;
 use sqlx::{Acquire, Postgres, Row, Transaction};
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
-use tenantsync_store::{ChangeRow, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, StoreError};
+use tenantsync_store::{
+    ChangeRow, DirectoryTx, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, StoreError,
+};
 use time::OffsetDateTime;
 
-use crate::codec::{change_from_row, classify, micros, object_from_row, trusted, unavailable};
+use crate::codec::{
+    change_from_row, classify, doc_from_row, log_from_row, micros, object_from_row, trusted, unavailable,
+};
 
-const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at";
-const INSERT_CONFLICT: &str = "userPrincipalName or id";
+const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anchor";
+const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
+const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
 pub(crate) struct PgDirectoryTx {
     tenant: TenantId,
@@ -64,58 +72,55 @@ impl DirectoryTx for PgDirectoryTx {
         row.as_ref().map(object_from_row).transpose()
     }
 
+    async fn find_by_anchor(&mut self, anchor: &str) -> Result<Option<ObjectRow>, StoreError> {
+        let row = sqlx::query(trusted(format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND anchor_key = $2"
+        )))
+        .bind(&self.tenant_text)
+        .bind(anchor.to_lowercase())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
-        // `ON CONFLICT DO NOTHING` covers the id and the per-tenant UPN index, and unlike a unique violation it
-        // leaves the transaction usable. It waits for a concurrent insert of the same key to commit or roll back.
-        let result = sqlx::query(
-            "INSERT INTO objects (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        let query = sqlx::query(
+            "INSERT INTO objects \
+             (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(row.id.to_string())
-        .bind(&self.tenant_text)
+        .bind(self.tenant_text.clone())
         .bind(row.kind.as_str())
-        .bind(&row.upn)
+        .bind(row.upn.clone())
         .bind(lower(&row.upn))
-        .bind(&row.display_name)
+        .bind(row.display_name.clone())
         .bind(name_key(row))
-        .bind(&row.data)
+        .bind(row.data.clone())
         .bind(row.deleted_at.map(micros))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|err| classify(err, INSERT_CONFLICT))?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::Conflict { what: INSERT_CONFLICT });
-        }
+        .bind(row.anchor.clone())
+        .bind(lower(&row.anchor));
+        self.execute_in_savepoint(query, "userPrincipalName or id").await?;
         Ok(())
     }
 
     async fn update_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
-        // A savepoint, so that a UPN clash fails this update only and the transaction goes on, as on SQLite.
-        let mut savepoint = self.tx.begin().await.map_err(unavailable)?;
-        let outcome = sqlx::query(
-            "UPDATE objects SET upn = $1, upn_key = $2, display_name = $3, name_key = $4, data = $5, deleted_at = $6 \
-             WHERE tenant_id = $7 AND id = $8",
+        let query = sqlx::query(
+            "UPDATE objects SET upn = $1, upn_key = $2, display_name = $3, name_key = $4, data = $5, deleted_at = $6, \
+             anchor = $7, anchor_key = $8 WHERE tenant_id = $9 AND id = $10",
         )
-        .bind(&row.upn)
+        .bind(row.upn.clone())
         .bind(lower(&row.upn))
-        .bind(&row.display_name)
+        .bind(row.display_name.clone())
         .bind(name_key(row))
-        .bind(&row.data)
+        .bind(row.data.clone())
         .bind(row.deleted_at.map(micros))
-        .bind(&self.tenant_text)
-        .bind(row.id.to_string())
-        .execute(&mut *savepoint)
-        .await;
-        let result = match outcome {
-            Ok(result) => {
-                savepoint.commit().await.map_err(unavailable)?;
-                result
-            }
-            Err(err) => {
-                savepoint.rollback().await.map_err(unavailable)?;
-                return Err(classify(err, "userPrincipalName"));
-            }
-        };
+        .bind(row.anchor.clone())
+        .bind(lower(&row.anchor))
+        .bind(self.tenant_text.clone())
+        .bind(row.id.to_string());
+        let result = self.execute_in_savepoint(query, "userPrincipalName").await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound { tenant: self.tenant, what: "object" });
         }
@@ -329,12 +334,215 @@ impl DirectoryTx for PgDirectoryTx {
         Ok(result.rows_affected())
     }
 
+    async fn get_doc(&mut self, collection: &str, key: &str) -> Result<Option<DocRow>, StoreError> {
+        let row = sqlx::query(trusted(format!(
+            "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = $1 AND collection = $2 AND doc_key = $3"
+        )))
+        .bind(&self.tenant_text)
+        .bind(collection)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(doc_from_row).transpose()
+    }
+
+    async fn put_doc(&mut self, doc: &DocRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, collection, doc_key) \
+             DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+        )
+        .bind(&self.tenant_text)
+        .bind(&doc.collection)
+        .bind(&doc.key)
+        .bind(&doc.data)
+        .bind(micros(doc.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn insert_doc(&mut self, doc: &DocRow) -> Result<(), StoreError> {
+        // `DO NOTHING` rather than a unique violation, which would abort the transaction. The primary key is the
+        // only unique index of the table, so a skipped row always means the key exists.
+        let result = sqlx::query(
+            "INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, collection, doc_key) DO NOTHING",
+        )
+        .bind(&self.tenant_text)
+        .bind(&doc.collection)
+        .bind(&doc.key)
+        .bind(&doc.data)
+        .bind(micros(doc.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|err| classify(err, "document"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::Conflict { what: "document" });
+        }
+        Ok(())
+    }
+
+    async fn delete_doc(&mut self, collection: &str, key: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND collection = $2 AND doc_key = $3")
+            .bind(&self.tenant_text)
+            .bind(collection)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn list_docs(
+        &mut self,
+        collection: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DocRow>, StoreError> {
+        // doc_key has the "C" collation: bytewise order, as the trait promises.
+        let (after, limit_param) = if after_key.is_some() { (" AND doc_key > $3", 4) } else { ("", 3) };
+        let mut query = sqlx::query(trusted(format!(
+            "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = $1 AND collection = $2{after} \
+             ORDER BY doc_key LIMIT ${limit_param}"
+        )))
+        .bind(&self.tenant_text)
+        .bind(collection);
+        if let Some(after_key) = after_key {
+            query = query.bind(after_key);
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        rows.iter().map(doc_from_row).collect()
+    }
+
+    async fn delete_collection(&mut self, collection: &str) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND collection = $2")
+            .bind(&self.tenant_text)
+            .bind(collection)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError> {
+        // A counter on the tenant row, not MAX(seq) + 1: pruning may delete the newest entries, and their numbers
+        // must not come back. The update locks the tenant row, so concurrent appenders wait for each other.
+        let seq: i64 =
+            sqlx::query("UPDATE tenants SET last_log_seq = last_log_seq + 1 WHERE id = $1 RETURNING last_log_seq")
+                .bind(&self.tenant_text)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(unavailable)?
+                .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
+                .try_get("last_log_seq")
+                .map_err(unavailable)?;
+        sqlx::query(trusted(format!(
+            "INSERT INTO provisioning_logs (tenant_id, {LOG_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )))
+        .bind(&self.tenant_text)
+        .bind(seq)
+        .bind(&log.id)
+        .bind(&log.job_id)
+        .bind(&log.cycle_id)
+        .bind(micros(log.at))
+        .bind(&log.action)
+        .bind(&log.status)
+        .bind(&log.source_id)
+        .bind(&log.target_id)
+        .bind(&log.data)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(seq)
+    }
+
+    async fn read_logs(&mut self, query: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+        // Only the filters that are set become conditions, so that each combination gets a plan using its index.
+        let text_filters = [
+            ("job_id", &query.job_id),
+            ("action", &query.action),
+            ("status", &query.status),
+            ("source_id", &query.source_id),
+            ("target_id", &query.target_id),
+        ];
+        let mut sql = format!("SELECT {LOG_COLUMNS} FROM provisioning_logs WHERE tenant_id = $1");
+        let mut n_params = 1;
+        let mut condition = |sql: &mut String, template: &str| {
+            n_params += 1;
+            sql.push_str(&template.replace('?', &format!("${n_params}")));
+        };
+        for (column, value) in &text_filters {
+            if value.is_some() {
+                condition(&mut sql, &format!(" AND {column} = ?"));
+            }
+        }
+        if query.since.is_some() {
+            condition(&mut sql, " AND at >= ?");
+        }
+        if query.until.is_some() {
+            condition(&mut sql, " AND at < ?");
+        }
+        if query.before_seq.is_some() {
+            condition(&mut sql, " AND seq < ?");
+        }
+        condition(&mut sql, " ORDER BY seq DESC LIMIT ?");
+        let mut statement = sqlx::query(trusted(sql)).bind(&self.tenant_text);
+        for value in text_filters.iter().filter_map(|(_, value)| value.as_ref()) {
+            statement = statement.bind(value.clone());
+        }
+        if let Some(since) = query.since {
+            statement = statement.bind(micros(since));
+        }
+        if let Some(until) = query.until {
+            statement = statement.bind(micros(until));
+        }
+        if let Some(before_seq) = query.before_seq {
+            statement = statement.bind(before_seq);
+        }
+        let rows = statement.bind(i64::from(query.limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        rows.iter().map(log_from_row).collect()
+    }
+
+    async fn prune_logs(&mut self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM provisioning_logs WHERE tenant_id = $1 AND at < $2")
+            .bind(&self.tenant_text)
+            .bind(micros(before))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected())
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(unavailable)
     }
 }
 
 impl PgDirectoryTx {
+    /// Runs a write inside a savepoint, so that a unique violation fails this statement only and the transaction
+    /// goes on, as on SQLite. The violation becomes a conflict on what clashed (see `classify`).
+    async fn execute_in_savepoint(
+        &mut self,
+        query: Query<'static, Postgres, PgArguments>,
+        what: &'static str,
+    ) -> Result<PgQueryResult, StoreError> {
+        let mut savepoint = self.tx.begin().await.map_err(unavailable)?;
+        match query.execute(&mut *savepoint).await {
+            Ok(result) => {
+                savepoint.commit().await.map_err(unavailable)?;
+                Ok(result)
+            }
+            Err(err) => {
+                savepoint.rollback().await.map_err(unavailable)?;
+                Err(classify(err, what))
+            }
+        }
+    }
+
     async fn tenant_counter(&mut self, column: &'static str) -> Result<i64, StoreError> {
         let row = sqlx::query(trusted(format!("SELECT {column} AS n FROM tenants WHERE id = $1")))
             .bind(&self.tenant_text)

@@ -13,9 +13,11 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tenantsync_model::{ClientId, TenantId};
-use tenantsync_store::{CredentialRow, DirectoryTx, Store, StoreError, TenantRow, TxMode};
+use tenantsync_store::{CredentialRow, DirectoryTx, DocRow, Store, StoreError, TenantRow, TxMode};
 
-use codec::{classify, credential_from_row, micros, tenant_from_row, trusted, unavailable};
+use codec::{
+    classify, credential_from_row, doc_from_row, micros, tenant_from_row, tenant_id_from_row, trusted, unavailable,
+};
 use directory_tx::PgDirectoryTx;
 
 /// The PostgreSQL store.
@@ -174,6 +176,18 @@ impl Store for PgStore {
             .await
             .map_err(unavailable)?;
         row.try_get("value").map_err(unavailable)
+    }
+
+    async fn list_docs_all_tenants(&self, collection: &str) -> Result<Vec<(TenantId, DocRow)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, collection, doc_key, data, updated_at FROM documents WHERE collection = $1 \
+             ORDER BY tenant_id, doc_key",
+        )
+        .bind(collection)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(|row| Ok((tenant_id_from_row(row, "tenant_id")?, doc_from_row(row)?))).collect()
     }
 
     async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError> {

@@ -90,7 +90,7 @@ async fn concurrent_connects_migrate_once() {
             .fetch_all(&mut conn)
             .await
             .expect("read schema_migrations");
-        assert_eq!(versions, vec![1], "each migration recorded once");
+        assert_eq!(versions, vec![1, 2], "each migration recorded once");
     })
     .await;
 }
@@ -103,6 +103,7 @@ fn user(upn: &str) -> ObjectRow {
         display_name: Some(upn.to_owned()),
         data: "{}".to_owned(),
         deleted_at: None,
+        anchor: None,
     }
 }
 

@@ -3,20 +3,40 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
-use tenantsync_store::{ChangeOp, ChangeRow, CredentialRow, LinkKind, ObjectRow, StoreError, TenantRow};
+use tenantsync_store::{
+    ChangeOp, ChangeRow, CredentialRow, DocRow, LinkKind, LogRow, ObjectRow, StoreError, TenantRow,
+};
 use time::OffsetDateTime;
 
 pub(crate) fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Unavailable(Box::new(err))
 }
 
-/// Unique violations become conflicts on `what`; everything else means the database is unusable.
+/// Unique indexes whose violation names a more precise `what` than the caller's, recognized by the columns SQLite
+/// lists in its message ("UNIQUE constraint failed: objects.tenant_id, objects.anchor_key"): SQLite reports no
+/// index name.
+const CONFLICT_COLUMNS: &[(&str, &str)] = &[
+    ("objects.anchor_key", "anchor"),
+    ("objects.upn_key", "userPrincipalName"),
+    ("objects.id", "id"),
+    ("documents.doc_key", "document"),
+];
+
+/// Unique violations become conflicts on what clashed (`what` unless [`CONFLICT_COLUMNS`] knows better);
+/// everything else means the database is unusable.
 pub(crate) fn classify(err: sqlx::Error, what: &'static str) -> StoreError {
-    let db_kind = err.as_database_error().map(|db_err| db_err.kind());
-    match db_kind {
-        Some(sqlx::error::ErrorKind::UniqueViolation) => StoreError::Conflict { what },
-        _ => unavailable(err),
+    let Some(db_err) = err.as_database_error() else {
+        return unavailable(err);
+    };
+    if db_err.kind() != sqlx::error::ErrorKind::UniqueViolation {
+        return unavailable(err);
     }
+    let message = db_err.message();
+    let what = CONFLICT_COLUMNS
+        .iter()
+        .find(|(column, _)| message.split([':', ',']).any(|part| part.trim() == *column))
+        .map_or(what, |(_, precise)| precise);
+    StoreError::Conflict { what }
 }
 
 fn corrupt(detail: impl Into<String>) -> StoreError {
@@ -42,6 +62,11 @@ fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
 fn id_column<T: std::str::FromStr>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
     let text: String = get(row, column)?;
     text.parse().map_err(|_| corrupt(format!("bad id '{text}' in column {column}")))
+}
+
+/// A tenant id read from `column`.
+pub(crate) fn tenant_id_from_row(row: &SqliteRow, column: &str) -> Result<TenantId, StoreError> {
+    id_column::<TenantId>(row, column)
 }
 
 pub(crate) fn tenant_from_row(row: &SqliteRow, domains: Vec<String>) -> Result<TenantRow, StoreError> {
@@ -77,6 +102,31 @@ pub(crate) fn object_from_row(row: &SqliteRow) -> Result<ObjectRow, StoreError> 
         display_name: get(row, "display_name")?,
         data: get(row, "data")?,
         deleted_at: get::<Option<i64>>(row, "deleted_at")?.map(from_micros).transpose()?,
+        anchor: get(row, "anchor")?,
+    })
+}
+
+pub(crate) fn doc_from_row(row: &SqliteRow) -> Result<DocRow, StoreError> {
+    Ok(DocRow {
+        collection: get(row, "collection")?,
+        key: get(row, "doc_key")?,
+        data: get(row, "data")?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+    })
+}
+
+pub(crate) fn log_from_row(row: &SqliteRow) -> Result<LogRow, StoreError> {
+    Ok(LogRow {
+        seq: get(row, "seq")?,
+        id: get(row, "id")?,
+        job_id: get(row, "job_id")?,
+        cycle_id: get(row, "cycle_id")?,
+        at: from_micros(get(row, "at")?)?,
+        action: get(row, "action")?,
+        status: get(row, "status")?,
+        source_id: get(row, "source_id")?,
+        target_id: get(row, "target_id")?,
+        data: get(row, "data")?,
     })
 }
 

@@ -3,12 +3,18 @@
 use async_trait::async_trait;
 use sqlx::{Row, Sqlite, Transaction};
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
-use tenantsync_store::{ChangeRow, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, StoreError};
+use tenantsync_store::{
+    ChangeRow, DirectoryTx, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, StoreError,
+};
 use time::OffsetDateTime;
 
-use crate::codec::{change_from_row, classify, micros, object_from_row, trusted, unavailable};
+use crate::codec::{
+    change_from_row, classify, doc_from_row, log_from_row, micros, object_from_row, trusted, unavailable,
+};
 
-const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at";
+const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anchor";
+const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
+const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
 pub(crate) struct SqliteDirectoryTx {
     tenant: TenantId,
@@ -57,10 +63,23 @@ impl DirectoryTx for SqliteDirectoryTx {
         row.as_ref().map(object_from_row).transpose()
     }
 
+    async fn find_by_anchor(&mut self, anchor: &str) -> Result<Option<ObjectRow>, StoreError> {
+        let row = sqlx::query(trusted(format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND anchor_key = ?"
+        )))
+        .bind(&self.tenant_text)
+        .bind(anchor.to_lowercase())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO objects (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO objects \
+             (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(row.id.to_string())
         .bind(&self.tenant_text)
@@ -71,6 +90,8 @@ impl DirectoryTx for SqliteDirectoryTx {
         .bind(name_key(row))
         .bind(&row.data)
         .bind(row.deleted_at.map(micros))
+        .bind(&row.anchor)
+        .bind(lower(&row.anchor))
         .execute(&mut *self.tx)
         .await
         .map_err(|err| classify(err, "userPrincipalName or id"))?;
@@ -79,8 +100,8 @@ impl DirectoryTx for SqliteDirectoryTx {
 
     async fn update_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "UPDATE objects SET upn = ?, upn_key = ?, display_name = ?, name_key = ?, data = ?, deleted_at = ? \
-             WHERE tenant_id = ? AND id = ?",
+            "UPDATE objects SET upn = ?, upn_key = ?, display_name = ?, name_key = ?, data = ?, deleted_at = ?, \
+             anchor = ?, anchor_key = ? WHERE tenant_id = ? AND id = ?",
         )
         .bind(&row.upn)
         .bind(lower(&row.upn))
@@ -88,6 +109,8 @@ impl DirectoryTx for SqliteDirectoryTx {
         .bind(name_key(row))
         .bind(&row.data)
         .bind(row.deleted_at.map(micros))
+        .bind(&row.anchor)
+        .bind(lower(&row.anchor))
         .bind(&self.tenant_text)
         .bind(row.id.to_string())
         .execute(&mut *self.tx)
@@ -293,6 +316,183 @@ impl DirectoryTx for SqliteDirectoryTx {
         sqlx::query("UPDATE tenants SET change_horizon = MAX(change_horizon, ?) WHERE id = ?")
             .bind(newest_old)
             .bind(&self.tenant_text)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn get_doc(&mut self, collection: &str, key: &str) -> Result<Option<DocRow>, StoreError> {
+        let row = sqlx::query(trusted(format!(
+            "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = ? AND collection = ? AND doc_key = ?"
+        )))
+        .bind(&self.tenant_text)
+        .bind(collection)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(doc_from_row).transpose()
+    }
+
+    async fn put_doc(&mut self, doc: &DocRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant_id, collection, doc_key) \
+             DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+        )
+        .bind(&self.tenant_text)
+        .bind(&doc.collection)
+        .bind(&doc.key)
+        .bind(&doc.data)
+        .bind(micros(doc.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn insert_doc(&mut self, doc: &DocRow) -> Result<(), StoreError> {
+        // `DO NOTHING` rather than a unique violation, as on PostgreSQL, where a violation would abort the
+        // transaction.
+        let result = sqlx::query(
+            "INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant_id, collection, doc_key) DO NOTHING",
+        )
+        .bind(&self.tenant_text)
+        .bind(&doc.collection)
+        .bind(&doc.key)
+        .bind(&doc.data)
+        .bind(micros(doc.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|err| classify(err, "document"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::Conflict { what: "document" });
+        }
+        Ok(())
+    }
+
+    async fn delete_doc(&mut self, collection: &str, key: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM documents WHERE tenant_id = ? AND collection = ? AND doc_key = ?")
+            .bind(&self.tenant_text)
+            .bind(collection)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn list_docs(
+        &mut self,
+        collection: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DocRow>, StoreError> {
+        // SQLite's default BINARY collation compares UTF-8 bytes: the bytewise order the trait promises.
+        let after = if after_key.is_some() { " AND doc_key > ?" } else { "" };
+        let mut query = sqlx::query(trusted(format!(
+            "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = ? AND collection = ?{after} \
+             ORDER BY doc_key LIMIT ?"
+        )))
+        .bind(&self.tenant_text)
+        .bind(collection);
+        if let Some(after_key) = after_key {
+            query = query.bind(after_key);
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        rows.iter().map(doc_from_row).collect()
+    }
+
+    async fn delete_collection(&mut self, collection: &str) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM documents WHERE tenant_id = ? AND collection = ?")
+            .bind(&self.tenant_text)
+            .bind(collection)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError> {
+        // A counter on the tenant row, not MAX(seq) + 1: pruning may delete the newest entries, and their numbers
+        // must not come back.
+        let seq: i64 =
+            sqlx::query("UPDATE tenants SET last_log_seq = last_log_seq + 1 WHERE id = ? RETURNING last_log_seq")
+                .bind(&self.tenant_text)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(unavailable)?
+                .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
+                .try_get("last_log_seq")
+                .map_err(unavailable)?;
+        sqlx::query(trusted(format!(
+            "INSERT INTO provisioning_logs (tenant_id, {LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )))
+        .bind(&self.tenant_text)
+        .bind(seq)
+        .bind(&log.id)
+        .bind(&log.job_id)
+        .bind(&log.cycle_id)
+        .bind(micros(log.at))
+        .bind(&log.action)
+        .bind(&log.status)
+        .bind(&log.source_id)
+        .bind(&log.target_id)
+        .bind(&log.data)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(seq)
+    }
+
+    async fn read_logs(&mut self, query: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+        // Only the filters that are set become conditions, so that each combination gets a plan using its index.
+        let text_filters = [
+            ("job_id", &query.job_id),
+            ("action", &query.action),
+            ("status", &query.status),
+            ("source_id", &query.source_id),
+            ("target_id", &query.target_id),
+        ];
+        let mut sql = format!("SELECT {LOG_COLUMNS} FROM provisioning_logs WHERE tenant_id = ?");
+        for (column, value) in &text_filters {
+            if value.is_some() {
+                sql.push_str(&format!(" AND {column} = ?"));
+            }
+        }
+        if query.since.is_some() {
+            sql.push_str(" AND at >= ?");
+        }
+        if query.until.is_some() {
+            sql.push_str(" AND at < ?");
+        }
+        if query.before_seq.is_some() {
+            sql.push_str(" AND seq < ?");
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        let mut statement = sqlx::query(trusted(sql)).bind(&self.tenant_text);
+        for value in text_filters.iter().filter_map(|(_, value)| value.as_ref()) {
+            statement = statement.bind(value.clone());
+        }
+        if let Some(since) = query.since {
+            statement = statement.bind(micros(since));
+        }
+        if let Some(until) = query.until {
+            statement = statement.bind(micros(until));
+        }
+        if let Some(before_seq) = query.before_seq {
+            statement = statement.bind(before_seq);
+        }
+        let rows = statement.bind(i64::from(query.limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        rows.iter().map(log_from_row).collect()
+    }
+
+    async fn prune_logs(&mut self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM provisioning_logs WHERE tenant_id = ? AND at < ?")
+            .bind(&self.tenant_text)
+            .bind(micros(before))
             .execute(&mut *self.tx)
             .await
             .map_err(unavailable)?;

@@ -57,6 +57,7 @@ fn user_row(upn: &str, display_name: &str) -> ObjectRow {
         display_name: Some(display_name.to_owned()),
         data: format!(r#"{{"userPrincipalName":"{upn}"}}"#),
         deleted_at: None,
+        anchor: None,
     }
 }
 
@@ -221,6 +222,7 @@ pub async fn links_and_purge(store: &dyn Store) {
         display_name: Some("Engineering".to_owned()),
         data: "{}".to_owned(),
         deleted_at: None,
+        anchor: None,
     };
     let ada = user_row("ada@links.example", "Ada");
     let bob = user_row("bob@links.example", "Bob");

@@ -16,7 +16,10 @@ use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
 use time::OffsetDateTime;
 
 pub use error::StoreError;
-pub use rows::{ChangeOp, ChangeRow, CredentialRow, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TenantRow};
+pub use rows::{
+    ChangeOp, ChangeRow, CredentialRow, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, SortKey,
+    TenantRow,
+};
 
 /// Whether a transaction may write. Backends use it to take write locks up front (SQLite `BEGIN IMMEDIATE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +49,10 @@ pub trait Store: Send + Sync {
     /// that two processes starting at once agree on one key).
     async fn get_or_insert_setting(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
+    /// Every document of `collection`, across all tenants, ordered by tenant id then key (for the job runner at
+    /// start-up, which has no tenant yet). Not paged: meant for small collections such as sync jobs.
+    async fn list_docs_all_tenants(&self, collection: &str) -> Result<Vec<(TenantId, DocRow)>, StoreError>;
+
     /// Opens a transaction over one tenant's directory. Dropping it without [`DirectoryTx::commit`] rolls back.
     async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError>;
 }
@@ -59,9 +66,13 @@ pub trait DirectoryTx: Send {
     async fn get_object(&mut self, id: ObjectId) -> Result<Option<ObjectRow>, StoreError>;
     /// The user whose userPrincipalName equals `upn` ignoring case, deleted or not.
     async fn find_by_upn(&mut self, upn: &str) -> Result<Option<ObjectRow>, StoreError>;
-    /// Inserts a new object. A duplicate id or userPrincipalName is a [`StoreError::Conflict`].
+    /// The object whose [`ObjectRow::anchor`] equals `anchor` ignoring case, deleted or not.
+    async fn find_by_anchor(&mut self, anchor: &str) -> Result<Option<ObjectRow>, StoreError>;
+    /// Inserts a new object. A duplicate id, userPrincipalName or anchor is a [`StoreError::Conflict`] whose `what`
+    /// names the clash (`"anchor"` for the anchor); the transaction stays usable.
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError>;
-    /// Replaces an object's columns (kind and id stay). Unknown ids are [`StoreError::NotFound`].
+    /// Replaces an object's columns (kind and id stay). Unknown ids are [`StoreError::NotFound`]; a
+    /// userPrincipalName or anchor taken by another object is a [`StoreError::Conflict`] as for inserts.
     async fn update_object(&mut self, row: &ObjectRow) -> Result<(), StoreError>;
     /// Removes an object and every link from or to it.
     async fn purge_object(&mut self, id: ObjectId) -> Result<(), StoreError>;
@@ -92,5 +103,34 @@ pub trait DirectoryTx: Send {
     /// Deletes changes older than `before` and moves the horizon past them; returns how many went.
     async fn prune_changes(&mut self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
+    /// The document `key` of `collection`.
+    async fn get_doc(&mut self, collection: &str, key: &str) -> Result<Option<DocRow>, StoreError>;
+    /// Inserts the document, or replaces the data and time of the one with the same collection and key.
+    async fn put_doc(&mut self, doc: &DocRow) -> Result<(), StoreError>;
+    /// Inserts a new document. An existing key is a [`StoreError::Conflict`] on `"document"`; the transaction
+    /// stays usable.
+    async fn insert_doc(&mut self, doc: &DocRow) -> Result<(), StoreError>;
+    /// Deletes a document; returns false if there was none.
+    async fn delete_doc(&mut self, collection: &str, key: &str) -> Result<bool, StoreError>;
+    /// Documents of `collection` with a key above `after_key`, in bytewise key order, at most `limit`.
+    async fn list_docs(
+        &mut self,
+        collection: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DocRow>, StoreError>;
+    /// Deletes every document of `collection`; returns how many went.
+    async fn delete_collection(&mut self, collection: &str) -> Result<u64, StoreError>;
+
+    /// Appends to the tenant's provisioning log and returns the entry's sequence number. Numbers come from a
+    /// per-tenant counter, so they increase and are never reused, even after [`DirectoryTx::prune_logs`]; like
+    /// [`DirectoryTx::append_change`], the first append serializes the tenant's writers.
+    async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError>;
+    /// Entries matching every filter of `query`, newest (highest sequence number) first, at most `query.limit`.
+    async fn read_logs(&mut self, query: &LogQuery) -> Result<Vec<LogRow>, StoreError>;
+    /// Deletes entries older than `before` (retention); returns how many went.
+    async fn prune_logs(&mut self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Makes the transaction's writes durable and visible.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -43,6 +43,9 @@ pub struct ObjectRow {
     /// The object as JSON (the serde form of `tenantsync_model::User` or `Group`).
     pub data: String,
     pub deleted_at: Option<OffsetDateTime>,
+    /// The source anchor of a B2B user created or adopted by sync (`<issuer>/<issuerAssignedId>`); unique per
+    /// tenant ignoring case. Stored as written; backends index its lowercase form.
+    pub anchor: Option<String>,
 }
 
 /// What a link means.
@@ -150,4 +153,71 @@ impl ScanSpec {
         };
         SortKey { value, id: row.id }
     }
+}
+
+/// A JSON document in a named collection of one tenant (sync jobs, partners, service principals, connections…).
+///
+/// Keys are compared and ordered bytewise, case included. `updated_at` is stored to the microsecond.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocRow {
+    /// The collection's name, e.g. `syncJobs`; collections need no declaration.
+    pub collection: String,
+    /// The document's key, unique within the collection and tenant.
+    pub key: String,
+    /// The document as JSON text; storage does not look inside.
+    pub data: String,
+    /// When the document was last written, as told by the caller.
+    pub updated_at: OffsetDateTime,
+}
+
+/// One provisioning-log entry: what a sync cycle did (or failed to do) to one object. Logs are appended, read
+/// newest first and pruned by age; they are never updated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRow {
+    /// Assigned by [`crate::DirectoryTx::append_log`] (ignored on input); increases per tenant and is never
+    /// reused, pruning included.
+    pub seq: i64,
+    /// The event id (GUID text).
+    pub id: String,
+    /// The sync job that wrote the entry.
+    pub job_id: String,
+    /// The cycle of that job that wrote the entry.
+    pub cycle_id: String,
+    /// When the action happened (stored to the microsecond).
+    pub at: OffsetDateTime,
+    /// `create`, `update`, `delete`, `stagedDelete`, `disable` or `other`.
+    pub action: String,
+    /// `success`, `failure`, `skipped` or `warning`.
+    pub status: String,
+    /// The id of the object in the source tenant, when there is one.
+    pub source_id: Option<String>,
+    /// The id of the object in the target tenant, when there is one.
+    pub target_id: Option<String>,
+    /// The full `provisioningObjectSummary` JSON.
+    pub data: String,
+}
+
+/// Which provisioning-log entries [`crate::DirectoryTx::read_logs`] returns. Every filter that is set must hold
+/// (exact, case-sensitive string equality); unset filters match everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Only entries of this job.
+    pub job_id: Option<String>,
+    /// Only entries with this action.
+    pub action: Option<String>,
+    /// Only entries with this status.
+    pub status: Option<String>,
+    /// Only entries about this source object.
+    pub source_id: Option<String>,
+    /// Only entries about this target object.
+    pub target_id: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only entries strictly before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Paging: only entries with a sequence number below this one (the `seq` of the last entry of the previous
+    /// page).
+    pub before_seq: Option<i64>,
+    /// At most this many entries.
+    pub limit: u32,
 }
