@@ -108,6 +108,24 @@ pub fn merge_body(entity: &Entity, target: &mut Map<String, Value>, body: &Value
                 ),
                 _ => return Err(invalid_value(entity, property.name)),
             },
+            JsonShape::AlternativeSecurityIds => match value {
+                Value::Null => Value::Array(Vec::new()),
+                Value::Array(items) => {
+                    for item in items {
+                        let Value::Object(fields) = item else { return Err(invalid_value(entity, property.name)) };
+                        let valid = fields.iter().all(|(name, field)| match name.as_str() {
+                            "type" => field.is_i64(),
+                            "identityProvider" | "key" => field.is_string() || field.is_null(),
+                            name => name.starts_with("@odata."),
+                        }) && fields.get("type").is_some();
+                        if !valid {
+                            return Err(invalid_value(entity, property.name));
+                        }
+                    }
+                    value.clone()
+                }
+                _ => return Err(invalid_value(entity, property.name)),
+            },
             JsonShape::WriteOnly => {
                 let Value::Object(profile) = value else { return Err(invalid_value(entity, property.name)) };
                 for (field, field_value) in profile {

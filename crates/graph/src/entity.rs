@@ -18,6 +18,8 @@ pub enum JsonShape {
     ObjectCollection(&'static [&'static str]),
     /// `passwordProfile`: accepted on write, never stored or returned.
     WriteOnly,
+    /// `alternativeSecurityIds`: objects of `type` (an integer), `identityProvider` and `key` (strings).
+    AlternativeSecurityIds,
 }
 
 /// One property of an entity.
@@ -91,6 +93,7 @@ pub const USER_PROPERTIES: &[Property] = &[
     prop("showInAddressList", S::Boolean),
     prop("onPremisesExtensionAttributes", S::StringObject(EXTENSION_ATTRIBUTES)),
     prop("identities", S::ObjectCollection(IDENTITY_FIELDS)),
+    prop("alternativeSecurityIds", S::AlternativeSecurityIds),
     read_only("createdDateTime", S::DateTime),
     read_only("deletedDateTime", S::DateTime),
     prop("passwordProfile", S::WriteOnly),
@@ -150,7 +153,7 @@ impl FilterSchema for Entity {
             S::Enum(_) => PropertyType::Enum,
             S::DateTime => PropertyType::DateTime,
             S::StringCollection => PropertyType::StringCollection,
-            S::ObjectCollection(_) => PropertyType::ComplexCollection,
+            S::ObjectCollection(_) | S::AlternativeSecurityIds => PropertyType::ComplexCollection,
             S::StringObject(_) | S::WriteOnly => return None,
         };
         Some((property_type, property.name))
@@ -158,7 +161,11 @@ impl FilterSchema for Entity {
 
     fn element_property(&self, collection: &str, name: &str) -> Option<(PropertyType, &'static str)> {
         let property = Entity::property(self, collection)?;
-        let S::ObjectCollection(fields) = property.shape else { return None };
+        let fields: &[&'static str] = match property.shape {
+            S::ObjectCollection(fields) => fields,
+            S::AlternativeSecurityIds => &["identityProvider", "key"],
+            _ => return None,
+        };
         fields.iter().find(|field| field.eq_ignore_ascii_case(name)).map(|field| (PropertyType::String, *field))
     }
 

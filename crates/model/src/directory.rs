@@ -55,6 +55,18 @@ pub struct ObjectIdentity {
     pub issuer_assigned_id: Option<String>,
 }
 
+/// An alternative security id (`alternativeSecurityIds` in Graph): how a B2B user created by cross-tenant sync
+/// names its home identity. `type` 6 is the kind CTS writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlternativeSecurityId {
+    #[serde(rename = "type")]
+    pub kind: i32,
+    pub identity_provider: Option<String>,
+    /// Base64 of the home object id.
+    pub key: Option<String>,
+}
+
 /// `onPremisesExtensionAttributes`: fifteen free-form strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -145,10 +157,30 @@ pub struct User {
     pub on_premises_extension_attributes: OnPremisesExtensionAttributes,
     #[serde(default)]
     pub identities: Vec<ObjectIdentity>,
+    #[serde(default)]
+    pub alternative_security_ids: Vec<AlternativeSecurityId>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_date_time: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub deleted_date_time: Option<OffsetDateTime>,
+}
+
+impl User {
+    /// The sync anchor of a B2B user: `<issuer>/<issuerAssignedId>` of its first federated identity. Internal users
+    /// (no federated identity) have none.
+    pub fn anchor(&self) -> Option<String> {
+        self.identities.iter().find(|identity| identity.sign_in_type.as_deref() == Some("federated")).and_then(
+            |identity| Some(format!("{}/{}", identity.issuer.as_deref()?, identity.issuer_assigned_id.as_deref()?)),
+        )
+    }
+
+    /// Whether this user's identity lives in another tenant (a B2B user, invited or created by sync). Such users
+    /// are never synced outbound: that is what keeps every topology free of loops.
+    pub fn is_external(&self) -> bool {
+        self.creation_type.as_deref().is_some_and(|kind| kind.eq_ignore_ascii_case("Invitation"))
+            || !self.alternative_security_ids.is_empty()
+            || self.identities.iter().any(|identity| identity.sign_in_type.as_deref() == Some("federated"))
+    }
 }
 
 /// A security group with assigned membership.

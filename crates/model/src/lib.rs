@@ -11,7 +11,8 @@ mod tenant;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
-    DirectoryObject, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes, PasswordProfile, User, UserType,
+    AlternativeSecurityId, DirectoryObject, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,
+    PasswordProfile, User, UserType,
 };
 pub use ids::{ClientId, ObjectId, TenantId};
 pub use roles::{AppRole, RoleSet};

@@ -1,0 +1,126 @@
+//! The engine's view of directories: a source it reads and a target it writes. Tenants hosted here implement these
+//! traits in process (`tenantsync-connectors`); remote Graph and SCIM peers implement them over HTTP.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tenantsync_model::ObjectId;
+
+/// A source user as the engine sees it: its Graph JSON and what the JSON does not carry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceUser {
+    pub id: ObjectId,
+    /// The user's properties, with Graph's names.
+    pub attributes: Map<String, Value>,
+    /// Soft-deleted in the source.
+    pub deleted: bool,
+    /// The source object id of the user's manager.
+    pub manager: Option<ObjectId>,
+    /// The user has an identity issued by another tenant (B2B): never synced outbound.
+    pub external: bool,
+}
+
+impl SourceUser {
+    pub fn display_name(&self) -> Option<&str> {
+        self.attributes.get("displayName").and_then(Value::as_str)
+    }
+    pub fn account_enabled(&self) -> bool {
+        self.attributes.get("accountEnabled").and_then(Value::as_bool).unwrap_or(true)
+    }
+}
+
+/// A page of the source change log: the users touched, and where the next page starts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangePage {
+    /// Users whose state or scope may have changed (members whose group membership changed included), once each.
+    pub user_ids: Vec<ObjectId>,
+    /// The log position after this page.
+    pub next: i64,
+    /// More changes follow.
+    pub more: bool,
+}
+
+/// Why a directory call failed, with what is worth retrying marked in the type.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("the target tenant does not allow user synchronization from this source ({0})")]
+    ConsentDenied(String),
+    #[error("object {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("the peer is throttling; retry after {retry_after_seconds} s")]
+    Throttled { retry_after_seconds: u64 },
+    #[error("the peer is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl PeerError {
+    /// A machine-readable code for provisioning logs, in Entra's vocabulary where it has one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PeerError::ConsentDenied(_) => "AzureActiveDirectoryCrossTenantSyncPolicyCheckFailure",
+            PeerError::NotFound(_) => "InvalidAnchor",
+            PeerError::Rejected(_) => "UnprocessableEntity",
+            PeerError::Throttled { .. } => "TooManyRequests",
+            PeerError::Unavailable(_) => "InternalServerError",
+        }
+    }
+}
+
+/// The directory a job reads from.
+#[async_trait]
+pub trait SourceDirectory: Send + Sync {
+    /// The tenant id written into anchors (`issuer`).
+    fn tenant_id(&self) -> String;
+    /// The current change-log position: a full pass that starts now continues from here afterwards.
+    async fn position(&self) -> Result<i64, PeerError>;
+    /// Live users in id order after `after`, at most `limit`.
+    async fn list_users(&self, after: Option<ObjectId>, limit: u32) -> Result<Vec<SourceUser>, PeerError>;
+    /// One user, deleted or not; None when it no longer exists at all.
+    async fn get_user(&self, id: ObjectId) -> Result<Option<SourceUser>, PeerError>;
+    /// The users touched by changes after `after`.
+    async fn changes(&self, after: i64, limit: u32) -> Result<ChangePage, PeerError>;
+    /// Members of a group (direct, or through nested groups when `transitive`), users only.
+    async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError>;
+    /// Users who have `manager` as their manager.
+    async fn direct_reports(&self, manager: ObjectId) -> Result<Vec<ObjectId>, PeerError>;
+}
+
+/// A target user as the engine sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetUser {
+    pub id: ObjectId,
+    pub attributes: Map<String, Value>,
+    pub deleted: bool,
+    pub manager: Option<ObjectId>,
+}
+
+/// Who a B2B user stands for: the source tenant and the source object id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Anchor {
+    pub source_tenant: String,
+    pub source_id: ObjectId,
+}
+
+impl Anchor {
+    /// The indexed form, `<issuer>/<issuerAssignedId>`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.source_tenant, self.source_id)
+    }
+}
+
+/// The directory a job writes to.
+#[async_trait]
+pub trait TargetDirectory: Send + Sync {
+    /// The userPrincipalName a B2B user of `source_upn` gets in this directory.
+    fn external_upn(&self, source_upn: &str) -> String;
+    async fn get_user(&self, id: ObjectId) -> Result<Option<TargetUser>, PeerError>;
+    /// The B2B user that stands for `anchor`, deleted or not.
+    async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, PeerError>;
+    /// Creates a B2B user for `anchor` with `attributes` (Graph names). Creating one that exists returns it.
+    async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError>;
+    async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError>;
+    async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError>;
+    async fn restore_user(&self, id: ObjectId) -> Result<(), PeerError>;
+    async fn set_manager(&self, id: ObjectId, manager: ObjectId) -> Result<(), PeerError>;
+}

@@ -1,0 +1,693 @@
+//! Running a job: one cycle reads the source (a full pass or the change log after the watermark), plans each user,
+//! applies the plans to the target, then sets manager references once both users exist. Progress is saved per
+//! page, in one source-tenant transaction with the page's connections and logs, so a crash replays at most one
+//! page; target writes are idempotent (create finds by anchor first, update diffs first).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use serde_json::Map;
+use tenantsync_model::{Clock, ObjectId, TenantId};
+use tenantsync_store::{DocRow, Store, StoreError, TxMode};
+
+use crate::connector::{Anchor, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser};
+use crate::job::{
+    self, ASSIGNMENTS, Assignment as AssignmentDoc, Escrow, Execution, JOB_STATES, JOBS, JobConfig, JobError, JobState,
+    Phase, ScheduleState, connections_collection, escrows_collection,
+};
+use crate::log::{LogContext, Status, entry};
+use crate::plan::{Assignment, Connection, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user};
+use crate::schema::{CompiledSchema, SchemaError, compile};
+use crate::settings::JobSettings;
+
+/// Users read or planned per page.
+pub const PAGE_SIZE: u32 = 500;
+
+/// Why a cycle could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("job {0} not found")]
+    JobNotFound(String),
+    #[error("job schema is invalid: {0}")]
+    Schema(#[from] SchemaError),
+    #[error("the job has no target tenant: set the CompanyId secret")]
+    NoTarget,
+    #[error("job bookkeeping failed")]
+    Job(#[from] JobError),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+    #[error("reading the source failed")]
+    Source(#[source] PeerError),
+    #[error("the job changed while the cycle ran (restart, pause or new schema); the cycle stopped")]
+    Superseded,
+}
+
+/// What a cycle did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    pub cycle_id: String,
+    pub full: bool,
+    pub n_evaluated: u64,
+    pub n_created: u64,
+    pub n_updated: u64,
+    pub n_disabled: u64,
+    pub n_deleted: u64,
+    pub n_skipped: u64,
+    pub n_failed: u64,
+    pub n_references: u64,
+    /// The job was not active: nothing ran.
+    pub not_active: bool,
+}
+
+/// Everything a cycle works with.
+pub struct CycleEnv<'a> {
+    pub store: &'a dyn Store,
+    pub source: &'a dyn SourceDirectory,
+    pub target: &'a dyn TargetDirectory,
+    pub clock: &'a dyn Clock,
+    pub source_tenant: TenantId,
+    pub job_id: &'a str,
+}
+
+/// A job's configuration, compiled, with its scope resolved for this cycle.
+pub struct LoadedJob {
+    pub config: JobConfig,
+    pub state: JobState,
+    pub schema: CompiledSchema,
+    pub settings: JobSettings,
+    pub target_tenant: TenantId,
+    /// None when `SyncAll` is on.
+    pub assigned: Option<HashSet<ObjectId>>,
+}
+
+impl LoadedJob {
+    fn assignment_of(&self, user: ObjectId) -> Assignment {
+        match &self.assigned {
+            None => Assignment::All,
+            Some(assigned) if assigned.contains(&user) => Assignment::Assigned,
+            Some(_) => Assignment::NotAssigned,
+        }
+    }
+}
+
+/// Loads and compiles a job, and resolves its assignments against the source.
+pub async fn load_job(env: &CycleEnv<'_>) -> Result<LoadedJob, EngineError> {
+    let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+    let config: JobConfig = job::read(tx.as_mut(), JOBS, env.job_id)
+        .await?
+        .ok_or_else(|| EngineError::JobNotFound(env.job_id.to_owned()))?;
+    let state: JobState =
+        job::read(tx.as_mut(), JOB_STATES, env.job_id).await?.unwrap_or_else(|| JobState::new(config.generation));
+    let secrets = job::secrets(tx.as_mut(), &config.service_principal_id).await?;
+    let assignments: Vec<AssignmentDoc> = job::read_all(tx.as_mut(), ASSIGNMENTS).await?;
+    drop(tx);
+    let settings = JobSettings::from_secrets(&secrets);
+    let target_tenant = settings.target_tenant.ok_or(EngineError::NoTarget)?;
+    let schema = compile(&config.schema)?;
+    let assigned = if settings.sync_all {
+        None
+    } else {
+        let mut assigned = HashSet::new();
+        for assignment in assignments.iter().filter(|assignment| assignment.resource_id == config.service_principal_id)
+        {
+            if assignment.principal_type.eq_ignore_ascii_case("Group") {
+                let members = env
+                    .source
+                    .group_members(assignment.principal_id, settings.expand_nested_groups)
+                    .await
+                    .map_err(EngineError::Source)?;
+                assigned.extend(members);
+            } else {
+                assigned.insert(assignment.principal_id);
+            }
+        }
+        Some(assigned)
+    };
+    Ok(LoadedJob { config, state, schema, settings, target_tenant, assigned })
+}
+
+/// Observes one user: its connection, its target user (by connection, else by anchor) and its assignment.
+pub async fn observe(
+    env: &CycleEnv<'_>,
+    job: &LoadedJob,
+    source_id: ObjectId,
+    source: Option<SourceUser>,
+    connection: Option<Connection>,
+) -> Result<Observed, PeerError> {
+    let mut matched_by = MatchedBy::None;
+    let mut target: Option<TargetUser> = None;
+    if let Some(connection) = &connection {
+        target = env.target.get_user(connection.target_id).await?;
+        if target.is_some() {
+            matched_by = MatchedBy::Connection;
+        }
+    }
+    if target.is_none() {
+        let anchor = Anchor { source_tenant: env.source_tenant.to_string(), source_id };
+        target = env.target.find_by_anchor(&anchor).await?;
+        if target.is_some() {
+            matched_by = MatchedBy::Anchor;
+        }
+    }
+    Ok(Observed { source, assignment: job.assignment_of(source_id), connection, target, matched_by })
+}
+
+/// Plans one user without writing anything: provision on demand and the dry run start here.
+pub async fn plan_one(
+    env: &CycleEnv<'_>,
+    job: &LoadedJob,
+    source_id: ObjectId,
+) -> Result<(ObjectPlan, Observed), EngineError> {
+    let source = env.source.get_user(source_id).await.map_err(EngineError::Source)?;
+    let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+    let connection: Option<Connection> =
+        job::read(tx.as_mut(), &connections_collection(env.job_id), &source_id.to_string()).await?;
+    drop(tx);
+    let observed = observe(env, job, source_id, source, connection).await.map_err(EngineError::Source)?;
+    let external_upn = |upn: &str| env.target.external_upn(upn);
+    let ctx = PlanContext {
+        schema: &job.schema,
+        source_tenant: &env.source_tenant.to_string(),
+        now: env.clock.now(),
+        external_upn: &external_upn,
+    };
+    Ok((plan_user(&ctx, source_id, &observed), observed))
+}
+
+/// The outcome of applying one plan.
+struct Applied {
+    plan: ObjectPlan,
+    status: Status,
+    connection: Option<Connection>,
+    escrow: Option<Escrow>,
+    duration_ms: u64,
+}
+
+/// Applies a plan to the target. Never fails: a failed write becomes a failure status and an escrow.
+async fn apply(
+    env: &CycleEnv<'_>,
+    mut plan: ObjectPlan,
+    observed: &Observed,
+    prior_escrow: Option<&Escrow>,
+) -> Applied {
+    let started = Instant::now();
+    let mut connection = observed.connection.clone();
+    let anchor = Anchor { source_tenant: env.source_tenant.to_string(), source_id: plan.source_id };
+    let result: Result<(), PeerError> = async {
+        match plan.action {
+            PlannedAction::Create => {
+                let created = env.target.create_user(&anchor, &plan.changes).await?;
+                plan.target_id = Some(created.id);
+                connection = Some(Connection {
+                    source_id: plan.source_id,
+                    target_id: created.id,
+                    deleted_by_sync: false,
+                    display_name: plan.source_display_name.clone(),
+                });
+            }
+            PlannedAction::Update | PlannedAction::Disable => {
+                let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
+                env.target.update_user(target, &plan.changes).await?;
+                connection = Some(Connection {
+                    source_id: plan.source_id,
+                    target_id: target,
+                    deleted_by_sync: false,
+                    display_name: plan.source_display_name.clone(),
+                });
+            }
+            PlannedAction::Restore => {
+                let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
+                env.target.restore_user(target).await?;
+                if !plan.changes.is_empty() {
+                    env.target.update_user(target, &plan.changes).await?;
+                }
+                connection = Some(Connection {
+                    source_id: plan.source_id,
+                    target_id: target,
+                    deleted_by_sync: false,
+                    display_name: plan.source_display_name.clone(),
+                });
+            }
+            PlannedAction::Delete => {
+                let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
+                env.target.delete_user(target).await?;
+                connection = Some(Connection {
+                    source_id: plan.source_id,
+                    target_id: target,
+                    deleted_by_sync: true,
+                    display_name: plan.source_display_name.clone(),
+                });
+            }
+            PlannedAction::Skip => {
+                // An adopted user already in step: keep the link so later cycles find it directly.
+                if let (MatchedBy::Anchor, Some(target), true) = (observed.matched_by, &observed.target, plan.in_scope)
+                {
+                    connection = Some(Connection {
+                        source_id: plan.source_id,
+                        target_id: target.id,
+                        deleted_by_sync: target.deleted,
+                        display_name: plan.source_display_name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(()) => Applied {
+            status: if plan.action == PlannedAction::Skip { Status::Skipped } else { Status::Success },
+            plan,
+            connection,
+            escrow: None,
+            duration_ms,
+        },
+        Err(err) => {
+            let code = err.code().to_owned();
+            let reason = err.to_string();
+            let escrow = Escrow {
+                source_id: plan.source_id,
+                attempts: prior_escrow.map_or(1, |escrow| escrow.attempts + 1),
+                last_error: reason.clone(),
+                error_code: code.clone(),
+                last_attempt: env.clock.now(),
+            };
+            Applied {
+                plan,
+                status: Status::Failure { code, reason },
+                connection: observed.connection.clone(),
+                escrow: Some(escrow),
+                duration_ms,
+            }
+        }
+    }
+}
+
+/// One page of work to save together.
+#[derive(Default)]
+struct PageRecord {
+    connections: Vec<Connection>,
+    escrows_set: Vec<Escrow>,
+    escrows_cleared: Vec<ObjectId>,
+    logs: Vec<tenantsync_store::LogRow>,
+}
+
+/// Runs one cycle of a job.
+pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
+    let job = load_job(env).await?;
+    let cycle_id = uuid::Uuid::new_v4().to_string();
+    let mut report = CycleReport { cycle_id: cycle_id.clone(), ..CycleReport::default() };
+    if job.config.schedule_state != ScheduleState::Active {
+        report.not_active = true;
+        return Ok(report);
+    }
+    let began = env.clock.now();
+    let target_tenant = job.target_tenant.to_string();
+    let log_ctx = LogContext {
+        job_id: env.job_id,
+        cycle_id: &cycle_id,
+        service_principal_id: &job.config.service_principal_id,
+        source_tenant: env.source_tenant,
+        target_tenant: target_tenant.clone(),
+        target_system: "Microsoft Entra ID (target tenant)",
+    };
+    let mut state = job.state.clone();
+    if state.generation != job.config.generation {
+        state = JobState { generation: job.config.generation, phase: Phase::FullPending, ..state };
+    }
+    let mut manager_work: Vec<(ObjectId, ObjectId)> = Vec::new();
+    let mut created: Vec<ObjectId> = Vec::new();
+
+    // Escrowed objects are retried first, whatever the phase.
+    let escrows: Vec<Escrow> = {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &escrows_collection(env.job_id)).await?
+    };
+    if !escrows.is_empty() {
+        let ids: Vec<ObjectId> = escrows.iter().map(|escrow| escrow.source_id).collect();
+        let users = fetch_users(env, &ids).await?;
+        let record =
+            process_page(env, &job, &log_ctx, users, &escrows, &mut report, &mut manager_work, &mut created).await?;
+        let phase = state.phase;
+        commit_page(env, &job, &mut state, record, phase).await?;
+    }
+
+    match state.phase {
+        Phase::FullPending | Phase::Full { .. } => {
+            report.full = true;
+            let (snapshot, mut after) = match state.phase {
+                Phase::Full { snapshot, after } => (snapshot, after),
+                _ => (env.source.position().await.map_err(EngineError::Source)?, None),
+            };
+            loop {
+                let users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
+                let n_page = users.len();
+                let last = users.last().map(|user| user.id);
+                let pairs = users.into_iter().map(|user| (user.id, Some(user))).collect();
+                let record =
+                    process_page(env, &job, &log_ctx, pairs, &[], &mut report, &mut manager_work, &mut created).await?;
+                after = last.or(after);
+                commit_page(env, &job, &mut state, record, Phase::Full { snapshot, after }).await?;
+                if n_page < PAGE_SIZE as usize {
+                    break;
+                }
+            }
+            // Users linked earlier whose source user is gone or deleted were not listed: deprovision them.
+            let connections: Vec<Connection> = {
+                let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+                job::read_all(tx.as_mut(), &connections_collection(env.job_id)).await?
+            };
+            let mut missing = Vec::new();
+            for connection in connections.iter().filter(|connection| !connection.deleted_by_sync) {
+                match env.source.get_user(connection.source_id).await.map_err(EngineError::Source)? {
+                    None => missing.push((connection.source_id, None)),
+                    Some(user) if user.deleted => missing.push((connection.source_id, Some(user))),
+                    Some(_) => {}
+                }
+            }
+            for chunk in missing.chunks(PAGE_SIZE as usize) {
+                let record = process_page(
+                    env,
+                    &job,
+                    &log_ctx,
+                    chunk.to_vec(),
+                    &[],
+                    &mut report,
+                    &mut manager_work,
+                    &mut created,
+                )
+                .await?;
+                commit_page(env, &job, &mut state, record, Phase::Full { snapshot, after }).await?;
+            }
+            state.phase = Phase::Incremental { watermark: snapshot };
+        }
+        Phase::Incremental { .. } => {}
+    }
+
+    // The change log after the watermark (after a full pass: the changes made while it ran).
+    loop {
+        let Phase::Incremental { watermark } = state.phase else { break };
+        let page = env.source.changes(watermark, PAGE_SIZE).await.map_err(EngineError::Source)?;
+        let users = fetch_users(env, &page.user_ids).await?;
+        let record =
+            process_page(env, &job, &log_ctx, users, &[], &mut report, &mut manager_work, &mut created).await?;
+        commit_page(env, &job, &mut state, record, Phase::Incremental { watermark: page.next }).await?;
+        if !page.more {
+            break;
+        }
+    }
+
+    // References: managers, once both users exist in the target.
+    resolve_managers(env, &job, &log_ctx, &mut state, &manager_work, &created, &mut report).await?;
+
+    let ended = env.clock.now();
+    let execution = Execution {
+        activity_identifier: report.cycle_id.clone(),
+        count_entitled: report.n_evaluated,
+        count_exported: report.n_created + report.n_updated + report.n_disabled + report.n_deleted,
+        count_escrowed: report.n_failed,
+        count_imported: report.n_evaluated,
+        state: if report.n_failed == 0 { "Succeeded".to_owned() } else { "EntryLevelErrors".to_owned() },
+        time_began: Some(began),
+        time_ended: Some(ended),
+    };
+    state.last_execution = Some(execution.clone());
+    if report.n_failed == 0 {
+        state.last_successful_execution = Some(execution.clone());
+        state.steady_state_last_achieved = Some(ended);
+        state.steady_state_first_achieved.get_or_insert(ended);
+        state.count_successive_complete_failures = 0;
+    } else if report.n_failed > 0 && execution.count_exported == 0 {
+        state.count_successive_complete_failures += 1;
+    }
+    if execution.count_exported > 0 {
+        state.last_successful_execution_with_exports = Some(execution);
+    }
+    let phase = state.phase;
+    commit_page(env, &job, &mut state, PageRecord::default(), phase).await?;
+    tracing::info!(
+        job_id = env.job_id,
+        cycle_id = %report.cycle_id,
+        full = report.full,
+        n_evaluated = report.n_evaluated,
+        n_created = report.n_created,
+        n_updated = report.n_updated,
+        n_deleted = report.n_deleted,
+        n_failed = report.n_failed,
+        "sync cycle finished"
+    );
+    Ok(report)
+}
+
+async fn fetch_users(env: &CycleEnv<'_>, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Option<SourceUser>)>, EngineError> {
+    let mut users = Vec::with_capacity(ids.len());
+    for id in ids {
+        users.push((*id, env.source.get_user(*id).await.map_err(EngineError::Source)?));
+    }
+    Ok(users)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn process_page(
+    env: &CycleEnv<'_>,
+    job: &LoadedJob,
+    log_ctx: &LogContext<'_>,
+    users: Vec<(ObjectId, Option<SourceUser>)>,
+    escrows: &[Escrow],
+    report: &mut CycleReport,
+    manager_work: &mut Vec<(ObjectId, ObjectId)>,
+    created: &mut Vec<ObjectId>,
+) -> Result<PageRecord, EngineError> {
+    let mut record = PageRecord::default();
+    if users.is_empty() {
+        return Ok(record);
+    }
+    // One read for the page's connections.
+    let collection = connections_collection(env.job_id);
+    let mut connections: HashMap<ObjectId, Connection> = HashMap::new();
+    {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        for (id, _) in &users {
+            if let Some(connection) = job::read::<Connection>(tx.as_mut(), &collection, &id.to_string()).await? {
+                connections.insert(*id, connection);
+            }
+        }
+    }
+    let escrow_of: HashMap<ObjectId, &Escrow> = escrows.iter().map(|escrow| (escrow.source_id, escrow)).collect();
+    let source_tenant = env.source_tenant.to_string();
+    let external_upn = |upn: &str| env.target.external_upn(upn);
+    let ctx = PlanContext {
+        schema: &job.schema,
+        source_tenant: &source_tenant,
+        now: env.clock.now(),
+        external_upn: &external_upn,
+    };
+    for (source_id, source) in users {
+        report.n_evaluated += 1;
+        let connection = connections.remove(&source_id);
+        let observed = match observe(env, job, source_id, source, connection).await {
+            Ok(observed) => observed,
+            Err(err) => {
+                report.n_failed += 1;
+                record.escrows_set.push(Escrow {
+                    source_id,
+                    attempts: escrow_of.get(&source_id).map_or(1, |escrow| escrow.attempts + 1),
+                    last_error: err.to_string(),
+                    error_code: err.code().to_owned(),
+                    last_attempt: env.clock.now(),
+                });
+                continue;
+            }
+        };
+        let plan = plan_user(&ctx, source_id, &observed);
+        // Out-of-scope users that never reached the target are not worth a log line in a full pass.
+        let quiet = plan.action == PlannedAction::Skip && observed.target.is_none() && !plan.in_scope && report.full;
+        let applied = apply(env, plan, &observed, escrow_of.get(&source_id).copied()).await;
+        match (&applied.status, applied.plan.action) {
+            (Status::Failure { .. }, _) => report.n_failed += 1,
+            (_, PlannedAction::Create) => report.n_created += 1,
+            (_, PlannedAction::Update | PlannedAction::Restore) => report.n_updated += 1,
+            (_, PlannedAction::Disable) => report.n_disabled += 1,
+            (_, PlannedAction::Delete) => report.n_deleted += 1,
+            (_, PlannedAction::Skip) => report.n_skipped += 1,
+        }
+        if !matches!(applied.status, Status::Failure { .. }) {
+            if let (Some(manager), Some(target)) = (applied.plan.manager, applied.plan.target_id) {
+                manager_work.push((target, manager));
+            }
+            if applied.plan.action == PlannedAction::Create {
+                created.push(applied.plan.source_id);
+            }
+            if escrow_of.contains_key(&source_id) {
+                record.escrows_cleared.push(source_id);
+            }
+        }
+        if !quiet {
+            let action = applied.plan.action.log_name();
+            record.logs.push(entry(
+                log_ctx,
+                &applied.plan,
+                action,
+                &applied.status,
+                env.clock.now(),
+                applied.duration_ms,
+            ));
+        }
+        if let Some(connection) = applied.connection {
+            record.connections.push(connection);
+        }
+        if let Some(escrow) = applied.escrow {
+            record.escrows_set.push(escrow);
+        }
+    }
+    Ok(record)
+}
+
+/// Saves a page's connections, escrows and logs with the job's new progress, in one source-tenant transaction.
+/// Refuses (and discards the page's bookkeeping) when the job changed meanwhile.
+async fn commit_page(
+    env: &CycleEnv<'_>,
+    job: &LoadedJob,
+    state: &mut JobState,
+    record: PageRecord,
+    phase: Phase,
+) -> Result<(), EngineError> {
+    let now = env.clock.now();
+    let mut tx = env.store.begin(env.source_tenant, TxMode::Write).await?;
+    let current: Option<JobConfig> = job::read(tx.as_mut(), JOBS, env.job_id).await?;
+    match current {
+        Some(config)
+            if config.generation == job.config.generation && config.schedule_state == ScheduleState::Active => {}
+        _ => return Err(EngineError::Superseded),
+    }
+    let connections = connections_collection(env.job_id);
+    let escrows = escrows_collection(env.job_id);
+    for connection in &record.connections {
+        let key = connection.source_id.to_string();
+        if tx.get_doc(&connections, &key).await?.is_none() {
+            state.synchronized_users += 1;
+        }
+        job::write(tx.as_mut(), &connections, &key, connection, now).await?;
+    }
+    for source_id in &record.escrows_cleared {
+        tx.delete_doc(&escrows, &source_id.to_string()).await?;
+    }
+    for escrow in &record.escrows_set {
+        state.total_failures += 1;
+        job::write(tx.as_mut(), &escrows, &escrow.source_id.to_string(), escrow, now).await?;
+    }
+    for log in &record.logs {
+        if log.status == "success" && log.action != "other" {
+            state.total_exports += 1;
+        }
+        tx.append_log(log).await?;
+    }
+    state.phase = phase;
+    state.generation = job.config.generation;
+    job::write(tx.as_mut(), JOB_STATES, env.job_id, state, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn resolve_managers(
+    env: &CycleEnv<'_>,
+    job: &LoadedJob,
+    log_ctx: &LogContext<'_>,
+    state: &mut JobState,
+    manager_work: &[(ObjectId, ObjectId)],
+    created: &[ObjectId],
+    report: &mut CycleReport,
+) -> Result<(), EngineError> {
+    if job.schema.rule_for("manager").is_none() || (manager_work.is_empty() && created.is_empty()) {
+        return Ok(());
+    }
+    let collection = connections_collection(env.job_id);
+    let mut work: Vec<(ObjectId, ObjectId)> = manager_work.to_vec();
+    let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+    // A user created now may be the manager of users synced earlier: their reference is due too.
+    for manager in created {
+        for report_id in env.source.direct_reports(*manager).await.map_err(EngineError::Source)? {
+            if let Some(connection) = job::read::<Connection>(tx.as_mut(), &collection, &report_id.to_string()).await? {
+                work.push((connection.target_id, *manager));
+            }
+        }
+    }
+    let mut targets: HashMap<ObjectId, Option<ObjectId>> = HashMap::new();
+    for (_, manager_source) in &work {
+        if !targets.contains_key(manager_source) {
+            let connection: Option<Connection> =
+                job::read(tx.as_mut(), &collection, &manager_source.to_string()).await?;
+            targets.insert(
+                *manager_source,
+                connection.filter(|connection| !connection.deleted_by_sync).map(|connection| connection.target_id),
+            );
+        }
+    }
+    drop(tx);
+    let mut record = PageRecord::default();
+    let mut done = HashSet::new();
+    for (target_user, manager_source) in work {
+        let Some(Some(manager_target)) = targets.get(&manager_source).copied() else { continue };
+        if !done.insert(target_user) {
+            continue;
+        }
+        let current = env.target.get_user(target_user).await.map_err(EngineError::Source)?;
+        let Some(current) = current.filter(|user| !user.deleted) else { continue };
+        if current.manager == Some(manager_target) {
+            continue;
+        }
+        let plan = ObjectPlan {
+            source_id: manager_source,
+            source_display_name: current
+                .attributes
+                .get("displayName")
+                .and_then(|value| value.as_str())
+                .map(str::to_owned),
+            target_id: Some(target_user),
+            action: PlannedAction::Update,
+            changes: Map::new(),
+            modified: vec![crate::plan::ModifiedProperty {
+                display_name: "manager".to_owned(),
+                old_value: current.manager.map(|id| id.to_string()),
+                new_value: Some(manager_target.to_string()),
+            }],
+            reason: "Reference resolution: the manager is in the target".to_owned(),
+            steps: vec![crate::plan::Step {
+                name: "EntryReferenceResolution".to_owned(),
+                provisioning_step_type: "referenceResolution",
+                status: "success",
+                description: format!("Set the manager of target User {target_user} to {manager_target}"),
+                details: Map::new(),
+            }],
+            manager: Some(manager_source),
+            in_scope: true,
+        };
+        let started = Instant::now();
+        let status = match env.target.set_manager(target_user, manager_target).await {
+            Ok(()) => {
+                report.n_references += 1;
+                Status::Success
+            }
+            Err(err) => Status::Failure { code: err.code().to_owned(), reason: err.to_string() },
+        };
+        record.logs.push(entry(
+            log_ctx,
+            &plan,
+            "update",
+            &status,
+            env.clock.now(),
+            started.elapsed().as_millis() as u64,
+        ));
+    }
+    if !record.logs.is_empty() {
+        let phase = state.phase;
+        commit_page(env, job, state, record, phase).await?;
+    }
+    Ok(())
+}
+
+/// Marks a document as written now (helper for callers building `DocRow`s).
+pub fn doc(collection: &str, key: &str, data: String, now: time::OffsetDateTime) -> DocRow {
+    DocRow { collection: collection.to_owned(), key: key.to_owned(), data, updated_at: now }
+}

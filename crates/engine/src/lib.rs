@@ -1,0 +1,13 @@
+//! Cross-tenant synchronization jobs: the Azure2Azure schema ([`schema`]), job documents ([`job`]), planning one
+//! user ([`plan`]), running a cycle ([`cycle`]) and provisioning log entries ([`log`]).
+//!
+//! The engine sees directories only through the [`connector`] traits and storage only through the `Store`
+//! trait; it does no IO of its own, starts no tasks and reads time from the `Clock` it is given.
+
+pub mod connector;
+pub mod cycle;
+pub mod job;
+pub mod log;
+pub mod plan;
+pub mod schema;
+pub mod settings;

@@ -1,0 +1,120 @@
+//! Provisioning log entries: one immutable record per object per action, in the shape of Graph's
+//! `provisioningObjectSummary` (action, status, steps, modified properties old → new, cycle and change ids, source
+//! and target identities).
+
+use serde_json::{Value, json};
+use tenantsync_model::TenantId;
+use tenantsync_store::LogRow;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::plan::{ObjectPlan, Step};
+
+/// How an applied plan ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    Skipped,
+    Failure { code: String, reason: String },
+}
+
+impl Status {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Skipped => "skipped",
+            Status::Failure { .. } => "failure",
+        }
+    }
+}
+
+/// Who wrote the entry and where.
+pub struct LogContext<'a> {
+    pub job_id: &'a str,
+    pub cycle_id: &'a str,
+    pub service_principal_id: &'a str,
+    pub source_tenant: TenantId,
+    pub target_tenant: String,
+    pub target_system: &'a str,
+}
+
+fn timestamp(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The log row of one applied plan.
+pub fn entry(
+    ctx: &LogContext<'_>,
+    plan: &ObjectPlan,
+    action: &str,
+    status: &Status,
+    at: OffsetDateTime,
+    duration_ms: u64,
+) -> LogRow {
+    let id = uuid::Uuid::new_v4().to_string();
+    let change_id = uuid::Uuid::new_v4().to_string();
+    let mut steps: Vec<Step> = plan.steps.clone();
+    let export = match status {
+        Status::Success if action != "other" => Some((
+            "success",
+            format!(
+                "User '{}' was {}d in the target tenant",
+                plan.source_display_name.as_deref().unwrap_or(""),
+                action
+            ),
+        )),
+        Status::Failure { code, reason } => Some(("failure", format!("{code}: {reason}"))),
+        _ => None,
+    };
+    if let Some((step_status, description)) = export {
+        let mut details = serde_json::Map::new();
+        if let Some(target) = plan.target_id {
+            details.insert("ReportableIdentifier".to_owned(), json!(target.to_string()));
+        }
+        steps.push(Step {
+            name: "EntryExport".to_owned(),
+            provisioning_step_type: "export",
+            status: if step_status == "success" { "success" } else { "failure" },
+            description,
+            details,
+        });
+    }
+    let error = match status {
+        Status::Failure { code, reason } => json!({
+            "errorCode": code, "reason": reason, "errorCategory": "failure", "additionalDetails": null,
+            "recommendedAction": "The object stays in escrow and is retried on the next cycles.",
+        }),
+        _ => Value::Null,
+    };
+    let data = json!({
+        "id": id,
+        "activityDateTime": timestamp(at),
+        "tenantId": ctx.source_tenant.to_string(),
+        "jobId": ctx.job_id,
+        "cycleId": ctx.cycle_id,
+        "changeId": change_id,
+        "provisioningAction": action,
+        "durationInMilliseconds": duration_ms,
+        "initiatedBy": {"id": "", "displayName": "tenantsync provisioning service", "initiatorType": "system"},
+        "servicePrincipal": {"id": ctx.service_principal_id, "displayName": ctx.job_id},
+        "sourceSystem": {"id": ctx.source_tenant.to_string(), "displayName": "Microsoft Entra ID", "details": {}},
+        "targetSystem": {"id": ctx.target_tenant, "displayName": ctx.target_system, "details": {}},
+        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": "User", "details": {}},
+        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()).unwrap_or_default(), "displayName": plan.source_display_name, "identityType": "User", "details": {}},
+        "provisioningStatusInfo": {"status": status.name(), "errorInformation": error},
+        "provisioningSteps": steps,
+        "modifiedProperties": plan.modified,
+    });
+    LogRow {
+        seq: 0,
+        id,
+        job_id: ctx.job_id.to_owned(),
+        cycle_id: ctx.cycle_id.to_owned(),
+        at,
+        action: action.to_owned(),
+        status: status.name().to_owned(),
+        source_id: Some(plan.source_id.to_string()),
+        target_id: plan.target_id.map(|id| id.to_string()),
+        data: data.to_string(),
+    }
+}
