@@ -71,7 +71,11 @@ async fn postgres_passes_the_conformance_suite() {
         tenantsync_store::conformance::run_all(&store).await;
         // Connecting again runs the migrations again: they must be idempotent and keep the data.
         let reconnected = PgStore::connect(&url).await.expect("reconnect");
-        assert_eq!(reconnected.list_tenants().await.expect("list").len(), 10, "the ten tenants the suite created");
+        assert_eq!(
+            reconnected.list_tenants().await.expect("list").len(),
+            tenantsync_store::conformance::TENANTS_CREATED_BY_RUN_ALL,
+            "the tenants the suite created"
+        );
     })
     .await;
 }

@@ -7,7 +7,8 @@ use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
 use time::OffsetDateTime;
 
 use crate::{
-    ChangeOp, ChangeRow, CredentialRow, LinkKind, ObjectRow, ScanOrder, ScanSpec, Store, StoreError, TenantRow, TxMode,
+    ChangeOp, ChangeRow, CredentialRow, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, Store,
+    StoreError, TenantRow, TxMode,
 };
 
 /// Runs every check, in order, on one store.
@@ -20,7 +21,13 @@ pub async fn run_all(store: &dyn Store) {
     links_and_purge(store).await;
     change_log_sequences_and_pruning(store).await;
     settings_keep_the_first_value(store).await;
+    anchors_are_unique_per_tenant_ignoring_case(store).await;
+    documents_crud_order_and_isolation(store).await;
+    provisioning_logs_filter_page_and_prune(store).await;
 }
+
+/// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 16;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -158,10 +165,15 @@ pub async fn rollback_leaves_nothing(store: &dyn Store) {
     let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
     tx.insert_object(&user).await.expect("insert");
     tx.append_change(&change(user.id, ChangeOp::Upsert)).await.expect("append");
+    tx.put_doc(&doc("rollbackJobs", "job1", "{}", 0)).await.expect("put doc");
+    tx.append_log(&log_row("job1", "create", "success", Some("s1"), None, 0)).await.expect("append log");
     drop(tx);
     let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
     assert_eq!(tx.get_object(user.id).await.expect("get"), None);
     assert_eq!(tx.last_change_seq().await.expect("seq"), 0);
+    assert_eq!(tx.get_doc("rollbackJobs", "job1").await.expect("get doc"), None);
+    assert!(tx.read_logs(&all_logs()).await.expect("read logs").is_empty());
+    assert!(store.list_docs_all_tenants("rollbackJobs").await.expect("list all").is_empty());
 }
 
 pub async fn scans_page_in_every_order(store: &dyn Store) {
@@ -307,4 +319,273 @@ pub async fn change_log_sequences_and_pruning(store: &dyn Store) {
 pub async fn settings_keep_the_first_value(store: &dyn Store) {
     assert_eq!(store.get_or_insert_setting("k", "first").await.expect("insert"), "first");
     assert_eq!(store.get_or_insert_setting("k", "second").await.expect("get"), "first");
+}
+
+fn anchored_user(upn: &str, anchor: &str) -> ObjectRow {
+    ObjectRow { anchor: Some(anchor.to_owned()), ..user_row(upn, upn) }
+}
+
+pub async fn anchors_are_unique_per_tenant_ignoring_case(store: &dyn Store) {
+    let tenant_a = new_tenant(store, "anchora").await;
+    let tenant_b = new_tenant(store, "anchorb").await;
+    let ada = anchored_user("ada@anchora.example", "https://sts.example/Issuer/Ada-1");
+    let mut bob = user_row("bob@anchora.example", "Bob");
+    let mut tx = store.begin(tenant_a, TxMode::Write).await.expect("begin");
+    tx.insert_object(&ada).await.expect("insert anchored user");
+    tx.insert_object(&bob).await.expect("insert user without anchor");
+    tx.insert_object(&user_row("carol@anchora.example", "Carol")).await.expect("many users may have no anchor");
+
+    let found =
+        tx.find_by_anchor("HTTPS://STS.EXAMPLE/issuer/ada-1").await.expect("find").expect("found ignoring case");
+    assert_eq!(found, ada, "the anchor is stored as written");
+    assert_eq!(tx.find_by_anchor("https://sts.example/Issuer/Ada-2").await.expect("find"), None);
+
+    let clash = anchored_user("ada2@anchora.example", "https://STS.example/issuer/ADA-1");
+    let err = tx.insert_object(&clash).await.expect_err("duplicate anchor");
+    assert!(matches!(err, StoreError::Conflict { what: "anchor" }), "anchor clash names the anchor, got {err:?}");
+    let upn_clash = anchored_user("ADA@anchora.example", "https://sts.example/Issuer/Other");
+    let err = tx.insert_object(&upn_clash).await.expect_err("duplicate upn");
+    assert!(
+        matches!(err, StoreError::Conflict { what: "userPrincipalName" }),
+        "a UPN clash is not an anchor clash, got {err:?}"
+    );
+
+    // Updates: taking another object's anchor clashes; setting, changing and clearing one are seen by lookups.
+    bob.anchor = Some("https://sts.example/issuer/ada-1".to_owned());
+    let err = tx.update_object(&bob).await.expect_err("anchor taken");
+    assert!(matches!(err, StoreError::Conflict { what: "anchor" }), "got {err:?}");
+    bob.anchor = Some("https://sts.example/Issuer/Bob-1".to_owned());
+    tx.update_object(&bob).await.expect("set an anchor");
+    assert_eq!(
+        tx.find_by_anchor("https://sts.example/issuer/bob-1").await.expect("find").map(|row| row.id),
+        Some(bob.id)
+    );
+    let ada_cleared = ObjectRow { anchor: None, ..ada.clone() };
+    tx.update_object(&ada_cleared).await.expect("clear an anchor");
+    assert_eq!(tx.find_by_anchor("https://sts.example/Issuer/Ada-1").await.expect("find"), None);
+    tx.update_object(&ada).await.expect("set it again");
+    tx.commit().await.expect("the transaction survives the failed writes");
+
+    // Soft-deleted objects keep their anchor and are found by it; reads return the column.
+    let mut tx = store.begin(tenant_a, TxMode::Write).await.expect("begin");
+    let deleted_bob = ObjectRow { deleted_at: Some(at(30)), ..bob.clone() };
+    tx.update_object(&deleted_bob).await.expect("soft delete");
+    assert_eq!(tx.find_by_anchor("HTTPS://sts.example/Issuer/Bob-1").await.expect("find"), Some(deleted_bob.clone()));
+    assert_eq!(tx.get_object(ada.id).await.expect("get"), Some(ada.clone()));
+    let spec = ScanSpec { deleted: true, order: ScanOrder::Id, descending: false, after: None, limit: 10 };
+    assert_eq!(tx.scan_objects(ObjectKind::User, &spec).await.expect("scan"), vec![deleted_bob.clone()]);
+    tx.commit().await.expect("commit");
+
+    // Anchors are per tenant: another tenant neither sees nor blocks them.
+    let mut tx = store.begin(tenant_b, TxMode::Write).await.expect("begin");
+    assert_eq!(tx.find_by_anchor("https://sts.example/Issuer/Ada-1").await.expect("find"), None);
+    let twin = anchored_user("ada@anchorb.example", "https://sts.example/Issuer/Ada-1");
+    tx.insert_object(&twin).await.expect("same anchor in another tenant");
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(tenant_a, TxMode::Read).await.expect("begin");
+    assert_eq!(
+        tx.find_by_anchor("https://sts.example/Issuer/Ada-1").await.expect("find").map(|row| row.id),
+        Some(ada.id)
+    );
+}
+
+fn doc(collection: &str, key: &str, data: &str, seconds: i64) -> DocRow {
+    DocRow { collection: collection.to_owned(), key: key.to_owned(), data: data.to_owned(), updated_at: at(seconds) }
+}
+
+pub async fn documents_crud_order_and_isolation(store: &dyn Store) {
+    let tenant_a = new_tenant(store, "docsa").await;
+    let tenant_b = new_tenant(store, "docsb").await;
+    let partner = doc("partners", "contoso", r#"{"tenantId":"c"}"#, 1);
+    let mut tx = store.begin(tenant_a, TxMode::Write).await.expect("begin");
+    assert_eq!(tx.get_doc("partners", "contoso").await.expect("get"), None);
+    tx.insert_doc(&partner).await.expect("insert doc");
+    assert_eq!(tx.get_doc("partners", "contoso").await.expect("get"), Some(partner.clone()));
+    assert_eq!(tx.get_doc("partners", "Contoso").await.expect("get"), None, "keys are case-sensitive");
+    assert_eq!(tx.get_doc("connections", "contoso").await.expect("get"), None, "collections are separate");
+    let err = tx.insert_doc(&doc("partners", "contoso", "{}", 2)).await.expect_err("duplicate key");
+    assert!(matches!(err, StoreError::Conflict { what: "document" }), "got {err:?}");
+    let replaced = doc("partners", "contoso", r#"{"tenantId":"d"}"#, 3);
+    tx.put_doc(&replaced).await.expect("put replaces");
+    assert_eq!(tx.get_doc("partners", "contoso").await.expect("get"), Some(replaced.clone()));
+    let fabrikam = doc("partners", "fabrikam", "{}", 4);
+    tx.put_doc(&fabrikam).await.expect("put inserts");
+    assert_eq!(tx.get_doc("partners", "fabrikam").await.expect("get"), Some(fabrikam.clone()));
+    tx.insert_doc(&doc("connections", "contoso", "{}", 5)).await.expect("same key in another collection");
+    tx.commit().await.expect("the transaction survives the failed insert");
+
+    // Keys list in bytewise order (uppercase before lowercase, ASCII before non-ASCII), a page at a time.
+    let keys = ["b", "B", "a", "a-1", "\u{e4}", "Z", "aa", "a_1", "10", "9"];
+    let mut tx = store.begin(tenant_a, TxMode::Write).await.expect("begin");
+    for (idx, key) in keys.iter().enumerate() {
+        tx.insert_doc(&doc("jobs", key, &format!(r#"{{"n":{idx}}}"#), idx as i64)).await.expect("insert");
+    }
+    let mut expected: Vec<&str> = keys.to_vec();
+    expected.sort_by(|left, right| left.as_bytes().cmp(right.as_bytes()));
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = tx.list_docs("jobs", after.as_deref(), 3).await.expect("list");
+        assert!(page.len() <= 3, "a page holds at most limit documents");
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        seen.extend(page.iter().map(|row| row.key.clone()));
+    }
+    assert_eq!(seen, expected, "every document once, in bytewise key order");
+    // Key "10" sorts first and was inserted ninth: the listed row carries its data and time.
+    assert_eq!(tx.list_docs("jobs", None, 1).await.expect("list"), vec![doc("jobs", "10", r#"{"n":8}"#, 8)]);
+    assert!(tx.list_docs("jobs", None, 0).await.expect("list").is_empty());
+
+    assert!(tx.delete_doc("jobs", "B").await.expect("delete"));
+    assert!(!tx.delete_doc("jobs", "B").await.expect("delete twice"), "second delete finds nothing");
+    assert_eq!(tx.get_doc("jobs", "B").await.expect("get"), None);
+    assert_eq!(tx.delete_collection("jobs").await.expect("delete collection"), keys.len() as u64 - 1);
+    assert!(tx.list_docs("jobs", None, 100).await.expect("list").is_empty());
+    assert_eq!(tx.list_docs("partners", None, 100).await.expect("list"), vec![replaced.clone(), fabrikam.clone()]);
+    assert_eq!(tx.delete_collection("jobs").await.expect("delete empty collection"), 0);
+    tx.commit().await.expect("commit");
+
+    // Another tenant sees none of it and may use the same keys; its deletes leave the first tenant's alone.
+    let mut tx = store.begin(tenant_b, TxMode::Write).await.expect("begin");
+    assert_eq!(tx.get_doc("partners", "contoso").await.expect("get"), None);
+    assert!(tx.list_docs("partners", None, 100).await.expect("list").is_empty());
+    assert!(!tx.delete_doc("partners", "contoso").await.expect("delete"), "cannot delete another tenant's doc");
+    let other = doc("partners", "contoso", r#"{"tenantId":"b"}"#, 6);
+    tx.insert_doc(&other).await.expect("same key in another tenant");
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(tenant_b, TxMode::Write).await.expect("begin");
+    assert_eq!(tx.delete_collection("connections").await.expect("delete collection"), 0);
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(tenant_a, TxMode::Read).await.expect("begin");
+    assert_eq!(tx.get_doc("partners", "contoso").await.expect("get"), Some(replaced.clone()));
+    assert_eq!(tx.list_docs("connections", None, 100).await.expect("list").len(), 1);
+    drop(tx);
+
+    // The store-level listing spans tenants, ordered by tenant id then key.
+    let all = store.list_docs_all_tenants("partners").await.expect("list all tenants");
+    let mut expected_all = vec![(tenant_a, replaced), (tenant_a, fabrikam), (tenant_b, other)];
+    expected_all.sort_by(|left, right| (left.0.to_string(), &left.1.key).cmp(&(right.0.to_string(), &right.1.key)));
+    let ours: Vec<_> = all.into_iter().filter(|(tenant, _)| *tenant == tenant_a || *tenant == tenant_b).collect();
+    assert_eq!(ours, expected_all);
+    assert!(store.list_docs_all_tenants("nothingHere").await.expect("list all").is_empty());
+}
+
+fn log_row(
+    job_id: &str,
+    action: &str,
+    status: &str,
+    source_id: Option<&str>,
+    target_id: Option<&str>,
+    seconds: i64,
+) -> LogRow {
+    LogRow {
+        seq: 0,
+        id: format!("event-{job_id}-{seconds}"),
+        job_id: job_id.to_owned(),
+        cycle_id: format!("cycle-{}", seconds / 100),
+        at: at(seconds),
+        action: action.to_owned(),
+        status: status.to_owned(),
+        source_id: source_id.map(str::to_owned),
+        target_id: target_id.map(str::to_owned),
+        data: format!(r#"{{"activityDateTime":{seconds}}}"#),
+    }
+}
+
+fn all_logs() -> LogQuery {
+    LogQuery { limit: 1000, ..LogQuery::default() }
+}
+
+pub async fn provisioning_logs_filter_page_and_prune(store: &dyn Store) {
+    let tenant = new_tenant(store, "logsa").await;
+    let other = new_tenant(store, "logsb").await;
+    let entries = [
+        log_row("job1", "create", "success", Some("s1"), Some("t1"), 0),
+        log_row("job1", "update", "failure", Some("s2"), None, 10),
+        log_row("job2", "create", "skipped", Some("s1"), Some("t3"), 20),
+        log_row("job1", "delete", "success", None, Some("t1"), 30),
+        log_row("job2", "disable", "warning", Some("s3"), Some("t1"), 40),
+        log_row("job1", "update", "success", Some("s1"), Some("t1"), 50),
+    ];
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    let mut stored = Vec::new();
+    for entry in &entries {
+        let seq = tx.append_log(entry).await.expect("append log");
+        stored.push(LogRow { seq, ..entry.clone() });
+    }
+    tx.commit().await.expect("commit");
+    assert!(stored.windows(2).all(|pair| pair[0].seq < pair[1].seq), "sequence numbers increase");
+    let newest_first: Vec<LogRow> = stored.iter().rev().cloned().collect();
+
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
+    assert_eq!(tx.read_logs(&all_logs()).await.expect("read"), newest_first, "newest first, every column kept");
+    let pick = |indexes: &[usize]| -> Vec<i64> { indexes.iter().map(|idx| stored[*idx].seq).collect() };
+    let filtered = [
+        ("job_id", LogQuery { job_id: Some("job1".to_owned()), ..all_logs() }, pick(&[5, 3, 1, 0])),
+        ("job_id exact", LogQuery { job_id: Some("JOB1".to_owned()), ..all_logs() }, vec![]),
+        ("action", LogQuery { action: Some("create".to_owned()), ..all_logs() }, pick(&[2, 0])),
+        ("status", LogQuery { status: Some("success".to_owned()), ..all_logs() }, pick(&[5, 3, 0])),
+        ("source_id", LogQuery { source_id: Some("s1".to_owned()), ..all_logs() }, pick(&[5, 2, 0])),
+        ("target_id", LogQuery { target_id: Some("t1".to_owned()), ..all_logs() }, pick(&[5, 4, 3, 0])),
+        ("since", LogQuery { since: Some(at(30)), ..all_logs() }, pick(&[5, 4, 3])),
+        ("until", LogQuery { until: Some(at(20)), ..all_logs() }, pick(&[1, 0])),
+        ("since and until", LogQuery { since: Some(at(10)), until: Some(at(40)), ..all_logs() }, pick(&[3, 2, 1])),
+        ("before_seq", LogQuery { before_seq: Some(stored[2].seq), ..all_logs() }, pick(&[1, 0])),
+        (
+            "all together",
+            LogQuery {
+                job_id: Some("job1".to_owned()),
+                action: Some("update".to_owned()),
+                status: Some("success".to_owned()),
+                source_id: Some("s1".to_owned()),
+                target_id: Some("t1".to_owned()),
+                since: Some(at(0)),
+                until: Some(at(51)),
+                before_seq: Some(stored[5].seq + 1),
+                limit: 10,
+            },
+            pick(&[5]),
+        ),
+        (
+            "filters AND",
+            LogQuery { job_id: Some("job2".to_owned()), target_id: Some("t1".to_owned()), ..all_logs() },
+            pick(&[4]),
+        ),
+        ("limit", LogQuery { limit: 2, ..all_logs() }, pick(&[5, 4])),
+        ("limit 0", LogQuery { limit: 0, ..all_logs() }, vec![]),
+    ];
+    for (name, query, expected) in filtered {
+        let seqs: Vec<i64> = tx.read_logs(&query).await.expect("read").iter().map(|row| row.seq).collect();
+        assert_eq!(seqs, expected, "filter {name}");
+    }
+
+    // Paging: each page continues below the last seq of the previous one.
+    let mut query = LogQuery { job_id: Some("job1".to_owned()), limit: 3, ..LogQuery::default() };
+    let mut pages = Vec::new();
+    loop {
+        let page = tx.read_logs(&query).await.expect("read page");
+        let Some(last) = page.last() else { break };
+        query.before_seq = Some(last.seq);
+        pages.push(page.iter().map(|row| row.seq).collect::<Vec<_>>());
+    }
+    assert_eq!(pages, vec![pick(&[5, 3, 1]), pick(&[0])]);
+    drop(tx);
+
+    // Another tenant has its own log and numbering.
+    let mut tx = store.begin(other, TxMode::Write).await.expect("begin");
+    assert!(tx.read_logs(&all_logs()).await.expect("read").is_empty(), "tenant B sees none of A's entries");
+    let other_seq = tx.append_log(&log_row("job1", "create", "success", Some("s1"), None, 0)).await.expect("append");
+    assert_eq!(tx.prune_logs(at(1_000)).await.expect("prune"), 1, "prunes its own entry only");
+    tx.commit().await.expect("commit");
+    assert_eq!(other_seq, 1, "each tenant numbers its own entries");
+
+    // Retention deletes what is older than the cut-off; numbers of pruned entries are not reused.
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    assert_eq!(tx.prune_logs(at(30)).await.expect("prune"), 3, "entries at 0, 10 and 20 are older than 30");
+    assert_eq!(tx.read_logs(&all_logs()).await.expect("read"), newest_first[..3].to_vec());
+    assert_eq!(tx.prune_logs(at(1_000)).await.expect("prune all"), 3);
+    assert!(tx.read_logs(&all_logs()).await.expect("read").is_empty());
+    let next = tx.append_log(&log_row("job1", "create", "success", None, None, 60)).await.expect("append");
+    assert!(next > stored[5].seq, "sequence numbers are never reused: {next} after {}", stored[5].seq);
+    tx.commit().await.expect("commit");
 }
