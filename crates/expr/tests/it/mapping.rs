@@ -710,3 +710,95 @@ fn attribute_names_are_listed() {
     let mapping = parse_mapping(r#"Join(" ", [givenName], [surname], [givenName])"#).unwrap();
     assert_eq!(mapping.attribute_names(), ["givenName", "surname"]);
 }
+
+#[test]
+fn more_documented_examples() {
+    // IIF: AND and OR by nesting (F, known limitations).
+    let and = r#"IIF([country]="USA",IIF([state]="CA","True","False"),"False")"#;
+    check(and, r#"{"country": "USA", "state": "CA"}"#, expect![[r#""True""#]]);
+    check(and, r#"{"country": "USA", "state": "WA"}"#, expect![[r#""False""#]]);
+    let or = r#"IIF([country]="USA","True",IIF([state]="CA","True","False"))"#;
+    check(or, r#"{"country": "FR", "state": "CA"}"#, expect![[r#""True""#]]);
+    check(or, r#"{"country": "FR", "state": "WA"}"#, expect![[r#""False""#]]);
+    // Switch notes and the IIF rewrite F recommends instead of Switch.
+    check(r#"Switch(ToLower([statusFlag]), "0", "true", "1", "false", "0")"#, r#"{"statusFlag": "TRUE"}"#, expect![[r#""1""#]]);
+    check(r#"Switch([statusFlag], "Default Value", "true", "1", "", "0")"#, r#"{"statusFlag": ""}"#, expect![[r#""0""#]]);
+    check(r#"Switch([statusFlag], "Default Value", "true", "1", "", "0")"#, "{}", expect![[r#""0""#]]);
+    let rewrite = r#"IIF([companyName] = "Company A", "A", IIF([companyName] = "Company B", "B", "External"))"#;
+    check(rewrite, r#"{"companyName": "Company B"}"#, expect![[r#""B""#]]);
+    check(rewrite, r#"{"companyName": "Company C"}"#, expect![[r#""External""#]]);
+    // ToLower of a generated UPN; alias from parts of the names.
+    let upn = r#"ToLower(Join("@", NormalizeDiacritics(StripSpaces(Join(".",  [PreferredFirstName], [PreferredLastName]))), "contoso.com"))"#;
+    check(upn, r#"{"PreferredFirstName": "John", "PreferredLastName": "Smith"}"#, expect![[r#""john.smith@contoso.com""#]]);
+    check(upn, r#"{"PreferredFirstName": "Jéssica", "PreferredLastName": "Van Der Berg"}"#, expect![[r#""jessica.vanderberg@contoso.com""#]]);
+    check("Append(Mid([givenName], 1, 3), Mid([surname], 1, 5))", JOHN, expect![[r#""JohDoe""#]]);
+    check(r#"Split([extensionAttribute5], ",")"#, r#"{"extensionAttribute5": "PermissionSetOne, PermissionSetTwo"}"#, expect![[r#"["PermissionSetOne","PermissionSetTwo"]"#]]);
+    check(r#"Redact(RandomString(6,3,0,0,3))"#, "{}", expect![[r#""3u8uq1""#]]);
+    check("DateFromNum([lastLogonTimestamp])", r#"{"lastLogonTimestamp": "129699324000000000"}"#, expect![[r#""1/1/2012 11:00:00 PM""#]]);
+    // Doc erratum: F's sample output for this "Generate an ID" example does not correspond to its input.
+    check(
+        r#"Join("", 1000, Replace(ConvertToUTF8Hex([objectId]), , "[a-zA-Z_]*", , "", , ))"#,
+        r#"{"objectId": "00aa00aa-bb11-cc22-dd33-44ee44ee44ee"}"#,
+        expect![[r#""100030306161303061612626231312636332322646433332343465653434656534346565""#]],
+    );
+}
+
+#[test]
+fn normalize_diacritics_documented_table() {
+    // Every row of F's NormalizeDiacritics table.
+    let table: &[(&str, &str)] = &[
+        ("ä, à, â, ã, å, á, ą, ă, ā, ā́, ā̀, ā̂, ā̃, ǟ, ā̈, ǡ, a̱, å̄", "a"),
+        ("Ä, À, Â, Ã, Å, Á, Ą, Ă, Ā, Ā́, Ā̀, Ā̂, Ā̃, Ǟ, Ā̈, Ǡ, A̱, Å̄", "A"),
+        ("æ, ǣ", "ae"),
+        ("Æ, Ǣ", "AE"),
+        ("ç, č, ć, c̄, c̱", "c"),
+        ("Ç, Č, Ć, C̄, C̱", "C"),
+        ("ď, d̄, ḏ", "d"),
+        ("Ď, D̄, Ḏ", "D"),
+        ("ë, è, é, ê, ę, ě, ė, ē, ḗ, ḕ, ē̂, ē̃, ê̄, e̱, ë̄, e̊̄", "e"),
+        ("Ë, È, É, Ê, Ę, Ě, Ė, Ē, Ḗ, Ḕ, Ē̂, Ē̃, Ê̄, E̱, Ë̄, E̊̄", "E"),
+        ("ğ, ḡ, g̱", "g"),
+        ("Ğ, Ḡ, G̱", "G"),
+        ("ï, î, ì, í, ı, ī, ī́, ī̀, ī̂, ī̃, i̱", "i"),
+        ("Ï, Î, Ì, Í, İ, Ī, Ī́, Ī̀, Ī̂, Ī̃, I̱", "I"),
+        ("ľ, ł, l̄, ḹ, ḻ", "l"),
+        ("Ł, Ľ, L̄, Ḹ, Ḻ", "L"),
+        ("ñ, ń, ň, n̄, ṉ", "n"),
+        ("Ñ, Ń, Ň, N̄, Ṉ", "N"),
+        ("ö, ò, ő, õ, ô, ó, ō, ṓ, ṑ, ō̂, ō̃, ȫ, ō̈, ǭ, ȭ, ȱ, o̱", "o"),
+        ("Ö, Ò, Ő, Õ, Ô, Ó, Ō, Ṓ, Ṑ, Ō̂, Ō̃, Ȫ, Ō̈, Ǭ, Ȭ, Ȱ, O̱", "O"),
+        ("ø, ø̄, œ̄", "oe"),
+        ("Ø, Ø̄, Œ̄", "OE"),
+        ("ř, r̄, ṟ, ṝ", "r"),
+        ("Ř, R̄, Ṟ, Ṝ", "R"),
+        ("ß", "ss"),
+        ("š, ś, ș, ş, s̄, s̱", "s"),
+        ("Š, Ś, Ș, Ş, S̄, S̱", "S"),
+        ("ť, ț, t̄, ṯ", "t"),
+        ("Ť, Ț, T̄, Ṯ", "T"),
+        ("ü, ù, û, ú, ů, ű, ū, ū́, ū̀, ū̂, ū̃, u̇̄, ǖ, ṻ, ṳ̄, u̱", "u"),
+        ("Ü, Ù, Û, Ú, Ů, Ű, Ū, Ū́, Ū̀, Ū̂, Ū̃, U̇̄, Ǖ, Ṻ, Ṳ̄, U̱", "U"),
+        ("ÿ, ý, ȳ, ȳ́, ȳ̀, ȳ̃, y̱", "y"),
+        ("Ÿ, Ý, Ȳ, Ȳ́, Ȳ̀, Ȳ̃, Y̱", "Y"),
+        ("ź, ž, ż, z̄, ẕ", "z"),
+        ("Ź, Ž, Ż, Z̄, Ẕ", "Z"),
+    ];
+    let mapping = parse_mapping("NormalizeDiacritics([x])").unwrap();
+    let clock = FixedClock(datetime!(2021-07-02 15:33:38 UTC));
+    let rng = SplitMix64::new(1);
+    let ctx = EvalContext::new(&clock, &rng);
+    let mut wrong = Vec::new();
+    for (characters, expected) in table {
+        for character in characters.split(", ") {
+            let attributes = Attributes::new().with("x", character);
+            let actual = match mapping.evaluate(&attributes, &ctx) {
+                Ok(Outcome::Value(value)) => value.render_text().unwrap_or_default(),
+                other => format!("{other:?}"),
+            };
+            if actual != *expected {
+                wrong.push(format!("{character} -> {actual} (expected {expected})"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
