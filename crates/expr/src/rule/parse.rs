@@ -108,6 +108,25 @@ fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                 }
                 Tok::Str(value)
             }
+            '`' if text[start + 1..].starts_with('"') => {
+                // DM: `user.department -eq `"Sales`"` is the syntax when "Sales" (with its quotes) is
+                // the value.
+                chars.next();
+                chars.next();
+                let mut value = String::from('"');
+                loop {
+                    let Some((_, ch)) = chars.next() else {
+                        return Err(fail(text, start, RuleErrorKind::QueryCompilationError, "unterminated `\" string"));
+                    };
+                    if ch == '`' && chars.peek().is_some_and(|&(_, next)| next == '"') {
+                        chars.next();
+                        value.push('"');
+                        break;
+                    }
+                    value.push(ch);
+                }
+                Tok::Str(value)
+            }
             '\'' => {
                 chars.next();
                 let mut value = String::new();

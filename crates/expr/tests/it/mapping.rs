@@ -721,20 +721,44 @@ fn more_documented_examples() {
     check(or, r#"{"country": "FR", "state": "CA"}"#, expect![[r#""True""#]]);
     check(or, r#"{"country": "FR", "state": "WA"}"#, expect![[r#""False""#]]);
     // Switch notes and the IIF rewrite F recommends instead of Switch.
-    check(r#"Switch(ToLower([statusFlag]), "0", "true", "1", "false", "0")"#, r#"{"statusFlag": "TRUE"}"#, expect![[r#""1""#]]);
-    check(r#"Switch([statusFlag], "Default Value", "true", "1", "", "0")"#, r#"{"statusFlag": ""}"#, expect![[r#""0""#]]);
+    check(
+        r#"Switch(ToLower([statusFlag]), "0", "true", "1", "false", "0")"#,
+        r#"{"statusFlag": "TRUE"}"#,
+        expect![[r#""1""#]],
+    );
+    check(
+        r#"Switch([statusFlag], "Default Value", "true", "1", "", "0")"#,
+        r#"{"statusFlag": ""}"#,
+        expect![[r#""0""#]],
+    );
     check(r#"Switch([statusFlag], "Default Value", "true", "1", "", "0")"#, "{}", expect![[r#""0""#]]);
     let rewrite = r#"IIF([companyName] = "Company A", "A", IIF([companyName] = "Company B", "B", "External"))"#;
     check(rewrite, r#"{"companyName": "Company B"}"#, expect![[r#""B""#]]);
     check(rewrite, r#"{"companyName": "Company C"}"#, expect![[r#""External""#]]);
     // ToLower of a generated UPN; alias from parts of the names.
     let upn = r#"ToLower(Join("@", NormalizeDiacritics(StripSpaces(Join(".",  [PreferredFirstName], [PreferredLastName]))), "contoso.com"))"#;
-    check(upn, r#"{"PreferredFirstName": "John", "PreferredLastName": "Smith"}"#, expect![[r#""john.smith@contoso.com""#]]);
-    check(upn, r#"{"PreferredFirstName": "Jéssica", "PreferredLastName": "Van Der Berg"}"#, expect![[r#""jessica.vanderberg@contoso.com""#]]);
+    check(
+        upn,
+        r#"{"PreferredFirstName": "John", "PreferredLastName": "Smith"}"#,
+        expect![[r#""john.smith@contoso.com""#]],
+    );
+    check(
+        upn,
+        r#"{"PreferredFirstName": "Jéssica", "PreferredLastName": "Van Der Berg"}"#,
+        expect![[r#""jessica.vanderberg@contoso.com""#]],
+    );
     check("Append(Mid([givenName], 1, 3), Mid([surname], 1, 5))", JOHN, expect![[r#""JohDoe""#]]);
-    check(r#"Split([extensionAttribute5], ",")"#, r#"{"extensionAttribute5": "PermissionSetOne, PermissionSetTwo"}"#, expect![[r#"["PermissionSetOne","PermissionSetTwo"]"#]]);
+    check(
+        r#"Split([extensionAttribute5], ",")"#,
+        r#"{"extensionAttribute5": "PermissionSetOne, PermissionSetTwo"}"#,
+        expect![[r#"["PermissionSetOne","PermissionSetTwo"]"#]],
+    );
     check(r#"Redact(RandomString(6,3,0,0,3))"#, "{}", expect![[r#""3u8uq1""#]]);
-    check("DateFromNum([lastLogonTimestamp])", r#"{"lastLogonTimestamp": "129699324000000000"}"#, expect![[r#""1/1/2012 11:00:00 PM""#]]);
+    check(
+        "DateFromNum([lastLogonTimestamp])",
+        r#"{"lastLogonTimestamp": "129699324000000000"}"#,
+        expect![[r#""1/1/2012 11:00:00 PM""#]],
+    );
     // Doc erratum: F's sample output for this "Generate an ID" example does not correspond to its input.
     check(
         r#"Join("", 1000, Replace(ConvertToUTF8Hex([objectId]), , "[a-zA-Z_]*", , "", , ))"#,

@@ -526,3 +526,88 @@ fn rule_over_many_users_is_fast_enough_to_matter() {
         .collect();
     assert_eq!(users.iter().filter(|user| rule.matches(*user)).count(), 500);
 }
+
+#[test]
+fn more_documented_examples() {
+    check(
+        r#"(user.department -eq "Sales") -or (user.department -eq "Marketing")"#,
+        &[r#"{"department": "marketing"}"#, r#"{"department": "HR"}"#],
+        expect![[r#"
+            {"department": "marketing"} => member
+            {"department": "HR"} => not member
+        "#]],
+    );
+    check(
+        r#"user.displayName -match ".*vid""#,
+        &[r#"{"displayName": "David"}"#, r#"{"displayName": "Da"}"#],
+        expect![[r#"
+            {"displayName": "David"} => member
+            {"displayName": "Da"} => not member
+        "#]],
+    );
+    // No space between the operator and the value, as DM writes it.
+    check(
+        r#"user.otherMails -endsWith"@contoso.com""#,
+        &[r#"{"otherMails": ["a@fabrikam.com", "b@Contoso.com"]}"#, r#"{"otherMails": ["a@fabrikam.com"]}"#],
+        expect![[r#"
+            {"otherMails": ["a@fabrikam.com", "b@Contoso.com"]} => member
+            {"otherMails": ["a@fabrikam.com"]} => not member
+        "#]],
+    );
+    check(
+        r#"user.proxyAddresses -startsWith "SMTP: alias@domain""#,
+        &[r#"{"proxyAddresses": ["smtp: alias@domain.com"]}"#],
+        expect![[r#"
+            {"proxyAddresses": ["smtp: alias@domain.com"]} => member
+        "#]],
+    );
+    check(
+        r#"user.mail -notEndsWith "@Contoso.com" -and user.mailNickname -endsWith "-vendor" -and user.passwordPolicies -eq "DisableStrongPassword""#,
+        &[
+            r#"{"mail": "a@fabrikam.com", "mailNickname": "a-VENDOR", "passwordPolicies": "DisableStrongPassword"}"#,
+            r#"{"mail": "a@contoso.com", "mailNickname": "a-vendor", "passwordPolicies": "DisableStrongPassword"}"#,
+        ],
+        expect![[r#"
+            {"mail": "a@fabrikam.com", "mailNickname": "a-VENDOR", "passwordPolicies": "DisableStrongPassword"} => member
+            {"mail": "a@contoso.com", "mailNickname": "a-vendor", "passwordPolicies": "DisableStrongPassword"} => not member
+        "#]],
+    );
+    // DM: `"Sales`" is the syntax when the value itself is "Sales", quotes included.
+    check(
+        "user.department -eq `\"Sales`\"",
+        &[r#"{"department": "\"Sales\""}"#, r#"{"department": "Sales"}"#],
+        expect![[r#"
+            {"department": "\"Sales\""} => member
+            {"department": "Sales"} => not member
+        "#]],
+    );
+    check(
+        r#"(device.deviceOSType -eq "iPad") -or (device.deviceOSType -eq "iOS")"#,
+        &[r#"{"deviceOSType": "IOS"}"#, r#"{"deviceOSType": "Android"}"#],
+        expect![[r#"
+            {"deviceOSType": "IOS"} => member
+            {"deviceOSType": "Android"} => not member
+        "#]],
+    );
+    check(
+        r#"device.devicePhysicalIds -any _ -eq "[OrderID]:179887111881""#,
+        &[r#"{"devicePhysicalIds": ["[ZTDId]:x", "[OrderID]:179887111881"]}"#],
+        expect![[r#"
+            {"devicePhysicalIds": ["[ZTDId]:x", "[OrderID]:179887111881"]} => member
+        "#]],
+    );
+    check(
+        r#"device.deviceOSVersion -startsWith "10.0.1" -and device.systemLabels -startsWith "M365Managed" -and device.isRooted -eq false"#,
+        &[r#"{"deviceOSVersion": "10.0.19045", "systemLabels": "M365Managed", "isRooted": false}"#],
+        expect![[r#"
+            {"deviceOSVersion": "10.0.19045", "systemLabels": "M365Managed", "isRooted": false} => member
+        "#]],
+    );
+    check(
+        "device.memberOf -any (group.objectId -in ['value'])",
+        &[r#"{"memberOf": ["VALUE"]}"#],
+        expect![[r#"
+            {"memberOf": ["VALUE"]} => member
+        "#]],
+    );
+}
