@@ -10,9 +10,10 @@ mod delta;
 mod error;
 mod objects;
 mod secret;
+mod sync_reads;
 mod tenants;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use tenantsync_model::{Clock, TenantId};
@@ -23,21 +24,45 @@ pub use delta::{DeltaCursor, DeltaItem, DeltaPage, MemberDelta};
 pub use error::DirectoryError;
 pub use objects::{ListPage, ListSpec, NewGroup};
 pub use secret::ClientSecret;
+pub use sync_reads::{ChangedUsers, UserState};
 pub use tenants::NewTenant;
 
 /// How long soft-deleted objects stay restorable, and how long the change log keeps entries, as in Entra.
 pub const RETENTION: time::Duration = time::Duration::days(30);
+
+/// Called after every committed write, with the tenant that changed.
+pub type ChangeListener = Arc<dyn Fn(TenantId) + Send + Sync>;
 
 /// The directory service: cheap to clone, shared by every request handler.
 #[derive(Clone)]
 pub struct Directory {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    listener: Arc<RwLock<Option<ChangeListener>>>,
 }
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self { store, clock, listener: Arc::new(RwLock::new(None)) }
+    }
+
+    /// The store this directory writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Registers the function told about every committed write (the sync runner wakes jobs with it). Shared by
+    /// every clone of this directory.
+    pub fn set_change_listener(&self, listener: ChangeListener) {
+        *self.listener.write().expect("listener lock is never poisoned") = Some(listener);
+    }
+
+    /// Tells the listener that `tenant` changed.
+    pub(crate) fn changed(&self, tenant: TenantId) {
+        let listener = self.listener.read().expect("listener lock is never poisoned").clone();
+        if let Some(listener) = listener {
+            listener(tenant);
+        }
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -70,7 +95,9 @@ impl Directory {
                 n_purged += 1;
             }
             tx.prune_changes(horizon).await?;
+            tx.prune_logs(horizon).await?;
             tx.commit().await?;
+            self.changed(tenant.id);
         }
         Ok(n_purged)
     }

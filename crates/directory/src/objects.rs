@@ -49,6 +49,10 @@ pub(crate) fn decode(row: &ObjectRow) -> Result<DirectoryObject, DirectoryError>
 }
 
 fn encode(object: &DirectoryObject) -> ObjectRow {
+    let anchor = match object {
+        DirectoryObject::User(user) => user.anchor(),
+        DirectoryObject::Group(_) => None,
+    };
     let (upn, display_name, data) = match object {
         DirectoryObject::User(user) => (
             Some(user.user_principal_name.clone()),
@@ -66,7 +70,7 @@ fn encode(object: &DirectoryObject) -> ObjectRow {
         display_name,
         data,
         deleted_at: object.deleted_date_time(),
-        anchor: None,
+        anchor,
     }
 }
 
@@ -160,6 +164,9 @@ fn validate_group(group: &Group) -> Result<(), DirectoryError> {
 
 fn conflict_to_upn(err: tenantsync_store::StoreError) -> DirectoryError {
     match err {
+        tenantsync_store::StoreError::Conflict { what: "anchor" } => {
+            DirectoryError::Conflict { property: "identities" }
+        }
         tenantsync_store::StoreError::Conflict { .. } => DirectoryError::Conflict { property: "userPrincipalName" },
         other => DirectoryError::Store(other),
     }
@@ -231,6 +238,7 @@ impl Directory {
         tx.insert_object(&encode(&object)).await.map_err(conflict_to_upn)?;
         tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
         tx.commit().await?;
+        self.changed(tenant);
         Ok(user)
     }
 
@@ -268,6 +276,7 @@ impl Directory {
             tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
             tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
             tx.commit().await?;
+            self.changed(tenant);
         }
         Ok(after)
     }
@@ -291,6 +300,7 @@ impl Directory {
         tx.insert_object(&encode(&DirectoryObject::Group(group.clone()))).await?;
         tx.append_change(&change(group.id, ObjectKind::Group, ChangeOp::Upsert, self.now())).await?;
         tx.commit().await?;
+        self.changed(tenant);
         Ok(group)
     }
 
@@ -324,6 +334,7 @@ impl Directory {
             tx.update_object(&encode(&DirectoryObject::Group(after.clone()))).await?;
             tx.append_change(&change(after.id, ObjectKind::Group, ChangeOp::Upsert, self.now())).await?;
             tx.commit().await?;
+            self.changed(tenant);
         }
         Ok(after)
     }
@@ -344,6 +355,7 @@ impl Directory {
         tx.update_object(&encode(&object)).await?;
         tx.append_change(&change(object.id(), kind, ChangeOp::SoftDelete, now)).await?;
         tx.commit().await?;
+        self.changed(tenant);
         Ok(())
     }
 
@@ -371,6 +383,7 @@ impl Directory {
         tx.update_object(&encode(&object)).await?;
         tx.append_change(&change(object_id, row.kind, ChangeOp::Restore, self.now())).await?;
         tx.commit().await?;
+        self.changed(tenant);
         Ok(object)
     }
 
@@ -385,6 +398,7 @@ impl Directory {
         }
         purge_in(tx.as_mut(), object_id, self.now()).await?;
         tx.commit().await?;
+        self.changed(tenant);
         Ok(())
     }
 
@@ -485,6 +499,7 @@ impl Directory {
         record.link_kind = Some(LinkKind::Manager);
         tx.append_change(&record).await?;
         tx.commit().await?;
+        self.changed(tenant);
         Ok(())
     }
 
@@ -504,6 +519,7 @@ impl Directory {
             tx.append_change(&record).await?;
         }
         tx.commit().await?;
+        self.changed(tenant);
         Ok(())
     }
 
@@ -594,6 +610,7 @@ impl Directory {
         record.link_kind = Some(LinkKind::Member);
         tx.append_change(&record).await?;
         tx.commit().await?;
+        self.changed(tenant);
         Ok(())
     }
 
@@ -610,6 +627,7 @@ impl Directory {
         record.link_kind = Some(LinkKind::Member);
         tx.append_change(&record).await?;
         tx.commit().await?;
+        self.changed(tenant);
         Ok(())
     }
 }

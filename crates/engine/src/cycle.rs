@@ -67,6 +67,8 @@ pub struct CycleEnv<'a> {
     pub clock: &'a dyn Clock,
     pub source_tenant: TenantId,
     pub job_id: &'a str,
+    /// Re-evaluate every user even when the job is following the change log (the periodic sweep).
+    pub force_full: bool,
 }
 
 /// A job's configuration, compiled, with its scope resolved for this cycle.
@@ -315,6 +317,9 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
     let mut state = job.state.clone();
     if state.generation != job.config.generation {
         state = JobState { generation: job.config.generation, phase: Phase::FullPending, ..state };
+    }
+    if env.force_full && matches!(state.phase, Phase::Incremental { .. }) {
+        state.phase = Phase::FullPending;
     }
     let mut manager_work: Vec<(ObjectId, ObjectId)> = Vec::new();
     let mut created: Vec<ObjectId> = Vec::new();

@@ -9,5 +9,6 @@ pub mod cycle;
 pub mod job;
 pub mod log;
 pub mod plan;
+pub mod policy;
 pub mod schema;
 pub mod settings;

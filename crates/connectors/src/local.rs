@@ -1,0 +1,223 @@
+//! The connector traits over tenants hosted here: a source and a target that call the [`Directory`] in process.
+//! The target checks the target tenant's consent (its partner entry for the source) before every write.
+
+use async_trait::async_trait;
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use tenantsync_directory::{Directory, DirectoryError, UserState};
+use tenantsync_engine::connector::{
+    Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser,
+};
+use tenantsync_engine::job;
+use tenantsync_engine::policy::{PARTNERS, Partner};
+use tenantsync_graph::body::merge_body;
+use tenantsync_graph::entity::USER;
+use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
+use tenantsync_store::TxMode;
+
+fn peer_error(err: DirectoryError) -> PeerError {
+    match err {
+        DirectoryError::NotFound { id } => PeerError::NotFound(id),
+        DirectoryError::Invalid { message } | DirectoryError::BadReference { message } => PeerError::Rejected(message),
+        DirectoryError::Conflict { property } => PeerError::Rejected(format!("another object has the same {property}")),
+        other => PeerError::Unavailable(Box::new(other)),
+    }
+}
+
+fn user_json(user: &User) -> Map<String, Value> {
+    match serde_json::to_value(user).expect("users always serialize") {
+        Value::Object(map) => map,
+        _ => unreachable!("a user serializes to a JSON object"),
+    }
+}
+
+/// A tenant hosted here, read as a sync source.
+#[derive(Clone)]
+pub struct LocalSource {
+    pub directory: Directory,
+    pub tenant: TenantId,
+}
+
+fn source_user(state: UserState) -> SourceUser {
+    SourceUser {
+        id: state.user.id,
+        external: state.user.is_external(),
+        attributes: user_json(&state.user),
+        deleted: state.deleted,
+        manager: state.manager,
+    }
+}
+
+#[async_trait]
+impl SourceDirectory for LocalSource {
+    fn tenant_id(&self) -> String {
+        self.tenant.to_string()
+    }
+
+    async fn position(&self) -> Result<i64, PeerError> {
+        self.directory.change_position(self.tenant).await.map_err(peer_error)
+    }
+
+    async fn list_users(&self, after: Option<ObjectId>, limit: u32) -> Result<Vec<SourceUser>, PeerError> {
+        let users = self.directory.user_states_after(self.tenant, after, limit).await.map_err(peer_error)?;
+        Ok(users.into_iter().map(source_user).collect())
+    }
+
+    async fn get_user(&self, id: ObjectId) -> Result<Option<SourceUser>, PeerError> {
+        Ok(self.directory.user_state(self.tenant, id).await.map_err(peer_error)?.map(source_user))
+    }
+
+    async fn changes(&self, after: i64, limit: u32) -> Result<ChangePage, PeerError> {
+        let changed = self.directory.changed_users(self.tenant, after, limit).await.map_err(peer_error)?;
+        Ok(ChangePage { user_ids: changed.user_ids, next: changed.next, more: changed.more })
+    }
+
+    async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError> {
+        self.directory.group_user_ids(self.tenant, group, transitive).await.map_err(peer_error)
+    }
+
+    async fn direct_reports(&self, manager: ObjectId) -> Result<Vec<ObjectId>, PeerError> {
+        self.directory.direct_report_ids(self.tenant, manager).await.map_err(peer_error)
+    }
+}
+
+/// A tenant hosted here, written as a sync target for one source tenant.
+#[derive(Clone)]
+pub struct LocalTarget {
+    pub directory: Directory,
+    pub tenant: TenantId,
+    pub initial_domain: String,
+    pub source_tenant: TenantId,
+}
+
+fn target_user(state: UserState) -> TargetUser {
+    TargetUser { id: state.user.id, attributes: user_json(&state.user), deleted: state.deleted, manager: state.manager }
+}
+
+impl LocalTarget {
+    /// Refuses unless the target tenant allows user sync from the source (checked on every write).
+    async fn ensure_consent(&self) -> Result<(), PeerError> {
+        let mut tx = self
+            .directory
+            .store()
+            .begin(self.tenant, TxMode::Read)
+            .await
+            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
+        let partner: Option<Partner> = job::read(tx.as_mut(), PARTNERS, &self.source_tenant.to_string())
+            .await
+            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
+        match partner {
+            Some(partner) if partner.allows_inbound_sync() => Ok(()),
+            Some(_) => Err(PeerError::ConsentDenied(
+                "the target's partner entry for the source does not allow inbound user sync with automatic redemption"
+                    .to_owned(),
+            )),
+            None => Err(PeerError::ConsentDenied("the target has no partner entry for the source tenant".to_owned())),
+        }
+    }
+
+    fn apply_changes(user: &mut User, changes: &Map<String, Value>) -> Result<(), DirectoryError> {
+        let mut map = user_json(user);
+        merge_body(&USER, &mut map, &Value::Object(changes.clone()))
+            .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
+        *user = serde_json::from_value(Value::Object(map))
+            .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TargetDirectory for LocalTarget {
+    fn external_upn(&self, source_upn: &str) -> String {
+        let local: String = source_upn
+            .replace('@', "_")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "'.-_!^~".contains(c) { c } else { '_' })
+            .collect();
+        format!("{local}#EXT#@{}", self.initial_domain)
+    }
+
+    async fn get_user(&self, id: ObjectId) -> Result<Option<TargetUser>, PeerError> {
+        Ok(self.directory.user_state(self.tenant, id).await.map_err(peer_error)?.map(target_user))
+    }
+
+    async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, PeerError> {
+        Ok(self.directory.user_by_anchor(self.tenant, &anchor.key()).await.map_err(peer_error)?.map(target_user))
+    }
+
+    async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
+        self.ensure_consent().await?;
+        let mut map = Map::new();
+        merge_body(&USER, &mut map, &Value::Object(attributes.clone()))
+            .map_err(|err| PeerError::Rejected(err.to_string()))?;
+        let source_id = anchor.source_id.to_string();
+        map.insert("id".to_owned(), json!(ObjectId::new_random()));
+        map.insert("createdDateTime".to_owned(), json!("1970-01-01T00:00:00Z"));
+        map.insert("creationType".to_owned(), json!("Invitation"));
+        map.insert("externalUserState".to_owned(), json!("Accepted"));
+        map.entry("accountEnabled").or_insert(json!(true));
+        map.entry("userType").or_insert(json!("Member"));
+        if !map.get("userPrincipalName").is_some_and(Value::is_string) {
+            map.insert("userPrincipalName".to_owned(), json!(format!("{source_id}#EXT#@{}", self.initial_domain)));
+        }
+        if !map.get("displayName").is_some_and(Value::is_string) {
+            let upn = map["userPrincipalName"].clone();
+            map.insert("displayName".to_owned(), upn);
+        }
+        if !map.get("mailNickname").is_some_and(Value::is_string) {
+            map.insert("mailNickname".to_owned(), json!(source_id.replace('-', "")));
+        }
+        map.insert(
+            "identities".to_owned(),
+            json!([{"signInType": "federated", "issuer": anchor.source_tenant, "issuerAssignedId": source_id}]),
+        );
+        map.insert(
+            "alternativeSecurityIds".to_owned(),
+            json!([{"type": 6, "identityProvider": anchor.source_tenant, "key": base64::engine::general_purpose::STANDARD.encode(source_id.as_bytes())}]),
+        );
+        let user: User =
+            serde_json::from_value(Value::Object(map)).map_err(|err| PeerError::Rejected(err.to_string()))?;
+        match self.directory.create_user(self.tenant, user).await {
+            Ok(created) => {
+                Ok(TargetUser { id: created.id, attributes: user_json(&created), deleted: false, manager: None })
+            }
+            // Created by an earlier attempt (a replay after a crash): the anchor finds it.
+            Err(DirectoryError::Conflict { property: "identities" }) => self
+                .find_by_anchor(anchor)
+                .await?
+                .ok_or_else(|| PeerError::Rejected("anchor conflict without a user".to_owned())),
+            Err(err) => Err(peer_error(err)),
+        }
+    }
+
+    async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        self.ensure_consent().await?;
+        self.directory
+            .update_user(self.tenant, &id.to_string(), |user| LocalTarget::apply_changes(user, changes))
+            .await
+            .map(|_| ())
+            .map_err(peer_error)
+    }
+
+    async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.ensure_consent().await?;
+        match self.directory.delete_object(self.tenant, ObjectKind::User, &id.to_string()).await {
+            Ok(()) | Err(DirectoryError::NotFound { .. }) => Ok(()),
+            Err(err) => Err(peer_error(err)),
+        }
+    }
+
+    async fn restore_user(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.ensure_consent().await?;
+        match self.directory.restore_object(self.tenant, &id.to_string()).await {
+            Ok(DirectoryObject::User(_)) => Ok(()),
+            Ok(DirectoryObject::Group(_)) => Err(PeerError::Rejected("the restored object is a group".to_owned())),
+            Err(err) => Err(peer_error(err)),
+        }
+    }
+
+    async fn set_manager(&self, id: ObjectId, manager: ObjectId) -> Result<(), PeerError> {
+        self.ensure_consent().await?;
+        self.directory.set_manager(self.tenant, &id.to_string(), &manager.to_string()).await.map_err(peer_error)
+    }
+}

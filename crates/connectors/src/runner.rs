@@ -1,0 +1,276 @@
+//! The job runner: one task per sync job, woken at once when its source tenant changes (the directory's change
+//! listener), by API calls (start, restart, schema change) and by a periodic sweep; each wake-up runs cycles until
+//! the job has caught up. On start-up every job resumes from its saved progress.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tenantsync_directory::Directory;
+use tenantsync_engine::cycle::{CycleEnv, CycleReport, EngineError, run_cycle};
+use tenantsync_engine::job::{self, JOBS, JobConfig};
+use tenantsync_engine::policy::{PARTNERS, Partner};
+use tenantsync_engine::settings::JobSettings;
+use tenantsync_model::{Clock, TenantId};
+use tenantsync_store::TxMode;
+use tokio::sync::Notify;
+
+use crate::local::{LocalSource, LocalTarget};
+
+struct JobHandle {
+    source_tenant: TenantId,
+    notify: Arc<Notify>,
+    /// Set by the sweep timer: the next cycle re-evaluates every user.
+    full_due: Arc<Mutex<bool>>,
+    /// One cycle at a time per job, whoever asks.
+    cycle_lock: Arc<tokio::sync::Mutex<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Runs every sync job hosted by this process.
+pub struct SyncRunner {
+    directory: Directory,
+    clock: Arc<dyn Clock>,
+    jobs: Mutex<HashMap<String, JobHandle>>,
+    /// Overrides every job's sweep interval (tests, demos).
+    sweep_override: Option<Duration>,
+    me: Weak<SyncRunner>,
+}
+
+/// Why a job could not run a cycle now.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the target tenant {0} is not hosted by this server")]
+    UnknownTarget(TenantId),
+    #[error(
+        "the source tenant does not allow automatic redemption toward the target (set automaticUserConsentSettings.outboundAllowed)"
+    )]
+    OutboundNotAllowed,
+    #[error("storage failed")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SyncRunner {
+    /// A runner whose jobs wake when `directory` reports a change.
+    pub fn new(directory: Directory, clock: Arc<dyn Clock>, sweep_override: Option<Duration>) -> Arc<SyncRunner> {
+        let runner = Arc::new_cyclic(|me| SyncRunner {
+            directory: directory.clone(),
+            clock,
+            jobs: Mutex::new(HashMap::new()),
+            sweep_override,
+            me: me.clone(),
+        });
+        let weak = Arc::downgrade(&runner);
+        directory.set_change_listener(Arc::new(move |tenant| {
+            if let Some(runner) = weak.upgrade() {
+                runner.source_changed(tenant);
+            }
+        }));
+        runner
+    }
+
+    /// Starts a task for every job found in the store; each resumes from its saved progress.
+    pub async fn resume_all(&self) -> Result<usize, RunError> {
+        let jobs =
+            self.directory.store().list_docs_all_tenants(JOBS).await.map_err(|err| RunError::Store(Box::new(err)))?;
+        for (tenant, doc) in &jobs {
+            self.ensure_job(*tenant, &doc.key);
+        }
+        Ok(jobs.len())
+    }
+
+    /// Makes sure `job_id` has a task, and wakes it.
+    pub fn ensure_job(&self, source_tenant: TenantId, job_id: &str) {
+        let mut jobs = self.jobs.lock().expect("runner lock is never poisoned");
+        let handle = jobs.entry(job_id.to_owned()).or_insert_with(|| JobHandle {
+            source_tenant,
+            notify: Arc::new(Notify::new()),
+            full_due: Arc::new(Mutex::new(false)),
+            cycle_lock: Arc::new(tokio::sync::Mutex::new(())),
+            task: None,
+        });
+        if handle.task.as_ref().is_none_or(|task| task.is_finished()) {
+            let me = self.me.clone();
+            let job_id = job_id.to_owned();
+            let notify = handle.notify.clone();
+            let full_due = handle.full_due.clone();
+            handle.task =
+                Some(tokio::spawn(async move { job_task(me, source_tenant, job_id, notify, full_due).await }));
+        }
+        handle.notify.notify_one();
+    }
+
+    /// Wakes a job (after start, restart, a schema or assignment change).
+    pub fn trigger(&self, job_id: &str) {
+        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").get(job_id) {
+            handle.notify.notify_one();
+        }
+    }
+
+    /// Stops a job's task (the job was deleted).
+    pub fn forget(&self, job_id: &str) {
+        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").remove(job_id)
+            && let Some(task) = handle.task
+        {
+            task.abort();
+        }
+    }
+
+    fn source_changed(&self, tenant: TenantId) {
+        for handle in self.jobs.lock().expect("runner lock is never poisoned").values() {
+            if handle.source_tenant == tenant {
+                handle.notify.notify_one();
+            }
+        }
+    }
+
+    fn cycle_lock(&self, job_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let jobs = self.jobs.lock().expect("runner lock is never poisoned");
+        jobs.get(job_id).map(|handle| handle.cycle_lock.clone()).unwrap_or_default()
+    }
+
+    /// The connectors of a job: its own tenant as the source, the tenant named by `CompanyId` as the target.
+    pub async fn connectors(
+        &self,
+        source_tenant: TenantId,
+        job_id: &str,
+    ) -> Result<(LocalSource, LocalTarget), RunError> {
+        let store = self.directory.store();
+        let mut tx = store.begin(source_tenant, TxMode::Read).await.map_err(|err| RunError::Store(Box::new(err)))?;
+        let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id)
+            .await
+            .map_err(|err| RunError::Engine(err.into()))?
+            .ok_or_else(|| RunError::Engine(EngineError::JobNotFound(job_id.to_owned())))?;
+        let secrets = job::secrets(tx.as_mut(), &config.service_principal_id)
+            .await
+            .map_err(|err| RunError::Engine(err.into()))?;
+        let settings = JobSettings::from_secrets(&secrets);
+        let target_id = settings.target_tenant.ok_or(RunError::Engine(EngineError::NoTarget))?;
+        let partner: Option<Partner> = job::read(tx.as_mut(), PARTNERS, &target_id.to_string())
+            .await
+            .map_err(|err| RunError::Engine(err.into()))?;
+        drop(tx);
+        if !partner.is_some_and(|partner| partner.allows_outbound()) {
+            return Err(RunError::OutboundNotAllowed);
+        }
+        let target = self
+            .directory
+            .get_tenant(target_id)
+            .await
+            .map_err(|err| RunError::Store(Box::new(err)))?
+            .ok_or(RunError::UnknownTarget(target_id))?;
+        let source = LocalSource { directory: self.directory.clone(), tenant: source_tenant };
+        let target = LocalTarget {
+            directory: self.directory.clone(),
+            tenant: target_id,
+            initial_domain: target.initial_domain,
+            source_tenant,
+        };
+        Ok((source, target))
+    }
+
+    /// Runs one cycle of a job now (waiting for a running one to finish first).
+    pub async fn run_once(
+        &self,
+        source_tenant: TenantId,
+        job_id: &str,
+        force_full: bool,
+    ) -> Result<CycleReport, RunError> {
+        let lock = self.cycle_lock(job_id);
+        let _guard = lock.lock().await;
+        let (source, target) = self.connectors(source_tenant, job_id).await?;
+        let started = std::time::Instant::now();
+        let env = CycleEnv {
+            store: self.directory.store().as_ref(),
+            source: &source,
+            target: &target,
+            clock: self.clock.as_ref(),
+            source_tenant,
+            job_id,
+            force_full,
+        };
+        let report = run_cycle(&env).await?;
+        if !report.not_active {
+            metrics::counter!("tenantsync_sync_cycles_total", "full" => report.full.to_string()).increment(1);
+            metrics::histogram!("tenantsync_sync_cycle_seconds").record(started.elapsed().as_secs_f64());
+            for (action, count) in [
+                ("create", report.n_created),
+                ("update", report.n_updated),
+                ("disable", report.n_disabled),
+                ("delete", report.n_deleted),
+                ("other", report.n_skipped),
+                ("failure", report.n_failed),
+            ] {
+                metrics::counter!("tenantsync_sync_objects_total", "action" => action).increment(count);
+            }
+            metrics::counter!("tenantsync_sync_objects_evaluated_total").increment(report.n_evaluated);
+        }
+        Ok(report)
+    }
+
+    fn sweep_interval(&self, config_seconds: i64) -> Duration {
+        self.sweep_override.unwrap_or(Duration::from_secs(config_seconds.max(1) as u64))
+    }
+}
+
+async fn job_task(
+    me: Weak<SyncRunner>,
+    source_tenant: TenantId,
+    job_id: String,
+    notify: Arc<Notify>,
+    full_due: Arc<Mutex<bool>>,
+) {
+    let mut interval = Duration::from_secs(40 * 60);
+    let mut failures: u32 = 0;
+    loop {
+        tokio::select! {
+            () = notify.notified() => {}
+            () = tokio::time::sleep(interval) => {
+                *full_due.lock().expect("flag lock is never poisoned") = true;
+            }
+        }
+        let Some(runner) = me.upgrade() else { return };
+        let force_full = std::mem::take(&mut *full_due.lock().expect("flag lock is never poisoned"));
+        let result = runner.run_once(source_tenant, &job_id, force_full).await;
+        match result {
+            Ok(_) => failures = 0,
+            Err(RunError::Engine(EngineError::Superseded)) => notify.notify_one(),
+            Err(RunError::Engine(EngineError::JobNotFound(_))) => {
+                runner.forget(&job_id);
+                return;
+            }
+            Err(err) => {
+                failures += 1;
+                let mut chain = err.to_string();
+                let mut cause = std::error::Error::source(&err);
+                while let Some(next) = cause {
+                    chain.push_str(": ");
+                    chain.push_str(&next.to_string());
+                    cause = next.source();
+                }
+                tracing::warn!(job_id, error = %chain, failures, "sync cycle could not run; will retry");
+                // Back off (up to a minute) so a broken job does not spin; a change or an API call still wakes it.
+                let delay = Duration::from_millis(250u64 << failures.min(8));
+                let notify = notify.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    notify.notify_one();
+                });
+            }
+        }
+        let config_interval = {
+            let store = runner.directory.store();
+            match store.begin(source_tenant, TxMode::Read).await {
+                Ok(mut tx) => job::read::<JobConfig>(tx.as_mut(), JOBS, &job_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|config| config.interval_seconds),
+                Err(_) => None,
+            }
+        };
+        interval = runner.sweep_interval(config_interval.unwrap_or(40 * 60));
+    }
+}

@@ -1,0 +1,182 @@
+//! Reads the sync engine needs that the Graph API does not: users with their deletion state and manager in one
+//! round trip, lookup by sync anchor, and the change log folded into "which users may have changed".
+
+use std::collections::{HashSet, VecDeque};
+
+use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
+use tenantsync_store::{DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode};
+
+use crate::objects::decode;
+use crate::{Directory, DirectoryError};
+
+/// A user with what its JSON does not say.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserState {
+    pub user: User,
+    pub deleted: bool,
+    pub manager: Option<ObjectId>,
+}
+
+/// Users touched by a stretch of the change log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangedUsers {
+    /// Each user once, in order of first change.
+    pub user_ids: Vec<ObjectId>,
+    pub next: i64,
+    pub more: bool,
+}
+
+async fn user_state(tx: &mut dyn DirectoryTx, row: &ObjectRow) -> Result<Option<UserState>, DirectoryError> {
+    let DirectoryObject::User(user) = decode(row)? else { return Ok(None) };
+    let mut manager = None;
+    for id in tx.links_from(LinkKind::Manager, row.id).await? {
+        if tx.get_object(id).await?.is_some_and(|manager_row| manager_row.deleted_at.is_none()) {
+            manager = Some(id);
+        }
+    }
+    Ok(Some(UserState { user, deleted: row.deleted_at.is_some(), manager }))
+}
+
+impl Directory {
+    /// A user by id, deleted or not; None when there is no such user.
+    pub async fn user_state(&self, tenant: TenantId, id: ObjectId) -> Result<Option<UserState>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        match tx.get_object(id).await? {
+            Some(row) if row.kind == ObjectKind::User => user_state(tx.as_mut(), &row).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// Live users in id order after `after`.
+    pub async fn user_states_after(
+        &self,
+        tenant: TenantId,
+        after: Option<ObjectId>,
+        limit: u32,
+    ) -> Result<Vec<UserState>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let spec = ScanSpec {
+            deleted: false,
+            order: ScanOrder::Id,
+            descending: false,
+            after: after.map(|id| SortKey { value: String::new(), id }),
+            limit,
+        };
+        let rows = tx.scan_objects(ObjectKind::User, &spec).await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(state) = user_state(tx.as_mut(), row).await? {
+                users.push(state);
+            }
+        }
+        Ok(users)
+    }
+
+    /// The user whose sync anchor is `anchor`, deleted or not.
+    pub async fn user_by_anchor(&self, tenant: TenantId, anchor: &str) -> Result<Option<UserState>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        match tx.find_by_anchor(anchor).await? {
+            Some(row) => user_state(tx.as_mut(), &row).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The newest change-log position.
+    pub async fn change_position(&self, tenant: TenantId) -> Result<i64, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        Ok(tx.last_change_seq().await?)
+    }
+
+    /// The users touched by changes after `after`: users changed themselves, and members added to or removed from
+    /// a group. Reads at most `limit` changes of each kind.
+    pub async fn changed_users(
+        &self,
+        tenant: TenantId,
+        after: i64,
+        limit: u32,
+    ) -> Result<ChangedUsers, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let horizon = tx.change_horizon().await?;
+        if after < horizon {
+            return Err(DirectoryError::SyncStateNotFound);
+        }
+        let users = tx.read_changes(ObjectKind::User, after, limit).await?;
+        let groups = tx.read_changes(ObjectKind::Group, after, limit).await?;
+        // A full page of one kind bounds what the other kind may contribute, so that no change is skipped.
+        let mut bound = i64::MAX;
+        if users.len() == limit as usize {
+            bound = bound.min(users.last().map_or(after, |change| change.seq));
+        }
+        if groups.len() == limit as usize {
+            bound = bound.min(groups.last().map_or(after, |change| change.seq));
+        }
+        let more = bound != i64::MAX;
+        let mut changes: Vec<(i64, ObjectId)> = users
+            .iter()
+            .filter(|change| change.seq <= bound)
+            .map(|change| (change.seq, change.object_id))
+            .chain(groups.iter().filter(|change| change.seq <= bound).filter_map(|change| {
+                (change.link_kind == Some(LinkKind::Member))
+                    .then_some(change.related)
+                    .flatten()
+                    .map(|member| (change.seq, member))
+            }))
+            .collect();
+        changes.sort();
+        let next = if more {
+            bound
+        } else {
+            users.iter().chain(groups.iter()).map(|change| change.seq).max().unwrap_or(after).max(after)
+        };
+        let mut seen = HashSet::new();
+        let user_ids = changes.into_iter().map(|(_, id)| id).filter(|id| seen.insert(*id)).collect();
+        Ok(ChangedUsers { user_ids, next, more })
+    }
+
+    /// The users in a group: direct members, or every user reachable through nested groups.
+    pub async fn group_user_ids(
+        &self,
+        tenant: TenantId,
+        group: ObjectId,
+        transitive: bool,
+    ) -> Result<Vec<ObjectId>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        match tx.get_object(group).await? {
+            Some(row) if row.kind == ObjectKind::Group && row.deleted_at.is_none() => {}
+            _ => return Ok(Vec::new()),
+        }
+        let mut users = Vec::new();
+        let mut seen = HashSet::from([group]);
+        let mut queue = VecDeque::from([group]);
+        while let Some(current) = queue.pop_front() {
+            for member in tx.links_from(LinkKind::Member, current).await? {
+                let Some(row) = tx.get_object(member).await? else { continue };
+                if row.deleted_at.is_some() || !seen.insert(member) {
+                    continue;
+                }
+                match row.kind {
+                    ObjectKind::User => users.push(member),
+                    ObjectKind::Group if transitive => queue.push_back(member),
+                    ObjectKind::Group => {}
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    /// Ids of the live users whose manager is `manager`.
+    pub async fn direct_report_ids(
+        &self,
+        tenant: TenantId,
+        manager: ObjectId,
+    ) -> Result<Vec<ObjectId>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut reports = Vec::new();
+        for id in tx.links_to(LinkKind::Manager, manager).await? {
+            if tx.get_object(id).await?.is_some_and(|row| row.deleted_at.is_none()) {
+                reports.push(id);
+            }
+        }
+        Ok(reports)
+    }
+}

@@ -1,0 +1,63 @@
+//! Cross-tenant access policy partners, as Graph's `crossTenantAccessPolicyConfigurationPartner`: one document per
+//! partner tenant, kept by each tenant about the others. The target's inbound entry for a source is its consent.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The collection of partner documents (key: the partner's tenant id).
+pub const PARTNERS: &str = "crossTenantPartner";
+
+/// `automaticUserConsentSettings`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentSettings {
+    pub inbound_allowed: Option<bool>,
+    pub outbound_allowed: Option<bool>,
+}
+
+/// `crossTenantUserSyncInbound`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSyncInbound {
+    pub is_sync_allowed: bool,
+}
+
+/// `crossTenantIdentitySyncPolicyPartner`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentitySynchronization {
+    pub tenant_id: String,
+    pub display_name: Option<String>,
+    pub user_sync_inbound: Option<UserSyncInbound>,
+}
+
+/// A partner entry. Settings we do not act on (`inboundTrust`, `b2bCollaborationInbound`, …) are kept verbatim in
+/// `other` so a GET returns what was written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Partner {
+    pub tenant_id: String,
+    #[serde(default)]
+    pub automatic_user_consent_settings: ConsentSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_synchronization: Option<IdentitySynchronization>,
+    #[serde(default)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+impl Partner {
+    /// Whether this tenant (as a target) accepts synced users from the partner: inbound sync allowed and inbound
+    /// invitations redeemed automatically, both required by Entra.
+    pub fn allows_inbound_sync(&self) -> bool {
+        self.identity_synchronization
+            .as_ref()
+            .and_then(|sync| sync.user_sync_inbound.as_ref())
+            .is_some_and(|inbound| inbound.is_sync_allowed)
+            && self.automatic_user_consent_settings.inbound_allowed == Some(true)
+    }
+
+    /// Whether this tenant (as a source) lets its users be redeemed automatically in the partner.
+    pub fn allows_outbound(&self) -> bool {
+        self.automatic_user_consent_settings.outbound_allowed == Some(true)
+    }
+}
