@@ -210,6 +210,33 @@ impl SyncRunner {
         Ok(report)
     }
 
+    /// Provisions one user now (`provisionOnDemand`), between cycles.
+    pub async fn provision_on_demand(
+        &self,
+        source_tenant: TenantId,
+        job_id: &str,
+        user: tenantsync_model::ObjectId,
+    ) -> Result<(tenantsync_engine::plan::ObjectPlan, tenantsync_engine::log::Status), RunError> {
+        let lock = self.cycle_lock(job_id);
+        let _guard = lock.lock().await;
+        let (source, target) = self.connectors(source_tenant, job_id).await?;
+        let env = CycleEnv {
+            store: self.directory.store().as_ref(),
+            source: &source,
+            target: &target,
+            clock: self.clock.as_ref(),
+            source_tenant,
+            job_id,
+            force_full: false,
+        };
+        Ok(tenantsync_engine::cycle::provision_on_demand(&env, user).await?)
+    }
+
+    /// The clock the runner's cycles read.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     fn sweep_interval(&self, config_seconds: i64) -> Duration {
         self.sweep_override.unwrap_or(Duration::from_secs(config_seconds.max(1) as u64))
     }

@@ -696,3 +696,51 @@ async fn resolve_managers(
 pub fn doc(collection: &str, key: &str, data: String, now: time::OffsetDateTime) -> DocRow {
     DocRow { collection: collection.to_owned(), key: key.to_owned(), data, updated_at: now }
 }
+
+/// Provision on demand: plans and applies one user now, whether or not the job is running, records the log and
+/// link, and sets its manager if the manager is already in the target. Returns the plan (with its step trace) and
+/// how it ended.
+pub async fn provision_on_demand(env: &CycleEnv<'_>, source_id: ObjectId) -> Result<(ObjectPlan, Status), EngineError> {
+    let job = load_job(env).await?;
+    let (plan, observed) = plan_one(env, &job, source_id).await?;
+    let escrows = escrows_collection(env.job_id);
+    let prior: Option<Escrow> = {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        job::read(tx.as_mut(), &escrows, &source_id.to_string()).await?
+    };
+    let applied = apply(env, plan, &observed, prior.as_ref()).await;
+    let cycle_id = uuid::Uuid::new_v4().to_string();
+    let log_ctx = LogContext {
+        job_id: env.job_id,
+        cycle_id: &cycle_id,
+        service_principal_id: &job.config.service_principal_id,
+        source_tenant: env.source_tenant,
+        target_tenant: job.target_tenant.to_string(),
+        target_system: "Microsoft Entra ID (target tenant)",
+    };
+    let now = env.clock.now();
+    let mut tx = env.store.begin(env.source_tenant, TxMode::Write).await?;
+    if let Some(connection) = &applied.connection {
+        job::write(tx.as_mut(), &connections_collection(env.job_id), &connection.source_id.to_string(), connection, now).await?;
+    }
+    match &applied.escrow {
+        Some(escrow) => job::write(tx.as_mut(), &escrows, &source_id.to_string(), escrow, now).await?,
+        None => {
+            tx.delete_doc(&escrows, &source_id.to_string()).await?;
+        }
+    }
+    tx.append_log(&entry(&log_ctx, &applied.plan, applied.plan.action.log_name(), &applied.status, now, applied.duration_ms)).await?;
+    tx.commit().await?;
+    if let (Some(manager), Some(target), false) = (applied.plan.manager, applied.plan.target_id, matches!(applied.status, Status::Failure { .. })) {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        let manager_link: Option<Connection> = job::read(tx.as_mut(), &connections_collection(env.job_id), &manager.to_string()).await?;
+        drop(tx);
+        if let Some(manager_link) = manager_link.filter(|link| !link.deleted_by_sync) {
+            // Best effort, as Entra: a reference that cannot be set now is set by a later cycle.
+            if let Err(err) = env.target.set_manager(target, manager_link.target_id).await {
+                tracing::debug!(error = %err, "manager reference not set on demand");
+            }
+        }
+    }
+    Ok((applied.plan, applied.status))
+}

@@ -4,6 +4,7 @@
 //! The engine sees directories only through the [`connector`] traits and storage only through the `Store`
 //! trait; it does no IO of its own, starts no tasks and reads time from the `Clock` it is given.
 
+pub mod admin;
 pub mod connector;
 pub mod cycle;
 pub mod job;
