@@ -7,6 +7,32 @@
 //! randomness and the "is this value already taken" question come in through [`EvalContext`], and
 //! objects are read through the [`AttributeSource`] trait so callers adapt their own user type
 //! without copying. [`jsonl`] holds the line-oriented entry points used by the CLI.
+//!
+//! ```
+//! use tenantsync_expr::{Attributes, EvalContext, FixedClock, Outcome, Rule, ScopingFilter, SplitMix64, Value};
+//!
+//! let user = Attributes::new().with("givenName", "John").with("surname", "Doe").with("department", "Sales");
+//!
+//! // Mapping expressions: parse once, evaluate many times.
+//! let mapping = tenantsync_expr::parse_mapping(r#"Join(", ", [surname], [givenName])"#)?;
+//! let clock = FixedClock(time::OffsetDateTime::UNIX_EPOCH);
+//! let rng = SplitMix64::new(SplitMix64::DEFAULT_SEED);
+//! let ctx = EvalContext::new(&clock, &rng);
+//! assert_eq!(mapping.evaluate(&user, &ctx)?, Outcome::Value(Value::String("Doe, John".into())));
+//!
+//! // Scoping filters in Graph's JSON shape: validate once, evaluate many times.
+//! let filter = ScopingFilter::from_json(
+//!     r#"{"groups": [{"clauses": [{"sourceOperandName": "department", "operatorName": "EQUALS",
+//!                                  "targetOperand": {"values": ["Sales"]}}]}]}"#,
+//! )?
+//! .compile()?;
+//! assert!(filter.in_scope(&user));
+//!
+//! // Dynamic membership rules: compile once, then match.
+//! let rule = Rule::compile(r#"user.department -eq "sales" -and user.surname -startsWith "D""#)?;
+//! assert!(rule.matches(&user));
+//! # Ok::<(), tenantsync_expr::ExprError>(())
+//! ```
 
 mod attrs;
 mod context;
