@@ -32,6 +32,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the delta token has expired: start a new round without a token")]
     SyncStateNotFound,
+    /// Any other Graph error: its status, code and safe message.
+    #[error("{message}")]
+    Coded { status: StatusCode, code: &'static str, message: String },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SyncStateNotFound => StatusCode::GONE,
+            ApiError::Coded { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::Forbidden => "Authorization_RequestDenied",
             ApiError::PayloadTooLarge(_) => "Request_EntityTooLarge",
             ApiError::SyncStateNotFound => "syncStateNotFound",
+            ApiError::Coded { code, .. } => code,
             ApiError::Internal(_) => "Service_InternalServerError",
         }
     }
@@ -136,6 +141,28 @@ impl From<DirectoryError> for ApiError {
             DirectoryError::SyncStateNotFound => ApiError::SyncStateNotFound,
             DirectoryError::TenantConflict { message } => ApiError::Conflict(message),
             err @ (DirectoryError::Store(_) | DirectoryError::Corrupt { .. }) => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<tenantsync_engine::admin::AdminError> for ApiError {
+    fn from(err: tenantsync_engine::admin::AdminError) -> Self {
+        use tenantsync_engine::admin::AdminError;
+        match err {
+            AdminError::NotFound { id, .. } => ApiError::NotFound(id),
+            AdminError::Conflict(message) => ApiError::Coded {
+                status: StatusCode::CONFLICT,
+                code: "Request_MultipleObjectsWithSameKeyValue",
+                message,
+            },
+            AdminError::Invalid(message) => ApiError::BadRequest(message),
+            AdminError::SchemaInvalid(err) => {
+                ApiError::Coded { status: StatusCode::BAD_REQUEST, code: "schemaInvalid", message: err.message }
+            }
+            AdminError::JobActive(message) => {
+                ApiError::Coded { status: StatusCode::CONFLICT, code: "Conflict", message }
+            }
+            err @ (AdminError::Store(_) | AdminError::Job(_)) => ApiError::internal(err),
         }
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! Nothing here touches storage directly, and nothing below this crate knows about HTTP.
 
+mod applications;
+mod audit;
 mod auth;
 mod error;
 mod extract;
@@ -11,6 +13,8 @@ mod groups;
 mod links;
 mod objects;
 mod observe;
+mod policies;
+mod synchronization;
 mod token_endpoint;
 mod users;
 
@@ -19,6 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use tenantsync_connectors::SyncRunner;
 use tenantsync_directory::Directory;
 use tokio::net::TcpListener;
 
@@ -33,14 +38,23 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub directory: Directory,
     pub tokens: Arc<TokenIssuer>,
+    /// Runs the sync jobs of every tenant; woken by directory changes and job control calls.
+    pub runner: Arc<SyncRunner>,
 }
 
 impl AppState {
-    /// Loads (creating on first start) the persisted signing key, so tokens survive restarts.
+    /// Loads (creating on first start) the persisted signing key, so tokens survive restarts, and creates the
+    /// job runner (jobs resume when [`serve`] starts).
     pub async fn new(directory: Directory, store: &dyn tenantsync_store::Store) -> Result<AppState, ApiError> {
         let key = SigningKey::load_or_create(store).await?;
         let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
-        Ok(AppState { directory, tokens })
+        let runner = SyncRunner::new(directory.clone(), directory.clock_arc(), None);
+        Ok(AppState { directory, tokens, runner })
+    }
+
+    /// The configuration operations over this state's store.
+    pub(crate) fn admin(&self) -> tenantsync_engine::admin::Admin<'_> {
+        tenantsync_engine::admin::Admin { store: self.directory.store().as_ref(), clock: self.directory.clock() }
     }
 }
 
@@ -50,6 +64,10 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes())
         .merge(groups::routes())
         .merge(objects::routes())
+        .merge(policies::routes())
+        .merge(applications::routes())
+        .merge(synchronization::routes())
+        .merge(audit::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()
         .nest("/v1.0", v1)
@@ -69,6 +87,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     observe::install_recorder();
+    // Every job resumes from its saved progress at once.
+    match state.runner.resume_all().await {
+        Ok(n_jobs) => tracing::info!(n_jobs, "sync jobs resumed"),
+        Err(err) => tracing::warn!(error = %err, "sync jobs could not be resumed"),
+    }
     let app = router(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

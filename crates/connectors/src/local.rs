@@ -96,7 +96,7 @@ fn target_user(state: UserState) -> TargetUser {
 
 impl LocalTarget {
     /// Refuses unless the target tenant allows user sync from the source (checked on every write).
-    async fn ensure_consent(&self) -> Result<(), PeerError> {
+    pub async fn check_consent(&self) -> Result<(), PeerError> {
         let mut tx = self
             .directory
             .store()
@@ -146,7 +146,7 @@ impl TargetDirectory for LocalTarget {
     }
 
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
-        self.ensure_consent().await?;
+        self.check_consent().await?;
         let mut map = Map::new();
         merge_body(&USER, &mut map, &Value::Object(attributes.clone()))
             .map_err(|err| PeerError::Rejected(err.to_string()))?;
@@ -191,7 +191,7 @@ impl TargetDirectory for LocalTarget {
     }
 
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
-        self.ensure_consent().await?;
+        self.check_consent().await?;
         self.directory
             .update_user(self.tenant, &id.to_string(), |user| LocalTarget::apply_changes(user, changes))
             .await
@@ -200,7 +200,7 @@ impl TargetDirectory for LocalTarget {
     }
 
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
-        self.ensure_consent().await?;
+        self.check_consent().await?;
         match self.directory.delete_object(self.tenant, ObjectKind::User, &id.to_string()).await {
             Ok(()) | Err(DirectoryError::NotFound { .. }) => Ok(()),
             Err(err) => Err(peer_error(err)),
@@ -208,7 +208,7 @@ impl TargetDirectory for LocalTarget {
     }
 
     async fn restore_user(&self, id: ObjectId) -> Result<(), PeerError> {
-        self.ensure_consent().await?;
+        self.check_consent().await?;
         match self.directory.restore_object(self.tenant, &id.to_string()).await {
             Ok(DirectoryObject::User(_)) => Ok(()),
             Ok(DirectoryObject::Group(_)) => Err(PeerError::Rejected("the restored object is a group".to_owned())),
@@ -217,7 +217,7 @@ impl TargetDirectory for LocalTarget {
     }
 
     async fn set_manager(&self, id: ObjectId, manager: ObjectId) -> Result<(), PeerError> {
-        self.ensure_consent().await?;
+        self.check_consent().await?;
         self.directory.set_manager(self.tenant, &id.to_string(), &manager.to_string()).await.map_err(peer_error)
     }
 }

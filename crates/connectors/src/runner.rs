@@ -118,6 +118,13 @@ impl SyncRunner {
         }
     }
 
+    /// Wakes every job (a consent setting changed: escrowed users may flow now).
+    pub fn wake_all(&self) {
+        for handle in self.jobs.lock().expect("runner lock is never poisoned").values() {
+            handle.notify.notify_one();
+        }
+    }
+
     fn source_changed(&self, tenant: TenantId) {
         for handle in self.jobs.lock().expect("runner lock is never poisoned").values() {
             if handle.source_tenant == tenant {
@@ -168,7 +175,7 @@ impl SyncRunner {
             initial_domain: target.initial_domain,
             source_tenant,
         };
-        Ok((source, target))
+        Ok(Some((source, target)))
     }
 
     /// Runs one cycle of a job now (waiting for a running one to finish first).
@@ -180,7 +187,9 @@ impl SyncRunner {
     ) -> Result<CycleReport, RunError> {
         let lock = self.cycle_lock(job_id);
         let _guard = lock.lock().await;
-        let (source, target) = self.connectors(source_tenant, job_id).await?;
+        let Some((source, target)) = self.connectors(source_tenant, job_id, true).await? else {
+            return Ok(CycleReport { not_active: true, ..CycleReport::default() });
+        };
         let started = std::time::Instant::now();
         let env = CycleEnv {
             store: self.directory.store().as_ref(),
@@ -219,7 +228,8 @@ impl SyncRunner {
     ) -> Result<(tenantsync_engine::plan::ObjectPlan, tenantsync_engine::log::Status), RunError> {
         let lock = self.cycle_lock(job_id);
         let _guard = lock.lock().await;
-        let (source, target) = self.connectors(source_tenant, job_id).await?;
+        let (source, target) =
+            self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
         let env = CycleEnv {
             store: self.directory.store().as_ref(),
             source: &source,

@@ -74,7 +74,13 @@ pub struct ServicePrincipal {
     pub application_template_id: String,
 }
 
-async fn write_doc<T: Serialize>(tx: &mut dyn DirectoryTx, collection: &str, key: &str, value: &T, now: OffsetDateTime) -> Result<(), AdminError> {
+async fn write_doc<T: Serialize>(
+    tx: &mut dyn DirectoryTx,
+    collection: &str,
+    key: &str,
+    value: &T,
+    now: OffsetDateTime,
+) -> Result<(), AdminError> {
     job::write(tx, collection, key, value, now).await?;
     Ok(())
 }
@@ -112,14 +118,18 @@ impl Admin<'_> {
 
     /// Creates a partner entry; an existing one is a conflict (Graph 409).
     pub async fn create_partner(&self, tenant: TenantId, partner: Partner) -> Result<Partner, AdminError> {
-        let key = TenantId::parse(&partner.tenant_id).map_err(|_| AdminError::Invalid(format!("'{}' is not a tenant id", partner.tenant_id)))?.to_string();
+        let key = TenantId::parse(&partner.tenant_id)
+            .map_err(|_| AdminError::Invalid(format!("'{}' is not a tenant id", partner.tenant_id)))?
+            .to_string();
         let partner = Partner { tenant_id: key.clone(), ..partner };
         let mut tx = self.write_tx(tenant).await?;
         let data = serde_json::to_string(&partner).expect("partners always serialize");
         match tx.insert_doc(&DocRow { collection: PARTNERS.to_owned(), key, data, updated_at: self.now() }).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => {
-                return Err(AdminError::Conflict("Another object with the same value for property tenantId already exists.".to_owned()));
+                return Err(AdminError::Conflict(
+                    "Another object with the same value for property tenantId already exists.".to_owned(),
+                ));
             }
             Err(err) => return Err(err.into()),
         }
@@ -128,10 +138,16 @@ impl Admin<'_> {
     }
 
     /// Changes a partner entry through `edit`.
-    pub async fn update_partner(&self, tenant: TenantId, partner: &str, edit: impl FnOnce(&mut Partner) -> Result<(), AdminError> + Send) -> Result<Partner, AdminError> {
+    pub async fn update_partner(
+        &self,
+        tenant: TenantId,
+        partner: &str,
+        edit: impl FnOnce(&mut Partner) -> Result<(), AdminError> + Send,
+    ) -> Result<Partner, AdminError> {
         let key = partner.to_lowercase();
         let mut tx = self.write_tx(tenant).await?;
-        let mut current: Partner = job::read(tx.as_mut(), PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
+        let mut current: Partner =
+            job::read(tx.as_mut(), PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
         edit(&mut current)?;
         write_doc(tx.as_mut(), PARTNERS, &key, &current, self.now()).await?;
         tx.commit().await?;
@@ -142,7 +158,8 @@ impl Admin<'_> {
     pub async fn delete_partner(&self, tenant: TenantId, partner: &str) -> Result<(), AdminError> {
         let key = partner.to_lowercase();
         let mut tx = self.write_tx(tenant).await?;
-        let current: Partner = job::read(tx.as_mut(), PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
+        let current: Partner =
+            job::read(tx.as_mut(), PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
         if current.identity_synchronization.is_some() {
             return Err(AdminError::Invalid(
                 "The partner has an identity synchronization policy: delete identitySynchronization first.".to_owned(),
@@ -154,8 +171,15 @@ impl Admin<'_> {
     }
 
     /// Creates or replaces the identity sync policy of a partner (creating the partner entry if needed).
-    pub async fn put_identity_sync(&self, tenant: TenantId, partner: &str, policy: IdentitySynchronization) -> Result<(), AdminError> {
-        let key = TenantId::parse(partner).map_err(|_| AdminError::Invalid(format!("'{partner}' is not a tenant id")))?.to_string();
+    pub async fn put_identity_sync(
+        &self,
+        tenant: TenantId,
+        partner: &str,
+        policy: IdentitySynchronization,
+    ) -> Result<(), AdminError> {
+        let key = TenantId::parse(partner)
+            .map_err(|_| AdminError::Invalid(format!("'{partner}' is not a tenant id")))?
+            .to_string();
         let mut tx = self.write_tx(tenant).await?;
         let mut current: Partner = job::read(tx.as_mut(), PARTNERS, &key).await?.unwrap_or_else(|| Partner {
             tenant_id: key.clone(),
@@ -182,7 +206,12 @@ impl Admin<'_> {
     // --- Applications and service principals ----------------------------------------------------------------
 
     /// Instantiates the CTS application template: an application and its service principal.
-    pub async fn instantiate(&self, tenant: TenantId, template: &str, display_name: &str) -> Result<(Application, ServicePrincipal), AdminError> {
+    pub async fn instantiate(
+        &self,
+        tenant: TenantId,
+        template: &str,
+        display_name: &str,
+    ) -> Result<(Application, ServicePrincipal), AdminError> {
         if !template.eq_ignore_ascii_case(CTS_APPLICATION_TEMPLATE) {
             return Err(not_found("applicationTemplate", template));
         }
@@ -228,7 +257,9 @@ impl Admin<'_> {
 
     pub async fn get_service_principal(&self, tenant: TenantId, id: &str) -> Result<ServicePrincipal, AdminError> {
         let mut tx = self.read_tx(tenant).await?;
-        job::read(tx.as_mut(), SERVICE_PRINCIPALS, &id.to_lowercase()).await?.ok_or_else(|| not_found("servicePrincipal", id))
+        job::read(tx.as_mut(), SERVICE_PRINCIPALS, &id.to_lowercase())
+            .await?
+            .ok_or_else(|| not_found("servicePrincipal", id))
     }
 
     /// Deletes a configuration: the service principal, its application, assignments, secrets and jobs with all
@@ -236,7 +267,8 @@ impl Admin<'_> {
     pub async fn delete_service_principal(&self, tenant: TenantId, id: &str) -> Result<Vec<String>, AdminError> {
         let key = id.to_lowercase();
         let mut tx = self.write_tx(tenant).await?;
-        let principal: ServicePrincipal = job::read(tx.as_mut(), SERVICE_PRINCIPALS, &key).await?.ok_or_else(|| not_found("servicePrincipal", id))?;
+        let principal: ServicePrincipal =
+            job::read(tx.as_mut(), SERVICE_PRINCIPALS, &key).await?.ok_or_else(|| not_found("servicePrincipal", id))?;
         let jobs: Vec<JobConfig> = job::read_all(tx.as_mut(), JOBS).await?;
         let mut deleted = Vec::new();
         for config in jobs.into_iter().filter(|config| config.service_principal_id == principal.id) {
@@ -262,14 +294,28 @@ impl Admin<'_> {
     // --- Assignments ----------------------------------------------------------------------------------------
 
     /// Assigns a user or group (`principal_type` "User" or "Group") to the configuration.
-    pub async fn assign(&self, tenant: TenantId, service_principal: &str, app_role_id: &str, principal: ObjectId, principal_type: &str, principal_display_name: Option<String>) -> Result<Assignment, AdminError> {
+    pub async fn assign(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        app_role_id: &str,
+        principal: ObjectId,
+        principal_type: &str,
+        principal_display_name: Option<String>,
+    ) -> Result<Assignment, AdminError> {
         let principal_sp = self.get_service_principal(tenant, service_principal).await?;
-        if !app_role_id.eq_ignore_ascii_case(MSIAM_ACCESS_ROLE) && app_role_id != "00000000-0000-0000-0000-000000000000" {
-            return Err(AdminError::Invalid(format!("Permission being assigned was not found on application: appRoleId '{app_role_id}'.")));
+        if !app_role_id.eq_ignore_ascii_case(MSIAM_ACCESS_ROLE) && app_role_id != "00000000-0000-0000-0000-000000000000"
+        {
+            return Err(AdminError::Invalid(format!(
+                "Permission being assigned was not found on application: appRoleId '{app_role_id}'."
+            )));
         }
         let mut tx = self.write_tx(tenant).await?;
         let existing: Vec<Assignment> = job::read_all(tx.as_mut(), ASSIGNMENTS).await?;
-        if existing.iter().any(|assignment| assignment.principal_id == principal && assignment.resource_id == principal_sp.id) {
+        if existing
+            .iter()
+            .any(|assignment| assignment.principal_id == principal && assignment.resource_id == principal_sp.id)
+        {
             return Err(AdminError::Conflict("Permission being assigned already exists on the object".to_owned()));
         }
         let assignment = Assignment {
@@ -287,17 +333,28 @@ impl Admin<'_> {
         Ok(assignment)
     }
 
-    pub async fn list_assignments(&self, tenant: TenantId, service_principal: &str) -> Result<Vec<Assignment>, AdminError> {
+    pub async fn list_assignments(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+    ) -> Result<Vec<Assignment>, AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.read_tx(tenant).await?;
         let all: Vec<Assignment> = job::read_all(tx.as_mut(), ASSIGNMENTS).await?;
         Ok(all.into_iter().filter(|assignment| assignment.resource_id == principal.id).collect())
     }
 
-    pub async fn unassign(&self, tenant: TenantId, service_principal: &str, assignment_id: &str) -> Result<(), AdminError> {
+    pub async fn unassign(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        assignment_id: &str,
+    ) -> Result<(), AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.write_tx(tenant).await?;
-        let assignment: Assignment = job::read(tx.as_mut(), ASSIGNMENTS, &assignment_id.to_lowercase()).await?.ok_or_else(|| not_found("appRoleAssignment", assignment_id))?;
+        let assignment: Assignment = job::read(tx.as_mut(), ASSIGNMENTS, &assignment_id.to_lowercase())
+            .await?
+            .ok_or_else(|| not_found("appRoleAssignment", assignment_id))?;
         if assignment.resource_id != principal.id {
             return Err(not_found("appRoleAssignment", assignment_id));
         }
@@ -311,7 +368,12 @@ impl Admin<'_> {
 
     /// Replaces the secrets of a configuration. A changed `CompanyId`, scope or setting takes effect with a full
     /// re-evaluation.
-    pub async fn put_secrets(&self, tenant: TenantId, service_principal: &str, secrets: Vec<Secret>) -> Result<(), AdminError> {
+    pub async fn put_secrets(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        secrets: Vec<Secret>,
+    ) -> Result<(), AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         if let Some(company) = secrets.iter().find(|secret| secret.key.eq_ignore_ascii_case("CompanyId"))
             && TenantId::parse(company.value.trim()).is_err()
@@ -346,15 +408,24 @@ impl Admin<'_> {
     // --- Jobs -----------------------------------------------------------------------------------------------
 
     /// Creates a job from a template (only `Azure2Azure`): schedule Disabled, status Paused, as in Entra.
-    pub async fn create_job(&self, tenant: TenantId, service_principal: &str, template: &str) -> Result<JobConfig, AdminError> {
+    pub async fn create_job(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        template: &str,
+    ) -> Result<JobConfig, AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         if template != AZURE2AZURE_TEMPLATE {
-            return Err(AdminError::Invalid(format!("Unknown synchronization template '{template}': use '{AZURE2AZURE_TEMPLATE}'.")));
+            return Err(AdminError::Invalid(format!(
+                "Unknown synchronization template '{template}': use '{AZURE2AZURE_TEMPLATE}'."
+            )));
         }
         let mut tx = self.write_tx(tenant).await?;
         let existing: Vec<JobConfig> = job::read_all(tx.as_mut(), JOBS).await?;
         if existing.iter().any(|config| config.service_principal_id == principal.id) {
-            return Err(AdminError::Conflict("The service principal already has a synchronization job for this template.".to_owned()));
+            return Err(AdminError::Conflict(
+                "The service principal already has a synchronization job for this template.".to_owned(),
+            ));
         }
         let config = JobConfig {
             id: new_job_id(tenant),
@@ -373,30 +444,54 @@ impl Admin<'_> {
     }
 
     /// A job of a service principal, with its state.
-    pub async fn get_job(&self, tenant: TenantId, service_principal: &str, job_id: &str) -> Result<(JobConfig, JobState), AdminError> {
+    pub async fn get_job(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+    ) -> Result<(JobConfig, JobState), AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.read_tx(tenant).await?;
-        let config: JobConfig = job::read::<JobConfig>(tx.as_mut(), JOBS, job_id).await?.filter(|config| config.service_principal_id == principal.id).ok_or_else(|| not_found("synchronizationJob", job_id))?;
-        let state = job::read(tx.as_mut(), JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(config.generation));
+        let config: JobConfig = job::read::<JobConfig>(tx.as_mut(), JOBS, job_id)
+            .await?
+            .filter(|config| config.service_principal_id == principal.id)
+            .ok_or_else(|| not_found("synchronizationJob", job_id))?;
+        let state =
+            job::read(tx.as_mut(), JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(config.generation));
         Ok((config, state))
     }
 
-    pub async fn list_jobs(&self, tenant: TenantId, service_principal: &str) -> Result<Vec<(JobConfig, JobState)>, AdminError> {
+    pub async fn list_jobs(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+    ) -> Result<Vec<(JobConfig, JobState)>, AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.read_tx(tenant).await?;
         let configs: Vec<JobConfig> = job::read_all(tx.as_mut(), JOBS).await?;
         let mut jobs = Vec::new();
         for config in configs.into_iter().filter(|config| config.service_principal_id == principal.id) {
-            let state = job::read(tx.as_mut(), JOB_STATES, &config.id).await?.unwrap_or_else(|| JobState::new(config.generation));
+            let state = job::read(tx.as_mut(), JOB_STATES, &config.id)
+                .await?
+                .unwrap_or_else(|| JobState::new(config.generation));
             jobs.push((config, state));
         }
         Ok(jobs)
     }
 
-    async fn edit_job(&self, tenant: TenantId, service_principal: &str, job_id: &str, edit: impl FnOnce(&mut JobConfig, &mut dyn DirectoryTx) -> Result<(), AdminError> + Send) -> Result<JobConfig, AdminError> {
+    async fn edit_job(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+        edit: impl FnOnce(&mut JobConfig, &mut dyn DirectoryTx) -> Result<(), AdminError> + Send,
+    ) -> Result<JobConfig, AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.write_tx(tenant).await?;
-        let mut config: JobConfig = job::read::<JobConfig>(tx.as_mut(), JOBS, job_id).await?.filter(|config| config.service_principal_id == principal.id).ok_or_else(|| not_found("synchronizationJob", job_id))?;
+        let mut config: JobConfig = job::read::<JobConfig>(tx.as_mut(), JOBS, job_id)
+            .await?
+            .filter(|config| config.service_principal_id == principal.id)
+            .ok_or_else(|| not_found("synchronizationJob", job_id))?;
         edit(&mut config, tx.as_mut())?;
         write_doc(tx.as_mut(), JOBS, &config.id, &config, self.now()).await?;
         tx.commit().await?;
@@ -404,7 +499,12 @@ impl Admin<'_> {
     }
 
     /// `start`: the job becomes Active and resumes from its saved progress.
-    pub async fn start_job(&self, tenant: TenantId, service_principal: &str, job_id: &str) -> Result<JobConfig, AdminError> {
+    pub async fn start_job(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+    ) -> Result<JobConfig, AdminError> {
         self.edit_job(tenant, service_principal, job_id, |config, _| {
             config.schedule_state = ScheduleState::Active;
             Ok(())
@@ -413,7 +513,12 @@ impl Admin<'_> {
     }
 
     /// `pause`: no further writes; progress is kept, a running cycle stops at its next page.
-    pub async fn pause_job(&self, tenant: TenantId, service_principal: &str, job_id: &str) -> Result<JobConfig, AdminError> {
+    pub async fn pause_job(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+    ) -> Result<JobConfig, AdminError> {
         self.edit_job(tenant, service_principal, job_id, |config, _| {
             config.schedule_state = ScheduleState::Paused;
             Ok(())
@@ -423,10 +528,23 @@ impl Admin<'_> {
 
     /// `restart`: re-evaluates every user. `resetScope` (comma-separated) as in Graph: `Full` and
     /// `ConnectorDataStore` also drop the job's links (users are re-matched by anchor), `Escrows` clears retries.
-    pub async fn restart_job(&self, tenant: TenantId, service_principal: &str, job_id: &str, reset_scope: Option<&str>) -> Result<JobConfig, AdminError> {
-        let scopes: Vec<String> = reset_scope.unwrap_or("").split(',').map(|scope| scope.trim().to_owned()).filter(|scope| !scope.is_empty()).collect();
+    pub async fn restart_job(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+        reset_scope: Option<&str>,
+    ) -> Result<JobConfig, AdminError> {
+        let scopes: Vec<String> = reset_scope
+            .unwrap_or("")
+            .split(',')
+            .map(|scope| scope.trim().to_owned())
+            .filter(|scope| !scope.is_empty())
+            .collect();
         for scope in &scopes {
-            if !["None", "ConnectorDataStore", "Escrows", "Watermark", "QuarantineState", "Full", "ForceDeletes"].contains(&scope.as_str()) {
+            if !["None", "ConnectorDataStore", "Escrows", "Watermark", "QuarantineState", "Full", "ForceDeletes"]
+                .contains(&scope.as_str())
+            {
                 return Err(AdminError::Invalid(format!("Unknown resetScope value '{scope}'.")));
             }
         }
@@ -447,7 +565,8 @@ impl Admin<'_> {
         if clear_escrows {
             tx.delete_collection(&escrows_collection(&job_key)).await?;
         }
-        let mut state: JobState = job::read(tx.as_mut(), JOB_STATES, &job_key).await?.unwrap_or_else(|| JobState::new(config.generation));
+        let mut state: JobState =
+            job::read(tx.as_mut(), JOB_STATES, &job_key).await?.unwrap_or_else(|| JobState::new(config.generation));
         state.generation = config.generation;
         state.phase = Phase::FullPending;
         if clear_links {
@@ -459,12 +578,20 @@ impl Admin<'_> {
     }
 
     /// Replaces the schema after checking it; a valid schema triggers a full re-evaluation, as in Entra.
-    pub async fn put_schema(&self, tenant: TenantId, service_principal: &str, job_id: &str, schema: Value) -> Result<JobConfig, AdminError> {
+    pub async fn put_schema(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+        schema: Value,
+    ) -> Result<JobConfig, AdminError> {
         let current = self.get_job(tenant, service_principal, job_id).await?.0;
         let compiled = compile(&schema)?;
         let original = compile(&current.schema)?;
         if compiled.rule_id != original.rule_id {
-            return Err(AdminError::SchemaInvalid(SchemaError { message: format!("the rule id of '{}' cannot change", crate::schema::USER_RULE_NAME) }));
+            return Err(AdminError::SchemaInvalid(SchemaError {
+                message: format!("the rule id of '{}' cannot change", crate::schema::USER_RULE_NAME),
+            }));
         }
         self.edit_job(tenant, service_principal, job_id, |config, _| {
             config.schema = schema;
@@ -484,7 +611,13 @@ impl Admin<'_> {
     }
 
     /// The link of a source or target object id (`objectConnections('{objectId}')`).
-    pub async fn object_connection(&self, tenant: TenantId, service_principal: &str, job_id: &str, object_id: &str) -> Result<Connection, AdminError> {
+    pub async fn object_connection(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+        object_id: &str,
+    ) -> Result<Connection, AdminError> {
         self.get_job(tenant, service_principal, job_id).await?;
         let mut tx = self.read_tx(tenant).await?;
         let collection = connections_collection(job_id);
@@ -492,11 +625,19 @@ impl Admin<'_> {
             return Ok(connection);
         }
         let all: Vec<Connection> = job::read_all(tx.as_mut(), &collection).await?;
-        all.into_iter().find(|connection| connection.target_id.to_string().eq_ignore_ascii_case(object_id)).ok_or_else(|| not_found("objectConnection", object_id))
+        all.into_iter()
+            .find(|connection| connection.target_id.to_string().eq_ignore_ascii_case(object_id))
+            .ok_or_else(|| not_found("objectConnection", object_id))
     }
 
     /// Drops a link so the next evaluation re-matches; only while the job is not active (else 409), idempotent.
-    pub async fn delete_object_connection(&self, tenant: TenantId, service_principal: &str, job_id: &str, object_id: &str) -> Result<(), AdminError> {
+    pub async fn delete_object_connection(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+        object_id: &str,
+    ) -> Result<(), AdminError> {
         let (config, _) = self.get_job(tenant, service_principal, job_id).await?;
         if config.schedule_state == ScheduleState::Active {
             return Err(AdminError::JobActive("Pause the job before deleting an object connection.".to_owned()));
@@ -522,7 +663,11 @@ async fn delete_job_docs(tx: &mut dyn DirectoryTx, job_id: &str) -> Result<(), A
 }
 
 /// Marks every job of a configuration for a full re-evaluation (an assignment or secret changed).
-async fn bump_jobs_of(tx: &mut dyn DirectoryTx, service_principal: &str, now: OffsetDateTime) -> Result<(), AdminError> {
+async fn bump_jobs_of(
+    tx: &mut dyn DirectoryTx,
+    service_principal: &str,
+    now: OffsetDateTime,
+) -> Result<(), AdminError> {
     let jobs: Vec<JobConfig> = job::read_all(tx, JOBS).await?;
     for mut config in jobs.into_iter().filter(|config| config.service_principal_id == service_principal) {
         config.generation += 1;

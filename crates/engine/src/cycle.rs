@@ -721,7 +721,14 @@ pub async fn provision_on_demand(env: &CycleEnv<'_>, source_id: ObjectId) -> Res
     let now = env.clock.now();
     let mut tx = env.store.begin(env.source_tenant, TxMode::Write).await?;
     if let Some(connection) = &applied.connection {
-        job::write(tx.as_mut(), &connections_collection(env.job_id), &connection.source_id.to_string(), connection, now).await?;
+        job::write(
+            tx.as_mut(),
+            &connections_collection(env.job_id),
+            &connection.source_id.to_string(),
+            connection,
+            now,
+        )
+        .await?;
     }
     match &applied.escrow {
         Some(escrow) => job::write(tx.as_mut(), &escrows, &source_id.to_string(), escrow, now).await?,
@@ -729,11 +736,22 @@ pub async fn provision_on_demand(env: &CycleEnv<'_>, source_id: ObjectId) -> Res
             tx.delete_doc(&escrows, &source_id.to_string()).await?;
         }
     }
-    tx.append_log(&entry(&log_ctx, &applied.plan, applied.plan.action.log_name(), &applied.status, now, applied.duration_ms)).await?;
+    tx.append_log(&entry(
+        &log_ctx,
+        &applied.plan,
+        applied.plan.action.log_name(),
+        &applied.status,
+        now,
+        applied.duration_ms,
+    ))
+    .await?;
     tx.commit().await?;
-    if let (Some(manager), Some(target), false) = (applied.plan.manager, applied.plan.target_id, matches!(applied.status, Status::Failure { .. })) {
+    if let (Some(manager), Some(target), false) =
+        (applied.plan.manager, applied.plan.target_id, matches!(applied.status, Status::Failure { .. }))
+    {
         let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
-        let manager_link: Option<Connection> = job::read(tx.as_mut(), &connections_collection(env.job_id), &manager.to_string()).await?;
+        let manager_link: Option<Connection> =
+            job::read(tx.as_mut(), &connections_collection(env.job_id), &manager.to_string()).await?;
         drop(tx);
         if let Some(manager_link) = manager_link.filter(|link| !link.deleted_by_sync) {
             // Best effort, as Entra: a reference that cannot be set now is set by a later cycle.

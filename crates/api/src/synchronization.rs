@@ -1,0 +1,561 @@
+//! `/v1.0/servicePrincipals/{id}/synchronization`: templates, secrets, jobs (create, read, start, pause, restart,
+//! delete), the schema (GET/PUT, `parseExpression`), `provisionOnDemand`, `validateCredentials` and
+//! `objectConnections` — the same paths and bodies as Microsoft Graph, so Entra admin scripts work unchanged.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tenantsync_connectors::{LocalTarget, RunError};
+use tenantsync_engine::cycle::EngineError;
+use tenantsync_engine::job::{Execution, JobConfig, JobState, ScheduleState};
+use tenantsync_engine::log::Status;
+use tenantsync_engine::plan::PlannedAction;
+use tenantsync_engine::schema::{AZURE2AZURE_TEMPLATE, compile, default_schema};
+use tenantsync_engine::settings::{JobSettings, Secret};
+use tenantsync_expr::{AttrValue, Attributes, EvalContext, FixedClock, Outcome, SplitMix64, parse_mapping};
+use tenantsync_model::{AppRole, ObjectId, TenantId};
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::Caller;
+use crate::extract::GraphJson;
+use crate::{ApiError, AppState};
+
+const READ: &[AppRole] = &[
+    AppRole::SynchronizationReadAll,
+    AppRole::SynchronizationReadWriteAll,
+    AppRole::ApplicationReadAll,
+    AppRole::ApplicationReadWriteAll,
+    AppRole::DirectoryReadAll,
+    AppRole::DirectoryReadWriteAll,
+];
+const WRITE: &[AppRole] =
+    &[AppRole::SynchronizationReadWriteAll, AppRole::ApplicationReadWriteAll, AppRole::DirectoryReadWriteAll];
+
+pub(crate) fn routes() -> Router<AppState> {
+    let base = "/servicePrincipals/{sp}/synchronization";
+    Router::new()
+        .route(&format!("{base}/templates"), get(templates))
+        .route(&format!("{base}/secrets"), get(get_secrets).put(put_secrets))
+        .route(&format!("{base}/jobs"), get(list_jobs).post(create_job))
+        .route(&format!("{base}/jobs/validateCredentials"), post(validate_credentials))
+        .route(&format!("{base}/jobs/{{job}}"), get(get_job).delete(delete_job))
+        .route(&format!("{base}/jobs/{{job}}/start"), post(start_job))
+        .route(&format!("{base}/jobs/{{job}}/pause"), post(pause_job))
+        .route(&format!("{base}/jobs/{{job}}/restart"), post(restart_job))
+        .route(&format!("{base}/jobs/{{job}}/schema"), get(get_schema).put(put_schema))
+        .route(&format!("{base}/jobs/{{job}}/schema/parseExpression"), post(parse_expression))
+        .route(&format!("{base}/jobs/{{job}}/provisionOnDemand"), post(provision_on_demand))
+        .route(&format!("{base}/jobs/{{job}}/{{segment}}"), get(get_object_connection).delete(delete_object_connection))
+}
+
+fn iso_duration(seconds: i64) -> String {
+    match seconds {
+        seconds if seconds % 3600 == 0 => format!("PT{}H", seconds / 3600),
+        seconds if seconds % 60 == 0 => format!("PT{}M", seconds / 60),
+        seconds => format!("PT{seconds}S"),
+    }
+}
+
+fn timestamp(at: Option<time::OffsetDateTime>) -> Value {
+    json!(at.and_then(|at| at.format(&Rfc3339).ok()).unwrap_or_else(|| "0001-01-01T00:00:00Z".to_owned()))
+}
+
+fn execution_json(execution: Option<&Execution>) -> Value {
+    match execution {
+        None => Value::Null,
+        Some(execution) => json!({
+            "activityIdentifier": execution.activity_identifier,
+            "countEntitled": execution.count_entitled,
+            "countEntitledForProvisioning": execution.count_entitled,
+            "countEscrowed": execution.count_escrowed,
+            "countEscrowedRaw": execution.count_escrowed,
+            "countExported": execution.count_exported,
+            "countExports": execution.count_exported,
+            "countImported": execution.count_imported,
+            "countImportedDeltas": execution.count_imported,
+            "countImportedReferenceDeltas": 0,
+            "error": null,
+            "state": execution.state,
+            "timeBegan": timestamp(execution.time_began),
+            "timeEnded": timestamp(execution.time_ended),
+        }),
+    }
+}
+
+/// Graph's `synchronizationJob`, with `synchronizationStatus`.
+pub(crate) fn job_json(config: &JobConfig, state: &JobState) -> Value {
+    let code = match config.schedule_state {
+        ScheduleState::Disabled | ScheduleState::Paused => "Paused",
+        ScheduleState::Active if state.last_execution.is_none() => "NotRun",
+        ScheduleState::Active => "Active",
+    };
+    let schedule_state = match config.schedule_state {
+        ScheduleState::Active => "Active",
+        ScheduleState::Disabled => "Disabled",
+        ScheduleState::Paused => "Paused",
+    };
+    json!({
+        "id": config.id,
+        "templateId": config.template_id,
+        "schedule": {"expiration": null, "interval": iso_duration(config.interval_seconds), "state": schedule_state},
+        "status": {
+            "code": code,
+            "countSuccessiveCompleteFailures": state.count_successive_complete_failures,
+            "escrowsPruned": false,
+            "lastExecution": execution_json(state.last_execution.as_ref()),
+            "lastSuccessfulExecution": execution_json(state.last_successful_execution.as_ref()),
+            "lastSuccessfulExecutionWithExports": execution_json(state.last_successful_execution_with_exports.as_ref()),
+            "progress": [],
+            "quarantine": null,
+            "steadyStateFirstAchievedTime": timestamp(state.steady_state_first_achieved),
+            "steadyStateLastAchievedTime": timestamp(state.steady_state_last_achieved),
+            "synchronizedEntryCountByType": [{"key": "user to User", "value": state.synchronized_users}],
+            "troubleshootingUrl": null,
+        },
+        "synchronizationJobSettings": [
+            {"key": "AzureIngestionAttributeOptimization", "value": "False"},
+            {"key": "LookaheadQueryEnabled", "value": "False"},
+        ],
+    })
+}
+
+async fn templates(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sp): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    let principal = state.admin().get_service_principal(caller.tenant, &sp).await?;
+    Ok(Json(json!({"value": [{
+        "id": AZURE2AZURE_TEMPLATE,
+        "applicationId": principal.app_id,
+        "default": true,
+        "description": "Cross-tenant synchronization of users",
+        "discoverable": true,
+        "factoryTag": AZURE2AZURE_TEMPLATE,
+        "metadata": [],
+        "schema": default_schema(),
+    }]})))
+}
+
+fn secrets_from(body: &Value) -> Result<Vec<Secret>, ApiError> {
+    let values = body
+        .get("value")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad("The body must be {\"value\": [{\"key\", \"value\"}]}."))?;
+    values
+        .iter()
+        .map(|item| {
+            let key = item
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad("Each secret needs a string 'key'."))?;
+            let value = match item.get("value") {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            Ok(Secret { key: key.to_owned(), value })
+        })
+        .collect()
+}
+
+async fn get_secrets(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sp): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    let secrets = state.admin().secrets(caller.tenant, &sp).await?;
+    Ok(Json(json!({"value": secrets})))
+}
+
+async fn put_secrets(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sp): Path<String>,
+    GraphJson(body): GraphJson,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    state.admin().put_secrets(caller.tenant, &sp, secrets_from(&body)?).await?;
+    state.runner.wake_all();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn policy_check_failure(message: &str) -> ApiError {
+    ApiError::Coded {
+        status: StatusCode::BAD_REQUEST,
+        code: "AzureActiveDirectoryCrossTenantSyncPolicyCheckFailure",
+        message: message.to_owned(),
+    }
+}
+
+async fn validate_credentials(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sp): Path<String>,
+    GraphJson(body): GraphJson,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    let secrets = if body.get("useSavedCredentials").and_then(Value::as_bool) == Some(true) {
+        state.admin().secrets(caller.tenant, &sp).await?
+    } else {
+        state.admin().get_service_principal(caller.tenant, &sp).await?;
+        let credentials = body.get("credentials").cloned().unwrap_or(Value::Array(Vec::new()));
+        secrets_from(&json!({"value": credentials}))?
+    };
+    let settings = JobSettings::from_secrets(&secrets);
+    let target_id = settings
+        .target_tenant
+        .ok_or_else(|| ApiError::bad("The credentials need a 'CompanyId' naming the target tenant."))?;
+    let target = state.directory.get_tenant(target_id).await?.ok_or_else(|| ApiError::Coded {
+        status: StatusCode::BAD_REQUEST,
+        code: "ExternalTenantNotFound",
+        message: format!("The target tenant {target_id} was not found."),
+    })?;
+    let outbound = state
+        .admin()
+        .get_partner(caller.tenant, &target_id.to_string())
+        .await
+        .map(|partner| partner.allows_outbound())
+        .unwrap_or(false);
+    if !outbound {
+        return Err(policy_check_failure(&format!(
+            "The source tenant has not enabled outbound automatic user consent with the target tenant {target_id}."
+        )));
+    }
+    let local = LocalTarget {
+        directory: state.directory.clone(),
+        tenant: target.id,
+        initial_domain: target.initial_domain,
+        source_tenant: caller.tenant,
+    };
+    if local.check_consent().await.is_err() {
+        return Err(policy_check_failure(
+            "The target tenant has not enabled inbound synchronization with this tenant.",
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sp): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    let jobs = state.admin().list_jobs(caller.tenant, &sp).await?;
+    Ok(Json(json!({"value": jobs.iter().map(|(config, job_state)| job_json(config, job_state)).collect::<Vec<_>>()})))
+}
+
+async fn create_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sp): Path<String>,
+    GraphJson(body): GraphJson,
+) -> Result<Response, ApiError> {
+    caller.require(WRITE)?;
+    let template = body
+        .get("templateId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("Property 'templateId' is required."))?;
+    let config = state.admin().create_job(caller.tenant, &sp, template).await?;
+    let job_state = JobState::new(config.generation);
+    state.runner.ensure_job(caller.tenant, &config.id);
+    Ok((StatusCode::CREATED, Json(job_json(&config, &job_state))).into_response())
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    let (config, job_state) = state.admin().get_job(caller.tenant, &sp, &job).await?;
+    Ok(Json(job_json(&config, &job_state)))
+}
+
+async fn delete_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    state.admin().delete_job(caller.tenant, &sp, &job).await?;
+    state.runner.forget(&job);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn start_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    state.admin().start_job(caller.tenant, &sp, &job).await?;
+    state.runner.ensure_job(caller.tenant, &job);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn pause_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    state.admin().pause_job(caller.tenant, &sp, &job).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn restart_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    // The body is optional: Graph accepts a bare POST, like Entra's portal "Restart provisioning".
+    let body: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&body)
+                .map_err(|err| ApiError::bad(format!("Unable to read JSON request payload: {err}")))?,
+        )
+    };
+    let reset_scope = match &body {
+        Some(body) => match body.pointer("/criteria/resetScope") {
+            Some(Value::String(scope)) => Some(scope.clone()),
+            Some(Value::Array(scopes)) => Some(scopes.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")),
+            Some(Value::Null) | None => None,
+            Some(_) => return Err(ApiError::bad("criteria.resetScope must be a string.")),
+        },
+        None => None,
+    };
+    state.admin().restart_job(caller.tenant, &sp, &job, reset_scope.as_deref()).await?;
+    state.runner.ensure_job(caller.tenant, &job);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_schema(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    let (config, _) = state.admin().get_job(caller.tenant, &sp, &job).await?;
+    Ok(Json(config.schema))
+}
+
+async fn put_schema(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+    GraphJson(body): GraphJson,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    state.admin().put_schema(caller.tenant, &sp, &job, body).await?;
+    state.runner.trigger(&job);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `parseExpression`: parses an expression and, given `testInputObject`, evaluates it, as Graph does.
+async fn parse_expression(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+    GraphJson(body): GraphJson,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    state.admin().get_job(caller.tenant, &sp, &job).await?;
+    let expression = body
+        .get("expression")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("Property 'expression' is required."))?;
+    let mapping = match parse_mapping(expression) {
+        Ok(mapping) => mapping,
+        Err(err) => {
+            return Ok(Json(json!({
+                "error": {"code": "ExpressionParsingFailed", "message": err.to_string(), "tenantActionable": true},
+                "evaluationResult": null, "evaluationSucceeded": false, "parsedExpression": null, "parsingSucceeded": false,
+            })));
+        }
+    };
+    let parsed = json!({"expression": expression, "name": null, "parameters": [], "type": "Function"});
+    let Some(input) = body.get("testInputObject").filter(|input| !input.is_null()) else {
+        return Ok(Json(
+            json!({"error": null, "evaluationResult": null, "evaluationSucceeded": false, "parsedExpression": parsed, "parsingSucceeded": true}),
+        ));
+    };
+    let mut attributes = Attributes::new();
+    for property in input.get("properties").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        let Some(key) = property.get("key").and_then(Value::as_str) else { continue };
+        let value = match property.get("value") {
+            Some(Value::String(text)) => AttrValue::String(text.clone().into()),
+            Some(Value::Bool(flag)) => AttrValue::Boolean(*flag),
+            Some(Value::Array(items)) => {
+                AttrValue::Multi(items.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>().into())
+            }
+            Some(Value::Number(number)) => match number.as_i64() {
+                Some(number) => AttrValue::Integer(number),
+                None => continue,
+            },
+            _ => continue,
+        };
+        attributes.insert(key, value);
+    }
+    let clock = FixedClock(state.directory.clock().now());
+    let rng = SplitMix64::new(0);
+    let tenant = caller.tenant.to_string();
+    let ctx = EvalContext::new(&clock, &rng).with_source_tenant(&tenant);
+    let (succeeded, result, error) = match mapping.evaluate(&attributes, &ctx) {
+        Ok(Outcome::Value(value)) => {
+            let rendered: Vec<String> = match &value {
+                tenantsync_expr::Value::Multi(values) => values.clone(),
+                other => other.render_text().into_iter().collect(),
+            };
+            (true, json!(rendered), Value::Null)
+        }
+        Ok(Outcome::IgnoreFlow) => (true, json!([]), Value::Null),
+        Err(err) => (
+            false,
+            Value::Null,
+            json!({"code": "ExpressionEvaluationFailed", "message": err.to_string(), "tenantActionable": true}),
+        ),
+    };
+    Ok(Json(
+        json!({"error": error, "evaluationResult": result, "evaluationSucceeded": succeeded, "parsedExpression": parsed, "parsingSucceeded": true}),
+    ))
+}
+
+fn run_error(err: RunError) -> ApiError {
+    match err {
+        RunError::Engine(EngineError::JobNotFound(id)) => ApiError::NotFound(id),
+        RunError::Engine(EngineError::Schema(err)) => {
+            ApiError::Coded { status: StatusCode::BAD_REQUEST, code: "schemaInvalid", message: err.message }
+        }
+        RunError::Engine(EngineError::NoTarget) => {
+            ApiError::bad("The job has no target tenant: set the CompanyId secret.")
+        }
+        RunError::UnknownTarget(tenant) => ApiError::Coded {
+            status: StatusCode::BAD_REQUEST,
+            code: "ExternalTenantNotFound",
+            message: format!("The target tenant {tenant} was not found."),
+        },
+        RunError::OutboundNotAllowed => policy_check_failure(&RunError::OutboundNotAllowed.to_string()),
+        other => ApiError::internal(other),
+    }
+}
+
+/// `provisionOnDemand`: the step trace of one user (import, scoping with each clause, matching, action).
+async fn provision_on_demand(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+    GraphJson(body): GraphJson,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WRITE)?;
+    let (config, _) = state.admin().get_job(caller.tenant, &sp, &job).await?;
+    let rule_id = compile(&config.schema)
+        .map_err(|err| ApiError::Coded {
+            status: StatusCode::BAD_REQUEST,
+            code: "schemaInvalid",
+            message: err.message,
+        })?
+        .rule_id;
+    let parameter = body
+        .pointer("/parameters/0")
+        .ok_or_else(|| ApiError::bad("The body needs parameters[0] with ruleId and subjects."))?;
+    if parameter.get("ruleId").and_then(Value::as_str) != Some(rule_id.as_str()) {
+        return Err(ApiError::bad(format!("Unknown ruleId: use the id of the USER_INBOUND_USER rule ({rule_id}).")));
+    }
+    let subject = parameter
+        .pointer("/subjects/0")
+        .ok_or_else(|| ApiError::bad("parameters[0].subjects must name one object."))?;
+    if subject.get("objectTypeName").and_then(Value::as_str).is_some_and(|kind| !kind.eq_ignore_ascii_case("User")) {
+        return Err(ApiError::bad("Provisioning on demand supports users only (objectTypeName 'User')."));
+    }
+    let object_id = subject
+        .get("objectId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("subjects[0].objectId is required."))?;
+    let user_id = ObjectId::parse(object_id).map_err(|_| ApiError::NotFound(object_id.to_owned()))?;
+    state.directory.get_user(caller.tenant, object_id).await?;
+    let started = state.directory.clock().now();
+    let (plan, status) = state.runner.provision_on_demand(caller.tenant, &job, user_id).await.map_err(run_error)?;
+    let ended = state.directory.clock().now();
+    let result = match (&status, plan.action) {
+        (Status::Failure { .. }, _) => "Failure",
+        (_, PlannedAction::Skip) => "Skipped",
+        _ => "Success",
+    };
+    let (error_code, error_message) = match &status {
+        Status::Failure { code, reason } => (json!(code), json!(reason)),
+        _ => (Value::Null, Value::Null),
+    };
+    let action = match plan.action {
+        PlannedAction::Create => "Create",
+        PlannedAction::Update | PlannedAction::Restore => "Update",
+        PlannedAction::Disable => "Disable",
+        PlannedAction::Delete => "Delete",
+        PlannedAction::Skip => "Other",
+    };
+    let details = json!({
+        "action": action,
+        "changeId": uuid::Uuid::new_v4().to_string(),
+        "startTime": started.format(&Rfc3339).ok(),
+        "endTime": ended.format(&Rfc3339).ok(),
+        "modifiedProperties": plan.modified,
+        "provisioningSteps": plan.steps,
+        "reportableIdentifier": plan.source_display_name,
+        "statusInfo": {"status": result, "errorCode": error_code, "reason": error_message, "additionalDetails": plan.reason},
+        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": "User"},
+        "sourceSystem": {"id": caller.tenant.to_string(), "displayName": "Microsoft Entra ID"},
+        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()), "displayName": plan.source_display_name, "identityType": "User"},
+        "targetSystem": {"id": JobSettings::from_secrets(&state.admin().secrets(caller.tenant, &sp).await?).target_tenant.map(|tenant: TenantId| tenant.to_string()), "displayName": "Microsoft Entra ID (target tenant)"},
+    });
+    Ok(Json(json!({
+        "@odata.type": "#microsoft.graph.stringKeyStringValuePair",
+        "key": json!({"result": result, "details": {"errorCode": error_code, "errorMessage": error_message}}).to_string(),
+        "value": details.to_string(),
+    })))
+}
+
+/// `objectConnections('{objectId}')`, the segment after `jobs/{job}/`.
+fn connection_id(segment: &str) -> Result<&str, ApiError> {
+    segment
+        .strip_prefix("objectConnections('")
+        .and_then(|rest| rest.strip_suffix("')"))
+        .ok_or_else(|| ApiError::NoRoute(segment.to_owned()))
+}
+
+async fn get_object_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job, segment)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    let object_id = connection_id(&segment)?;
+    let connection = state.admin().object_connection(caller.tenant, &sp, &job, object_id).await?;
+    Ok(Json(json!({
+        "objectId": object_id,
+        "sourceAnchor": connection.source_id.to_string(),
+        "targetAnchor": connection.target_id.to_string(),
+        "displayName": connection.display_name,
+        "objectTypeName": "User",
+    })))
+}
+
+async fn delete_object_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job, segment)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    let object_id = connection_id(&segment)?;
+    state.admin().delete_object_connection(caller.tenant, &sp, &job, object_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
