@@ -139,17 +139,22 @@ impl SyncRunner {
     }
 
     /// The connectors of a job: its own tenant as the source, the tenant named by `CompanyId` as the target.
+    /// None when `require_active` and the job is not active (nothing to run, nothing to complain about).
     pub async fn connectors(
         &self,
         source_tenant: TenantId,
         job_id: &str,
-    ) -> Result<(LocalSource, LocalTarget), RunError> {
+        require_active: bool,
+    ) -> Result<Option<(LocalSource, LocalTarget)>, RunError> {
         let store = self.directory.store();
         let mut tx = store.begin(source_tenant, TxMode::Read).await.map_err(|err| RunError::Store(Box::new(err)))?;
         let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id)
             .await
             .map_err(|err| RunError::Engine(err.into()))?
             .ok_or_else(|| RunError::Engine(EngineError::JobNotFound(job_id.to_owned())))?;
+        if require_active && config.schedule_state != tenantsync_engine::job::ScheduleState::Active {
+            return Ok(None);
+        }
         let secrets = job::secrets(tx.as_mut(), &config.service_principal_id)
             .await
             .map_err(|err| RunError::Engine(err.into()))?;
