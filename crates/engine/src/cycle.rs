@@ -721,6 +721,15 @@ pub async fn provision_on_demand(env: &CycleEnv<'_>, source_id: ObjectId) -> Res
     let now = env.clock.now();
     let mut tx = env.store.begin(env.source_tenant, TxMode::Write).await?;
     if let Some(connection) = &applied.connection {
+        // A new link counts in `synchronizedEntryCountByType`, as a cycle's would (commit_page).
+        let collection = connections_collection(env.job_id);
+        if tx.get_doc(&collection, &connection.source_id.to_string()).await?.is_none() {
+            let mut state: JobState = job::read(tx.as_mut(), JOB_STATES, env.job_id)
+                .await?
+                .unwrap_or_else(|| JobState::new(job.config.generation));
+            state.synchronized_users += 1;
+            job::write(tx.as_mut(), JOB_STATES, env.job_id, &state, now).await?;
+        }
         job::write(
             tx.as_mut(),
             &connections_collection(env.job_id),
