@@ -8,6 +8,7 @@
 
 pub mod fixtures;
 pub mod postgres;
+pub mod sync;
 
 use std::sync::{Arc, Once};
 

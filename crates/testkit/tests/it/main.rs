@@ -2,3 +2,4 @@
 //! (STYLE §9), so link time is paid once.
 
 mod auth;
+mod sync;

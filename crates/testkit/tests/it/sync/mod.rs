@@ -1,0 +1,5 @@
+//! Cross-tenant synchronization (issue 4) through the real HTTP API: the Graph configuration sequence, the
+//! lifecycle state table, managers, consent, loop-freedom and topologies, provision on demand, the schema, job
+//! control and tenant isolation. Helpers live in `tenantsync_testkit::sync`.
+
+mod config;
