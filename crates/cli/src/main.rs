@@ -8,10 +8,12 @@ mod admin;
 mod bench;
 mod client;
 mod csv;
+mod demo;
 mod import;
 mod lang;
 mod serve;
 mod store;
+mod topology;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,8 @@ struct DatabaseArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build a demo organization, sync it across tenants and show changes arriving.
+    Demo(demo::DemoArgs),
     /// Run the HTTP API (token endpoint, Graph-compatible /v1.0, /healthz, /metrics).
     Serve(serve::ServeArgs),
     /// Create and list tenants.
@@ -63,6 +67,9 @@ enum Command {
     /// Test dynamic membership rules (JSON lines on stdin).
     #[command(subcommand)]
     Rule(lang::RuleCommand),
+    /// Configure synchronizations between tenants.
+    #[command(subcommand)]
+    Topology(topology::TopologyCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -94,6 +101,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Tenant(command) => admin::tenant(command).await,
             Command::App(command) => admin::app(command).await,
             Command::Token(args) => admin::token(args).await,
@@ -102,6 +110,7 @@ fn main() -> ExitCode {
             Command::Scope(command) => lang::scope(command),
             Command::Rule(command) => lang::rule(command),
             Command::Bench(command) => bench::run(command).await,
+            Command::Topology(command) => topology::run(command).await,
         }
     });
     match result {

@@ -391,8 +391,7 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
     }
 
     // The change log after the watermark (after a full pass: the changes made while it ran).
-    loop {
-        let Phase::Incremental { watermark } = state.phase else { break };
+    while let Phase::Incremental { watermark } = state.phase {
         let page = env.source.changes(watermark, PAGE_SIZE).await.map_err(EngineError::Source)?;
         let users = fetch_users(env, &page.user_ids).await?;
         let record =
@@ -491,6 +490,13 @@ async fn process_page(
     for (source_id, source) in users {
         report.n_evaluated += 1;
         let connection = connections.remove(&source_id);
+        // Never linked and never in scope (a B2B user of another tenant, or a user purged before it was synced):
+        // nothing to look up in the target. This keeps a mesh from paying for the users it just created.
+        let never_in_scope = source.as_ref().is_none_or(|user| user.external);
+        if connection.is_none() && never_in_scope && !escrow_of.contains_key(&source_id) {
+            report.n_skipped += 1;
+            continue;
+        }
         let observed = match observe(env, job, source_id, source, connection).await {
             Ok(observed) => observed,
             Err(err) => {
