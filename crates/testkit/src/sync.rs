@@ -179,6 +179,12 @@ fn is_b2b_of(user: &Value, source_tenant: &str, source_id: &str) -> bool {
 }
 
 impl SyncSetup {
+    /// Fresh tokens for both clients (after the manual clock moved past their lifetime).
+    pub async fn reauth(&mut self, app: &TestApp) {
+        self.src = app.as_tenant(&self.source).await;
+        self.tgt = app.as_tenant(&self.target).await;
+    }
+
     /// `/v1.0/servicePrincipals/{sp}/synchronization/jobs/{job}` followed by `suffix`.
     pub fn job_path(&self, suffix: &str) -> String {
         format!("/v1.0/servicePrincipals/{}/synchronization/jobs/{}{suffix}", self.sp_id, self.job_id)

@@ -3,3 +3,4 @@
 //! control and tenant isolation. Helpers live in `tenantsync_testkit::sync`.
 
 mod config;
+mod lifecycle;
