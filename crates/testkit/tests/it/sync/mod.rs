@@ -3,4 +3,6 @@
 //! control and tenant isolation. Helpers live in `tenantsync_testkit::sync`.
 
 mod config;
+mod consent;
 mod lifecycle;
+mod manager;
