@@ -1,5 +1,8 @@
 //! The integration tests: the real server on a real port, driven over HTTP. One test binary, one module per area
 //! (STYLE §9), so link time is paid once.
+// Exact Graph bodies are written as json! literals, which nest deeper than the default limit.
+#![recursion_limit = "256"]
 
 mod auth;
 mod sync;
+mod users;
