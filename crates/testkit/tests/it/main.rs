@@ -5,4 +5,6 @@
 
 mod auth;
 mod sync;
+mod groups;
+mod query;
 mod users;
