@@ -5,6 +5,7 @@
 
 mod auth;
 mod sync;
+mod deleted;
 mod groups;
 mod query;
 mod users;
