@@ -6,6 +6,7 @@
 mod auth;
 mod sync;
 mod deleted;
+mod delta;
 mod groups;
 mod query;
 mod users;
