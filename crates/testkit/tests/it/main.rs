@@ -8,5 +8,6 @@ mod sync;
 mod deleted;
 mod delta;
 mod groups;
+mod isolation;
 mod query;
 mod users;
