@@ -5,6 +5,7 @@
 
 mod auth;
 mod sync;
+mod bad_input;
 mod deleted;
 mod delta;
 mod groups;
