@@ -24,6 +24,9 @@ pub enum ApiError {
     /// No route matches.
     #[error("no resource matches {0}")]
     NoRoute(String),
+    /// The route exists, but not with this HTTP method.
+    #[error("Specified HTTP method is not allowed for the request target.")]
+    MethodNotAllowed,
     #[error("{0}")]
     Unauthenticated(String),
     #[error("Insufficient privileges to complete the operation.")]
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::NoRoute(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::Conflict(_) => "Request_BadRequest",
             ApiError::NotFound(_) => "Request_ResourceNotFound",
             ApiError::NoRoute(_) => "BadRequest",
+            ApiError::MethodNotAllowed => "Request_BadRequest",
             ApiError::Unauthenticated(_) => "InvalidAuthenticationToken",
             ApiError::Forbidden => "Authorization_RequestDenied",
             ApiError::PayloadTooLarge(_) => "Request_EntityTooLarge",
@@ -175,6 +180,11 @@ impl From<GraphError> for ApiError {
 
 pub(crate) async fn not_found_fallback(uri: axum::http::Uri) -> ApiError {
     ApiError::NoRoute(uri.path().to_owned())
+}
+
+/// A known route called with another method: Graph's 405 body instead of axum's empty one.
+pub(crate) async fn method_not_allowed_fallback() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// A handler panicked: answer 500 in Graph's format; the panic itself is already on stderr.

@@ -74,6 +74,8 @@ pub fn router(state: AppState) -> Router {
         .merge(token_endpoint::routes())
         .merge(observe::routes())
         .fallback(error::not_found_fallback)
+        // After every route is in place: it applies to the method routers that exist when it is called.
+        .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(observe::track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
