@@ -1,10 +1,11 @@
 //! Extractors that turn what axum would reject in plain text into Graph error bodies: JSON bodies (malformed,
-//! too large) and OData query strings (`$top` or `%24top`).
+//! too large), path segments (bad percent-encoding) and OData query strings (`$top` or `%24top`).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{ApiError, MAX_BODY_BYTES};
@@ -28,6 +29,19 @@ impl<S: Send + Sync> FromRequest<S> for GraphJson {
         serde_json::from_slice(&bytes).map(GraphJson).map_err(|err| {
             ApiError::bad(format!("Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format. ({err})"))
         })
+    }
+}
+
+/// Path parameters, like axum's `Path`, but a segment that does not decode (`%FF`) is a Graph bad request.
+pub(crate) struct GraphPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for GraphPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(GraphPath(value)),
+            Err(rejection) => Err(ApiError::bad(format!("The request URL is not valid: {}.", rejection.body_text()))),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `/v1.0/groups`: security groups with assigned membership, their members (direct and transitive) and nesting.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -13,7 +13,7 @@ use tenantsync_graph::query::parse_select;
 use tenantsync_model::{DirectoryObject, Group, ObjectKind};
 
 use crate::auth::{Caller, roles};
-use crate::extract::{BaseUrl, GraphJson, ODataQuery};
+use crate::extract::{BaseUrl, GraphJson, GraphPath, ODataQuery};
 use crate::objects::{self, mixed_collection, object_json, ref_target};
 use crate::{ApiError, AppState};
 
@@ -92,7 +92,7 @@ async fn create_group(
 async fn get_group(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
     query: ODataQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
@@ -105,7 +105,7 @@ async fn get_group(
 async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::GROUP_WRITE)?;
@@ -127,7 +127,7 @@ async fn update_group(
 async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::GROUP_WRITE)?;
     state.directory.delete_object(caller.tenant, ObjectKind::Group, &id).await?;
@@ -137,7 +137,7 @@ async fn delete_group(
 async fn members(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
     Ok(mixed_collection(&state.directory.members(caller.tenant, &id).await?))
@@ -146,7 +146,7 @@ async fn members(
 async fn transitive_members(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
     Ok(mixed_collection(&state.directory.transitive_members(caller.tenant, &id).await?))
@@ -155,7 +155,7 @@ async fn transitive_members(
 async fn member_of(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
     state.directory.get_group(caller.tenant, &id).await?;
@@ -165,7 +165,7 @@ async fn member_of(
 async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::MEMBER_WRITE)?;
@@ -177,7 +177,7 @@ async fn add_member(
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, member)): Path<(String, String)>,
+    GraphPath((id, member)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::MEMBER_WRITE)?;
     state.directory.remove_member(caller.tenant, &id, &member).await?;

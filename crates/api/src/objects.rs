@@ -2,7 +2,7 @@
 //! delta rounds, `$ref` bodies, and the routes that mix kinds (`/directoryObjects`, `/directory/deletedItems`,
 //! `/organization`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -18,7 +18,7 @@ use tenantsync_model::{DirectoryObject, ObjectKind};
 use tenantsync_store::{ScanOrder, SortKey};
 
 use crate::auth::{Caller, roles};
-use crate::extract::{BaseUrl, ODataQuery};
+use crate::extract::{BaseUrl, GraphPath, ODataQuery};
 use crate::links::link;
 use crate::{ApiError, AppState};
 
@@ -292,7 +292,7 @@ pub(crate) fn ref_target(body: &Value) -> Result<String, ApiError> {
 async fn get_directory_object(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::DIRECTORY_READ).or_else(|_| caller.require(roles::USER_READ))?;
     let object = state.directory.get_object(caller.tenant, &id).await?;
@@ -321,7 +321,7 @@ async fn list_deleted_groups(
 async fn get_deleted(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let object = state.directory.get_deleted(caller.tenant, &id).await?;
     caller.require(read_roles(object.kind()))?;
@@ -331,7 +331,7 @@ async fn get_deleted(
 async fn restore_deleted(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let kind = state.directory.get_deleted(caller.tenant, &id).await?.kind();
     caller.require(write_roles(kind))?;
@@ -342,7 +342,7 @@ async fn restore_deleted(
 async fn purge_deleted(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let kind = state.directory.get_deleted(caller.tenant, &id).await?.kind();
     caller.require(write_roles(kind))?;
@@ -389,7 +389,7 @@ async fn organization(State(state): State<AppState>, caller: Caller) -> Result<J
 async fn organization_by_id(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     if !id.eq_ignore_ascii_case(&caller.tenant.to_string()) {
         return Err(ApiError::NotFound(id));

@@ -2,7 +2,7 @@
 //! (form-encoded request, `access_token`/`expires_in` response, `error`/`error_description`/`error_codes` on
 //! failure). `{tenant}` is a tenant id, name or domain. Also the tenant's public keys, for token verifiers.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use serde_json::json;
 use tenantsync_model::ClientId;
 
 use crate::AppState;
-use crate::extract::BaseUrl;
+use crate::extract::{BaseUrl, GraphPath};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/{tenant}/oauth2/v2.0/token", post(token)).route("/{tenant}/discovery/v2.0/keys", get(keys))
@@ -38,7 +38,7 @@ fn oauth_error(status: StatusCode, error: &str, code: u32, description: &str) ->
 
 async fn token(
     State(state): State<AppState>,
-    Path(tenant_key): Path<String>,
+    GraphPath(tenant_key): GraphPath<String>,
     BaseUrl(base): BaseUrl,
     form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {

@@ -1,6 +1,6 @@
 //! `/v1.0/users`: list, count, delta, create, read, update, delete, and the manager and membership links.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +13,7 @@ use tenantsync_graph::query::parse_select;
 use tenantsync_model::{ObjectKind, PasswordProfile, User};
 
 use crate::auth::{Caller, roles};
-use crate::extract::{BaseUrl, GraphJson, ODataQuery};
+use crate::extract::{BaseUrl, GraphJson, GraphPath, ODataQuery};
 use crate::objects::{self, mixed_collection, object_json, ref_target};
 use crate::{ApiError, AppState};
 
@@ -93,7 +93,7 @@ async fn create_user(
 async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
     query: ODataQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
@@ -106,7 +106,7 @@ async fn get_user(
 async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
@@ -130,7 +130,7 @@ async fn update_user(
 async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
     state.directory.delete_object(caller.tenant, ObjectKind::User, &key).await?;
@@ -140,7 +140,7 @@ async fn delete_user(
 async fn get_manager(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
     let manager = state
@@ -154,7 +154,7 @@ async fn get_manager(
 async fn get_manager_ref(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
     BaseUrl(base): BaseUrl,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
@@ -169,7 +169,7 @@ async fn get_manager_ref(
 async fn set_manager(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
@@ -181,7 +181,7 @@ async fn set_manager(
 async fn remove_manager(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
     state.directory.remove_manager(caller.tenant, &key).await?;
@@ -191,7 +191,7 @@ async fn remove_manager(
 async fn direct_reports(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
     Ok(mixed_collection(&state.directory.direct_reports(caller.tenant, &key).await?))
@@ -200,7 +200,7 @@ async fn direct_reports(
 async fn member_of(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
+    GraphPath(key): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
     caller.require(roles::GROUP_READ).or_else(|_| caller.require(roles::DIRECTORY_READ))?;
