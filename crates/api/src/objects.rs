@@ -283,7 +283,9 @@ pub(crate) fn ref_target(body: &Value) -> Result<String, ApiError> {
     })?;
     let last = reference.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     let id = last.strip_prefix("directoryObjects('").and_then(|rest| rest.strip_suffix("')")).unwrap_or(last);
-    if id.is_empty() {
+    // `.../directoryObjects/` names the collection, not an object in it.
+    let names_collection = ["directoryObjects", "users", "groups"].iter().any(|name| id.eq_ignore_ascii_case(name));
+    if id.is_empty() || names_collection {
         return Err(ApiError::bad(format!("The reference '{reference}' does not name an object.")));
     }
     Ok(id.to_owned())
