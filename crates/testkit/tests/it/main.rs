@@ -10,5 +10,7 @@ mod deleted;
 mod delta;
 mod groups;
 mod isolation;
+mod ops;
+mod postgres;
 mod query;
 mod users;
