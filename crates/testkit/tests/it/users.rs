@@ -60,6 +60,7 @@ async fn created_user_is_returned_as_graph_json() {
             "extensionAttribute13": null, "extensionAttribute14": null, "extensionAttribute15": null,
         },
         "identities": [],
+        "alternativeSecurityIds": [],
         "createdDateTime": "2030-01-01T09:00:00Z",
         "deletedDateTime": null,
     });
