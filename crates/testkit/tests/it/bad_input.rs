@@ -270,7 +270,9 @@ async fn nul_and_unusual_characters_are_stored_or_refused_never_a_500() {
         let mut body = fixtures::user("odd@contoso.com", display_name);
         body["jobTitle"] = json!(display_name);
         let reply = seeded.graph.post("/v1.0/users", body).await;
-        assert!(reply.status == 201 || reply.status == 400, "{display_name:?}: {}", reply.text);
+        // PostgreSQL text cannot hold NUL: refused on every backend alike, so data moves between them.
+        let expected = if display_name.contains('\0') { 400 } else { 201 };
+        assert_eq!(reply.status, expected, "{display_name:?}: {}", reply.text);
         if reply.status == 201 {
             let id = reply.id();
             let read = seeded.graph.get(&format!("/v1.0/users/{id}")).await;
