@@ -118,7 +118,29 @@ fn required(value: &Option<String>, property: &str) -> Result<(), DirectoryError
     }
 }
 
+/// The first string in `value` holding a NUL character, as a property path. PostgreSQL text cannot store NUL and no
+/// directory attribute needs it, so it is refused on every backend alike.
+fn path_with_nul(value: &serde_json::Value, path: &str) -> Option<String> {
+    let child = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}/{key}") };
+    match value {
+        serde_json::Value::String(text) => text.contains('\0').then(|| path.to_owned()),
+        serde_json::Value::Array(items) => items.iter().find_map(|item| path_with_nul(item, path)),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| path_with_nul(item, &child(key))),
+        _ => None,
+    }
+}
+
+fn refuse_nul(value: serde_json::Value, resource: &str) -> Result<(), DirectoryError> {
+    match path_with_nul(&value, "") {
+        Some(property) => Err(DirectoryError::invalid(format!(
+            "Invalid value specified for property '{property}' of resource '{resource}': the NUL character is not allowed."
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn validate_user(tenant: &Tenant, user: &User) -> Result<(), DirectoryError> {
+    refuse_nul(serde_json::to_value(user).expect("a user always serializes"), "User")?;
     validate_upn(tenant, &user.user_principal_name)?;
     required(&user.display_name, "displayName")?;
     required(&user.mail_nickname, "mailNickname")?;
@@ -141,6 +163,7 @@ fn validate_user(tenant: &Tenant, user: &User) -> Result<(), DirectoryError> {
 }
 
 fn validate_group(group: &Group) -> Result<(), DirectoryError> {
+    refuse_nul(serde_json::to_value(group).expect("a group always serializes"), "Group")?;
     required(&Some(group.display_name.clone()), "displayName")?;
     required(&Some(group.mail_nickname.clone()), "mailNickname")?;
     if group.mail_enabled {
