@@ -81,13 +81,16 @@ async fn bad_client_credentials_are_invalid_client() {
     }
 }
 
+/// A token request's form fields.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 #[tokio::test]
 async fn bad_grant_and_scope_are_bad_requests() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("contoso", &[]).await;
     let client_id = tenant.client_id.to_string();
     let secret = tenant.secret.as_str();
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<(&str, Form, &str)> = vec![
         (
             "password grant",
             vec![
