@@ -230,7 +230,7 @@ async fn unknown_routes_methods_and_paths_get_graph_errors() {
     let seeded = seeded(&app).await;
     let before = state(&seeded).await;
     let graph = &seeded.graph;
-    let reply = graph.get("/v1.0/applications").await;
+    let reply = graph.get("/v1.0/noSuchResource").await;
     assert_graph_error(&reply, 400, "unknown resource");
     let reply = graph.get("/beta/users").await;
     assert!(reply.status == 400 || reply.status == 404, "unknown version: {}", reply.text);
