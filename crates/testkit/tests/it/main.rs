@@ -4,7 +4,6 @@
 #![recursion_limit = "256"]
 
 mod auth;
-mod sync;
 mod bad_input;
 mod deleted;
 mod delta;
@@ -13,4 +12,5 @@ mod isolation;
 mod ops;
 mod postgres;
 mod query;
+mod sync;
 mod users;
