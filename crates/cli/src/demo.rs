@@ -436,6 +436,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Managers are referenced after both users exist, and each tenant's jobs look at what the others created:
+    // wait for every job to catch up before timing single changes.
+    runner.wait_idle(Duration::from_millis(300), Duration::from_secs(120)).await;
     let total: u64 = bars.iter().map(|(_, _, expected)| expected).sum();
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -67,6 +67,11 @@ impl SourceDirectory for LocalSource {
         Ok(self.directory.user_state(self.tenant, id).await.map_err(peer_error)?.map(source_user))
     }
 
+    async fn get_users(&self, ids: &[ObjectId]) -> Result<Vec<Option<SourceUser>>, PeerError> {
+        let states = self.directory.user_states(self.tenant, ids).await.map_err(peer_error)?;
+        Ok(states.into_iter().map(|state| state.map(source_user)).collect())
+    }
+
     async fn changes(&self, after: i64, limit: u32) -> Result<ChangePage, PeerError> {
         let changed = self.directory.changed_users(self.tenant, after, limit).await.map_err(peer_error)?;
         Ok(ChangePage { user_ids: changed.user_ids, next: changed.next, more: changed.more })
@@ -116,6 +121,39 @@ impl LocalTarget {
         }
     }
 
+    /// The B2B user for `anchor`: the mapped attributes, the external identity and the invitation state.
+    fn build_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<User, PeerError> {
+        let mut map = Map::new();
+        merge_body(&USER, &mut map, &Value::Object(attributes.clone()))
+            .map_err(|err| PeerError::Rejected(err.to_string()))?;
+        let source_id = anchor.source_id.to_string();
+        map.insert("id".to_owned(), json!(ObjectId::new_random()));
+        map.insert("createdDateTime".to_owned(), json!("1970-01-01T00:00:00Z"));
+        map.insert("creationType".to_owned(), json!("Invitation"));
+        map.insert("externalUserState".to_owned(), json!("Accepted"));
+        map.entry("accountEnabled").or_insert(json!(true));
+        map.entry("userType").or_insert(json!("Member"));
+        if !map.get("userPrincipalName").is_some_and(Value::is_string) {
+            map.insert("userPrincipalName".to_owned(), json!(format!("{source_id}#EXT#@{}", self.initial_domain)));
+        }
+        if !map.get("displayName").is_some_and(Value::is_string) {
+            let upn = map["userPrincipalName"].clone();
+            map.insert("displayName".to_owned(), upn);
+        }
+        if !map.get("mailNickname").is_some_and(Value::is_string) {
+            map.insert("mailNickname".to_owned(), json!(source_id.replace('-', "")));
+        }
+        map.insert(
+            "identities".to_owned(),
+            json!([{"signInType": "federated", "issuer": anchor.source_tenant, "issuerAssignedId": source_id}]),
+        );
+        map.insert(
+            "alternativeSecurityIds".to_owned(),
+            json!([{"type": 6, "identityProvider": anchor.source_tenant, "key": base64::engine::general_purpose::STANDARD.encode(source_id.as_bytes())}]),
+        );
+        serde_json::from_value(Value::Object(map)).map_err(|err| PeerError::Rejected(err.to_string()))
+    }
+
     fn apply_changes(user: &mut User, changes: &Map<String, Value>) -> Result<(), DirectoryError> {
         let mut map = user_json(user);
         merge_body(&USER, &mut map, &Value::Object(changes.clone()))
@@ -145,38 +183,20 @@ impl TargetDirectory for LocalTarget {
         Ok(self.directory.user_by_anchor(self.tenant, &anchor.key()).await.map_err(peer_error)?.map(target_user))
     }
 
+    async fn get_users(&self, ids: &[ObjectId]) -> Result<Vec<Option<TargetUser>>, PeerError> {
+        let states = self.directory.user_states(self.tenant, ids).await.map_err(peer_error)?;
+        Ok(states.into_iter().map(|state| state.map(target_user)).collect())
+    }
+
+    async fn find_by_anchors(&self, anchors: &[Anchor]) -> Result<Vec<Option<TargetUser>>, PeerError> {
+        let keys: Vec<String> = anchors.iter().map(Anchor::key).collect();
+        let states = self.directory.users_by_anchors(self.tenant, &keys).await.map_err(peer_error)?;
+        Ok(states.into_iter().map(|state| state.map(target_user)).collect())
+    }
+
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
         self.check_consent().await?;
-        let mut map = Map::new();
-        merge_body(&USER, &mut map, &Value::Object(attributes.clone()))
-            .map_err(|err| PeerError::Rejected(err.to_string()))?;
-        let source_id = anchor.source_id.to_string();
-        map.insert("id".to_owned(), json!(ObjectId::new_random()));
-        map.insert("createdDateTime".to_owned(), json!("1970-01-01T00:00:00Z"));
-        map.insert("creationType".to_owned(), json!("Invitation"));
-        map.insert("externalUserState".to_owned(), json!("Accepted"));
-        map.entry("accountEnabled").or_insert(json!(true));
-        map.entry("userType").or_insert(json!("Member"));
-        if !map.get("userPrincipalName").is_some_and(Value::is_string) {
-            map.insert("userPrincipalName".to_owned(), json!(format!("{source_id}#EXT#@{}", self.initial_domain)));
-        }
-        if !map.get("displayName").is_some_and(Value::is_string) {
-            let upn = map["userPrincipalName"].clone();
-            map.insert("displayName".to_owned(), upn);
-        }
-        if !map.get("mailNickname").is_some_and(Value::is_string) {
-            map.insert("mailNickname".to_owned(), json!(source_id.replace('-', "")));
-        }
-        map.insert(
-            "identities".to_owned(),
-            json!([{"signInType": "federated", "issuer": anchor.source_tenant, "issuerAssignedId": source_id}]),
-        );
-        map.insert(
-            "alternativeSecurityIds".to_owned(),
-            json!([{"type": 6, "identityProvider": anchor.source_tenant, "key": base64::engine::general_purpose::STANDARD.encode(source_id.as_bytes())}]),
-        );
-        let user: User =
-            serde_json::from_value(Value::Object(map)).map_err(|err| PeerError::Rejected(err.to_string()))?;
+        let user = self.build_user(anchor, attributes)?;
         match self.directory.create_user(self.tenant, user).await {
             Ok(created) => {
                 Ok(TargetUser { id: created.id, attributes: user_json(&created), deleted: false, manager: None })
@@ -188,6 +208,48 @@ impl TargetDirectory for LocalTarget {
                 .ok_or_else(|| PeerError::Rejected("anchor conflict without a user".to_owned())),
             Err(err) => Err(peer_error(err)),
         }
+    }
+
+    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<TargetUser, PeerError>> {
+        if let Err(err) = self.check_consent().await {
+            return items.iter().map(|_| Err(PeerError::ConsentDenied(err.to_string()))).collect();
+        }
+        let mut built = Vec::with_capacity(items.len());
+        let mut slots: Vec<Result<usize, PeerError>> = Vec::with_capacity(items.len());
+        for (anchor, attributes) in items {
+            match self.build_user(anchor, attributes) {
+                Ok(user) => {
+                    slots.push(Ok(built.len()));
+                    built.push(user);
+                }
+                Err(err) => slots.push(Err(err)),
+            }
+        }
+        let created = match self.directory.create_users(self.tenant, built).await {
+            Ok(created) => created,
+            Err(err) => {
+                let message = err.to_string();
+                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
+            }
+        };
+        let mut results = Vec::with_capacity(items.len());
+        for ((anchor, _), slot) in items.iter().zip(slots) {
+            results.push(match slot {
+                Err(err) => Err(err),
+                Ok(idx) => match &created[idx] {
+                    Ok(user) => {
+                        Ok(TargetUser { id: user.id, attributes: user_json(user), deleted: false, manager: None })
+                    }
+                    Err(DirectoryError::Conflict { property: "identities" }) => {
+                        self.find_by_anchor(anchor).await.and_then(|found| {
+                            found.ok_or_else(|| PeerError::Rejected("anchor conflict without a user".to_owned()))
+                        })
+                    }
+                    Err(err) => Err(PeerError::Rejected(err.to_string())),
+                },
+            });
+        }
+        results
     }
 
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
@@ -219,5 +281,18 @@ impl TargetDirectory for LocalTarget {
     async fn set_manager(&self, id: ObjectId, manager: ObjectId) -> Result<(), PeerError> {
         self.check_consent().await?;
         self.directory.set_manager(self.tenant, &id.to_string(), &manager.to_string()).await.map_err(peer_error)
+    }
+
+    async fn set_managers(&self, pairs: &[(ObjectId, ObjectId)]) -> Vec<Result<(), PeerError>> {
+        if let Err(err) = self.check_consent().await {
+            return pairs.iter().map(|_| Err(PeerError::ConsentDenied(err.to_string()))).collect();
+        }
+        match self.directory.set_managers(self.tenant, pairs).await {
+            Ok(results) => results.into_iter().map(|result| result.map_err(peer_error)).collect(),
+            Err(err) => {
+                let message = err.to_string();
+                pairs.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect()
+            }
+        }
     }
 }

@@ -34,6 +34,8 @@ pub struct SyncRunner {
     jobs: Mutex<HashMap<String, JobHandle>>,
     /// Overrides every job's sweep interval (tests, demos).
     sweep_override: Option<Duration>,
+    /// Cycles running now, and when the last one ended: for [`SyncRunner::wait_idle`].
+    activity: Mutex<(usize, std::time::Instant)>,
     me: Weak<SyncRunner>,
 }
 
@@ -60,6 +62,7 @@ impl SyncRunner {
             clock,
             jobs: Mutex::new(HashMap::new()),
             sweep_override,
+            activity: Mutex::new((0, std::time::Instant::now())),
             me: me.clone(),
         });
         let weak = Arc::downgrade(&runner);
@@ -183,6 +186,31 @@ impl SyncRunner {
         Ok(Some((source, target)))
     }
 
+    /// Waits until no cycle has run for `quiet` (every job caught up), or `deadline` passes; true when idle.
+    pub async fn wait_idle(&self, quiet: Duration, deadline: Duration) -> bool {
+        let started = std::time::Instant::now();
+        loop {
+            let (running, last_end) = *self.activity.lock().expect("activity lock is never poisoned");
+            if running == 0 && last_end.elapsed() >= quiet {
+                return true;
+            }
+            if started.elapsed() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn cycle_started(&self) {
+        self.activity.lock().expect("activity lock is never poisoned").0 += 1;
+    }
+
+    fn cycle_ended(&self) {
+        let mut activity = self.activity.lock().expect("activity lock is never poisoned");
+        activity.0 = activity.0.saturating_sub(1);
+        activity.1 = std::time::Instant::now();
+    }
+
     /// Runs one cycle of a job now (waiting for a running one to finish first).
     pub async fn run_once(
         &self,
@@ -275,7 +303,9 @@ async fn job_task(
         }
         let Some(runner) = me.upgrade() else { return };
         let force_full = std::mem::take(&mut *full_due.lock().expect("flag lock is never poisoned"));
+        runner.cycle_started();
         let result = runner.run_once(source_tenant, &job_id, force_full).await;
+        runner.cycle_ended();
         match result {
             Ok(_) => failures = 0,
             Err(RunError::Engine(EngineError::Superseded)) => notify.notify_one(),

@@ -235,6 +235,32 @@ async fn live_objects(tx: &mut dyn DirectoryTx, ids: Vec<ObjectId>) -> Result<Ve
     Ok(objects)
 }
 
+/// Sets a user's manager inside `tx`, recording the change (nothing when it is already that manager).
+async fn set_manager_in(
+    tx: &mut dyn DirectoryTx,
+    user_key: &str,
+    manager_key: &str,
+    now: OffsetDateTime,
+) -> Result<(), DirectoryError> {
+    let user = live_of_kind(tx, user_key, ObjectKind::User).await?;
+    let manager = live_of_kind(tx, manager_key, ObjectKind::User).await?;
+    if user.id() == manager.id() {
+        return Err(DirectoryError::BadReference { message: "A user cannot be their own manager.".to_owned() });
+    }
+    for previous in tx.links_from(LinkKind::Manager, user.id()).await? {
+        if previous == manager.id() {
+            return Ok(());
+        }
+        tx.remove_link(LinkKind::Manager, user.id(), previous).await?;
+    }
+    tx.add_link(LinkKind::Manager, user.id(), manager.id()).await?;
+    let mut record = change(user.id(), ObjectKind::User, ChangeOp::LinkAdded, now);
+    record.related = Some(manager.id());
+    record.link_kind = Some(LinkKind::Manager);
+    tx.append_change(&record).await?;
+    Ok(())
+}
+
 /// Purges one object inside `tx` and records it. Shared by the explicit purge and the 30-day sweep.
 pub(crate) async fn purge_in(tx: &mut dyn DirectoryTx, id: ObjectId, at: OffsetDateTime) -> Result<(), DirectoryError> {
     let Some(row) = tx.get_object(id).await? else { return Ok(()) };
@@ -263,6 +289,60 @@ impl Directory {
         tx.commit().await?;
         self.changed(tenant);
         Ok(user)
+    }
+
+    /// Creates many users in one transaction (the sync engine's initial load). Each user is checked and inserted
+    /// on its own: one that fails (a taken userPrincipalName or anchor) gets its error and the others go on.
+    pub async fn create_users(
+        &self,
+        tenant: TenantId,
+        users: Vec<User>,
+    ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
+        let _timer = OpTimer::start("create_users");
+        let tenant_row = self.tenant_or_not_found(tenant).await?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let now = self.now();
+        let mut results = Vec::with_capacity(users.len());
+        for mut user in users {
+            user.id = ObjectId::new_time_ordered();
+            user.created_date_time = now;
+            user.deleted_date_time = None;
+            if let Err(err) = validate_user(&tenant_row, &user) {
+                results.push(Err(err));
+                continue;
+            }
+            match tx.insert_object(&encode(&DirectoryObject::User(user.clone()))).await {
+                Ok(()) => {
+                    tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, now)).await?;
+                    results.push(Ok(user));
+                }
+                Err(tenantsync_store::StoreError::Conflict { what }) => {
+                    results.push(Err(conflict_to_upn(tenantsync_store::StoreError::Conflict { what })));
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        tx.commit().await?;
+        self.changed(tenant);
+        Ok(results)
+    }
+
+    /// Sets many managers in one transaction; each pair (user, manager) succeeds or fails on its own.
+    pub async fn set_managers(
+        &self,
+        tenant: TenantId,
+        pairs: &[(ObjectId, ObjectId)],
+    ) -> Result<Vec<Result<(), DirectoryError>>, DirectoryError> {
+        let _timer = OpTimer::start("set_managers");
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let now = self.now();
+        let mut results = Vec::with_capacity(pairs.len());
+        for (user, manager) in pairs {
+            results.push(set_manager_in(tx.as_mut(), &user.to_string(), &manager.to_string(), now).await);
+        }
+        tx.commit().await?;
+        self.changed(tenant);
+        Ok(results)
     }
 
     /// A live user by object id or userPrincipalName.
@@ -504,23 +584,7 @@ impl Directory {
     pub async fn set_manager(&self, tenant: TenantId, user_key: &str, manager_key: &str) -> Result<(), DirectoryError> {
         let _timer = OpTimer::start("set_manager");
         let mut tx = self.begin(tenant, TxMode::Write).await?;
-        let user = live_of_kind(tx.as_mut(), user_key, ObjectKind::User).await?;
-        let manager = live_of_kind(tx.as_mut(), manager_key, ObjectKind::User).await?;
-        if user.id() == manager.id() {
-            return Err(DirectoryError::BadReference { message: "A user cannot be their own manager.".to_owned() });
-        }
-        let now = self.now();
-        for previous in tx.links_from(LinkKind::Manager, user.id()).await? {
-            if previous == manager.id() {
-                return Ok(());
-            }
-            tx.remove_link(LinkKind::Manager, user.id(), previous).await?;
-        }
-        tx.add_link(LinkKind::Manager, user.id(), manager.id()).await?;
-        let mut record = change(user.id(), ObjectKind::User, ChangeOp::LinkAdded, now);
-        record.related = Some(manager.id());
-        record.link_kind = Some(LinkKind::Manager);
-        tx.append_change(&record).await?;
+        set_manager_in(tx.as_mut(), user_key, manager_key, self.now()).await?;
         tx.commit().await?;
         self.changed(tenant);
         Ok(())

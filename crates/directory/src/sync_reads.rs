@@ -47,6 +47,40 @@ impl Directory {
         }
     }
 
+    /// Users by id in one transaction, deleted or not; None where there is no such user.
+    pub async fn user_states(
+        &self,
+        tenant: TenantId,
+        ids: &[ObjectId],
+    ) -> Result<Vec<Option<UserState>>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut states = Vec::with_capacity(ids.len());
+        for id in ids {
+            states.push(match tx.get_object(*id).await? {
+                Some(row) if row.kind == ObjectKind::User => user_state(tx.as_mut(), &row).await?,
+                _ => None,
+            });
+        }
+        Ok(states)
+    }
+
+    /// Users by sync anchor in one transaction, deleted or not.
+    pub async fn users_by_anchors(
+        &self,
+        tenant: TenantId,
+        anchors: &[String],
+    ) -> Result<Vec<Option<UserState>>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut states = Vec::with_capacity(anchors.len());
+        for anchor in anchors {
+            states.push(match tx.find_by_anchor(anchor).await? {
+                Some(row) => user_state(tx.as_mut(), &row).await?,
+                None => None,
+            });
+        }
+        Ok(states)
+    }
+
     /// Live users in id order after `after`.
     pub async fn user_states_after(
         &self,

@@ -78,6 +78,14 @@ pub trait SourceDirectory: Send + Sync {
     async fn list_users(&self, after: Option<ObjectId>, limit: u32) -> Result<Vec<SourceUser>, PeerError>;
     /// One user, deleted or not; None when it no longer exists at all.
     async fn get_user(&self, id: ObjectId) -> Result<Option<SourceUser>, PeerError>;
+    /// Many users at once (a page of changes); the default asks one by one.
+    async fn get_users(&self, ids: &[ObjectId]) -> Result<Vec<Option<SourceUser>>, PeerError> {
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids {
+            users.push(self.get_user(*id).await?);
+        }
+        Ok(users)
+    }
     /// The users touched by changes after `after`.
     async fn changes(&self, after: i64, limit: u32) -> Result<ChangePage, PeerError>;
     /// Members of a group (direct, or through nested groups when `transitive`), users only.
@@ -115,12 +123,44 @@ pub trait TargetDirectory: Send + Sync {
     /// The userPrincipalName a B2B user of `source_upn` gets in this directory.
     fn external_upn(&self, source_upn: &str) -> String;
     async fn get_user(&self, id: ObjectId) -> Result<Option<TargetUser>, PeerError>;
+    /// Many users at once; the default asks one by one.
+    async fn get_users(&self, ids: &[ObjectId]) -> Result<Vec<Option<TargetUser>>, PeerError> {
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids {
+            users.push(self.get_user(*id).await?);
+        }
+        Ok(users)
+    }
     /// The B2B user that stands for `anchor`, deleted or not.
     async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, PeerError>;
+    /// Many anchors at once; the default asks one by one.
+    async fn find_by_anchors(&self, anchors: &[Anchor]) -> Result<Vec<Option<TargetUser>>, PeerError> {
+        let mut users = Vec::with_capacity(anchors.len());
+        for anchor in anchors {
+            users.push(self.find_by_anchor(anchor).await?);
+        }
+        Ok(users)
+    }
     /// Creates a B2B user for `anchor` with `attributes` (Graph names). Creating one that exists returns it.
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError>;
+    /// Creates many users; each succeeds or fails on its own. The default creates one by one.
+    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<TargetUser, PeerError>> {
+        let mut results = Vec::with_capacity(items.len());
+        for (anchor, attributes) in items {
+            results.push(self.create_user(anchor, attributes).await);
+        }
+        results
+    }
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError>;
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError>;
     async fn restore_user(&self, id: ObjectId) -> Result<(), PeerError>;
     async fn set_manager(&self, id: ObjectId, manager: ObjectId) -> Result<(), PeerError>;
+    /// Sets many managers; each pair succeeds or fails on its own. The default sets one by one.
+    async fn set_managers(&self, pairs: &[(ObjectId, ObjectId)]) -> Vec<Result<(), PeerError>> {
+        let mut results = Vec::with_capacity(pairs.len());
+        for (id, manager) in pairs {
+            results.push(self.set_manager(*id, *manager).await);
+        }
+        results
+    }
 }

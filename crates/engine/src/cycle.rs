@@ -445,11 +445,61 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
 }
 
 async fn fetch_users(env: &CycleEnv<'_>, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Option<SourceUser>)>, EngineError> {
-    let mut users = Vec::with_capacity(ids.len());
-    for id in ids {
-        users.push((*id, env.source.get_user(*id).await.map_err(EngineError::Source)?));
+    let users = env.source.get_users(ids).await.map_err(EngineError::Source)?;
+    Ok(ids.iter().copied().zip(users).collect())
+}
+
+/// Observes a page of users with two batched target reads: linked users by id, the others by anchor.
+async fn observe_page(
+    env: &CycleEnv<'_>,
+    job: &LoadedJob,
+    items: Vec<(ObjectId, Option<SourceUser>, Option<Connection>)>,
+) -> Result<Vec<Observed>, PeerError> {
+    let linked: Vec<ObjectId> =
+        items.iter().filter_map(|(_, _, connection)| connection.as_ref().map(|link| link.target_id)).collect();
+    let mut by_link = env.target.get_users(&linked).await?.into_iter();
+    let mut observed: Vec<Observed> = items
+        .into_iter()
+        .map(|(source_id, source, connection)| {
+            let target = if connection.is_some() { by_link.next().flatten() } else { None };
+            let matched_by = if target.is_some() { MatchedBy::Connection } else { MatchedBy::None };
+            Observed { source, assignment: job.assignment_of(source_id), connection, target, matched_by }
+        })
+        .collect();
+    let missing: Vec<usize> = (0..observed.len()).filter(|idx| observed[*idx].target.is_none()).collect();
+    let anchors: Vec<Anchor> = missing
+        .iter()
+        .map(|idx| {
+            let source_id = observed[*idx]
+                .source
+                .as_ref()
+                .map(|user| user.id)
+                .or(observed[*idx].connection.as_ref().map(|link| link.source_id));
+            Anchor {
+                source_tenant: env.source_tenant.to_string(),
+                source_id: source_id.unwrap_or_else(ObjectId::new_random),
+            }
+        })
+        .collect();
+    let found = env.target.find_by_anchors(&anchors).await?;
+    for (idx, target) in missing.into_iter().zip(found) {
+        if target.is_some() {
+            observed[idx].target = target;
+            observed[idx].matched_by = MatchedBy::Anchor;
+        }
     }
-    Ok(users)
+    Ok(observed)
+}
+
+fn count(report: &mut CycleReport, applied: &Applied) {
+    match (&applied.status, applied.plan.action) {
+        (Status::Failure { .. }, _) => report.n_failed += 1,
+        (_, PlannedAction::Create) => report.n_created += 1,
+        (_, PlannedAction::Update | PlannedAction::Restore) => report.n_updated += 1,
+        (_, PlannedAction::Disable) => report.n_disabled += 1,
+        (_, PlannedAction::Delete) => report.n_deleted += 1,
+        (_, PlannedAction::Skip) => report.n_skipped += 1,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -479,14 +529,7 @@ async fn process_page(
         }
     }
     let escrow_of: HashMap<ObjectId, &Escrow> = escrows.iter().map(|escrow| (escrow.source_id, escrow)).collect();
-    let source_tenant = env.source_tenant.to_string();
-    let external_upn = |upn: &str| env.target.external_upn(upn);
-    let ctx = PlanContext {
-        schema: &job.schema,
-        source_tenant: &source_tenant,
-        now: env.clock.now(),
-        external_upn: &external_upn,
-    };
+    let mut items = Vec::with_capacity(users.len());
     for (source_id, source) in users {
         report.n_evaluated += 1;
         let connection = connections.remove(&source_id);
@@ -497,7 +540,32 @@ async fn process_page(
             report.n_skipped += 1;
             continue;
         }
-        let observed = match observe(env, job, source_id, source, connection).await {
+        items.push((source_id, source, connection));
+    }
+    let ids: Vec<ObjectId> = items.iter().map(|(id, _, _)| *id).collect();
+    let observed = match observe_page(env, job, items.clone()).await {
+        Ok(observed) => observed.into_iter().map(Ok).collect::<Vec<_>>(),
+        // A batch read failed: observe one by one, so one bad object cannot hold up the page.
+        Err(_) => {
+            let mut one_by_one = Vec::with_capacity(items.len());
+            for (source_id, source, connection) in items {
+                one_by_one.push(observe(env, job, source_id, source, connection).await);
+            }
+            one_by_one
+        }
+    };
+    let source_tenant = env.source_tenant.to_string();
+    let external_upn = |upn: &str| env.target.external_upn(upn);
+    let ctx = PlanContext {
+        schema: &job.schema,
+        source_tenant: &source_tenant,
+        now: env.clock.now(),
+        external_upn: &external_upn,
+    };
+    let mut applied_all = Vec::with_capacity(ids.len());
+    let mut creates: Vec<(ObjectPlan, Observed)> = Vec::new();
+    for (source_id, observed) in ids.into_iter().zip(observed) {
+        let observed = match observed {
             Ok(observed) => observed,
             Err(err) => {
                 report.n_failed += 1;
@@ -512,23 +580,66 @@ async fn process_page(
             }
         };
         let plan = plan_user(&ctx, source_id, &observed);
-        // Out-of-scope users that never reached the target are not worth a log line in a full pass.
+        if plan.action == PlannedAction::Create {
+            creates.push((plan, observed));
+            continue;
+        }
         let quiet = plan.action == PlannedAction::Skip && observed.target.is_none() && !plan.in_scope && report.full;
         let applied = apply(env, plan, &observed, escrow_of.get(&source_id).copied()).await;
-        match (&applied.status, applied.plan.action) {
-            (Status::Failure { .. }, _) => report.n_failed += 1,
-            (_, PlannedAction::Create) => report.n_created += 1,
-            (_, PlannedAction::Update | PlannedAction::Restore) => report.n_updated += 1,
-            (_, PlannedAction::Disable) => report.n_disabled += 1,
-            (_, PlannedAction::Delete) => report.n_deleted += 1,
-            (_, PlannedAction::Skip) => report.n_skipped += 1,
+        applied_all.push((applied, quiet));
+    }
+    // Creates go to the target in one batch.
+    if !creates.is_empty() {
+        let started = Instant::now();
+        let batch: Vec<(Anchor, Map<String, serde_json::Value>)> = creates
+            .iter()
+            .map(|(plan, _)| {
+                (Anchor { source_tenant: source_tenant.clone(), source_id: plan.source_id }, plan.changes.clone())
+            })
+            .collect();
+        let results = env.target.create_users(&batch).await;
+        let duration_ms = started.elapsed().as_millis() as u64 / creates.len().max(1) as u64;
+        for ((mut plan, observed), result) in creates.into_iter().zip(results) {
+            let applied = match result {
+                Ok(target) => {
+                    plan.target_id = Some(target.id);
+                    let connection = Connection {
+                        source_id: plan.source_id,
+                        target_id: target.id,
+                        deleted_by_sync: false,
+                        display_name: plan.source_display_name.clone(),
+                    };
+                    Applied { plan, status: Status::Success, connection: Some(connection), escrow: None, duration_ms }
+                }
+                Err(err) => {
+                    let escrow = Escrow {
+                        source_id: plan.source_id,
+                        attempts: escrow_of.get(&plan.source_id).map_or(1, |escrow| escrow.attempts + 1),
+                        last_error: err.to_string(),
+                        error_code: err.code().to_owned(),
+                        last_attempt: env.clock.now(),
+                    };
+                    Applied {
+                        plan,
+                        status: Status::Failure { code: err.code().to_owned(), reason: err.to_string() },
+                        connection: observed.connection.clone(),
+                        escrow: Some(escrow),
+                        duration_ms,
+                    }
+                }
+            };
+            applied_all.push((applied, false));
         }
+    }
+    for (applied, quiet) in applied_all {
+        count(report, &applied);
+        let source_id = applied.plan.source_id;
         if !matches!(applied.status, Status::Failure { .. }) {
             if let (Some(manager), Some(target)) = (applied.plan.manager, applied.plan.target_id) {
                 manager_work.push((target, manager));
             }
             if applied.plan.action == PlannedAction::Create {
-                created.push(applied.plan.source_id);
+                created.push(source_id);
             }
             if escrow_of.contains_key(&source_id) {
                 record.escrows_cleared.push(source_id);
@@ -638,16 +749,27 @@ async fn resolve_managers(
     drop(tx);
     let mut record = PageRecord::default();
     let mut done = HashSet::new();
-    for (target_user, manager_source) in work {
-        let Some(Some(manager_target)) = targets.get(&manager_source).copied() else { continue };
-        if !done.insert(target_user) {
-            continue;
-        }
-        let current = env.target.get_user(target_user).await.map_err(EngineError::Source)?;
+    let pairs: Vec<(ObjectId, ObjectId, ObjectId)> = work
+        .into_iter()
+        .filter_map(|(target_user, manager_source)| {
+            let manager_target = targets.get(&manager_source).copied().flatten()?;
+            done.insert(target_user).then_some((target_user, manager_source, manager_target))
+        })
+        .collect();
+    let ids: Vec<ObjectId> = pairs.iter().map(|(target_user, _, _)| *target_user).collect();
+    let current = env.target.get_users(&ids).await.map_err(EngineError::Source)?;
+    let mut due = Vec::new();
+    for ((target_user, manager_source, manager_target), current) in pairs.into_iter().zip(current) {
         let Some(current) = current.filter(|user| !user.deleted) else { continue };
-        if current.manager == Some(manager_target) {
-            continue;
+        if current.manager != Some(manager_target) {
+            due.push((target_user, manager_source, manager_target, current));
         }
+    }
+    let started = Instant::now();
+    let results =
+        env.target.set_managers(&due.iter().map(|(user, _, manager, _)| (*user, *manager)).collect::<Vec<_>>()).await;
+    let duration_ms = started.elapsed().as_millis() as u64 / due.len().max(1) as u64;
+    for ((target_user, manager_source, manager_target, current), result) in due.into_iter().zip(results) {
         let plan = ObjectPlan {
             source_id: manager_source,
             source_display_name: current
@@ -674,22 +796,14 @@ async fn resolve_managers(
             manager: Some(manager_source),
             in_scope: true,
         };
-        let started = Instant::now();
-        let status = match env.target.set_manager(target_user, manager_target).await {
+        let status = match result {
             Ok(()) => {
                 report.n_references += 1;
                 Status::Success
             }
             Err(err) => Status::Failure { code: err.code().to_owned(), reason: err.to_string() },
         };
-        record.logs.push(entry(
-            log_ctx,
-            &plan,
-            "update",
-            &status,
-            env.clock.now(),
-            started.elapsed().as_millis() as u64,
-        ));
+        record.logs.push(entry(log_ctx, &plan, "update", &status, env.clock.now(), duration_ms));
     }
     if !record.logs.is_empty() {
         let phase = state.phase;
