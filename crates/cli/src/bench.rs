@@ -28,11 +28,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 999)]
         page_size: usize,
     },
+    /// Initial sync of N users through a running server, the same rows copied with no engine, propagation
+    /// latency of single changes, and an incremental run with 10 changes.
+    Sync {
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Database (default: a new SQLite file under target/bench).
+        #[arg(long)]
+        database: Option<String>,
+        /// Single changes timed end to end.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
 }
 
 const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -41,7 +53,14 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Directory { users, database, concurrency, page_size } = command;
+    let (users, database, concurrency, page_size) = match command {
+        BenchCommand::Directory { users, database, concurrency, page_size } => {
+            (users, database, concurrency, page_size)
+        }
+        BenchCommand::Sync { users, database, samples } => {
+            return crate::bench_sync::run(users, database, samples).await;
+        }
+    };
     let database = match database {
         Some(url) => url,
         None => {

@@ -1,0 +1,235 @@
+//! `tenantsync bench sync`: the sync engine's figures. It fills a source tenant, copies the same rows into a second
+//! SQLite file with no engine (the baseline), lets a real server (a child process) run the initial sync while it
+//! watches the target fill, times single changes from the source API to the target API, then times one incremental
+//! run over 10 changes.
+
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tenantsync_connectors::SyncRunner;
+use tenantsync_directory::{Directory, NewTenant};
+use tenantsync_engine::admin::Admin;
+use tenantsync_model::{ObjectId, ObjectKind, SystemClock, User};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::bench::peak_rss_kib;
+use crate::client::{GraphClient, ServerArgs};
+
+const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
+
+fn bench_user(idx: usize, domain: &str) -> User {
+    serde_json::from_value(json!({
+        "id": ObjectId::new_random(),
+        "userPrincipalName": format!("user{idx}@{domain}"),
+        "displayName": format!("Bench User {idx}"),
+        "givenName": "Bench",
+        "surname": format!("User{idx}"),
+        "mail": format!("user{idx}@{domain}"),
+        "mailNickname": format!("user{idx}"),
+        "department": DEPARTMENTS[idx % DEPARTMENTS.len()],
+        "jobTitle": "Analyst",
+        "city": "Seattle",
+        "country": "US",
+        "accountEnabled": true,
+        "createdDateTime": "1970-01-01T00:00:00Z",
+    }))
+    .expect("bench users are valid")
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
+async fn fill(directory: &Directory, tenant: tenantsync_model::TenantId, users: Vec<User>) -> anyhow::Result<()> {
+    for chunk in users.chunks(1000) {
+        for result in directory.create_users(tenant, chunk.to_vec()).await? {
+            result?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(n_users: usize, database: Option<String>, samples: usize) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all("target/bench").context("creating target/bench")?;
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let database = database.unwrap_or_else(|| format!("sqlite://target/bench/sync-{stamp}.db"));
+    let (directory, store) = crate::store::directory(&database).await?;
+    let suffix = format!("{:x}", stamp % 0xffff_ffff);
+    let (source, source_secret) = directory
+        .create_tenant(NewTenant {
+            name: format!("src{suffix}"),
+            display_name: None,
+            domains: vec![format!("src{suffix}.example")],
+        })
+        .await?;
+    let (target, target_secret) = directory
+        .create_tenant(NewTenant { name: format!("tgt{suffix}"), display_name: None, domains: vec![] })
+        .await?;
+    let domain = format!("src{suffix}.example");
+    let users: Vec<User> = (0..n_users).map(|idx| bench_user(idx, &domain)).collect();
+
+    // 1. The source, written straight into the directory (no engine).
+    let started = Instant::now();
+    fill(&directory, source.id, users.clone()).await?;
+    let fill_seconds = started.elapsed().as_secs_f64();
+
+    // 2. The baseline: the same rows copied into a second SQLite file, read page by page, no engine.
+    let raw_url = format!("sqlite://target/bench/raw-{stamp}.db");
+    let (raw, _) = crate::store::directory(&raw_url).await?;
+    let (raw_tenant, _) = raw
+        .create_tenant(NewTenant { name: "raw".to_owned(), display_name: None, domains: vec![domain.clone()] })
+        .await?;
+    let started = Instant::now();
+    let mut after = None;
+    loop {
+        let page = directory.user_states_after(source.id, after, 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|state| state.user.id);
+        fill(&raw, raw_tenant.id, page.into_iter().map(|state| state.user).collect()).await?;
+    }
+    let raw_seconds = started.elapsed().as_secs_f64();
+    drop(raw);
+    let _ = std::fs::remove_file(raw_url.trim_start_matches("sqlite://"));
+
+    // 3. The initial sync, run by a real server.
+    let admin = Admin { store: store.as_ref(), clock: &SystemClock };
+    let link = crate::topology::connect(&admin, &source, &target, true).await?;
+    let exe = std::env::current_exe().context("locating the tenantsync binary")?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database, "--log", "warn"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server")?;
+    let pid = child.id().context("server pid")?;
+    let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
+    let server = loop {
+        let Some(line) = lines.next_line().await? else { bail!("the server exited before listening") };
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    loop {
+        let n = directory.count_objects(target.id, ObjectKind::User, false, None).await?;
+        if n as usize >= n_users {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("the initial sync did not finish within an hour ({n} of {n_users})");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sync_seconds = started.elapsed().as_secs_f64();
+    let sync_peak_kib = peak_rss_kib(pid).unwrap_or(0);
+
+    // 4. Propagation latency: PATCH a source user, then read its B2B user in the target until the change shows.
+    let connect = |tenant: &tenantsync_model::Tenant, issued: &tenantsync_directory::IssuedSecret| ServerArgs {
+        server: server.clone(),
+        tenant: tenant.id.to_string(),
+        token: None,
+        client_id: Some(issued.client_id.to_string()),
+        client_secret: Some(issued.secret.expose().to_owned()),
+    };
+    let source_api = GraphClient::connect(&connect(&source, &source_secret)).await?;
+    let target_api = GraphClient::connect(&connect(&target, &target_secret)).await?;
+    let mut latencies = Vec::with_capacity(samples);
+    let ids: Vec<ObjectId> = directory
+        .user_states_after(source.id, None, samples.max(1) as u32)
+        .await?
+        .into_iter()
+        .map(|state| state.user.id)
+        .collect();
+    // The first changes wait for the tail of the initial cycle (its incremental pass): warm up, then measure.
+    const WARMUP: usize = 5;
+    for (sample, id) in ids.iter().cycle().take(samples + WARMUP).enumerate() {
+        let b2b = directory
+            .user_by_anchor(target.id, &format!("{}/{id}", source.id))
+            .await?
+            .context("a synced user has its B2B user")?
+            .user
+            .id;
+        let title = format!("Title {sample}");
+        let started = Instant::now();
+        let reply =
+            source_api.send(Method::PATCH, &format!("/v1.0/users/{id}"), Some(&json!({"jobTitle": title}))).await?;
+        if reply.status != 204 {
+            bail!("PATCH failed: {}", reply.error_message());
+        }
+        loop {
+            let reply = target_api.send(Method::GET, &format!("/v1.0/users/{b2b}?$select=jobTitle"), None).await?;
+            if reply.body["jobTitle"] == Value::String(title.clone()) {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("a change did not arrive within 30 s");
+            }
+        }
+        if sample >= WARMUP {
+            latencies.push(started.elapsed());
+        }
+    }
+    latencies.sort();
+    child.kill().await.ok();
+    let _ = child.wait().await;
+
+    // 5. One incremental run over 10 changes on the full tenant, in this process.
+    let runner = SyncRunner::new(directory.clone(), std::sync::Arc::new(SystemClock), None);
+    runner.run_once(source.id, &link.job_id, false).await?;
+    for (idx, id) in ids.iter().take(10).enumerate() {
+        directory
+            .update_user(source.id, &id.to_string(), |user| {
+                user.department = Some(format!("Incremental {idx}"));
+                Ok(())
+            })
+            .await?;
+    }
+    let started = Instant::now();
+    let report = runner.run_once(source.id, &link.job_id, false).await?;
+    let incremental_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if report.n_updated != 10.min(ids.len()) as u64 {
+        bail!("the incremental run updated {} users, expected 10", report.n_updated);
+    }
+
+    let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
+    let sync_rate = n_users as f64 / sync_seconds;
+    let raw_rate = n_users as f64 / raw_seconds;
+    println!("backend                 {backend}");
+    println!("users                   {n_users}");
+    println!(
+        "fill source             {fill_seconds:.1} s  {:.0} users/s (directory batches, no engine)",
+        n_users as f64 / fill_seconds
+    );
+    println!("raw copy (no engine)    {raw_seconds:.1} s  {raw_rate:.0} users/s");
+    println!(
+        "initial sync (server)   {sync_seconds:.1} s  {sync_rate:.0} users/s  ratio engine/raw {:.2}x  server peak RSS {:.1} MiB",
+        raw_rate / sync_rate,
+        sync_peak_kib as f64 / 1024.0
+    );
+    println!(
+        "propagation latency     p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} changes, HTTP PATCH in the source to HTTP GET in the target)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        latencies.len()
+    );
+    println!("incremental, 10 changes {incremental_ms:.1} ms  (one cycle on a {n_users}-user tenant)");
+    println!(
+        "{}",
+        json!({
+            "backend": backend, "users": n_users, "raw_users_per_second": raw_rate, "sync_users_per_second": sync_rate,
+            "engine_raw_ratio": raw_rate / sync_rate, "server_peak_rss_kib": sync_peak_kib,
+            "latency_p50_ms": percentile(&latencies, 0.5), "latency_p99_ms": percentile(&latencies, 0.99), "incremental_10_ms": incremental_ms,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
