@@ -4,5 +4,10 @@
 
 mod config;
 mod consent;
+mod isolation;
+mod job_control;
 mod lifecycle;
 mod manager;
+mod on_demand;
+mod schema;
+mod topology;
