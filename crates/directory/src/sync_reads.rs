@@ -4,7 +4,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
-use tenantsync_store::{DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode};
+use tenantsync_store::{ChangeOp, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode};
 
 use crate::objects::decode;
 use crate::{Directory, DirectoryError};
@@ -35,6 +35,28 @@ async fn user_state(tx: &mut dyn DirectoryTx, row: &ObjectRow) -> Result<Option<
         }
     }
     Ok(Some(UserState { user, deleted: row.deleted_at.is_some(), manager }))
+}
+
+/// `id` itself if it is a user, else every user reachable from it through member links (deleted objects
+/// included: being under a deleted group is what changed).
+async fn users_under(tx: &mut dyn DirectoryTx, id: ObjectId) -> Result<Vec<ObjectId>, DirectoryError> {
+    let mut users = Vec::new();
+    let mut seen = HashSet::from([id]);
+    let mut queue = VecDeque::from([id]);
+    while let Some(current) = queue.pop_front() {
+        let Some(row) = tx.get_object(current).await? else { continue };
+        match row.kind {
+            ObjectKind::User => users.push(current),
+            ObjectKind::Group => {
+                for member in tx.links_from(LinkKind::Member, current).await? {
+                    if seen.insert(member) {
+                        queue.push_back(member);
+                    }
+                }
+            }
+        }
+    }
+    Ok(users)
 }
 
 impl Directory {
@@ -149,13 +171,20 @@ impl Directory {
             .iter()
             .filter(|change| change.seq <= bound)
             .map(|change| (change.seq, change.object_id))
-            .chain(groups.iter().filter(|change| change.seq <= bound).filter_map(|change| {
-                (change.link_kind == Some(LinkKind::Member))
-                    .then_some(change.related)
-                    .flatten()
-                    .map(|member| (change.seq, member))
-            }))
             .collect();
+        for change in groups.iter().filter(|change| change.seq <= bound) {
+            // A group deleted or restored changes the scope of every user under it; a member added or removed
+            // changes that member's, or every user under it when the member is a nested group.
+            let under = match (change.op, change.link_kind, change.related) {
+                (ChangeOp::SoftDelete | ChangeOp::Restore, _, _) => Some(change.object_id),
+                (_, Some(LinkKind::Member), Some(member)) => Some(member),
+                _ => None,
+            };
+            let Some(under) = under else { continue };
+            for user in users_under(tx.as_mut(), under).await? {
+                changes.push((change.seq, user));
+            }
+        }
         changes.sort();
         let next = if more {
             bound
