@@ -282,3 +282,100 @@ async fn sync_all_scopes_every_internal_user() {
     sync.wait_b2b_user(&dave, "a new user is in scope at once", |_| true).await;
     assert_eq!(sync.target_users().await.len(), 4);
 }
+
+#[tokio::test]
+async fn user_back_in_scope_is_restored_not_recreated() {
+    let app = TestApp::spawn().await;
+    let (sync, ada, assignment, b2b) = ada_synced(&app).await;
+    sync.unassign(&assignment).await;
+    sync.wait_b2b_deleted(&ada).await;
+    sync.assign(&ada).await;
+    let restored = sync.wait_b2b_user(&ada, "restored after reassignment", |_| true).await;
+    assert_eq!(restored["id"], b2b["id"]);
+    assert!(sync.deleted_b2b_users_of(&ada).await.is_empty());
+
+    // The same through the scoping filter.
+    sync.edit_user_mapping(|mapping| {
+        mapping["scope"] = json!({"groups": [{"name": "Sales only", "clauses": [
+            {"operatorName": "EQUALS", "sourceOperandName": "department", "targetOperand": {"values": ["Sales"]}},
+        ]}]});
+    })
+    .await;
+    sync.wait_b2b_deleted(&ada).await;
+    sync.src.patch(&format!("/v1.0/users/{ada}"), json!({"department": "Sales"})).await.assert_status(204);
+    let restored =
+        sync.wait_b2b_user(&ada, "restored once the filter passes", |user| user["department"] == "Sales").await;
+    assert_eq!(restored["id"], b2b["id"]);
+    assert_eq!(entries(&sync, &ada, "create").await.len(), 1);
+}
+
+#[tokio::test]
+async fn upn_change_in_the_source_changes_the_external_upn() {
+    let app = TestApp::spawn().await;
+    let (sync, ada, _, b2b) = ada_synced(&app).await;
+    let source_domain = initial_domain(&sync.source);
+    let target_domain = initial_domain(&sync.target);
+    assert_eq!(b2b["userPrincipalName"], format!("ada_{source_domain}#EXT#@{target_domain}"));
+    sync.src
+        .patch(&format!("/v1.0/users/{ada}"), json!({"userPrincipalName": format!("ada.king@{source_domain}")}))
+        .await
+        .assert_status(204);
+    let renamed = sync
+        .wait_b2b_user(&ada, "renamed", |user| {
+            user["userPrincipalName"] == format!("ada.king_{source_domain}#EXT#@{target_domain}")
+        })
+        .await;
+    assert_eq!(renamed["id"], b2b["id"]);
+}
+
+/// Found by this suite: a group's deletion did not re-evaluate its members (they stayed until the 40-minute sweep).
+#[tokio::test]
+async fn deleting_an_assigned_group_takes_its_members_out_of_scope() {
+    let app = TestApp::spawn().await;
+    let sync = setup(&app).await;
+    let ada = ada(&sync).await;
+    let grace = sync.source_user("grace", "Grace Hopper", json!({})).await;
+    let group = sync.src.create_group("Team").await;
+    sync.src.add_member(&group, &ada).await.assert_status(204);
+    sync.assign(&group).await;
+    sync.assign(&grace).await;
+    sync.start().await;
+    sync.wait_b2b_user(&ada, "created through the group", |_| true).await;
+    sync.src.delete(&format!("/v1.0/groups/{group}")).await.assert_status(204);
+    sync.wait_b2b_deleted(&ada).await;
+}
+
+/// Reference §3.1: "null attributes are never provisioned": the engine cannot clear a target value by sending
+/// null, so a value cleared in the source stays in the target.
+#[tokio::test]
+async fn cleared_source_attribute_is_left_in_the_target() {
+    let app = TestApp::spawn().await;
+    let (sync, ada, _, _) = ada_synced(&app).await;
+    sync.src.patch(&format!("/v1.0/users/{ada}"), json!({"jobTitle": null})).await.assert_status(204);
+    sync.src.patch(&format!("/v1.0/users/{ada}"), json!({"department": "Ops"})).await.assert_status(204);
+    let after = sync.wait_b2b_user(&ada, "updated", |user| user["department"] == "Ops").await;
+    assert_eq!(after["jobTitle"], "Analyst", "{after}");
+}
+
+/// Found by this suite: with `ExpandNestedGroups`, adding or removing a nested group did not re-evaluate the users
+/// in it (they waited for the 40-minute sweep).
+#[tokio::test]
+async fn nested_group_added_or_removed_changes_the_scope_of_its_members() {
+    let app = TestApp::spawn().await;
+    let sync = setup(&app).await;
+    let ada = ada(&sync).await;
+    let bob = sync.source_user("bob", "Bob Nested", json!({})).await;
+    let outer = sync.src.create_group("Outer").await;
+    let inner = sync.src.create_group("Inner").await;
+    sync.src.add_member(&outer, &ada).await.assert_status(204);
+    sync.src.add_member(&inner, &bob).await.assert_status(204);
+    sync.put_secrets(&[("ExpandNestedGroups", "true")]).await;
+    sync.assign(&outer).await;
+    sync.start().await;
+    sync.wait_b2b_user(&ada, "created through the group", |_| true).await;
+    sync.src.add_member(&outer, &inner).await.assert_status(204);
+    let bob_b2b = sync.wait_b2b_user(&bob, "in scope once its group is nested", |_| true).await;
+    sync.src.delete(&format!("/v1.0/groups/{outer}/members/{inner}/$ref")).await.assert_status(204);
+    let deleted = sync.wait_b2b_deleted(&bob).await;
+    assert_eq!(deleted["id"], bob_b2b["id"]);
+}

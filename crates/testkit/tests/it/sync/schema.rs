@@ -42,12 +42,15 @@ async fn schema_round_trips_unchanged() {
     assert_eq!(sync.schema().await, edited);
 }
 
+/// One change to a schema document.
+type SchemaEdit = Box<dyn Fn(&mut Value)>;
+
 #[tokio::test]
 async fn invalid_schemas_are_refused_with_schema_invalid() {
     let app = TestApp::spawn().await;
     let sync = setup(&app).await;
     let original = sync.schema().await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, SchemaEdit)> = vec![
         (
             "a bad expression",
             Box::new(|schema: &mut Value| {
