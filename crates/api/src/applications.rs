@@ -114,7 +114,7 @@ async fn instantiate(
         .get("displayName")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad("Property 'displayName' is required."))?;
-    let (application, principal) = state.admin().instantiate(caller.tenant, &template, display_name).await?;
+    let (application, principal) = state.admin(&caller).instantiate(caller.tenant, &template, display_name).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -128,7 +128,7 @@ async fn instantiate(
 
 async fn list_applications(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let applications = state.admin().list_applications(caller.tenant).await?;
+    let applications = state.admin(&caller).list_applications(caller.tenant).await?;
     Ok(Json(json!({"value": applications.iter().map(application_json).collect::<Vec<_>>()})))
 }
 
@@ -138,7 +138,7 @@ async fn get_application(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    Ok(Json(application_json(&state.admin().get_application(caller.tenant, &id).await?)))
+    Ok(Json(application_json(&state.admin(&caller).get_application(caller.tenant, &id).await?)))
 }
 
 async fn delete_application(
@@ -147,7 +147,7 @@ async fn delete_application(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    for job_id in state.admin().delete_application(caller.tenant, &id).await? {
+    for job_id in state.admin(&caller).delete_application(caller.tenant, &id).await? {
         state.runner.forget(&job_id);
     }
     Ok(StatusCode::NO_CONTENT)
@@ -155,7 +155,7 @@ async fn delete_application(
 
 async fn list_service_principals(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let principals = state.admin().list_service_principals(caller.tenant).await?;
+    let principals = state.admin(&caller).list_service_principals(caller.tenant).await?;
     Ok(Json(json!({"value": principals.iter().map(service_principal_json).collect::<Vec<_>>()})))
 }
 
@@ -165,7 +165,7 @@ async fn get_service_principal(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    Ok(Json(service_principal_json(&state.admin().get_service_principal(caller.tenant, &id).await?)))
+    Ok(Json(service_principal_json(&state.admin(&caller).get_service_principal(caller.tenant, &id).await?)))
 }
 
 async fn delete_service_principal(
@@ -174,7 +174,7 @@ async fn delete_service_principal(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    for job_id in state.admin().delete_service_principal(caller.tenant, &id).await? {
+    for job_id in state.admin(&caller).delete_service_principal(caller.tenant, &id).await? {
         state.runner.forget(&job_id);
     }
     Ok(StatusCode::NO_CONTENT)
@@ -186,8 +186,8 @@ async fn list_assignments(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let principal = state.admin().get_service_principal(caller.tenant, &id).await?;
-    let assignments = state.admin().list_assignments(caller.tenant, &id).await?;
+    let principal = state.admin(&caller).get_service_principal(caller.tenant, &id).await?;
+    let assignments = state.admin(&caller).list_assignments(caller.tenant, &id).await?;
     Ok(Json(
         json!({"value": assignments.iter().map(|assignment| assignment_json(assignment, &principal)).collect::<Vec<_>>()}),
     ))
@@ -206,7 +206,7 @@ async fn assign(
     let principal_text = field("principalId")?;
     let resource = field("resourceId")?;
     let app_role = field("appRoleId")?;
-    let principal = state.admin().get_service_principal(caller.tenant, &id).await?;
+    let principal = state.admin(&caller).get_service_principal(caller.tenant, &id).await?;
     if !resource.eq_ignore_ascii_case(&principal.id) {
         return Err(ApiError::bad("resourceId must be the id of the service principal in the URL."));
     }
@@ -216,7 +216,7 @@ async fn assign(
         DirectoryObject::Group(group) => ("Group", Some(group.display_name)),
     };
     let assignment =
-        state.admin().assign(caller.tenant, &id, app_role, principal_id, principal_type, display_name).await?;
+        state.admin(&caller).assign(caller.tenant, &id, app_role, principal_id, principal_type, display_name).await?;
     state.runner.wake_all();
     Ok((StatusCode::CREATED, Json(assignment_json(&assignment, &principal))).into_response())
 }
@@ -227,7 +227,7 @@ async fn unassign(
     Path((id, assignment)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    state.admin().unassign(caller.tenant, &id, &assignment).await?;
+    state.admin(&caller).unassign(caller.tenant, &id, &assignment).await?;
     state.runner.wake_all();
     Ok(StatusCode::NO_CONTENT)
 }

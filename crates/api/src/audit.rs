@@ -25,7 +25,81 @@ const MAX_TOP: u32 = 999;
 const MAX_EXPORT: u32 = 100_000;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/auditLogs/provisioning", get(provisioning))
+    Router::new()
+        .route("/auditLogs/provisioning", get(provisioning))
+        .route("/auditLogs/directoryAudits", get(directory_audits))
+}
+
+/// `/auditLogs/directoryAudits`: configuration changes made in this tenant and, in a target tenant, each write that
+/// cross-tenant sync made, naming the source tenant and job. Newest first; `$top`, nextLink; `$filter` with `eq` on
+/// `activityDisplayName`, `category`, `loggedByService` or `operationType`, joined by `and`.
+async fn directory_audits(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ODataQuery,
+    BaseUrl(base): BaseUrl,
+) -> Result<Response, ApiError> {
+    caller.require(READ)?;
+    query.only(&["filter", "top", "skiptoken"])?;
+    let top = match query.option("top")? {
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(top) if (1..=MAX_TOP).contains(&top) => top,
+            _ => return Err(ApiError::bad(format!("Invalid $top '{text}': use 1 to {MAX_TOP}."))),
+        },
+        None => DEFAULT_TOP,
+    };
+    let mut wanted: Vec<(&'static str, String)> = Vec::new();
+    if let Some(filter) = query.option("filter")? {
+        for term in filter.split(" and ") {
+            let mut parts = term.trim().splitn(3, ' ');
+            let (Some(property), Some("eq"), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(ApiError::bad(format!("Unsupported $filter term '{term}'.")));
+            };
+            let field = match property {
+                "activityDisplayName" => "activityDisplayName",
+                "category" => "category",
+                "loggedByService" => "loggedByService",
+                "operationType" => "operationType",
+                other => return Err(ApiError::bad(format!("Filtering on '{other}' is not supported."))),
+            };
+            wanted.push((field, unquote(value)?));
+        }
+    }
+    let mut after = query.option("skiptoken")?.map(str::to_owned);
+    let mut values = Vec::new();
+    let mut next = None;
+    let mut tx = state.directory.store().begin(caller.tenant, TxMode::Read).await.map_err(ApiError::internal)?;
+    'pages: loop {
+        let page =
+            tenantsync_engine::audit::list(tx.as_mut(), after.as_deref(), 500).await.map_err(ApiError::internal)?;
+        let exhausted = page.len() < 500;
+        for (key, entry) in page {
+            after = Some(key.clone());
+            let graph = entry.to_graph();
+            if wanted.iter().all(|(field, value)| graph[*field].as_str() == Some(value.as_str())) {
+                if values.len() == top as usize {
+                    break 'pages;
+                }
+                next = Some(key);
+                values.push(graph);
+            }
+        }
+        if exhausted {
+            next = None;
+            break;
+        }
+    }
+    if values.len() < top as usize {
+        next = None;
+    }
+    let mut body =
+        json!({"@odata.context": format!("{base}/v1.0/$metadata#auditLogs/directoryAudits"), "value": values});
+    if let Some(key) = next {
+        let mut pairs = query.without(&["skiptoken"]);
+        pairs.push(("$skiptoken".to_owned(), key));
+        body["@odata.nextLink"] = json!(link(&base, "/v1.0/auditLogs/directoryAudits", &pairs));
+    }
+    Ok(Json(body).into_response())
 }
 
 fn unquote(value: &str) -> Result<String, ApiError> {

@@ -52,9 +52,13 @@ impl AppState {
         Ok(AppState { directory, tokens, runner })
     }
 
-    /// The configuration operations over this state's store.
-    pub(crate) fn admin(&self) -> tenantsync_engine::admin::Admin<'_> {
-        tenantsync_engine::admin::Admin { store: self.directory.store().as_ref(), clock: self.directory.clock() }
+    /// The configuration operations over this state's store, on behalf of the caller's app.
+    pub(crate) fn admin(&self, caller: &Caller) -> tenantsync_engine::admin::Admin<'_> {
+        tenantsync_engine::admin::Admin {
+            store: self.directory.store().as_ref(),
+            clock: self.directory.clock(),
+            actor: caller.client_id.to_string(),
+        }
     }
 }
 

@@ -136,7 +136,7 @@ async fn list_partners(
     BaseUrl(base): BaseUrl,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let partners = state.admin().list_partners(caller.tenant).await?;
+    let partners = state.admin(&caller).list_partners(caller.tenant).await?;
     let values: Vec<Value> = partners.iter().map(partner_json).collect();
     Ok(Json(
         json!({"@odata.context": format!("{base}/v1.0/$metadata#policies/crossTenantAccessPolicy/partners"), "value": values}),
@@ -158,7 +158,7 @@ async fn create_partner(
     }
     let mut partner = Partner { tenant_id: tenant_id.to_owned(), ..Partner::default() };
     merge_partner(&mut partner, &body)?;
-    let created = state.admin().create_partner(caller.tenant, partner).await?;
+    let created = state.admin(&caller).create_partner(caller.tenant, partner).await?;
     Ok((StatusCode::CREATED, Json(partner_json(&created))).into_response())
 }
 
@@ -168,7 +168,7 @@ async fn get_partner(
     Path(partner): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    Ok(Json(partner_json(&state.admin().get_partner(caller.tenant, &partner).await?)))
+    Ok(Json(partner_json(&state.admin(&caller).get_partner(caller.tenant, &partner).await?)))
 }
 
 async fn update_partner(
@@ -180,7 +180,7 @@ async fn update_partner(
     caller.require(WRITE)?;
     merge_partner(&mut Partner::default(), &body)?;
     state
-        .admin()
+        .admin(&caller)
         .update_partner(caller.tenant, &partner, |current| {
             merge_partner(current, &body).map_err(|err| AdminError::Invalid(err.to_string()))
         })
@@ -196,7 +196,7 @@ async fn delete_partner(
     Path(partner): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    state.admin().delete_partner(caller.tenant, &partner).await?;
+    state.admin(&caller).delete_partner(caller.tenant, &partner).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,7 +218,7 @@ async fn get_identity_sync(
     Path(partner): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    Ok(Json(identity_sync_json(&state.admin().get_partner(caller.tenant, &partner).await?)?))
+    Ok(Json(identity_sync_json(&state.admin(&caller).get_partner(caller.tenant, &partner).await?)?))
 }
 
 /// Reads a `crossTenantIdentitySyncPolicyPartner` body on top of `current`.
@@ -262,7 +262,7 @@ async fn put_identity_sync(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     let policy = identity_sync_from(&body, None)?;
-    state.admin().put_identity_sync(caller.tenant, &partner, policy).await?;
+    state.admin(&caller).put_identity_sync(caller.tenant, &partner, policy).await?;
     state.runner.wake_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -274,13 +274,13 @@ async fn patch_identity_sync(
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    let current = state.admin().get_partner(caller.tenant, &partner).await?;
+    let current = state.admin(&caller).get_partner(caller.tenant, &partner).await?;
     let existing = current
         .identity_synchronization
         .clone()
         .ok_or_else(|| ApiError::NotFound(format!("{partner}/identitySynchronization")))?;
     let policy = identity_sync_from(&body, Some(existing))?;
-    state.admin().put_identity_sync(caller.tenant, &partner, policy).await?;
+    state.admin(&caller).put_identity_sync(caller.tenant, &partner, policy).await?;
     state.runner.wake_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -291,6 +291,6 @@ async fn delete_identity_sync(
     Path(partner): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    state.admin().delete_identity_sync(caller.tenant, &partner).await?;
+    state.admin(&caller).delete_identity_sync(caller.tenant, &partner).await?;
     Ok(StatusCode::NO_CONTENT)
 }

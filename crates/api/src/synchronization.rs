@@ -128,7 +128,7 @@ async fn templates(
     Path(sp): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let principal = state.admin().get_service_principal(caller.tenant, &sp).await?;
+    let principal = state.admin(&caller).get_service_principal(caller.tenant, &sp).await?;
     Ok(Json(json!({"value": [{
         "id": AZURE2AZURE_TEMPLATE,
         "applicationId": principal.app_id,
@@ -169,7 +169,7 @@ async fn get_secrets(
     Path(sp): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let secrets = state.admin().secrets(caller.tenant, &sp).await?;
+    let secrets = state.admin(&caller).secrets(caller.tenant, &sp).await?;
     Ok(Json(json!({"value": secrets})))
 }
 
@@ -180,7 +180,7 @@ async fn put_secrets(
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    state.admin().put_secrets(caller.tenant, &sp, secrets_from(&body)?).await?;
+    state.admin(&caller).put_secrets(caller.tenant, &sp, secrets_from(&body)?).await?;
     state.runner.wake_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -201,9 +201,9 @@ async fn validate_credentials(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     let secrets = if body.get("useSavedCredentials").and_then(Value::as_bool) == Some(true) {
-        state.admin().secrets(caller.tenant, &sp).await?
+        state.admin(&caller).secrets(caller.tenant, &sp).await?
     } else {
-        state.admin().get_service_principal(caller.tenant, &sp).await?;
+        state.admin(&caller).get_service_principal(caller.tenant, &sp).await?;
         let credentials = body.get("credentials").cloned().unwrap_or(Value::Array(Vec::new()));
         secrets_from(&json!({"value": credentials}))?
     };
@@ -217,7 +217,7 @@ async fn validate_credentials(
         message: format!("The target tenant {target_id} was not found."),
     })?;
     let outbound = state
-        .admin()
+        .admin(&caller)
         .get_partner(caller.tenant, &target_id.to_string())
         .await
         .map(|partner| partner.allows_outbound())
@@ -232,6 +232,7 @@ async fn validate_credentials(
         tenant: target.id,
         initial_domain: target.initial_domain,
         source_tenant: caller.tenant,
+        job_id: String::new(),
     };
     if local.check_consent().await.is_err() {
         return Err(policy_check_failure(
@@ -247,7 +248,7 @@ async fn list_jobs(
     Path(sp): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let jobs = state.admin().list_jobs(caller.tenant, &sp).await?;
+    let jobs = state.admin(&caller).list_jobs(caller.tenant, &sp).await?;
     Ok(Json(json!({"value": jobs.iter().map(|(config, job_state)| job_json(config, job_state)).collect::<Vec<_>>()})))
 }
 
@@ -262,7 +263,7 @@ async fn create_job(
         .get("templateId")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad("Property 'templateId' is required."))?;
-    let config = state.admin().create_job(caller.tenant, &sp, template).await?;
+    let config = state.admin(&caller).create_job(caller.tenant, &sp, template).await?;
     let job_state = JobState::new(config.generation);
     state.runner.ensure_job(caller.tenant, &config.id);
     Ok((StatusCode::CREATED, Json(job_json(&config, &job_state))).into_response())
@@ -274,7 +275,7 @@ async fn get_job(
     Path((sp, job)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let (config, job_state) = state.admin().get_job(caller.tenant, &sp, &job).await?;
+    let (config, job_state) = state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
     Ok(Json(job_json(&config, &job_state)))
 }
 
@@ -284,7 +285,7 @@ async fn delete_job(
     Path((sp, job)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    state.admin().delete_job(caller.tenant, &sp, &job).await?;
+    state.admin(&caller).delete_job(caller.tenant, &sp, &job).await?;
     state.runner.forget(&job);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -295,7 +296,7 @@ async fn start_job(
     Path((sp, job)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    state.admin().start_job(caller.tenant, &sp, &job).await?;
+    state.admin(&caller).start_job(caller.tenant, &sp, &job).await?;
     state.runner.ensure_job(caller.tenant, &job);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -306,7 +307,7 @@ async fn pause_job(
     Path((sp, job)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    state.admin().pause_job(caller.tenant, &sp, &job).await?;
+    state.admin(&caller).pause_job(caller.tenant, &sp, &job).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -335,7 +336,7 @@ async fn restart_job(
         },
         None => None,
     };
-    state.admin().restart_job(caller.tenant, &sp, &job, reset_scope.as_deref()).await?;
+    state.admin(&caller).restart_job(caller.tenant, &sp, &job, reset_scope.as_deref()).await?;
     state.runner.ensure_job(caller.tenant, &job);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -346,7 +347,7 @@ async fn get_schema(
     Path((sp, job)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let (config, _) = state.admin().get_job(caller.tenant, &sp, &job).await?;
+    let (config, _) = state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
     Ok(Json(config.schema))
 }
 
@@ -357,7 +358,7 @@ async fn put_schema(
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
-    state.admin().put_schema(caller.tenant, &sp, &job, body).await?;
+    state.admin(&caller).put_schema(caller.tenant, &sp, &job, body).await?;
     state.runner.trigger(&job);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -370,7 +371,7 @@ async fn parse_expression(
     GraphJson(body): GraphJson,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    state.admin().get_job(caller.tenant, &sp, &job).await?;
+    state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
     let expression = body
         .get("expression")
         .and_then(Value::as_str)
@@ -458,7 +459,7 @@ async fn provision_on_demand(
     GraphJson(body): GraphJson,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(WRITE)?;
-    let (config, _) = state.admin().get_job(caller.tenant, &sp, &job).await?;
+    let (config, _) = state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
     let rule_id = compile(&config.schema)
         .map_err(|err| ApiError::Coded {
             status: StatusCode::BAD_REQUEST,
@@ -515,7 +516,7 @@ async fn provision_on_demand(
         "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": "User"},
         "sourceSystem": {"id": caller.tenant.to_string(), "displayName": "Microsoft Entra ID"},
         "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()), "displayName": plan.source_display_name, "identityType": "User"},
-        "targetSystem": {"id": JobSettings::from_secrets(&state.admin().secrets(caller.tenant, &sp).await?).target_tenant.map(|tenant: TenantId| tenant.to_string()), "displayName": "Microsoft Entra ID (target tenant)"},
+        "targetSystem": {"id": JobSettings::from_secrets(&state.admin(&caller).secrets(caller.tenant, &sp).await?).target_tenant.map(|tenant: TenantId| tenant.to_string()), "displayName": "Microsoft Entra ID (target tenant)"},
     });
     Ok(Json(json!({
         "@odata.type": "#microsoft.graph.stringKeyStringValuePair",
@@ -539,7 +540,7 @@ async fn get_object_connection(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let object_id = connection_id(&segment)?;
-    let connection = state.admin().object_connection(caller.tenant, &sp, &job, object_id).await?;
+    let connection = state.admin(&caller).object_connection(caller.tenant, &sp, &job, object_id).await?;
     Ok(Json(json!({
         "objectId": object_id,
         "sourceAnchor": connection.source_id.to_string(),
@@ -556,6 +557,6 @@ async fn delete_object_connection(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     let object_id = connection_id(&segment)?;
-    state.admin().delete_object_connection(caller.tenant, &sp, &job, object_id).await?;
+    state.admin(&caller).delete_object_connection(caller.tenant, &sp, &job, object_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

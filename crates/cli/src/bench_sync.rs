@@ -101,7 +101,7 @@ pub async fn run(n_users: usize, database: Option<String>, samples: usize) -> an
     let _ = std::fs::remove_file(raw_url.trim_start_matches("sqlite://"));
 
     // 3. The initial sync, run by a real server.
-    let admin = Admin { store: store.as_ref(), clock: &SystemClock };
+    let admin = Admin { store: store.as_ref(), clock: &SystemClock, actor: "tenantsync cli".to_owned() };
     let link = crate::topology::connect(&admin, &source, &target, true).await?;
     let exe = std::env::current_exe().context("locating the tenantsync binary")?;
     let started = Instant::now();

@@ -386,7 +386,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     // The topology, each configuration with a scoping filter that keeps contractors out.
-    let admin = Admin { store: store.as_ref(), clock: &SystemClock };
+    let admin = Admin { store: store.as_ref(), clock: &SystemClock, actor: "tenantsync cli".to_owned() };
     let mut links: Vec<Link> = Vec::new();
     for (source, target) in topology::pairs(args.topology, &tenants) {
         let link = topology::connect(&admin, &source, &target, true).await?;

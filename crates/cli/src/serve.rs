@@ -62,12 +62,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 Ok(n_purged) => tracing::info!(n_purged, "purged expired deleted items"),
                 Err(err) => tracing::warn!(error = %err, "purge sweep failed; will retry"),
             }
+            if let Err(err) = prune_audits(&directory).await {
+                tracing::warn!(error = %err, "directory audit retention sweep failed; will retry");
+            }
         }
     });
     tenantsync_api::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
     sweeper.abort();
     tracing::info!("tenantsync stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes directory audit entries older than their retention, in every tenant.
+async fn prune_audits(directory: &tenantsync_directory::Directory) -> anyhow::Result<()> {
+    let before = directory.clock().now() - tenantsync_engine::audit::RETENTION;
+    for tenant in directory.list_tenants().await? {
+        let mut tx = directory.store().begin(tenant.id, tenantsync_store::TxMode::Write).await?;
+        tenantsync_engine::audit::prune(tx.as_mut(), before).await?;
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// A database URL without its password, for logs.

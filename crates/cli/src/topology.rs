@@ -144,7 +144,7 @@ pub async fn run(command: TopologyCommand) -> anyhow::Result<ExitCode> {
     let TopologyCommand::Create { shape, tenants, sync_all, database, json } = command;
     let (directory, store) = crate::store::directory(&database.database).await?;
     let tenants = resolve(&directory, &tenants).await?;
-    let admin = Admin { store: store.as_ref(), clock: &SystemClock };
+    let admin = Admin { store: store.as_ref(), clock: &SystemClock, actor: "tenantsync cli".to_owned() };
     let mut links = Vec::new();
     for (source, target) in pairs(shape, &tenants) {
         links.push(connect(&admin, &source, &target, sync_all).await?);

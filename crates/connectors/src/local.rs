@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use tenantsync_directory::{Directory, DirectoryError, UserState};
+use tenantsync_engine::audit::{self, AuditEntry};
 use tenantsync_engine::connector::{
     Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser,
 };
@@ -86,13 +87,15 @@ impl SourceDirectory for LocalSource {
     }
 }
 
-/// A tenant hosted here, written as a sync target for one source tenant.
+/// A tenant hosted here, written as a sync target for one source tenant. Every write is also recorded in the
+/// target's directory audit, naming the source tenant and the job.
 #[derive(Clone)]
 pub struct LocalTarget {
     pub directory: Directory,
     pub tenant: TenantId,
     pub initial_domain: String,
     pub source_tenant: TenantId,
+    pub job_id: String,
 }
 
 fn target_user(state: UserState) -> TargetUser {
@@ -100,6 +103,37 @@ fn target_user(state: UserState) -> TargetUser {
 }
 
 impl LocalTarget {
+    /// Records inbound writes (activity, target user id, display name) in the target's directory audit.
+    async fn audit(&self, writes: &[(&str, ObjectId, Option<String>)]) -> Result<(), PeerError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let unavailable = |err: tenantsync_store::StoreError| PeerError::Unavailable(Box::new(err));
+        let mut tx = self.directory.store().begin(self.tenant, TxMode::Write).await.map_err(unavailable)?;
+        let now = self.directory.clock().now();
+        for (activity, id, display_name) in writes {
+            let operation = match *activity {
+                "Add user" => "Add",
+                "Delete user" => "Delete",
+                "Restore user" => "Restore",
+                _ => "Update",
+            };
+            let entry = AuditEntry::new(
+                now,
+                activity,
+                operation,
+                "tenantsync cross-tenant synchronization",
+                ("User", &id.to_string()),
+            )
+            .logged_as("UserManagement", "Cross-tenant synchronization")
+            .named(display_name.clone())
+            .detail("SourceTenantId", self.source_tenant.to_string())
+            .detail("JobId", self.job_id.clone());
+            audit::record(tx.as_mut(), &entry).await.map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
     /// Refuses unless the target tenant allows user sync from the source (checked on every write).
     pub async fn check_consent(&self) -> Result<(), PeerError> {
         let mut tx = self
@@ -232,6 +266,11 @@ impl TargetDirectory for LocalTarget {
                 return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
             }
         };
+        let added: Vec<(&str, ObjectId, Option<String>)> =
+            created.iter().flatten().map(|user| ("Add user", user.id, user.display_name.clone())).collect();
+        if let Err(err) = self.audit(&added).await {
+            tracing::warn!(error = %err, "inbound writes were not recorded in the target's directory audit");
+        }
         let mut results = Vec::with_capacity(items.len());
         for ((anchor, _), slot) in items.iter().zip(slots) {
             results.push(match slot {
@@ -254,17 +293,19 @@ impl TargetDirectory for LocalTarget {
 
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         self.check_consent().await?;
-        self.directory
+        let updated = self
+            .directory
             .update_user(self.tenant, &id.to_string(), |user| LocalTarget::apply_changes(user, changes))
             .await
-            .map(|_| ())
-            .map_err(peer_error)
+            .map_err(peer_error)?;
+        self.audit(&[("Update user", id, updated.display_name)]).await
     }
 
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
         self.check_consent().await?;
         match self.directory.delete_object(self.tenant, ObjectKind::User, &id.to_string()).await {
-            Ok(()) | Err(DirectoryError::NotFound { .. }) => Ok(()),
+            Ok(()) => self.audit(&[("Delete user", id, None)]).await,
+            Err(DirectoryError::NotFound { .. }) => Ok(()),
             Err(err) => Err(peer_error(err)),
         }
     }
@@ -272,7 +313,7 @@ impl TargetDirectory for LocalTarget {
     async fn restore_user(&self, id: ObjectId) -> Result<(), PeerError> {
         self.check_consent().await?;
         match self.directory.restore_object(self.tenant, &id.to_string()).await {
-            Ok(DirectoryObject::User(_)) => Ok(()),
+            Ok(DirectoryObject::User(user)) => self.audit(&[("Restore user", id, user.display_name)]).await,
             Ok(DirectoryObject::Group(_)) => Err(PeerError::Rejected("the restored object is a group".to_owned())),
             Err(err) => Err(peer_error(err)),
         }
@@ -280,7 +321,8 @@ impl TargetDirectory for LocalTarget {
 
     async fn set_manager(&self, id: ObjectId, manager: ObjectId) -> Result<(), PeerError> {
         self.check_consent().await?;
-        self.directory.set_manager(self.tenant, &id.to_string(), &manager.to_string()).await.map_err(peer_error)
+        self.directory.set_manager(self.tenant, &id.to_string(), &manager.to_string()).await.map_err(peer_error)?;
+        self.audit(&[("Update user manager", id, None)]).await
     }
 
     async fn set_managers(&self, pairs: &[(ObjectId, ObjectId)]) -> Vec<Result<(), PeerError>> {
@@ -288,7 +330,18 @@ impl TargetDirectory for LocalTarget {
             return pairs.iter().map(|_| Err(PeerError::ConsentDenied(err.to_string()))).collect();
         }
         match self.directory.set_managers(self.tenant, pairs).await {
-            Ok(results) => results.into_iter().map(|result| result.map_err(peer_error)).collect(),
+            Ok(results) => {
+                let updated: Vec<(&str, ObjectId, Option<String>)> = pairs
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, result)| result.is_ok())
+                    .map(|((id, _), _)| ("Update user manager", *id, None))
+                    .collect();
+                if let Err(err) = self.audit(&updated).await {
+                    tracing::warn!(error = %err, "inbound writes were not recorded in the target's directory audit");
+                }
+                results.into_iter().map(|result| result.map_err(peer_error)).collect()
+            }
             Err(err) => {
                 let message = err.to_string();
                 pairs.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect()

@@ -182,6 +182,7 @@ impl SyncRunner {
             tenant: target_id,
             initial_domain: target.initial_domain,
             source_tenant,
+            job_id: job_id.to_owned(),
         };
         Ok(Some((source, target)))
     }

@@ -167,11 +167,8 @@ impl Directory {
             bound = bound.min(groups.last().map_or(after, |change| change.seq));
         }
         let more = bound != i64::MAX;
-        let mut changes: Vec<(i64, ObjectId)> = users
-            .iter()
-            .filter(|change| change.seq <= bound)
-            .map(|change| (change.seq, change.object_id))
-            .collect();
+        let mut changes: Vec<(i64, ObjectId)> =
+            users.iter().filter(|change| change.seq <= bound).map(|change| (change.seq, change.object_id)).collect();
         for change in groups.iter().filter(|change| change.seq <= bound) {
             // A group deleted or restored changes the scope of every user under it; a member added or removed
             // changes that member's, or every user under it when the member is a nested group.

@@ -8,6 +8,7 @@ use tenantsync_model::{Clock, ObjectId, TenantId};
 use tenantsync_store::{DirectoryTx, DocRow, Store, StoreError, TxMode};
 use time::OffsetDateTime;
 
+use crate::audit::{self, AuditEntry};
 use crate::job::{
     self, ASSIGNMENTS, Assignment, JOB_STATES, JOBS, JobConfig, JobError, JobState, Phase, SECRETS, ScheduleState,
     connections_collection, escrows_collection, new_job_id,
@@ -85,15 +86,31 @@ async fn write_doc<T: Serialize>(
     Ok(())
 }
 
-/// The configuration operations of one store.
+/// The configuration operations of one store, on behalf of `actor` (an app's client id, or the CLI).
 pub struct Admin<'a> {
     pub store: &'a dyn Store,
     pub clock: &'a dyn Clock,
+    pub actor: String,
 }
 
 impl Admin<'_> {
     fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Records a configuration change in the tenant's directory audit, inside `tx`.
+    async fn audit(
+        &self,
+        tx: &mut dyn DirectoryTx,
+        activity: &str,
+        operation: &str,
+        target: (&str, &str),
+    ) -> Result<(), AdminError> {
+        let category = if target.0 == "Policy" { "Policy" } else { "ProvisioningManagement" };
+        let service = if target.0 == "Policy" { "Core Directory" } else { "Account Provisioning" };
+        let entry = AuditEntry::new(self.now(), activity, operation, &self.actor, target).logged_as(category, service);
+        audit::record(tx, &entry).await?;
+        Ok(())
     }
 
     async fn write_tx(&self, tenant: TenantId) -> Result<Box<dyn DirectoryTx>, AdminError> {
@@ -133,6 +150,8 @@ impl Admin<'_> {
             }
             Err(err) => return Err(err.into()),
         }
+        self.audit(tx.as_mut(), "Add a partner to cross-tenant access setting", "Add", ("Policy", &partner.tenant_id))
+            .await?;
         tx.commit().await?;
         Ok(partner)
     }
@@ -150,6 +169,7 @@ impl Admin<'_> {
             job::read(tx.as_mut(), PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
         edit(&mut current)?;
         write_doc(tx.as_mut(), PARTNERS, &key, &current, self.now()).await?;
+        self.audit(tx.as_mut(), "Update a partner cross-tenant access setting", "Update", ("Policy", &key)).await?;
         tx.commit().await?;
         Ok(current)
     }
@@ -166,6 +186,8 @@ impl Admin<'_> {
             ));
         }
         tx.delete_doc(PARTNERS, &key).await?;
+        self.audit(tx.as_mut(), "Delete partner specific cross-tenant access setting", "Delete", ("Policy", &key))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -188,6 +210,8 @@ impl Admin<'_> {
         });
         current.identity_synchronization = Some(IdentitySynchronization { tenant_id: key.clone(), ..policy });
         write_doc(tx.as_mut(), PARTNERS, &key, &current, self.now()).await?;
+        self.audit(tx.as_mut(), "Update a partner cross-tenant identity sync setting", "Update", ("Policy", &key))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -236,6 +260,7 @@ impl Admin<'_> {
         let mut tx = self.write_tx(tenant).await?;
         write_doc(tx.as_mut(), APPLICATIONS, &application.id, &application, self.now()).await?;
         write_doc(tx.as_mut(), SERVICE_PRINCIPALS, &principal.id, &principal, self.now()).await?;
+        self.audit(tx.as_mut(), "Add service principal", "Add", ("ServicePrincipal", &principal.id)).await?;
         tx.commit().await?;
         Ok((application, principal))
     }
@@ -282,6 +307,7 @@ impl Admin<'_> {
         tx.delete_doc(SECRETS, &principal.id).await?;
         tx.delete_doc(SERVICE_PRINCIPALS, &principal.id).await?;
         tx.delete_doc(APPLICATIONS, &principal.application_id).await?;
+        self.audit(tx.as_mut(), "Delete service principal", "Delete", ("ServicePrincipal", &principal.id)).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -329,6 +355,13 @@ impl Admin<'_> {
         };
         write_doc(tx.as_mut(), ASSIGNMENTS, &assignment.id, &assignment, self.now()).await?;
         bump_jobs_of(tx.as_mut(), &principal_sp.id, self.now()).await?;
+        self.audit(
+            tx.as_mut(),
+            "Add app role assignment grant to user",
+            "Assign",
+            ("ServicePrincipal", &principal_sp.id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(assignment)
     }
@@ -360,6 +393,13 @@ impl Admin<'_> {
         }
         tx.delete_doc(ASSIGNMENTS, &assignment.id).await?;
         bump_jobs_of(tx.as_mut(), &principal.id, self.now()).await?;
+        self.audit(
+            tx.as_mut(),
+            "Remove app role assignment from user",
+            "Unassign",
+            ("ServicePrincipal", &principal.id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -390,6 +430,13 @@ impl Admin<'_> {
         }
         write_doc(tx.as_mut(), SECRETS, &principal.id, &merged, self.now()).await?;
         bump_jobs_of(tx.as_mut(), &principal.id, self.now()).await?;
+        self.audit(
+            tx.as_mut(),
+            "Update provisioning setting or credentials",
+            "Update",
+            ("ServicePrincipal", &principal.id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -439,6 +486,7 @@ impl Admin<'_> {
         };
         write_doc(tx.as_mut(), JOBS, &config.id, &config, self.now()).await?;
         write_doc(tx.as_mut(), JOB_STATES, &config.id, &JobState::new(config.generation), self.now()).await?;
+        self.audit(tx.as_mut(), "Add synchronization job", "Add", ("SynchronizationJob", &config.id)).await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -484,6 +532,7 @@ impl Admin<'_> {
         tenant: TenantId,
         service_principal: &str,
         job_id: &str,
+        activity: &str,
         edit: impl FnOnce(&mut JobConfig, &mut dyn DirectoryTx) -> Result<(), AdminError> + Send,
     ) -> Result<JobConfig, AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
@@ -494,6 +543,7 @@ impl Admin<'_> {
             .ok_or_else(|| not_found("synchronizationJob", job_id))?;
         edit(&mut config, tx.as_mut())?;
         write_doc(tx.as_mut(), JOBS, &config.id, &config, self.now()).await?;
+        self.audit(tx.as_mut(), activity, "Update", ("SynchronizationJob", job_id)).await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -505,7 +555,7 @@ impl Admin<'_> {
         service_principal: &str,
         job_id: &str,
     ) -> Result<JobConfig, AdminError> {
-        self.edit_job(tenant, service_principal, job_id, |config, _| {
+        self.edit_job(tenant, service_principal, job_id, "Enable/start provisioning configuration", |config, _| {
             config.schedule_state = ScheduleState::Active;
             Ok(())
         })
@@ -519,7 +569,7 @@ impl Admin<'_> {
         service_principal: &str,
         job_id: &str,
     ) -> Result<JobConfig, AdminError> {
-        self.edit_job(tenant, service_principal, job_id, |config, _| {
+        self.edit_job(tenant, service_principal, job_id, "Disable/pause provisioning configuration", |config, _| {
             config.schedule_state = ScheduleState::Paused;
             Ok(())
         })
@@ -552,7 +602,7 @@ impl Admin<'_> {
         let clear_escrows = scopes.is_empty() || scopes.iter().any(|scope| scope == "Full" || scope == "Escrows");
         let job_key = job_id.to_owned();
         let config = self
-            .edit_job(tenant, service_principal, job_id, |config, _| {
+            .edit_job(tenant, service_principal, job_id, "Enable/restart provisioning configuration", |config, _| {
                 config.generation += 1;
                 config.schedule_state = ScheduleState::Active;
                 Ok(())
@@ -573,6 +623,13 @@ impl Admin<'_> {
             state.synchronized_users = 0;
         }
         write_doc(tx.as_mut(), JOB_STATES, &job_key, &state, self.now()).await?;
+        self.audit(
+            tx.as_mut(),
+            "Enable/restart provisioning configuration",
+            "Update",
+            ("SynchronizationJob", &job_key),
+        )
+        .await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -593,7 +650,7 @@ impl Admin<'_> {
                 message: format!("the rule id of '{}' cannot change", crate::schema::USER_RULE_NAME),
             }));
         }
-        self.edit_job(tenant, service_principal, job_id, |config, _| {
+        self.edit_job(tenant, service_principal, job_id, "Update attribute mappings or scope", |config, _| {
             config.schema = schema;
             config.generation += 1;
             Ok(())
@@ -606,6 +663,7 @@ impl Admin<'_> {
         self.get_job(tenant, service_principal, job_id).await?;
         let mut tx = self.write_tx(tenant).await?;
         delete_job_docs(tx.as_mut(), job_id).await?;
+        self.audit(tx.as_mut(), "Delete synchronization job", "Delete", ("SynchronizationJob", job_id)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -649,6 +707,7 @@ impl Admin<'_> {
         };
         let mut tx = self.write_tx(tenant).await?;
         tx.delete_doc(&connections_collection(job_id), &connection.source_id.to_string()).await?;
+        self.audit(tx.as_mut(), "Delete object connection", "Delete", ("SynchronizationJob", job_id)).await?;
         tx.commit().await?;
         Ok(())
     }

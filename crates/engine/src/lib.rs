@@ -5,6 +5,7 @@
 //! trait; it does no IO of its own, starts no tasks and reads time from the `Clock` it is given.
 
 pub mod admin;
+pub mod audit;
 pub mod connector;
 pub mod cycle;
 pub mod job;
