@@ -106,26 +106,45 @@ pub async fn load_job(env: &CycleEnv<'_>) -> Result<LoadedJob, EngineError> {
     let settings = JobSettings::from_secrets(&secrets);
     let target_tenant = settings.target_tenant.ok_or(EngineError::NoTarget)?;
     let schema = compile(&config.schema)?;
-    let assigned = if settings.sync_all {
-        None
-    } else {
-        let mut assigned = HashSet::new();
-        for assignment in assignments.iter().filter(|assignment| assignment.resource_id == config.service_principal_id)
-        {
-            if assignment.principal_type.eq_ignore_ascii_case("Group") {
-                let members = env
-                    .source
-                    .group_members(assignment.principal_id, settings.expand_nested_groups)
-                    .await
-                    .map_err(EngineError::Source)?;
-                assigned.extend(members);
-            } else {
-                assigned.insert(assignment.principal_id);
-            }
-        }
-        Some(assigned)
-    };
+    let assigned = resolve_assigned(env, &config, &settings, &assignments).await?;
     Ok(LoadedJob { config, state, schema, settings, target_tenant, assigned })
+}
+
+/// Who is assigned now (None when `SyncAll` is on): users assigned directly, and the members of assigned groups.
+async fn resolve_assigned(
+    env: &CycleEnv<'_>,
+    config: &JobConfig,
+    settings: &JobSettings,
+    assignments: &[AssignmentDoc],
+) -> Result<Option<HashSet<ObjectId>>, EngineError> {
+    if settings.sync_all {
+        return Ok(None);
+    }
+    let mut assigned = HashSet::new();
+    for assignment in assignments.iter().filter(|assignment| assignment.resource_id == config.service_principal_id) {
+        if assignment.principal_type.eq_ignore_ascii_case("Group") {
+            let members = env
+                .source
+                .group_members(assignment.principal_id, settings.expand_nested_groups)
+                .await
+                .map_err(EngineError::Source)?;
+            assigned.extend(members);
+        } else {
+            assigned.insert(assignment.principal_id);
+        }
+    }
+    Ok(Some(assigned))
+}
+
+/// Resolves the assignments again, after a change-log position was read: group memberships change without
+/// bumping the job, and a user whose membership changed before that position must be judged by the new one.
+async fn refresh_assigned(env: &CycleEnv<'_>, job: &mut LoadedJob) -> Result<(), EngineError> {
+    let assignments: Vec<AssignmentDoc> = {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), ASSIGNMENTS).await?
+    };
+    job.assigned = resolve_assigned(env, &job.config, &job.settings, &assignments).await?;
+    Ok(())
 }
 
 /// Observes one user: its connection, its target user (by connection, else by anchor) and its assignment.
@@ -297,7 +316,7 @@ struct PageRecord {
 
 /// Runs one cycle of a job.
 pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
-    let job = load_job(env).await?;
+    let mut job = load_job(env).await?;
     let cycle_id = uuid::Uuid::new_v4().to_string();
     let mut report = CycleReport { cycle_id: cycle_id.clone(), ..CycleReport::default() };
     if job.config.schedule_state != ScheduleState::Active {
@@ -306,10 +325,11 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
     }
     let began = env.clock.now();
     let target_tenant = job.target_tenant.to_string();
+    let service_principal_id = job.config.service_principal_id.clone();
     let log_ctx = LogContext {
         job_id: env.job_id,
         cycle_id: &cycle_id,
-        service_principal_id: &job.config.service_principal_id,
+        service_principal_id: &service_principal_id,
         source_tenant: env.source_tenant,
         target_tenant: target_tenant.clone(),
         target_system: "Microsoft Entra ID (target tenant)",
@@ -343,7 +363,11 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
             report.full = true;
             let (snapshot, mut after) = match state.phase {
                 Phase::Full { snapshot, after } => (snapshot, after),
-                _ => (env.source.position().await.map_err(EngineError::Source)?, None),
+                _ => {
+                    let snapshot = env.source.position().await.map_err(EngineError::Source)?;
+                    refresh_assigned(env, &mut job).await?;
+                    (snapshot, None)
+                }
             };
             loop {
                 let users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
@@ -393,6 +417,9 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
     // The change log after the watermark (after a full pass: the changes made while it ran).
     while let Phase::Incremental { watermark } = state.phase {
         let page = env.source.changes(watermark, PAGE_SIZE).await.map_err(EngineError::Source)?;
+        if !page.user_ids.is_empty() {
+            refresh_assigned(env, &mut job).await?;
+        }
         let users = fetch_users(env, &page.user_ids).await?;
         let record =
             process_page(env, &job, &log_ctx, users, &[], &mut report, &mut manager_work, &mut created).await?;
