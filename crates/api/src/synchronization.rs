@@ -48,6 +48,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(&format!("{base}/jobs/{{job}}/schema"), get(get_schema).put(put_schema))
         .route(&format!("{base}/jobs/{{job}}/schema/parseExpression"), post(parse_expression))
         .route(&format!("{base}/jobs/{{job}}/provisionOnDemand"), post(provision_on_demand))
+        .route(&format!("{base}/jobs/{{job}}/plan"), post(dry_run))
+        .route(&format!("{base}/jobs/{{job}}/stagedDeletions"), get(list_staged))
+        .route(&format!("{base}/jobs/{{job}}/stagedDeletions/approve"), post(approve_all))
+        .route(&format!("{base}/jobs/{{job}}/stagedDeletions/reject"), post(reject_all))
+        .route(&format!("{base}/jobs/{{job}}/stagedDeletions/{{object}}/approve"), post(approve_one))
+        .route(&format!("{base}/jobs/{{job}}/stagedDeletions/{{object}}/reject"), post(reject_one))
         .route(&format!("{base}/jobs/{{job}}/{{segment}}"), get(get_object_connection).delete(delete_object_connection))
 }
 
@@ -113,6 +119,7 @@ pub(crate) fn job_json(config: &JobConfig, state: &JobState) -> Value {
             "steadyStateFirstAchievedTime": timestamp(state.steady_state_first_achieved),
             "steadyStateLastAchievedTime": timestamp(state.steady_state_last_achieved),
             "synchronizedEntryCountByType": [{"key": "user to User", "value": state.synchronized_users}],
+            "pendingStagedDeletions": state.staged_deletions,
             "troubleshootingUrl": null,
         },
         "synchronizationJobSettings": [
@@ -337,6 +344,10 @@ async fn restart_job(
         None => None,
     };
     state.admin(&caller).restart_job(caller.tenant, &sp, &job, reset_scope.as_deref()).await?;
+    if reset_scope.as_deref().is_some_and(|scopes| scopes.split(',').any(|scope| scope.trim() == "ForceDeletes")) {
+        // As in Entra: ForceDeletes lets the deletions the threshold held go through.
+        state.runner.approve_staged(caller.tenant, &job, None).await.map_err(run_error)?;
+    }
     state.runner.ensure_job(caller.tenant, &job);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -559,4 +570,197 @@ async fn delete_object_connection(
     let object_id = connection_id(&segment)?;
     state.admin(&caller).delete_object_connection(caller.tenant, &sp, &job, object_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn plan_row_json(row: &tenantsync_engine::dry_run::PlanRow) -> Value {
+    json!({
+        "sourceIdentity": {"id": row.plan.source_id.to_string(), "displayName": row.plan.source_display_name, "identityType": "User"},
+        "targetIdentity": {"id": row.plan.target_id.map(|id| id.to_string()), "identityType": "User"},
+        "action": row.action,
+        "modifiedProperties": row.plan.modified,
+        "reason": row.plan.reason,
+        "guards": row.guards.iter().map(|(name, verdict)| json!({"name": name, "verdict": verdict})).collect::<Vec<_>>(),
+    })
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+}
+
+/// `POST …/jobs/{id}/plan`: the dry run, paged (`$top`, `$skiptoken`) or as CSV (`Accept: text/csv`).
+async fn dry_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+    query: crate::extract::ODataQuery,
+    headers: axum::http::HeaderMap,
+    crate::extract::BaseUrl(base): crate::extract::BaseUrl,
+) -> Result<Response, ApiError> {
+    caller.require(READ)?;
+    query.only(&["top", "skiptoken"])?;
+    state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
+    let rows = state.runner.dry_run(caller.tenant, &job).await.map_err(run_error)?;
+    let as_csv = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"));
+    if as_csv {
+        let mut out = String::from("sourceId,sourceDisplayName,targetId,action,modifiedProperties,reason,guards\r\n");
+        for row in &rows {
+            let modified: Vec<String> = row
+                .plan
+                .modified
+                .iter()
+                .map(|property| {
+                    format!(
+                        "{}: {} -> {}",
+                        property.display_name,
+                        property.old_value.clone().unwrap_or_default(),
+                        property.new_value.clone().unwrap_or_default()
+                    )
+                })
+                .collect();
+            let guards: Vec<String> = row.guards.iter().map(|(name, verdict)| format!("{name}={verdict}")).collect();
+            let fields = [
+                row.plan.source_id.to_string(),
+                row.plan.source_display_name.clone().unwrap_or_default(),
+                row.plan.target_id.map(|id| id.to_string()).unwrap_or_default(),
+                row.action.clone(),
+                modified.join("; "),
+                row.plan.reason.clone(),
+                guards.join("; "),
+            ];
+            out.push_str(&fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(","));
+            out.push_str("\r\n");
+        }
+        return Ok(([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
+    }
+    let top = match query.option("top")? {
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|top| (1..=999).contains(top))
+            .ok_or_else(|| ApiError::bad(format!("Invalid $top '{text}': use 1 to 999.")))?,
+        None => 100,
+    };
+    let skip = match query.option("skiptoken")? {
+        Some(text) => text.parse::<usize>().map_err(|_| ApiError::bad("The $skiptoken is not valid."))?,
+        None => 0,
+    };
+    let page: Vec<Value> = rows.iter().skip(skip).take(top).map(plan_row_json).collect();
+    let mut body = json!({"value": page});
+    if skip + top < rows.len() {
+        let mut pairs = query.without(&["skiptoken"]);
+        pairs.push(("$skiptoken".to_owned(), (skip + top).to_string()));
+        body["@odata.nextLink"] = json!(crate::links::link(
+            &base,
+            &format!("/v1.0/servicePrincipals/{sp}/synchronization/jobs/{job}/plan"),
+            &pairs
+        ));
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn list_staged(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
+    let items = tenantsync_engine::cycle::staged(state.directory.store().as_ref(), caller.tenant, &job)
+        .await
+        .map_err(|err| run_error(RunError::Engine(err)))?;
+    let values: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            json!({
+                "objectId": item.source_id.to_string(),
+                "targetObjectId": item.target_id.to_string(),
+                "displayName": item.display_name,
+                "action": item.action,
+                "reason": item.reason,
+                "guard": item.guard,
+                "decidedDateTime": item.decided_at.format(&Rfc3339).ok(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"value": values})))
+}
+
+fn object_of(text: &str) -> Result<ObjectId, ApiError> {
+    ObjectId::parse(text).map_err(|_| ApiError::NotFound(text.to_owned()))
+}
+
+async fn approve(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+    object: Option<ObjectId>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WRITE)?;
+    state.admin(caller).get_job(caller.tenant, sp, job).await?;
+    let n = state.runner.approve_staged(caller.tenant, job, object).await.map_err(run_error)?;
+    if object.is_some() && n == 0 {
+        return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
+    }
+    Ok(Json(json!({"approved": n})))
+}
+
+async fn reject(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+    object: Option<ObjectId>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WRITE)?;
+    state.admin(caller).get_job(caller.tenant, sp, job).await?;
+    let n = tenantsync_engine::cycle::reject_staged(
+        state.directory.store().as_ref(),
+        state.directory.clock(),
+        caller.tenant,
+        job,
+        object,
+    )
+    .await
+    .map_err(|err| run_error(RunError::Engine(err)))?;
+    if object.is_some() && n == 0 {
+        return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
+    }
+    Ok(Json(json!({"rejected": n})))
+}
+
+async fn approve_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    approve(&state, &caller, &sp, &job, None).await
+}
+
+async fn reject_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    reject(&state, &caller, &sp, &job, None).await
+}
+
+async fn approve_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job, object)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    approve(&state, &caller, &sp, &job, Some(object_of(&object)?)).await
+}
+
+async fn reject_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sp, job, object)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    reject(&state, &caller, &sp, &job, Some(object_of(&object)?)).await
 }

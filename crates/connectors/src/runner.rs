@@ -276,6 +276,49 @@ impl SyncRunner {
         Ok(tenantsync_engine::cycle::provision_on_demand(&env, user).await?)
     }
 
+    /// What a full run of the job would do now, without writing (`plan`).
+    pub async fn dry_run(
+        &self,
+        source_tenant: TenantId,
+        job_id: &str,
+    ) -> Result<Vec<tenantsync_engine::dry_run::PlanRow>, RunError> {
+        let (source, target) =
+            self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
+        let env = CycleEnv {
+            store: self.directory.store().as_ref(),
+            source: &source,
+            target: &target,
+            clock: self.clock.as_ref(),
+            source_tenant,
+            job_id,
+            force_full: false,
+        };
+        Ok(tenantsync_engine::dry_run::dry_run(&env).await?)
+    }
+
+    /// Applies held deprovisionings an administrator approved (`source_id` None: all). Returns how many.
+    pub async fn approve_staged(
+        &self,
+        source_tenant: TenantId,
+        job_id: &str,
+        source_id: Option<tenantsync_model::ObjectId>,
+    ) -> Result<usize, RunError> {
+        let lock = self.cycle_lock(job_id);
+        let _guard = lock.lock().await;
+        let (source, target) =
+            self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
+        let env = CycleEnv {
+            store: self.directory.store().as_ref(),
+            source: &source,
+            target: &target,
+            clock: self.clock.as_ref(),
+            source_tenant,
+            job_id,
+            force_full: false,
+        };
+        Ok(tenantsync_engine::cycle::approve_staged(&env, source_id).await?)
+    }
+
     /// The clock the runner's cycles read.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock

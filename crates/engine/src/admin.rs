@@ -615,12 +615,18 @@ impl Admin<'_> {
         if clear_escrows {
             tx.delete_collection(&escrows_collection(&job_key)).await?;
         }
+        // Deprovisionings decided by an interrupted cycle are decided again by the full pass.
+        tx.delete_collection(&crate::job::pending_collection(&job_key)).await?;
         let mut state: JobState =
             job::read(tx.as_mut(), JOB_STATES, &job_key).await?.unwrap_or_else(|| JobState::new(config.generation));
         state.generation = config.generation;
         state.phase = Phase::FullPending;
         if clear_links {
             state.synchronized_users = 0;
+        }
+        if scopes.iter().any(|scope| scope == "ForceDeletes" || scope == "Full") {
+            // The administrator accepts the source as it is now: the integrity guard starts from the next full read.
+            state.last_full_scope = None;
         }
         write_doc(tx.as_mut(), JOB_STATES, &job_key, &state, self.now()).await?;
         self.audit(

@@ -12,8 +12,9 @@ use tenantsync_store::{DocRow, Store, StoreError, TxMode};
 
 use crate::connector::{Anchor, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser};
 use crate::job::{
-    self, ASSIGNMENTS, Assignment as AssignmentDoc, Escrow, Execution, JOB_STATES, JOBS, JobConfig, JobError, JobState,
-    Phase, ScheduleState, connections_collection, escrows_collection,
+    self, ASSIGNMENTS, Assignment as AssignmentDoc, Deprovision, Escrow, Execution, JOB_STATES, JOBS, JobConfig,
+    JobError, JobState, Phase, ScheduleState, connections_collection, escrows_collection, pending_collection,
+    staged_collection,
 };
 use crate::log::{LogContext, Status, entry};
 use crate::plan::{Assignment, Connection, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user};
@@ -224,6 +225,7 @@ async fn apply(
                     target_id: created.id,
                     deleted_by_sync: false,
                     display_name: plan.source_display_name.clone(),
+                    delete_rejected: false,
                 });
             }
             PlannedAction::Update | PlannedAction::Disable => {
@@ -234,6 +236,7 @@ async fn apply(
                     target_id: target,
                     deleted_by_sync: false,
                     display_name: plan.source_display_name.clone(),
+                    delete_rejected: false,
                 });
             }
             PlannedAction::Restore => {
@@ -247,6 +250,7 @@ async fn apply(
                     target_id: target,
                     deleted_by_sync: false,
                     display_name: plan.source_display_name.clone(),
+                    delete_rejected: false,
                 });
             }
             PlannedAction::Delete => {
@@ -257,6 +261,7 @@ async fn apply(
                     target_id: target,
                     deleted_by_sync: true,
                     display_name: plan.source_display_name.clone(),
+                    delete_rejected: false,
                 });
             }
             PlannedAction::Skip => {
@@ -268,6 +273,7 @@ async fn apply(
                         target_id: target.id,
                         deleted_by_sync: target.deleted,
                         display_name: plan.source_display_name.clone(),
+                        delete_rejected: false,
                     });
                 }
             }
@@ -308,6 +314,14 @@ async fn apply(
 /// One page of work to save together.
 #[derive(Default)]
 struct PageRecord {
+    /// Deletes and disables decided on this page: applied (or staged) at the end of the cycle.
+    pending: Vec<Deprovision>,
+    /// Processed users that are no longer candidates for a held deprovisioning.
+    unstage: Vec<ObjectId>,
+    /// Users in scope on this page (full passes count them for the source-read integrity guard).
+    n_in_scope: u64,
+    /// The cycle's pending deprovisionings were decided: empty the list with this record.
+    clear_pending: bool,
     connections: Vec<Connection>,
     escrows_set: Vec<Escrow>,
     escrows_cleared: Vec<ObjectId>,
@@ -343,6 +357,7 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
     }
     let mut manager_work: Vec<(ObjectId, ObjectId)> = Vec::new();
     let mut created: Vec<ObjectId> = Vec::new();
+    let mut suspect: Option<String> = None;
 
     // Escrowed objects are retried first, whatever the phase.
     let escrows: Vec<Escrow> = {
@@ -409,6 +424,16 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
                 .await?;
                 commit_page(env, &job, &mut state, record, Phase::Full { snapshot, after }).await?;
             }
+            // Source-read integrity: a full read that finds fewer than half the users in scope last time is suspect.
+            let seen = state.full_scope_seen;
+            match state.last_full_scope {
+                Some(previous) if seen * 2 < previous => {
+                    suspect = Some(format!(
+                        "SourceReadSuspect: the full read found {seen} users in scope, fewer than half of the {previous} found last time; nothing is deprovisioned in this run (restart with resetScope ForceDeletes to accept the new scope)"
+                    ));
+                }
+                _ => state.last_full_scope = Some(seen),
+            }
             state.phase = Phase::Incremental { watermark: snapshot };
         }
         Phase::Incremental { .. } => {}
@@ -431,6 +456,9 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
 
     // References: managers, once both users exist in the target.
     resolve_managers(env, &job, &log_ctx, &mut state, &manager_work, &created, &mut report).await?;
+
+    // Deprovisioning, last, through the guards.
+    finish_deprovisioning(env, &job, &log_ctx, &mut state, suspect.as_deref(), &mut report).await?;
 
     let ended = env.clock.now();
     let execution = Execution {
@@ -477,7 +505,7 @@ async fn fetch_users(env: &CycleEnv<'_>, ids: &[ObjectId]) -> Result<Vec<(Object
 }
 
 /// Observes a page of users with two batched target reads: linked users by id, the others by anchor.
-async fn observe_page(
+pub(crate) async fn observe_page(
     env: &CycleEnv<'_>,
     job: &LoadedJob,
     items: Vec<(ObjectId, Option<SourceUser>, Option<Connection>)>,
@@ -607,10 +635,29 @@ async fn process_page(
             }
         };
         let plan = plan_user(&ctx, source_id, &observed);
+        if plan.in_scope {
+            record.n_in_scope += 1;
+        }
         if plan.action == PlannedAction::Create {
             creates.push((plan, observed));
             continue;
         }
+        if let (PlannedAction::Delete | PlannedAction::Disable, Some(target_id)) = (plan.action, plan.target_id) {
+            // Deprovisioning waits for the end of the cycle, where the guards count it with the rest.
+            record.pending.push(Deprovision {
+                source_id,
+                target_id,
+                action: plan.action.log_name().to_owned(),
+                reason: plan.reason.clone(),
+                display_name: plan.source_display_name.clone(),
+                guard: None,
+                decided_at: env.clock.now(),
+                // Import, scoping and matching, as planned; the action step is added when it happens.
+                steps: plan.steps.iter().filter(|step| step.provisioning_step_type != "processing").cloned().collect(),
+            });
+            continue;
+        }
+        record.unstage.push(source_id);
         let quiet = plan.action == PlannedAction::Skip && observed.target.is_none() && !plan.in_scope && report.full;
         let applied = apply(env, plan, &observed, escrow_of.get(&source_id).copied()).await;
         applied_all.push((applied, quiet));
@@ -635,6 +682,7 @@ async fn process_page(
                         target_id: target.id,
                         deleted_by_sync: false,
                         display_name: plan.source_display_name.clone(),
+                        delete_rejected: false,
                     };
                     Applied { plan, status: Status::Success, connection: Some(connection), escrow: None, duration_ms }
                 }
@@ -712,6 +760,24 @@ async fn commit_page(
     }
     let connections = connections_collection(env.job_id);
     let escrows = escrows_collection(env.job_id);
+    let pending = pending_collection(env.job_id);
+    if record.clear_pending {
+        tx.delete_collection(&pending).await?;
+    }
+    for deprovision in &record.pending {
+        job::write(tx.as_mut(), &pending, &deprovision.source_id.to_string(), deprovision, now).await?;
+    }
+    if state.staged_deletions > 0 {
+        let staged = staged_collection(env.job_id);
+        for source_id in &record.unstage {
+            if tx.delete_doc(&staged, &source_id.to_string()).await? {
+                state.staged_deletions = state.staged_deletions.saturating_sub(1);
+            }
+        }
+    }
+    if matches!(phase, Phase::Full { .. }) {
+        state.full_scope_seen += record.n_in_scope;
+    }
     for connection in &record.connections {
         let key = connection.source_id.to_string();
         if tx.get_doc(&connections, &key).await?.is_none() {
@@ -815,8 +881,8 @@ async fn resolve_managers(
             reason: "Reference resolution: the manager is in the target".to_owned(),
             steps: vec![crate::plan::Step {
                 name: "EntryReferenceResolution".to_owned(),
-                provisioning_step_type: "referenceResolution",
-                status: "success",
+                provisioning_step_type: "referenceResolution".to_owned(),
+                status: "success".to_owned(),
                 description: format!("Set the manager of target User {target_user} to {manager_target}"),
                 details: Map::new(),
             }],
@@ -917,4 +983,260 @@ pub async fn provision_on_demand(env: &CycleEnv<'_>, source_id: ObjectId) -> Res
         }
     }
     Ok((applied.plan, applied.status))
+}
+
+fn deprovision_plan(item: &Deprovision, reason: String) -> ObjectPlan {
+    let modified = if item.action == "disable" {
+        vec![crate::plan::ModifiedProperty {
+            display_name: "accountEnabled".to_owned(),
+            old_value: Some("true".to_owned()),
+            new_value: Some("false".to_owned()),
+        }]
+    } else {
+        Vec::new()
+    };
+    let name = if item.action == "disable" { "EntrySynchronizationUpdate" } else { "EntrySynchronizationDelete" };
+    ObjectPlan {
+        source_id: item.source_id,
+        source_display_name: item.display_name.clone(),
+        target_id: Some(item.target_id),
+        action: if item.action == "disable" { PlannedAction::Disable } else { PlannedAction::Delete },
+        changes: Map::new(),
+        modified,
+        reason: reason.clone(),
+        steps: item
+            .steps
+            .iter()
+            .cloned()
+            .chain(std::iter::once(crate::plan::Step {
+                name: name.to_owned(),
+                provisioning_step_type: "processing".to_owned(),
+                status: "success".to_owned(),
+                description: reason,
+                details: Map::new(),
+            }))
+            .collect(),
+        manager: None,
+        in_scope: false,
+    }
+}
+
+/// Applies deletes and disables to the target; returns the log rows, link updates and failures.
+async fn apply_deprovisions(
+    env: &CycleEnv<'_>,
+    log_ctx: &LogContext<'_>,
+    items: &[Deprovision],
+    report: &mut CycleReport,
+) -> Result<PageRecord, EngineError> {
+    let mut record = PageRecord::default();
+    let collection = connections_collection(env.job_id);
+    let mut links: HashMap<ObjectId, Connection> = HashMap::new();
+    {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        for item in items {
+            if let Some(link) = job::read::<Connection>(tx.as_mut(), &collection, &item.source_id.to_string()).await? {
+                links.insert(item.source_id, link);
+            }
+        }
+    }
+    for item in items {
+        let started = Instant::now();
+        let result = if item.action == "disable" {
+            let mut changes = Map::new();
+            changes.insert("accountEnabled".to_owned(), serde_json::Value::Bool(false));
+            env.target.update_user(item.target_id, &changes).await
+        } else {
+            env.target.delete_user(item.target_id).await
+        };
+        let plan = deprovision_plan(item, item.reason.clone());
+        let status = match result {
+            Ok(()) => {
+                if item.action == "disable" {
+                    report.n_disabled += 1;
+                } else {
+                    report.n_deleted += 1;
+                    let mut link = links.remove(&item.source_id).unwrap_or(Connection {
+                        source_id: item.source_id,
+                        target_id: item.target_id,
+                        deleted_by_sync: true,
+                        display_name: item.display_name.clone(),
+                        delete_rejected: false,
+                    });
+                    link.deleted_by_sync = true;
+                    record.connections.push(link);
+                }
+                Status::Success
+            }
+            Err(err) => {
+                report.n_failed += 1;
+                record.escrows_set.push(Escrow {
+                    source_id: item.source_id,
+                    attempts: 1,
+                    last_error: err.to_string(),
+                    error_code: err.code().to_owned(),
+                    last_attempt: env.clock.now(),
+                });
+                Status::Failure { code: err.code().to_owned(), reason: err.to_string() }
+            }
+        };
+        record.logs.push(entry(
+            log_ctx,
+            &plan,
+            &item.action,
+            &status,
+            env.clock.now(),
+            started.elapsed().as_millis() as u64,
+        ));
+    }
+    Ok(record)
+}
+
+/// The end of a cycle: the deprovisionings it decided go through the source-read integrity guard and the deletion
+/// guard, then are applied, staged for an administrator, or dropped (suspect read).
+async fn finish_deprovisioning(
+    env: &CycleEnv<'_>,
+    job: &LoadedJob,
+    log_ctx: &LogContext<'_>,
+    state: &mut JobState,
+    suspect: Option<&str>,
+    report: &mut CycleReport,
+) -> Result<(), EngineError> {
+    let pending_name = pending_collection(env.job_id);
+    let pending: Vec<Deprovision> = {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &pending_name).await?
+    };
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let now = env.clock.now();
+    let mut record = PageRecord::default();
+    if let Some(why) = suspect {
+        for item in &pending {
+            let plan = deprovision_plan(item, why.to_owned());
+            record.logs.push(entry(log_ctx, &plan, "other", &Status::Skipped, now, 0));
+            report.n_skipped += 1;
+        }
+    } else {
+        let window_start = now - time::Duration::minutes(job.settings.delete_guard.window_minutes);
+        state.recent_deprovisions.retain(|at| *at >= window_start);
+        let count = pending.len() as u64 + state.recent_deprovisions.len() as u64;
+        match job.settings.delete_guard.verdict(count, state.synchronized_users) {
+            Some(why) => {
+                let staged = staged_collection(env.job_id);
+                let mut tx = env.store.begin(env.source_tenant, TxMode::Write).await?;
+                for item in &pending {
+                    let held = Deprovision { guard: Some(why.clone()), ..item.clone() };
+                    if tx.get_doc(&staged, &item.source_id.to_string()).await?.is_none() {
+                        state.staged_deletions += 1;
+                    }
+                    job::write(tx.as_mut(), &staged, &item.source_id.to_string(), &held, now).await?;
+                    let plan = deprovision_plan(
+                        item,
+                        format!("Held by the deletion guard: {why}. Approve or reject it in stagedDeletions."),
+                    );
+                    record.logs.push(entry(log_ctx, &plan, "stagedDelete", &Status::Skipped, now, 0));
+                }
+                tx.commit().await?;
+                report.n_skipped += pending.len() as u64;
+            }
+            None => {
+                let applied = apply_deprovisions(env, log_ctx, &pending, report).await?;
+                state.recent_deprovisions.extend(std::iter::repeat_n(now, pending.len()));
+                record = applied;
+            }
+        }
+    }
+    // The decisions are made: the pending list empties in the same transaction as the record of what happened.
+    record.clear_pending = true;
+    let phase = state.phase;
+    commit_page(env, job, state, record, phase).await
+}
+
+/// Applies held deprovisionings an administrator approved (`source_id` None: all of them). Returns how many.
+pub async fn approve_staged(env: &CycleEnv<'_>, source_id: Option<ObjectId>) -> Result<usize, EngineError> {
+    let job = load_job(env).await?;
+    let staged = staged_collection(env.job_id);
+    let items: Vec<Deprovision> = {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        let all: Vec<Deprovision> = job::read_all(tx.as_mut(), &staged).await?;
+        all.into_iter().filter(|item| source_id.is_none_or(|id| id == item.source_id)).collect()
+    };
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let cycle_id = uuid::Uuid::new_v4().to_string();
+    let log_ctx = LogContext {
+        job_id: env.job_id,
+        cycle_id: &cycle_id,
+        service_principal_id: &job.config.service_principal_id,
+        source_tenant: env.source_tenant,
+        target_tenant: job.target_tenant.to_string(),
+        target_system: "Microsoft Entra ID (target tenant)",
+    };
+    let mut report = CycleReport::default();
+    let record = apply_deprovisions(env, &log_ctx, &items, &mut report).await?;
+    let now = env.clock.now();
+    let mut tx = env.store.begin(env.source_tenant, TxMode::Write).await?;
+    let mut state: JobState =
+        job::read(tx.as_mut(), JOB_STATES, env.job_id).await?.unwrap_or_else(|| JobState::new(job.config.generation));
+    for item in &items {
+        if tx.delete_doc(&staged, &item.source_id.to_string()).await? {
+            state.staged_deletions = state.staged_deletions.saturating_sub(1);
+        }
+    }
+    let collection = connections_collection(env.job_id);
+    for link in &record.connections {
+        job::write(tx.as_mut(), &collection, &link.source_id.to_string(), link, now).await?;
+    }
+    for escrow in &record.escrows_set {
+        job::write(tx.as_mut(), &escrows_collection(env.job_id), &escrow.source_id.to_string(), escrow, now).await?;
+    }
+    for log in &record.logs {
+        tx.append_log(log).await?;
+    }
+    state.recent_deprovisions.extend(std::iter::repeat_n(now, items.len()));
+    job::write(tx.as_mut(), JOB_STATES, env.job_id, &state, now).await?;
+    tx.commit().await?;
+    Ok(items.len())
+}
+
+/// Rejects held deprovisionings (`source_id` None: all): the users stay, and their deletion is not proposed again
+/// while they remain out of scope. Returns how many.
+pub async fn reject_staged(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    source_tenant: TenantId,
+    job_id: &str,
+    source_id: Option<ObjectId>,
+) -> Result<usize, EngineError> {
+    let staged = staged_collection(job_id);
+    let collection = connections_collection(job_id);
+    let now = clock.now();
+    let mut tx = store.begin(source_tenant, TxMode::Write).await?;
+    let all: Vec<Deprovision> = job::read_all(tx.as_mut(), &staged).await?;
+    let items: Vec<Deprovision> =
+        all.into_iter().filter(|item| source_id.is_none_or(|id| id == item.source_id)).collect();
+    let mut state: Option<JobState> = job::read(tx.as_mut(), JOB_STATES, job_id).await?;
+    for item in &items {
+        tx.delete_doc(&staged, &item.source_id.to_string()).await?;
+        if let Some(mut link) = job::read::<Connection>(tx.as_mut(), &collection, &item.source_id.to_string()).await? {
+            link.delete_rejected = true;
+            job::write(tx.as_mut(), &collection, &item.source_id.to_string(), &link, now).await?;
+        }
+        if let Some(state) = state.as_mut() {
+            state.staged_deletions = state.staged_deletions.saturating_sub(1);
+        }
+    }
+    if let Some(state) = &state {
+        job::write(tx.as_mut(), JOB_STATES, job_id, state, now).await?;
+    }
+    tx.commit().await?;
+    Ok(items.len())
+}
+
+/// The held deprovisionings of a job.
+pub async fn staged(store: &dyn Store, source_tenant: TenantId, job_id: &str) -> Result<Vec<Deprovision>, EngineError> {
+    let mut tx = store.begin(source_tenant, TxMode::Read).await?;
+    Ok(job::read_all(tx.as_mut(), &staged_collection(job_id)).await?)
 }

@@ -21,6 +21,37 @@ pub fn connections_collection(job_id: &str) -> String {
     format!("syncConnection:{job_id}")
 }
 
+/// The collection of a job's deprovisionings decided by this cycle and not yet applied (key: source object id).
+pub fn pending_collection(job_id: &str) -> String {
+    format!("syncPendingDelete:{job_id}")
+}
+
+/// The collection of a job's deprovisionings held by the deletion guard for an administrator (key: source id).
+pub fn staged_collection(job_id: &str) -> String {
+    format!("syncStagedDelete:{job_id}")
+}
+
+/// A delete or disable waiting for the end of its cycle (pending) or for an administrator (staged).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deprovision {
+    pub source_id: ObjectId,
+    pub target_id: ObjectId,
+    /// `delete` or `disable`.
+    pub action: String,
+    pub reason: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Why it is staged, when it is.
+    #[serde(default)]
+    pub guard: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub decided_at: OffsetDateTime,
+    /// The trace of the decision (import, scoping, matching), kept for the log entry written when it is applied.
+    #[serde(default)]
+    pub steps: Vec<crate::plan::Step>,
+}
+
 /// The collection of a job's escrowed objects (key: source object id).
 pub fn escrows_collection(job_id: &str) -> String {
     format!("syncEscrow:{job_id}")
@@ -101,6 +132,18 @@ pub struct JobState {
     /// Users created or adopted by this job (a connection exists), for `synchronizedEntryCountByType`.
     #[serde(default)]
     pub synchronized_users: u64,
+    /// When deletes and disables were applied recently: the deletion guard's sliding window.
+    #[serde(default)]
+    pub recent_deprovisions: Vec<OffsetDateTime>,
+    /// Users in scope at the end of the last complete full pass, for the source-read integrity guard.
+    #[serde(default)]
+    pub last_full_scope: Option<u64>,
+    /// Users in scope seen so far by the full pass under way (it may resume after a restart).
+    #[serde(default)]
+    pub full_scope_seen: u64,
+    /// Deprovisionings held for an administrator.
+    #[serde(default)]
+    pub staged_deletions: u64,
     /// Totals since the job was created.
     #[serde(default)]
     pub total_exports: u64,
@@ -120,6 +163,10 @@ impl JobState {
             steady_state_first_achieved: None,
             steady_state_last_achieved: None,
             synchronized_users: 0,
+            recent_deprovisions: Vec::new(),
+            last_full_scope: None,
+            full_scope_seen: 0,
+            staged_deletions: 0,
             total_exports: 0,
             total_failures: 0,
         }

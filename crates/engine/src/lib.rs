@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod connector;
 pub mod cycle;
+pub mod dry_run;
 pub mod job;
 pub mod log;
 pub mod plan;

@@ -73,8 +73,8 @@ pub fn entry(
         }
         steps.push(Step {
             name: "EntryExport".to_owned(),
-            provisioning_step_type: "export",
-            status: if step_status == "success" { "success" } else { "failure" },
+            provisioning_step_type: "export".to_owned(),
+            status: if step_status == "success" { "success" } else { "failure" }.to_owned(),
             description,
             details,
         });

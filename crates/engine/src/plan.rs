@@ -22,6 +22,10 @@ pub struct Connection {
     pub deleted_by_sync: bool,
     #[serde(default)]
     pub display_name: Option<String>,
+    /// An administrator rejected the deletion of this user: it is not proposed again while the user stays out of
+    /// scope.
+    #[serde(default)]
+    pub delete_rejected: bool,
 }
 
 /// Whether a user is assigned to the configuration.
@@ -87,12 +91,12 @@ pub struct ModifiedProperty {
 }
 
 /// One step of the trace (Graph's `provisioningStep`).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     pub name: String,
-    pub provisioning_step_type: &'static str,
-    pub status: &'static str,
+    pub provisioning_step_type: String,
+    pub status: String,
     pub description: String,
     pub details: Map<String, Value>,
 }
@@ -204,14 +208,14 @@ fn render(value: Option<&Value>) -> Option<String> {
     }
 }
 
-fn step(
-    name: &str,
-    kind: &'static str,
-    status: &'static str,
-    description: String,
-    details: Map<String, Value>,
-) -> Step {
-    Step { name: name.to_owned(), provisioning_step_type: kind, status, description, details }
+fn step(name: &str, kind: &str, status: &str, description: String, details: Map<String, Value>) -> Step {
+    Step {
+        name: name.to_owned(),
+        provisioning_step_type: kind.to_owned(),
+        status: status.to_owned(),
+        description,
+        details,
+    }
 }
 
 /// The attribute values the mappings give for `user`; `creating` adds add-only mappings and default values.
@@ -417,6 +421,9 @@ fn decide(
         }
         if !flows.delete {
             return (PlannedAction::Skip, "The user left scope, but the Delete target object action is off".to_owned());
+        }
+        if observed.connection.as_ref().is_some_and(|connection| connection.delete_rejected) {
+            return (PlannedAction::Skip, "The user left scope, but an administrator rejected its deletion".to_owned());
         }
         return (PlannedAction::Delete, leave_reason(observed, source));
     }

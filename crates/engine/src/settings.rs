@@ -19,8 +19,49 @@ pub struct JobSettings {
     pub sync_all: bool,
     /// `ExpandNestedGroups` (ours): members of groups nested in an assigned group are assigned too.
     pub expand_nested_groups: bool,
-    /// `SyncNotificationSettings.DeleteThresholdEnabled` / `DeleteThresholdValue`.
-    pub delete_threshold: Option<u64>,
+    /// The deletion guard, from `SyncNotificationSettings`.
+    pub delete_guard: DeleteGuard,
+}
+
+/// Limits on deletes and disables (`SyncNotificationSettings`): over any of them, deprovisioning is staged for an
+/// administrator to approve instead of applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeleteGuard {
+    /// `DeleteThresholdEnabled` (on unless set to false).
+    pub enabled: bool,
+    /// `DeleteThresholdValue`: deletes and disables per run and per window (default 500, as Entra).
+    pub value: u64,
+    /// `DeleteThresholdPercent` (ours): of the users the job manages (default 20).
+    pub percent: u64,
+    /// `DeleteThresholdMinCount` (ours): below it the percentage does not apply (default 10).
+    pub min_count: u64,
+    /// `DeleteThresholdWindowMinutes` (ours): the sliding window counted with the run (default 60).
+    pub window_minutes: i64,
+}
+
+impl Default for DeleteGuard {
+    fn default() -> DeleteGuard {
+        DeleteGuard { enabled: true, value: 500, percent: 20, min_count: 10, window_minutes: 60 }
+    }
+}
+
+impl DeleteGuard {
+    /// Whether `count` deprovisionings (this run plus the window) of `managed` users are over a limit, and which.
+    pub fn verdict(&self, count: u64, managed: u64) -> Option<String> {
+        if !self.enabled || count == 0 {
+            return None;
+        }
+        if count >= self.value {
+            return Some(format!("{count} deletions reach DeleteThresholdValue {}", self.value));
+        }
+        if count >= self.min_count && count * 100 > self.percent * managed.max(1) {
+            return Some(format!(
+                "{count} deletions are over DeleteThresholdPercent {}% of the {managed} users this job manages",
+                self.percent
+            ));
+        }
+        None
+    }
 }
 
 fn truthy(value: &str) -> bool {
@@ -34,12 +75,30 @@ impl JobSettings {
         };
         let notification: Value =
             get("SyncNotificationSettings").and_then(|text| serde_json::from_str(text).ok()).unwrap_or(Value::Null);
-        let threshold_enabled = notification["DeleteThresholdEnabled"].as_bool().unwrap_or(false);
+        let defaults = DeleteGuard::default();
+        let number = |key: &str, default: u64| {
+            notification[key]
+                .as_u64()
+                .or_else(|| notification[key].as_str().and_then(|text| text.trim().parse().ok()))
+                .unwrap_or(default)
+        };
+        let enabled = match &notification["DeleteThresholdEnabled"] {
+            Value::Bool(flag) => *flag,
+            Value::String(text) => !text.trim().eq_ignore_ascii_case("false"),
+            _ => defaults.enabled,
+        };
+        let delete_guard = DeleteGuard {
+            enabled,
+            value: number("DeleteThresholdValue", defaults.value).max(1),
+            percent: number("DeleteThresholdPercent", defaults.percent),
+            min_count: number("DeleteThresholdMinCount", defaults.min_count),
+            window_minutes: number("DeleteThresholdWindowMinutes", defaults.window_minutes as u64) as i64,
+        };
         JobSettings {
             target_tenant: get("CompanyId").and_then(|text| TenantId::parse(text.trim()).ok()),
             sync_all: get("SyncAll").is_some_and(truthy),
             expand_nested_groups: get("ExpandNestedGroups").is_some_and(truthy),
-            delete_threshold: threshold_enabled.then(|| notification["DeleteThresholdValue"].as_u64().unwrap_or(500)),
+            delete_guard,
         }
     }
 }

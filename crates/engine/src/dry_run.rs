@@ -1,0 +1,139 @@
+//! The dry run: what a full run of a job would do now, object by object, with the guards' verdicts, without
+//! writing anything. It plans with the same functions as a real cycle ([`crate::plan::plan_user`] over the same
+//! batched observations), so the next full run performs the actions it lists (reference updates of managers are
+//! the one thing it does not predict: they depend on the users the run creates).
+
+use std::collections::HashMap;
+
+use tenantsync_model::ObjectId;
+use tenantsync_store::TxMode;
+
+use crate::connector::SourceUser;
+use crate::cycle::{CycleEnv, EngineError, LoadedJob, PAGE_SIZE, load_job, observe_page};
+use crate::job::{self, connections_collection};
+use crate::plan::{Connection, ObjectPlan, PlanContext, PlannedAction, plan_user};
+
+/// One object of a dry run.
+#[derive(Clone, Debug)]
+pub struct PlanRow {
+    pub plan: ObjectPlan,
+    /// `create`, `update`, `disable`, `delete`, `stagedDelete` or `other`.
+    pub action: String,
+    /// Each guard's name and verdict (`pass`, or `hold: why`).
+    pub guards: Vec<(String, String)>,
+}
+
+async fn plan_page(
+    env: &CycleEnv<'_>,
+    job: &LoadedJob,
+    users: Vec<(ObjectId, Option<SourceUser>)>,
+    full: bool,
+    rows: &mut Vec<PlanRow>,
+) -> Result<(), EngineError> {
+    let collection = connections_collection(env.job_id);
+    let mut links: HashMap<ObjectId, Connection> = HashMap::new();
+    {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        for (id, _) in &users {
+            if let Some(link) = job::read::<Connection>(tx.as_mut(), &collection, &id.to_string()).await? {
+                links.insert(*id, link);
+            }
+        }
+    }
+    let items: Vec<_> = users
+        .into_iter()
+        .filter_map(|(id, source)| {
+            let link = links.remove(&id);
+            let never_in_scope = source.as_ref().is_none_or(|user| user.external);
+            (link.is_some() || !never_in_scope).then_some((id, source, link))
+        })
+        .collect();
+    let ids: Vec<ObjectId> = items.iter().map(|(id, _, _)| *id).collect();
+    let observed = observe_page(env, job, items).await.map_err(EngineError::Source)?;
+    let source_tenant = env.source_tenant.to_string();
+    let external_upn = |upn: &str| env.target.external_upn(upn);
+    let ctx = PlanContext {
+        schema: &job.schema,
+        source_tenant: &source_tenant,
+        now: env.clock.now(),
+        external_upn: &external_upn,
+    };
+    for (id, observed) in ids.into_iter().zip(observed) {
+        let plan = plan_user(&ctx, id, &observed);
+        let quiet = plan.action == PlannedAction::Skip && observed.target.is_none() && !plan.in_scope && full;
+        if !quiet {
+            rows.push(PlanRow { action: plan.action.log_name().to_owned(), plan, guards: Vec::new() });
+        }
+    }
+    Ok(())
+}
+
+/// What a full run would do now.
+pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
+    let job = load_job(env).await?;
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
+        let n_page = users.len();
+        after = users.last().map(|user| user.id).or(after);
+        plan_page(env, &job, users.into_iter().map(|user| (user.id, Some(user))).collect(), true, &mut rows).await?;
+        if n_page < PAGE_SIZE as usize {
+            break;
+        }
+    }
+    // Linked users whose source user is gone or deleted.
+    let links: Vec<Connection> = {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &connections_collection(env.job_id)).await?
+    };
+    let mut missing = Vec::new();
+    for link in links.iter().filter(|link| !link.deleted_by_sync) {
+        match env.source.get_user(link.source_id).await.map_err(EngineError::Source)? {
+            None => missing.push((link.source_id, None)),
+            Some(user) if user.deleted => missing.push((link.source_id, Some(user))),
+            Some(_) => {}
+        }
+    }
+    for chunk in missing.chunks(PAGE_SIZE as usize) {
+        plan_page(env, &job, chunk.to_vec(), true, &mut rows).await?;
+    }
+
+    // The guards, as the end of a real run applies them.
+    let in_scope = rows.iter().filter(|row| row.plan.in_scope).count() as u64;
+    let suspect = match job.state.last_full_scope {
+        Some(previous) if in_scope * 2 < previous => Some(format!(
+            "hold: SourceReadSuspect: {in_scope} users in scope, fewer than half of the {previous} last time"
+        )),
+        _ => None,
+    };
+    let deprovisions =
+        rows.iter().filter(|row| matches!(row.plan.action, PlannedAction::Delete | PlannedAction::Disable)).count()
+            as u64;
+    let now = env.clock.now();
+    let window_start = now - time::Duration::minutes(job.settings.delete_guard.window_minutes);
+    let recent = job.state.recent_deprovisions.iter().filter(|at| **at >= window_start).count() as u64;
+    let threshold = job.settings.delete_guard.verdict(deprovisions + recent, job.state.synchronized_users);
+    for row in &mut rows {
+        let deprovision = matches!(row.plan.action, PlannedAction::Delete | PlannedAction::Disable);
+        let integrity = match (&suspect, deprovision) {
+            (Some(why), true) => why.clone(),
+            _ => "pass".to_owned(),
+        };
+        let deletion = match (&threshold, deprovision, &suspect) {
+            (Some(why), true, None) => format!("hold: {why}"),
+            _ => "pass".to_owned(),
+        };
+        if deprovision && suspect.is_some() {
+            row.action = "other".to_owned();
+        } else if deprovision && threshold.is_some() {
+            row.action = "stagedDelete".to_owned();
+        }
+        row.guards = vec![
+            ("Ownership".to_owned(), "pass".to_owned()),
+            ("SourceReadIntegrity".to_owned(), integrity),
+            ("DeletionThreshold".to_owned(), deletion),
+        ];
+    }
+    Ok(rows)
+}
