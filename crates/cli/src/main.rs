@@ -11,6 +11,7 @@ mod client;
 mod csv;
 mod demo;
 mod import;
+mod job;
 mod lang;
 mod serve;
 mod store;
@@ -68,6 +69,9 @@ enum Command {
     /// Test dynamic membership rules (JSON lines on stdin).
     #[command(subcommand)]
     Rule(lang::RuleCommand),
+    /// Sync job operations: dry run and held deletions.
+    #[command(subcommand)]
+    Job(job::JobCommand),
     /// Configure synchronizations between tenants.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
             Command::Rule(command) => lang::rule(command),
             Command::Bench(command) => bench::run(command).await,
             Command::Topology(command) => topology::run(command).await,
+            Command::Job(command) => job::run(command).await,
         }
     });
     match result {

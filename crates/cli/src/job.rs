@@ -1,0 +1,189 @@
+//! `tenantsync job plan` and `tenantsync job deletions list|approve|reject`: the dry run and the deletion guard's
+//! held deprovisionings, from the command line, on the database directly (as the other operator commands).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::json;
+use tenantsync_connectors::SyncRunner;
+use tenantsync_model::{Clock, ObjectId, SystemClock};
+
+use crate::DatabaseArgs;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum JobCommand {
+    /// What a full run of the job would do now, without writing anything.
+    Plan {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        job: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Print CSV instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deprovisionings held by the deletion guard.
+    #[command(subcommand)]
+    Deletions(DeletionsCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DeletionsCommand {
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        job: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply held deprovisionings: one (`--object`) or all.
+    Approve {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        job: String,
+        /// The source object id; all when absent.
+        #[arg(long)]
+        object: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop held deprovisionings: the users stay, and are not proposed again while out of scope.
+    Reject {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        job: String,
+        #[arg(long)]
+        object: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+}
+
+fn object(text: Option<String>) -> anyhow::Result<Option<ObjectId>> {
+    text.map(|text| ObjectId::parse(&text).with_context(|| format!("'{text}' is not an object id"))).transpose()
+}
+
+pub async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        JobCommand::Plan { tenant, job, database, csv, json } => {
+            let (directory, _) = crate::store::directory(&database.database).await?;
+            let tenant = directory.find_tenant(&tenant).await?.with_context(|| format!("no tenant '{tenant}'"))?;
+            let runner = SyncRunner::new(directory.clone(), Arc::new(SystemClock), None);
+            let rows = runner.dry_run(tenant.id, &job).await?;
+            if json {
+                let values: Vec<_> = rows
+                    .iter()
+                    .map(|row| {
+                        json!({
+                            "sourceIdentity": {"id": row.plan.source_id.to_string(), "displayName": row.plan.source_display_name},
+                            "targetIdentity": {"id": row.plan.target_id.map(|id| id.to_string())},
+                            "action": row.action,
+                            "modifiedProperties": row.plan.modified,
+                            "reason": row.plan.reason,
+                            "guards": row.guards.iter().map(|(name, verdict)| json!({"name": name, "verdict": verdict})).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                println!("{}", json!({"value": values}));
+            } else if csv {
+                println!("sourceId,sourceDisplayName,targetId,action,modifiedProperties,reason,guards");
+                for row in &rows {
+                    let modified: Vec<String> = row
+                        .plan
+                        .modified
+                        .iter()
+                        .map(|property| {
+                            format!(
+                                "{}: {} -> {}",
+                                property.display_name,
+                                property.old_value.clone().unwrap_or_default(),
+                                property.new_value.clone().unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    let guards: Vec<String> =
+                        row.guards.iter().map(|(name, verdict)| format!("{name}={verdict}")).collect();
+                    let fields = [
+                        row.plan.source_id.to_string(),
+                        row.plan.source_display_name.clone().unwrap_or_default(),
+                        row.plan.target_id.map(|id| id.to_string()).unwrap_or_default(),
+                        row.action.clone(),
+                        modified.join("; "),
+                        row.plan.reason.clone(),
+                        guards.join("; "),
+                    ];
+                    println!("{}", fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(","));
+                }
+            } else {
+                for row in &rows {
+                    println!(
+                        "{:<13} {:<32} {}",
+                        row.action,
+                        row.plan.source_display_name.clone().unwrap_or_else(|| row.plan.source_id.to_string()),
+                        row.plan.reason
+                    );
+                }
+                println!("{} objects", rows.len());
+            }
+        }
+        JobCommand::Deletions(command) => match command {
+            DeletionsCommand::List { tenant, job, database, json } => {
+                let (directory, store) = crate::store::directory(&database.database).await?;
+                let tenant = directory.find_tenant(&tenant).await?.with_context(|| format!("no tenant '{tenant}'"))?;
+                let items = tenantsync_engine::cycle::staged(store.as_ref(), tenant.id, &job).await?;
+                if json {
+                    let values: Vec<_> = items
+                        .iter()
+                        .map(|item| json!({"objectId": item.source_id.to_string(), "targetObjectId": item.target_id.to_string(), "displayName": item.display_name, "action": item.action, "reason": item.reason, "guard": item.guard}))
+                        .collect();
+                    println!("{}", json!({"value": values}));
+                } else {
+                    for item in &items {
+                        println!(
+                            "{}  {:<8} {:<28} {}",
+                            item.source_id,
+                            item.action,
+                            item.display_name.clone().unwrap_or_default(),
+                            item.guard.clone().unwrap_or_default()
+                        );
+                    }
+                    println!("{} held", items.len());
+                }
+            }
+            DeletionsCommand::Approve { tenant, job, object: id, database, json } => {
+                let (directory, _) = crate::store::directory(&database.database).await?;
+                let tenant = directory.find_tenant(&tenant).await?.with_context(|| format!("no tenant '{tenant}'"))?;
+                let runner = SyncRunner::new(directory.clone(), Arc::new(SystemClock), None);
+                let n = runner.approve_staged(tenant.id, &job, object(id)?).await?;
+                if json { println!("{}", json!({"approved": n})) } else { println!("approved {n}") }
+            }
+            DeletionsCommand::Reject { tenant, job, object: id, database, json } => {
+                let (directory, store) = crate::store::directory(&database.database).await?;
+                let tenant = directory.find_tenant(&tenant).await?.with_context(|| format!("no tenant '{tenant}'"))?;
+                let clock: &dyn Clock = &SystemClock;
+                let n = tenantsync_engine::cycle::reject_staged(store.as_ref(), clock, tenant.id, &job, object(id)?)
+                    .await?;
+                if json { println!("{}", json!({"rejected": n})) } else { println!("rejected {n}") }
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
