@@ -2,7 +2,7 @@
 //! service principal; `servicePrincipals/{id}/appRoleAssignedTo` assigns users and groups (the "assigned" scope);
 //! deleting the service principal or the application deletes the configuration (synced users stay).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -14,7 +14,7 @@ use tenantsync_model::{AppRole, DirectoryObject, ObjectId};
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Caller;
-use crate::extract::GraphJson;
+use crate::extract::{GraphJson, GraphPath};
 use crate::{ApiError, AppState};
 
 const READ: &[AppRole] = &[
@@ -88,7 +88,7 @@ fn assignment_json(assignment: &Assignment, resource: &ServicePrincipal) -> Valu
     })
 }
 
-async fn get_template(caller: Caller, Path(template): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_template(caller: Caller, GraphPath(template): GraphPath<String>) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     if !template.eq_ignore_ascii_case(CTS_APPLICATION_TEMPLATE) {
         return Err(ApiError::NotFound(template));
@@ -106,7 +106,7 @@ async fn get_template(caller: Caller, Path(template): Path<String>) -> Result<Js
 async fn instantiate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(template): Path<String>,
+    GraphPath(template): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<Response, ApiError> {
     caller.require(WRITE)?;
@@ -135,7 +135,7 @@ async fn list_applications(State(state): State<AppState>, caller: Caller) -> Res
 async fn get_application(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     Ok(Json(application_json(&state.admin(&caller).get_application(caller.tenant, &id).await?)))
@@ -144,7 +144,7 @@ async fn get_application(
 async fn delete_application(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     for job_id in state.admin(&caller).delete_application(caller.tenant, &id).await? {
@@ -162,7 +162,7 @@ async fn list_service_principals(State(state): State<AppState>, caller: Caller) 
 async fn get_service_principal(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     Ok(Json(service_principal_json(&state.admin(&caller).get_service_principal(caller.tenant, &id).await?)))
@@ -171,7 +171,7 @@ async fn get_service_principal(
 async fn delete_service_principal(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     for job_id in state.admin(&caller).delete_service_principal(caller.tenant, &id).await? {
@@ -183,7 +183,7 @@ async fn delete_service_principal(
 async fn list_assignments(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let principal = state.admin(&caller).get_service_principal(caller.tenant, &id).await?;
@@ -196,7 +196,7 @@ async fn list_assignments(
 async fn assign(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<Response, ApiError> {
     caller.require(WRITE)?;
@@ -224,7 +224,7 @@ async fn assign(
 async fn unassign(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, assignment)): Path<(String, String)>,
+    GraphPath((id, assignment)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).unassign(caller.tenant, &id, &assignment).await?;

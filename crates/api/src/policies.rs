@@ -2,7 +2,7 @@
 //! target's inbound entry for a source (`identitySynchronization.userSyncInbound.isSyncAllowed` with
 //! `automaticUserConsentSettings.inboundAllowed`) is its consent to receive synced users.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +13,7 @@ use tenantsync_engine::policy::{ConsentSettings, IdentitySynchronization, Partne
 use tenantsync_model::AppRole;
 
 use crate::auth::Caller;
-use crate::extract::{BaseUrl, GraphJson};
+use crate::extract::{BaseUrl, GraphJson, GraphPath};
 use crate::{ApiError, AppState};
 
 const READ: &[AppRole] = &[AppRole::PolicyReadAll, AppRole::PolicyReadWriteCrossTenantAccess];
@@ -165,7 +165,7 @@ async fn create_partner(
 async fn get_partner(
     State(state): State<AppState>,
     caller: Caller,
-    Path(partner): Path<String>,
+    GraphPath(partner): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     Ok(Json(partner_json(&state.admin(&caller).get_partner(caller.tenant, &partner).await?)))
@@ -174,7 +174,7 @@ async fn get_partner(
 async fn update_partner(
     State(state): State<AppState>,
     caller: Caller,
-    Path(partner): Path<String>,
+    GraphPath(partner): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
@@ -193,7 +193,7 @@ async fn update_partner(
 async fn delete_partner(
     State(state): State<AppState>,
     caller: Caller,
-    Path(partner): Path<String>,
+    GraphPath(partner): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).delete_partner(caller.tenant, &partner).await?;
@@ -215,7 +215,7 @@ fn identity_sync_json(partner: &Partner) -> Result<Value, ApiError> {
 async fn get_identity_sync(
     State(state): State<AppState>,
     caller: Caller,
-    Path(partner): Path<String>,
+    GraphPath(partner): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     Ok(Json(identity_sync_json(&state.admin(&caller).get_partner(caller.tenant, &partner).await?)?))
@@ -257,7 +257,7 @@ fn identity_sync_from(
 async fn put_identity_sync(
     State(state): State<AppState>,
     caller: Caller,
-    Path(partner): Path<String>,
+    GraphPath(partner): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
@@ -270,7 +270,7 @@ async fn put_identity_sync(
 async fn patch_identity_sync(
     State(state): State<AppState>,
     caller: Caller,
-    Path(partner): Path<String>,
+    GraphPath(partner): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
@@ -288,7 +288,7 @@ async fn patch_identity_sync(
 async fn delete_identity_sync(
     State(state): State<AppState>,
     caller: Caller,
-    Path(partner): Path<String>,
+    GraphPath(partner): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).delete_identity_sync(caller.tenant, &partner).await?;

@@ -2,7 +2,7 @@
 //! delete), the schema (GET/PUT, `parseExpression`), `provisionOnDemand`, `validateCredentials` and
 //! `objectConnections` — the same paths and bodies as Microsoft Graph, so Entra admin scripts work unchanged.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,7 +20,7 @@ use tenantsync_model::{AppRole, ObjectId, TenantId};
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Caller;
-use crate::extract::GraphJson;
+use crate::extract::{GraphJson, GraphPath};
 use crate::{ApiError, AppState};
 
 const READ: &[AppRole] = &[
@@ -132,7 +132,7 @@ pub(crate) fn job_json(config: &JobConfig, state: &JobState) -> Value {
 async fn templates(
     State(state): State<AppState>,
     caller: Caller,
-    Path(sp): Path<String>,
+    GraphPath(sp): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let principal = state.admin(&caller).get_service_principal(caller.tenant, &sp).await?;
@@ -173,7 +173,7 @@ fn secrets_from(body: &Value) -> Result<Vec<Secret>, ApiError> {
 async fn get_secrets(
     State(state): State<AppState>,
     caller: Caller,
-    Path(sp): Path<String>,
+    GraphPath(sp): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let secrets = state.admin(&caller).secrets(caller.tenant, &sp).await?;
@@ -183,7 +183,7 @@ async fn get_secrets(
 async fn put_secrets(
     State(state): State<AppState>,
     caller: Caller,
-    Path(sp): Path<String>,
+    GraphPath(sp): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
@@ -203,7 +203,7 @@ fn policy_check_failure(message: &str) -> ApiError {
 async fn validate_credentials(
     State(state): State<AppState>,
     caller: Caller,
-    Path(sp): Path<String>,
+    GraphPath(sp): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
@@ -252,7 +252,7 @@ async fn validate_credentials(
 async fn list_jobs(
     State(state): State<AppState>,
     caller: Caller,
-    Path(sp): Path<String>,
+    GraphPath(sp): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let jobs = state.admin(&caller).list_jobs(caller.tenant, &sp).await?;
@@ -262,7 +262,7 @@ async fn list_jobs(
 async fn create_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path(sp): Path<String>,
+    GraphPath(sp): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<Response, ApiError> {
     caller.require(WRITE)?;
@@ -279,7 +279,7 @@ async fn create_job(
 async fn get_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let (config, job_state) = state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
@@ -289,7 +289,7 @@ async fn get_job(
 async fn delete_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).delete_job(caller.tenant, &sp, &job).await?;
@@ -300,7 +300,7 @@ async fn delete_job(
 async fn start_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).start_job(caller.tenant, &sp, &job).await?;
@@ -311,7 +311,7 @@ async fn start_job(
 async fn pause_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).pause_job(caller.tenant, &sp, &job).await?;
@@ -321,7 +321,7 @@ async fn pause_job(
 async fn restart_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
@@ -355,7 +355,7 @@ async fn restart_job(
 async fn get_schema(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let (config, _) = state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
@@ -365,7 +365,7 @@ async fn get_schema(
 async fn put_schema(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
@@ -378,7 +378,7 @@ async fn put_schema(
 async fn parse_expression(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
     GraphJson(body): GraphJson,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
@@ -466,7 +466,7 @@ fn run_error(err: RunError) -> ApiError {
 async fn provision_on_demand(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
     GraphJson(body): GraphJson,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(WRITE)?;
@@ -547,7 +547,7 @@ fn connection_id(segment: &str) -> Result<&str, ApiError> {
 async fn get_object_connection(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job, segment)): Path<(String, String, String)>,
+    GraphPath((sp, job, segment)): GraphPath<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let object_id = connection_id(&segment)?;
@@ -564,7 +564,7 @@ async fn get_object_connection(
 async fn delete_object_connection(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job, segment)): Path<(String, String, String)>,
+    GraphPath((sp, job, segment)): GraphPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     let object_id = connection_id(&segment)?;
@@ -591,7 +591,7 @@ fn csv_field(text: &str) -> String {
 async fn dry_run(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
     query: crate::extract::ODataQuery,
     headers: axum::http::HeaderMap,
     crate::extract::BaseUrl(base): crate::extract::BaseUrl,
@@ -665,7 +665,7 @@ async fn dry_run(
 async fn list_staged(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
@@ -736,7 +736,7 @@ async fn reject(
 async fn approve_all(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     approve(&state, &caller, &sp, &job, None).await
 }
@@ -744,7 +744,7 @@ async fn approve_all(
 async fn reject_all(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job)): Path<(String, String)>,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     reject(&state, &caller, &sp, &job, None).await
 }
@@ -752,7 +752,7 @@ async fn reject_all(
 async fn approve_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job, object)): Path<(String, String, String)>,
+    GraphPath((sp, job, object)): GraphPath<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     approve(&state, &caller, &sp, &job, Some(object_of(&object)?)).await
 }
@@ -760,7 +760,7 @@ async fn approve_one(
 async fn reject_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path((sp, job, object)): Path<(String, String, String)>,
+    GraphPath((sp, job, object)): GraphPath<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     reject(&state, &caller, &sp, &job, Some(object_of(&object)?)).await
 }
