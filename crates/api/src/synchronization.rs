@@ -49,6 +49,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(&format!("{base}/jobs/{{job}}/schema/parseExpression"), post(parse_expression))
         .route(&format!("{base}/jobs/{{job}}/provisionOnDemand"), post(provision_on_demand))
         .route(&format!("{base}/jobs/{{job}}/plan"), post(dry_run))
+        .route(&format!("{base}/jobs/{{job}}/deadLetters"), get(list_dead_letters))
+        .route(&format!("{base}/jobs/{{job}}/deadLetters/retry"), post(retry_all_dead_letters))
+        .route(&format!("{base}/jobs/{{job}}/deadLetters/drop"), post(drop_all_dead_letters))
+        .route(&format!("{base}/jobs/{{job}}/deadLetters/{{object}}/retry"), post(retry_dead_letter))
+        .route(&format!("{base}/jobs/{{job}}/deadLetters/{{object}}/drop"), post(drop_dead_letter))
         .route(&format!("{base}/jobs/{{job}}/stagedDeletions"), get(list_staged))
         .route(&format!("{base}/jobs/{{job}}/stagedDeletions/approve"), post(approve_all))
         .route(&format!("{base}/jobs/{{job}}/stagedDeletions/reject"), post(reject_all))
@@ -95,9 +100,20 @@ fn execution_json(execution: Option<&Execution>) -> Value {
 pub(crate) fn job_json(config: &JobConfig, state: &JobState) -> Value {
     let code = match config.schedule_state {
         ScheduleState::Disabled | ScheduleState::Paused => "Paused",
+        ScheduleState::Active if state.quarantine.is_some() => "Quarantine",
         ScheduleState::Active if state.last_execution.is_none() => "NotRun",
         ScheduleState::Active => "Active",
     };
+    let quarantine = state.quarantine.as_ref().map(|quarantine| {
+        json!({
+            "currentBegan": timestamp(Some(quarantine.current_began)),
+            "nextAttempt": timestamp(Some(quarantine.next_attempt)),
+            "reason": quarantine.reason,
+            "seriesBegan": timestamp(Some(quarantine.series_began)),
+            "seriesCount": quarantine.series_count,
+            "error": {"code": quarantine.error_code, "message": quarantine.error_message, "tenantActionable": true},
+        })
+    });
     let schedule_state = match config.schedule_state {
         ScheduleState::Active => "Active",
         ScheduleState::Disabled => "Disabled",
@@ -115,7 +131,7 @@ pub(crate) fn job_json(config: &JobConfig, state: &JobState) -> Value {
             "lastSuccessfulExecution": execution_json(state.last_successful_execution.as_ref()),
             "lastSuccessfulExecutionWithExports": execution_json(state.last_successful_execution_with_exports.as_ref()),
             "progress": [],
-            "quarantine": null,
+            "quarantine": quarantine,
             "steadyStateFirstAchievedTime": timestamp(state.steady_state_first_achieved),
             "steadyStateLastAchievedTime": timestamp(state.steady_state_last_achieved),
             "synchronizedEntryCountByType": [{"key": "user to User", "value": state.synchronized_users}],
@@ -763,4 +779,78 @@ async fn reject_one(
     GraphPath((sp, job, object)): GraphPath<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     reject(&state, &caller, &sp, &job, Some(object_of(&object)?)).await
+}
+
+/// `GET …/jobs/{id}/deadLetters`: objects whose retries are exhausted, with their last error.
+async fn list_dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    let letters = state.admin(&caller).dead_letters(caller.tenant, &sp, &job).await?;
+    let values: Vec<Value> = letters
+        .iter()
+        .map(|letter| {
+            json!({
+                "objectId": letter.source_id.to_string(),
+                "attempts": letter.attempts,
+                "errorCode": letter.error_code,
+                "lastError": letter.last_error,
+                "lastAttemptDateTime": letter.last_attempt.format(&Rfc3339).ok(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"value": values})))
+}
+
+async fn resolve_dead_letters(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+    object: Option<ObjectId>,
+    retry: bool,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WRITE)?;
+    let n = state.admin(caller).resolve_dead_letters(caller.tenant, sp, job, object, retry).await?;
+    if object.is_some() && n == 0 {
+        return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
+    }
+    if retry {
+        state.runner.trigger(job);
+    }
+    Ok(Json(json!({ if retry { "retried" } else { "dropped" }: n })))
+}
+
+async fn retry_all_dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    resolve_dead_letters(&state, &caller, &sp, &job, None, true).await
+}
+
+async fn drop_all_dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath((sp, job)): GraphPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    resolve_dead_letters(&state, &caller, &sp, &job, None, false).await
+}
+
+async fn retry_dead_letter(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath((sp, job, object)): GraphPath<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    resolve_dead_letters(&state, &caller, &sp, &job, Some(object_of(&object)?), true).await
+}
+
+async fn drop_dead_letter(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath((sp, job, object)): GraphPath<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    resolve_dead_letters(&state, &caller, &sp, &job, Some(object_of(&object)?), false).await
 }

@@ -209,6 +209,10 @@ impl TargetDirectory for LocalTarget {
         format!("{local}#EXT#@{}", self.initial_domain)
     }
 
+    async fn ready(&self) -> Result<(), PeerError> {
+        self.check_consent().await
+    }
+
     async fn get_user(&self, id: ObjectId) -> Result<Option<TargetUser>, PeerError> {
         Ok(self.directory.user_state(self.tenant, id).await.map_err(peer_error)?.map(target_user))
     }

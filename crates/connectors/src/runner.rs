@@ -319,6 +319,36 @@ impl SyncRunner {
         Ok(tenantsync_engine::cycle::approve_staged(&env, source_id).await?)
     }
 
+    /// Tells the job's webhook (secret `QuarantineWebhookUrl`), if any, that it entered or left quarantine.
+    async fn notify_quarantine(
+        &self,
+        source_tenant: TenantId,
+        job_id: &str,
+        entered: bool,
+        quarantine: &tenantsync_engine::job::Quarantine,
+    ) {
+        let url = async {
+            let mut tx = self.directory.store().begin(source_tenant, TxMode::Read).await.ok()?;
+            let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id).await.ok()??;
+            let secrets = job::secrets(tx.as_mut(), &config.service_principal_id).await.ok()?;
+            JobSettings::from_secrets(&secrets).failures.webhook_url
+        }
+        .await;
+        let Some(url) = url else { return };
+        let body = serde_json::json!({
+            "event": if entered { "quarantineEntered" } else { "quarantineLeft" },
+            "tenantId": source_tenant.to_string(),
+            "jobId": job_id,
+            "reason": quarantine.reason,
+            "seriesCount": quarantine.series_count,
+            "error": {"code": quarantine.error_code, "message": quarantine.error_message},
+        });
+        let result = reqwest::Client::new().post(&url).json(&body).timeout(Duration::from_secs(10)).send().await;
+        if let Err(err) = result.and_then(|response| response.error_for_status()) {
+            tracing::warn!(job_id, error = %err, "the quarantine webhook could not be notified");
+        }
+    }
+
     /// The clock the runner's cycles read.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -351,7 +381,21 @@ async fn job_task(
         let result = runner.run_once(source_tenant, &job_id, force_full).await;
         runner.cycle_ended();
         match result {
-            Ok(_) => failures = 0,
+            Ok(report) => {
+                failures = 0;
+                // Escrow retries and quarantine attempts fall due by themselves: wake the job then.
+                if let Some(after) = report.retry_after {
+                    let delay = Duration::from_millis(after.whole_milliseconds().clamp(0, 24 * 3600 * 1000) as u64);
+                    let notify = notify.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        notify.notify_one();
+                    });
+                }
+                if let Some((entered, quarantine)) = report.quarantine_change {
+                    runner.notify_quarantine(source_tenant, &job_id, entered, &quarantine).await;
+                }
+            }
             Err(RunError::Engine(EngineError::Superseded)) => notify.notify_one(),
             Err(RunError::Engine(EngineError::JobNotFound(_))) => {
                 runner.forget(&job_id);

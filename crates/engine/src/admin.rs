@@ -548,18 +548,73 @@ impl Admin<'_> {
         Ok(config)
     }
 
-    /// `start`: the job becomes Active and resumes from its saved progress.
+    /// `start`: the job becomes Active and resumes from its saved progress; a quarantine ends (as in Entra).
     pub async fn start_job(
         &self,
         tenant: TenantId,
         service_principal: &str,
         job_id: &str,
     ) -> Result<JobConfig, AdminError> {
+        self.get_job(tenant, service_principal, job_id).await?;
+        self.clear_quarantine(tenant, job_id).await?;
         self.edit_job(tenant, service_principal, job_id, "Enable/start provisioning configuration", |config, _| {
             config.schedule_state = ScheduleState::Active;
             Ok(())
         })
         .await
+    }
+
+    async fn clear_quarantine(&self, tenant: TenantId, job_id: &str) -> Result<(), AdminError> {
+        let mut tx = self.write_tx(tenant).await?;
+        if let Some(mut state) = job::read::<JobState>(tx.as_mut(), JOB_STATES, job_id).await?
+            && state.quarantine.take().is_some()
+        {
+            write_doc(tx.as_mut(), JOB_STATES, job_id, &state, self.now()).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// The dead letters of a job: objects whose retries are exhausted.
+    pub async fn dead_letters(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+    ) -> Result<Vec<crate::job::Escrow>, AdminError> {
+        self.get_job(tenant, service_principal, job_id).await?;
+        let mut tx = self.read_tx(tenant).await?;
+        Ok(job::read_all(tx.as_mut(), &crate::job::dead_letters_collection(job_id)).await?)
+    }
+
+    /// Retries dead letters (`object` None: all) on the next cycle, with a fresh count of attempts; or drops them.
+    /// Returns how many were affected.
+    pub async fn resolve_dead_letters(
+        &self,
+        tenant: TenantId,
+        service_principal: &str,
+        job_id: &str,
+        object: Option<ObjectId>,
+        retry: bool,
+    ) -> Result<usize, AdminError> {
+        self.get_job(tenant, service_principal, job_id).await?;
+        let collection = crate::job::dead_letters_collection(job_id);
+        let mut tx = self.write_tx(tenant).await?;
+        let letters: Vec<crate::job::Escrow> = job::read_all(tx.as_mut(), &collection).await?;
+        let chosen: Vec<_> =
+            letters.into_iter().filter(|letter| object.is_none_or(|id| id == letter.source_id)).collect();
+        for letter in &chosen {
+            let key = letter.source_id.to_string();
+            tx.delete_doc(&collection, &key).await?;
+            if retry {
+                let escrow = crate::job::Escrow { attempts: 0, next_attempt: None, ..letter.clone() };
+                write_doc(tx.as_mut(), &escrows_collection(job_id), &key, &escrow, self.now()).await?;
+            }
+        }
+        let activity = if retry { "Retry dead-lettered objects" } else { "Drop dead-lettered objects" };
+        self.audit(tx.as_mut(), activity, "Update", ("SynchronizationJob", job_id)).await?;
+        tx.commit().await?;
+        Ok(chosen.len())
     }
 
     /// `pause`: no further writes; progress is kept, a running cycle stops at its next page.
@@ -623,6 +678,9 @@ impl Admin<'_> {
         state.phase = Phase::FullPending;
         if clear_links {
             state.synchronized_users = 0;
+        }
+        if scopes.is_empty() || scopes.iter().any(|scope| scope == "QuarantineState" || scope == "Full") {
+            state.quarantine = None;
         }
         if scopes.iter().any(|scope| scope == "ForceDeletes" || scope == "Full") {
             // The administrator accepts the source as it is now: the integrity guard starts from the next full read.

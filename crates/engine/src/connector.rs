@@ -122,6 +122,11 @@ impl Anchor {
 pub trait TargetDirectory: Send + Sync {
     /// The userPrincipalName a B2B user of `source_upn` gets in this directory.
     fn external_upn(&self, source_upn: &str) -> String;
+    /// Whether writes would be accepted now (consent, credentials); objects escrowed because they were not are
+    /// retried as soon as this succeeds, without waiting for their backoff.
+    async fn ready(&self) -> Result<(), PeerError> {
+        Ok(())
+    }
     async fn get_user(&self, id: ObjectId) -> Result<Option<TargetUser>, PeerError>;
     /// Many users at once; the default asks one by one.
     async fn get_users(&self, ids: &[ObjectId]) -> Result<Vec<Option<TargetUser>>, PeerError> {

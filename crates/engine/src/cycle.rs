@@ -44,7 +44,7 @@ pub enum EngineError {
 }
 
 /// What a cycle did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CycleReport {
     pub cycle_id: String,
     pub full: bool,
@@ -58,6 +58,24 @@ pub struct CycleReport {
     pub n_references: u64,
     /// The job was not active: nothing ran.
     pub not_active: bool,
+    /// The job is in quarantine and its next attempt is not due: nothing ran.
+    pub quarantined: bool,
+    /// When the job wants to run again by itself (an escrow retry or a quarantine attempt falls due).
+    pub retry_after: Option<time::Duration>,
+    /// The job entered (true) or left (false) quarantine in this cycle, with the quarantine's details.
+    pub quarantine_change: Option<(bool, crate::job::Quarantine)>,
+    /// The error code of the cycle's last failure.
+    pub last_error_code: Option<String>,
+}
+
+/// The delay before retry number `attempts` of `source_id`: exponential from `base_seconds`, capped at 6 hours,
+/// plus up to a quarter of jitter derived from the object and the attempt (so it is reproducible on a fake clock).
+pub fn escrow_delay(source_id: ObjectId, attempts: u32, base_seconds: i64) -> time::Duration {
+    let exponential = base_seconds.saturating_mul(1_i64 << attempts.saturating_sub(1).min(20)).min(6 * 3600);
+    let bytes = source_id.as_uuid().as_bytes();
+    let seed = u64::from(bytes[15]) ^ (u64::from(bytes[14]) << 8) ^ u64::from(attempts).wrapping_mul(0x9E37_79B9);
+    let jitter = exponential * (seed % 250) as i64 / 1000;
+    time::Duration::seconds(exponential + jitter)
 }
 
 /// Everything a cycle works with.
@@ -299,6 +317,7 @@ async fn apply(
                 last_error: reason.clone(),
                 error_code: code.clone(),
                 last_attempt: env.clock.now(),
+                next_attempt: None,
             };
             Applied {
                 plan,
@@ -349,6 +368,7 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
         target_system: "Microsoft Entra ID (target tenant)",
     };
     let mut state = job.state.clone();
+    let began_quarantine = state.quarantine.clone();
     if state.generation != job.config.generation {
         state = JobState { generation: job.config.generation, phase: Phase::FullPending, ..state };
     }
@@ -359,16 +379,37 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
     let mut created: Vec<ObjectId> = Vec::new();
     let mut suspect: Option<String> = None;
 
-    // Escrowed objects are retried first, whatever the phase.
-    let escrows: Vec<Escrow> = {
+    // Quarantine: a quarantined job runs only when its next attempt is due.
+    if let Some(quarantine) = &state.quarantine
+        && began < quarantine.next_attempt
+    {
+        report.quarantined = true;
+        report.retry_after = Some(quarantine.next_attempt - began);
+        return Ok(report);
+    }
+
+    // Escrowed objects are retried first, whatever the phase, once their backoff has passed.
+    let all_escrows: Vec<Escrow> = {
         let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
         job::read_all(tx.as_mut(), &escrows_collection(env.job_id)).await?
     };
+    // Objects refused for want of consent go as soon as the target accepts writes again.
+    let consent_code = PeerError::ConsentDenied(String::new()).code();
+    let consent_back =
+        all_escrows.iter().any(|escrow| escrow.error_code == consent_code) && env.target.ready().await.is_ok();
+    let (escrows, waiting): (Vec<Escrow>, Vec<Escrow>) = all_escrows.into_iter().partition(|escrow| {
+        escrow.next_attempt.is_none_or(|at| at <= began) || (consent_back && escrow.error_code == consent_code)
+    });
+    let next_retry = waiting.iter().filter_map(|escrow| escrow.next_attempt).min();
+    // Every escrow, due or not: a failure counts its attempts on, a success clears it.
+    let escrow_index: HashMap<ObjectId, Escrow> =
+        escrows.iter().chain(waiting.iter()).map(|escrow| (escrow.source_id, escrow.clone())).collect();
     if !escrows.is_empty() {
         let ids: Vec<ObjectId> = escrows.iter().map(|escrow| escrow.source_id).collect();
         let users = fetch_users(env, &ids).await?;
         let record =
-            process_page(env, &job, &log_ctx, users, &escrows, &mut report, &mut manager_work, &mut created).await?;
+            process_page(env, &job, &log_ctx, users, &escrow_index, &mut report, &mut manager_work, &mut created)
+                .await?;
         let phase = state.phase;
         commit_page(env, &job, &mut state, record, phase).await?;
     }
@@ -381,6 +422,8 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
                 _ => {
                     let snapshot = env.source.position().await.map_err(EngineError::Source)?;
                     refresh_assigned(env, &mut job).await?;
+                    // A new pass counts its own users in scope, for the integrity guard to compare with the last one.
+                    state.full_scope_seen = 0;
                     (snapshot, None)
                 }
             };
@@ -389,8 +432,17 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
                 let n_page = users.len();
                 let last = users.last().map(|user| user.id);
                 let pairs = users.into_iter().map(|user| (user.id, Some(user))).collect();
-                let record =
-                    process_page(env, &job, &log_ctx, pairs, &[], &mut report, &mut manager_work, &mut created).await?;
+                let record = process_page(
+                    env,
+                    &job,
+                    &log_ctx,
+                    pairs,
+                    &escrow_index,
+                    &mut report,
+                    &mut manager_work,
+                    &mut created,
+                )
+                .await?;
                 after = last.or(after);
                 commit_page(env, &job, &mut state, record, Phase::Full { snapshot, after }).await?;
                 if n_page < PAGE_SIZE as usize {
@@ -416,7 +468,7 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
                     &job,
                     &log_ctx,
                     chunk.to_vec(),
-                    &[],
+                    &escrow_index,
                     &mut report,
                     &mut manager_work,
                     &mut created,
@@ -447,7 +499,8 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
         }
         let users = fetch_users(env, &page.user_ids).await?;
         let record =
-            process_page(env, &job, &log_ctx, users, &[], &mut report, &mut manager_work, &mut created).await?;
+            process_page(env, &job, &log_ctx, users, &escrow_index, &mut report, &mut manager_work, &mut created)
+                .await?;
         commit_page(env, &job, &mut state, record, Phase::Incremental { watermark: page.next }).await?;
         if !page.more {
             break;
@@ -459,6 +512,50 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
 
     // Deprovisioning, last, through the guards.
     finish_deprovisioning(env, &job, &log_ctx, &mut state, suspect.as_deref(), &mut report).await?;
+
+    // Quarantine: failures that dominate a cycle quarantine the job; a cycle whose writes succeed again ends it.
+    let attempted = report.n_created
+        + report.n_updated
+        + report.n_disabled
+        + report.n_deleted
+        + report.n_failed
+        + report.n_references;
+    let policy = &job.settings.failures;
+    let dominated = report.n_failed >= policy.quarantine_min_failures
+        && report.n_failed as f64 > policy.quarantine_failure_ratio * attempted.max(1) as f64;
+    let now = env.clock.now();
+    if dominated {
+        let series = state.quarantine.as_ref().map_or(0, |quarantine| quarantine.series_count) + 1;
+        let delay = policy.quarantine_retry_seconds.saturating_mul(1_i64 << (series - 1).min(20)).min(24 * 3600);
+        let quarantine = crate::job::Quarantine {
+            reason: "EncounteredEscrowProportionThreshold".to_owned(),
+            current_began: state.quarantine.as_ref().map_or(now, |quarantine| quarantine.current_began),
+            series_began: state.quarantine.as_ref().map_or(now, |quarantine| quarantine.series_began),
+            series_count: series,
+            next_attempt: now + time::Duration::seconds(delay),
+            error_code: report.last_error_code.clone().unwrap_or_else(|| "Unknown".to_owned()),
+            error_message: format!("{} of {} exports failed in cycle {}", report.n_failed, attempted, report.cycle_id),
+        };
+        if began_quarantine.is_none() {
+            tracing::error!(
+                job_id = env.job_id,
+                n_failed = report.n_failed,
+                attempted,
+                "sync job quarantined: failures dominate"
+            );
+            report.quarantine_change = Some((true, quarantine.clone()));
+        }
+        report.retry_after = Some(time::Duration::seconds(delay));
+        state.quarantine = Some(quarantine);
+    } else if let Some(previous) = state.quarantine.take() {
+        tracing::info!(job_id = env.job_id, "sync job left quarantine: writes succeed again");
+        report.quarantine_change = Some((false, previous));
+    }
+    if report.retry_after.is_none()
+        && let Some(at) = next_retry
+    {
+        report.retry_after = Some((at - now).max(time::Duration::ZERO));
+    }
 
     let ended = env.clock.now();
     let execution = Execution {
@@ -548,7 +645,10 @@ pub(crate) async fn observe_page(
 
 fn count(report: &mut CycleReport, applied: &Applied) {
     match (&applied.status, applied.plan.action) {
-        (Status::Failure { .. }, _) => report.n_failed += 1,
+        (Status::Failure { code, .. }, _) => {
+            report.n_failed += 1;
+            report.last_error_code = Some(code.clone());
+        }
         (_, PlannedAction::Create) => report.n_created += 1,
         (_, PlannedAction::Update | PlannedAction::Restore) => report.n_updated += 1,
         (_, PlannedAction::Disable) => report.n_disabled += 1,
@@ -563,7 +663,7 @@ async fn process_page(
     job: &LoadedJob,
     log_ctx: &LogContext<'_>,
     users: Vec<(ObjectId, Option<SourceUser>)>,
-    escrows: &[Escrow],
+    escrow_index: &HashMap<ObjectId, Escrow>,
     report: &mut CycleReport,
     manager_work: &mut Vec<(ObjectId, ObjectId)>,
     created: &mut Vec<ObjectId>,
@@ -583,7 +683,7 @@ async fn process_page(
             }
         }
     }
-    let escrow_of: HashMap<ObjectId, &Escrow> = escrows.iter().map(|escrow| (escrow.source_id, escrow)).collect();
+    let escrow_of: HashMap<ObjectId, &Escrow> = escrow_index.iter().map(|(id, escrow)| (*id, escrow)).collect();
     let mut items = Vec::with_capacity(users.len());
     for (source_id, source) in users {
         report.n_evaluated += 1;
@@ -630,6 +730,7 @@ async fn process_page(
                     last_error: err.to_string(),
                     error_code: err.code().to_owned(),
                     last_attempt: env.clock.now(),
+                    next_attempt: None,
                 });
                 continue;
             }
@@ -693,6 +794,7 @@ async fn process_page(
                         last_error: err.to_string(),
                         error_code: err.code().to_owned(),
                         last_attempt: env.clock.now(),
+                        next_attempt: None,
                     };
                     Applied {
                         plan,
@@ -785,12 +887,33 @@ async fn commit_page(
         }
         job::write(tx.as_mut(), &connections, &key, connection, now).await?;
     }
+    let dead_letters = crate::job::dead_letters_collection(env.job_id);
     for source_id in &record.escrows_cleared {
         tx.delete_doc(&escrows, &source_id.to_string()).await?;
+        tx.delete_doc(&dead_letters, &source_id.to_string()).await?;
     }
+    let policy = &job.settings.failures;
     for escrow in &record.escrows_set {
         state.total_failures += 1;
-        job::write(tx.as_mut(), &escrows, &escrow.source_id.to_string(), escrow, now).await?;
+        let key = escrow.source_id.to_string();
+        if escrow.attempts >= policy.escrow_max_attempts {
+            // Retries are exhausted: the object waits for an administrator (retry or drop) or its next change.
+            tx.delete_doc(&escrows, &key).await?;
+            job::write(tx.as_mut(), &dead_letters, &key, &Escrow { next_attempt: None, ..escrow.clone() }, now).await?;
+            tracing::warn!(job_id = env.job_id, source_id = %escrow.source_id, attempts = escrow.attempts, error = %escrow.last_error, "object moved to the dead-letter list");
+        } else {
+            let next_attempt = escrow
+                .next_attempt
+                .unwrap_or(now + escrow_delay(escrow.source_id, escrow.attempts, policy.escrow_backoff_seconds));
+            job::write(
+                tx.as_mut(),
+                &escrows,
+                &key,
+                &Escrow { next_attempt: Some(next_attempt), ..escrow.clone() },
+                now,
+            )
+            .await?;
+        }
     }
     for log in &record.logs {
         if log.status == "success" && log.action != "other" {
@@ -1075,6 +1198,7 @@ async fn apply_deprovisions(
                     last_error: err.to_string(),
                     error_code: err.code().to_owned(),
                     last_attempt: env.clock.now(),
+                    next_attempt: None,
                 });
                 Status::Failure { code: err.code().to_owned(), reason: err.to_string() }
             }
@@ -1144,6 +1268,8 @@ async fn finish_deprovisioning(
                 let applied = apply_deprovisions(env, log_ctx, &pending, report).await?;
                 state.recent_deprovisions.extend(std::iter::repeat_n(now, pending.len()));
                 record = applied;
+                // Deprovisionings held by an earlier run and decided again under the limit are no longer held.
+                record.unstage.extend(pending.iter().map(|item| item.source_id));
             }
         }
     }

@@ -144,6 +144,8 @@ pub struct JobState {
     /// Deprovisionings held for an administrator.
     #[serde(default)]
     pub staged_deletions: u64,
+    #[serde(default)]
+    pub quarantine: Option<Quarantine>,
     /// Totals since the job was created.
     #[serde(default)]
     pub total_exports: u64,
@@ -167,6 +169,7 @@ impl JobState {
             last_full_scope: None,
             full_scope_seen: 0,
             staged_deletions: 0,
+            quarantine: None,
             total_exports: 0,
             total_failures: 0,
         }
@@ -183,6 +186,32 @@ pub struct Escrow {
     pub error_code: String,
     #[serde(with = "time::serde::rfc3339")]
     pub last_attempt: OffsetDateTime,
+    /// Not retried before this time (exponential backoff with jitter).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt: Option<OffsetDateTime>,
+}
+
+/// The collection of a job's dead letters: objects that failed `EscrowMaxAttempts` times (key: source object id).
+pub fn dead_letters_collection(job_id: &str) -> String {
+    format!("syncDeadLetter:{job_id}")
+}
+
+/// A job in quarantine: its failures dominate, so it runs less often until writes succeed again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quarantine {
+    /// Graph's `quarantineReason`, e.g. `EncounteredEscrowProportionThreshold`.
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub current_began: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub series_began: OffsetDateTime,
+    pub series_count: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt: OffsetDateTime,
+    /// The most frequent error of the cycle that quarantined the job.
+    pub error_code: String,
+    pub error_message: String,
 }
 
 /// An `appRoleAssignment` to a configuration's service principal.

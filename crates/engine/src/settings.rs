@@ -11,7 +11,7 @@ pub struct Secret {
 }
 
 /// What the engine reads from the secrets.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct JobSettings {
     /// `CompanyId`: the target tenant.
     pub target_tenant: Option<TenantId>,
@@ -21,6 +21,40 @@ pub struct JobSettings {
     pub expand_nested_groups: bool,
     /// The deletion guard, from `SyncNotificationSettings`.
     pub delete_guard: DeleteGuard,
+    /// Retries and quarantine.
+    pub failures: FailurePolicy,
+}
+
+/// How failed exports are retried and when a job goes to quarantine (secrets `EscrowMaxAttempts`,
+/// `EscrowBackoffSeconds`, `QuarantineMinFailures`, `QuarantineFailureRatio`, `QuarantineRetrySeconds`,
+/// `QuarantineWebhookUrl`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailurePolicy {
+    /// After this many failed attempts an object goes to the dead-letter list (default 10).
+    pub escrow_max_attempts: u32,
+    /// The first retry delay; it doubles with each attempt, with jitter, up to 6 hours (default 60 s).
+    pub escrow_backoff_seconds: i64,
+    /// A cycle with at least this many failures is checked against the ratio (Entra's 5,000).
+    pub quarantine_min_failures: u64,
+    /// Failures over this share of the cycle's exports quarantine the job (Entra's 40 %).
+    pub quarantine_failure_ratio: f64,
+    /// The first delay between quarantined cycles; it doubles up to a day (default 60 s).
+    pub quarantine_retry_seconds: i64,
+    /// Notified (POST, JSON) when the job enters or leaves quarantine.
+    pub webhook_url: Option<String>,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> FailurePolicy {
+        FailurePolicy {
+            escrow_max_attempts: 10,
+            escrow_backoff_seconds: 60,
+            quarantine_min_failures: 5_000,
+            quarantine_failure_ratio: 0.4,
+            quarantine_retry_seconds: 60,
+            webhook_url: None,
+        }
+    }
 }
 
 /// Limits on deletes and disables (`SyncNotificationSettings`): over any of them, deprovisioning is staged for an
@@ -99,6 +133,32 @@ impl JobSettings {
             sync_all: get("SyncAll").is_some_and(truthy),
             expand_nested_groups: get("ExpandNestedGroups").is_some_and(truthy),
             delete_guard,
+            failures: {
+                let defaults = FailurePolicy::default();
+                let parse = |key: &str| get(key).map(str::trim).filter(|text| !text.is_empty());
+                FailurePolicy {
+                    escrow_max_attempts: parse("EscrowMaxAttempts")
+                        .and_then(|text| text.parse().ok())
+                        .unwrap_or(defaults.escrow_max_attempts)
+                        .max(1),
+                    escrow_backoff_seconds: parse("EscrowBackoffSeconds")
+                        .and_then(|text| text.parse().ok())
+                        .unwrap_or(defaults.escrow_backoff_seconds)
+                        .max(0),
+                    quarantine_min_failures: parse("QuarantineMinFailures")
+                        .and_then(|text| text.parse().ok())
+                        .unwrap_or(defaults.quarantine_min_failures)
+                        .max(1),
+                    quarantine_failure_ratio: parse("QuarantineFailureRatio")
+                        .and_then(|text| text.parse().ok())
+                        .unwrap_or(defaults.quarantine_failure_ratio),
+                    quarantine_retry_seconds: parse("QuarantineRetrySeconds")
+                        .and_then(|text| text.parse().ok())
+                        .unwrap_or(defaults.quarantine_retry_seconds)
+                        .max(0),
+                    webhook_url: parse("QuarantineWebhookUrl").map(str::to_owned),
+                }
+            },
         }
     }
 }
