@@ -97,6 +97,10 @@ pub const USER_PROPERTIES: &[Property] = &[
     read_only("createdDateTime", S::DateTime),
     read_only("deletedDateTime", S::DateTime),
     prop("passwordProfile", S::WriteOnly),
+    // Written through SCIM only (`/scim/v2`): the SCIM userName as the client wrote it and the SCIM externalId.
+    // Shown (when set) and filterable here, never writable through Graph.
+    read_only("scimUserName", S::String),
+    read_only("scimExternalId", S::String),
 ];
 
 /// `microsoft.graph.group` (security groups with assigned membership).

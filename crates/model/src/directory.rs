@@ -163,6 +163,13 @@ pub struct User {
     pub created_date_time: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub deleted_date_time: Option<OffsetDateTime>,
+    /// SCIM `userName` exactly as a SCIM client wrote it (the userPrincipalName may be derived from it). Not a
+    /// Graph property: named so it cannot clash with one, read-only through Graph.
+    #[serde(default, rename = "scimUserName", skip_serializing_if = "Option::is_none")]
+    pub scim_user_name: Option<String>,
+    /// SCIM `externalId`: the provisioning client's identifier for the user. Not a Graph property, as above.
+    #[serde(default, rename = "scimExternalId", skip_serializing_if = "Option::is_none")]
+    pub scim_external_id: Option<String>,
 }
 
 impl User {
