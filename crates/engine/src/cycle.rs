@@ -337,7 +337,8 @@ struct PageRecord {
     pending: Vec<Deprovision>,
     /// Processed users that are no longer candidates for a held deprovisioning.
     unstage: Vec<ObjectId>,
-    /// Users in scope on this page (full passes count them for the source-read integrity guard).
+    /// Active internal users the source returned on this page (full passes count them for the source-read
+    /// integrity guard; users out of scope by configuration count too, so unassigning or filtering is not a bad read).
     n_in_scope: u64,
     /// The cycle's pending deprovisionings were decided: empty the list with this record.
     clear_pending: bool,
@@ -476,12 +477,13 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
                 .await?;
                 commit_page(env, &job, &mut state, record, Phase::Full { snapshot, after }).await?;
             }
-            // Source-read integrity: a full read that finds fewer than half the users in scope last time is suspect.
+            // Source-read integrity: a full read that returns fewer than half the active users of the last one is
+            // suspect.
             let seen = state.full_scope_seen;
             match state.last_full_scope {
                 Some(previous) if seen * 2 < previous => {
                     suspect = Some(format!(
-                        "SourceReadSuspect: the full read found {seen} users in scope, fewer than half of the {previous} found last time; nothing is deprovisioned in this run (restart with resetScope ForceDeletes to accept the new scope)"
+                        "SourceReadSuspect: the full read returned {seen} active users, fewer than half of the {previous} returned last time; nothing is deprovisioned in this run (restart with resetScope ForceDeletes to accept the new scope)"
                     ));
                 }
                 _ => state.last_full_scope = Some(seen),
@@ -687,6 +689,9 @@ async fn process_page(
     let mut items = Vec::with_capacity(users.len());
     for (source_id, source) in users {
         report.n_evaluated += 1;
+        if source.as_ref().is_some_and(|user| !user.deleted && !user.external) {
+            record.n_in_scope += 1;
+        }
         let connection = connections.remove(&source_id);
         // Never linked and never in scope (a B2B user of another tenant, or a user purged before it was synced):
         // nothing to look up in the target. This keeps a mesh from paying for the users it just created.
@@ -736,9 +741,6 @@ async fn process_page(
             }
         };
         let plan = plan_user(&ctx, source_id, &observed);
-        if plan.in_scope {
-            record.n_in_scope += 1;
-        }
         if plan.action == PlannedAction::Create {
             creates.push((plan, observed));
             continue;

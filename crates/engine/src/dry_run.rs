@@ -29,6 +29,7 @@ async fn plan_page(
     users: Vec<(ObjectId, Option<SourceUser>)>,
     full: bool,
     rows: &mut Vec<PlanRow>,
+    n_active: &mut u64,
 ) -> Result<(), EngineError> {
     let collection = connections_collection(env.job_id);
     let mut links: HashMap<ObjectId, Connection> = HashMap::new();
@@ -40,6 +41,9 @@ async fn plan_page(
             }
         }
     }
+    *n_active +=
+        users.iter().filter(|(_, user)| user.as_ref().is_some_and(|user| !user.deleted && !user.external)).count()
+            as u64;
     let items: Vec<_> = users
         .into_iter()
         .filter_map(|(id, source)| {
@@ -72,12 +76,22 @@ async fn plan_page(
 pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
     let job = load_job(env).await?;
     let mut rows = Vec::new();
+    // Active internal users the source returns, as a real full pass counts them for the integrity guard.
+    let mut n_active = 0;
     let mut after = None;
     loop {
         let users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
         let n_page = users.len();
         after = users.last().map(|user| user.id).or(after);
-        plan_page(env, &job, users.into_iter().map(|user| (user.id, Some(user))).collect(), true, &mut rows).await?;
+        plan_page(
+            env,
+            &job,
+            users.into_iter().map(|user| (user.id, Some(user))).collect(),
+            true,
+            &mut rows,
+            &mut n_active,
+        )
+        .await?;
         if n_page < PAGE_SIZE as usize {
             break;
         }
@@ -96,14 +110,13 @@ pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
         }
     }
     for chunk in missing.chunks(PAGE_SIZE as usize) {
-        plan_page(env, &job, chunk.to_vec(), true, &mut rows).await?;
+        plan_page(env, &job, chunk.to_vec(), true, &mut rows, &mut n_active).await?;
     }
 
     // The guards, as the end of a real run applies them.
-    let in_scope = rows.iter().filter(|row| row.plan.in_scope).count() as u64;
     let suspect = match job.state.last_full_scope {
-        Some(previous) if in_scope * 2 < previous => Some(format!(
-            "hold: SourceReadSuspect: {in_scope} users in scope, fewer than half of the {previous} last time"
+        Some(previous) if n_active * 2 < previous => Some(format!(
+            "hold: SourceReadSuspect: {n_active} active users read, fewer than half of the {previous} last time"
         )),
         _ => None,
     };
