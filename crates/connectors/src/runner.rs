@@ -15,6 +15,8 @@ use tenantsync_model::{Clock, TenantId};
 use tenantsync_store::TxMode;
 use tokio::sync::Notify;
 
+use tenantsync_engine::connector::TargetDirectory;
+
 use crate::local::{LocalSource, LocalTarget};
 
 struct JobHandle {
@@ -141,14 +143,14 @@ impl SyncRunner {
         jobs.get(job_id).map(|handle| handle.cycle_lock.clone()).unwrap_or_default()
     }
 
-    /// The connectors of a job: its own tenant as the source, the tenant named by `CompanyId` as the target.
+    /// The connectors of a job: its own tenant as the source; as the target, the tenant named by `CompanyId`.
     /// None when `require_active` and the job is not active (nothing to run, nothing to complain about).
     pub async fn connectors(
         &self,
         source_tenant: TenantId,
         job_id: &str,
         require_active: bool,
-    ) -> Result<Option<(LocalSource, LocalTarget)>, RunError> {
+    ) -> Result<Option<(LocalSource, Box<dyn TargetDirectory>)>, RunError> {
         let store = self.directory.store();
         let mut tx = store.begin(source_tenant, TxMode::Read).await.map_err(|err| RunError::Store(Box::new(err)))?;
         let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id)
@@ -184,7 +186,7 @@ impl SyncRunner {
             source_tenant,
             job_id: job_id.to_owned(),
         };
-        Ok(Some((source, target)))
+        Ok(Some((source, Box::new(target))))
     }
 
     /// Waits until no cycle has run for `quiet` (every job caught up), or `deadline` passes; true when idle.
@@ -228,7 +230,7 @@ impl SyncRunner {
         let env = CycleEnv {
             store: self.directory.store().as_ref(),
             source: &source,
-            target: &target,
+            target: target.as_ref(),
             clock: self.clock.as_ref(),
             source_tenant,
             job_id,
@@ -267,7 +269,7 @@ impl SyncRunner {
         let env = CycleEnv {
             store: self.directory.store().as_ref(),
             source: &source,
-            target: &target,
+            target: target.as_ref(),
             clock: self.clock.as_ref(),
             source_tenant,
             job_id,
@@ -287,7 +289,7 @@ impl SyncRunner {
         let env = CycleEnv {
             store: self.directory.store().as_ref(),
             source: &source,
-            target: &target,
+            target: target.as_ref(),
             clock: self.clock.as_ref(),
             source_tenant,
             job_id,
@@ -310,7 +312,7 @@ impl SyncRunner {
         let env = CycleEnv {
             store: self.directory.store().as_ref(),
             source: &source,
-            target: &target,
+            target: target.as_ref(),
             clock: self.clock.as_ref(),
             source_tenant,
             job_id,
