@@ -294,6 +294,12 @@ async fn apply(
                         delete_rejected: false,
                     });
                 }
+                // Back in scope: a rejected deletion lapses, so leaving scope again proposes it again.
+                if let (Some(link), true) = (&observed.connection, plan.in_scope)
+                    && link.delete_rejected
+                {
+                    connection = Some(Connection { delete_rejected: false, ..link.clone() });
+                }
             }
         }
         Ok(())
