@@ -342,6 +342,52 @@ impl SyncSetup {
         .await
     }
 
+    /// Replaces `SyncNotificationSettings` (the deletion guard's settings) with `settings`.
+    pub async fn set_delete_guard(&self, settings: Value) {
+        self.put_secrets(&[("SyncNotificationSettings", &settings.to_string())]).await;
+    }
+
+    /// `GET …/jobs/{id}/stagedDeletions`: the held deprovisionings.
+    pub async fn staged(&self) -> Vec<Value> {
+        let reply = self.src.get(&self.job_path("/stagedDeletions")).await;
+        reply.assert_status(200);
+        reply.values().clone()
+    }
+
+    /// The source ids of the held deprovisionings, sorted.
+    pub async fn staged_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> =
+            self.staged().await.iter().map(|item| item["objectId"].as_str().unwrap_or_default().to_owned()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// `status.pendingStagedDeletions` of the job.
+    pub async fn pending_staged(&self) -> u64 {
+        self.job().await["status"]["pendingStagedDeletions"].as_u64().expect("status.pendingStagedDeletions")
+    }
+
+    /// `restart` with `criteria.resetScope`; panics unless 204.
+    pub async fn restart(&self, reset_scope: &str) {
+        self.src
+            .post(&self.job_path("/restart"), json!({"criteria": {"resetScope": reset_scope}}))
+            .await
+            .assert_status(204);
+    }
+
+    /// The dry run (`POST …/jobs/{id}/plan`), every page followed.
+    pub async fn plan(&self) -> Vec<Value> {
+        let mut values = Vec::new();
+        let mut reply = self.src.post_empty(&self.job_path("/plan")).await;
+        loop {
+            reply.assert_status(200);
+            values.extend(reply.values().iter().cloned());
+            let Some(next) = reply.body["@odata.nextLink"].as_str().map(str::to_owned) else { break };
+            reply = self.src.post_empty(&next).await;
+        }
+        values
+    }
+
     /// A barrier for negative assertions while the job is active: changes `marker` (an in-scope source user that
     /// is already synced), waits until the change reached the target, then provisions `marker` on demand, which
     /// waits for the running cycle to finish. Afterwards every source change made before this call has been
