@@ -5,6 +5,8 @@
 
 pub mod local;
 pub mod runner;
+pub mod scim;
 
 pub use local::{LocalSource, LocalTarget};
 pub use runner::{RunError, SyncRunner};
+pub use scim::ScimTarget;

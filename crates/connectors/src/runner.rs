@@ -164,6 +164,12 @@ impl SyncRunner {
             .await
             .map_err(|err| RunError::Engine(err.into()))?;
         let settings = JobSettings::from_secrets(&secrets);
+        let source = LocalSource { directory: self.directory.clone(), tenant: source_tenant };
+        if let Some(scim) = settings.scim.clone() {
+            // A SCIM service: no partner policy applies, the token in the secrets is the consent.
+            let target = crate::scim::ScimTarget::new(scim).map_err(|err| RunError::Store(Box::new(err)))?;
+            return Ok(Some((source, Box::new(target))));
+        }
         let target_id = settings.target_tenant.ok_or(RunError::Engine(EngineError::NoTarget))?;
         let partner: Option<Partner> = job::read(tx.as_mut(), PARTNERS, &target_id.to_string())
             .await
@@ -178,7 +184,6 @@ impl SyncRunner {
             .await
             .map_err(|err| RunError::Store(Box::new(err)))?
             .ok_or(RunError::UnknownTarget(target_id))?;
-        let source = LocalSource { directory: self.directory.clone(), tenant: source_tenant };
         let target = LocalTarget {
             directory: self.directory.clone(),
             tenant: target_id,

@@ -122,6 +122,12 @@ impl Anchor {
 pub trait TargetDirectory: Send + Sync {
     /// The userPrincipalName a B2B user of `source_upn` gets in this directory.
     fn external_upn(&self, source_upn: &str) -> String;
+    /// Whether this directory stores `attribute` (a Graph property name). Mappings to attributes it cannot hold
+    /// are left out, so they are neither written nor compared.
+    fn supports(&self, attribute: &str) -> bool {
+        let _ = attribute;
+        true
+    }
     /// Whether writes would be accepted now (consent, credentials); objects escrowed because they were not are
     /// retried as soon as this succeeds, without waiting for their backoff.
     async fn ready(&self) -> Result<(), PeerError> {

@@ -96,7 +96,8 @@ pub struct LoadedJob {
     pub state: JobState,
     pub schema: CompiledSchema,
     pub settings: JobSettings,
-    pub target_tenant: TenantId,
+    /// How logs name the target (its tenant id or SCIM base address).
+    pub target_label: String,
     /// None when `SyncAll` is on.
     pub assigned: Option<HashSet<ObjectId>>,
 }
@@ -123,10 +124,10 @@ pub async fn load_job(env: &CycleEnv<'_>) -> Result<LoadedJob, EngineError> {
     let assignments: Vec<AssignmentDoc> = job::read_all(tx.as_mut(), ASSIGNMENTS).await?;
     drop(tx);
     let settings = JobSettings::from_secrets(&secrets);
-    let target_tenant = settings.target_tenant.ok_or(EngineError::NoTarget)?;
+    let target_label = settings.target_label().ok_or(EngineError::NoTarget)?;
     let schema = compile(&config.schema)?;
     let assigned = resolve_assigned(env, &config, &settings, &assignments).await?;
-    Ok(LoadedJob { config, state, schema, settings, target_tenant, assigned })
+    Ok(LoadedJob { config, state, schema, settings, target_label, assigned })
 }
 
 /// Who is assigned now (None when `SyncAll` is on): users assigned directly, and the members of assigned groups.
@@ -205,11 +206,13 @@ pub async fn plan_one(
     drop(tx);
     let observed = observe(env, job, source_id, source, connection).await.map_err(EngineError::Source)?;
     let external_upn = |upn: &str| env.target.external_upn(upn);
+    let supports = |attribute: &str| env.target.supports(attribute);
     let ctx = PlanContext {
         schema: &job.schema,
         source_tenant: &env.source_tenant.to_string(),
         now: env.clock.now(),
         external_upn: &external_upn,
+        supports: &supports,
     };
     Ok((plan_user(&ctx, source_id, &observed), observed))
 }
@@ -364,7 +367,7 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
         return Ok(report);
     }
     let began = env.clock.now();
-    let target_tenant = job.target_tenant.to_string();
+    let target_tenant = job.target_label.clone();
     let service_principal_id = job.config.service_principal_id.clone();
     let log_ctx = LogContext {
         job_id: env.job_id,
@@ -722,11 +725,13 @@ async fn process_page(
     };
     let source_tenant = env.source_tenant.to_string();
     let external_upn = |upn: &str| env.target.external_upn(upn);
+    let supports = |attribute: &str| env.target.supports(attribute);
     let ctx = PlanContext {
         schema: &job.schema,
         source_tenant: &source_tenant,
         now: env.clock.now(),
         external_upn: &external_upn,
+        supports: &supports,
     };
     let mut applied_all = Vec::with_capacity(ids.len());
     let mut creates: Vec<(ObjectPlan, Observed)> = Vec::new();
@@ -1059,7 +1064,7 @@ pub async fn provision_on_demand(env: &CycleEnv<'_>, source_id: ObjectId) -> Res
         cycle_id: &cycle_id,
         service_principal_id: &job.config.service_principal_id,
         source_tenant: env.source_tenant,
-        target_tenant: job.target_tenant.to_string(),
+        target_tenant: job.target_label.clone(),
         target_system: "Microsoft Entra ID (target tenant)",
     };
     let now = env.clock.now();
@@ -1305,7 +1310,7 @@ pub async fn approve_staged(env: &CycleEnv<'_>, source_id: Option<ObjectId>) -> 
         cycle_id: &cycle_id,
         service_principal_id: &job.config.service_principal_id,
         source_tenant: env.source_tenant,
-        target_tenant: job.target_tenant.to_string(),
+        target_tenant: job.target_label.clone(),
         target_system: "Microsoft Entra ID (target tenant)",
     };
     let mut report = CycleReport::default();

@@ -56,11 +56,13 @@ async fn plan_page(
     let observed = observe_page(env, job, items).await.map_err(EngineError::Source)?;
     let source_tenant = env.source_tenant.to_string();
     let external_upn = |upn: &str| env.target.external_upn(upn);
+    let supports = |attribute: &str| env.target.supports(attribute);
     let ctx = PlanContext {
         schema: &job.schema,
         source_tenant: &source_tenant,
         now: env.clock.now(),
         external_upn: &external_upn,
+        supports: &supports,
     };
     for (id, observed) in ids.into_iter().zip(observed) {
         let plan = plan_user(&ctx, id, &observed);

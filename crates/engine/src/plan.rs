@@ -124,6 +124,8 @@ pub struct PlanContext<'a> {
     pub source_tenant: &'a str,
     pub now: OffsetDateTime,
     pub external_upn: &'a (dyn Fn(&str) -> String + Sync),
+    /// Whether the target stores an attribute; mappings to others are skipped.
+    pub supports: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 /// Source attributes under the names mapping expressions use: Graph's, plus `objectId`/`netId`,
@@ -237,7 +239,7 @@ pub fn evaluate_mappings(
         let special = rule.target.eq_ignore_ascii_case(MATCHING_ATTRIBUTE)
             || rule.target.eq_ignore_ascii_case("IsSoftDeleted")
             || rule.kind == AttributeKind::Reference;
-        if special || (rule.flow == FlowType::ObjectAddOnly && !creating) {
+        if special || (rule.flow == FlowType::ObjectAddOnly && !creating) || !(ctx.supports)(&rule.target) {
             continue;
         }
         let value = match rule.mapping.evaluate(attributes as &dyn AttributeSource, &eval) {

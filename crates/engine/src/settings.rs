@@ -23,6 +23,35 @@ pub struct JobSettings {
     pub delete_guard: DeleteGuard,
     /// Retries and quarantine.
     pub failures: FailurePolicy,
+    /// A SCIM 2.0 service as the target instead of a tenant (secrets `BaseAddress`, `SecretToken`,
+    /// `DeprovisionMode`).
+    pub scim: Option<ScimSettings>,
+}
+
+/// Where and how a SCIM target is reached.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScimSettings {
+    pub base_address: String,
+    pub secret_token: String,
+    /// `Delete` (the default) removes deprovisioned users; `Disable` sets `active: false`.
+    pub deprovision_delete: bool,
+}
+
+impl std::fmt::Debug for ScimSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimSettings").field("base_address", &self.base_address).field("secret_token", &"***").finish()
+    }
+}
+
+impl JobSettings {
+    /// How logs name the target: the target tenant's id, or the SCIM base address.
+    pub fn target_label(&self) -> Option<String> {
+        match (&self.scim, self.target_tenant) {
+            (Some(scim), _) => Some(scim.base_address.clone()),
+            (None, Some(tenant)) => Some(tenant.to_string()),
+            (None, None) => None,
+        }
+    }
 }
 
 /// How failed exports are retried and when a job goes to quarantine (secrets `EscrowMaxAttempts`,
@@ -133,6 +162,11 @@ impl JobSettings {
             sync_all: get("SyncAll").is_some_and(truthy),
             expand_nested_groups: get("ExpandNestedGroups").is_some_and(truthy),
             delete_guard,
+            scim: get("BaseAddress").map(str::trim).filter(|address| !address.is_empty()).map(|address| ScimSettings {
+                base_address: address.trim_end_matches('/').to_owned(),
+                secret_token: get("SecretToken").unwrap_or_default().trim().to_owned(),
+                deprovision_delete: !get("DeprovisionMode").is_some_and(|mode| mode.trim().eq_ignore_ascii_case("Disable")),
+            }),
             failures: {
                 let defaults = FailurePolicy::default();
                 let parse = |key: &str| get(key).map(str::trim).filter(|text| !text.is_empty());
