@@ -232,15 +232,7 @@ impl SyncRunner {
             return Ok(CycleReport { not_active: true, ..CycleReport::default() });
         };
         let started = std::time::Instant::now();
-        let env = CycleEnv {
-            store: self.directory.store().as_ref(),
-            source: &source,
-            target: target.as_ref(),
-            clock: self.clock.as_ref(),
-            source_tenant,
-            job_id,
-            force_full,
-        };
+        let env = self.env(&source, target.as_ref(), source_tenant, job_id, force_full);
         let report = run_cycle(&env).await?;
         if !report.not_active {
             metrics::counter!("tenantsync_sync_cycles_total", "full" => report.full.to_string()).increment(1);
@@ -260,6 +252,26 @@ impl SyncRunner {
         Ok(report)
     }
 
+    /// The environment of a cycle of `job_id` over these connectors.
+    fn env<'a>(
+        &'a self,
+        source: &'a LocalSource,
+        target: &'a dyn TargetDirectory,
+        source_tenant: TenantId,
+        job_id: &'a str,
+        force_full: bool,
+    ) -> CycleEnv<'a> {
+        CycleEnv {
+            store: self.directory.store().as_ref(),
+            source,
+            target,
+            clock: self.clock.as_ref(),
+            source_tenant,
+            job_id,
+            force_full,
+        }
+    }
+
     /// Provisions one user now (`provisionOnDemand`), between cycles.
     pub async fn provision_on_demand(
         &self,
@@ -271,15 +283,7 @@ impl SyncRunner {
         let _guard = lock.lock().await;
         let (source, target) =
             self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = CycleEnv {
-            store: self.directory.store().as_ref(),
-            source: &source,
-            target: target.as_ref(),
-            clock: self.clock.as_ref(),
-            source_tenant,
-            job_id,
-            force_full: false,
-        };
+        let env = self.env(&source, target.as_ref(), source_tenant, job_id, false);
         Ok(tenantsync_engine::cycle::provision_on_demand(&env, user).await?)
     }
 
@@ -291,15 +295,7 @@ impl SyncRunner {
     ) -> Result<Vec<tenantsync_engine::dry_run::PlanRow>, RunError> {
         let (source, target) =
             self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = CycleEnv {
-            store: self.directory.store().as_ref(),
-            source: &source,
-            target: target.as_ref(),
-            clock: self.clock.as_ref(),
-            source_tenant,
-            job_id,
-            force_full: false,
-        };
+        let env = self.env(&source, target.as_ref(), source_tenant, job_id, false);
         Ok(tenantsync_engine::dry_run::dry_run(&env).await?)
     }
 
@@ -314,15 +310,7 @@ impl SyncRunner {
         let _guard = lock.lock().await;
         let (source, target) =
             self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = CycleEnv {
-            store: self.directory.store().as_ref(),
-            source: &source,
-            target: target.as_ref(),
-            clock: self.clock.as_ref(),
-            source_tenant,
-            job_id,
-            force_full: false,
-        };
+        let env = self.env(&source, target.as_ref(), source_tenant, job_id, false);
         Ok(tenantsync_engine::cycle::approve_staged(&env, source_id).await?)
     }
 
