@@ -14,6 +14,7 @@ mod links;
 mod objects;
 mod observe;
 mod policies;
+mod scim;
 mod synchronization;
 mod token_endpoint;
 mod users;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()
         .nest("/v1.0", v1)
+        .nest("/scim/v2", scim::routes(state.clone()))
         .merge(token_endpoint::routes())
         .merge(observe::routes())
         .fallback(error::not_found_fallback)

@@ -8,8 +8,8 @@
 //! `emails[type eq "work"]` ↔ `mail`; `phoneNumbers` work ↔ `businessPhones`, mobile ↔ `mobilePhone`; `title` ↔
 //! `jobTitle`; `addresses[type eq "work"]` ↔ street, city, state, postal code, country; the enterprise extension's
 //! `employeeNumber` ↔ `employeeId`, `department`, `organization` ↔ `companyName`, `manager` ↔ the manager link;
-//! tenantsync's directory extension carries `officeLocation`, `employeeType`, `otherMails` and
-//! `onPremisesExtensionAttributes`. `mailNickname` is derived when absent.
+//! `emails[type eq "other"]` ↔ `otherMails`; tenantsync's directory extension carries `officeLocation`,
+//! `employeeType` and `onPremisesExtensionAttributes`. `mailNickname` is derived when absent.
 //!
 //! Writing is a full replacement of the mapped properties (PUT semantics); Graph properties SCIM does not map are
 //! left as they were. Links (manager, members) are returned to the caller, which applies them through the directory.
@@ -151,8 +151,13 @@ pub fn user_to_scim(user: &User, manager: Option<ObjectId>, base: &str) -> Value
     put(&mut map, "title", &user.job_title);
     put(&mut map, "preferredLanguage", &user.preferred_language);
     map.insert("active".into(), json!(user.account_enabled));
-    if let Some(mail) = user.mail.as_deref().filter(|mail| !mail.is_empty()) {
-        map.insert("emails".into(), json!([{ "value": mail, "type": "work" }]));
+    let mut emails: Vec<Value> =
+        user.mail.iter().filter(|mail| !mail.is_empty()).map(|mail| json!({ "value": mail, "type": "work" })).collect();
+    emails.extend(
+        user.other_mails.iter().filter(|mail| !mail.is_empty()).map(|mail| json!({ "value": mail, "type": "other" })),
+    );
+    if !emails.is_empty() {
+        map.insert("emails".into(), Value::Array(emails));
     }
     let mut phones: Vec<Value> = user
         .business_phones
@@ -193,9 +198,6 @@ pub fn user_to_scim(user: &User, manager: Option<ObjectId>, base: &str) -> Value
     let mut directory = Map::new();
     put(&mut directory, "officeLocation", &user.office_location);
     put(&mut directory, "employeeType", &user.employee_type);
-    if !user.other_mails.is_empty() {
-        directory.insert("otherMails".into(), json!(user.other_mails));
-    }
     let mut attributes = Map::new();
     for (name, value) in
         EXTENSION_ATTRIBUTE_NAMES.iter().zip(extension_attributes(&user.on_premises_extension_attributes))
@@ -285,6 +287,19 @@ fn boolean_of(map: &Map<String, Value>, name: &str) -> Result<Option<bool>, Scim
     }
 }
 
+/// A user with no properties yet, for [`apply_user`] to fill; the directory sets its id and creation time.
+pub fn new_user() -> User {
+    serde_json::from_value(json!({
+        "id": ObjectId::new_random(), "userPrincipalName": "", "accountEnabled": true,
+        "createdDateTime": "1970-01-01T00:00:00Z", "displayName": null, "givenName": null, "surname": null,
+        "mail": null, "mailNickname": null, "jobTitle": null, "department": null, "companyName": null,
+        "employeeId": null, "employeeType": null, "officeLocation": null, "streetAddress": null, "city": null,
+        "state": null, "postalCode": null, "country": null, "usageLocation": null, "preferredLanguage": null,
+        "mobilePhone": null, "creationType": null, "externalUserState": null, "showInAddressList": null
+    }))
+    .expect("an empty user deserializes")
+}
+
 /// What a SCIM user body asks for besides the user's own properties.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserLinks {
@@ -332,6 +347,11 @@ pub fn apply_user(body: &Value, user: &mut User, tenant: &Tenant) -> Result<User
         emails.iter().find(|item| type_of(item).is_none() || get_ci(item, "primary") == Some(&Value::Bool(true)))
     });
     user.mail = work_email.map(|item| string_of(item, "value")).transpose()?.flatten();
+    let mut other_mails = Vec::new();
+    for item in emails.iter().filter(|item| type_of(item).as_deref() == Some("other")) {
+        other_mails.extend(string_of(item, "value")?);
+    }
+    user.other_mails = other_mails;
 
     let phones = array_of(map, "phoneNumbers")?;
     let mut business_phones = Vec::new();
@@ -380,17 +400,6 @@ pub fn apply_user(body: &Value, user: &mut User, tenant: &Tenant) -> Result<User
         |name: &str| directory.map(|directory| string_of(directory, name)).transpose().map(Option::flatten);
     user.office_location = directory_field("officeLocation")?;
     user.employee_type = directory_field("employeeType")?;
-    user.other_mails = match directory.and_then(|directory| get_ci(directory, "otherMails")) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter(|item| !item.is_null())
-            .map(|item| {
-                item.as_str().map(str::to_owned).ok_or_else(|| ScimError::invalid_value("'otherMails' holds strings"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(ScimError::invalid_value("'otherMails' must be an array of strings")),
-    };
     let attributes =
         directory.map(|directory| object_of(directory, "onPremisesExtensionAttributes")).transpose()?.flatten();
     for (name, slot) in
@@ -500,15 +509,7 @@ mod tests {
     }
 
     fn blank_user() -> User {
-        serde_json::from_value(json!({
-            "id": ObjectId::new_random(), "userPrincipalName": "", "accountEnabled": true,
-            "createdDateTime": "2030-01-01T09:00:00Z", "displayName": null, "givenName": null, "surname": null,
-            "mail": null, "mailNickname": null, "jobTitle": null, "department": null, "companyName": null,
-            "employeeId": null, "employeeType": null, "officeLocation": null, "streetAddress": null, "city": null,
-            "state": null, "postalCode": null, "country": null, "usageLocation": null, "preferredLanguage": null,
-            "mobilePhone": null, "creationType": null, "externalUserState": null, "showInAddressList": null
-        }))
-        .expect("a blank user deserializes")
+        new_user()
     }
 
     #[test]
@@ -532,11 +533,12 @@ mod tests {
         let body = json!({
             "schemas": [USER_URN, ENTERPRISE_URN], "userName": "ada@other.example", "externalId": "E1",
             "name": {"givenName": "Ada", "familyName": "Lovelace"}, "active": "False",
-            "emails": [{"value": "ada@work.example", "type": "Work", "primary": true}, {"value": "h@x", "type": "home"}],
+            "emails": [{"value": "ada@work.example", "type": "Work", "primary": true}, {"value": "h@x", "type": "home"},
+                       {"value": "o@x", "type": "other"}],
             "phoneNumbers": [{"value": "1", "type": "work"}, {"value": "2", "type": "mobile"}],
             "addresses": [{"type": "work", "locality": "London", "country": "GB"}],
             ENTERPRISE_URN: {"employeeNumber": "42", "manager": {"value": "M1"}},
-            DIRECTORY_URN: {"otherMails": ["o@x"], "onPremisesExtensionAttributes": {"extensionAttribute2": "x2"}}
+            DIRECTORY_URN: {"onPremisesExtensionAttributes": {"extensionAttribute2": "x2"}}
         });
         let mut user = blank_user();
         let links = apply_user(&body, &mut user, &tenant()).expect("the body is valid");
@@ -545,7 +547,7 @@ mod tests {
         scim["id"] = json!("ID");
         scim["meta"]["location"] = json!("LOC");
         scim["meta"]["version"] = json!("V");
-        expect![[r#"{"active":false,"addresses":[{"country":"GB","locality":"London","type":"work"}],"displayName":"Ada Lovelace","emails":[{"type":"work","value":"ada@work.example"}],"externalId":"E1","id":"ID","meta":{"created":"2030-01-01T09:00:00Z","lastModified":"2030-01-01T09:00:00Z","location":"LOC","resourceType":"User","version":"V"},"name":{"familyName":"Lovelace","givenName":"Ada"},"phoneNumbers":[{"type":"work","value":"1"},{"type":"mobile","value":"2"}],"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","urn:tenantsync:scim:schemas:extension:directory:2.0:User"],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"employeeNumber":"42"},"urn:tenantsync:scim:schemas:extension:directory:2.0:User":{"onPremisesExtensionAttributes":{"extensionAttribute2":"x2"},"otherMails":["o@x"]},"userName":"ada@other.example"}"#]]
+        expect![[r#"{"active":false,"addresses":[{"country":"GB","locality":"London","type":"work"}],"displayName":"Ada Lovelace","emails":[{"type":"work","value":"ada@work.example"},{"type":"other","value":"o@x"}],"externalId":"E1","id":"ID","meta":{"created":"1970-01-01T00:00:00Z","lastModified":"1970-01-01T00:00:00Z","location":"LOC","resourceType":"User","version":"V"},"name":{"familyName":"Lovelace","givenName":"Ada"},"phoneNumbers":[{"type":"work","value":"1"},{"type":"mobile","value":"2"}],"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","urn:tenantsync:scim:schemas:extension:directory:2.0:User"],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"employeeNumber":"42"},"urn:tenantsync:scim:schemas:extension:directory:2.0:User":{"onPremisesExtensionAttributes":{"extensionAttribute2":"x2"}},"userName":"ada@other.example"}"#]]
         .assert_eq(&scim.to_string());
         assert_eq!(user.user_principal_name, "ada_other.example@contoso.example");
         assert_eq!(user.mail_nickname.as_deref(), Some("ada_other.example"));

@@ -152,8 +152,11 @@ pub const USER_SCHEMA: Schema = Schema {
         },
         multi(complex(
             "emails",
-            &[string("value", "The email address (Graph mail)."), typed(&["work"], "Only work emails are stored.")],
-            "The work email address (Graph mail).",
+            &[
+                string("value", "The email address."),
+                typed(&["work", "other"], "work: Graph mail (one); other: Graph otherMails."),
+            ],
+            "Email addresses: work (Graph mail) and other (Graph otherMails).",
         )),
         multi(complex(
             "phoneNumbers",
@@ -209,7 +212,6 @@ pub const DIRECTORY_SCHEMA: Schema = Schema {
     attributes: &[
         string("officeLocation", "Graph officeLocation."),
         string("employeeType", "Graph employeeType."),
-        multi(string("otherMails", "Graph otherMails.")),
         complex(
             "onPremisesExtensionAttributes",
             &EXTENSION_ATTRIBUTES,

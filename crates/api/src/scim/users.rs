@@ -1,0 +1,250 @@
+//! `/Users`: list, search, create, read, replace, patch, delete. A SCIM user is a directory user; the mapping is
+//! `tenantsync_scim::mapping`. Writes go through `Directory::create_user`/`update_user`, the manager link through
+//! `set_manager`/`remove_manager`; delete is the directory's soft delete, as on Graph.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tenantsync_directory::{DirectoryError, ListSpec};
+use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, PasswordProfile, Tenant, TenantId, User};
+use tenantsync_scim::ScimError;
+use tenantsync_scim::mapping::{self, apply_user, user_to_scim};
+use tenantsync_scim::patch;
+use tenantsync_scim::projection::Projection;
+use tenantsync_scim::schema::ResourceType;
+use tenantsync_store::ScanOrder;
+
+use super::list::{ListParams, list_page};
+use super::{ScimBase, ScimBody, ScimCaller, ScimQuery, ScimResult, check_if_match, respond_resource};
+use crate::AppState;
+use crate::auth::roles;
+use crate::extract::GraphPath;
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    query: ScimQuery,
+    ScimBase(base): ScimBase,
+) -> ScimResult<Response> {
+    caller.require(roles::USER_READ)?;
+    let params = ListParams::from_query(&query)?;
+    list_page(&state, caller.0.tenant, &[ObjectKind::User], &params, &base).await
+}
+
+pub(super) async fn search(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    ScimBase(base): ScimBase,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    caller.require(roles::USER_READ)?;
+    let params = ListParams::from_search(&body)?;
+    list_page(&state, caller.0.tenant, &[ObjectKind::User], &params, &base).await
+}
+
+/// The id in the path: only object ids name SCIM users (not userPrincipalNames, as Graph also allows).
+pub(super) fn object_id(path: Result<GraphPath<String>, crate::ApiError>) -> ScimResult<String> {
+    let GraphPath(id) = path?;
+    match ObjectId::parse(&id) {
+        Ok(_) => Ok(id),
+        Err(_) => Err(ScimError::not_found(format!("resource {id} not found")).into()),
+    }
+}
+
+/// A live user and its SCIM JSON.
+async fn current(state: &AppState, tenant: TenantId, id: &str, base: &str) -> ScimResult<(User, Value)> {
+    let user = state.directory.get_user(tenant, id).await?;
+    let manager = state.directory.manager(tenant, id).await?.map(|manager| manager.id());
+    let rendered = user_to_scim(&user, manager, base);
+    Ok((user, rendered))
+}
+
+async fn tenant_row(state: &AppState, tenant: TenantId) -> ScimResult<Tenant> {
+    state
+        .directory
+        .get_tenant(tenant)
+        .await?
+        .ok_or_else(|| ScimError::with_status(401, "the access token's tenant does not exist").into())
+}
+
+/// Whether another live user already has `user_name` (ignoring case, as userName's uniqueness is server-wide).
+async fn user_name_taken(
+    state: &AppState,
+    tenant: TenantId,
+    user_name: &str,
+    except: Option<ObjectId>,
+) -> ScimResult<bool> {
+    let keep = |object: &DirectoryObject| match object {
+        DirectoryObject::User(user) => {
+            Some(user.id) != except && mapping::user_name(user).eq_ignore_ascii_case(user_name)
+        }
+        DirectoryObject::Group(_) => false,
+    };
+    let spec = ListSpec { order: ScanOrder::Id, descending: false, after: None, limit: 1, deleted: false };
+    Ok(!state.directory.list_objects(tenant, ObjectKind::User, &spec, &keep).await?.items.is_empty())
+}
+
+/// Creates (`existing` None) or replaces a user from a full SCIM body; applies the manager link.
+async fn write(
+    state: &AppState,
+    tenant: TenantId,
+    existing: Option<(User, Option<ObjectId>)>,
+    body: &Value,
+    base: &str,
+) -> ScimResult<Value> {
+    let tenant_row = tenant_row(state, tenant).await?;
+    let (mut user, current_manager) = match &existing {
+        Some((user, manager)) => (user.clone(), *manager),
+        None => (mapping::new_user(), None),
+    };
+    let links = apply_user(body, &mut user, &tenant_row)?;
+    if let Some(password) = &links.password {
+        PasswordProfile::check_complexity(password).map_err(ScimError::invalid_value)?;
+    }
+    let user_name = mapping::user_name(&user).to_owned();
+    if user_name_taken(state, tenant, &user_name, existing.as_ref().map(|(user, _)| user.id)).await? {
+        return Err(ScimError::uniqueness(format!("userName '{user_name}' is already taken")).into());
+    }
+    let manager = match &links.manager {
+        Some(manager_id) => match state.directory.get_user(tenant, manager_id).await {
+            Ok(manager) if ObjectId::parse(manager_id).is_ok() => Some(manager.id),
+            Ok(_) | Err(DirectoryError::NotFound { .. }) => {
+                return Err(
+                    ScimError::invalid_value(format!("manager '{manager_id}' is not a user of this tenant")).into()
+                );
+            }
+            Err(err) => return Err(err.into()),
+        },
+        None => None,
+    };
+    let saved = save(state, tenant, existing.is_some(), user.clone(), &user_name, &tenant_row).await?;
+    if manager != current_manager {
+        match manager {
+            Some(manager) => state.directory.set_manager(tenant, &saved.id.to_string(), &manager.to_string()).await?,
+            None => state.directory.remove_manager(tenant, &saved.id.to_string()).await?,
+        }
+    }
+    Ok(user_to_scim(&saved, manager, base))
+}
+
+/// Creates or updates `user`; a derived userPrincipalName that is taken gets a suffix and one more try.
+async fn save(
+    state: &AppState,
+    tenant: TenantId,
+    update: bool,
+    mut user: User,
+    user_name: &str,
+    tenant_row: &Tenant,
+) -> ScimResult<User> {
+    for attempt in 0..2 {
+        let result = if update {
+            let edited = user.clone();
+            state
+                .directory
+                .update_user(tenant, &user.id.to_string(), move |stored| {
+                    *stored = edited;
+                    Ok(())
+                })
+                .await
+        } else {
+            state.directory.create_user(tenant, user.clone()).await
+        };
+        match result {
+            Err(DirectoryError::Conflict { property: "userPrincipalName" })
+                if attempt == 0 && user.user_principal_name != user_name =>
+            {
+                user.user_principal_name = mapping::user_principal_name(user_name, tenant_row, true);
+            }
+            other => return Ok(other?),
+        }
+    }
+    Err(ScimError::uniqueness("the userPrincipalName derived from this userName is taken").into())
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    ScimBase(base): ScimBase,
+    query: ScimQuery,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    caller.require(roles::USER_WRITE)?;
+    let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
+    let created = write(&state, caller.0.tenant, None, &body, &base).await?;
+    Ok(respond_resource(StatusCode::CREATED, &created, &projection.apply(created.clone())))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    path: Result<GraphPath<String>, crate::ApiError>,
+    query: ScimQuery,
+    ScimBase(base): ScimBase,
+) -> ScimResult<Response> {
+    caller.require(roles::USER_READ)?;
+    let id = object_id(path)?;
+    let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
+    let (_, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
+    Ok(respond_resource(StatusCode::OK, &rendered, &projection.apply(rendered.clone())))
+}
+
+pub(super) async fn replace(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    path: Result<GraphPath<String>, crate::ApiError>,
+    query: ScimQuery,
+    headers: HeaderMap,
+    ScimBase(base): ScimBase,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    caller.require(roles::USER_WRITE)?;
+    let id = object_id(path)?;
+    let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
+    let (user, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
+    check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
+    let manager = manager_of(&rendered);
+    let saved = write(&state, caller.0.tenant, Some((user, manager)), &body, &base).await?;
+    Ok(respond_resource(StatusCode::OK, &saved, &projection.apply(saved.clone())))
+}
+
+fn manager_of(rendered: &Value) -> Option<ObjectId> {
+    rendered[tenantsync_scim::ENTERPRISE_URN]["manager"]["value"].as_str().and_then(|id| ObjectId::parse(id).ok())
+}
+
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    path: Result<GraphPath<String>, crate::ApiError>,
+    query: ScimQuery,
+    headers: HeaderMap,
+    ScimBase(base): ScimBase,
+    ScimBody(body): ScimBody,
+) -> ScimResult<Response> {
+    caller.require(roles::USER_WRITE)?;
+    let id = object_id(path)?;
+    let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
+    let operations = patch::parse_request(&body, ResourceType::User)?;
+    let (user, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
+    check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
+    let manager = manager_of(&rendered);
+    let mut patched = rendered.clone();
+    patch::apply(&mut patched, &operations, ResourceType::User)?;
+    let saved = write(&state, caller.0.tenant, Some((user, manager)), &patched, &base).await?;
+    Ok(respond_resource(StatusCode::OK, &saved, &projection.apply(saved.clone())))
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: ScimCaller,
+    path: Result<GraphPath<String>, crate::ApiError>,
+    headers: HeaderMap,
+    ScimBase(base): ScimBase,
+) -> ScimResult<Response> {
+    caller.require(roles::USER_WRITE)?;
+    let id = object_id(path)?;
+    let (_, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
+    check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
+    state.directory.delete_object(caller.0.tenant, ObjectKind::User, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
