@@ -588,21 +588,6 @@ async fn delete_object_connection(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn plan_row_json(row: &tenantsync_engine::dry_run::PlanRow) -> Value {
-    json!({
-        "sourceIdentity": {"id": row.plan.source_id.to_string(), "displayName": row.plan.source_display_name, "identityType": "User"},
-        "targetIdentity": {"id": row.plan.target_id.map(|id| id.to_string()), "identityType": "User"},
-        "action": row.action,
-        "modifiedProperties": row.plan.modified,
-        "reason": row.plan.reason,
-        "guards": row.guards.iter().map(|(name, verdict)| json!({"name": name, "verdict": verdict})).collect::<Vec<_>>(),
-    })
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
-}
-
 /// `POST …/jobs/{id}/plan`: the dry run, paged (`$top`, `$skiptoken`) or as CSV (`Accept: text/csv`).
 async fn dry_run(
     State(state): State<AppState>,
@@ -621,34 +606,7 @@ async fn dry_run(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/csv"));
     if as_csv {
-        let mut out = String::from("sourceId,sourceDisplayName,targetId,action,modifiedProperties,reason,guards\r\n");
-        for row in &rows {
-            let modified: Vec<String> = row
-                .plan
-                .modified
-                .iter()
-                .map(|property| {
-                    format!(
-                        "{}: {} -> {}",
-                        property.display_name,
-                        property.old_value.clone().unwrap_or_default(),
-                        property.new_value.clone().unwrap_or_default()
-                    )
-                })
-                .collect();
-            let guards: Vec<String> = row.guards.iter().map(|(name, verdict)| format!("{name}={verdict}")).collect();
-            let fields = [
-                row.plan.source_id.to_string(),
-                row.plan.source_display_name.clone().unwrap_or_default(),
-                row.plan.target_id.map(|id| id.to_string()).unwrap_or_default(),
-                row.action.clone(),
-                modified.join("; "),
-                row.plan.reason.clone(),
-                guards.join("; "),
-            ];
-            out.push_str(&fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(","));
-            out.push_str("\r\n");
-        }
+        let out = tenantsync_engine::dry_run::to_csv(&rows);
         return Ok(([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
     }
     let top = match query.option("top")? {
@@ -664,7 +622,7 @@ async fn dry_run(
         Some(text) => text.parse::<usize>().map_err(|_| ApiError::bad("The $skiptoken is not valid."))?,
         None => 0,
     };
-    let page: Vec<Value> = rows.iter().skip(skip).take(top).map(plan_row_json).collect();
+    let page: Vec<Value> = rows.iter().skip(skip).take(top).map(tenantsync_engine::dry_run::PlanRow::to_json).collect();
     let mut body = json!({"value": page});
     if skip + top < rows.len() {
         let mut pairs = query.without(&["skiptoken"]);

@@ -73,10 +73,6 @@ pub enum DeletionsCommand {
     },
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
-}
-
 fn object(text: Option<String>) -> anyhow::Result<Option<ObjectId>> {
     text.map(|text| ObjectId::parse(&text).with_context(|| format!("'{text}' is not an object id"))).transpose()
 }
@@ -89,49 +85,10 @@ pub async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
             let runner = SyncRunner::new(directory.clone(), Arc::new(SystemClock), None);
             let rows = runner.dry_run(tenant.id, &job).await?;
             if json {
-                let values: Vec<_> = rows
-                    .iter()
-                    .map(|row| {
-                        json!({
-                            "sourceIdentity": {"id": row.plan.source_id.to_string(), "displayName": row.plan.source_display_name},
-                            "targetIdentity": {"id": row.plan.target_id.map(|id| id.to_string())},
-                            "action": row.action,
-                            "modifiedProperties": row.plan.modified,
-                            "reason": row.plan.reason,
-                            "guards": row.guards.iter().map(|(name, verdict)| json!({"name": name, "verdict": verdict})).collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect();
+                let values: Vec<_> = rows.iter().map(tenantsync_engine::dry_run::PlanRow::to_json).collect();
                 println!("{}", json!({"value": values}));
             } else if csv {
-                println!("sourceId,sourceDisplayName,targetId,action,modifiedProperties,reason,guards");
-                for row in &rows {
-                    let modified: Vec<String> = row
-                        .plan
-                        .modified
-                        .iter()
-                        .map(|property| {
-                            format!(
-                                "{}: {} -> {}",
-                                property.display_name,
-                                property.old_value.clone().unwrap_or_default(),
-                                property.new_value.clone().unwrap_or_default()
-                            )
-                        })
-                        .collect();
-                    let guards: Vec<String> =
-                        row.guards.iter().map(|(name, verdict)| format!("{name}={verdict}")).collect();
-                    let fields = [
-                        row.plan.source_id.to_string(),
-                        row.plan.source_display_name.clone().unwrap_or_default(),
-                        row.plan.target_id.map(|id| id.to_string()).unwrap_or_default(),
-                        row.action.clone(),
-                        modified.join("; "),
-                        row.plan.reason.clone(),
-                        guards.join("; "),
-                    ];
-                    println!("{}", fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(","));
-                }
+                print!("{}", tenantsync_engine::dry_run::to_csv(&rows));
             } else {
                 for row in &rows {
                     println!(

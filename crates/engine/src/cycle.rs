@@ -460,18 +460,7 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
                 }
             }
             // Users linked earlier whose source user is gone or deleted were not listed: deprovision them.
-            let connections: Vec<Connection> = {
-                let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
-                job::read_all(tx.as_mut(), &connections_collection(env.job_id)).await?
-            };
-            let mut missing = Vec::new();
-            for connection in connections.iter().filter(|connection| !connection.deleted_by_sync) {
-                match env.source.get_user(connection.source_id).await.map_err(EngineError::Source)? {
-                    None => missing.push((connection.source_id, None)),
-                    Some(user) if user.deleted => missing.push((connection.source_id, Some(user))),
-                    Some(_) => {}
-                }
-            }
+            let missing = unlisted_links(env).await?;
             for chunk in missing.chunks(PAGE_SIZE as usize) {
                 let record = process_page(
                     env,
@@ -610,6 +599,23 @@ pub async fn run_cycle(env: &CycleEnv<'_>) -> Result<CycleReport, EngineError> {
 async fn fetch_users(env: &CycleEnv<'_>, ids: &[ObjectId]) -> Result<Vec<(ObjectId, Option<SourceUser>)>, EngineError> {
     let users = env.source.get_users(ids).await.map_err(EngineError::Source)?;
     Ok(ids.iter().copied().zip(users).collect())
+}
+
+/// Linked users a full read does not list: their source user is gone, or soft-deleted.
+pub(crate) async fn unlisted_links(env: &CycleEnv<'_>) -> Result<Vec<(ObjectId, Option<SourceUser>)>, EngineError> {
+    let links: Vec<Connection> = {
+        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &connections_collection(env.job_id)).await?
+    };
+    let mut missing = Vec::new();
+    for link in links.iter().filter(|link| !link.deleted_by_sync) {
+        match env.source.get_user(link.source_id).await.map_err(EngineError::Source)? {
+            None => missing.push((link.source_id, None)),
+            Some(user) if user.deleted => missing.push((link.source_id, Some(user))),
+            Some(_) => {}
+        }
+    }
+    Ok(missing)
 }
 
 /// Observes a page of users with two batched target reads: linked users by id, the others by anchor.

@@ -9,7 +9,7 @@ use tenantsync_model::ObjectId;
 use tenantsync_store::TxMode;
 
 use crate::connector::SourceUser;
-use crate::cycle::{CycleEnv, EngineError, LoadedJob, PAGE_SIZE, load_job, observe_page};
+use crate::cycle::{CycleEnv, EngineError, LoadedJob, PAGE_SIZE, load_job, observe_page, unlisted_links};
 use crate::job::{self, connections_collection};
 use crate::plan::{Connection, ObjectPlan, PlanContext, PlannedAction, plan_user};
 
@@ -99,18 +99,7 @@ pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
         }
     }
     // Linked users whose source user is gone or deleted.
-    let links: Vec<Connection> = {
-        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
-        job::read_all(tx.as_mut(), &connections_collection(env.job_id)).await?
-    };
-    let mut missing = Vec::new();
-    for link in links.iter().filter(|link| !link.deleted_by_sync) {
-        match env.source.get_user(link.source_id).await.map_err(EngineError::Source)? {
-            None => missing.push((link.source_id, None)),
-            Some(user) if user.deleted => missing.push((link.source_id, Some(user))),
-            Some(_) => {}
-        }
-    }
+    let missing = unlisted_links(env).await?;
     for chunk in missing.chunks(PAGE_SIZE as usize) {
         plan_page(env, &job, chunk.to_vec(), true, &mut rows, &mut n_active).await?;
     }
@@ -151,4 +140,56 @@ pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
         ];
     }
     Ok(rows)
+}
+
+impl PlanRow {
+    /// The row as the dry run's JSON (`sourceIdentity`, `targetIdentity`, `action`, `modifiedProperties`,
+    /// `reason`, `guards`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sourceIdentity": {"id": self.plan.source_id.to_string(), "displayName": self.plan.source_display_name, "identityType": "User"},
+            "targetIdentity": {"id": self.plan.target_id.map(|id| id.to_string()), "identityType": "User"},
+            "action": self.action,
+            "modifiedProperties": self.plan.modified,
+            "reason": self.plan.reason,
+            "guards": self.guards.iter().map(|(name, verdict)| serde_json::json!({"name": name, "verdict": verdict})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+}
+
+/// The rows as CSV, with a header line; lines end with CRLF.
+pub fn to_csv(rows: &[PlanRow]) -> String {
+    let mut out = String::from("sourceId,sourceDisplayName,targetId,action,modifiedProperties,reason,guards\r\n");
+    for row in rows {
+        let modified: Vec<String> = row
+            .plan
+            .modified
+            .iter()
+            .map(|property| {
+                format!(
+                    "{}: {} -> {}",
+                    property.display_name,
+                    property.old_value.clone().unwrap_or_default(),
+                    property.new_value.clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        let guards: Vec<String> = row.guards.iter().map(|(name, verdict)| format!("{name}={verdict}")).collect();
+        let fields = [
+            row.plan.source_id.to_string(),
+            row.plan.source_display_name.clone().unwrap_or_default(),
+            row.plan.target_id.map(|id| id.to_string()).unwrap_or_default(),
+            row.action.clone(),
+            modified.join("; "),
+            row.plan.reason.clone(),
+            guards.join("; "),
+        ];
+        out.push_str(&fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
 }
