@@ -43,6 +43,11 @@ pub fn parse_mapping(source: &str) -> Result<Mapping, ExprError> {
     Ok(Mapping { root: parse::parse(source)? })
 }
 
+/// [`parse_mapping`] without the length limit, for re-parsing printed trees.
+pub(crate) fn parse_mapping_unbounded(source: &str) -> Result<Mapping, ExprError> {
+    Ok(Mapping { root: parse::parse_with_limit(source, usize::MAX)? })
+}
+
 impl Mapping {
     /// The syntax tree.
     pub fn expr(&self) -> &Expr {

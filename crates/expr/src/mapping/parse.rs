@@ -15,9 +15,15 @@ pub const MAX_EXPRESSION_LEN: usize = 10_000;
 const MAX_DEPTH: usize = 64;
 
 pub(crate) fn parse(source: &str) -> Result<Expr, ExprError> {
+    parse_with_limit(source, MAX_EXPRESSION_LEN)
+}
+
+/// [`parse`] with another length limit. The printed form of a tree can be longer than the text it
+/// was parsed from (canonical spacing, escapes), so the round-trip checks parse it without limit.
+pub(crate) fn parse_with_limit(source: &str, limit: usize) -> Result<Expr, ExprError> {
     let length = source.chars().count();
-    if length > MAX_EXPRESSION_LEN {
-        return Err(ExprError::TooLong { what: "expression", length, limit: MAX_EXPRESSION_LEN });
+    if length > limit {
+        return Err(ExprError::TooLong { what: "expression", length, limit });
     }
     let mut parser = Parser { source, bytes: source.as_bytes(), idx: 0, depth: 0 };
     parser.skip_ws();

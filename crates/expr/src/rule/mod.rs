@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::attrs::AttributeSource;
 use crate::error::ExprError;
 
+pub(crate) use parse::parse_rule_with_limit;
 pub use parse::{MAX_RULE_LEN, parse_rule};
 
 /// Whose properties a rule reads.
