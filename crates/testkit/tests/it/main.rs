@@ -13,5 +13,6 @@ mod isolation;
 mod ops;
 mod postgres;
 mod query;
+mod scim;
 mod sync;
 mod users;

@@ -1,0 +1,161 @@
+//! SCIM users: the userName/userPrincipalName mapping, Graph seeing the same user, PATCH answered 200 with the
+//! resource, ETags, filters, sorting and paging.
+
+use serde_json::json;
+use tenantsync_testkit::TestApp;
+
+use super::{assert_scim_error, create_user, patch_body, scim_user, tenant_client};
+
+#[tokio::test]
+async fn a_scim_user_is_the_directory_user_graph_shows() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    let mut body = scim_user("ada@contoso.example");
+    body["externalId"] = json!("ext-1");
+    body["name"] = json!({"givenName": "Ada", "familyName": "Lovelace"});
+    body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+        json!({"employeeNumber": "42", "department": "R&D"});
+    let created = client.post("/scim/v2/Users", body).await;
+    created.assert_status(201);
+    assert_eq!(created.header("content-type"), Some("application/scim+json"));
+    let id = created.id();
+    let location = created.body["meta"]["location"].as_str().expect("meta.location").to_owned();
+    assert_eq!(created.header("location"), Some(location.as_str()));
+    assert_eq!(location, app.url(&format!("/scim/v2/Users/{id}")));
+    assert_eq!(created.header("etag"), created.body["meta"]["version"].as_str());
+
+    let graph = client.get(&format!("/v1.0/users/{id}")).await;
+    graph.assert_status(200);
+    assert_eq!(graph.body["userPrincipalName"], "ada@contoso.example");
+    assert_eq!(graph.body["givenName"], "Ada");
+    assert_eq!(graph.body["surname"], "Lovelace");
+    assert_eq!(graph.body["mail"], "ada@contoso.example");
+    assert_eq!(graph.body["employeeId"], "42");
+    assert_eq!(graph.body["mailNickname"], "ada");
+    assert_eq!(graph.body["scimExternalId"], "ext-1");
+
+    // A userName outside the tenant's domains is kept verbatim; the UPN is derived on the initial domain.
+    let other = client.post("/scim/v2/Users", scim_user("Bob Smith@partner.example")).await;
+    other.assert_status(201);
+    assert_eq!(other.body["userName"], "Bob Smith@partner.example");
+    let graph = client.get(&format!("/v1.0/users/{}", other.id())).await;
+    let upn = graph.body["userPrincipalName"].as_str().expect("a UPN");
+    assert!(upn.starts_with("Bob_Smith_partner.example@") && !upn.ends_with("partner.example"), "{upn}");
+    assert_eq!(graph.body["scimUserName"], "Bob Smith@partner.example");
+
+    // A user created through Graph is a SCIM user too, its userName the UPN.
+    let graph_id = client.create_user(tenantsync_testkit::fixtures::user("carol@contoso.example", "Carol")).await;
+    let read = client.get(&format!("/scim/v2/Users/{graph_id}")).await;
+    read.assert_status(200);
+    assert_eq!(read.body["userName"], "carol@contoso.example");
+}
+
+#[tokio::test]
+async fn patch_answers_200_with_the_resource_and_honours_if_match() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    let id = create_user(&client, "ada@contoso.example").await;
+    let manager = create_user(&client, "boss@contoso.example").await;
+    let before = client.get(&format!("/scim/v2/Users/{id}")).await;
+    let version = before.header("etag").expect("an ETag").to_owned();
+
+    // Entra's shapes: capitalised ops, no-path values, string booleans, a value filter with nothing to match yet.
+    let patch = patch_body(json!([
+        {"op": "Replace", "value": {"active": "False", "displayName": "Ada L", "name.familyName": "Lovelace"}},
+        {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+44 1"},
+        {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": manager},
+    ]));
+    let patched = client
+        .send(reqwest::Method::PATCH, &format!("/scim/v2/Users/{id}"), Some(&patch), &[("If-Match", &version)])
+        .await;
+    patched.assert_status(200);
+    assert_eq!(patched.body["active"], false);
+    assert_eq!(patched.body["displayName"], "Ada L");
+    assert_eq!(patched.body["phoneNumbers"], json!([{"value": "+44 1", "type": "mobile"}]));
+    assert_eq!(patched.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"], manager);
+    let graph = client.get(&format!("/v1.0/users/{id}/manager")).await;
+    assert_eq!(graph.body["id"], manager);
+    assert_eq!(client.get(&format!("/v1.0/users/{id}")).await.body["accountEnabled"], false);
+
+    // The old version no longer matches.
+    let stale = client
+        .send(reqwest::Method::PATCH, &format!("/scim/v2/Users/{id}"), Some(&patch), &[("If-Match", &version)])
+        .await;
+    assert_scim_error(&stale, 412, None);
+    let stale_delete =
+        client.send(reqwest::Method::DELETE, &format!("/scim/v2/Users/{id}"), None, &[("If-Match", &version)]).await;
+    assert_scim_error(&stale_delete, 412, None);
+
+    // Removing the manager and deleting the user (a soft delete, as on Graph).
+    let removed = client
+        .patch(
+            &format!("/scim/v2/Users/{id}"),
+            patch_body(
+                json!([{"op": "remove", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"}]),
+            ),
+        )
+        .await;
+    removed.assert_status(200);
+    assert!(removed.body.get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User").is_none());
+    client.delete(&format!("/scim/v2/Users/{id}")).await.assert_status(204);
+    assert_scim_error(&client.get(&format!("/scim/v2/Users/{id}")).await, 404, None);
+    client.get(&format!("/v1.0/directory/deletedItems/{id}")).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn put_replaces_and_usernames_are_unique() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    let id = create_user(&client, "ada@contoso.example").await;
+    let mut body = scim_user("ada@contoso.example");
+    body["title"] = json!("Countess");
+    let replaced = client.put(&format!("/scim/v2/Users/{id}"), body).await;
+    replaced.assert_status(200);
+    assert_eq!(replaced.body["title"], "Countess");
+    assert_scim_error(&client.post("/scim/v2/Users", scim_user("ADA@contoso.example")).await, 409, Some("uniqueness"));
+}
+
+#[tokio::test]
+async fn filters_sorting_paging_and_projection() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    for name in ["carol", "ada", "bob"] {
+        create_user(&client, &format!("{name}@contoso.example")).await;
+    }
+    let page = client.get("/scim/v2/Users?filter=userName%20eq%20%22ADA@contoso.example%22").await;
+    page.assert_status(200);
+    assert_eq!(page.body["totalResults"], 1);
+    assert_eq!(page.body["Resources"][0]["userName"], "ada@contoso.example");
+
+    let filter = r#"emails[type eq "work" and value sw "b"] or not (userName co "r")"#;
+    let search = client
+        .post(
+            "/scim/v2/Users/.search",
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": filter, "sortBy": "userName", "sortOrder": "descending", "attributes": ["userName"],
+            }),
+        )
+        .await;
+    search.assert_status(200);
+    let names: Vec<&str> = search.body["Resources"]
+        .as_array()
+        .expect("Resources")
+        .iter()
+        .map(|user| user["userName"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["bob@contoso.example", "ada@contoso.example"]);
+    assert!(search.body["Resources"][0].get("displayName").is_none(), "attributes=userName projects");
+
+    let second = client.get("/scim/v2/Users?sortBy=userName&startIndex=2&count=1&excludedAttributes=emails").await;
+    second.assert_status(200);
+    assert_eq!(second.body["totalResults"], 3);
+    assert_eq!(second.body["itemsPerPage"], 1);
+    assert_eq!(second.body["startIndex"], 2);
+    assert_eq!(second.body["Resources"][0]["userName"], "bob@contoso.example");
+    assert!(second.body["Resources"][0].get("emails").is_none());
+
+    let root = client.post("/scim/v2/.search", json!({"filter": "displayName sw \"User a\"", "count": 10})).await;
+    root.assert_status(200);
+    assert_eq!(root.body["totalResults"], 1);
+}
