@@ -40,6 +40,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// SCIM requests per second for a fixed mix against tenantsync and against the harness's scim2-server.
+    Scim {
+        /// Users created (4 requests each).
+        #[arg(long, default_value_t = 500)]
+        users: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// The shared folder holding `harness/` (default ../shared).
+        #[arg(long)]
+        shared: Option<String>,
+    },
 }
 
 const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
@@ -59,6 +70,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::Sync { users, database, samples } => {
             return crate::bench_sync::run(users, database, samples).await;
+        }
+        BenchCommand::Scim { users, concurrency, shared } => {
+            return crate::bench_scim::run(users, concurrency, shared).await;
         }
     };
     let database = match database {
