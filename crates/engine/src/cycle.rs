@@ -1173,11 +1173,17 @@ async fn apply_deprovisions(
     let mut record = PageRecord::default();
     let collection = connections_collection(env.job_id);
     let mut links: HashMap<ObjectId, Connection> = HashMap::new();
+    // Earlier failed attempts of the same deprovisioning: a failure counts on from them (backoff, dead letters).
+    let mut prior_attempts: HashMap<ObjectId, u32> = HashMap::new();
     {
         let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
+        let escrows = escrows_collection(env.job_id);
         for item in items {
             if let Some(link) = job::read::<Connection>(tx.as_mut(), &collection, &item.source_id.to_string()).await? {
                 links.insert(item.source_id, link);
+            }
+            if let Some(escrow) = job::read::<Escrow>(tx.as_mut(), &escrows, &item.source_id.to_string()).await? {
+                prior_attempts.insert(item.source_id, escrow.attempts);
             }
         }
     }
@@ -1207,13 +1213,16 @@ async fn apply_deprovisions(
                     link.deleted_by_sync = true;
                     record.connections.push(link);
                 }
+                if prior_attempts.contains_key(&item.source_id) {
+                    record.escrows_cleared.push(item.source_id);
+                }
                 Status::Success
             }
             Err(err) => {
                 report.n_failed += 1;
                 record.escrows_set.push(Escrow {
                     source_id: item.source_id,
-                    attempts: 1,
+                    attempts: prior_attempts.get(&item.source_id).map_or(1, |attempts| attempts + 1),
                     last_error: err.to_string(),
                     error_code: err.code().to_owned(),
                     last_attempt: env.clock.now(),
