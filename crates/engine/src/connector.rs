@@ -50,8 +50,9 @@ pub enum PeerError {
     Rejected(String),
     #[error("the peer is throttling; retry after {retry_after_seconds} s")]
     Throttled { retry_after_seconds: u64 },
-    #[error("the peer is unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The cause is part of the message: escrows, dead letters and provisioning logs keep only the message.
+    #[error("the peer is unavailable: {0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl PeerError {
