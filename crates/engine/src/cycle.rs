@@ -251,7 +251,10 @@ async fn apply(
             }
             PlannedAction::Update | PlannedAction::Disable => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
-                env.target.update_user(target, &plan.changes).await?;
+                // An adoption of a user already in step changes only the link: nothing to write.
+                if !plan.changes.is_empty() {
+                    env.target.update_user(target, &plan.changes).await?;
+                }
                 connection = Some(Connection {
                     source_id: plan.source_id,
                     target_id: target,

@@ -495,6 +495,15 @@ fn decide(
                 );
             }
             if plan.changes.is_empty() {
+                if observed.matched_by == MatchedBy::Anchor {
+                    // The link is the change (a replay after a crash between the target write and the page's
+                    // record ends here too): logged as an export, so every user the job holds has one.
+                    return (
+                        PlannedAction::Update,
+                        "An existing B2B user of this person was found and adopted; it already has these values"
+                            .to_owned(),
+                    );
+                }
                 return (PlannedAction::Skip, "RedundantExport: the target user already has these values".to_owned());
             }
             let only_disables = plan.changes.len() == 1 && plan.changes.get("accountEnabled") == Some(&json!(false));
