@@ -31,6 +31,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/applicationTemplates/{template}/instantiate", post(instantiate))
         .route("/applications", get(list_applications))
         .route("/applications/{id}", get(get_application).delete(delete_application))
+        .route("/applications/{id}/extensionProperties", get(list_extensions).post(register_extension))
+        .route("/applications/{id}/extensionProperties/{property}", delete(delete_extension))
         .route("/servicePrincipals", get(list_service_principals))
         .route("/servicePrincipals/{id}", get(get_service_principal).delete(delete_service_principal))
         .route("/servicePrincipals/{id}/appRoleAssignedTo", get(list_assignments).post(assign))
@@ -229,5 +231,52 @@ async fn unassign(
     caller.require(WRITE)?;
     state.admin(&caller).unassign(caller.tenant, &id, &assignment).await?;
     state.runner.wake_all();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn extension_json(property: &tenantsync_engine::admin::ExtensionProperty) -> Value {
+    json!({
+        "id": property.id,
+        "name": property.name,
+        "dataType": property.data_type,
+        "targetObjects": property.target_objects,
+        "appDisplayName": property.app_display_name,
+        "isMultiValued": false,
+        "isSyncedFromOnPremises": false,
+    })
+}
+
+/// `POST /applications/{id}/extensionProperties`: registers `extension_<appId>_<name>` on users.
+async fn register_extension(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath(id): GraphPath<String>,
+    GraphJson(body): GraphJson,
+) -> Result<Response, ApiError> {
+    caller.require(WRITE)?;
+    let name = body.get("name").and_then(Value::as_str).ok_or_else(|| ApiError::bad("Property 'name' is required."))?;
+    let data_type = body.get("dataType").and_then(Value::as_str).unwrap_or("String");
+    if let Some(targets) = body.get("targetObjects").and_then(Value::as_array)
+        && !targets.iter().all(|target| target.as_str() == Some("User"))
+    {
+        return Err(ApiError::bad("Only 'User' is supported in targetObjects."));
+    }
+    let property = state.admin(&caller).register_extension(caller.tenant, &id, name, data_type).await?;
+    Ok((StatusCode::CREATED, Json(extension_json(&property))).into_response())
+}
+
+async fn list_extensions(State(state): State<AppState>, caller: Caller, GraphPath(id): GraphPath<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(READ)?;
+    let properties = state.admin(&caller).extensions(caller.tenant, Some(&id)).await?;
+    Ok(Json(json!({"value": properties.iter().map(extension_json).collect::<Vec<_>>()})))
+}
+
+async fn delete_extension(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath((id, property)): GraphPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(WRITE)?;
+    state.admin(&caller).delete_extension(caller.tenant, &id, &property).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -48,6 +48,12 @@ pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
         DirectoryObject::Group(group) => serde_json::to_value(group),
     }
     .expect("directory objects always serialize to JSON");
+    // Directory extension attributes are top-level properties in Graph.
+    if let Value::Object(map) = &mut value
+        && let Some(Value::Object(extensions)) = map.remove("extensions")
+    {
+        map.extend(extensions);
+    }
     if typed && let Value::Object(map) = &mut value {
         map.insert("@odata.type".to_owned(), Value::String(entity_of(object.kind()).odata_type()));
     }

@@ -53,6 +53,30 @@ async fn delta_users(
     objects::delta(&state, &caller, ObjectKind::User, &query, &headers, &base).await
 }
 
+/// Refuses extension attributes the tenant has not registered, or values of the wrong type, as Graph does.
+async fn check_extensions(state: &AppState, caller: &Caller, body: &Value) -> Result<(), ApiError> {
+    let Value::Object(map) = body else { return Ok(()) };
+    let used: Vec<(&String, &Value)> = map.iter().filter(|(key, _)| tenantsync_model::is_extension_attribute(key)).collect();
+    if used.is_empty() {
+        return Ok(());
+    }
+    let registered = state.admin(caller).extensions(caller.tenant, None).await?;
+    for (key, value) in used {
+        let Some(property) = registered.iter().find(|property| property.name == *key) else {
+            return Err(ApiError::bad(format!("Property '{key}' does not exist as a declared property or extension property.")));
+        };
+        let fits = match property.data_type.as_str() {
+            "Boolean" => value.is_boolean() || value.is_null(),
+            "Integer" => value.is_i64() || value.is_null(),
+            _ => value.is_string() || value.is_null(),
+        };
+        if !fits {
+            return Err(ApiError::bad(format!("Invalid value specified for property '{key}' of resource 'User'.")));
+        }
+    }
+    Ok(())
+}
+
 fn check_password(password: Option<&str>) -> Result<(), ApiError> {
     match password {
         Some(password) => PasswordProfile::check_complexity(password).map_err(ApiError::bad),
@@ -71,6 +95,7 @@ async fn create_user(
     GraphJson(body): GraphJson,
 ) -> Result<Response, ApiError> {
     caller.require(roles::USER_WRITE)?;
+    check_extensions(&state, &caller, &body).await?;
     let mut map = Map::new();
     let extras = merge_body(&USER, &mut map, &body)?;
     check_password(extras.password.as_deref())?;
@@ -110,6 +135,7 @@ async fn update_user(
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
+    check_extensions(&state, &caller, &body).await?;
     // Checked once before the transaction so that a bad body never opens one.
     let extras = merge_body(&USER, &mut Map::new(), &body)?;
     check_password(extras.password.as_deref())?;

@@ -147,7 +147,7 @@ pub fn source_attributes(user: &SourceUser) -> Attributes {
                     attributes.insert(name.clone(), AttrValue::Multi(Cow::Owned(texts)));
                 }
             }
-            Value::Object(fields) if name == "onPremisesExtensionAttributes" => {
+            Value::Object(fields) if name == "onPremisesExtensionAttributes" || name == "extensions" => {
                 for (field, value) in fields {
                     if let Some(text) = value.as_str() {
                         attributes.insert(field.clone(), AttrValue::String(Cow::Owned(text.to_owned())));

@@ -55,6 +55,21 @@ pub fn merge_body(entity: &Entity, target: &mut Map<String, Value>, body: &Value
         if key.starts_with("@odata.") {
             continue;
         }
+        if entity.name == crate::entity::USER.name && tenantsync_model::is_extension_attribute(key) {
+            // A directory extension attribute: kept under `extensions`, shown at the top level on output.
+            if !(value.is_string() || value.is_boolean() || value.is_i64() || value.is_null()) {
+                return Err(invalid_value(entity, key));
+            }
+            let extensions = target.entry("extensions").or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(extensions) = extensions {
+                if value.is_null() {
+                    extensions.remove(key);
+                } else {
+                    extensions.insert(key.clone(), value.clone());
+                }
+            }
+            continue;
+        }
         let Some(property) = entity.property(key) else {
             return Err(GraphError::bad(format!(
                 "Property '{key}' does not exist as a declared property or extension property."

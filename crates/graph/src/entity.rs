@@ -141,8 +141,18 @@ impl Entity {
     }
 }
 
+impl Entity {
+    /// A directory extension attribute of users, by name (matched exactly: extension names are case-sensitive).
+    pub fn extension(&self, name: &str) -> Option<&'static str> {
+        (self.name == USER.name && tenantsync_model::is_extension_attribute(name)).then(|| interned(name))
+    }
+}
+
 impl FilterSchema for Entity {
     fn property(&self, path: &str) -> Option<(PropertyType, &'static str)> {
+        if let Some(name) = self.extension(path) {
+            return Some((PropertyType::String, name));
+        }
         if let Some((parent, child)) = path.split_once('/') {
             let property = Entity::property(self, parent)?;
             let S::StringObject(fields) = property.shape else { return None };
@@ -175,6 +185,22 @@ impl FilterSchema for Entity {
 
     fn entity_name(&self) -> &'static str {
         self.name
+    }
+}
+
+/// A name as a `&'static str`, interned so each distinct name is allocated once.
+fn interned(name: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().expect("name interner mutex is never poisoned");
+    match names.get(name) {
+        Some(known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            names.insert(leaked);
+            leaked
+        }
     }
 }
 

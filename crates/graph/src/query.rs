@@ -13,6 +13,12 @@ pub const DEFAULT_TOP: u32 = 100;
 pub fn parse_select(entity: &Entity, text: &str) -> Result<Vec<&'static str>, GraphError> {
     let mut selected = Vec::new();
     for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        if let Some(extension) = entity.extension(name) {
+            if !selected.contains(&extension) {
+                selected.push(extension);
+            }
+            continue;
+        }
         let property =
             entity.property(name).filter(|property| property.shape != JsonShape::WriteOnly).ok_or_else(|| {
                 GraphError::bad(format!("Could not find a property named '{name}' on type '{}'.", entity.name))

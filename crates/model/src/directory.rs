@@ -170,6 +170,21 @@ pub struct User {
     /// SCIM `externalId`: the provisioning client's identifier for the user. Not a Graph property, as above.
     #[serde(default, rename = "scimExternalId", skip_serializing_if = "Option::is_none")]
     pub scim_external_id: Option<String>,
+    /// Directory extension attributes (`extension_<appIdNoDashes>_<name>`), stored under one key and shown by the
+    /// Graph API as top-level properties.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extensions: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Whether `name` has the shape of a directory extension attribute: `extension_<32 hex digits>_<name>`.
+pub fn is_extension_attribute(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("extension_") else { return false };
+    let Some((app, attribute)) = rest.split_once('_') else { return false };
+    app.len() == 32
+        && app.chars().all(|c| c.is_ascii_hexdigit())
+        && !attribute.is_empty()
+        && attribute.len() <= 120
+        && attribute.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl User {

@@ -11,7 +11,7 @@ mod tenant;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
-    AlternativeSecurityId, DirectoryObject, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,
+    AlternativeSecurityId, DirectoryObject, is_extension_attribute, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,
     PasswordProfile, User, UserType,
 };
 pub use ids::{ClientId, ObjectId, TenantId};
