@@ -15,7 +15,7 @@ use tenantsync_model::{Clock, TenantId};
 use tenantsync_store::TxMode;
 use tokio::sync::Notify;
 
-use tenantsync_engine::connector::TargetDirectory;
+use tenantsync_engine::connector::{SourceDirectory, TargetDirectory};
 
 use crate::local::{LocalSource, LocalTarget};
 
@@ -27,6 +27,14 @@ struct JobHandle {
     /// One cycle at a time per job, whoever asks.
     cycle_lock: Arc<tokio::sync::Mutex<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// `target`, with anchors naming `issuer` (a remote source's tenant) instead of the job's tenant.
+fn reissued(target: Box<dyn TargetDirectory>, issuer: Option<String>) -> Box<dyn TargetDirectory> {
+    match issuer.filter(|issuer| !issuer.is_empty()) {
+        Some(issuer) => Box::new(crate::graph::ReissuedTarget { inner: target, issuer }),
+        None => target,
+    }
 }
 
 /// Runs every sync job hosted by this process.
@@ -54,6 +62,8 @@ pub enum RunError {
     OutboundNotAllowed,
     #[error("storage failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the remote Graph tenant cannot be reached")]
+    Peer(#[source] tenantsync_engine::connector::PeerError),
 }
 
 impl SyncRunner {
@@ -143,14 +153,20 @@ impl SyncRunner {
         jobs.get(job_id).map(|handle| handle.cycle_lock.clone()).unwrap_or_default()
     }
 
-    /// The connectors of a job: its own tenant as the source; as the target, the tenant named by `CompanyId`.
-    /// None when `require_active` and the job is not active (nothing to run, nothing to complain about).
+    /// The connectors of a job: as the source, its own tenant, or a remote Graph tenant when `SourceBaseAddress` is
+    /// set; as the target, a remote Graph tenant (`BaseAddress` with `TokenEndpoint`), a SCIM service (`BaseAddress`
+    /// alone) or the tenant hosted here named by `CompanyId`. None when `require_active` and the job is not active
+    /// (nothing to run, nothing to complain about).
+    ///
+    /// Partner policies are checked only between tenants hosted here: toward or from a remote Graph tenant the
+    /// remote credential's application roles are the consent (tenantsync's API checks no partner policy on a
+    /// plain `POST /users`). A local target fed by a remote source still checks its inbound entry for that source.
     pub async fn connectors(
         &self,
         source_tenant: TenantId,
         job_id: &str,
         require_active: bool,
-    ) -> Result<Option<(LocalSource, Box<dyn TargetDirectory>)>, RunError> {
+    ) -> Result<Option<(Box<dyn SourceDirectory>, Box<dyn TargetDirectory>)>, RunError> {
         let store = self.directory.store();
         let mut tx = store.begin(source_tenant, TxMode::Read).await.map_err(|err| RunError::Store(Box::new(err)))?;
         let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id)
@@ -164,7 +180,25 @@ impl SyncRunner {
             .await
             .map_err(|err| RunError::Engine(err.into()))?;
         let settings = JobSettings::from_secrets(&secrets);
-        let source = LocalSource { directory: self.directory.clone(), tenant: source_tenant };
+        let remote_source = match &settings.graph_source {
+            Some(graph) => {
+                let client = crate::graph::GraphClient::shared(graph).map_err(RunError::Peer)?;
+                Some(crate::graph::GraphSource::new(client, self.directory.clone(), source_tenant, job_id))
+            }
+            None => None,
+        };
+        let source: Box<dyn SourceDirectory> = match remote_source {
+            Some(remote) => Box::new(remote),
+            None => Box::new(LocalSource { directory: self.directory.clone(), tenant: source_tenant }),
+        };
+        let remote_issuer = settings.graph_source.as_ref().map(|graph| graph.tenant_id.clone());
+        if let Some(graph) = &settings.graph_target {
+            // A remote Graph tenant: the credential's roles are the consent.
+            let client = crate::graph::GraphClient::shared(graph).map_err(RunError::Peer)?;
+            let target = crate::graph::GraphTarget::new(client);
+            target.prepare().await.map_err(RunError::Peer)?;
+            return Ok(Some((source, reissued(Box::new(target), remote_issuer))));
+        }
         if let Some(scim) = settings.scim.clone() {
             // A SCIM service: no partner policy applies, the token in the secrets is the consent.
             let target = crate::scim::ScimTarget::new(scim).map_err(|err| RunError::Store(Box::new(err)))?;
@@ -175,7 +209,8 @@ impl SyncRunner {
             .await
             .map_err(|err| RunError::Engine(err.into()))?;
         drop(tx);
-        if !partner.is_some_and(|partner| partner.allows_outbound()) {
+        // A remote source's outbound consent is its own business (the credential it gave us).
+        if remote_issuer.is_none() && !partner.is_some_and(|partner| partner.allows_outbound()) {
             return Err(RunError::OutboundNotAllowed);
         }
         let target = self
@@ -184,14 +219,17 @@ impl SyncRunner {
             .await
             .map_err(|err| RunError::Store(Box::new(err)))?
             .ok_or(RunError::UnknownTarget(target_id))?;
+        // Consent and audit name the tenant the users come from: the remote source's, when there is one.
+        let consent_source =
+            remote_issuer.as_deref().and_then(|issuer| TenantId::parse(issuer).ok()).unwrap_or(source_tenant);
         let target = LocalTarget {
             directory: self.directory.clone(),
             tenant: target_id,
             initial_domain: target.initial_domain,
-            source_tenant,
+            source_tenant: consent_source,
             job_id: job_id.to_owned(),
         };
-        Ok(Some((source, Box::new(target))))
+        Ok(Some((source, reissued(Box::new(target), remote_issuer))))
     }
 
     /// Waits until no cycle has run for `quiet` (every job caught up), or `deadline` passes; true when idle.
@@ -232,7 +270,7 @@ impl SyncRunner {
             return Ok(CycleReport { not_active: true, ..CycleReport::default() });
         };
         let started = std::time::Instant::now();
-        let env = self.env(&source, target.as_ref(), source_tenant, job_id, force_full);
+        let env = self.env(source.as_ref(), target.as_ref(), source_tenant, job_id, force_full);
         let report = run_cycle(&env).await?;
         if !report.not_active {
             metrics::counter!("tenantsync_sync_cycles_total", "full" => report.full.to_string()).increment(1);
@@ -255,7 +293,7 @@ impl SyncRunner {
     /// The environment of a cycle of `job_id` over these connectors.
     fn env<'a>(
         &'a self,
-        source: &'a LocalSource,
+        source: &'a dyn SourceDirectory,
         target: &'a dyn TargetDirectory,
         source_tenant: TenantId,
         job_id: &'a str,
@@ -283,7 +321,7 @@ impl SyncRunner {
         let _guard = lock.lock().await;
         let (source, target) =
             self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = self.env(&source, target.as_ref(), source_tenant, job_id, false);
+        let env = self.env(source.as_ref(), target.as_ref(), source_tenant, job_id, false);
         Ok(tenantsync_engine::cycle::provision_on_demand(&env, user).await?)
     }
 
@@ -295,7 +333,7 @@ impl SyncRunner {
     ) -> Result<Vec<tenantsync_engine::dry_run::PlanRow>, RunError> {
         let (source, target) =
             self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = self.env(&source, target.as_ref(), source_tenant, job_id, false);
+        let env = self.env(source.as_ref(), target.as_ref(), source_tenant, job_id, false);
         Ok(tenantsync_engine::dry_run::dry_run(&env).await?)
     }
 
@@ -310,7 +348,7 @@ impl SyncRunner {
         let _guard = lock.lock().await;
         let (source, target) =
             self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = self.env(&source, target.as_ref(), source_tenant, job_id, false);
+        let env = self.env(source.as_ref(), target.as_ref(), source_tenant, job_id, false);
         Ok(tenantsync_engine::cycle::approve_staged(&env, source_id).await?)
     }
 
@@ -344,6 +382,18 @@ impl SyncRunner {
         }
     }
 
+    /// How often a job whose source is a remote Graph tenant polls it (None: the source is hosted here).
+    async fn remote_poll_interval(&self, source_tenant: TenantId, job_id: &str) -> Option<Duration> {
+        let mut tx = self.directory.store().begin(source_tenant, TxMode::Read).await.ok()?;
+        let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id).await.ok()??;
+        if config.schedule_state != tenantsync_engine::job::ScheduleState::Active {
+            return None;
+        }
+        let secrets = job::secrets(tx.as_mut(), &config.service_principal_id).await.ok()?;
+        let graph = JobSettings::from_secrets(&secrets).graph_source?;
+        Some(Duration::from_secs(graph.poll_interval_seconds))
+    }
+
     /// The clock the runner's cycles read.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -363,6 +413,7 @@ async fn job_task(
 ) {
     let mut interval = Duration::from_secs(40 * 60);
     let mut failures: u32 = 0;
+    let poll_scheduled = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             () = notify.notified() => {}
@@ -414,6 +465,19 @@ async fn job_task(
                     notify.notify_one();
                 });
             }
+        }
+        // A remote source announces nothing: poll its delta.
+        // One poll timer at a time, however many wake-ups there were.
+        if let Some(poll) = runner.remote_poll_interval(source_tenant, &job_id).await
+            && !poll_scheduled.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let notify = notify.clone();
+            let poll_scheduled = poll_scheduled.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(poll).await;
+                poll_scheduled.store(false, std::sync::atomic::Ordering::SeqCst);
+                notify.notify_one();
+            });
         }
         let config_interval = {
             let store = runner.directory.store();

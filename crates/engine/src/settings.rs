@@ -24,8 +24,86 @@ pub struct JobSettings {
     /// Retries and quarantine.
     pub failures: FailurePolicy,
     /// A SCIM 2.0 service as the target instead of a tenant (secrets `BaseAddress`, `SecretToken`,
-    /// `DeprovisionMode`).
+    /// `DeprovisionMode`, and no `TokenEndpoint`).
     pub scim: Option<ScimSettings>,
+    /// A remote Graph tenant as the target (secrets `BaseAddress` and `TokenEndpoint`, with `ClientId`,
+    /// `ClientSecret` and `CompanyId`). `BaseAddress` alone means SCIM: a `TokenEndpoint` is what makes it Graph.
+    pub graph_target: Option<GraphSettings>,
+    /// A remote Graph tenant as the source (the same keys prefixed `Source`: `SourceBaseAddress`,
+    /// `SourceTokenEndpoint`, `SourceClientId`, `SourceClientSecret`, `SourceCompanyId`).
+    pub graph_source: Option<GraphSettings>,
+}
+
+/// Where and how a remote Graph tenant (another tenantsync server, or Microsoft Entra ID) is reached.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GraphSettings {
+    /// The Graph root including the version, e.g. `https://graph.microsoft.com/v1.0`.
+    pub base_address: String,
+    /// The OAuth token endpoint, e.g. `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`.
+    pub token_endpoint: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The remote tenant's id (`CompanyId` / `SourceCompanyId`): the issuer of anchors it is the source of.
+    pub tenant_id: String,
+    /// Microsoft Entra ID rather than tenantsync (`TargetKind=Entra` / `SourceKind=Entra`, or a `graph.microsoft.com` address): users
+    /// are created by invitation and re-matched by `matching_attribute`.
+    pub entra: bool,
+    /// `MatchingAttribute` (default `mail`): how an Entra target user is found again when the job lost its link.
+    pub matching_attribute: String,
+    /// `InviteRedirectUrl` (default `https://myapps.microsoft.com`): the invitation's redirect.
+    pub invite_redirect_url: String,
+    /// `WriteBudgetPerFiveMinutes` (default 7,000, Entra's per-tenant write limit): writes are paced under it.
+    pub write_budget_per_five_minutes: u32,
+    /// `TimeoutSeconds` (default 30): a call that takes longer counts as the peer being unavailable.
+    pub timeout_seconds: u64,
+    /// `SourcePollIntervalSeconds` (default 30): a remote source announces no changes, so its job reads the delta
+    /// this often.
+    pub poll_interval_seconds: u64,
+}
+
+impl std::fmt::Debug for GraphSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphSettings")
+            .field("base_address", &self.base_address)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("tenant_id", &self.tenant_id)
+            .field("entra", &self.entra)
+            .finish()
+    }
+}
+
+impl GraphSettings {
+    /// The Graph settings under `prefix` (`""` for the target, `"Source"` for the source), when both the base
+    /// address and the token endpoint are set.
+    fn from_secrets(get: &dyn Fn(&str) -> Option<String>, prefix: &str) -> Option<GraphSettings> {
+        let value = |key: &str| {
+            get(&format!("{prefix}{key}")).map(|text| text.trim().to_owned()).filter(|text| !text.is_empty())
+        };
+        let base_address = value("BaseAddress")?.trim_end_matches('/').to_owned();
+        let token_endpoint = value("TokenEndpoint")?;
+        let kind_key = if prefix.is_empty() { "TargetKind" } else { "SourceKind" };
+        let entra = get(kind_key).is_some_and(|kind| kind.trim().eq_ignore_ascii_case("Entra"))
+            || base_address.to_ascii_lowercase().contains("graph.microsoft.com");
+        Some(GraphSettings {
+            base_address,
+            token_endpoint,
+            client_id: value("ClientId").unwrap_or_default(),
+            client_secret: value("ClientSecret").unwrap_or_default(),
+            tenant_id: value("CompanyId").unwrap_or_default(),
+            entra,
+            matching_attribute: value("MatchingAttribute").unwrap_or_else(|| "mail".to_owned()),
+            invite_redirect_url: value("InviteRedirectUrl")
+                .unwrap_or_else(|| "https://myapps.microsoft.com".to_owned()),
+            write_budget_per_five_minutes: value("WriteBudgetPerFiveMinutes")
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(7_000)
+                .max(1),
+            timeout_seconds: value("TimeoutSeconds").and_then(|text| text.parse().ok()).unwrap_or(30).max(1),
+            poll_interval_seconds: value("PollIntervalSeconds").and_then(|text| text.parse().ok()).unwrap_or(30).max(1),
+        })
+    }
 }
 
 /// Where and how a SCIM target is reached.
@@ -44,8 +122,11 @@ impl std::fmt::Debug for ScimSettings {
 }
 
 impl JobSettings {
-    /// How logs name the target: the target tenant's id, or the SCIM base address.
+    /// How logs name the target: the target tenant's id, or the SCIM (or remote Graph) base address.
     pub fn target_label(&self) -> Option<String> {
+        if let Some(graph) = &self.graph_target {
+            return Some(if graph.tenant_id.is_empty() { graph.base_address.clone() } else { graph.tenant_id.clone() });
+        }
         match (&self.scim, self.target_tenant) {
             (Some(scim), _) => Some(scim.base_address.clone()),
             (None, Some(tenant)) => Some(tenant.to_string()),
@@ -162,11 +243,19 @@ impl JobSettings {
             sync_all: get("SyncAll").is_some_and(truthy),
             expand_nested_groups: get("ExpandNestedGroups").is_some_and(truthy),
             delete_guard,
-            scim: get("BaseAddress").map(str::trim).filter(|address| !address.is_empty()).map(|address| ScimSettings {
-                base_address: address.trim_end_matches('/').to_owned(),
-                secret_token: get("SecretToken").unwrap_or_default().trim().to_owned(),
-                deprovision_delete: !get("DeprovisionMode").is_some_and(|mode| mode.trim().eq_ignore_ascii_case("Disable")),
-            }),
+            // `BaseAddress` with a `TokenEndpoint` is a remote Graph tenant; without one, a SCIM service.
+            scim: get("BaseAddress")
+                .map(str::trim)
+                .filter(|address| !address.is_empty())
+                .filter(|_| get("TokenEndpoint").is_none_or(|endpoint| endpoint.trim().is_empty()))
+                .map(|address| ScimSettings {
+                    base_address: address.trim_end_matches('/').to_owned(),
+                    secret_token: get("SecretToken").unwrap_or_default().trim().to_owned(),
+                    deprovision_delete: !get("DeprovisionMode")
+                        .is_some_and(|mode| mode.trim().eq_ignore_ascii_case("Disable")),
+                }),
+            graph_target: GraphSettings::from_secrets(&|key| get(key).map(str::to_owned), ""),
+            graph_source: GraphSettings::from_secrets(&|key| get(key).map(str::to_owned), "Source"),
             failures: {
                 let defaults = FailurePolicy::default();
                 let parse = |key: &str| get(key).map(str::trim).filter(|text| !text.is_empty());
