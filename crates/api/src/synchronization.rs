@@ -193,7 +193,8 @@ async fn get_secrets(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let secrets = state.admin(&caller).secrets(caller.tenant, &sp).await?;
-    Ok(Json(json!({"value": secrets})))
+    // Credentials never leave the server: sensitive values are shown as `*****`.
+    Ok(Json(json!({"value": tenantsync_engine::sealing::redacted(&secrets)})))
 }
 
 async fn put_secrets(

@@ -353,6 +353,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let (directory, store) = crate::store::directory(&database).await?;
+    crate::secrets::prepare(&database, store.as_ref(), false).await?;
     println!("tenantsync demo on {database}\n");
 
     let companies = [

@@ -14,6 +14,8 @@ mod demo;
 mod import;
 mod job;
 mod lang;
+mod sealing;
+mod secrets;
 mod serve;
 mod store;
 mod topology;
@@ -76,6 +78,9 @@ enum Command {
     /// Configure synchronizations between tenants.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
+    /// Secret storage: rotate the key that seals remote credentials, check sealed values.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
             Command::Bench(command) => bench::run(command).await,
             Command::Topology(command) => topology::run(command).await,
             Command::Job(command) => job::run(command).await,
+            Command::Secrets(command) => secrets::run(command).await,
         }
     });
     match result {

@@ -46,6 +46,7 @@ async fn shutdown_signal() {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (directory, store) = crate::store::directory(&args.database.database).await?;
+    crate::secrets::prepare(&args.database.database, store.as_ref(), true).await?;
     let state = AppState::new(directory.clone(), store.as_ref()).await.context("loading the token signing key")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

@@ -1,4 +1,5 @@
-//! Opening the store a `--database` URL names: the only place that chooses a backend.
+//! Opening the store a `--database` URL names: the only place that chooses a backend. Opening also loads the
+//! database's secret key file when there is one.
 
 use std::sync::Arc;
 
@@ -10,7 +11,10 @@ use tenantsync_store::Store;
 /// The embedded default: one SQLite file under `./tenantsync-data`.
 pub const DEFAULT_DATABASE: &str = "sqlite://tenantsync-data/tenantsync.db";
 
+/// Opens the store, and installs its secret key (`crate::secrets`) when its key file exists, so that any command
+/// reads the sync secrets it needs.
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    crate::secrets::install_key(url)?;
     if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         if let Some(parent) = std::path::Path::new(path).parent()
             && !parent.as_os_str().is_empty()

@@ -16,6 +16,7 @@ use crate::job::{
 use crate::plan::Connection;
 use crate::policy::{ConsentSettings, IdentitySynchronization, PARTNERS, Partner};
 use crate::schema::{AZURE2AZURE_TEMPLATE, SchemaError, compile, default_schema};
+use crate::sealing;
 use crate::settings::{JobSettings, Secret};
 
 /// The application template id of Entra's cross-tenant synchronization configuration.
@@ -494,10 +495,20 @@ impl Admin<'_> {
         let mut merged = job::secrets(tx.as_mut(), &principal.id).await?;
         for secret in secrets {
             match merged.iter_mut().find(|known| known.key.eq_ignore_ascii_case(&secret.key)) {
+                // A client that sends back what GET showed keeps the stored value.
+                Some(_) if sealing::is_sensitive(&secret.key) && secret.value == sealing::REDACTED => {}
                 Some(known) => known.value = secret.value,
                 None => merged.push(secret),
             }
         }
+        // Invariant: a sensitive value is stored sealed, never in plain text.
+        sealing::seal_secrets(sealing::installed().as_deref(), &mut merged).map_err(|err| match err.source {
+            sealing::SealError::NotConfigured => AdminError::Invalid(format!(
+                "secret storage key not configured: {} is not stored in plain text",
+                err.key
+            )),
+            _ => AdminError::Job(err.into()),
+        })?;
         write_doc(tx.as_mut(), SECRETS, &principal.id, &merged, self.now()).await?;
         bump_jobs_of(tx.as_mut(), &principal.id, self.now()).await?;
         self.audit(
@@ -511,6 +522,7 @@ impl Admin<'_> {
         Ok(())
     }
 
+    /// The secrets of a configuration, sealed values opened: callers that show them use `sealing::redacted`.
     pub async fn secrets(&self, tenant: TenantId, service_principal: &str) -> Result<Vec<Secret>, AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.read_tx(tenant).await?;

@@ -240,6 +240,10 @@ pub enum JobError {
         #[source]
         source: serde_json::Error,
     },
+    /// A sealed secret that cannot be opened (no key, or not the key it was sealed with); names the key id, never
+    /// the value.
+    #[error(transparent)]
+    Sealed(#[from] crate::sealing::SecretSealError),
 }
 
 /// Reads a JSON document.
@@ -292,9 +296,11 @@ pub async fn read_all<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// The secrets of a service principal.
+/// The secrets of a service principal, sealed values opened with the process's sealer.
 pub async fn secrets(tx: &mut dyn DirectoryTx, service_principal_id: &str) -> Result<Vec<Secret>, JobError> {
-    Ok(read(tx, SECRETS, service_principal_id).await?.unwrap_or_default())
+    let mut secrets: Vec<Secret> = read(tx, SECRETS, service_principal_id).await?.unwrap_or_default();
+    crate::sealing::open_secrets(crate::sealing::installed().as_deref(), &mut secrets)?;
+    Ok(secrets)
 }
 
 /// A new job id in Entra's format, `Azure2Azure.<tenant id without dashes>.<guid>`.

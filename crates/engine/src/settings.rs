@@ -3,8 +3,8 @@
 use serde_json::Value;
 use tenantsync_model::TenantId;
 
-/// One `{key, value}` of `synchronization/secrets`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// One `{key, value}` of `synchronization/secrets`. Its `Debug` hides sensitive values (`crate::sealing`).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Secret {
     pub key: String,
     pub value: String,

@@ -8,6 +8,7 @@
 
 pub mod fixtures;
 pub mod postgres;
+pub mod sealing;
 pub mod sync;
 
 use std::sync::{Arc, Once};
@@ -63,6 +64,8 @@ fn init_process() {
     ONCE.call_once(|| {
         // reqwest is built without a TLS provider; the process picks one, as the binary does.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // The binary installs its key-file sealer at start-up; the in-process server gets a stand-in.
+        sealing::install_test_sealer();
         // Quiet unless asked: TENANTSYNC_TEST_LOG=debug cargo test -p tenantsync-testkit.
         if let Ok(filter) = std::env::var("TENANTSYNC_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
