@@ -190,7 +190,7 @@ impl GraphClient {
     }
 
     /// Takes one write from the budget, waiting until the bucket has one.
-    async fn pace_write(&self) {
+    pub async fn pace_write(&self) {
         let wait = {
             let mut bucket = self.bucket.lock().expect("write bucket lock is never poisoned");
             let budget = f64::from(self.settings.write_budget_per_five_minutes);
