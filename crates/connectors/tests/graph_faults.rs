@@ -22,7 +22,7 @@ use tenantsync_engine::cycle::EngineError;
 use tenantsync_engine::job;
 use tenantsync_engine::policy::{IdentitySynchronization, Partner, UserSyncInbound};
 use tenantsync_engine::schema::AZURE2AZURE_TEMPLATE;
-use tenantsync_engine::settings::{GraphSettings, Secret};
+use tenantsync_engine::settings::{GraphSettings, JobSettings, Secret};
 use tenantsync_model::{Clock, ManualClock, ObjectId, Tenant, User};
 use tenantsync_store::{Store, TxMode};
 use tenantsync_store_sqlite::SqliteStore;
@@ -663,4 +663,40 @@ async fn writes_are_paced_under_the_budget() {
     client.pace_write().await;
     let waited = started.elapsed();
     assert!(waited >= std::time::Duration::from_millis(400), "the next write waited for the budget: {waited:?}");
+}
+
+#[test]
+fn a_token_endpoint_makes_base_address_a_graph_target_and_source_keys_a_graph_source() {
+    let secret = |key: &str, value: &str| Secret { key: key.to_owned(), value: value.to_owned() };
+    let scim =
+        JobSettings::from_secrets(&[secret("BaseAddress", "https://scim.example/v2"), secret("SecretToken", "t")]);
+    assert!(scim.scim.is_some() && scim.graph_target.is_none(), "BaseAddress alone is SCIM");
+    let graph = JobSettings::from_secrets(&[
+        secret("BaseAddress", "http://127.0.0.1:1/v1.0/"),
+        secret("TokenEndpoint", "http://127.0.0.1:1/t/oauth2/v2.0/token"),
+        secret("CompanyId", "7b5e8d0c-3f4a-4c1e-9d2b-1a2b3c4d5e6f"),
+    ]);
+    assert!(graph.scim.is_none(), "a TokenEndpoint makes it Graph, not SCIM");
+    let target = graph.graph_target.clone().expect("a Graph target");
+    assert_eq!(target.base_address, "http://127.0.0.1:1/v1.0");
+    assert!(!target.entra);
+    assert_eq!((target.matching_attribute.as_str(), target.write_budget_per_five_minutes), ("mail", 7_000));
+    assert_eq!(graph.target_label().as_deref(), Some("7b5e8d0c-3f4a-4c1e-9d2b-1a2b3c4d5e6f"));
+    let entra = JobSettings::from_secrets(&[
+        secret("BaseAddress", "https://graph.microsoft.com/v1.0"),
+        secret("TokenEndpoint", "https://login.microsoftonline.com/t/oauth2/v2.0/token"),
+        secret("WriteBudgetPerFiveMinutes", "100"),
+    ]);
+    let entra = entra.graph_target.expect("a Graph target");
+    assert!(entra.entra, "graph.microsoft.com is Entra");
+    assert_eq!(entra.write_budget_per_five_minutes, 100);
+    let source = JobSettings::from_secrets(&[
+        secret("SourceBaseAddress", "http://127.0.0.1:1/v1.0"),
+        secret("SourceTokenEndpoint", "http://127.0.0.1:1/s/oauth2/v2.0/token"),
+        secret("SourceCompanyId", "s"),
+        secret("CompanyId", "7b5e8d0c-3f4a-4c1e-9d2b-1a2b3c4d5e6f"),
+    ]);
+    assert_eq!(source.graph_source.expect("a Graph source").tenant_id, "s");
+    assert!(source.graph_target.is_none() && source.scim.is_none() && source.target_tenant.is_some());
+    assert!(format!("{:?}", target).contains("***"), "the client secret never shows in Debug");
 }
