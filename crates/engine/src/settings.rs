@@ -75,14 +75,20 @@ impl std::fmt::Debug for GraphSettings {
 }
 
 impl GraphSettings {
-    /// The Graph settings under `prefix` (`""` for the target, `"Source"` for the source), when both the base
-    /// address and the token endpoint are set.
+    /// The Graph settings under `prefix` (`""` for the target, `"Source"` for the source): a target needs both
+    /// the base address and the token endpoint, a source its base address.
     fn from_secrets(get: &dyn Fn(&str) -> Option<String>, prefix: &str) -> Option<GraphSettings> {
         let value = |key: &str| {
             get(&format!("{prefix}{key}")).map(|text| text.trim().to_owned()).filter(|text| !text.is_empty())
         };
         let base_address = value("BaseAddress")?.trim_end_matches('/').to_owned();
-        let token_endpoint = value("TokenEndpoint")?;
+        // A target needs the token endpoint to tell it from SCIM. A source address alone already means Graph: left
+        // without an endpoint it fails to authenticate, rather than silently reading the job's own tenant.
+        let token_endpoint = match value("TokenEndpoint") {
+            Some(endpoint) => endpoint,
+            None if !prefix.is_empty() => String::new(),
+            None => return None,
+        };
         let kind_key = if prefix.is_empty() { "TargetKind" } else { "SourceKind" };
         let entra = get(kind_key).is_some_and(|kind| kind.trim().eq_ignore_ascii_case("Entra"))
             || base_address.to_ascii_lowercase().contains("graph.microsoft.com");
