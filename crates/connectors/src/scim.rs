@@ -66,7 +66,8 @@ fn object_id(scim_id: &str) -> ObjectId {
 
 impl ScimTarget {
     pub fn new(settings: ScimSettings) -> Result<ScimTarget, PeerError> {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(unavailable)?;
+        let http =
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(unavailable)?;
         Ok(ScimTarget { http, settings, ids: Default::default() })
     }
 
@@ -87,7 +88,12 @@ impl ScimTarget {
     }
 
     /// Sends to the first path that exists.
-    async fn send_to_user(&self, method: reqwest::Method, id: ObjectId, body: Option<&Value>) -> Result<(u16, Value), PeerError> {
+    async fn send_to_user(
+        &self,
+        method: reqwest::Method,
+        id: ObjectId,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), PeerError> {
         let mut last = (404, Value::Null);
         for path in self.paths(id) {
             last = self.send(method.clone(), &path, body).await?;
@@ -99,7 +105,8 @@ impl ScimTarget {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Value), PeerError> {
-        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.settings.base_address) };
+        let url =
+            if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.settings.base_address) };
         let mut request = self.http.request(method, &url).header("Accept", "application/scim+json");
         if !self.settings.secret_token.is_empty() {
             request = request.bearer_auth(&self.settings.secret_token);
@@ -158,7 +165,9 @@ impl ScimTarget {
         if !work_phone.is_null() {
             put("businessPhones", &json!([work_phone]));
         }
-        if let Some(address) = resource["addresses"].as_array().and_then(|items| items.iter().find(|item| item["type"] == "work")) {
+        if let Some(address) =
+            resource["addresses"].as_array().and_then(|items| items.iter().find(|item| item["type"] == "work"))
+        {
             put("streetAddress", &address["streetAddress"]);
             put("city", &address["locality"]);
             put("state", &address["region"]);
@@ -191,10 +200,17 @@ impl ScimTarget {
                 "jobTitle" => drop(core.insert("title".to_owned(), value.clone())),
                 "preferredLanguage" => drop(core.insert("preferredLanguage".to_owned(), value.clone())),
                 "userType" => drop(core.insert("userType".to_owned(), value.clone())),
-                "mail" => drop(core.insert("emails".to_owned(), json!([{"type": "work", "value": value, "primary": true}]))),
+                "mail" => {
+                    drop(core.insert("emails".to_owned(), json!([{"type": "work", "value": value, "primary": true}])))
+                }
                 "mobilePhone" | "businessPhones" => {
-                    let work = if key == "businessPhones" { value.get(0).cloned() } else { changes.get("businessPhones").and_then(|phones| phones.get(0)).cloned() };
-                    let mobile = if key == "mobilePhone" { Some(value.clone()) } else { changes.get("mobilePhone").cloned() };
+                    let work = if key == "businessPhones" {
+                        value.get(0).cloned()
+                    } else {
+                        changes.get("businessPhones").and_then(|phones| phones.get(0)).cloned()
+                    };
+                    let mobile =
+                        if key == "mobilePhone" { Some(value.clone()) } else { changes.get("mobilePhone").cloned() };
                     let mut phones = Vec::new();
                     if let Some(work) = work.filter(|work| !work.is_null()) {
                         phones.push(json!({"type": "work", "value": work}));
@@ -258,8 +274,11 @@ impl TargetDirectory for ScimTarget {
 
     async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, PeerError> {
         let filter = format!("externalId eq \"{}\"", anchor.key());
-        let url = reqwest::Url::parse_with_params(&format!("{}/Users", self.settings.base_address), &[("filter", filter.as_str())])
-            .map_err(unavailable)?;
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/Users", self.settings.base_address),
+            &[("filter", filter.as_str())],
+        )
+        .map_err(unavailable)?;
         let (status, body) = self.send(reqwest::Method::GET, url.as_str(), None).await?;
         if status != 200 {
             return Err(Self::rejected(status, &body));
@@ -291,8 +310,13 @@ impl TargetDirectory for ScimTarget {
 
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         let (core, enterprise) = Self::scim_values(changes);
-        let mut operations: Vec<Value> = core.into_iter().map(|(path, value)| json!({"op": "replace", "path": path, "value": value})).collect();
-        operations.extend(enterprise.into_iter().map(|(name, value)| json!({"op": "replace", "path": format!("{ENTERPRISE}:{name}"), "value": value})));
+        let mut operations: Vec<Value> =
+            core.into_iter().map(|(path, value)| json!({"op": "replace", "path": path, "value": value})).collect();
+        operations.extend(
+            enterprise
+                .into_iter()
+                .map(|(name, value)| json!({"op": "replace", "path": format!("{ENTERPRISE}:{name}"), "value": value})),
+        );
         if operations.is_empty() {
             return Ok(());
         }
