@@ -265,7 +265,11 @@ async fn register_extension(
     Ok((StatusCode::CREATED, Json(extension_json(&property))).into_response())
 }
 
-async fn list_extensions(State(state): State<AppState>, caller: Caller, GraphPath(id): GraphPath<String>) -> Result<Json<Value>, ApiError> {
+async fn list_extensions(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath(id): GraphPath<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let properties = state.admin(&caller).extensions(caller.tenant, Some(&id)).await?;
     Ok(Json(json!({"value": properties.iter().map(extension_json).collect::<Vec<_>>()})))

@@ -56,14 +56,17 @@ async fn delta_users(
 /// Refuses extension attributes the tenant has not registered, or values of the wrong type, as Graph does.
 async fn check_extensions(state: &AppState, caller: &Caller, body: &Value) -> Result<(), ApiError> {
     let Value::Object(map) = body else { return Ok(()) };
-    let used: Vec<(&String, &Value)> = map.iter().filter(|(key, _)| tenantsync_model::is_extension_attribute(key)).collect();
+    let used: Vec<(&String, &Value)> =
+        map.iter().filter(|(key, _)| tenantsync_model::is_extension_attribute(key)).collect();
     if used.is_empty() {
         return Ok(());
     }
     let registered = state.admin(caller).extensions(caller.tenant, None).await?;
     for (key, value) in used {
         let Some(property) = registered.iter().find(|property| property.name == *key) else {
-            return Err(ApiError::bad(format!("Property '{key}' does not exist as a declared property or extension property.")));
+            return Err(ApiError::bad(format!(
+                "Property '{key}' does not exist as a declared property or extension property."
+            )));
         };
         let fits = match property.data_type.as_str() {
             "Boolean" => value.is_boolean() || value.is_null(),

@@ -337,14 +337,25 @@ impl Admin<'_> {
 
     /// Registers a directory extension attribute on users (`POST /applications/{id}/extensionProperties`); its name
     /// becomes `extension_<appId without dashes>_<name>`.
-    pub async fn register_extension(&self, tenant: TenantId, application: &str, name: &str, data_type: &str) -> Result<ExtensionProperty, AdminError> {
+    pub async fn register_extension(
+        &self,
+        tenant: TenantId,
+        application: &str,
+        name: &str,
+        data_type: &str,
+    ) -> Result<ExtensionProperty, AdminError> {
         let application = self.get_application(tenant, application).await?;
-        let valid_name = !name.is_empty() && name.len() <= 120 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let valid_name =
+            !name.is_empty() && name.len() <= 120 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid_name {
-            return Err(AdminError::Invalid(format!("Invalid extension property name '{name}': use letters, digits and '_'.")));
+            return Err(AdminError::Invalid(format!(
+                "Invalid extension property name '{name}': use letters, digits and '_'."
+            )));
         }
         if !["String", "Boolean", "Integer"].contains(&data_type) {
-            return Err(AdminError::Invalid(format!("Unsupported dataType '{data_type}': use String, Boolean or Integer.")));
+            return Err(AdminError::Invalid(format!(
+                "Unsupported dataType '{data_type}': use String, Boolean or Integer."
+            )));
         }
         let property = ExtensionProperty {
             id: ObjectId::new_random().to_string(),
@@ -356,9 +367,19 @@ impl Admin<'_> {
         };
         let mut tx = self.write_tx(tenant).await?;
         let data = serde_json::to_string(&property).expect("extension properties always serialize");
-        match tx.insert_doc(&DocRow { collection: EXTENSIONS.to_owned(), key: property.name.clone(), data, updated_at: self.now() }).await {
+        match tx
+            .insert_doc(&DocRow {
+                collection: EXTENSIONS.to_owned(),
+                key: property.name.clone(),
+                data,
+                updated_at: self.now(),
+            })
+            .await
+        {
             Ok(()) => {}
-            Err(StoreError::Conflict { .. }) => return Err(AdminError::Conflict(format!("The extension property '{}' already exists.", property.name))),
+            Err(StoreError::Conflict { .. }) => {
+                return Err(AdminError::Conflict(format!("The extension property '{}' already exists.", property.name)));
+            }
             Err(err) => return Err(err.into()),
         }
         self.audit(tx.as_mut(), "Add extension property", "Add", ("Application", &application.id)).await?;
@@ -367,23 +388,35 @@ impl Admin<'_> {
     }
 
     /// The extension attributes registered in a tenant (all applications, or one).
-    pub async fn extensions(&self, tenant: TenantId, application: Option<&str>) -> Result<Vec<ExtensionProperty>, AdminError> {
+    pub async fn extensions(
+        &self,
+        tenant: TenantId,
+        application: Option<&str>,
+    ) -> Result<Vec<ExtensionProperty>, AdminError> {
         let application = match application {
             Some(id) => Some(self.get_application(tenant, id).await?.id),
             None => None,
         };
         let mut tx = self.read_tx(tenant).await?;
         let all: Vec<ExtensionProperty> = job::read_all(tx.as_mut(), EXTENSIONS).await?;
-        Ok(all.into_iter().filter(|property| application.as_ref().is_none_or(|id| *id == property.application_id)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|property| application.as_ref().is_none_or(|id| *id == property.application_id))
+            .collect())
     }
 
     /// Removes a registration (values already stored on users stay, as in Entra, but can no longer be written).
     pub async fn delete_extension(&self, tenant: TenantId, application: &str, id: &str) -> Result<(), AdminError> {
-        let found = self.extensions(tenant, Some(application)).await?.into_iter().find(|property| property.id.eq_ignore_ascii_case(id));
+        let found = self
+            .extensions(tenant, Some(application))
+            .await?
+            .into_iter()
+            .find(|property| property.id.eq_ignore_ascii_case(id));
         let property = found.ok_or_else(|| not_found("extensionProperty", id))?;
         let mut tx = self.write_tx(tenant).await?;
         tx.delete_doc(EXTENSIONS, &property.name).await?;
-        self.audit(tx.as_mut(), "Delete extension property", "Delete", ("Application", &property.application_id)).await?;
+        self.audit(tx.as_mut(), "Delete extension property", "Delete", ("Application", &property.application_id))
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -11,8 +11,8 @@ mod tenant;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
-    AlternativeSecurityId, DirectoryObject, is_extension_attribute, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,
-    PasswordProfile, User, UserType,
+    AlternativeSecurityId, DirectoryObject, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,
+    PasswordProfile, User, UserType, is_extension_attribute,
 };
 pub use ids::{ClientId, ObjectId, TenantId};
 pub use roles::{AppRole, RoleSet};
