@@ -378,7 +378,10 @@ impl Admin<'_> {
         {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => {
-                return Err(AdminError::Conflict(format!("The extension property '{}' already exists.", property.name)));
+                return Err(AdminError::Conflict(format!(
+                    "The extension property '{}' already exists.",
+                    property.name
+                )));
             }
             Err(err) => return Err(err.into()),
         }
