@@ -836,3 +836,64 @@ async fn a_create_replayed_after_a_crash_is_logged_as_an_export() {
     assert_eq!((report.n_updated, report.n_created), (2, 0), "{report:?}");
     assert_eq!(target.n_writes.load(Ordering::Relaxed), writes, "nothing to write for users already in step");
 }
+
+/// A [`LocalSource`] that, right after listing the first page of a full read, makes `user` report to
+/// `new_manager` — a change that lands after the read's snapshot, so the cycle meets the user twice.
+struct ManagerChangingSource {
+    inner: LocalSource,
+    user: ObjectId,
+    new_manager: ObjectId,
+    done: Mutex<bool>,
+}
+
+#[async_trait]
+impl SourceDirectory for ManagerChangingSource {
+    fn tenant_id(&self) -> String {
+        self.inner.tenant_id()
+    }
+    async fn position(&self) -> Result<i64, PeerError> {
+        self.inner.position().await
+    }
+    async fn list_users(&self, after: Option<ObjectId>, limit: u32) -> Result<Vec<SourceUser>, PeerError> {
+        let users = self.inner.list_users(after, limit).await?;
+        let first = std::mem::replace(&mut *self.done.lock().unwrap(), true);
+        if !first {
+            self.inner
+                .directory
+                .set_manager(self.inner.tenant, &self.user.to_string(), &self.new_manager.to_string())
+                .await
+                .expect("change the manager");
+        }
+        Ok(users)
+    }
+    async fn get_user(&self, id: ObjectId) -> Result<Option<SourceUser>, PeerError> {
+        self.inner.get_user(id).await
+    }
+    async fn get_users(&self, ids: &[ObjectId]) -> Result<Vec<Option<SourceUser>>, PeerError> {
+        self.inner.get_users(ids).await
+    }
+    async fn changes(&self, after: i64, limit: u32) -> Result<ChangePage, PeerError> {
+        self.inner.changes(after, limit).await
+    }
+    async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError> {
+        self.inner.group_members(group, transitive).await
+    }
+    async fn direct_reports(&self, manager: ObjectId) -> Result<Vec<ObjectId>, PeerError> {
+        self.inner.direct_reports(manager).await
+    }
+}
+
+/// A manager changed while a full pass runs: the pass sees the old manager, the change log then the new one; the
+/// newer decision must win (the older one used to, and the reference stayed wrong until the user changed again).
+#[tokio::test]
+async fn a_manager_changed_during_a_full_pass_ends_as_the_new_manager() {
+    let world = World::new(3, 0).await;
+    let (user, old_manager, new_manager) = (world.users[0], world.users[1], world.users[2]);
+    world.directory.set_manager(world.source.id, &user.to_string(), &old_manager.to_string()).await.unwrap();
+    let changing = ManagerChangingSource { inner: world.local_source(), user, new_manager, done: Mutex::new(false) };
+    let target = world.faulty_target();
+    world.cycle_with(&changing, &target).await.expect("the cycle runs");
+    let b2b = world.b2b(user).await.expect("the user is synced");
+    let expected = world.b2b(new_manager).await.expect("the new manager is synced").user.id;
+    assert_eq!(b2b.manager, Some(expected), "the target manager follows the newest source manager");
+}

@@ -987,13 +987,18 @@ async fn resolve_managers(
     drop(tx);
     let mut record = PageRecord::default();
     let mut done = HashSet::new();
-    let pairs: Vec<(ObjectId, ObjectId, ObjectId)> = work
+    // The latest decision for a user wins: a cycle may see a user twice (full pass, then the changes made while
+    // it ran), and the later sighting carries the newer manager.
+    let mut pairs: Vec<(ObjectId, ObjectId, ObjectId)> = work
         .into_iter()
+        .rev()
+        .filter(|(target_user, _)| done.insert(*target_user))
         .filter_map(|(target_user, manager_source)| {
             let manager_target = targets.get(&manager_source).copied().flatten()?;
-            done.insert(target_user).then_some((target_user, manager_source, manager_target))
+            Some((target_user, manager_source, manager_target))
         })
         .collect();
+    pairs.reverse();
     let ids: Vec<ObjectId> = pairs.iter().map(|(target_user, _, _)| *target_user).collect();
     let current = env.target.get_users(&ids).await.map_err(EngineError::Source)?;
     let mut due = Vec::new();
