@@ -7,7 +7,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value};
 use tenantsync_directory::{DirectoryError, NewGroup};
-use tenantsync_graph::body::{merge_body, select};
+use tenantsync_graph::body::{merge_body, patch_object, select};
 use tenantsync_graph::entity::GROUP;
 use tenantsync_graph::query::parse_select;
 use tenantsync_model::{DirectoryObject, Group, ObjectKind};
@@ -113,11 +113,9 @@ async fn update_group(
     state
         .directory
         .update_group(caller.tenant, &id, |group| {
-            let Value::Object(mut map) = serde_json::to_value(&*group).expect("groups always serialize") else {
-                unreachable!("a group serializes to a JSON object")
-            };
-            merge_body(&GROUP, &mut map, &body).map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
-            *group = group_from_json(map).map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
+            *group = patch_object(&GROUP, &*group, &body)
+                .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?
+                .0;
             Ok(())
         })
         .await?;

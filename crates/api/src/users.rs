@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use tenantsync_directory::DirectoryError;
-use tenantsync_graph::body::{merge_body, select};
+use tenantsync_graph::body::{merge_body, patch_object, select};
 use tenantsync_graph::entity::USER;
 use tenantsync_graph::query::parse_select;
 use tenantsync_model::{ObjectKind, PasswordProfile, User};
@@ -145,11 +145,9 @@ async fn update_user(
     state
         .directory
         .update_user(caller.tenant, &key, |user| {
-            let Value::Object(mut map) = serde_json::to_value(&*user).expect("users always serialize") else {
-                unreachable!("a user serializes to a JSON object")
-            };
-            merge_body(&USER, &mut map, &body).map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
-            *user = user_from_json(map).map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
+            *user = patch_object(&USER, &*user, &body)
+                .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?
+                .0;
             Ok(())
         })
         .await?;

@@ -11,7 +11,7 @@ use tenantsync_engine::connector::{
 };
 use tenantsync_engine::job;
 use tenantsync_engine::policy::{PARTNERS, Partner};
-use tenantsync_graph::body::merge_body;
+use tenantsync_graph::body::{merge_body, patch_object};
 use tenantsync_graph::entity::USER;
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
 use tenantsync_store::TxMode;
@@ -189,11 +189,9 @@ impl LocalTarget {
     }
 
     fn apply_changes(user: &mut User, changes: &Map<String, Value>) -> Result<(), DirectoryError> {
-        let mut map = user_json(user);
-        merge_body(&USER, &mut map, &Value::Object(changes.clone()))
-            .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
-        *user = serde_json::from_value(Value::Object(map))
-            .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?;
+        *user = patch_object(&USER, &*user, &Value::Object(changes.clone()))
+            .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?
+            .0;
         Ok(())
     }
 }

@@ -171,6 +171,23 @@ pub fn merge_body(entity: &Entity, target: &mut Map<String, Value>, body: &Value
     Ok(extras)
 }
 
+/// Applies a Graph body to a typed object (`User`, `Group`): checks the body against `entity`, merges it into the
+/// object's JSON and reads the object back. The one way a PATCH body (from a client or from sync) changes an object.
+pub fn patch_object<T: serde::Serialize + serde::de::DeserializeOwned>(
+    entity: &Entity,
+    object: &T,
+    body: &Value,
+) -> Result<(T, BodyExtras), GraphError> {
+    let Value::Object(mut map) = serde_json::to_value(object).expect("directory objects always serialize") else {
+        return Err(GraphError::bad("The object is not a JSON object."));
+    };
+    let extras = merge_body(entity, &mut map, body)?;
+    let patched = serde_json::from_value(Value::Object(map)).map_err(|err| {
+        GraphError::bad(format!("Invalid value specified for a property of resource '{}': {err}.", entity.resource))
+    })?;
+    Ok((patched, extras))
+}
+
 /// Projects an object's JSON on `$select`ed properties (None keeps everything). Write-only properties never
 /// appear.
 pub fn select(object: Value, selected: Option<&[&'static str]>) -> Value {
