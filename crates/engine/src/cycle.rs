@@ -604,6 +604,19 @@ async fn fetch_users(env: &CycleEnv<'_>, ids: &[ObjectId]) -> Result<Vec<(Object
     Ok(ids.iter().copied().zip(users).collect())
 }
 
+/// Whether a user can be passed over without looking at the target: never linked, and never in scope (a B2B user
+/// of another tenant, or a user purged before it was synced). This keeps a mesh from paying for the users it just
+/// created. Real cycles and dry runs decide it here, so a dry run lists what the run does.
+pub(crate) fn passes_over(source: Option<&SourceUser>, link: Option<&Connection>) -> bool {
+    link.is_none() && source.is_none_or(|user| user.external)
+}
+
+/// Whether a planned object is worth no log line: in a full pass, an out-of-scope user that never reached the
+/// target. Shared by real cycles and dry runs, as above.
+pub(crate) fn is_quiet(plan: &ObjectPlan, observed: &Observed, full: bool) -> bool {
+    plan.action == PlannedAction::Skip && observed.target.is_none() && !plan.in_scope && full
+}
+
 /// Linked users a full read does not list: their source user is gone, or soft-deleted.
 pub(crate) async fn unlisted_links(env: &CycleEnv<'_>) -> Result<Vec<(ObjectId, Option<SourceUser>)>, EngineError> {
     let links: Vec<Connection> = {
@@ -711,10 +724,7 @@ async fn process_page(
             record.n_in_scope += 1;
         }
         let connection = connections.remove(&source_id);
-        // Never linked and never in scope (a B2B user of another tenant, or a user purged before it was synced):
-        // nothing to look up in the target. This keeps a mesh from paying for the users it just created.
-        let never_in_scope = source.as_ref().is_none_or(|user| user.external);
-        if connection.is_none() && never_in_scope && !escrow_of.contains_key(&source_id) {
+        if passes_over(source.as_ref(), connection.as_ref()) && !escrow_of.contains_key(&source_id) {
             report.n_skipped += 1;
             continue;
         }
@@ -781,7 +791,7 @@ async fn process_page(
             continue;
         }
         record.unstage.push(source_id);
-        let quiet = plan.action == PlannedAction::Skip && observed.target.is_none() && !plan.in_scope && report.full;
+        let quiet = is_quiet(&plan, &observed, report.full);
         let applied = apply(env, plan, &observed, escrow_of.get(&source_id).copied()).await;
         applied_all.push((applied, quiet));
     }

@@ -9,7 +9,9 @@ use tenantsync_model::ObjectId;
 use tenantsync_store::TxMode;
 
 use crate::connector::SourceUser;
-use crate::cycle::{CycleEnv, EngineError, LoadedJob, PAGE_SIZE, load_job, observe_page, unlisted_links};
+use crate::cycle::{
+    CycleEnv, EngineError, LoadedJob, PAGE_SIZE, is_quiet, load_job, observe_page, passes_over, unlisted_links,
+};
 use crate::job::{self, connections_collection};
 use crate::plan::{Connection, ObjectPlan, PlanContext, PlannedAction, plan_user};
 
@@ -48,8 +50,7 @@ async fn plan_page(
         .into_iter()
         .filter_map(|(id, source)| {
             let link = links.remove(&id);
-            let never_in_scope = source.as_ref().is_none_or(|user| user.external);
-            (link.is_some() || !never_in_scope).then_some((id, source, link))
+            (!passes_over(source.as_ref(), link.as_ref())).then_some((id, source, link))
         })
         .collect();
     let ids: Vec<ObjectId> = items.iter().map(|(id, _, _)| *id).collect();
@@ -66,7 +67,7 @@ async fn plan_page(
     };
     for (id, observed) in ids.into_iter().zip(observed) {
         let plan = plan_user(&ctx, id, &observed);
-        let quiet = plan.action == PlannedAction::Skip && observed.target.is_none() && !plan.in_scope && full;
+        let quiet = is_quiet(&plan, &observed, full);
         if !quiet {
             rows.push(PlanRow { action: plan.action.log_name().to_owned(), plan, guards: Vec::new() });
         }
