@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tenantsync_connectors::{LocalTarget, RunError};
 use tenantsync_engine::cycle::EngineError;
+use tenantsync_engine::job::JobKey;
 use tenantsync_engine::job::{Execution, JobConfig, JobState, ScheduleState};
 use tenantsync_engine::log::Status;
 use tenantsync_engine::plan::PlannedAction;
@@ -257,6 +258,7 @@ async fn validate_credentials(
         initial_domain: target.initial_domain,
         source_tenant: caller.tenant,
         job_id: String::new(),
+        repo: state.repo().clone(),
     };
     if local.check_consent().await.is_err() {
         return Err(policy_check_failure(
@@ -289,7 +291,7 @@ async fn create_job(
         .ok_or_else(|| ApiError::bad("Property 'templateId' is required."))?;
     let config = state.admin(&caller).create_job(caller.tenant, &sp, template).await?;
     let job_state = JobState::new(config.generation);
-    state.runner.ensure_job(caller.tenant, &config.id);
+    state.runner.ensure_job(caller.tenant, config.id.as_str());
     Ok((StatusCode::CREATED, Json(job_json(&config, &job_state))).into_response())
 }
 
@@ -310,7 +312,7 @@ async fn delete_job(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).delete_job(caller.tenant, &sp, &job).await?;
-    state.runner.forget(&job);
+    state.runner.forget(caller.tenant, &job);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -387,7 +389,7 @@ async fn put_schema(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).put_schema(caller.tenant, &sp, &job, body).await?;
-    state.runner.trigger(&job);
+    state.runner.trigger(caller.tenant, &job);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -644,9 +646,8 @@ async fn list_staged(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
-    let items = tenantsync_engine::cycle::staged(state.directory.store().as_ref(), caller.tenant, &job)
-        .await
-        .map_err(|err| run_error(RunError::Engine(err)))?;
+    let key = JobKey::new(caller.tenant, job.as_str());
+    let items = state.repo().staged(&key).await.map_err(|err| run_error(RunError::Engine(err.into())))?;
     let values: Vec<Value> = items
         .iter()
         .map(|item| {
@@ -654,7 +655,7 @@ async fn list_staged(
                 "objectId": item.source_id.to_string(),
                 "targetObjectId": item.target_id.to_string(),
                 "displayName": item.display_name,
-                "action": item.action,
+                "action": item.action.log_name(),
                 "reason": item.reason,
                 "guard": item.guard,
                 "decidedDateTime": item.decided_at.format(&Rfc3339).ok(),
@@ -693,15 +694,8 @@ async fn reject(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(WRITE)?;
     state.admin(caller).get_job(caller.tenant, sp, job).await?;
-    let n = tenantsync_engine::cycle::reject_staged(
-        state.directory.store().as_ref(),
-        state.directory.clock(),
-        caller.tenant,
-        job,
-        object,
-    )
-    .await
-    .map_err(|err| run_error(RunError::Engine(err)))?;
+    let key = JobKey::new(caller.tenant, job);
+    let n = state.repo().reject_staged(&key, object).await.map_err(|err| run_error(RunError::Engine(err.into())))?;
     if object.is_some() && n == 0 {
         return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
     }
@@ -777,7 +771,7 @@ async fn resolve_dead_letters(
         return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
     }
     if retry {
-        state.runner.trigger(job);
+        state.runner.trigger(caller.tenant, job);
     }
     Ok(Json(json!({ if retry { "retried" } else { "dropped" }: n })))
 }

@@ -2,19 +2,18 @@
 //! The target checks the target tenant's consent (its partner entry for the source) before every write.
 
 use async_trait::async_trait;
-use base64::Engine;
+
 use serde_json::{Map, Value, json};
 use tenantsync_directory::{Directory, DirectoryError, UserState};
-use tenantsync_engine::audit::{self, AuditEntry};
+use tenantsync_engine::audit::AuditEntry;
 use tenantsync_engine::connector::{
     Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser,
 };
-use tenantsync_engine::job;
-use tenantsync_engine::policy::{PARTNERS, Partner};
+use tenantsync_engine::repo::SyncRepo;
 use tenantsync_graph::body::{merge_body, patch_object};
 use tenantsync_graph::entity::USER;
+use tenantsync_model::b2b::b2b_user_body;
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
-use tenantsync_store::TxMode;
 
 fn peer_error(err: DirectoryError) -> PeerError {
     match err {
@@ -96,6 +95,8 @@ pub struct LocalTarget {
     pub initial_domain: String,
     pub source_tenant: TenantId,
     pub job_id: String,
+    /// Where consent is read and inbound writes are audited.
+    pub repo: SyncRepo,
 }
 
 fn target_user(state: UserState) -> TargetUser {
@@ -105,44 +106,37 @@ fn target_user(state: UserState) -> TargetUser {
 impl LocalTarget {
     /// Records inbound writes (activity, target user id, display name) in the target's directory audit.
     async fn audit(&self, writes: &[(&str, ObjectId, Option<String>)]) -> Result<(), PeerError> {
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let unavailable = |err: tenantsync_store::StoreError| PeerError::Unavailable(Box::new(err));
-        let mut tx = self.directory.store().begin(self.tenant, TxMode::Write).await.map_err(unavailable)?;
         let now = self.directory.clock().now();
-        for (activity, id, display_name) in writes {
-            let operation = match *activity {
-                "Add user" => "Add",
-                "Delete user" => "Delete",
-                "Restore user" => "Restore",
-                _ => "Update",
-            };
-            let entry = AuditEntry::new(
-                now,
-                activity,
-                operation,
-                "tenantsync cross-tenant synchronization",
-                ("User", &id.to_string()),
-            )
-            .logged_as("UserManagement", "Cross-tenant synchronization")
-            .named(display_name.clone())
-            .detail("SourceTenantId", self.source_tenant.to_string())
-            .detail("JobId", self.job_id.clone());
-            audit::record(tx.as_mut(), &entry).await.map_err(unavailable)?;
-        }
-        tx.commit().await.map_err(unavailable)
+        let entries: Vec<AuditEntry> = writes
+            .iter()
+            .map(|(activity, id, display_name)| {
+                let operation = match *activity {
+                    "Add user" => "Add",
+                    "Delete user" => "Delete",
+                    "Restore user" => "Restore",
+                    _ => "Update",
+                };
+                AuditEntry::new(
+                    now,
+                    activity,
+                    operation,
+                    "tenantsync cross-tenant synchronization",
+                    ("User", &id.to_string()),
+                )
+                .logged_as("UserManagement", "Cross-tenant synchronization")
+                .named(display_name.clone())
+                .detail("SourceTenantId", self.source_tenant.to_string())
+                .detail("JobId", self.job_id.clone())
+            })
+            .collect();
+        self.repo.record_audits(self.tenant, &entries).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
     }
 
     /// Refuses unless the target tenant allows user sync from the source (checked on every write).
     pub async fn check_consent(&self) -> Result<(), PeerError> {
-        let mut tx = self
-            .directory
-            .store()
-            .begin(self.tenant, TxMode::Read)
-            .await
-            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
-        let partner: Option<Partner> = job::read(tx.as_mut(), PARTNERS, &self.source_tenant.to_string())
+        let partner = self
+            .repo
+            .partner(self.tenant, self.source_tenant)
             .await
             .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
         match partner {
@@ -160,31 +154,9 @@ impl LocalTarget {
         let mut map = Map::new();
         merge_body(&USER, &mut map, &Value::Object(attributes.clone()))
             .map_err(|err| PeerError::Rejected(err.to_string()))?;
-        let source_id = anchor.source_id.to_string();
+        let mut map = b2b_user_body(&anchor.source_tenant, anchor.source_id, &map, &self.initial_domain);
         map.insert("id".to_owned(), json!(ObjectId::new_random()));
         map.insert("createdDateTime".to_owned(), json!("1970-01-01T00:00:00Z"));
-        map.insert("creationType".to_owned(), json!("Invitation"));
-        map.insert("externalUserState".to_owned(), json!("Accepted"));
-        map.entry("accountEnabled").or_insert(json!(true));
-        map.entry("userType").or_insert(json!("Member"));
-        if !map.get("userPrincipalName").is_some_and(Value::is_string) {
-            map.insert("userPrincipalName".to_owned(), json!(format!("{source_id}#EXT#@{}", self.initial_domain)));
-        }
-        if !map.get("displayName").is_some_and(Value::is_string) {
-            let upn = map["userPrincipalName"].clone();
-            map.insert("displayName".to_owned(), upn);
-        }
-        if !map.get("mailNickname").is_some_and(Value::is_string) {
-            map.insert("mailNickname".to_owned(), json!(source_id.replace('-', "")));
-        }
-        map.insert(
-            "identities".to_owned(),
-            json!([{"signInType": "federated", "issuer": anchor.source_tenant, "issuerAssignedId": source_id}]),
-        );
-        map.insert(
-            "alternativeSecurityIds".to_owned(),
-            json!([{"type": 6, "identityProvider": anchor.source_tenant, "key": base64::engine::general_purpose::STANDARD.encode(source_id.as_bytes())}]),
-        );
         serde_json::from_value(Value::Object(map)).map_err(|err| PeerError::Rejected(err.to_string()))
     }
 
@@ -198,6 +170,10 @@ impl LocalTarget {
 
 #[async_trait]
 impl TargetDirectory for LocalTarget {
+    fn system_name(&self) -> String {
+        format!("tenantsync tenant {}", self.initial_domain)
+    }
+
     fn external_upn(&self, source_upn: &str) -> String {
         let local: String = source_upn
             .replace('@', "_")

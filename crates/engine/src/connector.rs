@@ -123,6 +123,9 @@ impl Anchor {
 pub trait TargetDirectory: Send + Sync {
     /// The userPrincipalName a B2B user of `source_upn` gets in this directory.
     fn external_upn(&self, source_upn: &str) -> String;
+    /// How provisioning logs name this system (`targetSystem.displayName`), e.g. "tenantsync tenant
+    /// contoso.onmicrosoft.test" or "SCIM 2.0 service at https://app.example/scim".
+    fn system_name(&self) -> String;
     /// Whether this directory stores `attribute` (a Graph property name). Mappings to attributes it cannot hold
     /// are left out, so they are neither written nor compared.
     fn supports(&self, attribute: &str) -> bool {

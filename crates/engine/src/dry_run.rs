@@ -6,13 +6,11 @@
 use std::collections::HashMap;
 
 use tenantsync_model::ObjectId;
-use tenantsync_store::TxMode;
 
 use crate::connector::SourceUser;
 use crate::cycle::{
     CycleEnv, EngineError, LoadedJob, PAGE_SIZE, is_quiet, load_job, observe_page, passes_over, unlisted_links,
 };
-use crate::job::{self, connections_collection};
 use crate::plan::{Connection, ObjectPlan, PlanContext, PlannedAction, plan_user};
 
 /// One object of a dry run.
@@ -33,16 +31,8 @@ async fn plan_page(
     rows: &mut Vec<PlanRow>,
     n_active: &mut u64,
 ) -> Result<(), EngineError> {
-    let collection = connections_collection(env.job_id);
-    let mut links: HashMap<ObjectId, Connection> = HashMap::new();
-    {
-        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
-        for (id, _) in &users {
-            if let Some(link) = job::read::<Connection>(tx.as_mut(), &collection, &id.to_string()).await? {
-                links.insert(*id, link);
-            }
-        }
-    }
+    let ids: Vec<ObjectId> = users.iter().map(|(id, _)| *id).collect();
+    let mut links: HashMap<ObjectId, Connection> = env.repo.connections(env.job, &ids).await?;
     *n_active +=
         users.iter().filter(|(_, user)| user.as_ref().is_some_and(|user| !user.deleted && !user.external)).count()
             as u64;
@@ -55,7 +45,7 @@ async fn plan_page(
         .collect();
     let ids: Vec<ObjectId> = items.iter().map(|(id, _, _)| *id).collect();
     let observed = observe_page(env, job, items).await.map_err(EngineError::Source)?;
-    let source_tenant = env.source_tenant.to_string();
+    let source_tenant = env.job.tenant.to_string();
     let external_upn = |upn: &str| env.target.external_upn(upn);
     let supports = |attribute: &str| env.target.supports(attribute);
     let ctx = PlanContext {

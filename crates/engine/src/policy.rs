@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::job::Collection;
+
 /// The collection of partner documents (key: the partner's tenant id).
-pub const PARTNERS: &str = "crossTenantPartner";
+pub const PARTNERS: Collection<Partner> = Collection::fixed("crossTenantPartner");
 
 /// `automaticUserConsentSettings`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

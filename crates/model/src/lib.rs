@@ -9,6 +9,7 @@ mod ids;
 mod roles;
 mod tenant;
 
+pub mod b2b;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     AlternativeSecurityId, DirectoryObject, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,

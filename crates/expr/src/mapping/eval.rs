@@ -157,11 +157,7 @@ impl Env<'_> {
                 let Some(tenant) = self.ctx.source_tenant_id else {
                     return Err(site.fail("the evaluation context has no source tenant id"));
                 };
-                Ok(Value::AlternativeSecurityIds(vec![AlternativeSecurityId {
-                    kind: 6,
-                    identity_provider: tenant.to_owned(),
-                    key: text::base64_encode(net_id.as_bytes()),
-                }]))
+                Ok(Value::AlternativeSecurityIds(vec![AlternativeSecurityId::from_net_id(tenant, &net_id)]))
             }
             F::Append => {
                 let suffix = self.text_arg(site, args, 1)?.unwrap_or_default();
