@@ -506,17 +506,30 @@ async fn provision_on_demand(
     let subject = parameter
         .pointer("/subjects/0")
         .ok_or_else(|| ApiError::bad("parameters[0].subjects must name one object."))?;
-    if subject.get("objectTypeName").and_then(Value::as_str).is_some_and(|kind| !kind.eq_ignore_ascii_case("User")) {
-        return Err(ApiError::bad("Provisioning on demand supports users only (objectTypeName 'User')."));
-    }
+    let kind = subject.get("objectTypeName").and_then(Value::as_str).unwrap_or("User");
+    let group = if kind.eq_ignore_ascii_case("Group") {
+        true
+    } else if kind.eq_ignore_ascii_case("User") {
+        false
+    } else {
+        return Err(ApiError::bad(
+            "Provisioning on demand supports users and groups (objectTypeName 'User' or 'Group').",
+        ));
+    };
     let object_id = subject
         .get("objectId")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad("subjects[0].objectId is required."))?;
-    let user_id = ObjectId::parse(object_id).map_err(|_| ApiError::NotFound(object_id.to_owned()))?;
-    state.directory.get_user(caller.tenant, object_id).await?;
+    let id = ObjectId::parse(object_id).map_err(|_| ApiError::NotFound(object_id.to_owned()))?;
     let started = state.directory.clock().now();
-    let (plan, status) = state.runner.provision_on_demand(caller.tenant, &job, user_id).await.map_err(run_error)?;
+    // Beyond Entra, which refuses groups on demand: a group is planned and applied now, like a user.
+    let (plan, status) = if group {
+        state.directory.get_group(caller.tenant, object_id).await?;
+        state.runner.provision_group_on_demand(caller.tenant, &job, id).await.map_err(run_error)?
+    } else {
+        state.directory.get_user(caller.tenant, object_id).await?;
+        state.runner.provision_on_demand(caller.tenant, &job, id).await.map_err(run_error)?
+    };
     let ended = state.directory.clock().now();
     let result = match (&status, plan.action) {
         (Status::Failure { .. }, _) => "Failure",
@@ -543,9 +556,9 @@ async fn provision_on_demand(
         "provisioningSteps": plan.steps,
         "reportableIdentifier": plan.source_display_name,
         "statusInfo": {"status": result, "errorCode": error_code, "reason": error_message, "additionalDetails": plan.reason},
-        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": "User"},
+        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str()},
         "sourceSystem": {"id": caller.tenant.to_string(), "displayName": "Microsoft Entra ID"},
-        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()), "displayName": plan.source_display_name, "identityType": "User"},
+        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str()},
         "targetSystem": {"id": JobSettings::from_secrets(&state.admin(&caller).secrets(caller.tenant, &sp).await?).target_tenant.map(|tenant: TenantId| tenant.to_string()), "displayName": "Microsoft Entra ID (target tenant)"},
     });
     Ok(Json(json!({

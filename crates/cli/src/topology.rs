@@ -101,6 +101,7 @@ pub async fn connect(admin: &Admin<'_>, source: &Tenant, target: &Tenant, sync_a
         tenant_id: source.id.to_string(),
         display_name: Some(source.display_name.clone()),
         user_sync_inbound: Some(UserSyncInbound { is_sync_allowed: true }),
+        group_sync_inbound: None,
     };
     admin.put_identity_sync(target.id, &source.id.to_string(), policy).await?;
     // Source: allow automatic redemption toward the target, then the configuration itself.

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 
 use serde_json::{Map, Value, json};
 use tenantsync_engine::connector::{
-    Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser,
+    Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetGroup, TargetUser,
 };
 use tenantsync_engine::job::JobKey;
 use tenantsync_engine::repo::SyncRepo;
@@ -541,7 +541,7 @@ impl SourceDirectory for GraphSource {
             groups_page.more
         };
         let next = self.save_links(&json!({"users": users_link, "groups": groups_link}), Some(after)).await?;
-        Ok(ChangePage { user_ids: ids, next, more })
+        Ok(ChangePage { user_ids: ids, group_ids: Vec::new(), next, more })
     }
 
     async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError> {
@@ -878,5 +878,32 @@ impl TargetDirectory for ReissuedTarget {
     }
     async fn set_managers(&self, pairs: &[(ObjectId, ObjectId)]) -> Vec<Result<(), PeerError>> {
         self.inner.set_managers(pairs).await
+    }
+    fn supports_groups(&self) -> bool {
+        self.inner.supports_groups()
+    }
+    async fn group_ready(&self) -> Result<(), PeerError> {
+        self.inner.group_ready().await
+    }
+    async fn get_group(&self, id: ObjectId) -> Result<Option<TargetGroup>, PeerError> {
+        self.inner.get_group(id).await
+    }
+    async fn find_group_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetGroup>, PeerError> {
+        self.inner.find_group_by_anchor(&self.anchor(anchor)).await
+    }
+    async fn create_group(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetGroup, PeerError> {
+        self.inner.create_group(&self.anchor(anchor), attributes).await
+    }
+    async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        self.inner.update_group(id, changes).await
+    }
+    async fn change_group_members(&self, id: ObjectId, add: &[ObjectId], remove: &[ObjectId]) -> Result<(), PeerError> {
+        self.inner.change_group_members(id, add, remove).await
+    }
+    async fn delete_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.inner.delete_group(id).await
+    }
+    async fn restore_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.inner.restore_group(id).await
     }
 }

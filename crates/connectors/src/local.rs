@@ -4,16 +4,16 @@
 use async_trait::async_trait;
 
 use serde_json::{Map, Value, json};
-use tenantsync_directory::{Directory, DirectoryError, UserState};
+use tenantsync_directory::{Directory, DirectoryError, GroupState, NewGroup, UserState};
 use tenantsync_engine::audit::AuditEntry;
 use tenantsync_engine::connector::{
-    Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser,
+    Anchor, ChangePage, PeerError, SourceDirectory, SourceGroup, SourceUser, TargetDirectory, TargetGroup, TargetUser,
 };
 use tenantsync_engine::repo::SyncRepo;
 use tenantsync_graph::body::{merge_body, patch_object};
 use tenantsync_graph::entity::USER;
 use tenantsync_model::b2b::b2b_user_body;
-use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
+use tenantsync_model::{DirectoryObject, Group, ObjectId, ObjectKind, SyncOrigin, TenantId, User};
 
 fn peer_error(err: DirectoryError) -> PeerError {
     match err {
@@ -74,7 +74,12 @@ impl SourceDirectory for LocalSource {
 
     async fn changes(&self, after: i64, limit: u32) -> Result<ChangePage, PeerError> {
         let changed = self.directory.changed_users(self.tenant, after, limit).await.map_err(peer_error)?;
-        Ok(ChangePage { user_ids: changed.user_ids, next: changed.next, more: changed.more })
+        Ok(ChangePage {
+            user_ids: changed.user_ids,
+            group_ids: changed.group_ids,
+            next: changed.next,
+            more: changed.more,
+        })
     }
 
     async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError> {
@@ -83,6 +88,24 @@ impl SourceDirectory for LocalSource {
 
     async fn direct_reports(&self, manager: ObjectId) -> Result<Vec<ObjectId>, PeerError> {
         self.directory.direct_report_ids(self.tenant, manager).await.map_err(peer_error)
+    }
+
+    async fn get_group(&self, id: ObjectId, transitive: bool) -> Result<Option<SourceGroup>, PeerError> {
+        let Some(state) = self.directory.group_state(self.tenant, id).await.map_err(peer_error)? else {
+            return Ok(None);
+        };
+        let members = if transitive && !state.deleted {
+            self.directory.group_user_ids(self.tenant, id, true).await.map_err(peer_error)?
+        } else {
+            state.user_members.clone()
+        };
+        Ok(Some(SourceGroup {
+            id,
+            attributes: group_json(&state.group),
+            deleted: state.deleted,
+            members,
+            n_nested_groups: state.group_members.len(),
+        }))
     }
 }
 
@@ -130,6 +153,45 @@ impl LocalTarget {
             })
             .collect();
         self.repo.record_audits(self.tenant, &entries).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
+    }
+
+    /// Refuses unless the target tenant allows group sync from the source (checked on every group write).
+    async fn check_group_consent(&self) -> Result<(), PeerError> {
+        let partner = self
+            .repo
+            .partner(self.tenant, self.source_tenant)
+            .await
+            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
+        match partner {
+            Some(partner) if partner.allows_inbound_group_sync() => Ok(()),
+            Some(_) => Err(PeerError::ConsentDenied(
+                "the target's partner entry for the source does not allow inbound group sync (groupSyncInbound)"
+                    .to_owned(),
+            )),
+            None => Err(PeerError::ConsentDenied("the target has no partner entry for the source tenant".to_owned())),
+        }
+    }
+
+    /// Records a group write in the target's directory audit.
+    async fn audit_group(
+        &self,
+        activity: &str,
+        operation: &str,
+        id: ObjectId,
+        name: Option<String>,
+    ) -> Result<(), PeerError> {
+        let entry = AuditEntry::new(
+            self.directory.clock().now(),
+            activity,
+            operation,
+            "tenantsync cross-tenant synchronization",
+            ("Group", &id.to_string()),
+        )
+        .logged_as("GroupManagement", "Cross-tenant synchronization")
+        .named(name)
+        .detail("SourceTenantId", self.source_tenant.to_string())
+        .detail("JobId", self.job_id.clone());
+        self.repo.record_audits(self.tenant, &[entry]).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
     }
 
     /// Refuses unless the target tenant allows user sync from the source (checked on every write).
@@ -325,5 +387,104 @@ impl TargetDirectory for LocalTarget {
                 pairs.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect()
             }
         }
+    }
+
+    fn supports_groups(&self) -> bool {
+        true
+    }
+
+    async fn group_ready(&self) -> Result<(), PeerError> {
+        self.check_group_consent().await
+    }
+
+    async fn get_group(&self, id: ObjectId) -> Result<Option<TargetGroup>, PeerError> {
+        Ok(self.directory.group_state(self.tenant, id).await.map_err(peer_error)?.map(target_group))
+    }
+
+    async fn find_group_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetGroup>, PeerError> {
+        let origin =
+            SyncOrigin { origin_tenant_id: anchor.source_tenant.clone(), origin_id: anchor.source_id.to_string() };
+        Ok(self.directory.group_by_origin(self.tenant, &origin).await.map_err(peer_error)?.map(target_group))
+    }
+
+    async fn create_group(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetGroup, PeerError> {
+        self.check_group_consent().await?;
+        let text = |name: &str| attributes.get(name).and_then(Value::as_str).map(str::to_owned);
+        let display_name =
+            text("displayName").ok_or_else(|| PeerError::Rejected("a group needs a displayName".to_owned()))?;
+        let new = NewGroup {
+            mail_nickname: text("mailNickname")
+                .unwrap_or_else(|| format!("cts-{}", anchor.source_id.as_uuid().simple())),
+            display_name,
+            mail_enabled: false,
+            security_enabled: true,
+            description: text("description"),
+            group_types: Vec::new(),
+        };
+        let origin =
+            SyncOrigin { origin_tenant_id: anchor.source_tenant.clone(), origin_id: anchor.source_id.to_string() };
+        let group = self.directory.create_synced_group(self.tenant, new, origin).await.map_err(peer_error)?;
+        self.audit_group("Add group", "Add", group.id, Some(group.display_name.clone())).await?;
+        Ok(TargetGroup { id: group.id, attributes: group_json(&group), deleted: false, members: Vec::new() })
+    }
+
+    async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        self.check_group_consent().await?;
+        let changes = changes.clone();
+        let group = self
+            .directory
+            .update_group(self.tenant, &id.to_string(), move |group| {
+                for (name, value) in &changes {
+                    match (name.as_str(), value) {
+                        ("displayName", Value::String(text)) => group.display_name = text.clone(),
+                        ("mailNickname", Value::String(text)) => group.mail_nickname = text.clone(),
+                        ("description", Value::String(text)) => group.description = Some(text.clone()),
+                        ("description", Value::Null) => group.description = None,
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(peer_error)?;
+        self.audit_group("Update group", "Update", id, Some(group.display_name)).await
+    }
+
+    async fn change_group_members(&self, id: ObjectId, add: &[ObjectId], remove: &[ObjectId]) -> Result<(), PeerError> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        self.check_group_consent().await?;
+        self.directory.change_user_members(self.tenant, id, add, remove).await.map_err(peer_error)?;
+        let activity = format!("Update group members (+{} -{})", add.len(), remove.len());
+        self.audit_group(&activity, "Update", id, None).await
+    }
+
+    async fn delete_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.check_group_consent().await?;
+        self.directory.delete_object(self.tenant, ObjectKind::Group, &id.to_string()).await.map_err(peer_error)?;
+        self.audit_group("Delete group", "Delete", id, None).await
+    }
+
+    async fn restore_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.check_group_consent().await?;
+        self.directory.restore_object(self.tenant, &id.to_string()).await.map_err(peer_error)?;
+        self.audit_group("Restore group", "Restore", id, None).await
+    }
+}
+
+fn group_json(group: &Group) -> Map<String, Value> {
+    match serde_json::to_value(group).expect("groups always serialize") {
+        Value::Object(map) => map,
+        _ => unreachable!("a group serializes to a JSON object"),
+    }
+}
+
+fn target_group(state: GroupState) -> TargetGroup {
+    TargetGroup {
+        id: state.group.id,
+        attributes: group_json(&state.group),
+        deleted: state.deleted,
+        members: state.user_members,
     }
 }

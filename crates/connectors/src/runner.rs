@@ -322,6 +322,22 @@ impl SyncRunner {
         Ok(tenantsync_engine::cycle::provision_on_demand(&env, user).await?)
     }
 
+    /// Provisions one group now (`provisionOnDemand` with `objectTypeName` Group), between cycles.
+    pub async fn provision_group_on_demand(
+        &self,
+        source_tenant: TenantId,
+        job_id: &str,
+        group: tenantsync_model::ObjectId,
+    ) -> Result<(tenantsync_engine::plan::ObjectPlan, tenantsync_engine::log::Status), RunError> {
+        let key = JobKey::new(source_tenant, job_id);
+        let lock = self.cycle_lock(&key);
+        let _guard = lock.lock().await;
+        let job = self.load(&key).await?;
+        let (source, target) = self.connectors(&job).await?;
+        let env = self.env(source.as_ref(), target.as_ref(), &key, false);
+        Ok(tenantsync_engine::groups::provision_group_on_demand(&env, group).await?)
+    }
+
     /// What a full run of the job would do now, without writing (`plan`).
     pub async fn dry_run(
         &self,

@@ -367,6 +367,7 @@ impl World {
             tenant_id: source.id.to_string(),
             display_name: Some(source.display_name.clone()),
             user_sync_inbound: Some(UserSyncInbound { is_sync_allowed: true }),
+            group_sync_inbound: None,
         };
         admin.put_identity_sync(target.id, &source.id.to_string(), policy).await.expect("inbound sync policy");
         admin.create_partner(source.id, partner(target)).await.expect("source partner");

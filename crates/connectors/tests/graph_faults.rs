@@ -428,6 +428,7 @@ impl World {
             tenant_id: issuer.to_owned(),
             display_name: Some("peer".to_owned()),
             user_sync_inbound: Some(UserSyncInbound { is_sync_allowed: true }),
+            group_sync_inbound: None,
         };
         admin.put_identity_sync(self.home.id, issuer, policy).await.expect("inbound sync policy");
     }

@@ -10,6 +10,7 @@ mod delta;
 mod error;
 mod objects;
 mod secret;
+mod sync_groups;
 mod sync_reads;
 mod tenants;
 
@@ -24,6 +25,7 @@ pub use delta::{DeltaCursor, DeltaItem, DeltaPage, MemberDelta};
 pub use error::DirectoryError;
 pub use objects::{ListPage, ListSpec, NewGroup};
 pub use secret::ClientSecret;
+pub use sync_groups::GroupState;
 pub use sync_reads::{ChangedUsers, UserState};
 pub use tenants::NewTenant;
 

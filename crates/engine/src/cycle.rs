@@ -19,11 +19,13 @@ use tracing::Instrument;
 use crate::connector::{Anchor, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser};
 use crate::ids::IdSource;
 use crate::job::{
-    Assignment as AssignmentDoc, Deprovision, DeprovisionAction, Escrow, Execution, JobConfig, JobError, JobKey,
-    JobState, Phase, ScheduleState,
+    Assignment as AssignmentDoc, Deprovision, DeprovisionAction, Escrow, Execution, GroupConnection, JobConfig,
+    JobError, JobKey, JobState, Phase, ScheduleState,
 };
 use crate::log::{LogContext, Status, entry};
-use crate::plan::{Assignment, Connection, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user};
+use crate::plan::{
+    Assignment, Connection, IdentityType, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user,
+};
 use crate::repo::{JobSnapshot, PageRecord, SyncRepo};
 use crate::schema::{CompiledSchema, SchemaError, compile};
 use crate::settings::JobSettings;
@@ -126,6 +128,8 @@ pub struct LoadedJob {
     pub service_principal_name: String,
     /// None when `SyncAll` is on.
     pub assigned: Option<HashSet<ObjectId>>,
+    /// The groups assigned to the configuration (group provisioning's scope), whatever `SyncAll` says.
+    pub assigned_groups: Vec<ObjectId>,
 }
 
 impl LoadedJob {
@@ -151,11 +155,17 @@ impl LoadedJob {
     }
 }
 
+/// Who writes `job`'s log entries, and where to.
+pub(crate) fn log_context_of(job: &LoadedJob, env: &CycleEnv<'_>, cycle_id: String) -> LogContext {
+    job.log_context(env, cycle_id)
+}
+
 /// Compiles a loaded job and resolves its assignments against the source.
 pub async fn prepare(env: &CycleEnv<'_>, snapshot: JobSnapshot) -> Result<LoadedJob, EngineError> {
     let target_label = snapshot.settings.target_label().ok_or(EngineError::NoTarget)?;
     let schema = compile(&snapshot.config.schema)?;
     let assigned = resolve_assigned(env, &snapshot.settings, &snapshot.assignments).await?;
+    let assigned_groups = assigned_groups(&snapshot.assignments);
     let service_principal_name =
         snapshot.service_principal_name.unwrap_or_else(|| snapshot.config.service_principal_id.clone());
     Ok(LoadedJob {
@@ -166,7 +176,16 @@ pub async fn prepare(env: &CycleEnv<'_>, snapshot: JobSnapshot) -> Result<Loaded
         target_label,
         service_principal_name,
         assigned,
+        assigned_groups,
     })
+}
+
+fn assigned_groups(assignments: &[AssignmentDoc]) -> Vec<ObjectId> {
+    assignments
+        .iter()
+        .filter(|assignment| assignment.principal_type.eq_ignore_ascii_case("Group"))
+        .map(|assignment| assignment.principal_id)
+        .collect()
 }
 
 /// Loads, compiles and resolves a job (provision on demand, dry runs and approvals, which run outside a wake-up).
@@ -205,6 +224,7 @@ async fn resolve_assigned(
 async fn refresh_assigned(env: &CycleEnv<'_>, job: &mut LoadedJob) -> Result<(), EngineError> {
     let assignments = env.repo.assignments(env.job, &job.config.service_principal_id).await?;
     job.assigned = resolve_assigned(env, &job.settings, &assignments).await?;
+    job.assigned_groups = assigned_groups(&assignments);
     Ok(())
 }
 
@@ -398,6 +418,8 @@ pub struct Cycle<'e, 'a> {
     created: Vec<ObjectId>,
     /// Why the source read looks incomplete, when it does: nothing is deprovisioned then.
     suspect: Option<String>,
+    /// The groups this cycle plans (group provisioning).
+    groups_due: crate::groups::GroupsDue,
 }
 
 /// Runs one cycle of a job loaded by [`SyncRepo::load`].
@@ -421,6 +443,7 @@ pub async fn run_cycle(env: &CycleEnv<'_>, snapshot: JobSnapshot) -> Result<Cycl
         }
         cycle.follow_change_log().await?;
         cycle.resolve_managers().await?;
+        cycle.sync_groups().await?;
         cycle.finish_deprovisioning().await?;
         cycle.update_quarantine();
         cycle.record_execution().await?;
@@ -440,6 +463,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
             state.phase = Phase::FullPending;
         }
         let log = job.log_context(env, cycle_id.clone());
+        let groups_due = crate::groups::GroupsDue { all: false, ids: state.groups_retry.iter().copied().collect() };
         Cycle {
             env,
             job,
@@ -452,6 +476,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
             manager_work: Vec::new(),
             created: Vec::new(),
             suspect: None,
+            groups_due,
         }
     }
 
@@ -464,6 +489,17 @@ impl<'e, 'a> Cycle<'e, 'a> {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Stops the cycle when the job was paused, restarted or changed since it loaded: called before each batch of
+    /// target writes.
+    async fn ensure_current(&self) -> Result<(), EngineError> {
+        let env = self.env;
+        if env.repo.is_current(env.job, self.job.config.generation).await? {
+            Ok(())
+        } else {
+            Err(EngineError::Superseded)
         }
     }
 
@@ -511,6 +547,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
     async fn full_pass(&mut self) -> Result<(), EngineError> {
         let env = self.env;
         self.report.full = true;
+        self.groups_due.all = true;
         let (snapshot, mut after) = match self.state.phase {
             Phase::Full { snapshot, after } => (snapshot, after),
             _ => {
@@ -560,6 +597,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
             if !page.user_ids.is_empty() {
                 refresh_assigned(env, &mut self.job).await?;
             }
+            self.groups_due.ids.extend(page.group_ids.iter().copied());
             let users = fetch_users(env, &page.user_ids).await?;
             let record = self.process_page(users).await?;
             self.commit(record, Phase::Incremental { watermark: page.next }).await?;
@@ -697,6 +735,7 @@ impl Cycle<'_, '_> {
         if users.is_empty() {
             return Ok(record);
         }
+        self.ensure_current().await?;
         let (ids, observed) = self.observe_users(users, &mut record).await?;
         let source_tenant = env.job.tenant.to_string();
         let external_upn = |upn: &str| env.target.external_upn(upn);
@@ -831,6 +870,10 @@ impl Cycle<'_, '_> {
             if applied.plan.action == PlannedAction::Create {
                 self.created.push(source_id);
             }
+            // A user linked or restored now may be a member of a provisioned group.
+            if matches!(applied.plan.action, PlannedAction::Create | PlannedAction::Restore) {
+                self.groups_due.all = true;
+            }
             if self.escrow_index.contains_key(&source_id) {
                 record.escrows_cleared.push(source_id);
             }
@@ -858,8 +901,9 @@ impl Cycle<'_, '_> {
 }
 
 /// A delete or disable decided now, to be applied at the end of the cycle.
-fn pending_deprovision(plan: &ObjectPlan, target_id: ObjectId, now: OffsetDateTime) -> Deprovision {
+pub(crate) fn pending_deprovision(plan: &ObjectPlan, target_id: ObjectId, now: OffsetDateTime) -> Deprovision {
     Deprovision {
+        object_type: plan.identity_type,
         source_id: plan.source_id,
         target_id,
         action: if plan.action == PlannedAction::Disable {
@@ -971,6 +1015,7 @@ impl Cycle<'_, '_> {
         if self.job.schema.rule_for("manager").is_none() || (self.manager_work.is_empty() && self.created.is_empty()) {
             return Ok(());
         }
+        self.ensure_current().await?;
         let work = self.manager_pairs().await?;
         let current = env
             .target
@@ -1056,6 +1101,7 @@ fn reference_plan(
     current: &TargetUser,
 ) -> ObjectPlan {
     ObjectPlan {
+        identity_type: crate::plan::IdentityType::User,
         source_id: manager_source,
         source_display_name: current.attributes.get("displayName").and_then(|value| value.as_str()).map(str::to_owned),
         target_id: Some(target_user),
@@ -1126,6 +1172,7 @@ fn deprovision_plan(item: &Deprovision, reason: String) -> ObjectPlan {
     };
     let name = if disable { "EntrySynchronizationUpdate" } else { "EntrySynchronizationDelete" };
     ObjectPlan {
+        identity_type: item.object_type,
         source_id: item.source_id,
         source_display_name: item.display_name.clone(),
         target_id: Some(item.target_id),
@@ -1160,22 +1207,37 @@ async fn apply_deprovisions(
     let mut record = PageRecord::default();
     let ids: Vec<ObjectId> = items.iter().map(|item| item.source_id).collect();
     let mut links = env.repo.connections(env.job, &ids).await?;
+    let mut group_links = env.repo.group_connections(env.job).await?;
     // Earlier failed attempts of the same deprovisioning: a failure counts on from them (backoff, dead letters).
     let prior = env.repo.escrows_of(env.job, &ids).await?;
     for item in items {
         let started = Instant::now();
-        let result = match item.action {
-            DeprovisionAction::Disable => {
+        let result = match (item.object_type, item.action) {
+            (IdentityType::Group, _) => match env.target.group_ready().await {
+                Ok(()) => env.target.delete_group(item.target_id).await,
+                Err(err) => Err(err),
+            },
+            (IdentityType::User, DeprovisionAction::Disable) => {
                 let mut changes = Map::new();
                 changes.insert("accountEnabled".to_owned(), serde_json::Value::Bool(false));
                 env.target.update_user(item.target_id, &changes).await
             }
-            DeprovisionAction::Delete => env.target.delete_user(item.target_id).await,
+            (IdentityType::User, DeprovisionAction::Delete) => env.target.delete_user(item.target_id).await,
         };
         let plan = deprovision_plan(item, item.reason.clone());
         let status = match result {
             Ok(()) => {
-                if item.action == DeprovisionAction::Disable {
+                if item.object_type == IdentityType::Group {
+                    report.n_deleted += 1;
+                    let mut link = group_links.remove(&item.source_id).unwrap_or(GroupConnection {
+                        source_id: item.source_id,
+                        target_id: item.target_id,
+                        deleted_by_sync: true,
+                        display_name: item.display_name.clone(),
+                    });
+                    link.deleted_by_sync = true;
+                    record.group_connections.push(link);
+                } else if item.action == DeprovisionAction::Disable {
                     report.n_disabled += 1;
                 } else {
                     report.n_deleted += 1;
@@ -1196,7 +1258,13 @@ async fn apply_deprovisions(
             }
             Err(err) => {
                 report.n_failed += 1;
-                record.escrows_set.push(escrow_for(item.source_id, &err, prior.get(&item.source_id), env.clock.now()));
+                if item.object_type == IdentityType::Group {
+                    // Groups are not escrowed (escrows retry users): the next cycle decides the deletion again.
+                    record.groups_retry.push(item.source_id);
+                } else {
+                    let now = env.clock.now();
+                    record.escrows_set.push(escrow_for(item.source_id, &err, prior.get(&item.source_id), now));
+                }
                 Status::Failure { code: err.code().to_owned(), reason: err.to_string() }
             }
         };
@@ -1204,6 +1272,89 @@ async fn apply_deprovisions(
         record.logs.push(entry(log, env.ids, &plan, item.action.log_name(), &status, env.clock.now(), elapsed));
     }
     Ok(record)
+}
+
+impl Cycle<'_, '_> {
+    /// Group provisioning: the due assigned groups and the linked groups no longer assigned are planned and applied
+    /// (deletions only decided: they go through the guards with the users'). Failed groups are planned again by the
+    /// next cycle.
+    async fn sync_groups(&mut self) -> Result<(), EngineError> {
+        let env = self.env;
+        let due = std::mem::take(&mut self.groups_due);
+        let links = env.repo.group_connections(env.job).await?;
+        if !due.any() || (self.job.assigned_groups.is_empty() && links.is_empty()) {
+            return Ok(());
+        }
+        self.ensure_current().await?;
+        let mapping_on = self.job.schema.groups.enabled && env.target.supports_groups();
+        let ids = crate::groups::candidates(&due, &self.job.assigned_groups, &links);
+        let users = crate::groups::UserLinks::load(env).await?;
+        let mut record = PageRecord::default();
+        let mut retry = Vec::new();
+        for source_id in ids {
+            let observed = match crate::groups::observe_group(env, &self.job, source_id, &links, &users).await {
+                Ok(observed) => observed,
+                Err(err) => {
+                    self.report.n_failed += 1;
+                    self.report.last_error_code = Some(err.code().to_owned());
+                    retry.push(source_id);
+                    tracing::debug!(%source_id, error = %err, "group not observed");
+                    continue;
+                }
+            };
+            let mut group_plan = crate::groups::plan_observed(env, &self.job, source_id, &observed, &users);
+            if mapping_on && group_plan.plan.reason.starts_with("EntityTypeNotSupported") {
+                continue;
+            }
+            if !mapping_on && self.job.schema.groups.enabled {
+                group_plan.plan.action = PlannedAction::Skip;
+                group_plan.plan.reason =
+                    format!("EntityTypeNotSupported: {} does not provision groups", env.target.system_name());
+            }
+            let now = env.clock.now();
+            if let (PlannedAction::Delete, Some(target_id)) = (group_plan.plan.action, group_plan.plan.target_id) {
+                record.pending.push(pending_deprovision(&group_plan.plan, target_id, now));
+                continue;
+            }
+            // Skips that change nothing are logged on full passes only (as quiet users are not logged at all).
+            let quiet = group_plan.plan.action == PlannedAction::Skip && !due.all && observed.connection.is_some();
+            let applied = crate::groups::apply_group(env, group_plan, &observed).await;
+            match &applied.status {
+                Status::Failure { code, .. } => {
+                    self.report.n_failed += 1;
+                    self.report.last_error_code = Some(code.clone());
+                    retry.push(source_id);
+                }
+                _ => match applied.plan.action {
+                    PlannedAction::Create => self.report.n_created += 1,
+                    PlannedAction::Update | PlannedAction::Restore => self.report.n_updated += 1,
+                    _ => self.report.n_skipped += 1,
+                },
+            }
+            if let Some(link) = applied.connection {
+                record.group_connections.push(link);
+            }
+            if !quiet {
+                let action = applied.plan.action.log_name();
+                record.logs.push(entry(
+                    &self.log,
+                    env.ids,
+                    &applied.plan,
+                    action,
+                    &applied.status,
+                    now,
+                    applied.duration_ms,
+                ));
+            }
+        }
+        if !retry.is_empty() && self.report.retry_after.is_none() {
+            let backoff = self.job.settings.failures.escrow_backoff_seconds;
+            self.report.retry_after = Some(time::Duration::seconds(backoff));
+        }
+        self.state.groups_retry = retry;
+        let phase = self.state.phase;
+        self.commit(record, phase).await
+    }
 }
 
 impl Cycle<'_, '_> {
@@ -1215,6 +1366,7 @@ impl Cycle<'_, '_> {
         if pending.is_empty() {
             return Ok(());
         }
+        self.ensure_current().await?;
         let now = env.clock.now();
         let mut record = PageRecord::default();
         if let Some(why) = &self.suspect {
@@ -1227,8 +1379,17 @@ impl Cycle<'_, '_> {
             let guard = &self.job.settings.delete_guard;
             let window_start = now - time::Duration::minutes(guard.window_minutes);
             self.state.recent_deprovisions.retain(|at| *at >= window_start);
-            let count = pending.len() as u64 + self.state.recent_deprovisions.len() as u64;
-            match guard.verdict(count, self.state.synchronized_users) {
+            let n_groups = pending.iter().filter(|item| item.object_type == IdentityType::Group).count() as u64;
+            let n_users = pending.len() as u64 - n_groups;
+            let count = n_users + self.state.recent_deprovisions.len() as u64;
+            let user_verdict = guard.verdict(count, self.state.synchronized_users).filter(|_| n_users > 0);
+            let group_verdict = guard.group_verdict(n_groups, self.state.synchronized_groups);
+            let verdict = match (user_verdict, group_verdict) {
+                (Some(users), Some(groups)) => Some(format!("{users}; {groups}")),
+                (Some(why), None) | (None, Some(why)) => Some(why),
+                (None, None) => None,
+            };
+            match verdict {
                 Some(why) => {
                     for item in &pending {
                         record.staged.push(Deprovision { guard: Some(why.clone()), ..item.clone() });
@@ -1242,6 +1403,7 @@ impl Cycle<'_, '_> {
                 }
                 None => {
                     record = apply_deprovisions(env, &self.log, &pending, &mut self.report).await?;
+                    self.state.groups_retry.extend(record.groups_retry.iter().copied());
                     self.state.recent_deprovisions.extend(std::iter::repeat_n(now, pending.len()));
                     // Deprovisionings held by an earlier run and decided again under the limit are no longer held.
                     record.unstage.extend(pending.iter().map(|item| item.source_id));

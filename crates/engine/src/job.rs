@@ -119,6 +119,22 @@ pub fn staged_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<Deprovi
     Collection::of_job("syncStagedDelete", job)
 }
 
+/// The collection of a job's group connections (key: source group id).
+pub fn group_connections_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<GroupConnection> {
+    Collection::of_job("syncGroupConnection", job)
+}
+
+/// The link between a source group and the target group sync created for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupConnection {
+    pub source_id: ObjectId,
+    pub target_id: ObjectId,
+    /// Sync soft-deleted the target group (unassigned or deleted in the source); a return restores it.
+    pub deleted_by_sync: bool,
+    pub display_name: Option<String>,
+}
+
 /// The collection of a remote Graph source's delta links (key: a zero-padded counter).
 pub fn delta_links_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<Value> {
     Collection::of_job("syncGraphDelta", job)
@@ -146,6 +162,9 @@ impl DeprovisionAction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deprovision {
+    /// A user (the default, for documents written before groups were synced) or a group.
+    #[serde(default)]
+    pub object_type: crate::plan::IdentityType,
     pub source_id: ObjectId,
     pub target_id: ObjectId,
     pub action: DeprovisionAction,
@@ -242,6 +261,12 @@ pub struct JobState {
     /// Users created or adopted by this job (a connection exists), for `synchronizedEntryCountByType`.
     #[serde(default)]
     pub synchronized_users: u64,
+    /// Groups created by this job (a group connection exists).
+    #[serde(default)]
+    pub synchronized_groups: u64,
+    /// Groups whose last write failed: planned again by the next cycle.
+    #[serde(default)]
+    pub groups_retry: Vec<ObjectId>,
     /// When deletes and disables were applied recently: the deletion guard's sliding window.
     #[serde(default)]
     pub recent_deprovisions: Vec<OffsetDateTime>,
@@ -275,6 +300,8 @@ impl JobState {
             steady_state_first_achieved: None,
             steady_state_last_achieved: None,
             synchronized_users: 0,
+            synchronized_groups: 0,
+            groups_retry: Vec::new(),
             recent_deprovisions: Vec::new(),
             last_full_scope: None,
             full_scope_seen: 0,

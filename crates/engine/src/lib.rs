@@ -11,6 +11,7 @@ pub mod audit;
 pub mod connector;
 pub mod cycle;
 pub mod dry_run;
+pub mod groups;
 pub mod ids;
 pub mod job;
 pub mod log;

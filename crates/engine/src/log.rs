@@ -64,7 +64,8 @@ pub fn entry(
         Status::Success if action != "other" => Some((
             "success",
             format!(
-                "User '{}' was {}d in the target tenant",
+                "{} '{}' was {}d in the target tenant",
+                plan.identity_type.as_str(),
                 plan.source_display_name.as_deref().unwrap_or(""),
                 action
             ),
@@ -105,8 +106,8 @@ pub fn entry(
         "servicePrincipal": {"id": ctx.service_principal_id, "displayName": ctx.service_principal_name},
         "sourceSystem": {"id": ctx.source_tenant.to_string(), "displayName": "Microsoft Entra ID", "details": {}},
         "targetSystem": {"id": ctx.target_tenant, "displayName": ctx.target_system, "details": {}},
-        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": "User", "details": {}},
-        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()).unwrap_or_default(), "displayName": plan.source_display_name, "identityType": "User", "details": {}},
+        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str(), "details": {}},
+        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()).unwrap_or_default(), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str(), "details": {}},
         "provisioningStatusInfo": {"status": status.name(), "errorInformation": error},
         "provisioningSteps": steps,
         "modifiedProperties": plan.modified,

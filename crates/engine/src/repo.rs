@@ -26,9 +26,9 @@ use crate::admin::{Admin, SERVICE_PRINCIPALS, ServicePrincipal};
 use crate::audit::{self, AuditEntry};
 use crate::cycle::EngineError;
 use crate::job::{
-    self, ASSIGNMENTS, Assignment, Deprovision, Escrow, JOB_STATES, JOBS, JobConfig, JobError, JobKey, JobState, Phase,
-    ScheduleState, connections_collection, dead_letters_collection, delta_links_collection, escrows_collection,
-    pending_collection, staged_collection,
+    self, ASSIGNMENTS, Assignment, Deprovision, Escrow, GroupConnection, JOB_STATES, JOBS, JobConfig, JobError, JobKey,
+    JobState, Phase, ScheduleState, connections_collection, dead_letters_collection, delta_links_collection,
+    escrows_collection, group_connections_collection, pending_collection, staged_collection,
 };
 use crate::plan::Connection;
 use crate::policy::{PARTNERS, Partner};
@@ -67,8 +67,12 @@ pub struct PageRecord {
     /// Deprovisionings held for an administrator by the deletion guard.
     pub staged: Vec<Deprovision>,
     pub connections: Vec<Connection>,
+    /// Group links created or changed (a group created, restored, deleted or adopted).
+    pub group_connections: Vec<GroupConnection>,
     pub escrows_set: Vec<Escrow>,
     pub escrows_cleared: Vec<ObjectId>,
+    /// Groups whose deletion failed (groups are not escrowed; the caller plans them again next cycle).
+    pub groups_retry: Vec<ObjectId>,
     pub logs: Vec<LogRow>,
 }
 
@@ -146,6 +150,15 @@ impl SyncRepo {
         }))
     }
 
+    /// Whether the job is still active at `generation` (a cycle checks it before each batch of target writes, so a
+    /// pause or restart stops writes at once, not only at the next page commit).
+    pub async fn is_current(&self, key: &JobKey, generation: u64) -> Result<bool, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        Ok(job::read(tx.as_mut(), &JOBS, key.job.as_str())
+            .await?
+            .is_some_and(|config| config.generation == generation && config.schedule_state == ScheduleState::Active))
+    }
+
     /// The assignments to a job's service principal now (group memberships and assignments change without
     /// bumping the job).
     pub async fn assignments(&self, key: &JobKey, service_principal: &str) -> Result<Vec<Assignment>, JobError> {
@@ -186,6 +199,13 @@ impl SyncRepo {
     pub async fn all_connections(&self, key: &JobKey) -> Result<Vec<Connection>, JobError> {
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
         job::read_all(tx.as_mut(), &connections_collection(&key.job)).await
+    }
+
+    /// Every group link of a job, by source group id.
+    pub async fn group_connections(&self, key: &JobKey) -> Result<HashMap<ObjectId, GroupConnection>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        let links: Vec<GroupConnection> = job::read_all(tx.as_mut(), &group_connections_collection(&key.job)).await?;
+        Ok(links.into_iter().map(|link| (link.source_id, link)).collect())
     }
 
     /// Every escrow of a job, due or not.
@@ -273,6 +293,14 @@ impl SyncRepo {
             }
             job::write(tx.as_mut(), &connections, &link_key, connection, now).await?;
         }
+        let group_connections = group_connections_collection(job_id);
+        for link in &record.group_connections {
+            let link_key = link.source_id.to_string();
+            if !job::exists(tx.as_mut(), &group_connections, &link_key).await? {
+                state.synchronized_groups += 1;
+            }
+            job::write(tx.as_mut(), &group_connections, &link_key, link, now).await?;
+        }
         for source_id in &record.escrows_cleared {
             job::delete(tx.as_mut(), &escrows, &source_id.to_string()).await?;
             job::delete(tx.as_mut(), &dead_letters, &source_id.to_string()).await?;
@@ -345,6 +373,32 @@ impl SyncRepo {
         Ok(())
     }
 
+    /// Saves what provisioning one group on demand did: its link (counted when new) and its log entry.
+    pub async fn commit_group_on_demand(
+        &self,
+        key: &JobKey,
+        connection: Option<&GroupConnection>,
+        log: &LogRow,
+    ) -> Result<(), JobError> {
+        let now = self.now();
+        let job_id = key.job.as_str();
+        let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
+        if let Some(link) = connection {
+            let collection = group_connections_collection(job_id);
+            let link_key = link.source_id.to_string();
+            if !job::exists(tx.as_mut(), &collection, &link_key).await?
+                && let Some(mut state) = job::read(tx.as_mut(), &JOB_STATES, job_id).await?
+            {
+                state.synchronized_groups += 1;
+                job::write(tx.as_mut(), &JOB_STATES, job_id, &state, now).await?;
+            }
+            job::write(tx.as_mut(), &collection, &link_key, link, now).await?;
+        }
+        tx.append_log(log).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Saves approved deprovisionings: they leave the staged list; their links, failures and logs are recorded
     /// and they count in the deletion guard's window.
     pub async fn commit_approved(
@@ -367,6 +421,10 @@ impl SyncRepo {
         let connections = connections_collection(job_id);
         for link in &record.connections {
             job::write(tx.as_mut(), &connections, &link.source_id.to_string(), link, now).await?;
+        }
+        let group_connections = group_connections_collection(job_id);
+        for link in &record.group_connections {
+            job::write(tx.as_mut(), &group_connections, &link.source_id.to_string(), link, now).await?;
         }
         let escrows = escrows_collection(job_id);
         for escrow in &record.escrows_set {

@@ -6,7 +6,7 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::ObjectId;
+use crate::{AlternativeSecurityId, ObjectId};
 
 /// The 15 `onPremisesExtensionAttributes` names, in order.
 pub const EXTENSION_ATTRIBUTE_NAMES: [&str; 15] = [
@@ -27,27 +27,18 @@ pub const EXTENSION_ATTRIBUTE_NAMES: [&str; 15] = [
     "extensionAttribute15",
 ];
 
-/// One entry of a user's `alternativeSecurityIds`, as the cross-tenant sync template's `AltSecIdFromNetId`
-/// produces it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AlternativeSecurityId {
-    /// 6 for the identities CTS creates.
-    #[serde(rename = "type")]
-    pub kind: i32,
-    #[serde(rename = "identityProvider")]
-    pub identity_provider: String,
-    /// Base64 of the source user's net id (its object id as text).
-    pub key: String,
+/// The `key` of the `alternativeSecurityIds` entry that anchors a B2B user to its source user: base64 of the
+/// source object id's text (what `AltSecIdFromNetId([netId])` produces).
+pub fn alternative_security_key(net_id: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(net_id.as_bytes())
 }
 
-impl AlternativeSecurityId {
-    /// The entry naming `net_id` (a source object id as text) issued by `identity_provider` (the source tenant).
-    pub fn from_net_id(identity_provider: &str, net_id: &str) -> AlternativeSecurityId {
-        AlternativeSecurityId {
-            kind: 6,
-            identity_provider: identity_provider.to_owned(),
-            key: base64::engine::general_purpose::STANDARD.encode(net_id.as_bytes()),
-        }
+/// The `alternativeSecurityIds` entry CTS writes (`type` 6) for `net_id` issued by `identity_provider`.
+pub fn alternative_security_id(identity_provider: &str, net_id: &str) -> AlternativeSecurityId {
+    AlternativeSecurityId {
+        kind: 6,
+        identity_provider: Some(identity_provider.to_owned()),
+        key: Some(alternative_security_key(net_id)),
     }
 }
 
@@ -81,10 +72,7 @@ pub fn b2b_user_body(
         "identities".to_owned(),
         json!([{"signInType": "federated", "issuer": source_tenant, "issuerAssignedId": source_id}]),
     );
-    map.insert(
-        "alternativeSecurityIds".to_owned(),
-        json!([AlternativeSecurityId::from_net_id(source_tenant, &source_id)]),
-    );
+    map.insert("alternativeSecurityIds".to_owned(), json!([alternative_security_id(source_tenant, &source_id)]));
     map
 }
 

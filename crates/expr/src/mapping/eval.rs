@@ -157,7 +157,12 @@ impl Env<'_> {
                 let Some(tenant) = self.ctx.source_tenant_id else {
                     return Err(site.fail("the evaluation context has no source tenant id"));
                 };
-                Ok(Value::AlternativeSecurityIds(vec![AlternativeSecurityId::from_net_id(tenant, &net_id)]))
+                // The anchor key is built where every B2B user's is (`tenantsync_model::b2b`).
+                Ok(Value::AlternativeSecurityIds(vec![AlternativeSecurityId {
+                    kind: 6,
+                    identity_provider: tenant.to_owned(),
+                    key: tenantsync_model::b2b::alternative_security_key(&net_id),
+                }]))
             }
             F::Append => {
                 let suffix = self.text_arg(site, args, 1)?.unwrap_or_default();

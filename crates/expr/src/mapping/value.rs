@@ -32,8 +32,18 @@ impl std::fmt::Display for Number {
     }
 }
 
-/// One entry of a user's `alternativeSecurityIds` (the shape every B2B user sync creates carries).
-pub use tenantsync_model::b2b::AlternativeSecurityId;
+/// One entry of a user's `alternativeSecurityIds`, as produced by the cross-tenant sync template's
+/// `AltSecIdFromNetId`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlternativeSecurityId {
+    /// 6 for the identities CTS creates.
+    #[serde(rename = "type")]
+    pub kind: i32,
+    #[serde(rename = "identityProvider")]
+    pub identity_provider: String,
+    /// Base64 of the source user's net id (its object id as text).
+    pub key: String,
+}
 
 /// A value during and after evaluation.
 #[derive(Clone, Debug, PartialEq)]
