@@ -649,4 +649,32 @@ mod tests {
             r#"Update [displayName="Sales EMEA"] +[] -[] The group changed: its target group is updated"#,
         );
     }
+
+    /// A target that holds displayName only (a SCIM group): nothing else is written or compared, so a group in step
+    /// stays a skip instead of an update every cycle.
+    #[test]
+    fn attributes_the_target_cannot_hold_are_left_out() {
+        let now = time::macros::datetime!(2026-12-06 09:00 UTC);
+        let managed = |_: ObjectId| true;
+        let holds = |attribute: &str| attribute == "displayName";
+        let scim_target = TargetGroup {
+            id: id(900),
+            attributes: json!({"displayName": "Sales"}).as_object().cloned().unwrap_or_default(),
+            deleted: false,
+            members: vec![id(11)],
+        };
+        let observed = |target: Option<TargetGroup>| GroupObserved {
+            source: Some(source(sales(), &[1])),
+            assigned: true,
+            connection: target.as_ref().map(|_| link(false)),
+            target,
+            desired_members: vec![id(11)],
+        };
+        let created = plan_group(&mapping(true), id(100), &observed(None), &managed, &holds, "tenant-a", now);
+        assert_eq!(created.plan.action, PlannedAction::Create);
+        assert_eq!(created.plan.changes.keys().collect::<Vec<_>>(), vec!["displayName"]);
+        let in_step =
+            plan_group(&mapping(true), id(100), &observed(Some(scim_target)), &managed, &holds, "tenant-a", now);
+        assert_eq!(in_step.plan.action, PlannedAction::Skip, "{}", in_step.plan.reason);
+    }
 }
