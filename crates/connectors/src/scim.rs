@@ -483,15 +483,9 @@ impl TargetDirectory for ScimTarget {
     }
 
     async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
-        let operations: Vec<Value> = changes
-            .iter()
-            .filter(|(name, _)| self.supports_group_attribute(name))
-            .map(|(_, value)| json!({"op": "replace", "path": "displayName", "value": value}))
-            .collect();
-        if operations.is_empty() {
-            return Ok(());
-        }
-        self.patch_group(id, operations).await
+        // displayName is the one group attribute SCIM holds (`supports_group_attribute`).
+        let Some(display_name) = changes.get("displayName") else { return Ok(()) };
+        self.patch_group(id, vec![json!({"op": "replace", "path": "displayName", "value": display_name})]).await
     }
 
     async fn change_group_members(&self, id: ObjectId, add: &[ObjectId], remove: &[ObjectId]) -> Result<(), PeerError> {
