@@ -40,6 +40,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Group provisioning: one group of N members provisioned into a target, then single membership changes.
+    GroupSync {
+        /// Members of the provisioned group.
+        #[arg(long, default_value_t = 50_000)]
+        members: usize,
+        /// Database (default: a new SQLite file under target/bench).
+        #[arg(long)]
+        database: Option<String>,
+        /// Membership changes timed end to end.
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+    },
     /// SCIM requests per second for a fixed mix against tenantsync and against the harness's scim2-server.
     Scim {
         /// Users created (4 requests each).
@@ -70,6 +82,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::Sync { users, database, samples } => {
             return crate::bench_sync::run(users, database, samples).await;
+        }
+        BenchCommand::GroupSync { members, database, samples } => {
+            return crate::bench_group_sync::run(members, database, samples).await;
         }
         BenchCommand::Scim { users, concurrency, shared } => {
             return crate::bench_scim::run(users, concurrency, shared).await;

@@ -549,7 +549,7 @@ impl SourceDirectory for GraphSource {
             groups_page.more
         };
         let next = self.save_links(&json!({"users": users_link, "groups": groups_link}), Some(after)).await?;
-        Ok(ChangePage { user_ids: ids, group_ids: Vec::new(), next, more })
+        Ok(ChangePage { user_ids: ids, group_ids: Vec::new(), member_changes: Vec::new(), next, more })
     }
 
     async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError> {

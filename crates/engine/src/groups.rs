@@ -164,7 +164,7 @@ pub fn plan_group(
     let mut group_plan = GroupPlan { plan: plan.clone(), add_members: Vec::new(), remove_members: Vec::new() };
     let import = match source {
         Some(group) if !group.deleted => format!(
-            "Retrieved Group '{}' from the source tenant ({} member(s) in scope of the group)",
+            "Retrieved Group '{}' from the source tenant ({} direct member(s))",
             group.display_name().unwrap_or(""),
             group.members.len()
         ),
@@ -304,19 +304,42 @@ pub fn plan_group(
 /// Which groups a cycle looks at.
 #[derive(Clone, Debug, Default)]
 pub struct GroupsDue {
-    /// Every assigned and every linked group (full passes, and cycles that linked or unlinked users).
+    /// Every assigned and every linked group, planned in full (full passes, and when memberships are unknown).
     pub all: bool,
-    /// Groups the source change log named.
+    /// Groups planned in full: their properties or deletion state changed, or their last write failed.
     pub ids: HashSet<ObjectId>,
+    /// Membership changes only, in log order: (member, added) per group. A provisioned group with nothing else due
+    /// is updated from these alone, at a cost of the changes, not of the group's size.
+    pub deltas: HashMap<ObjectId, Vec<(ObjectId, bool)>>,
 }
 
 impl GroupsDue {
     pub fn any(&self) -> bool {
-        self.all || !self.ids.is_empty()
+        self.all || !self.ids.is_empty() || !self.deltas.is_empty()
+    }
+
+    /// Groups with membership changes only (not planned in full this cycle).
+    pub fn delta_only(&self) -> impl Iterator<Item = (&ObjectId, &Vec<(ObjectId, bool)>)> {
+        self.deltas.iter().filter(|(group, _)| !self.all && !self.ids.contains(*group))
     }
 }
 
-/// The groups to plan now: due assigned groups, and linked groups that are no longer assigned (to deprovision).
+/// The member changes of a group's deltas, last change per member winning: (added, removed) source ids.
+pub fn collapse_deltas(deltas: &[(ObjectId, bool)]) -> (Vec<ObjectId>, Vec<ObjectId>) {
+    let mut last: HashMap<ObjectId, bool> = HashMap::new();
+    let mut order = Vec::new();
+    for (member, added) in deltas {
+        if last.insert(*member, *added).is_none() {
+            order.push(*member);
+        }
+    }
+    let added = order.iter().copied().filter(|member| last[member]).collect();
+    let removed = order.iter().copied().filter(|member| !last[member]).collect();
+    (added, removed)
+}
+
+/// The groups to plan in full now: due assigned groups, and linked groups that are no longer assigned (to
+/// deprovision).
 pub fn candidates(due: &GroupsDue, assigned: &[ObjectId], links: &HashMap<ObjectId, GroupConnection>) -> Vec<ObjectId> {
     let assigned_set: HashSet<ObjectId> = assigned.iter().copied().collect();
     let mut seen = HashSet::new();
@@ -334,6 +357,41 @@ pub fn candidates(due: &GroupsDue, assigned: &[ObjectId], links: &HashMap<Object
     unassigned.sort();
     ids.extend(unassigned.into_iter().filter(|id| seen.insert(*id)));
     ids
+}
+
+/// The log plan of membership changes applied to a provisioned group.
+pub(crate) fn member_change_plan(
+    source_id: ObjectId,
+    link: &GroupConnection,
+    add: &[ObjectId],
+    remove: &[ObjectId],
+) -> ObjectPlan {
+    let reason = "The group's members changed in the source: the same changes are made to its target group".to_owned();
+    ObjectPlan {
+        identity_type: IdentityType::Group,
+        source_id,
+        source_display_name: link.display_name.clone(),
+        target_id: Some(link.target_id),
+        action: PlannedAction::Update,
+        changes: Map::new(),
+        modified: vec![ModifiedProperty {
+            display_name: "members".to_owned(),
+            old_value: (!remove.is_empty()).then(|| format!("removed {}", member_list(remove))),
+            new_value: (!add.is_empty()).then(|| format!("added {}", member_list(add))),
+        }],
+        reason: reason.clone(),
+        steps: vec![
+            step(
+                "EntryImportUpdate",
+                "import",
+                "success",
+                "Membership changes read from the source change log".to_owned(),
+            ),
+            step("EntrySynchronizationUpdate", "processing", "success", reason),
+        ],
+        manager: None,
+        in_scope: true,
+    }
 }
 
 /// The job's user links, as group members need them: source user → target user for users linked and live in the
@@ -539,7 +597,6 @@ mod tests {
             attributes: attributes.as_object().cloned().unwrap_or_default(),
             deleted: false,
             members: members.iter().map(|n| id(*n)).collect(),
-            n_nested_groups: 0,
         }
     }
 
