@@ -49,9 +49,22 @@ pub struct ScimTarget {
     http: reqwest::Client,
     settings: ScimSettings,
     /// The service's own id text of each user seen, by the object id the engine knows it under.
-    ids: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ObjectId, String>>>,
+    ids: IdCache,
     /// The same for groups.
-    group_ids: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ObjectId, String>>>,
+    group_ids: IdCache,
+}
+
+/// SCIM id texts by the object id the engine knows a resource under.
+type IdCache = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ObjectId, String>>>;
+
+/// The id caches of a service (users, groups), shared by every target built for its base address for the life of
+/// the process: a target lives for one wake-up, and a group's membership change names users a later cycle did not
+/// read (a service whose ids are not GUIDs cannot be asked by the engine's id alone).
+fn shared_id_caches(base_address: &str) -> (IdCache, IdCache) {
+    type Registry = std::collections::HashMap<String, (IdCache, IdCache)>;
+    static CACHES: std::sync::OnceLock<std::sync::Mutex<Registry>> = std::sync::OnceLock::new();
+    let mut caches = CACHES.get_or_init(Default::default).lock().expect("id cache registry lock is never poisoned");
+    caches.entry(base_address.to_owned()).or_default().clone()
 }
 
 fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> PeerError {
@@ -77,7 +90,8 @@ impl ScimTarget {
     pub fn new(settings: ScimSettings) -> Result<ScimTarget, PeerError> {
         let http =
             reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(unavailable)?;
-        Ok(ScimTarget { http, settings, ids: Default::default(), group_ids: Default::default() })
+        let (ids, group_ids) = shared_id_caches(&settings.base_address);
+        Ok(ScimTarget { http, settings, ids, group_ids })
     }
 
     fn remember(&self, resource: &Value) -> TargetUser {
