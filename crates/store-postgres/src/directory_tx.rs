@@ -256,6 +256,36 @@ impl DirectoryTx for PgDirectoryTx {
         ids(&rows, "from_id")
     }
 
+    async fn links_to_any(&mut self, kind: LinkKind, to: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let targets: Vec<String> = to.iter().map(ObjectId::to_string).collect();
+        let rows = sqlx::query(
+            "SELECT from_id, to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND to_id = ANY($3) \
+             ORDER BY to_id, from_id",
+        )
+        .bind(&self.tenant_text)
+        .bind(kind.as_str())
+        .bind(targets)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        let mut pairs = link_pairs(&rows)?;
+        pairs.sort_by(|left, right| (left.1, left.0).cmp(&(right.1, right.0)));
+        Ok(pairs)
+    }
+
+    async fn lock_tenant(&mut self) -> Result<(), StoreError> {
+        // The same row lock the first `append_change` takes (its UPDATE), held until commit.
+        let row = sqlx::query("SELECT last_seq FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(&self.tenant_text)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        if row.is_none() {
+            return Err(StoreError::NotFound { tenant: self.tenant, what: "tenant" });
+        }
+        Ok(())
+    }
+
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
         let seq: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
             .bind(&self.tenant_text)
@@ -562,4 +592,11 @@ fn ids(rows: &[sqlx::postgres::PgRow], column: &str) -> Result<Vec<ObjectId>, St
                 .map_err(|_| StoreError::Corrupt { detail: format!("bad id '{text}' in column {column}") })
         })
         .collect()
+}
+
+/// `(from_id, to_id)` pairs of link rows.
+fn link_pairs(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+    let from = ids(rows, "from_id")?;
+    let to = ids(rows, "to_id")?;
+    Ok(from.into_iter().zip(to).collect())
 }

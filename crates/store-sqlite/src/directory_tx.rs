@@ -245,6 +245,40 @@ impl DirectoryTx for SqliteDirectoryTx {
         ids(&rows, "from_id")
     }
 
+    async fn links_to_any(&mut self, kind: LinkKind, to: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let mut pairs = Vec::new();
+        // Bounded batches keep each statement under SQLite's limit on bound parameters.
+        for batch in to.chunks(500) {
+            let placeholders = vec!["?"; batch.len()].join(", ");
+            let sql = format!(
+                "SELECT from_id, to_id FROM links WHERE tenant_id = ? AND kind = ? AND to_id IN ({placeholders}) \
+                 ORDER BY to_id, from_id"
+            );
+            let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str());
+            for id in batch {
+                query = query.bind(id.to_string());
+            }
+            let rows = query.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+            pairs.extend(link_pairs(&rows)?);
+        }
+        pairs.sort_by(|left, right| (left.1, left.0).cmp(&(right.1, right.0)));
+        Ok(pairs)
+    }
+
+    async fn lock_tenant(&mut self) -> Result<(), StoreError> {
+        // A write transaction already holds SQLite's write lock (`BEGIN IMMEDIATE`); this no-op update takes it in
+        // a read transaction too, and finds an unknown tenant.
+        let result = sqlx::query("UPDATE tenants SET last_seq = last_seq WHERE id = ?")
+            .bind(&self.tenant_text)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { tenant: self.tenant, what: "tenant" });
+        }
+        Ok(())
+    }
+
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
         let seq: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
             .bind(&self.tenant_text)
@@ -524,4 +558,11 @@ fn ids(rows: &[sqlx::sqlite::SqliteRow], column: &str) -> Result<Vec<ObjectId>, 
                 .map_err(|_| StoreError::Corrupt { detail: format!("bad id '{text}' in column {column}") })
         })
         .collect()
+}
+
+/// `(from_id, to_id)` pairs of link rows.
+fn link_pairs(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+    let from = ids(rows, "from_id")?;
+    let to = ids(rows, "to_id")?;
+    Ok(from.into_iter().zip(to).collect())
 }
