@@ -697,6 +697,8 @@ impl Directory {
         let ids: Vec<ObjectId> = users.iter().map(|user| user.id).collect();
         let memberships: HashSet<(ObjectId, ObjectId)> =
             tx.links_to_any(LinkKind::Member, &ids).await?.into_iter().collect();
+        // The page's membership changes, written with a few multi-row statements at the end.
+        let (mut added, mut removed, mut changes) = (Vec::new(), Vec::new(), Vec::new());
         for (doc, rule) in pending.iter_mut().zip(&compiled) {
             let Some(rule) = rule else {
                 put_doc(tx.as_mut(), doc, now).await?;
@@ -709,7 +711,9 @@ impl Directory {
                 let subject = RuleSubject { user, manager: managers.get(&user.id).cloned().flatten() };
                 let wanted = rule.matches_at(&subject, now);
                 if wanted != memberships.contains(&(doc.group, user.id)) {
-                    set_membership(tx.as_mut(), doc.group, user.id, wanted, now).await?;
+                    let op = if wanted { ChangeOp::LinkAdded } else { ChangeOp::LinkRemoved };
+                    if wanted { &mut added } else { &mut removed }.push((doc.group, user.id));
+                    changes.push(member_change(doc.group, user.id, op, now));
                 }
             }
             if exhausted {
@@ -726,6 +730,10 @@ impl Directory {
             }
             put_doc(tx.as_mut(), doc, now).await?;
         }
+        // Exact under the tenant lock: `memberships` was read in this transaction, after the lock.
+        tx.add_links(LinkKind::Member, &added).await?;
+        tx.remove_links(LinkKind::Member, &removed).await?;
+        tx.append_changes(&changes).await?;
         tx.commit().await?;
         self.changed(tenant);
         Ok(Some(!exhausted))

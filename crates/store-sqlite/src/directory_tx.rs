@@ -265,6 +265,71 @@ impl DirectoryTx for SqliteDirectoryTx {
         Ok(pairs)
     }
 
+    async fn add_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError> {
+        let mut n_added = 0;
+        for batch in pairs.chunks(200) {
+            let values = vec!["(?, ?, ?, ?)"; batch.len()].join(", ");
+            let sql =
+                format!("INSERT INTO links (tenant_id, kind, from_id, to_id) VALUES {values} ON CONFLICT DO NOTHING");
+            let mut query = sqlx::query(trusted(sql));
+            for (from, to) in batch {
+                query = query.bind(&self.tenant_text).bind(kind.as_str()).bind(from.to_string()).bind(to.to_string());
+            }
+            n_added += query.execute(&mut *self.tx).await.map_err(unavailable)?.rows_affected();
+        }
+        Ok(n_added)
+    }
+
+    async fn remove_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError> {
+        let mut n_removed = 0;
+        for batch in pairs.chunks(200) {
+            let values = vec!["(?, ?)"; batch.len()].join(", ");
+            let sql =
+                format!("DELETE FROM links WHERE tenant_id = ? AND kind = ? AND (from_id, to_id) IN (VALUES {values})");
+            let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str());
+            for (from, to) in batch {
+                query = query.bind(from.to_string()).bind(to.to_string());
+            }
+            n_removed += query.execute(&mut *self.tx).await.map_err(unavailable)?.rows_affected();
+        }
+        Ok(n_removed)
+    }
+
+    async fn append_changes(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
+        let n_changes = changes.len() as i64;
+        let last: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq")
+            .bind(n_changes)
+            .bind(&self.tenant_text)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(unavailable)?
+            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
+            .try_get("last_seq")
+            .map_err(unavailable)?;
+        let mut seq = last - n_changes;
+        for batch in changes.chunks(100) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) VALUES {values}"
+            );
+            let mut query = sqlx::query(trusted(sql));
+            for change in batch {
+                seq += 1;
+                query = query
+                    .bind(&self.tenant_text)
+                    .bind(seq)
+                    .bind(change.object_id.to_string())
+                    .bind(change.kind.as_str())
+                    .bind(change.op.as_str())
+                    .bind(change.related.map(|id| id.to_string()))
+                    .bind(change.link_kind.map(LinkKind::as_str))
+                    .bind(micros(change.at));
+            }
+            query.execute(&mut *self.tx).await.map_err(unavailable)?;
+        }
+        Ok(last)
+    }
+
     async fn lock_tenant(&mut self) -> Result<(), StoreError> {
         // A write transaction already holds SQLite's write lock (`BEGIN IMMEDIATE`); this no-op update takes it in
         // a read transaction too, and finds an unknown tenant.

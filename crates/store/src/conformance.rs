@@ -309,6 +309,49 @@ pub async fn links_to_any_and_tenant_lock(store: &dyn Store) {
     );
     tx.commit().await.expect("commit");
 
+    // Bulk adds and removes skip what is already there (or not), and bulk appends number changes in order.
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    let many_users: Vec<ObjectRow> =
+        (0..450).map(|idx| user_row(&format!("bulk{idx}@linksmany.example"), &format!("Bulk {idx}"))).collect();
+    for row in &many_users {
+        tx.insert_object(row).await.expect("insert");
+    }
+    let mut pairs: Vec<(ObjectId, ObjectId)> = many_users.iter().map(|row| (admins.id, row.id)).collect();
+    pairs.push((admins.id, ada.id));
+    assert_eq!(tx.add_links(LinkKind::Member, &pairs).await.expect("add links"), 450, "the existing link is skipped");
+    assert_eq!(tx.add_links(LinkKind::Member, &[]).await.expect("add none"), 0);
+    assert_eq!(tx.links_from(LinkKind::Member, admins.id).await.expect("members").len(), 451);
+    let gone: Vec<(ObjectId, ObjectId)> =
+        many_users.iter().step_by(2).map(|row| (admins.id, row.id)).chain([(sales.id, eve.id)]).collect();
+    assert_eq!(tx.remove_links(LinkKind::Member, &gone).await.expect("remove links"), 225, "a missing link is skipped");
+    assert_eq!(tx.remove_links(LinkKind::Member, &[]).await.expect("remove none"), 0);
+    assert_eq!(tx.links_from(LinkKind::Member, admins.id).await.expect("members").len(), 226);
+    assert!(tx.links_from(LinkKind::Member, sales.id).await.expect("members").len() == 2, "other links stay");
+    let before = tx.last_change_seq().await.expect("seq");
+    assert_eq!(tx.append_changes(&[]).await.expect("append none"), before);
+    let changes: Vec<ChangeRow> = many_users
+        .iter()
+        .take(150)
+        .map(|row| ChangeRow {
+            kind: ObjectKind::Group,
+            related: Some(row.id),
+            link_kind: Some(LinkKind::Member),
+            ..change(admins.id, ChangeOp::LinkAdded)
+        })
+        .collect();
+    assert_eq!(tx.append_changes(&changes).await.expect("append many"), before + 150);
+    assert_eq!(tx.append_change(&change(ada.id, ChangeOp::Upsert)).await.expect("append one"), before + 151);
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
+    let read = tx.read_changes(ObjectKind::Group, before, 1000).await.expect("read");
+    let expected: Vec<ChangeRow> = changes
+        .iter()
+        .enumerate()
+        .map(|(idx, row)| ChangeRow { seq: before + 1 + idx as i64, ..row.clone() })
+        .collect();
+    assert_eq!(read, expected, "in order, with consecutive sequence numbers");
+    drop(tx);
+
     let mut tx = store.begin(TenantId::new_random(), TxMode::Write).await.expect("begin");
     assert!(matches!(tx.lock_tenant().await, Err(StoreError::NotFound { .. })), "an unknown tenant is not found");
 }
