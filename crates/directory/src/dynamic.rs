@@ -739,3 +739,120 @@ impl Directory {
         Ok(Some(!exhausted))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> User {
+        serde_json::from_value(serde_json::json!({
+            "id": "01a2499b-5c2d-7100-8c72-72fae162d9db",
+            "userPrincipalName": "ada@contoso.com",
+            "displayName": "Ada",
+            "mailNickname": "ada",
+            "department": "Sales",
+            "mobilePhone": "+1 555",
+            "officeLocation": "B/42",
+            "businessPhones": ["+1 556"],
+            "otherMails": ["ada@partner.example"],
+            "accountEnabled": false,
+            "userType": "Guest",
+            "onPremisesExtensionAttributes": {"extensionAttribute12": "CC7"},
+            "extension_c272a57b722d4eb29bfe327874ae79cb_OfficeNumber": "123",
+            "createdDateTime": "2030-01-01T09:00:00Z",
+        }))
+        .expect("a valid user")
+    }
+
+    #[test]
+    fn rules_read_users_with_the_rule_languages_names() {
+        let mut user = user();
+        user.extensions.insert("extension_c272a57b722d4eb29bfe327874ae79cb_OfficeNumber".to_owned(), "123".into());
+        let subject = RuleSubject { user: &user, manager: Some("boss".to_owned()) };
+        let read = |name: &str| format!("{:?}", subject.get(name));
+        let names = [
+            "department",
+            "DEPARTMENT",
+            "mobile",
+            "physicalDeliveryOfficeName",
+            "telephoneNumber",
+            "mailNickName",
+            "accountEnabled",
+            "userType",
+            "objectId",
+            "otherMails",
+            "extensionAttribute12",
+            "extensionAttribute2",
+            "extensionAttribute16",
+            "extension_c272a57b722d4eb29bfe327874ae79cb_OfficeNumber",
+            "manager",
+            "employeeHireDate",
+            "assignedPlans",
+        ];
+        let actual: Vec<String> = names.iter().map(|name| format!("{name} = {}", read(name))).collect();
+        let expected = [
+            r#"department = Some(String("Sales"))"#,
+            r#"DEPARTMENT = Some(String("Sales"))"#,
+            r#"mobile = Some(String("+1 555"))"#,
+            r#"physicalDeliveryOfficeName = Some(String("B/42"))"#,
+            r#"telephoneNumber = Some(String("+1 556"))"#,
+            r#"mailNickName = Some(String("ada"))"#,
+            "accountEnabled = Some(Boolean(false))",
+            r#"userType = Some(String("Guest"))"#,
+            r#"objectId = Some(String("01a2499b-5c2d-7100-8c72-72fae162d9db"))"#,
+            r#"otherMails = Some(Multi(["ada@partner.example"]))"#,
+            r#"extensionAttribute12 = Some(String("CC7"))"#,
+            "extensionAttribute2 = None",
+            "extensionAttribute16 = None",
+            r#"extension_c272a57b722d4eb29bfe327874ae79cb_OfficeNumber = Some(String("123"))"#,
+            r#"manager = Some(String("boss"))"#,
+            "employeeHireDate = None",
+            "assignedPlans = None",
+        ];
+        assert_eq!(actual, expected);
+        let rule = Rule::compile(r#"user.extensionAttribute12 -eq "cc7" -and user.accountEnabled -eq false"#)
+            .expect("a valid rule");
+        assert!(rule.matches(&subject));
+    }
+
+    fn group(types: &[&str], rule: Option<&str>, state: Option<&str>) -> Group {
+        Group {
+            id: ObjectId::new_random(),
+            display_name: "Group".to_owned(),
+            mail_nickname: "group".to_owned(),
+            mail_enabled: false,
+            security_enabled: true,
+            description: None,
+            group_types: types.iter().map(|kind| (*kind).to_owned()).collect(),
+            membership_rule: rule.map(str::to_owned),
+            membership_rule_processing_state: state.map(str::to_owned),
+            created_date_time: OffsetDateTime::UNIX_EPOCH,
+            deleted_date_time: None,
+        }
+    }
+
+    #[test]
+    fn dynamic_properties_go_together() {
+        let check = |group: Group| match validate_dynamic(&group) {
+            Ok(()) => "ok".to_owned(),
+            Err(err) => err.to_string(),
+        };
+        assert_eq!(check(group(&[], None, None)), "ok");
+        assert_eq!(check(group(&["dynamicmembership"], Some("user.objectId -ne null"), Some("Paused"))), "ok");
+        assert!(check(group(&["DynamicMembership"], None, None)).contains("needs a membershipRule"));
+        assert!(check(group(&[], Some("user.objectId -ne null"), None)).contains("can only be set"));
+        assert!(check(group(&[], None, Some("On"))).contains("can only be set"));
+        assert!(check(group(&["DynamicMembership"], Some("user.objectId -ne null"), Some("on"))).contains("'on'"));
+        assert!(
+            check(group(&["DynamicMembership"], Some(r#"device.deviceOSType -eq "iOS""#), None)).contains("Device")
+        );
+        assert!(
+            check(group(&["DynamicMembership"], Some("user.memberOf -any (group.objectId -in ['x'])"), None))
+                .contains("memberOf")
+        );
+        assert_eq!(
+            check(group(&["DynamicMembership"], Some("user.department -eq"), None)),
+            Rule::compile("user.department -eq").expect_err("incomplete").to_string()
+        );
+    }
+}
