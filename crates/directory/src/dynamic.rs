@@ -501,11 +501,24 @@ impl Directory {
         };
         let subject = RuleSubject { user, manager };
         let current: HashSet<ObjectId> = tx.links_to(LinkKind::Member, user.id).await?.into_iter().collect();
+        let (mut added, mut removed, mut changes) = (Vec::new(), Vec::new(), Vec::new());
         for rule in affected {
             let wanted = rule.rule.matches_at(&subject, at);
             if wanted != current.contains(&rule.group) {
-                set_membership(tx, rule.group, user.id, wanted, at).await?;
+                let op = if wanted { ChangeOp::LinkAdded } else { ChangeOp::LinkRemoved };
+                if wanted { &mut added } else { &mut removed }.push((rule.group, user.id));
+                changes.push(member_change(rule.group, user.id, op, at));
             }
+        }
+        // Exact: the caller holds the tenant's writer lock and `current` was read after it.
+        if !added.is_empty() {
+            tx.add_links(LinkKind::Member, &added).await?;
+        }
+        if !removed.is_empty() {
+            tx.remove_links(LinkKind::Member, &removed).await?;
+        }
+        if !changes.is_empty() {
+            tx.append_changes(&changes).await?;
         }
         Ok(())
     }
@@ -731,9 +744,15 @@ impl Directory {
             put_doc(tx.as_mut(), doc, now).await?;
         }
         // Exact under the tenant lock: `memberships` was read in this transaction, after the lock.
-        tx.add_links(LinkKind::Member, &added).await?;
-        tx.remove_links(LinkKind::Member, &removed).await?;
-        tx.append_changes(&changes).await?;
+        if !added.is_empty() {
+            tx.add_links(LinkKind::Member, &added).await?;
+        }
+        if !removed.is_empty() {
+            tx.remove_links(LinkKind::Member, &removed).await?;
+        }
+        if !changes.is_empty() {
+            tx.append_changes(&changes).await?;
+        }
         tx.commit().await?;
         self.changed(tenant);
         Ok(Some(!exhausted))

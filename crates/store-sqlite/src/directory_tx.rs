@@ -235,7 +235,12 @@ impl DirectoryTx for SqliteDirectoryTx {
 
     async fn links_to(&mut self, kind: LinkKind, to: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
         let rows =
-            sqlx::query("SELECT from_id FROM links WHERE tenant_id = ? AND kind = ? AND to_id = ? ORDER BY from_id")
+            // Without statistics SQLite prefers scanning the primary key (every link of the kind, as it covers
+            // the query) over this index: a user's memberOf then read the tenant's whole membership table.
+            sqlx::query(
+                "SELECT from_id FROM links INDEXED BY links_by_target WHERE tenant_id = ? AND kind = ? AND to_id = ? \
+                 ORDER BY from_id",
+            )
                 .bind(&self.tenant_text)
                 .bind(kind.as_str())
                 .bind(to.to_string())
@@ -251,8 +256,8 @@ impl DirectoryTx for SqliteDirectoryTx {
         for batch in to.chunks(500) {
             let placeholders = vec!["?"; batch.len()].join(", ");
             let sql = format!(
-                "SELECT from_id, to_id FROM links WHERE tenant_id = ? AND kind = ? AND to_id IN ({placeholders}) \
-                 ORDER BY to_id, from_id"
+                "SELECT from_id, to_id FROM links INDEXED BY links_by_target \
+                 WHERE tenant_id = ? AND kind = ? AND to_id IN ({placeholders})"
             );
             let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str());
             for id in batch {
@@ -281,16 +286,26 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn remove_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError> {
+        // One statement per `from` and batch of `to`, so that each is a primary-key search (SQLite scans the
+        // kind's links for a row-value IN list).
+        let mut by_from: std::collections::BTreeMap<ObjectId, Vec<ObjectId>> = std::collections::BTreeMap::new();
+        for (from, to) in pairs {
+            by_from.entry(*from).or_default().push(*to);
+        }
         let mut n_removed = 0;
-        for batch in pairs.chunks(200) {
-            let values = vec!["(?, ?)"; batch.len()].join(", ");
-            let sql =
-                format!("DELETE FROM links WHERE tenant_id = ? AND kind = ? AND (from_id, to_id) IN (VALUES {values})");
-            let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str());
-            for (from, to) in batch {
-                query = query.bind(from.to_string()).bind(to.to_string());
+        for (from, targets) in &by_from {
+            for batch in targets.chunks(500) {
+                let placeholders = vec!["?"; batch.len()].join(", ");
+                let sql = format!(
+                    "DELETE FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? AND to_id IN ({placeholders})"
+                );
+                let mut query =
+                    sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str()).bind(from.to_string());
+                for to in batch {
+                    query = query.bind(to.to_string());
+                }
+                n_removed += query.execute(&mut *self.tx).await.map_err(unavailable)?.rows_affected();
             }
-            n_removed += query.execute(&mut *self.tx).await.map_err(unavailable)?.rows_affected();
         }
         Ok(n_removed)
     }
