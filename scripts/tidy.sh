@@ -7,7 +7,7 @@ fail() { echo "tidy: $*"; status=1; }
 
 # The pure crates never depend on a runtime, a web framework, a database driver or an HTTP client.
 forbidden='^(tokio|axum|hyper|sqlx|sqlx-core|reqwest|tower|tower-http) '
-for crate in tenantsync-model tenantsync-expr tenantsync-graph tenantsync-store; do
+for crate in tenantsync-model tenantsync-expr tenantsync-graph tenantsync-store tenantsync-scim tenantsync-engine; do
     if ! cargo metadata --format-version 1 --no-deps >/dev/null 2>&1; then fail "cargo metadata failed"; break; fi
     found=$(cargo tree -p "$crate" -e normal --prefix none 2>/dev/null | grep -E "$forbidden" | sort -u)
     [ -n "$found" ] && fail "$crate must stay pure but depends on: $(echo $found | tr '\n' ' ')"
@@ -15,6 +15,11 @@ done
 # The directory talks to storage through the Store trait only, and knows nothing about HTTP.
 found=$(cargo tree -p tenantsync-directory -e normal --prefix none 2>/dev/null | grep -E '^(axum|hyper|sqlx|reqwest|tenantsync-store-sqlite|tenantsync-store-postgres|tenantsync-api) ' | sort -u)
 [ -n "$found" ] && fail "tenantsync-directory depends on: $(echo $found | tr '\n' ' ')"
+# Nothing above the directory reaches its raw store: job state goes through the engine's SyncRepo.
+found=$(grep -rn 'directory\.store()\|\.store()\.begin' crates/api/src crates/connectors/src crates/cli/src 2>/dev/null)
+[ -n "$found" ] && fail "use SyncRepo or a Directory method instead of the directory's raw store: $found"
+# The engine reads time and draws ids only through what it is given (its clippy.toml lists the methods).
+[ -f crates/engine/clippy.toml ] || fail "crates/engine/clippy.toml (disallowed wall clock and random ids) is missing"
 # Only the binary names concrete backends.
 for crate in tenantsync-api tenantsync-directory; do
     found=$(cargo tree -p "$crate" -e normal --prefix none 2>/dev/null | grep -E '^tenantsync-store-(sqlite|postgres) ' | sort -u)

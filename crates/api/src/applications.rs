@@ -150,7 +150,7 @@ async fn delete_application(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     for job_id in state.admin(&caller).delete_application(caller.tenant, &id).await? {
-        state.runner.forget(&job_id);
+        state.runner.forget(caller.tenant, &job_id);
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -177,7 +177,7 @@ async fn delete_service_principal(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     for job_id in state.admin(&caller).delete_service_principal(caller.tenant, &id).await? {
-        state.runner.forget(&job_id);
+        state.runner.forget(caller.tenant, &job_id);
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tenantsync_model::AppRole;
-use tenantsync_store::{LogQuery, LogRow, TxMode};
+use tenantsync_store::{LogQuery, LogRow};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -68,10 +68,9 @@ async fn directory_audits(
     let mut after = query.option("skiptoken")?.map(str::to_owned);
     let mut values = Vec::new();
     let mut next = None;
-    let mut tx = state.directory.store().begin(caller.tenant, TxMode::Read).await.map_err(ApiError::internal)?;
     'pages: loop {
         let page =
-            tenantsync_engine::audit::list(tx.as_mut(), after.as_deref(), 500).await.map_err(ApiError::internal)?;
+            state.repo().directory_audits(caller.tenant, after.as_deref(), 500).await.map_err(ApiError::internal)?;
         let exhausted = page.len() < 500;
         for (key, entry) in page {
             after = Some(key.clone());
@@ -236,9 +235,7 @@ async fn provisioning(
     if let Some(token) = query.option("skiptoken")? {
         log_query.before_seq = Some(token.parse().map_err(|_| ApiError::bad("The $skiptoken is not valid."))?);
     }
-    let mut tx = state.directory.store().begin(caller.tenant, TxMode::Read).await.map_err(ApiError::internal)?;
-    let mut rows = tx.read_logs(&log_query).await.map_err(ApiError::internal)?;
-    drop(tx);
+    let mut rows = state.repo().provisioning_logs(caller.tenant, &log_query).await.map_err(ApiError::internal)?;
     let more = rows.len() > top as usize;
     rows.truncate(top as usize);
     if as_csv {

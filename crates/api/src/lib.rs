@@ -26,6 +26,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tenantsync_connectors::SyncRunner;
 use tenantsync_directory::Directory;
+use tenantsync_engine::repo::SyncRepo;
 use tokio::net::TcpListener;
 
 pub use auth::{Caller, SigningKey, TokenIssuer};
@@ -46,20 +47,22 @@ pub struct AppState {
 impl AppState {
     /// Loads (creating on first start) the persisted signing key, so tokens survive restarts, and creates the
     /// job runner (jobs resume when [`serve`] starts).
-    pub async fn new(directory: Directory, store: &dyn tenantsync_store::Store) -> Result<AppState, ApiError> {
-        let key = SigningKey::load_or_create(store).await?;
+    pub async fn new(directory: Directory, store: Arc<dyn tenantsync_store::Store>) -> Result<AppState, ApiError> {
+        let key = SigningKey::load_or_create(store.as_ref()).await?;
         let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
-        let runner = SyncRunner::new(directory.clone(), directory.clock_arc(), None);
+        let repo = SyncRepo::new(store, directory.clock_arc());
+        let runner = SyncRunner::new(directory.clone(), repo, directory.clock_arc(), None);
         Ok(AppState { directory, tokens, runner })
     }
 
     /// The configuration operations over this state's store, on behalf of the caller's app.
     pub(crate) fn admin(&self, caller: &Caller) -> tenantsync_engine::admin::Admin<'_> {
-        tenantsync_engine::admin::Admin {
-            store: self.directory.store().as_ref(),
-            clock: self.directory.clock(),
-            actor: caller.client_id.to_string(),
-        }
+        self.runner.repo().admin(caller.client_id.to_string())
+    }
+
+    /// The sync state repository (job state, partners, audit and provisioning logs).
+    pub(crate) fn repo(&self) -> &SyncRepo {
+        self.runner.repo()
     }
 }
 

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use tenantsync_engine::admin::AdminError;
-use tenantsync_engine::policy::{ConsentSettings, IdentitySynchronization, Partner, UserSyncInbound};
+use tenantsync_engine::policy::{ConsentSettings, GroupSyncInbound, IdentitySynchronization, Partner, UserSyncInbound};
 use tenantsync_model::AppRole;
 
 use crate::auth::Caller;
@@ -205,11 +205,16 @@ fn identity_sync_json(partner: &Partner) -> Result<Value, ApiError> {
         .identity_synchronization
         .as_ref()
         .ok_or_else(|| ApiError::NotFound(format!("{}/identitySynchronization", partner.tenant_id)))?;
-    Ok(json!({
+    let mut body = json!({
         "tenantId": partner.tenant_id,
         "displayName": sync.display_name,
         "userSyncInbound": sync.user_sync_inbound.as_ref().map(|inbound| json!({"isSyncAllowed": inbound.is_sync_allowed})),
-    }))
+    });
+    // Graph beta's property: shown once written, so v1.0 clients see v1.0's shape.
+    if let Some(inbound) = &sync.group_sync_inbound {
+        body["groupSyncInbound"] = json!({"isSyncAllowed": inbound.is_sync_allowed});
+    }
+    Ok(body)
 }
 
 async fn get_identity_sync(
@@ -243,7 +248,17 @@ fn identity_sync_from(
                     _ => return Err(ApiError::bad("userSyncInbound must be an object.")),
                 }
             }
-            "groupSyncInbound" | "externalCloudAuthorizedApplicationId" => {}
+            "groupSyncInbound" => {
+                policy.group_sync_inbound = match value {
+                    Value::Null => None,
+                    Value::Object(inbound) => match inbound.get("isSyncAllowed") {
+                        Some(Value::Bool(allowed)) => Some(GroupSyncInbound { is_sync_allowed: *allowed }),
+                        _ => return Err(ApiError::bad("groupSyncInbound.isSyncAllowed must be a boolean.")),
+                    },
+                    _ => return Err(ApiError::bad("groupSyncInbound must be an object.")),
+                }
+            }
+            "externalCloudAuthorizedApplicationId" => {}
             other => {
                 return Err(ApiError::bad(format!(
                     "Property '{other}' does not exist on type 'microsoft.graph.crossTenantIdentitySyncPolicyPartner'."

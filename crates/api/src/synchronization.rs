@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tenantsync_connectors::{LocalTarget, RunError};
 use tenantsync_engine::cycle::EngineError;
+use tenantsync_engine::job::JobKey;
 use tenantsync_engine::job::{Execution, JobConfig, JobState, ScheduleState};
 use tenantsync_engine::log::Status;
 use tenantsync_engine::plan::PlannedAction;
@@ -257,6 +258,7 @@ async fn validate_credentials(
         initial_domain: target.initial_domain,
         source_tenant: caller.tenant,
         job_id: String::new(),
+        repo: state.repo().clone(),
     };
     if local.check_consent().await.is_err() {
         return Err(policy_check_failure(
@@ -289,7 +291,7 @@ async fn create_job(
         .ok_or_else(|| ApiError::bad("Property 'templateId' is required."))?;
     let config = state.admin(&caller).create_job(caller.tenant, &sp, template).await?;
     let job_state = JobState::new(config.generation);
-    state.runner.ensure_job(caller.tenant, &config.id);
+    state.runner.ensure_job(caller.tenant, config.id.as_str());
     Ok((StatusCode::CREATED, Json(job_json(&config, &job_state))).into_response())
 }
 
@@ -310,7 +312,7 @@ async fn delete_job(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).delete_job(caller.tenant, &sp, &job).await?;
-    state.runner.forget(&job);
+    state.runner.forget(caller.tenant, &job);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -387,7 +389,7 @@ async fn put_schema(
 ) -> Result<StatusCode, ApiError> {
     caller.require(WRITE)?;
     state.admin(&caller).put_schema(caller.tenant, &sp, &job, body).await?;
-    state.runner.trigger(&job);
+    state.runner.trigger(caller.tenant, &job);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -504,17 +506,30 @@ async fn provision_on_demand(
     let subject = parameter
         .pointer("/subjects/0")
         .ok_or_else(|| ApiError::bad("parameters[0].subjects must name one object."))?;
-    if subject.get("objectTypeName").and_then(Value::as_str).is_some_and(|kind| !kind.eq_ignore_ascii_case("User")) {
-        return Err(ApiError::bad("Provisioning on demand supports users only (objectTypeName 'User')."));
-    }
+    let kind = subject.get("objectTypeName").and_then(Value::as_str).unwrap_or("User");
+    let group = if kind.eq_ignore_ascii_case("Group") {
+        true
+    } else if kind.eq_ignore_ascii_case("User") {
+        false
+    } else {
+        return Err(ApiError::bad(
+            "Provisioning on demand supports users and groups (objectTypeName 'User' or 'Group').",
+        ));
+    };
     let object_id = subject
         .get("objectId")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad("subjects[0].objectId is required."))?;
-    let user_id = ObjectId::parse(object_id).map_err(|_| ApiError::NotFound(object_id.to_owned()))?;
-    state.directory.get_user(caller.tenant, object_id).await?;
+    let id = ObjectId::parse(object_id).map_err(|_| ApiError::NotFound(object_id.to_owned()))?;
     let started = state.directory.clock().now();
-    let (plan, status) = state.runner.provision_on_demand(caller.tenant, &job, user_id).await.map_err(run_error)?;
+    // Beyond Entra, which refuses groups on demand: a group is planned and applied now, like a user.
+    let (plan, status) = if group {
+        state.directory.get_group(caller.tenant, object_id).await?;
+        state.runner.provision_group_on_demand(caller.tenant, &job, id).await.map_err(run_error)?
+    } else {
+        state.directory.get_user(caller.tenant, object_id).await?;
+        state.runner.provision_on_demand(caller.tenant, &job, id).await.map_err(run_error)?
+    };
     let ended = state.directory.clock().now();
     let result = match (&status, plan.action) {
         (Status::Failure { .. }, _) => "Failure",
@@ -541,9 +556,9 @@ async fn provision_on_demand(
         "provisioningSteps": plan.steps,
         "reportableIdentifier": plan.source_display_name,
         "statusInfo": {"status": result, "errorCode": error_code, "reason": error_message, "additionalDetails": plan.reason},
-        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": "User"},
+        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str()},
         "sourceSystem": {"id": caller.tenant.to_string(), "displayName": "Microsoft Entra ID"},
-        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()), "displayName": plan.source_display_name, "identityType": "User"},
+        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str()},
         "targetSystem": {"id": JobSettings::from_secrets(&state.admin(&caller).secrets(caller.tenant, &sp).await?).target_tenant.map(|tenant: TenantId| tenant.to_string()), "displayName": "Microsoft Entra ID (target tenant)"},
     });
     Ok(Json(json!({
@@ -644,9 +659,8 @@ async fn list_staged(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
-    let items = tenantsync_engine::cycle::staged(state.directory.store().as_ref(), caller.tenant, &job)
-        .await
-        .map_err(|err| run_error(RunError::Engine(err)))?;
+    let key = JobKey::new(caller.tenant, job.as_str());
+    let items = state.repo().staged(&key).await.map_err(|err| run_error(RunError::Engine(err.into())))?;
     let values: Vec<Value> = items
         .iter()
         .map(|item| {
@@ -654,7 +668,7 @@ async fn list_staged(
                 "objectId": item.source_id.to_string(),
                 "targetObjectId": item.target_id.to_string(),
                 "displayName": item.display_name,
-                "action": item.action,
+                "action": item.action.log_name(),
                 "reason": item.reason,
                 "guard": item.guard,
                 "decidedDateTime": item.decided_at.format(&Rfc3339).ok(),
@@ -693,15 +707,8 @@ async fn reject(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(WRITE)?;
     state.admin(caller).get_job(caller.tenant, sp, job).await?;
-    let n = tenantsync_engine::cycle::reject_staged(
-        state.directory.store().as_ref(),
-        state.directory.clock(),
-        caller.tenant,
-        job,
-        object,
-    )
-    .await
-    .map_err(|err| run_error(RunError::Engine(err)))?;
+    let key = JobKey::new(caller.tenant, job);
+    let n = state.repo().reject_staged(&key, object).await.map_err(|err| run_error(RunError::Engine(err.into())))?;
     if object.is_some() && n == 0 {
         return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
     }
@@ -777,7 +784,7 @@ async fn resolve_dead_letters(
         return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
     }
     if retry {
-        state.runner.trigger(job);
+        state.runner.trigger(caller.tenant, job);
     }
     Ok(Json(json!({ if retry { "retried" } else { "dropped" }: n })))
 }

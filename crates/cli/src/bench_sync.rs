@@ -5,6 +5,7 @@
 
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use tenantsync_engine::repo::SyncRepo;
 
 use anyhow::{Context, bail};
 use reqwest::Method;
@@ -183,7 +184,8 @@ pub async fn run(n_users: usize, database: Option<String>, samples: usize) -> an
     let _ = child.wait().await;
 
     // 5. One incremental run over 10 changes on the full tenant, in this process.
-    let runner = SyncRunner::new(directory.clone(), std::sync::Arc::new(SystemClock), None);
+    let clock: std::sync::Arc<dyn tenantsync_model::Clock> = std::sync::Arc::new(SystemClock);
+    let runner = SyncRunner::new(directory.clone(), SyncRepo::new(store.clone(), clock.clone()), clock, None);
     runner.run_once(source.id, &link.job_id, false).await?;
     for (idx, id) in ids.iter().take(10).enumerate() {
         directory

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tenantsync_engine::repo::SyncRepo;
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -403,7 +404,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // Initial sync.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let runner = SyncRunner::new(directory.clone(), clock, None);
+    let runner = SyncRunner::new(directory.clone(), SyncRepo::new(store.clone(), clock.clone()), clock, None);
     let started = Instant::now();
     for link in &links {
         runner.ensure_job(link.source.id, &link.job_id);
@@ -520,10 +521,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     if args.serve {
         for link in &links {
-            runner.forget(&link.job_id);
+            runner.forget(link.source.id, &link.job_id);
         }
         drop(runner);
-        let state = tenantsync_api::AppState::new(directory.clone(), store.as_ref())
+        let state = tenantsync_api::AppState::new(directory.clone(), store.clone())
             .await
             .map_err(|err| anyhow::anyhow!("{err}"))?;
         let listener =

@@ -3,11 +3,13 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use tenantsync_engine::job::JobKey;
+use tenantsync_engine::repo::SyncRepo;
 
 use anyhow::Context;
 use serde_json::json;
 use tenantsync_connectors::SyncRunner;
-use tenantsync_model::{Clock, ObjectId, SystemClock};
+use tenantsync_model::{ObjectId, SystemClock};
 
 use crate::DatabaseArgs;
 
@@ -77,12 +79,17 @@ fn object(text: Option<String>) -> anyhow::Result<Option<ObjectId>> {
     text.map(|text| ObjectId::parse(&text).with_context(|| format!("'{text}' is not an object id"))).transpose()
 }
 
+/// The sync state of the database's jobs.
+fn repo(store: Arc<dyn tenantsync_store::Store>) -> SyncRepo {
+    SyncRepo::new(store, Arc::new(SystemClock))
+}
+
 pub async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
     match command {
         JobCommand::Plan { tenant, job, database, csv, json } => {
-            let (directory, _) = crate::store::directory(&database.database).await?;
+            let (directory, store) = crate::store::directory(&database.database).await?;
             let tenant = directory.find_tenant(&tenant).await?.with_context(|| format!("no tenant '{tenant}'"))?;
-            let runner = SyncRunner::new(directory.clone(), Arc::new(SystemClock), None);
+            let runner = SyncRunner::new(directory.clone(), repo(store), Arc::new(SystemClock), None);
             let rows = runner.dry_run(tenant.id, &job).await?;
             if json {
                 let values: Vec<_> = rows.iter().map(tenantsync_engine::dry_run::PlanRow::to_json).collect();
@@ -105,11 +112,11 @@ pub async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
             DeletionsCommand::List { tenant, job, database, json } => {
                 let (directory, store) = crate::store::directory(&database.database).await?;
                 let tenant = directory.find_tenant(&tenant).await?.with_context(|| format!("no tenant '{tenant}'"))?;
-                let items = tenantsync_engine::cycle::staged(store.as_ref(), tenant.id, &job).await?;
+                let items = repo(store).staged(&JobKey::new(tenant.id, job.as_str())).await?;
                 if json {
                     let values: Vec<_> = items
                         .iter()
-                        .map(|item| json!({"objectId": item.source_id.to_string(), "targetObjectId": item.target_id.to_string(), "displayName": item.display_name, "action": item.action, "reason": item.reason, "guard": item.guard}))
+                        .map(|item| json!({"objectId": item.source_id.to_string(), "targetObjectId": item.target_id.to_string(), "displayName": item.display_name, "action": item.action.log_name(), "reason": item.reason, "guard": item.guard}))
                         .collect();
                     println!("{}", json!({"value": values}));
                 } else {
@@ -117,7 +124,7 @@ pub async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
                         println!(
                             "{}  {:<8} {:<28} {}",
                             item.source_id,
-                            item.action,
+                            item.action.log_name(),
                             item.display_name.clone().unwrap_or_default(),
                             item.guard.clone().unwrap_or_default()
                         );
@@ -126,18 +133,16 @@ pub async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             DeletionsCommand::Approve { tenant, job, object: id, database, json } => {
-                let (directory, _) = crate::store::directory(&database.database).await?;
+                let (directory, store) = crate::store::directory(&database.database).await?;
                 let tenant = directory.find_tenant(&tenant).await?.with_context(|| format!("no tenant '{tenant}'"))?;
-                let runner = SyncRunner::new(directory.clone(), Arc::new(SystemClock), None);
+                let runner = SyncRunner::new(directory.clone(), repo(store), Arc::new(SystemClock), None);
                 let n = runner.approve_staged(tenant.id, &job, object(id)?).await?;
                 if json { println!("{}", json!({"approved": n})) } else { println!("approved {n}") }
             }
             DeletionsCommand::Reject { tenant, job, object: id, database, json } => {
                 let (directory, store) = crate::store::directory(&database.database).await?;
                 let tenant = directory.find_tenant(&tenant).await?.with_context(|| format!("no tenant '{tenant}'"))?;
-                let clock: &dyn Clock = &SystemClock;
-                let n = tenantsync_engine::cycle::reject_staged(store.as_ref(), clock, tenant.id, &job, object(id)?)
-                    .await?;
+                let n = repo(store).reject_staged(&JobKey::new(tenant.id, job.as_str()), object(id)?).await?;
                 if json { println!("{}", json!({"rejected": n})) } else { println!("rejected {n}") }
             }
         },

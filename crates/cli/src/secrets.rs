@@ -88,7 +88,7 @@ fn decode(tenant: TenantId, doc: &DocRow) -> anyhow::Result<Vec<Secret>> {
 
 async fn census(store: &dyn Store) -> anyhow::Result<Census> {
     let mut census = Census::default();
-    for (tenant, doc) in store.list_docs_all_tenants(SECRETS).await.context("listing stored secrets")? {
+    for (tenant, doc) in store.list_docs_all_tenants(SECRETS.name()).await.context("listing stored secrets")? {
         census.tenants.insert(tenant);
         for secret in decode(tenant, &doc)? {
             if sealing::is_sealed(&secret.value) {
@@ -228,7 +228,7 @@ async fn reseal_tenant(
     let mut docs = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = tx.list_docs(SECRETS, after.as_deref(), 500).await?;
+        let page = tx.list_docs(SECRETS.name(), after.as_deref(), 500).await?;
         let n_page = page.len();
         after = page.last().map(|doc| doc.key.clone());
         docs.extend(page);
@@ -273,7 +273,7 @@ async fn check(database_url: &str, json: bool) -> anyhow::Result<ExitCode> {
     let key_id = sealing::installed().map(|sealer| sealer.key_id());
     let census = census(store.as_ref()).await?;
     let mut unopened: Vec<String> = Vec::new();
-    for (tenant, doc) in store.list_docs_all_tenants(SECRETS).await? {
+    for (tenant, doc) in store.list_docs_all_tenants(SECRETS.name()).await? {
         let mut secrets = decode(tenant, &doc)?;
         if let Err(err) = sealing::open_secrets(sealing::installed().as_deref(), &mut secrets) {
             unopened.push(format!("service principal {} in tenant {tenant}: {err}", doc.key));

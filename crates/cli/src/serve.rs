@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
+use tenantsync_engine::repo::SyncRepo;
 
 use anyhow::Context;
 use tenantsync_api::AppState;
@@ -47,7 +48,8 @@ async fn shutdown_signal() {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (directory, store) = crate::store::directory(&args.database.database).await?;
     crate::secrets::prepare(&args.database.database, store.as_ref(), true).await?;
-    let state = AppState::new(directory.clone(), store.as_ref()).await.context("loading the token signing key")?;
+    let repo = SyncRepo::new(store.clone(), directory.clock_arc());
+    let state = AppState::new(directory.clone(), store.clone()).await.context("loading the token signing key")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
@@ -63,7 +65,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 Ok(n_purged) => tracing::info!(n_purged, "purged expired deleted items"),
                 Err(err) => tracing::warn!(error = %err, "purge sweep failed; will retry"),
             }
-            if let Err(err) = prune_audits(&directory).await {
+            if let Err(err) = prune_audits(&directory, &repo).await {
                 tracing::warn!(error = %err, "directory audit retention sweep failed; will retry");
             }
         }
@@ -75,12 +77,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Deletes directory audit entries older than their retention, in every tenant.
-async fn prune_audits(directory: &tenantsync_directory::Directory) -> anyhow::Result<()> {
+async fn prune_audits(directory: &tenantsync_directory::Directory, repo: &SyncRepo) -> anyhow::Result<()> {
     let before = directory.clock().now() - tenantsync_engine::audit::RETENTION;
     for tenant in directory.list_tenants().await? {
-        let mut tx = directory.store().begin(tenant.id, tenantsync_store::TxMode::Write).await?;
-        tenantsync_engine::audit::prune(tx.as_mut(), before).await?;
-        tx.commit().await?;
+        repo.prune_audits(tenant.id, before).await?;
     }
     Ok(())
 }

@@ -101,6 +101,7 @@ pub async fn connect(admin: &Admin<'_>, source: &Tenant, target: &Tenant, sync_a
         tenant_id: source.id.to_string(),
         display_name: Some(source.display_name.clone()),
         user_sync_inbound: Some(UserSyncInbound { is_sync_allowed: true }),
+        group_sync_inbound: None,
     };
     admin.put_identity_sync(target.id, &source.id.to_string(), policy).await?;
     // Source: allow automatic redemption toward the target, then the configuration itself.
@@ -121,8 +122,13 @@ pub async fn connect(admin: &Admin<'_>, source: &Tenant, target: &Tenant, sync_a
         Secret { key: "SyncAll".to_owned(), value: sync_all.to_string() },
     ];
     admin.put_secrets(source.id, &principal.id, secrets).await?;
-    admin.start_job(source.id, &principal.id, &job.id).await?;
-    Ok(Link { source: source.clone(), target: target.clone(), service_principal_id: principal.id, job_id: job.id })
+    admin.start_job(source.id, &principal.id, job.id.as_str()).await?;
+    Ok(Link {
+        source: source.clone(),
+        target: target.clone(),
+        service_principal_id: principal.id,
+        job_id: job.id.to_string(),
+    })
 }
 
 pub async fn resolve(directory: &Directory, keys: &[String]) -> anyhow::Result<Vec<Tenant>> {

@@ -144,9 +144,11 @@ async fn differences(
 async fn job_idle(directory: &Directory, store: &dyn Store, source: TenantId, job_id: &str) -> bool {
     let position = directory.change_position(source).await.expect("change position");
     let mut tx = store.begin(source, TxMode::Read).await.expect("read tx");
-    let state: Option<JobState> = job::read(tx.as_mut(), JOB_STATES, job_id).await.expect("job state");
-    let escrows: Vec<Value> = job::read_all(tx.as_mut(), &job::escrows_collection(job_id)).await.expect("escrows");
-    let pending: Vec<Value> = job::read_all(tx.as_mut(), &job::pending_collection(job_id)).await.expect("pending");
+    let state: Option<JobState> = job::read(tx.as_mut(), &JOB_STATES, job_id).await.expect("job state");
+    let escrows: Vec<job::Escrow> =
+        job::read_all(tx.as_mut(), &job::escrows_collection(job_id)).await.expect("escrows");
+    let pending: Vec<job::Deprovision> =
+        job::read_all(tx.as_mut(), &job::pending_collection(job_id)).await.expect("pending");
     escrows.is_empty()
         && pending.is_empty()
         && matches!(state.map(|state| state.phase), Some(Phase::Incremental { watermark }) if watermark >= position)

@@ -28,16 +28,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
+
 use serde_json::{Map, Value, json};
-use tenantsync_directory::Directory;
 use tenantsync_engine::connector::{
-    Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser,
+    Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetGroup, TargetUser,
 };
-use tenantsync_engine::job;
+use tenantsync_engine::job::JobKey;
+use tenantsync_engine::repo::SyncRepo;
+
 use tenantsync_engine::settings::GraphSettings;
-use tenantsync_model::{ObjectId, TenantId};
-use tenantsync_store::TxMode;
+use tenantsync_model::ObjectId;
+
 use tokio::time::Instant;
 
 /// How many times a paging loop waits out a throttling answer before giving up.
@@ -371,21 +372,16 @@ fn is_user(value: &Value) -> bool {
 /// A remote Graph tenant read as a sync source.
 pub struct GraphSource {
     client: Arc<GraphClient>,
-    /// Where the delta-link documents are kept: the job's own tenant here.
-    directory: Directory,
-    job_tenant: TenantId,
-    job_id: String,
+    /// Where the delta-link documents are kept: the job's own state.
+    repo: SyncRepo,
+    job: JobKey,
     /// The `nextLink` that continues the listing after the user it names (None: the listing ended there).
     cursor: Mutex<Option<(ObjectId, Option<String>)>>,
 }
 
 impl GraphSource {
-    pub fn new(client: Arc<GraphClient>, directory: Directory, job_tenant: TenantId, job_id: &str) -> GraphSource {
-        GraphSource { client, directory, job_tenant, job_id: job_id.to_owned(), cursor: Mutex::new(None) }
-    }
-
-    fn delta_collection(&self) -> String {
-        format!("syncGraphDelta:{}", self.job_id)
+    pub fn new(client: Arc<GraphClient>, repo: SyncRepo, job: JobKey) -> GraphSource {
+        GraphSource { client, repo, job, cursor: Mutex::new(None) }
     }
 
     async fn manager_of(&self, id: &str) -> Result<Option<ObjectId>, PeerError> {
@@ -413,34 +409,14 @@ impl GraphSource {
 
     /// Saves delta links under the next counter and returns it; documents older than `keep_from` are dropped.
     async fn save_links(&self, links: &Value, keep_from: Option<i64>) -> Result<i64, PeerError> {
-        let store_error = |err: tenantsync_store::StoreError| PeerError::Unavailable(Box::new(err));
-        let collection = self.delta_collection();
-        let mut tx = self.directory.store().begin(self.job_tenant, TxMode::Write).await.map_err(store_error)?;
-        let docs = tx.list_docs(&collection, None, 1000).await.map_err(store_error)?;
-        let counters: Vec<i64> = docs.iter().filter_map(|doc| doc.key.parse().ok()).collect();
-        let next = counters.iter().max().map_or(1, |last| last + 1);
-        if let Some(keep_from) = keep_from {
-            for old in counters.iter().filter(|counter| **counter < keep_from) {
-                tx.delete_doc(&collection, &format!("{old:019}")).await.map_err(store_error)?;
-            }
-        }
-        job::write(tx.as_mut(), &collection, &format!("{next:019}"), links, self.directory.clock().now())
+        self.repo
+            .save_delta_links(&self.job, links, keep_from)
             .await
-            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(next)
+            .map_err(|err| PeerError::Unavailable(Box::new(err)))
     }
 
     async fn load_links(&self, counter: i64) -> Result<Option<Value>, PeerError> {
-        let mut tx = self
-            .directory
-            .store()
-            .begin(self.job_tenant, TxMode::Read)
-            .await
-            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
-        job::read(tx.as_mut(), &self.delta_collection(), &format!("{counter:019}"))
-            .await
-            .map_err(|err| PeerError::Unavailable(Box::new(err)))
+        self.repo.delta_links(&self.job, counter).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
     }
 
     async fn latest_link(&self, resource: &str) -> Result<String, PeerError> {
@@ -565,7 +541,7 @@ impl SourceDirectory for GraphSource {
             groups_page.more
         };
         let next = self.save_links(&json!({"users": users_link, "groups": groups_link}), Some(after)).await?;
-        Ok(ChangePage { user_ids: ids, next, more })
+        Ok(ChangePage { user_ids: ids, group_ids: Vec::new(), next, more })
     }
 
     async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError> {
@@ -659,31 +635,12 @@ impl GraphTarget {
 
     /// The body `POST /users` gets toward tenantsync: what `LocalTarget::build_user` builds.
     fn b2b_body(&self, anchor: &Anchor, attributes: &Map<String, Value>, initial_domain: &str) -> Value {
-        let mut map = attributes.clone();
-        let source_id = anchor.source_id.to_string();
-        map.insert("creationType".to_owned(), json!("Invitation"));
-        map.insert("externalUserState".to_owned(), json!("Accepted"));
-        map.entry("accountEnabled").or_insert(json!(true));
-        map.entry("userType").or_insert(json!("Member"));
-        if !map.get("userPrincipalName").is_some_and(Value::is_string) {
-            map.insert("userPrincipalName".to_owned(), json!(format!("{source_id}#EXT#@{initial_domain}")));
-        }
-        if !map.get("displayName").is_some_and(Value::is_string) {
-            let upn = map["userPrincipalName"].clone();
-            map.insert("displayName".to_owned(), upn);
-        }
-        if !map.get("mailNickname").is_some_and(Value::is_string) {
-            map.insert("mailNickname".to_owned(), json!(source_id.replace('-', "")));
-        }
-        map.insert(
-            "identities".to_owned(),
-            json!([{"signInType": "federated", "issuer": anchor.source_tenant, "issuerAssignedId": source_id}]),
-        );
-        map.insert(
-            "alternativeSecurityIds".to_owned(),
-            json!([{"type": 6, "identityProvider": anchor.source_tenant, "key": base64::engine::general_purpose::STANDARD.encode(source_id.as_bytes())}]),
-        );
-        Value::Object(map)
+        Value::Object(tenantsync_model::b2b::b2b_user_body(
+            &anchor.source_tenant,
+            anchor.source_id,
+            attributes,
+            initial_domain,
+        ))
     }
 
     /// Entra: an invitation (no email sent), then the mapped attributes; a user already holding the matching
@@ -729,6 +686,15 @@ impl GraphTarget {
 
 #[async_trait]
 impl TargetDirectory for GraphTarget {
+    fn system_name(&self) -> String {
+        let settings = &self.client.settings;
+        if settings.entra {
+            format!("Microsoft Entra ID (tenant {})", settings.tenant_id)
+        } else {
+            format!("Microsoft Graph tenant {} at {}", settings.tenant_id, settings.base_address)
+        }
+    }
+
     fn external_upn(&self, source_upn: &str) -> String {
         let local: String = source_upn
             .replace('@', "_")
@@ -867,6 +833,10 @@ impl TargetDirectory for ReissuedTarget {
     fn external_upn(&self, source_upn: &str) -> String {
         self.inner.external_upn(source_upn)
     }
+
+    fn system_name(&self) -> String {
+        self.inner.system_name()
+    }
     fn supports(&self, attribute: &str) -> bool {
         self.inner.supports(attribute)
     }
@@ -908,5 +878,32 @@ impl TargetDirectory for ReissuedTarget {
     }
     async fn set_managers(&self, pairs: &[(ObjectId, ObjectId)]) -> Vec<Result<(), PeerError>> {
         self.inner.set_managers(pairs).await
+    }
+    fn supports_groups(&self) -> bool {
+        self.inner.supports_groups()
+    }
+    async fn group_ready(&self) -> Result<(), PeerError> {
+        self.inner.group_ready().await
+    }
+    async fn get_group(&self, id: ObjectId) -> Result<Option<TargetGroup>, PeerError> {
+        self.inner.get_group(id).await
+    }
+    async fn find_group_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetGroup>, PeerError> {
+        self.inner.find_group_by_anchor(&self.anchor(anchor)).await
+    }
+    async fn create_group(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetGroup, PeerError> {
+        self.inner.create_group(&self.anchor(anchor), attributes).await
+    }
+    async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        self.inner.update_group(id, changes).await
+    }
+    async fn change_group_members(&self, id: ObjectId, add: &[ObjectId], remove: &[ObjectId]) -> Result<(), PeerError> {
+        self.inner.change_group_members(id, add, remove).await
+    }
+    async fn delete_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.inner.delete_group(id).await
+    }
+    async fn restore_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.inner.restore_group(id).await
     }
 }

@@ -2,19 +2,18 @@
 //! The target checks the target tenant's consent (its partner entry for the source) before every write.
 
 use async_trait::async_trait;
-use base64::Engine;
+
 use serde_json::{Map, Value, json};
-use tenantsync_directory::{Directory, DirectoryError, UserState};
-use tenantsync_engine::audit::{self, AuditEntry};
+use tenantsync_directory::{Directory, DirectoryError, GroupState, NewGroup, UserState};
+use tenantsync_engine::audit::AuditEntry;
 use tenantsync_engine::connector::{
-    Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser,
+    Anchor, ChangePage, PeerError, SourceDirectory, SourceGroup, SourceUser, TargetDirectory, TargetGroup, TargetUser,
 };
-use tenantsync_engine::job;
-use tenantsync_engine::policy::{PARTNERS, Partner};
+use tenantsync_engine::repo::SyncRepo;
 use tenantsync_graph::body::{merge_body, patch_object};
 use tenantsync_graph::entity::USER;
-use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
-use tenantsync_store::TxMode;
+use tenantsync_model::b2b::b2b_user_body;
+use tenantsync_model::{DirectoryObject, Group, ObjectId, ObjectKind, SyncOrigin, TenantId, User};
 
 fn peer_error(err: DirectoryError) -> PeerError {
     match err {
@@ -75,7 +74,12 @@ impl SourceDirectory for LocalSource {
 
     async fn changes(&self, after: i64, limit: u32) -> Result<ChangePage, PeerError> {
         let changed = self.directory.changed_users(self.tenant, after, limit).await.map_err(peer_error)?;
-        Ok(ChangePage { user_ids: changed.user_ids, next: changed.next, more: changed.more })
+        Ok(ChangePage {
+            user_ids: changed.user_ids,
+            group_ids: changed.group_ids,
+            next: changed.next,
+            more: changed.more,
+        })
     }
 
     async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError> {
@@ -84,6 +88,24 @@ impl SourceDirectory for LocalSource {
 
     async fn direct_reports(&self, manager: ObjectId) -> Result<Vec<ObjectId>, PeerError> {
         self.directory.direct_report_ids(self.tenant, manager).await.map_err(peer_error)
+    }
+
+    async fn get_group(&self, id: ObjectId, transitive: bool) -> Result<Option<SourceGroup>, PeerError> {
+        let Some(state) = self.directory.group_state(self.tenant, id).await.map_err(peer_error)? else {
+            return Ok(None);
+        };
+        let members = if transitive && !state.deleted {
+            self.directory.group_user_ids(self.tenant, id, true).await.map_err(peer_error)?
+        } else {
+            state.user_members.clone()
+        };
+        Ok(Some(SourceGroup {
+            id,
+            attributes: group_json(&state.group),
+            deleted: state.deleted,
+            members,
+            n_nested_groups: state.group_members.len(),
+        }))
     }
 }
 
@@ -96,6 +118,8 @@ pub struct LocalTarget {
     pub initial_domain: String,
     pub source_tenant: TenantId,
     pub job_id: String,
+    /// Where consent is read and inbound writes are audited.
+    pub repo: SyncRepo,
 }
 
 fn target_user(state: UserState) -> TargetUser {
@@ -105,44 +129,76 @@ fn target_user(state: UserState) -> TargetUser {
 impl LocalTarget {
     /// Records inbound writes (activity, target user id, display name) in the target's directory audit.
     async fn audit(&self, writes: &[(&str, ObjectId, Option<String>)]) -> Result<(), PeerError> {
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let unavailable = |err: tenantsync_store::StoreError| PeerError::Unavailable(Box::new(err));
-        let mut tx = self.directory.store().begin(self.tenant, TxMode::Write).await.map_err(unavailable)?;
         let now = self.directory.clock().now();
-        for (activity, id, display_name) in writes {
-            let operation = match *activity {
-                "Add user" => "Add",
-                "Delete user" => "Delete",
-                "Restore user" => "Restore",
-                _ => "Update",
-            };
-            let entry = AuditEntry::new(
-                now,
-                activity,
-                operation,
-                "tenantsync cross-tenant synchronization",
-                ("User", &id.to_string()),
-            )
-            .logged_as("UserManagement", "Cross-tenant synchronization")
-            .named(display_name.clone())
-            .detail("SourceTenantId", self.source_tenant.to_string())
-            .detail("JobId", self.job_id.clone());
-            audit::record(tx.as_mut(), &entry).await.map_err(unavailable)?;
+        let entries: Vec<AuditEntry> = writes
+            .iter()
+            .map(|(activity, id, display_name)| {
+                let operation = match *activity {
+                    "Add user" => "Add",
+                    "Delete user" => "Delete",
+                    "Restore user" => "Restore",
+                    _ => "Update",
+                };
+                AuditEntry::new(
+                    now,
+                    activity,
+                    operation,
+                    "tenantsync cross-tenant synchronization",
+                    ("User", &id.to_string()),
+                )
+                .logged_as("UserManagement", "Cross-tenant synchronization")
+                .named(display_name.clone())
+                .detail("SourceTenantId", self.source_tenant.to_string())
+                .detail("JobId", self.job_id.clone())
+            })
+            .collect();
+        self.repo.record_audits(self.tenant, &entries).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
+    }
+
+    /// Refuses unless the target tenant allows group sync from the source (checked on every group write).
+    async fn check_group_consent(&self) -> Result<(), PeerError> {
+        let partner = self
+            .repo
+            .partner(self.tenant, self.source_tenant)
+            .await
+            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
+        match partner {
+            Some(partner) if partner.allows_inbound_group_sync() => Ok(()),
+            Some(_) => Err(PeerError::ConsentDenied(
+                "the target's partner entry for the source does not allow inbound group sync (groupSyncInbound)"
+                    .to_owned(),
+            )),
+            None => Err(PeerError::ConsentDenied("the target has no partner entry for the source tenant".to_owned())),
         }
-        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Records a group write in the target's directory audit.
+    async fn audit_group(
+        &self,
+        activity: &str,
+        operation: &str,
+        id: ObjectId,
+        name: Option<String>,
+    ) -> Result<(), PeerError> {
+        let entry = AuditEntry::new(
+            self.directory.clock().now(),
+            activity,
+            operation,
+            "tenantsync cross-tenant synchronization",
+            ("Group", &id.to_string()),
+        )
+        .logged_as("GroupManagement", "Cross-tenant synchronization")
+        .named(name)
+        .detail("SourceTenantId", self.source_tenant.to_string())
+        .detail("JobId", self.job_id.clone());
+        self.repo.record_audits(self.tenant, &[entry]).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
     }
 
     /// Refuses unless the target tenant allows user sync from the source (checked on every write).
     pub async fn check_consent(&self) -> Result<(), PeerError> {
-        let mut tx = self
-            .directory
-            .store()
-            .begin(self.tenant, TxMode::Read)
-            .await
-            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
-        let partner: Option<Partner> = job::read(tx.as_mut(), PARTNERS, &self.source_tenant.to_string())
+        let partner = self
+            .repo
+            .partner(self.tenant, self.source_tenant)
             .await
             .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
         match partner {
@@ -160,31 +216,9 @@ impl LocalTarget {
         let mut map = Map::new();
         merge_body(&USER, &mut map, &Value::Object(attributes.clone()))
             .map_err(|err| PeerError::Rejected(err.to_string()))?;
-        let source_id = anchor.source_id.to_string();
+        let mut map = b2b_user_body(&anchor.source_tenant, anchor.source_id, &map, &self.initial_domain);
         map.insert("id".to_owned(), json!(ObjectId::new_random()));
         map.insert("createdDateTime".to_owned(), json!("1970-01-01T00:00:00Z"));
-        map.insert("creationType".to_owned(), json!("Invitation"));
-        map.insert("externalUserState".to_owned(), json!("Accepted"));
-        map.entry("accountEnabled").or_insert(json!(true));
-        map.entry("userType").or_insert(json!("Member"));
-        if !map.get("userPrincipalName").is_some_and(Value::is_string) {
-            map.insert("userPrincipalName".to_owned(), json!(format!("{source_id}#EXT#@{}", self.initial_domain)));
-        }
-        if !map.get("displayName").is_some_and(Value::is_string) {
-            let upn = map["userPrincipalName"].clone();
-            map.insert("displayName".to_owned(), upn);
-        }
-        if !map.get("mailNickname").is_some_and(Value::is_string) {
-            map.insert("mailNickname".to_owned(), json!(source_id.replace('-', "")));
-        }
-        map.insert(
-            "identities".to_owned(),
-            json!([{"signInType": "federated", "issuer": anchor.source_tenant, "issuerAssignedId": source_id}]),
-        );
-        map.insert(
-            "alternativeSecurityIds".to_owned(),
-            json!([{"type": 6, "identityProvider": anchor.source_tenant, "key": base64::engine::general_purpose::STANDARD.encode(source_id.as_bytes())}]),
-        );
         serde_json::from_value(Value::Object(map)).map_err(|err| PeerError::Rejected(err.to_string()))
     }
 
@@ -198,6 +232,10 @@ impl LocalTarget {
 
 #[async_trait]
 impl TargetDirectory for LocalTarget {
+    fn system_name(&self) -> String {
+        format!("tenantsync tenant {}", self.initial_domain)
+    }
+
     fn external_upn(&self, source_upn: &str) -> String {
         let local: String = source_upn
             .replace('@', "_")
@@ -349,5 +387,104 @@ impl TargetDirectory for LocalTarget {
                 pairs.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect()
             }
         }
+    }
+
+    fn supports_groups(&self) -> bool {
+        true
+    }
+
+    async fn group_ready(&self) -> Result<(), PeerError> {
+        self.check_group_consent().await
+    }
+
+    async fn get_group(&self, id: ObjectId) -> Result<Option<TargetGroup>, PeerError> {
+        Ok(self.directory.group_state(self.tenant, id).await.map_err(peer_error)?.map(target_group))
+    }
+
+    async fn find_group_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetGroup>, PeerError> {
+        let origin =
+            SyncOrigin { origin_tenant_id: anchor.source_tenant.clone(), origin_id: anchor.source_id.to_string() };
+        Ok(self.directory.group_by_origin(self.tenant, &origin).await.map_err(peer_error)?.map(target_group))
+    }
+
+    async fn create_group(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetGroup, PeerError> {
+        self.check_group_consent().await?;
+        let text = |name: &str| attributes.get(name).and_then(Value::as_str).map(str::to_owned);
+        let display_name =
+            text("displayName").ok_or_else(|| PeerError::Rejected("a group needs a displayName".to_owned()))?;
+        let new = NewGroup {
+            mail_nickname: text("mailNickname")
+                .unwrap_or_else(|| format!("cts-{}", anchor.source_id.as_uuid().simple())),
+            display_name,
+            mail_enabled: false,
+            security_enabled: true,
+            description: text("description"),
+            group_types: Vec::new(),
+        };
+        let origin =
+            SyncOrigin { origin_tenant_id: anchor.source_tenant.clone(), origin_id: anchor.source_id.to_string() };
+        let group = self.directory.create_synced_group(self.tenant, new, origin).await.map_err(peer_error)?;
+        self.audit_group("Add group", "Add", group.id, Some(group.display_name.clone())).await?;
+        Ok(TargetGroup { id: group.id, attributes: group_json(&group), deleted: false, members: Vec::new() })
+    }
+
+    async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        self.check_group_consent().await?;
+        let changes = changes.clone();
+        let group = self
+            .directory
+            .update_group(self.tenant, &id.to_string(), move |group| {
+                for (name, value) in &changes {
+                    match (name.as_str(), value) {
+                        ("displayName", Value::String(text)) => group.display_name = text.clone(),
+                        ("mailNickname", Value::String(text)) => group.mail_nickname = text.clone(),
+                        ("description", Value::String(text)) => group.description = Some(text.clone()),
+                        ("description", Value::Null) => group.description = None,
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(peer_error)?;
+        self.audit_group("Update group", "Update", id, Some(group.display_name)).await
+    }
+
+    async fn change_group_members(&self, id: ObjectId, add: &[ObjectId], remove: &[ObjectId]) -> Result<(), PeerError> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        self.check_group_consent().await?;
+        self.directory.change_user_members(self.tenant, id, add, remove).await.map_err(peer_error)?;
+        let activity = format!("Update group members (+{} -{})", add.len(), remove.len());
+        self.audit_group(&activity, "Update", id, None).await
+    }
+
+    async fn delete_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.check_group_consent().await?;
+        self.directory.delete_object(self.tenant, ObjectKind::Group, &id.to_string()).await.map_err(peer_error)?;
+        self.audit_group("Delete group", "Delete", id, None).await
+    }
+
+    async fn restore_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        self.check_group_consent().await?;
+        self.directory.restore_object(self.tenant, &id.to_string()).await.map_err(peer_error)?;
+        self.audit_group("Restore group", "Restore", id, None).await
+    }
+}
+
+fn group_json(group: &Group) -> Map<String, Value> {
+    match serde_json::to_value(group).expect("groups always serialize") {
+        Value::Object(map) => map,
+        _ => unreachable!("a group serializes to a JSON object"),
+    }
+}
+
+fn target_group(state: GroupState) -> TargetGroup {
+    TargetGroup {
+        id: state.group.id,
+        attributes: group_json(&state.group),
+        deleted: state.deleted,
+        members: state.user_members,
     }
 }

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use tenantsync_directory::Directory;
 use tenantsync_engine::cycle::{CycleEnv, CycleReport, EngineError, run_cycle};
-use tenantsync_engine::job::{self, JOBS, JobConfig};
-use tenantsync_engine::policy::{PARTNERS, Partner};
-use tenantsync_engine::settings::JobSettings;
+use tenantsync_engine::ids::RANDOM;
+use tenantsync_engine::job::{JobKey, ScheduleState};
+use tenantsync_engine::repo::{JobSnapshot, SyncRepo};
 use tenantsync_model::{Clock, TenantId};
-use tenantsync_store::TxMode;
 use tokio::sync::Notify;
 
 use tenantsync_engine::connector::{SourceDirectory, TargetDirectory};
@@ -20,7 +19,6 @@ use tenantsync_engine::connector::{SourceDirectory, TargetDirectory};
 use crate::local::{LocalSource, LocalTarget};
 
 struct JobHandle {
-    source_tenant: TenantId,
     notify: Arc<Notify>,
     /// Set by the sweep timer: the next cycle re-evaluates every user.
     full_due: Arc<Mutex<bool>>,
@@ -40,8 +38,9 @@ fn reissued(target: Box<dyn TargetDirectory>, issuer: Option<String>) -> Box<dyn
 /// Runs every sync job hosted by this process.
 pub struct SyncRunner {
     directory: Directory,
+    repo: SyncRepo,
     clock: Arc<dyn Clock>,
-    jobs: Mutex<HashMap<String, JobHandle>>,
+    jobs: Mutex<HashMap<JobKey, JobHandle>>,
     /// Overrides every job's sweep interval (tests, demos).
     sweep_override: Option<Duration>,
     /// Cycles running now, and when the last one ended: for [`SyncRunner::wait_idle`].
@@ -67,10 +66,16 @@ pub enum RunError {
 }
 
 impl SyncRunner {
-    /// A runner whose jobs wake when `directory` reports a change.
-    pub fn new(directory: Directory, clock: Arc<dyn Clock>, sweep_override: Option<Duration>) -> Arc<SyncRunner> {
+    /// A runner whose jobs wake when `directory` reports a change; their state is in `repo`.
+    pub fn new(
+        directory: Directory,
+        repo: SyncRepo,
+        clock: Arc<dyn Clock>,
+        sweep_override: Option<Duration>,
+    ) -> Arc<SyncRunner> {
         let runner = Arc::new_cyclic(|me| SyncRunner {
             directory: directory.clone(),
+            repo,
             clock,
             jobs: Mutex::new(HashMap::new()),
             sweep_override,
@@ -88,19 +93,23 @@ impl SyncRunner {
 
     /// Starts a task for every job found in the store; each resumes from its saved progress.
     pub async fn resume_all(&self) -> Result<usize, RunError> {
-        let jobs =
-            self.directory.store().list_docs_all_tenants(JOBS).await.map_err(|err| RunError::Store(Box::new(err)))?;
-        for (tenant, doc) in &jobs {
-            self.ensure_job(*tenant, &doc.key);
+        let jobs = self.repo.all_jobs().await.map_err(|err| RunError::Store(Box::new(err)))?;
+        for key in &jobs {
+            self.ensure_job(key.tenant, key.job.as_str());
         }
         Ok(jobs.len())
     }
 
+    /// The repository the runner's jobs keep their state in.
+    pub fn repo(&self) -> &SyncRepo {
+        &self.repo
+    }
+
     /// Makes sure `job_id` has a task, and wakes it.
     pub fn ensure_job(&self, source_tenant: TenantId, job_id: &str) {
+        let key = JobKey::new(source_tenant, job_id);
         let mut jobs = self.jobs.lock().expect("runner lock is never poisoned");
-        let handle = jobs.entry(job_id.to_owned()).or_insert_with(|| JobHandle {
-            source_tenant,
+        let handle = jobs.entry(key.clone()).or_insert_with(|| JobHandle {
             notify: Arc::new(Notify::new()),
             full_due: Arc::new(Mutex::new(false)),
             cycle_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -108,25 +117,25 @@ impl SyncRunner {
         });
         if handle.task.as_ref().is_none_or(|task| task.is_finished()) {
             let me = self.me.clone();
-            let job_id = job_id.to_owned();
             let notify = handle.notify.clone();
             let full_due = handle.full_due.clone();
-            handle.task =
-                Some(tokio::spawn(async move { job_task(me, source_tenant, job_id, notify, full_due).await }));
+            handle.task = Some(tokio::spawn(async move { job_task(me, key, notify, full_due).await }));
         }
         handle.notify.notify_one();
     }
 
     /// Wakes a job (after start, restart, a schema or assignment change).
-    pub fn trigger(&self, job_id: &str) {
-        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").get(job_id) {
+    pub fn trigger(&self, source_tenant: TenantId, job_id: &str) {
+        let key = JobKey::new(source_tenant, job_id);
+        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").get(&key) {
             handle.notify.notify_one();
         }
     }
 
     /// Stops a job's task (the job was deleted).
-    pub fn forget(&self, job_id: &str) {
-        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").remove(job_id)
+    pub fn forget(&self, source_tenant: TenantId, job_id: &str) {
+        let key = JobKey::new(source_tenant, job_id);
+        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").remove(&key)
             && let Some(task) = handle.task
         {
             task.abort();
@@ -141,54 +150,45 @@ impl SyncRunner {
     }
 
     fn source_changed(&self, tenant: TenantId) {
-        for handle in self.jobs.lock().expect("runner lock is never poisoned").values() {
-            if handle.source_tenant == tenant {
+        for (key, handle) in self.jobs.lock().expect("runner lock is never poisoned").iter() {
+            if key.tenant == tenant {
                 handle.notify.notify_one();
             }
         }
     }
 
-    fn cycle_lock(&self, job_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn cycle_lock(&self, key: &JobKey) -> Arc<tokio::sync::Mutex<()>> {
         let jobs = self.jobs.lock().expect("runner lock is never poisoned");
-        jobs.get(job_id).map(|handle| handle.cycle_lock.clone()).unwrap_or_default()
+        jobs.get(key).map(|handle| handle.cycle_lock.clone()).unwrap_or_default()
     }
 
-    /// The connectors of a job: as the source, its own tenant, or a remote Graph tenant when `SourceBaseAddress` is
-    /// set; as the target, a remote Graph tenant (`BaseAddress` with `TokenEndpoint`), a SCIM service (`BaseAddress`
-    /// alone) or the tenant hosted here named by `CompanyId`. None when `require_active` and the job is not active
-    /// (nothing to run, nothing to complain about).
+    /// Loads a job (one read of its configuration, progress, secrets, assignments and consent).
+    async fn load(&self, key: &JobKey) -> Result<JobSnapshot, RunError> {
+        self.repo
+            .load(key)
+            .await
+            .map_err(|err| RunError::Engine(err.into()))?
+            .ok_or_else(|| RunError::Engine(EngineError::JobNotFound(key.job.to_string())))
+    }
+
+    /// The connectors of a loaded job: as the source, its own tenant, or a remote Graph tenant when
+    /// `SourceBaseAddress` is set; as the target, a remote Graph tenant (`BaseAddress` with `TokenEndpoint`), a SCIM
+    /// service (`BaseAddress` alone) or the tenant hosted here named by `CompanyId`.
     ///
     /// Partner policies are checked only between tenants hosted here: toward or from a remote Graph tenant the
     /// remote credential's application roles are the consent (tenantsync's API checks no partner policy on a
     /// plain `POST /users`). A local target fed by a remote source still checks its inbound entry for that source.
     pub async fn connectors(
         &self,
-        source_tenant: TenantId,
-        job_id: &str,
-        require_active: bool,
-    ) -> Result<Option<(Box<dyn SourceDirectory>, Box<dyn TargetDirectory>)>, RunError> {
-        let store = self.directory.store();
-        let mut tx = store.begin(source_tenant, TxMode::Read).await.map_err(|err| RunError::Store(Box::new(err)))?;
-        let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id)
-            .await
-            .map_err(|err| RunError::Engine(err.into()))?
-            .ok_or_else(|| RunError::Engine(EngineError::JobNotFound(job_id.to_owned())))?;
-        if require_active && config.schedule_state != tenantsync_engine::job::ScheduleState::Active {
-            return Ok(None);
-        }
-        let secrets = job::secrets(tx.as_mut(), &config.service_principal_id)
-            .await
-            .map_err(|err| RunError::Engine(err.into()))?;
-        let settings = JobSettings::from_secrets(&secrets);
-        let remote_source = match &settings.graph_source {
+        job: &JobSnapshot,
+    ) -> Result<(Box<dyn SourceDirectory>, Box<dyn TargetDirectory>), RunError> {
+        let settings = &job.settings;
+        let source_tenant = job.key.tenant;
+        let source: Box<dyn SourceDirectory> = match &settings.graph_source {
             Some(graph) => {
                 let client = crate::graph::GraphClient::shared(graph).map_err(RunError::Peer)?;
-                Some(crate::graph::GraphSource::new(client, self.directory.clone(), source_tenant, job_id))
+                Box::new(crate::graph::GraphSource::new(client, self.repo.clone(), job.key.clone()))
             }
-            None => None,
-        };
-        let source: Box<dyn SourceDirectory> = match remote_source {
-            Some(remote) => Box::new(remote),
             None => Box::new(LocalSource { directory: self.directory.clone(), tenant: source_tenant }),
         };
         let remote_issuer = settings.graph_source.as_ref().map(|graph| graph.tenant_id.clone());
@@ -197,20 +197,16 @@ impl SyncRunner {
             let client = crate::graph::GraphClient::shared(graph).map_err(RunError::Peer)?;
             let target = crate::graph::GraphTarget::new(client);
             target.prepare().await.map_err(RunError::Peer)?;
-            return Ok(Some((source, reissued(Box::new(target), remote_issuer))));
+            return Ok((source, reissued(Box::new(target), remote_issuer)));
         }
         if let Some(scim) = settings.scim.clone() {
             // A SCIM service: no partner policy applies, the token in the secrets is the consent.
             let target = crate::scim::ScimTarget::new(scim).map_err(|err| RunError::Store(Box::new(err)))?;
-            return Ok(Some((source, Box::new(target))));
+            return Ok((source, Box::new(target)));
         }
         let target_id = settings.target_tenant.ok_or(RunError::Engine(EngineError::NoTarget))?;
-        let partner: Option<Partner> = job::read(tx.as_mut(), PARTNERS, &target_id.to_string())
-            .await
-            .map_err(|err| RunError::Engine(err.into()))?;
-        drop(tx);
         // A remote source's outbound consent is its own business (the credential it gave us).
-        if remote_issuer.is_none() && !partner.is_some_and(|partner| partner.allows_outbound()) {
+        if remote_issuer.is_none() && !job.target_partner.as_ref().is_some_and(|partner| partner.allows_outbound()) {
             return Err(RunError::OutboundNotAllowed);
         }
         let target = self
@@ -227,9 +223,10 @@ impl SyncRunner {
             tenant: target_id,
             initial_domain: target.initial_domain,
             source_tenant: consent_source,
-            job_id: job_id.to_owned(),
+            job_id: job.key.job.to_string(),
+            repo: self.repo.clone(),
         };
-        Ok(Some((source, reissued(Box::new(target), remote_issuer))))
+        Ok((source, reissued(Box::new(target), remote_issuer)))
     }
 
     /// Waits until no cycle has run for `quiet` (every job caught up), or `deadline` passes; true when idle.
@@ -264,14 +261,22 @@ impl SyncRunner {
         job_id: &str,
         force_full: bool,
     ) -> Result<CycleReport, RunError> {
-        let lock = self.cycle_lock(job_id);
+        Ok(self.wake(&JobKey::new(source_tenant, job_id), force_full).await?.0)
+    }
+
+    /// One wake-up of a job: loads it once, runs a cycle when it is active, and answers the report with the
+    /// loaded job (its settings and interval decide when it runs next).
+    async fn wake(&self, key: &JobKey, force_full: bool) -> Result<(CycleReport, JobSnapshot), RunError> {
+        let lock = self.cycle_lock(key);
         let _guard = lock.lock().await;
-        let Some((source, target)) = self.connectors(source_tenant, job_id, true).await? else {
-            return Ok(CycleReport { not_active: true, ..CycleReport::default() });
-        };
+        let job = self.load(key).await?;
+        if job.config.schedule_state != ScheduleState::Active {
+            return Ok((CycleReport { not_active: true, ..CycleReport::default() }, job));
+        }
+        let (source, target) = self.connectors(&job).await?;
         let started = std::time::Instant::now();
-        let env = self.env(source.as_ref(), target.as_ref(), source_tenant, job_id, force_full);
-        let report = run_cycle(&env).await?;
+        let env = self.env(source.as_ref(), target.as_ref(), key, force_full);
+        let report = run_cycle(&env, job.clone()).await?;
         if !report.not_active {
             metrics::counter!("tenantsync_sync_cycles_total", "full" => report.full.to_string()).increment(1);
             metrics::histogram!("tenantsync_sync_cycle_seconds").record(started.elapsed().as_secs_f64());
@@ -287,27 +292,18 @@ impl SyncRunner {
             }
             metrics::counter!("tenantsync_sync_objects_evaluated_total").increment(report.n_evaluated);
         }
-        Ok(report)
+        Ok((report, job))
     }
 
-    /// The environment of a cycle of `job_id` over these connectors.
+    /// The environment of a cycle of `key` over these connectors.
     fn env<'a>(
         &'a self,
         source: &'a dyn SourceDirectory,
         target: &'a dyn TargetDirectory,
-        source_tenant: TenantId,
-        job_id: &'a str,
+        key: &'a JobKey,
         force_full: bool,
     ) -> CycleEnv<'a> {
-        CycleEnv {
-            store: self.directory.store().as_ref(),
-            source,
-            target,
-            clock: self.clock.as_ref(),
-            source_tenant,
-            job_id,
-            force_full,
-        }
+        CycleEnv { repo: &self.repo, source, target, clock: self.clock.as_ref(), ids: &RANDOM, job: key, force_full }
     }
 
     /// Provisions one user now (`provisionOnDemand`), between cycles.
@@ -317,12 +313,29 @@ impl SyncRunner {
         job_id: &str,
         user: tenantsync_model::ObjectId,
     ) -> Result<(tenantsync_engine::plan::ObjectPlan, tenantsync_engine::log::Status), RunError> {
-        let lock = self.cycle_lock(job_id);
+        let key = JobKey::new(source_tenant, job_id);
+        let lock = self.cycle_lock(&key);
         let _guard = lock.lock().await;
-        let (source, target) =
-            self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = self.env(source.as_ref(), target.as_ref(), source_tenant, job_id, false);
+        let job = self.load(&key).await?;
+        let (source, target) = self.connectors(&job).await?;
+        let env = self.env(source.as_ref(), target.as_ref(), &key, false);
         Ok(tenantsync_engine::cycle::provision_on_demand(&env, user).await?)
+    }
+
+    /// Provisions one group now (`provisionOnDemand` with `objectTypeName` Group), between cycles.
+    pub async fn provision_group_on_demand(
+        &self,
+        source_tenant: TenantId,
+        job_id: &str,
+        group: tenantsync_model::ObjectId,
+    ) -> Result<(tenantsync_engine::plan::ObjectPlan, tenantsync_engine::log::Status), RunError> {
+        let key = JobKey::new(source_tenant, job_id);
+        let lock = self.cycle_lock(&key);
+        let _guard = lock.lock().await;
+        let job = self.load(&key).await?;
+        let (source, target) = self.connectors(&job).await?;
+        let env = self.env(source.as_ref(), target.as_ref(), &key, false);
+        Ok(tenantsync_engine::groups::provision_group_on_demand(&env, group).await?)
     }
 
     /// What a full run of the job would do now, without writing (`plan`).
@@ -331,9 +344,10 @@ impl SyncRunner {
         source_tenant: TenantId,
         job_id: &str,
     ) -> Result<Vec<tenantsync_engine::dry_run::PlanRow>, RunError> {
-        let (source, target) =
-            self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = self.env(source.as_ref(), target.as_ref(), source_tenant, job_id, false);
+        let key = JobKey::new(source_tenant, job_id);
+        let job = self.load(&key).await?;
+        let (source, target) = self.connectors(&job).await?;
+        let env = self.env(source.as_ref(), target.as_ref(), &key, false);
         Ok(tenantsync_engine::dry_run::dry_run(&env).await?)
     }
 
@@ -344,30 +358,24 @@ impl SyncRunner {
         job_id: &str,
         source_id: Option<tenantsync_model::ObjectId>,
     ) -> Result<usize, RunError> {
-        let lock = self.cycle_lock(job_id);
+        let key = JobKey::new(source_tenant, job_id);
+        let lock = self.cycle_lock(&key);
         let _guard = lock.lock().await;
-        let (source, target) =
-            self.connectors(source_tenant, job_id, false).await?.expect("connectors are built for inactive jobs too");
-        let env = self.env(source.as_ref(), target.as_ref(), source_tenant, job_id, false);
+        let job = self.load(&key).await?;
+        let (source, target) = self.connectors(&job).await?;
+        let env = self.env(source.as_ref(), target.as_ref(), &key, false);
         Ok(tenantsync_engine::cycle::approve_staged(&env, source_id).await?)
     }
 
     /// Tells the job's webhook (secret `QuarantineWebhookUrl`), if any, that it entered or left quarantine.
     async fn notify_quarantine(
         &self,
-        source_tenant: TenantId,
-        job_id: &str,
+        job: &JobSnapshot,
         entered: bool,
         quarantine: &tenantsync_engine::job::Quarantine,
     ) {
-        let url = async {
-            let mut tx = self.directory.store().begin(source_tenant, TxMode::Read).await.ok()?;
-            let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id).await.ok()??;
-            let secrets = job::secrets(tx.as_mut(), &config.service_principal_id).await.ok()?;
-            JobSettings::from_secrets(&secrets).failures.webhook_url
-        }
-        .await;
-        let Some(url) = url else { return };
+        let Some(url) = job.settings.failures.webhook_url.clone() else { return };
+        let (source_tenant, job_id) = (job.key.tenant, job.key.job.as_str());
         let body = serde_json::json!({
             "event": if entered { "quarantineEntered" } else { "quarantineLeft" },
             "tenantId": source_tenant.to_string(),
@@ -382,18 +390,6 @@ impl SyncRunner {
         }
     }
 
-    /// How often a job whose source is a remote Graph tenant polls it (None: the source is hosted here).
-    async fn remote_poll_interval(&self, source_tenant: TenantId, job_id: &str) -> Option<Duration> {
-        let mut tx = self.directory.store().begin(source_tenant, TxMode::Read).await.ok()?;
-        let config: JobConfig = job::read(tx.as_mut(), JOBS, job_id).await.ok()??;
-        if config.schedule_state != tenantsync_engine::job::ScheduleState::Active {
-            return None;
-        }
-        let secrets = job::secrets(tx.as_mut(), &config.service_principal_id).await.ok()?;
-        let graph = JobSettings::from_secrets(&secrets).graph_source?;
-        Some(Duration::from_secs(graph.poll_interval_seconds))
-    }
-
     /// The clock the runner's cycles read.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -404,16 +400,11 @@ impl SyncRunner {
     }
 }
 
-async fn job_task(
-    me: Weak<SyncRunner>,
-    source_tenant: TenantId,
-    job_id: String,
-    notify: Arc<Notify>,
-    full_due: Arc<Mutex<bool>>,
-) {
+async fn job_task(me: Weak<SyncRunner>, key: JobKey, notify: Arc<Notify>, full_due: Arc<Mutex<bool>>) {
     let mut interval = Duration::from_secs(40 * 60);
     let mut failures: u32 = 0;
     let poll_scheduled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let job_id = key.job.to_string();
     loop {
         tokio::select! {
             () = notify.notified() => {}
@@ -424,10 +415,10 @@ async fn job_task(
         let Some(runner) = me.upgrade() else { return };
         let force_full = std::mem::take(&mut *full_due.lock().expect("flag lock is never poisoned"));
         runner.cycle_started();
-        let result = runner.run_once(source_tenant, &job_id, force_full).await;
+        let result = runner.wake(&key, force_full).await;
         runner.cycle_ended();
-        match result {
-            Ok(report) => {
+        let loaded = match result {
+            Ok((report, job)) => {
                 failures = 0;
                 // Escrow retries and quarantine attempts fall due by themselves: wake the job then.
                 if let Some(after) = report.retry_after {
@@ -438,13 +429,17 @@ async fn job_task(
                         notify.notify_one();
                     });
                 }
-                if let Some((entered, quarantine)) = report.quarantine_change {
-                    runner.notify_quarantine(source_tenant, &job_id, entered, &quarantine).await;
+                if let Some((entered, quarantine)) = &report.quarantine_change {
+                    runner.notify_quarantine(&job, *entered, quarantine).await;
                 }
+                Some(job)
             }
-            Err(RunError::Engine(EngineError::Superseded)) => notify.notify_one(),
+            Err(RunError::Engine(EngineError::Superseded)) => {
+                notify.notify_one();
+                None
+            }
             Err(RunError::Engine(EngineError::JobNotFound(_))) => {
-                runner.forget(&job_id);
+                runner.forget(key.tenant, &job_id);
                 return;
             }
             Err(err) => {
@@ -464,13 +459,17 @@ async fn job_task(
                     tokio::time::sleep(delay).await;
                     notify.notify_one();
                 });
+                None
             }
-        }
-        // A remote source announces nothing: poll its delta.
-        // One poll timer at a time, however many wake-ups there were.
-        if let Some(poll) = runner.remote_poll_interval(source_tenant, &job_id).await
+        };
+        // What the next wake-up needs comes from the job as this one loaded it: no second read.
+        let Some(job) = loaded else { continue };
+        // A remote source announces nothing: poll its delta. One poll timer at a time, however many wake-ups.
+        let poll = job.settings.graph_source.as_ref().filter(|_| job.config.schedule_state == ScheduleState::Active);
+        if let Some(graph) = poll
             && !poll_scheduled.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
+            let poll = Duration::from_secs(graph.poll_interval_seconds);
             let notify = notify.clone();
             let poll_scheduled = poll_scheduled.clone();
             tokio::spawn(async move {
@@ -479,17 +478,6 @@ async fn job_task(
                 notify.notify_one();
             });
         }
-        let config_interval = {
-            let store = runner.directory.store();
-            match store.begin(source_tenant, TxMode::Read).await {
-                Ok(mut tx) => job::read::<JobConfig>(tx.as_mut(), JOBS, &job_id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|config| config.interval_seconds),
-                Err(_) => None,
-            }
-        };
-        interval = runner.sweep_interval(config_interval.unwrap_or(40 * 60));
+        interval = runner.sweep_interval(job.config.interval_seconds);
     }
 }

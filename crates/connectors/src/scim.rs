@@ -9,9 +9,7 @@ use tenantsync_engine::connector::{Anchor, PeerError, TargetDirectory, TargetUse
 use tenantsync_engine::settings::ScimSettings;
 use tenantsync_model::ObjectId;
 
-const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+use tenantsync_scim::{ENTERPRISE_URN as ENTERPRISE, PATCH_OP_URN as PATCH_SCHEMA, USER_URN as USER_SCHEMA};
 
 /// The Graph attributes a SCIM user can hold.
 const SUPPORTED: &[&str] = &[
@@ -257,6 +255,10 @@ impl ScimTarget {
 impl TargetDirectory for ScimTarget {
     fn external_upn(&self, source_upn: &str) -> String {
         source_upn.to_owned()
+    }
+
+    fn system_name(&self) -> String {
+        format!("SCIM 2.0 service at {}", self.settings.base_address)
     }
 
     fn supports(&self, attribute: &str) -> bool {

@@ -22,8 +22,11 @@ use tenantsync_engine::connector::{
     Anchor, ChangePage, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser,
 };
 use tenantsync_engine::cycle::{CycleEnv, CycleReport, EngineError, escrow_delay, run_cycle};
+use tenantsync_engine::ids::RANDOM;
+use tenantsync_engine::job::JobKey;
 use tenantsync_engine::job::{self, Escrow, JOB_STATES, JobState, escrows_collection};
 use tenantsync_engine::policy::{IdentitySynchronization, Partner, UserSyncInbound};
+use tenantsync_engine::repo::SyncRepo;
 use tenantsync_engine::schema::AZURE2AZURE_TEMPLATE;
 use tenantsync_engine::settings::Secret;
 use tenantsync_model::{Clock, ManualClock, ObjectId, ObjectKind, Tenant, User};
@@ -132,6 +135,9 @@ impl FaultyTarget {
 impl TargetDirectory for FaultyTarget {
     fn external_upn(&self, source_upn: &str) -> String {
         self.inner.external_upn(source_upn)
+    }
+    fn system_name(&self) -> String {
+        self.inner.system_name()
     }
     async fn ready(&self) -> Result<(), PeerError> {
         self.inner.ready().await
@@ -334,6 +340,10 @@ impl World {
         world
     }
 
+    fn repo(&self) -> SyncRepo {
+        SyncRepo::new(self.store.clone(), self.clock.clone())
+    }
+
     fn admin(&self) -> Admin<'_> {
         Admin { store: self.store.as_ref(), clock: self.clock.as_ref(), actor: "faults test".to_owned() }
     }
@@ -357,6 +367,7 @@ impl World {
             tenant_id: source.id.to_string(),
             display_name: Some(source.display_name.clone()),
             user_sync_inbound: Some(UserSyncInbound { is_sync_allowed: true }),
+            group_sync_inbound: None,
         };
         admin.put_identity_sync(target.id, &source.id.to_string(), policy).await.expect("inbound sync policy");
         admin.create_partner(source.id, partner(target)).await.expect("source partner");
@@ -383,9 +394,9 @@ impl World {
             secret("QuarantineRetrySeconds", "30"),
         ];
         admin.put_secrets(source.id, &principal.id, secrets).await.expect("secrets");
-        admin.start_job(source.id, &principal.id, &job.id).await.expect("start the job");
+        admin.start_job(source.id, &principal.id, job.id.as_str()).await.expect("start the job");
         self.principal = principal.id;
-        self.job_id = job.id;
+        self.job_id = job.id.to_string();
     }
 
     fn local_source(&self) -> LocalSource {
@@ -400,6 +411,7 @@ impl World {
                 initial_domain: self.target.initial_domain.clone(),
                 source_tenant: self.source.id,
                 job_id: self.job_id.clone(),
+                repo: self.repo(),
             },
             self.users.iter().enumerate().map(|(idx, id)| (*id, idx)).collect(),
         )
@@ -410,16 +422,19 @@ impl World {
         source: &dyn SourceDirectory,
         target: &dyn TargetDirectory,
     ) -> Result<CycleReport, EngineError> {
+        let repo = self.repo();
+        let key = JobKey::new(self.source.id, self.job_id.as_str());
+        let snapshot = repo.load(&key).await?.expect("the job exists");
         let env = CycleEnv {
-            store: self.store.as_ref(),
+            repo: &repo,
             source,
             target,
             clock: self.clock.as_ref(),
-            source_tenant: self.source.id,
-            job_id: &self.job_id,
+            ids: &RANDOM,
+            job: &key,
             force_full: false,
         };
-        run_cycle(&env).await
+        run_cycle(&env, snapshot).await
     }
 
     async fn cycle(&self, target: &FaultyTarget) -> CycleReport {
@@ -449,7 +464,7 @@ impl World {
 
     async fn state(&self) -> JobState {
         let mut tx = self.store.begin(self.source.id, TxMode::Read).await.unwrap();
-        job::read(tx.as_mut(), JOB_STATES, &self.job_id).await.unwrap().expect("the job has a state")
+        job::read(tx.as_mut(), &JOB_STATES, &self.job_id).await.unwrap().expect("the job has a state")
     }
 
     async fn logs(&self) -> Vec<LogRow> {
@@ -896,4 +911,20 @@ async fn a_manager_changed_during_a_full_pass_ends_as_the_new_manager() {
     let b2b = world.b2b(user).await.expect("the user is synced");
     let expected = world.b2b(new_manager).await.expect("the new manager is synced").user.id;
     assert_eq!(b2b.manager, Some(expected), "the target manager follows the newest source manager");
+}
+
+/// Issue 10: a wake-up of a job with nothing to do reads the job's configuration once (the runner used to read it
+/// four times: for its connectors, the cycle, the poll interval and the sweep interval).
+#[tokio::test]
+async fn one_wake_up_of_an_idle_job_reads_its_configuration_once() {
+    let world = World::new(30, 0).await;
+    let repo = world.repo();
+    let runner =
+        tenantsync_connectors::SyncRunner::new(world.directory.clone(), repo.clone(), world.clock.clone(), None);
+    let first = runner.run_once(world.source.id, &world.job_id, false).await.expect("the initial sync runs");
+    assert_eq!(first.n_created, 30, "the initial sync creates every user");
+    let before = repo.config_loads();
+    let idle = runner.run_once(world.source.id, &world.job_id, false).await.expect("the idle wake-up runs");
+    assert_eq!((idle.n_evaluated, idle.n_created, idle.n_updated), (0, 0, 0), "nothing changed: {idle:?}");
+    assert_eq!(repo.config_loads() - before, 1, "one wake-up, one read of the configuration");
 }

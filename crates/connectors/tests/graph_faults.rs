@@ -374,7 +374,12 @@ impl World {
             .create_tenant(NewTenant { name: "home".to_owned(), display_name: None, domains: vec![] })
             .await
             .expect("create the home tenant");
-        let runner = SyncRunner::new(directory.clone(), clock.clone(), None);
+        let runner = SyncRunner::new(
+            directory.clone(),
+            tenantsync_engine::repo::SyncRepo::new(store.clone(), clock.clone()),
+            clock.clone(),
+            None,
+        );
         World { _dir: dir, store, clock, directory, home, runner, job_id: String::new() }
     }
 
@@ -399,10 +404,10 @@ impl World {
             secrets.iter().filter(|secret| !secret.key.ends_with("ClientSecret")).cloned().collect();
         admin.put_secrets(self.home.id, &principal.id, plain).await.expect("secrets");
         let mut tx = self.store.begin(self.home.id, TxMode::Write).await.expect("a transaction");
-        job::write(tx.as_mut(), job::SECRETS, &principal.id, &secrets, self.clock.now()).await.expect("write secrets");
+        job::write(tx.as_mut(), &job::SECRETS, &principal.id, &secrets, self.clock.now()).await.expect("write secrets");
         tx.commit().await.expect("commit the secrets");
-        admin.start_job(self.home.id, &principal.id, &job.id).await.expect("start the job");
-        self.job_id = job.id;
+        admin.start_job(self.home.id, &principal.id, job.id.as_str()).await.expect("start the job");
+        self.job_id = job.id.to_string();
     }
 
     /// The home tenant trusts `issuer` for inbound user sync.
@@ -423,6 +428,7 @@ impl World {
             tenant_id: issuer.to_owned(),
             display_name: Some("peer".to_owned()),
             user_sync_inbound: Some(UserSyncInbound { is_sync_allowed: true }),
+            group_sync_inbound: None,
         };
         admin.put_identity_sync(self.home.id, issuer, policy).await.expect("inbound sync policy");
     }

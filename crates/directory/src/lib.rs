@@ -12,6 +12,7 @@ mod dynamic;
 mod error;
 mod objects;
 mod secret;
+mod sync_groups;
 mod sync_reads;
 mod tenants;
 
@@ -27,6 +28,7 @@ pub use dynamic::{EVALUATION_PAGE, ProcessingStatus, RuleProcessingStatus};
 pub use error::DirectoryError;
 pub use objects::{ListPage, ListSpec, NewGroup};
 pub use secret::ClientSecret;
+pub use sync_groups::GroupState;
 pub use sync_reads::{ChangedUsers, UserState};
 pub use tenants::NewTenant;
 

@@ -48,7 +48,7 @@ pub(crate) fn decode(row: &ObjectRow) -> Result<DirectoryObject, DirectoryError>
     })
 }
 
-fn encode(object: &DirectoryObject) -> ObjectRow {
+pub(crate) fn encode(object: &DirectoryObject) -> ObjectRow {
     let anchor = match object {
         DirectoryObject::User(user) => user.anchor(),
         DirectoryObject::Group(_) => None,
@@ -74,7 +74,7 @@ fn encode(object: &DirectoryObject) -> ObjectRow {
     }
 }
 
-fn change(object: ObjectId, kind: ObjectKind, op: ChangeOp, at: OffsetDateTime) -> ChangeRow {
+pub(crate) fn change(object: ObjectId, kind: ObjectKind, op: ChangeOp, at: OffsetDateTime) -> ChangeRow {
     ChangeRow { seq: 0, object_id: object, kind, op, related: None, link_kind: None, at }
 }
 
@@ -162,7 +162,7 @@ fn validate_user(tenant: &Tenant, user: &User) -> Result<(), DirectoryError> {
     Ok(())
 }
 
-fn validate_group(group: &Group) -> Result<(), DirectoryError> {
+pub(crate) fn validate_group(group: &Group) -> Result<(), DirectoryError> {
     refuse_nul(serde_json::to_value(group).expect("a group always serializes"), "Group")?;
     required(&Some(group.display_name.clone()), "displayName")?;
     required(&Some(group.mail_nickname.clone()), "mailNickname")?;
@@ -277,7 +277,7 @@ pub(crate) async fn purge_in(tx: &mut dyn DirectoryTx, id: ObjectId, at: OffsetD
 }
 
 impl Directory {
-    async fn tenant_or_not_found(&self, tenant: TenantId) -> Result<Tenant, DirectoryError> {
+    pub(crate) async fn tenant_or_not_found(&self, tenant: TenantId) -> Result<Tenant, DirectoryError> {
         self.get_tenant(tenant).await?.ok_or_else(|| DirectoryError::not_found(tenant))
     }
 
@@ -428,6 +428,7 @@ impl Directory {
             membership_rule,
             created_date_time: self.now(),
             deleted_date_time: None,
+            cross_tenant_synchronization_resource: None,
         };
         validate_group(&group)?;
         let mut tx = self.begin(tenant, TxMode::Write).await?;

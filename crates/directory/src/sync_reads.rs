@@ -22,6 +22,8 @@ pub struct UserState {
 pub struct ChangedUsers {
     /// Each user once, in order of first change.
     pub user_ids: Vec<ObjectId>,
+    /// Each group whose properties, membership or deletion state changed, once.
+    pub group_ids: Vec<ObjectId>,
     pub next: i64,
     pub more: bool,
 }
@@ -169,6 +171,13 @@ impl Directory {
         let more = bound != i64::MAX;
         let mut changes: Vec<(i64, ObjectId)> =
             users.iter().filter(|change| change.seq <= bound).map(|change| (change.seq, change.object_id)).collect();
+        let mut seen_groups = HashSet::new();
+        let group_ids: Vec<ObjectId> = groups
+            .iter()
+            .filter(|change| change.seq <= bound)
+            .map(|change| change.object_id)
+            .filter(|id| seen_groups.insert(*id))
+            .collect();
         for change in groups.iter().filter(|change| change.seq <= bound) {
             // A group deleted or restored changes the scope of every user under it; a member added or removed
             // changes that member's, or every user under it when the member is a nested group.
@@ -190,7 +199,7 @@ impl Directory {
         };
         let mut seen = HashSet::new();
         let user_ids = changes.into_iter().map(|(_, id)| id).filter(|id| seen.insert(*id)).collect();
-        Ok(ChangedUsers { user_ids, next, more })
+        Ok(ChangedUsers { user_ids, group_ids, next, more })
     }
 
     /// The users in a group: direct members, or every user reachable through nested groups.

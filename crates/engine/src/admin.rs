@@ -5,13 +5,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenantsync_model::{Clock, ObjectId, TenantId};
-use tenantsync_store::{DirectoryTx, DocRow, Store, StoreError, TxMode};
+use tenantsync_store::{DirectoryTx, Store, StoreError, TxMode};
 use time::OffsetDateTime;
 
 use crate::audit::{self, AuditEntry};
+use crate::ids::IdSource;
 use crate::job::{
-    self, ASSIGNMENTS, Assignment, JOB_STATES, JOBS, JobConfig, JobError, JobState, Phase, SECRETS, ScheduleState,
-    connections_collection, escrows_collection, new_job_id,
+    self, ASSIGNMENTS, Assignment, Collection, JOB_STATES, JOBS, JobConfig, JobError, JobState, Phase, SECRETS,
+    ScheduleState, connections_collection, escrows_collection, new_job_id,
 };
 use crate::plan::Connection;
 use crate::policy::{ConsentSettings, IdentitySynchronization, PARTNERS, Partner};
@@ -23,8 +24,8 @@ use crate::settings::{JobSettings, Secret};
 pub const CTS_APPLICATION_TEMPLATE: &str = "518e5f48-1fc8-4c48-9387-9fdf28b0dfe7";
 /// The one app role of the CTS application, `msiam_access`.
 pub const MSIAM_ACCESS_ROLE: &str = "18d14569-c3bd-439b-9a66-3a2aee01d14f";
-pub const APPLICATIONS: &str = "application";
-pub const SERVICE_PRINCIPALS: &str = "servicePrincipal";
+pub const APPLICATIONS: Collection<Application> = Collection::fixed("application");
+pub const SERVICE_PRINCIPALS: Collection<ServicePrincipal> = Collection::fixed("servicePrincipal");
 /// Default sweep interval, Entra's fixed `PT40M`.
 pub const DEFAULT_INTERVAL_SECONDS: i64 = 40 * 60;
 
@@ -48,6 +49,11 @@ pub enum AdminError {
     Job(#[from] JobError),
 }
 
+/// A new id for a configuration object (application, service principal, assignment, extension).
+fn new_guid() -> String {
+    crate::ids::RANDOM.new_id().to_string()
+}
+
 fn not_found(what: &'static str, id: impl ToString) -> AdminError {
     AdminError::NotFound { what, id: id.to_string() }
 }
@@ -66,7 +72,7 @@ pub struct Application {
 }
 
 /// The collection of registered directory extension attributes (key: the full `extension_…` name).
-pub const EXTENSIONS: &str = "extensionProperty";
+pub const EXTENSIONS: Collection<ExtensionProperty> = Collection::fixed("extensionProperty");
 
 /// A directory extension attribute registered on an application (Graph's `extensionProperty`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,13 +99,25 @@ pub struct ServicePrincipal {
 
 async fn write_doc<T: Serialize>(
     tx: &mut dyn DirectoryTx,
-    collection: &str,
+    collection: &Collection<T>,
     key: &str,
     value: &T,
     now: OffsetDateTime,
 ) -> Result<(), AdminError> {
     job::write(tx, collection, key, value, now).await?;
     Ok(())
+}
+
+/// Which of a job's collections an edit empties.
+#[derive(Clone, Copy)]
+struct JobCollections {
+    connections: bool,
+    escrows: bool,
+    pending: bool,
+}
+
+impl JobCollections {
+    const NONE: JobCollections = JobCollections { connections: false, escrows: false, pending: false };
 }
 
 /// The configuration operations of one store, on behalf of `actor` (an app's client id, or the CLI).
@@ -141,12 +159,12 @@ impl Admin<'_> {
 
     pub async fn list_partners(&self, tenant: TenantId) -> Result<Vec<Partner>, AdminError> {
         let mut tx = self.read_tx(tenant).await?;
-        Ok(job::read_all(tx.as_mut(), PARTNERS).await?)
+        Ok(job::read_all(tx.as_mut(), &PARTNERS).await?)
     }
 
     pub async fn get_partner(&self, tenant: TenantId, partner: &str) -> Result<Partner, AdminError> {
         let mut tx = self.read_tx(tenant).await?;
-        job::read(tx.as_mut(), PARTNERS, &partner.to_lowercase()).await?.ok_or_else(|| not_found("partner", partner))
+        job::read(tx.as_mut(), &PARTNERS, &partner.to_lowercase()).await?.ok_or_else(|| not_found("partner", partner))
     }
 
     /// Creates a partner entry; an existing one is a conflict (Graph 409).
@@ -156,8 +174,7 @@ impl Admin<'_> {
             .to_string();
         let partner = Partner { tenant_id: key.clone(), ..partner };
         let mut tx = self.write_tx(tenant).await?;
-        let data = serde_json::to_string(&partner).expect("partners always serialize");
-        match tx.insert_doc(&DocRow { collection: PARTNERS.to_owned(), key, data, updated_at: self.now() }).await {
+        match job::insert(tx.as_mut(), &PARTNERS, &key, &partner, self.now()).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => {
                 return Err(AdminError::Conflict(
@@ -182,9 +199,9 @@ impl Admin<'_> {
         let key = partner.to_lowercase();
         let mut tx = self.write_tx(tenant).await?;
         let mut current: Partner =
-            job::read(tx.as_mut(), PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
+            job::read(tx.as_mut(), &PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
         edit(&mut current)?;
-        write_doc(tx.as_mut(), PARTNERS, &key, &current, self.now()).await?;
+        write_doc(tx.as_mut(), &PARTNERS, &key, &current, self.now()).await?;
         self.audit(tx.as_mut(), "Update a partner cross-tenant access setting", "Update", ("Policy", &key)).await?;
         tx.commit().await?;
         Ok(current)
@@ -195,13 +212,13 @@ impl Admin<'_> {
         let key = partner.to_lowercase();
         let mut tx = self.write_tx(tenant).await?;
         let current: Partner =
-            job::read(tx.as_mut(), PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
+            job::read(tx.as_mut(), &PARTNERS, &key).await?.ok_or_else(|| not_found("partner", partner))?;
         if current.identity_synchronization.is_some() {
             return Err(AdminError::Invalid(
                 "The partner has an identity synchronization policy: delete identitySynchronization first.".to_owned(),
             ));
         }
-        tx.delete_doc(PARTNERS, &key).await?;
+        job::delete(tx.as_mut(), &PARTNERS, &key).await?;
         self.audit(tx.as_mut(), "Delete partner specific cross-tenant access setting", "Delete", ("Policy", &key))
             .await?;
         tx.commit().await?;
@@ -219,13 +236,13 @@ impl Admin<'_> {
             .map_err(|_| AdminError::Invalid(format!("'{partner}' is not a tenant id")))?
             .to_string();
         let mut tx = self.write_tx(tenant).await?;
-        let mut current: Partner = job::read(tx.as_mut(), PARTNERS, &key).await?.unwrap_or_else(|| Partner {
+        let mut current: Partner = job::read(tx.as_mut(), &PARTNERS, &key).await?.unwrap_or_else(|| Partner {
             tenant_id: key.clone(),
             automatic_user_consent_settings: ConsentSettings::default(),
             ..Partner::default()
         });
         current.identity_synchronization = Some(IdentitySynchronization { tenant_id: key.clone(), ..policy });
-        write_doc(tx.as_mut(), PARTNERS, &key, &current, self.now()).await?;
+        write_doc(tx.as_mut(), &PARTNERS, &key, &current, self.now()).await?;
         self.audit(tx.as_mut(), "Update a partner cross-tenant identity sync setting", "Update", ("Policy", &key))
             .await?;
         tx.commit().await?;
@@ -259,11 +276,11 @@ impl Admin<'_> {
             return Err(AdminError::Invalid("displayName is required.".to_owned()));
         }
         let application = Application {
-            id: ObjectId::new_random().to_string(),
-            app_id: ObjectId::new_random().to_string(),
+            id: new_guid(),
+            app_id: new_guid(),
             display_name: display_name.to_owned(),
             application_template_id: CTS_APPLICATION_TEMPLATE.to_owned(),
-            service_principal_id: ObjectId::new_random().to_string(),
+            service_principal_id: new_guid(),
             created_date_time: self.now(),
         };
         let principal = ServicePrincipal {
@@ -274,8 +291,8 @@ impl Admin<'_> {
             application_template_id: CTS_APPLICATION_TEMPLATE.to_owned(),
         };
         let mut tx = self.write_tx(tenant).await?;
-        write_doc(tx.as_mut(), APPLICATIONS, &application.id, &application, self.now()).await?;
-        write_doc(tx.as_mut(), SERVICE_PRINCIPALS, &principal.id, &principal, self.now()).await?;
+        write_doc(tx.as_mut(), &APPLICATIONS, &application.id, &application, self.now()).await?;
+        write_doc(tx.as_mut(), &SERVICE_PRINCIPALS, &principal.id, &principal, self.now()).await?;
         self.audit(tx.as_mut(), "Add service principal", "Add", ("ServicePrincipal", &principal.id)).await?;
         tx.commit().await?;
         Ok((application, principal))
@@ -283,22 +300,22 @@ impl Admin<'_> {
 
     pub async fn list_applications(&self, tenant: TenantId) -> Result<Vec<Application>, AdminError> {
         let mut tx = self.read_tx(tenant).await?;
-        Ok(job::read_all(tx.as_mut(), APPLICATIONS).await?)
+        Ok(job::read_all(tx.as_mut(), &APPLICATIONS).await?)
     }
 
     pub async fn get_application(&self, tenant: TenantId, id: &str) -> Result<Application, AdminError> {
         let mut tx = self.read_tx(tenant).await?;
-        job::read(tx.as_mut(), APPLICATIONS, &id.to_lowercase()).await?.ok_or_else(|| not_found("application", id))
+        job::read(tx.as_mut(), &APPLICATIONS, &id.to_lowercase()).await?.ok_or_else(|| not_found("application", id))
     }
 
     pub async fn list_service_principals(&self, tenant: TenantId) -> Result<Vec<ServicePrincipal>, AdminError> {
         let mut tx = self.read_tx(tenant).await?;
-        Ok(job::read_all(tx.as_mut(), SERVICE_PRINCIPALS).await?)
+        Ok(job::read_all(tx.as_mut(), &SERVICE_PRINCIPALS).await?)
     }
 
     pub async fn get_service_principal(&self, tenant: TenantId, id: &str) -> Result<ServicePrincipal, AdminError> {
         let mut tx = self.read_tx(tenant).await?;
-        job::read(tx.as_mut(), SERVICE_PRINCIPALS, &id.to_lowercase())
+        job::read(tx.as_mut(), &SERVICE_PRINCIPALS, &id.to_lowercase())
             .await?
             .ok_or_else(|| not_found("servicePrincipal", id))
     }
@@ -308,21 +325,22 @@ impl Admin<'_> {
     pub async fn delete_service_principal(&self, tenant: TenantId, id: &str) -> Result<Vec<String>, AdminError> {
         let key = id.to_lowercase();
         let mut tx = self.write_tx(tenant).await?;
-        let principal: ServicePrincipal =
-            job::read(tx.as_mut(), SERVICE_PRINCIPALS, &key).await?.ok_or_else(|| not_found("servicePrincipal", id))?;
-        let jobs: Vec<JobConfig> = job::read_all(tx.as_mut(), JOBS).await?;
+        let principal: ServicePrincipal = job::read(tx.as_mut(), &SERVICE_PRINCIPALS, &key)
+            .await?
+            .ok_or_else(|| not_found("servicePrincipal", id))?;
+        let jobs: Vec<JobConfig> = job::read_all(tx.as_mut(), &JOBS).await?;
         let mut deleted = Vec::new();
         for config in jobs.into_iter().filter(|config| config.service_principal_id == principal.id) {
-            delete_job_docs(tx.as_mut(), &config.id).await?;
-            deleted.push(config.id);
+            delete_job_docs(tx.as_mut(), config.id.as_str()).await?;
+            deleted.push(config.id.to_string());
         }
-        let assignments: Vec<Assignment> = job::read_all(tx.as_mut(), ASSIGNMENTS).await?;
+        let assignments: Vec<Assignment> = job::read_all(tx.as_mut(), &ASSIGNMENTS).await?;
         for assignment in assignments.iter().filter(|assignment| assignment.resource_id == principal.id) {
-            tx.delete_doc(ASSIGNMENTS, &assignment.id).await?;
+            job::delete(tx.as_mut(), &ASSIGNMENTS, &assignment.id).await?;
         }
-        tx.delete_doc(SECRETS, &principal.id).await?;
-        tx.delete_doc(SERVICE_PRINCIPALS, &principal.id).await?;
-        tx.delete_doc(APPLICATIONS, &principal.application_id).await?;
+        job::delete(tx.as_mut(), &SECRETS, &principal.id).await?;
+        job::delete(tx.as_mut(), &SERVICE_PRINCIPALS, &principal.id).await?;
+        job::delete(tx.as_mut(), &APPLICATIONS, &principal.application_id).await?;
         self.audit(tx.as_mut(), "Delete service principal", "Delete", ("ServicePrincipal", &principal.id)).await?;
         tx.commit().await?;
         Ok(deleted)
@@ -358,7 +376,7 @@ impl Admin<'_> {
             )));
         }
         let property = ExtensionProperty {
-            id: ObjectId::new_random().to_string(),
+            id: new_guid(),
             name: format!("extension_{}_{name}", application.app_id.replace('-', "")),
             data_type: data_type.to_owned(),
             target_objects: vec!["User".to_owned()],
@@ -366,16 +384,7 @@ impl Admin<'_> {
             application_id: application.id.clone(),
         };
         let mut tx = self.write_tx(tenant).await?;
-        let data = serde_json::to_string(&property).expect("extension properties always serialize");
-        match tx
-            .insert_doc(&DocRow {
-                collection: EXTENSIONS.to_owned(),
-                key: property.name.clone(),
-                data,
-                updated_at: self.now(),
-            })
-            .await
-        {
+        match job::insert(tx.as_mut(), &EXTENSIONS, &property.name, &property, self.now()).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => {
                 return Err(AdminError::Conflict(format!(
@@ -401,7 +410,7 @@ impl Admin<'_> {
             None => None,
         };
         let mut tx = self.read_tx(tenant).await?;
-        let all: Vec<ExtensionProperty> = job::read_all(tx.as_mut(), EXTENSIONS).await?;
+        let all: Vec<ExtensionProperty> = job::read_all(tx.as_mut(), &EXTENSIONS).await?;
         Ok(all
             .into_iter()
             .filter(|property| application.as_ref().is_none_or(|id| *id == property.application_id))
@@ -417,7 +426,7 @@ impl Admin<'_> {
             .find(|property| property.id.eq_ignore_ascii_case(id));
         let property = found.ok_or_else(|| not_found("extensionProperty", id))?;
         let mut tx = self.write_tx(tenant).await?;
-        tx.delete_doc(EXTENSIONS, &property.name).await?;
+        job::delete(tx.as_mut(), &EXTENSIONS, &property.name).await?;
         self.audit(tx.as_mut(), "Delete extension property", "Delete", ("Application", &property.application_id))
             .await?;
         tx.commit().await?;
@@ -444,7 +453,7 @@ impl Admin<'_> {
             )));
         }
         let mut tx = self.write_tx(tenant).await?;
-        let existing: Vec<Assignment> = job::read_all(tx.as_mut(), ASSIGNMENTS).await?;
+        let existing: Vec<Assignment> = job::read_all(tx.as_mut(), &ASSIGNMENTS).await?;
         if existing
             .iter()
             .any(|assignment| assignment.principal_id == principal && assignment.resource_id == principal_sp.id)
@@ -452,7 +461,7 @@ impl Admin<'_> {
             return Err(AdminError::Conflict("Permission being assigned already exists on the object".to_owned()));
         }
         let assignment = Assignment {
-            id: ObjectId::new_random().to_string(),
+            id: new_guid(),
             app_role_id: app_role_id.to_lowercase(),
             principal_id: principal,
             principal_type: principal_type.to_owned(),
@@ -460,7 +469,7 @@ impl Admin<'_> {
             resource_id: principal_sp.id.clone(),
             created_date_time: self.now(),
         };
-        write_doc(tx.as_mut(), ASSIGNMENTS, &assignment.id, &assignment, self.now()).await?;
+        write_doc(tx.as_mut(), &ASSIGNMENTS, &assignment.id, &assignment, self.now()).await?;
         bump_jobs_of(tx.as_mut(), &principal_sp.id, self.now()).await?;
         self.audit(
             tx.as_mut(),
@@ -480,7 +489,7 @@ impl Admin<'_> {
     ) -> Result<Vec<Assignment>, AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.read_tx(tenant).await?;
-        let all: Vec<Assignment> = job::read_all(tx.as_mut(), ASSIGNMENTS).await?;
+        let all: Vec<Assignment> = job::read_all(tx.as_mut(), &ASSIGNMENTS).await?;
         Ok(all.into_iter().filter(|assignment| assignment.resource_id == principal.id).collect())
     }
 
@@ -492,13 +501,13 @@ impl Admin<'_> {
     ) -> Result<(), AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.write_tx(tenant).await?;
-        let assignment: Assignment = job::read(tx.as_mut(), ASSIGNMENTS, &assignment_id.to_lowercase())
+        let assignment: Assignment = job::read(tx.as_mut(), &ASSIGNMENTS, &assignment_id.to_lowercase())
             .await?
             .ok_or_else(|| not_found("appRoleAssignment", assignment_id))?;
         if assignment.resource_id != principal.id {
             return Err(not_found("appRoleAssignment", assignment_id));
         }
-        tx.delete_doc(ASSIGNMENTS, &assignment.id).await?;
+        job::delete(tx.as_mut(), &ASSIGNMENTS, &assignment.id).await?;
         bump_jobs_of(tx.as_mut(), &principal.id, self.now()).await?;
         self.audit(
             tx.as_mut(),
@@ -545,7 +554,7 @@ impl Admin<'_> {
             )),
             _ => AdminError::Job(err.into()),
         })?;
-        write_doc(tx.as_mut(), SECRETS, &principal.id, &merged, self.now()).await?;
+        write_doc(tx.as_mut(), &SECRETS, &principal.id, &merged, self.now()).await?;
         bump_jobs_of(tx.as_mut(), &principal.id, self.now()).await?;
         self.audit(
             tx.as_mut(),
@@ -586,14 +595,14 @@ impl Admin<'_> {
             )));
         }
         let mut tx = self.write_tx(tenant).await?;
-        let existing: Vec<JobConfig> = job::read_all(tx.as_mut(), JOBS).await?;
+        let existing: Vec<JobConfig> = job::read_all(tx.as_mut(), &JOBS).await?;
         if existing.iter().any(|config| config.service_principal_id == principal.id) {
             return Err(AdminError::Conflict(
                 "The service principal already has a synchronization job for this template.".to_owned(),
             ));
         }
         let config = JobConfig {
-            id: new_job_id(tenant),
+            id: new_job_id(tenant, &crate::ids::RANDOM),
             service_principal_id: principal.id.clone(),
             template_id: AZURE2AZURE_TEMPLATE.to_owned(),
             schema: default_schema(),
@@ -602,9 +611,9 @@ impl Admin<'_> {
             generation: 1,
             created_at: self.now(),
         };
-        write_doc(tx.as_mut(), JOBS, &config.id, &config, self.now()).await?;
-        write_doc(tx.as_mut(), JOB_STATES, &config.id, &JobState::new(config.generation), self.now()).await?;
-        self.audit(tx.as_mut(), "Add synchronization job", "Add", ("SynchronizationJob", &config.id)).await?;
+        write_doc(tx.as_mut(), &JOBS, config.id.as_str(), &config, self.now()).await?;
+        write_doc(tx.as_mut(), &JOB_STATES, config.id.as_str(), &JobState::new(config.generation), self.now()).await?;
+        self.audit(tx.as_mut(), "Add synchronization job", "Add", ("SynchronizationJob", config.id.as_str())).await?;
         tx.commit().await?;
         Ok(config)
     }
@@ -618,12 +627,12 @@ impl Admin<'_> {
     ) -> Result<(JobConfig, JobState), AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.read_tx(tenant).await?;
-        let config: JobConfig = job::read::<JobConfig>(tx.as_mut(), JOBS, job_id)
+        let config: JobConfig = job::read::<JobConfig>(tx.as_mut(), &JOBS, job_id)
             .await?
             .filter(|config| config.service_principal_id == principal.id)
             .ok_or_else(|| not_found("synchronizationJob", job_id))?;
         let state =
-            job::read(tx.as_mut(), JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(config.generation));
+            job::read(tx.as_mut(), &JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(config.generation));
         Ok((config, state))
     }
 
@@ -634,10 +643,10 @@ impl Admin<'_> {
     ) -> Result<Vec<(JobConfig, JobState)>, AdminError> {
         let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.read_tx(tenant).await?;
-        let configs: Vec<JobConfig> = job::read_all(tx.as_mut(), JOBS).await?;
+        let configs: Vec<JobConfig> = job::read_all(tx.as_mut(), &JOBS).await?;
         let mut jobs = Vec::new();
         for config in configs.into_iter().filter(|config| config.service_principal_id == principal.id) {
-            let state = job::read(tx.as_mut(), JOB_STATES, &config.id)
+            let state = job::read(tx.as_mut(), &JOB_STATES, config.id.as_str())
                 .await?
                 .unwrap_or_else(|| JobState::new(config.generation));
             jobs.push((config, state));
@@ -645,22 +654,43 @@ impl Admin<'_> {
         Ok(jobs)
     }
 
+    /// Changes a job in one transaction: `edit` changes the configuration and may change the progress (it answers
+    /// whether it did, so a progress a cycle is saving is only written over when the change requires it), and
+    /// `clear` names the job's collections to empty with it.
     async fn edit_job(
         &self,
         tenant: TenantId,
         service_principal: &str,
         job_id: &str,
         activity: &str,
-        edit: impl FnOnce(&mut JobConfig, &mut dyn DirectoryTx) -> Result<(), AdminError> + Send,
+        clear: JobCollections,
+        edit: impl FnOnce(&mut JobConfig, &mut JobState) -> bool + Send,
     ) -> Result<JobConfig, AdminError> {
-        let principal = self.get_service_principal(tenant, service_principal).await?;
         let mut tx = self.write_tx(tenant).await?;
-        let mut config: JobConfig = job::read::<JobConfig>(tx.as_mut(), JOBS, job_id)
+        let principal: ServicePrincipal =
+            job::read(tx.as_mut(), &SERVICE_PRINCIPALS, &service_principal.to_lowercase())
+                .await?
+                .ok_or_else(|| not_found("servicePrincipal", service_principal))?;
+        let mut config: JobConfig = job::read::<JobConfig>(tx.as_mut(), &JOBS, job_id)
             .await?
             .filter(|config| config.service_principal_id == principal.id)
             .ok_or_else(|| not_found("synchronizationJob", job_id))?;
-        edit(&mut config, tx.as_mut())?;
-        write_doc(tx.as_mut(), JOBS, &config.id, &config, self.now()).await?;
+        let mut state: JobState =
+            job::read(tx.as_mut(), &JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(config.generation));
+        let state_changed = edit(&mut config, &mut state);
+        if clear.connections {
+            job::clear(tx.as_mut(), &connections_collection(job_id)).await?;
+        }
+        if clear.escrows {
+            job::clear(tx.as_mut(), &escrows_collection(job_id)).await?;
+        }
+        if clear.pending {
+            job::clear(tx.as_mut(), &crate::job::pending_collection(job_id)).await?;
+        }
+        write_doc(tx.as_mut(), &JOBS, config.id.as_str(), &config, self.now()).await?;
+        if state_changed {
+            write_doc(tx.as_mut(), &JOB_STATES, job_id, &state, self.now()).await?;
+        }
         self.audit(tx.as_mut(), activity, "Update", ("SynchronizationJob", job_id)).await?;
         tx.commit().await?;
         Ok(config)
@@ -673,24 +703,12 @@ impl Admin<'_> {
         service_principal: &str,
         job_id: &str,
     ) -> Result<JobConfig, AdminError> {
-        self.get_job(tenant, service_principal, job_id).await?;
-        self.clear_quarantine(tenant, job_id).await?;
-        self.edit_job(tenant, service_principal, job_id, "Enable/start provisioning configuration", |config, _| {
+        let activity = "Enable/start provisioning configuration";
+        self.edit_job(tenant, service_principal, job_id, activity, JobCollections::NONE, |config, state| {
             config.schedule_state = ScheduleState::Active;
-            Ok(())
+            state.quarantine.take().is_some()
         })
         .await
-    }
-
-    async fn clear_quarantine(&self, tenant: TenantId, job_id: &str) -> Result<(), AdminError> {
-        let mut tx = self.write_tx(tenant).await?;
-        if let Some(mut state) = job::read::<JobState>(tx.as_mut(), JOB_STATES, job_id).await?
-            && state.quarantine.take().is_some()
-        {
-            write_doc(tx.as_mut(), JOB_STATES, job_id, &state, self.now()).await?;
-            tx.commit().await?;
-        }
-        Ok(())
     }
 
     /// The dead letters of a job: objects whose retries are exhausted.
@@ -723,7 +741,7 @@ impl Admin<'_> {
             letters.into_iter().filter(|letter| object.is_none_or(|id| id == letter.source_id)).collect();
         for letter in &chosen {
             let key = letter.source_id.to_string();
-            tx.delete_doc(&collection, &key).await?;
+            job::delete(tx.as_mut(), &collection, &key).await?;
             if retry {
                 let escrow = crate::job::Escrow { attempts: 0, next_attempt: None, ..letter.clone() };
                 write_doc(tx.as_mut(), &escrows_collection(job_id), &key, &escrow, self.now()).await?;
@@ -742,9 +760,10 @@ impl Admin<'_> {
         service_principal: &str,
         job_id: &str,
     ) -> Result<JobConfig, AdminError> {
-        self.edit_job(tenant, service_principal, job_id, "Disable/pause provisioning configuration", |config, _| {
+        let activity = "Disable/pause provisioning configuration";
+        self.edit_job(tenant, service_principal, job_id, activity, JobCollections::NONE, |config, _| {
             config.schedule_state = ScheduleState::Paused;
-            Ok(())
+            false
         })
         .await
     }
@@ -773,47 +792,31 @@ impl Admin<'_> {
         }
         let clear_links = scopes.iter().any(|scope| scope == "Full" || scope == "ConnectorDataStore");
         let clear_escrows = scopes.is_empty() || scopes.iter().any(|scope| scope == "Full" || scope == "Escrows");
-        let job_key = job_id.to_owned();
-        let config = self
-            .edit_job(tenant, service_principal, job_id, "Enable/restart provisioning configuration", |config, _| {
-                config.generation += 1;
-                config.schedule_state = ScheduleState::Active;
-                Ok(())
-            })
-            .await?;
-        let mut tx = self.write_tx(tenant).await?;
-        if clear_links {
-            tx.delete_collection(&connections_collection(&job_key)).await?;
-        }
-        if clear_escrows {
-            tx.delete_collection(&escrows_collection(&job_key)).await?;
-        }
+        let reset_quarantine =
+            scopes.is_empty() || scopes.iter().any(|scope| scope == "QuarantineState" || scope == "Full");
+        let force_deletes = scopes.iter().any(|scope| scope == "ForceDeletes" || scope == "Full");
         // Deprovisionings decided by an interrupted cycle are decided again by the full pass.
-        tx.delete_collection(&crate::job::pending_collection(&job_key)).await?;
-        let mut state: JobState =
-            job::read(tx.as_mut(), JOB_STATES, &job_key).await?.unwrap_or_else(|| JobState::new(config.generation));
-        state.generation = config.generation;
-        state.phase = Phase::FullPending;
-        if clear_links {
-            state.synchronized_users = 0;
-        }
-        if scopes.is_empty() || scopes.iter().any(|scope| scope == "QuarantineState" || scope == "Full") {
-            state.quarantine = None;
-        }
-        if scopes.iter().any(|scope| scope == "ForceDeletes" || scope == "Full") {
-            // The administrator accepts the source as it is now: the integrity guard starts from the next full read.
-            state.last_full_scope = None;
-        }
-        write_doc(tx.as_mut(), JOB_STATES, &job_key, &state, self.now()).await?;
-        self.audit(
-            tx.as_mut(),
-            "Enable/restart provisioning configuration",
-            "Update",
-            ("SynchronizationJob", &job_key),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(config)
+        let clear = JobCollections { connections: clear_links, escrows: clear_escrows, pending: true };
+        let activity = "Enable/restart provisioning configuration";
+        self.edit_job(tenant, service_principal, job_id, activity, clear, |config, state| {
+            config.generation += 1;
+            config.schedule_state = ScheduleState::Active;
+            state.generation = config.generation;
+            state.phase = Phase::FullPending;
+            if clear_links {
+                state.synchronized_users = 0;
+            }
+            if reset_quarantine {
+                state.quarantine = None;
+            }
+            if force_deletes {
+                // The administrator accepts the source as it is now: the integrity guard starts from the next full
+                // read.
+                state.last_full_scope = None;
+            }
+            true
+        })
+        .await
     }
 
     /// Replaces the schema after checking it; a valid schema triggers a full re-evaluation, as in Entra.
@@ -832,10 +835,11 @@ impl Admin<'_> {
                 message: format!("the rule id of '{}' cannot change", crate::schema::USER_RULE_NAME),
             }));
         }
-        self.edit_job(tenant, service_principal, job_id, "Update attribute mappings or scope", |config, _| {
+        let activity = "Update attribute mappings or scope";
+        self.edit_job(tenant, service_principal, job_id, activity, JobCollections::NONE, |config, _| {
             config.schema = schema;
             config.generation += 1;
-            Ok(())
+            false
         })
         .await
     }
@@ -888,7 +892,7 @@ impl Admin<'_> {
             Err(err) => return Err(err),
         };
         let mut tx = self.write_tx(tenant).await?;
-        tx.delete_doc(&connections_collection(job_id), &connection.source_id.to_string()).await?;
+        job::delete(tx.as_mut(), &connections_collection(job_id), &connection.source_id.to_string()).await?;
         self.audit(tx.as_mut(), "Delete object connection", "Delete", ("SynchronizationJob", job_id)).await?;
         tx.commit().await?;
         Ok(())
@@ -896,10 +900,10 @@ impl Admin<'_> {
 }
 
 async fn delete_job_docs(tx: &mut dyn DirectoryTx, job_id: &str) -> Result<(), AdminError> {
-    tx.delete_doc(JOBS, job_id).await?;
-    tx.delete_doc(JOB_STATES, job_id).await?;
-    tx.delete_collection(&connections_collection(job_id)).await?;
-    tx.delete_collection(&escrows_collection(job_id)).await?;
+    job::delete(tx, &JOBS, job_id).await?;
+    job::delete(tx, &JOB_STATES, job_id).await?;
+    job::clear(tx, &connections_collection(job_id)).await?;
+    job::clear(tx, &escrows_collection(job_id)).await?;
     Ok(())
 }
 
@@ -909,10 +913,10 @@ async fn bump_jobs_of(
     service_principal: &str,
     now: OffsetDateTime,
 ) -> Result<(), AdminError> {
-    let jobs: Vec<JobConfig> = job::read_all(tx, JOBS).await?;
+    let jobs: Vec<JobConfig> = job::read_all(tx, &JOBS).await?;
     for mut config in jobs.into_iter().filter(|config| config.service_principal_id == service_principal) {
         config.generation += 1;
-        write_doc(tx, JOBS, &config.id.clone(), &config, now).await?;
+        write_doc(tx, &JOBS, config.id.as_str(), &config, now).await?;
     }
     Ok(())
 }

@@ -44,7 +44,8 @@ impl AuditEntry {
         target: (&str, &str),
     ) -> AuditEntry {
         AuditEntry {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Configuration changes and inbound writes are not replayed: the process's random source is enough.
+            id: crate::ids::IdSource::new_id(&crate::ids::RANDOM).to_string(),
             category: "ProvisioningManagement".to_owned(),
             activity_display_name: activity.to_owned(),
             operation_type: operation.to_owned(),

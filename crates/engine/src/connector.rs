@@ -33,6 +33,8 @@ impl SourceUser {
 pub struct ChangePage {
     /// Users whose state or scope may have changed (members whose group membership changed included), once each.
     pub user_ids: Vec<ObjectId>,
+    /// Groups whose properties, members or deletion state changed, once each.
+    pub group_ids: Vec<ObjectId>,
     /// The log position after this page.
     pub next: i64,
     /// More changes follow.
@@ -93,6 +95,58 @@ pub trait SourceDirectory: Send + Sync {
     async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError>;
     /// Users who have `manager` as their manager.
     async fn direct_reports(&self, manager: ObjectId) -> Result<Vec<ObjectId>, PeerError>;
+    /// A group, deleted or not, with its users (direct, or through nesting when `transitive`); None when it no
+    /// longer exists at all. Sources that cannot read groups refuse.
+    async fn get_group(&self, id: ObjectId, transitive: bool) -> Result<Option<SourceGroup>, PeerError> {
+        let _ = (id, transitive);
+        Err(PeerError::Rejected("this source does not provide groups".to_owned()))
+    }
+}
+
+/// A source group as the engine sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceGroup {
+    pub id: ObjectId,
+    /// The group's properties, with Graph's names.
+    pub attributes: Map<String, Value>,
+    pub deleted: bool,
+    /// Its users: direct members, or every user through nesting when asked.
+    pub members: Vec<ObjectId>,
+    /// How many direct members are groups (not provisioned as such: Entra does not nest synced groups).
+    pub n_nested_groups: usize,
+}
+
+impl SourceGroup {
+    pub fn display_name(&self) -> Option<&str> {
+        self.attributes.get("displayName").and_then(Value::as_str)
+    }
+
+    /// Why a group cannot become a static security group in a target, as Entra's group sync refuses it.
+    pub fn unsupported_reason(&self) -> Option<&'static str> {
+        let flag = |name: &str| self.attributes.get(name).and_then(Value::as_bool).unwrap_or(false);
+        let types = self.attributes.get("groupTypes").and_then(Value::as_array);
+        if flag("isAssignableToRole") {
+            Some("role-assignable groups are not synchronized")
+        } else if flag("mailEnabled") {
+            Some("mail-enabled groups are not synchronized")
+        } else if types.is_some_and(|types| types.iter().any(|kind| kind == "Unified")) {
+            Some("Microsoft 365 groups are not synchronized as such")
+        } else if !self.attributes.get("securityEnabled").and_then(Value::as_bool).unwrap_or(true) {
+            Some("only security groups are synchronized")
+        } else {
+            None
+        }
+    }
+}
+
+/// A group in the target as the engine sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetGroup {
+    pub id: ObjectId,
+    pub attributes: Map<String, Value>,
+    pub deleted: bool,
+    /// Direct user members.
+    pub members: Vec<ObjectId>,
 }
 
 /// A target user as the engine sees it.
@@ -123,6 +177,9 @@ impl Anchor {
 pub trait TargetDirectory: Send + Sync {
     /// The userPrincipalName a B2B user of `source_upn` gets in this directory.
     fn external_upn(&self, source_upn: &str) -> String;
+    /// How provisioning logs name this system (`targetSystem.displayName`), e.g. "tenantsync tenant
+    /// contoso.onmicrosoft.test" or "SCIM 2.0 service at https://app.example/scim".
+    fn system_name(&self) -> String;
     /// Whether this directory stores `attribute` (a Graph property name). Mappings to attributes it cannot hold
     /// are left out, so they are neither written nor compared.
     fn supports(&self, attribute: &str) -> bool {
@@ -175,4 +232,50 @@ pub trait TargetDirectory: Send + Sync {
         }
         results
     }
+
+    // --- Groups: a target that provisions groups overrides all of these. ---------------------------------------
+
+    /// Whether this target can hold synced groups.
+    fn supports_groups(&self) -> bool {
+        false
+    }
+    /// Refuses unless the target accepts group writes from this source now (its consent).
+    async fn group_ready(&self) -> Result<(), PeerError> {
+        Err(unsupported_groups())
+    }
+    async fn get_group(&self, id: ObjectId) -> Result<Option<TargetGroup>, PeerError> {
+        let _ = id;
+        Err(unsupported_groups())
+    }
+    /// The group sync created for `anchor` (the source group), live or soft-deleted.
+    async fn find_group_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetGroup>, PeerError> {
+        let _ = anchor;
+        Err(unsupported_groups())
+    }
+    /// Creates a static security group marked with `anchor`.
+    async fn create_group(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetGroup, PeerError> {
+        let _ = (anchor, attributes);
+        Err(unsupported_groups())
+    }
+    async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        let _ = (id, changes);
+        Err(unsupported_groups())
+    }
+    /// Adds and removes user members (target ids).
+    async fn change_group_members(&self, id: ObjectId, add: &[ObjectId], remove: &[ObjectId]) -> Result<(), PeerError> {
+        let _ = (id, add, remove);
+        Err(unsupported_groups())
+    }
+    async fn delete_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        let _ = id;
+        Err(unsupported_groups())
+    }
+    async fn restore_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        let _ = id;
+        Err(unsupported_groups())
+    }
+}
+
+fn unsupported_groups() -> PeerError {
+    PeerError::Rejected("this target does not provision groups".to_owned())
 }

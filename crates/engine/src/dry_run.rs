@@ -6,13 +6,11 @@
 use std::collections::HashMap;
 
 use tenantsync_model::ObjectId;
-use tenantsync_store::TxMode;
 
 use crate::connector::SourceUser;
 use crate::cycle::{
     CycleEnv, EngineError, LoadedJob, PAGE_SIZE, is_quiet, load_job, observe_page, passes_over, unlisted_links,
 };
-use crate::job::{self, connections_collection};
 use crate::plan::{Connection, ObjectPlan, PlanContext, PlannedAction, plan_user};
 
 /// One object of a dry run.
@@ -33,16 +31,8 @@ async fn plan_page(
     rows: &mut Vec<PlanRow>,
     n_active: &mut u64,
 ) -> Result<(), EngineError> {
-    let collection = connections_collection(env.job_id);
-    let mut links: HashMap<ObjectId, Connection> = HashMap::new();
-    {
-        let mut tx = env.store.begin(env.source_tenant, TxMode::Read).await?;
-        for (id, _) in &users {
-            if let Some(link) = job::read::<Connection>(tx.as_mut(), &collection, &id.to_string()).await? {
-                links.insert(*id, link);
-            }
-        }
-    }
+    let ids: Vec<ObjectId> = users.iter().map(|(id, _)| *id).collect();
+    let mut links: HashMap<ObjectId, Connection> = env.repo.connections(env.job, &ids).await?;
     *n_active +=
         users.iter().filter(|(_, user)| user.as_ref().is_some_and(|user| !user.deleted && !user.external)).count()
             as u64;
@@ -55,7 +45,7 @@ async fn plan_page(
         .collect();
     let ids: Vec<ObjectId> = items.iter().map(|(id, _, _)| *id).collect();
     let observed = observe_page(env, job, items).await.map_err(EngineError::Source)?;
-    let source_tenant = env.source_tenant.to_string();
+    let source_tenant = env.job.tenant.to_string();
     let external_upn = |upn: &str| env.target.external_upn(upn);
     let supports = |attribute: &str| env.target.supports(attribute);
     let ctx = PlanContext {
@@ -105,6 +95,29 @@ pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
         plan_page(env, &job, chunk.to_vec(), true, &mut rows, &mut n_active).await?;
     }
 
+    // Groups: planned over the users the job has linked now (a group's new members that this run creates are not
+    // listed as member additions; the run adds them).
+    let user_rows = rows.len();
+    if job.schema.groups.enabled && env.target.supports_groups() {
+        let links = env.repo.group_connections(env.job).await?;
+        let due = crate::groups::GroupsDue { all: true, ids: Default::default() };
+        let users = crate::groups::UserLinks::load(env).await?;
+        for source_id in crate::groups::candidates(&due, &job.assigned_groups, &links) {
+            let observed = crate::groups::observe_group(env, &job, source_id, &links, &users)
+                .await
+                .map_err(EngineError::Source)?;
+            let group_plan = crate::groups::plan_observed(env, &job, source_id, &observed, &users);
+            let in_step = group_plan.plan.action == PlannedAction::Skip && observed.connection.is_some();
+            if !in_step {
+                rows.push(PlanRow {
+                    action: group_plan.plan.action.log_name().to_owned(),
+                    plan: group_plan.plan,
+                    guards: Vec::new(),
+                });
+            }
+        }
+    }
+
     // The guards, as the end of a real run applies them.
     let suspect = match job.state.last_full_scope {
         Some(previous) if n_active * 2 < previous => Some(format!(
@@ -112,20 +125,25 @@ pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
         )),
         _ => None,
     };
-    let deprovisions =
-        rows.iter().filter(|row| matches!(row.plan.action, PlannedAction::Delete | PlannedAction::Disable)).count()
-            as u64;
+    let deprovisions = rows[..user_rows]
+        .iter()
+        .filter(|row| matches!(row.plan.action, PlannedAction::Delete | PlannedAction::Disable))
+        .count() as u64;
+    let group_deletions =
+        rows[user_rows..].iter().filter(|row| row.plan.action == PlannedAction::Delete).count() as u64;
+    let group_threshold = job.settings.delete_guard.group_verdict(group_deletions, job.state.synchronized_groups);
     let now = env.clock.now();
     let window_start = now - time::Duration::minutes(job.settings.delete_guard.window_minutes);
     let recent = job.state.recent_deprovisions.iter().filter(|at| **at >= window_start).count() as u64;
     let threshold = job.settings.delete_guard.verdict(deprovisions + recent, job.state.synchronized_users);
-    for row in &mut rows {
+    for (idx, row) in rows.iter_mut().enumerate() {
         let deprovision = matches!(row.plan.action, PlannedAction::Delete | PlannedAction::Disable);
+        let threshold = if idx < user_rows { &threshold } else { &group_threshold };
         let integrity = match (&suspect, deprovision) {
             (Some(why), true) => why.clone(),
             _ => "pass".to_owned(),
         };
-        let deletion = match (&threshold, deprovision, &suspect) {
+        let deletion = match (threshold, deprovision, &suspect) {
             (Some(why), true, None) => format!("hold: {why}"),
             _ => "pass".to_owned(),
         };
@@ -148,8 +166,8 @@ impl PlanRow {
     /// `reason`, `guards`).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "sourceIdentity": {"id": self.plan.source_id.to_string(), "displayName": self.plan.source_display_name, "identityType": "User"},
-            "targetIdentity": {"id": self.plan.target_id.map(|id| id.to_string()), "identityType": "User"},
+            "sourceIdentity": {"id": self.plan.source_id.to_string(), "displayName": self.plan.source_display_name, "identityType": self.plan.identity_type.as_str()},
+            "targetIdentity": {"id": self.plan.target_id.map(|id| id.to_string()), "identityType": self.plan.identity_type.as_str()},
             "action": self.action,
             "modifiedProperties": self.plan.modified,
             "reason": self.plan.reason,

@@ -2,6 +2,14 @@
 //! (`syncJobState`, written by cycles), the secrets (`syncSecrets`, per service principal), the connections and
 //! escrows of each job. A configuration change bumps the job's `generation`; a cycle that finds a newer generation
 //! when it saves its progress discards that page and stops, so a restart or schema change always wins.
+//!
+//! Every collection is a [`Collection<T>`]: its name is bound to its document type once, here, so a document can
+//! only be read back as what was written. The functions below are the engine's only access to job documents; code
+//! outside the engine goes through [`crate::repo::SyncRepo`], whose operations are each one transaction.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,36 +17,157 @@ use tenantsync_model::{ObjectId, TenantId};
 use tenantsync_store::{DirectoryTx, DocRow, StoreError};
 use time::OffsetDateTime;
 
+use crate::plan::Connection;
 use crate::settings::Secret;
 
-pub const JOBS: &str = "syncJob";
-pub const JOB_STATES: &str = "syncJobState";
-pub const SECRETS: &str = "syncSecrets";
-pub const ASSIGNMENTS: &str = "appRoleAssignment";
+/// A sync job's id, in Entra's format `Azure2Azure.<tenant id without dashes>.<guid>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    pub fn new(id: impl Into<String>) -> JobId {
+        JobId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for JobId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for JobId {
+    fn from(id: &str) -> JobId {
+        JobId(id.to_owned())
+    }
+}
+
+/// A job with the tenant that owns it: job documents live in their source tenant, so a key that leaves one tenant's
+/// context (the runner's map, a wake-up) carries both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JobKey {
+    pub tenant: TenantId,
+    pub job: JobId,
+}
+
+impl JobKey {
+    pub fn new(tenant: TenantId, job: impl Into<String>) -> JobKey {
+        JobKey { tenant, job: JobId::new(job) }
+    }
+}
+
+impl fmt::Display for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.job)
+    }
+}
+
+/// A document collection of a tenant, bound to the type of its documents.
+pub struct Collection<T> {
+    name: Cow<'static, str>,
+    _doc: PhantomData<fn() -> T>,
+}
+
+impl<T> Collection<T> {
+    /// A collection with one fixed name per tenant.
+    pub const fn fixed(name: &'static str) -> Collection<T> {
+        Collection { name: Cow::Borrowed(name), _doc: PhantomData }
+    }
+
+    /// One job's collection of `kind`, named `<kind>:<job id>`.
+    fn of_job(kind: &str, job: &(impl AsRef<str> + ?Sized)) -> Collection<T> {
+        Collection { name: Cow::Owned(format!("{kind}:{}", job.as_ref())), _doc: PhantomData }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Job configurations (key: job id).
+pub const JOBS: Collection<JobConfig> = Collection::fixed("syncJob");
+/// Job progress and status (key: job id).
+pub const JOB_STATES: Collection<JobState> = Collection::fixed("syncJobState");
+/// Settings of a configuration, sealed where sensitive (key: service principal id).
+pub const SECRETS: Collection<Vec<Secret>> = Collection::fixed("syncSecrets");
+/// Users and groups assigned to configurations (key: assignment id).
+pub const ASSIGNMENTS: Collection<Assignment> = Collection::fixed("appRoleAssignment");
 
 /// The collection of a job's connections (key: source object id).
-pub fn connections_collection(job_id: &str) -> String {
-    format!("syncConnection:{job_id}")
+pub fn connections_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<Connection> {
+    Collection::of_job("syncConnection", job)
 }
 
 /// The collection of a job's deprovisionings decided by this cycle and not yet applied (key: source object id).
-pub fn pending_collection(job_id: &str) -> String {
-    format!("syncPendingDelete:{job_id}")
+pub fn pending_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<Deprovision> {
+    Collection::of_job("syncPendingDelete", job)
 }
 
 /// The collection of a job's deprovisionings held by the deletion guard for an administrator (key: source id).
-pub fn staged_collection(job_id: &str) -> String {
-    format!("syncStagedDelete:{job_id}")
+pub fn staged_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<Deprovision> {
+    Collection::of_job("syncStagedDelete", job)
+}
+
+/// The collection of a job's group connections (key: source group id).
+pub fn group_connections_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<GroupConnection> {
+    Collection::of_job("syncGroupConnection", job)
+}
+
+/// The link between a source group and the target group sync created for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupConnection {
+    pub source_id: ObjectId,
+    pub target_id: ObjectId,
+    /// Sync soft-deleted the target group (unassigned or deleted in the source); a return restores it.
+    pub deleted_by_sync: bool,
+    pub display_name: Option<String>,
+}
+
+/// The collection of a remote Graph source's delta links (key: a zero-padded counter).
+pub fn delta_links_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<Value> {
+    Collection::of_job("syncGraphDelta", job)
+}
+
+/// What a deprovisioning does to the target object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeprovisionAction {
+    Delete,
+    Disable,
+}
+
+impl DeprovisionAction {
+    /// The provisioning log's action name.
+    pub fn log_name(self) -> &'static str {
+        match self {
+            DeprovisionAction::Delete => "delete",
+            DeprovisionAction::Disable => "disable",
+        }
+    }
 }
 
 /// A delete or disable waiting for the end of its cycle (pending) or for an administrator (staged).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deprovision {
+    /// A user (the default, for documents written before groups were synced) or a group.
+    #[serde(default)]
+    pub object_type: crate::plan::IdentityType,
     pub source_id: ObjectId,
     pub target_id: ObjectId,
-    /// `delete` or `disable`.
-    pub action: String,
+    pub action: DeprovisionAction,
     pub reason: String,
     #[serde(default)]
     pub display_name: Option<String>,
@@ -53,8 +182,8 @@ pub struct Deprovision {
 }
 
 /// The collection of a job's escrowed objects (key: source object id).
-pub fn escrows_collection(job_id: &str) -> String {
-    format!("syncEscrow:{job_id}")
+pub fn escrows_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<Escrow> {
+    Collection::of_job("syncEscrow", job)
 }
 
 /// `schedule.state`.
@@ -69,7 +198,7 @@ pub enum ScheduleState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobConfig {
-    pub id: String,
+    pub id: JobId,
     pub service_principal_id: String,
     pub template_id: String,
     pub schema: Value,
@@ -132,6 +261,12 @@ pub struct JobState {
     /// Users created or adopted by this job (a connection exists), for `synchronizedEntryCountByType`.
     #[serde(default)]
     pub synchronized_users: u64,
+    /// Groups created by this job (a group connection exists).
+    #[serde(default)]
+    pub synchronized_groups: u64,
+    /// Groups whose last write failed: planned again by the next cycle.
+    #[serde(default)]
+    pub groups_retry: Vec<ObjectId>,
     /// When deletes and disables were applied recently: the deletion guard's sliding window.
     #[serde(default)]
     pub recent_deprovisions: Vec<OffsetDateTime>,
@@ -165,6 +300,8 @@ impl JobState {
             steady_state_first_achieved: None,
             steady_state_last_achieved: None,
             synchronized_users: 0,
+            synchronized_groups: 0,
+            groups_retry: Vec::new(),
             recent_deprovisions: Vec::new(),
             last_full_scope: None,
             full_scope_seen: 0,
@@ -192,8 +329,8 @@ pub struct Escrow {
 }
 
 /// The collection of a job's dead letters: objects that failed `EscrowMaxAttempts` times (key: source object id).
-pub fn dead_letters_collection(job_id: &str) -> String {
-    format!("syncDeadLetter:{job_id}")
+pub fn dead_letters_collection(job: &(impl AsRef<str> + ?Sized)) -> Collection<Escrow> {
+    Collection::of_job("syncDeadLetter", job)
 }
 
 /// A job in quarantine: its failures dominate, so it runs less often until writes succeed again.
@@ -246,48 +383,85 @@ pub enum JobError {
     Sealed(#[from] crate::sealing::SecretSealError),
 }
 
-/// Reads a JSON document.
+/// Reads a document.
 pub async fn read<T: serde::de::DeserializeOwned>(
     tx: &mut dyn DirectoryTx,
-    collection: &str,
+    collection: &Collection<T>,
     key: &str,
 ) -> Result<Option<T>, JobError> {
-    match tx.get_doc(collection, key).await? {
+    match tx.get_doc(collection.name(), key).await? {
         Some(doc) => serde_json::from_str(&doc.data)
             .map(Some)
-            .map_err(|source| JobError::Corrupt { key: format!("{collection}/{key}"), source }),
+            .map_err(|source| JobError::Corrupt { key: format!("{}/{key}", collection.name()), source }),
         None => Ok(None),
     }
 }
 
-/// Writes a JSON document.
+/// Whether a document exists.
+pub async fn exists<T>(tx: &mut dyn DirectoryTx, collection: &Collection<T>, key: &str) -> Result<bool, JobError> {
+    Ok(tx.get_doc(collection.name(), key).await?.is_some())
+}
+
+/// Writes a document.
 pub async fn write<T: Serialize>(
     tx: &mut dyn DirectoryTx,
-    collection: &str,
+    collection: &Collection<T>,
     key: &str,
     value: &T,
     now: OffsetDateTime,
 ) -> Result<(), JobError> {
     let data = serde_json::to_string(value).expect("job documents always serialize");
-    tx.put_doc(&DocRow { collection: collection.to_owned(), key: key.to_owned(), data, updated_at: now }).await?;
+    tx.put_doc(&DocRow { collection: collection.name().to_owned(), key: key.to_owned(), data, updated_at: now })
+        .await?;
+    Ok(())
+}
+
+/// Writes a new document; `StoreError::Conflict` when the key exists.
+pub async fn insert<T: Serialize>(
+    tx: &mut dyn DirectoryTx,
+    collection: &Collection<T>,
+    key: &str,
+    value: &T,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let data = serde_json::to_string(value).expect("job documents always serialize");
+    tx.insert_doc(&DocRow { collection: collection.name().to_owned(), key: key.to_owned(), data, updated_at: now })
+        .await
+}
+
+/// Deletes a document; true when it existed.
+pub async fn delete<T>(tx: &mut dyn DirectoryTx, collection: &Collection<T>, key: &str) -> Result<bool, JobError> {
+    Ok(tx.delete_doc(collection.name(), key).await?)
+}
+
+/// Deletes every document of a collection.
+pub async fn clear<T>(tx: &mut dyn DirectoryTx, collection: &Collection<T>) -> Result<(), JobError> {
+    tx.delete_collection(collection.name()).await?;
     Ok(())
 }
 
 /// Every document of a collection, decoded, in key order.
 pub async fn read_all<T: serde::de::DeserializeOwned>(
     tx: &mut dyn DirectoryTx,
-    collection: &str,
+    collection: &Collection<T>,
 ) -> Result<Vec<T>, JobError> {
+    Ok(read_all_keyed(tx, collection).await?.into_iter().map(|(_, value)| value).collect())
+}
+
+/// Every document of a collection with its key, decoded, in key order.
+pub async fn read_all_keyed<T: serde::de::DeserializeOwned>(
+    tx: &mut dyn DirectoryTx,
+    collection: &Collection<T>,
+) -> Result<Vec<(String, T)>, JobError> {
     let mut values = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = tx.list_docs(collection, after.as_deref(), 500).await?;
+        let page = tx.list_docs(collection.name(), after.as_deref(), 500).await?;
         let n_page = page.len();
         for doc in &page {
-            values.push(
-                serde_json::from_str(&doc.data)
-                    .map_err(|source| JobError::Corrupt { key: format!("{collection}/{}", doc.key), source })?,
-            );
+            let value = serde_json::from_str(&doc.data)
+                .map_err(|source| JobError::Corrupt { key: format!("{}/{}", collection.name(), doc.key), source })?;
+            values.push((doc.key.clone(), value));
         }
         if n_page < 500 {
             return Ok(values);
@@ -298,12 +472,12 @@ pub async fn read_all<T: serde::de::DeserializeOwned>(
 
 /// The secrets of a service principal, sealed values opened with the process's sealer.
 pub async fn secrets(tx: &mut dyn DirectoryTx, service_principal_id: &str) -> Result<Vec<Secret>, JobError> {
-    let mut secrets: Vec<Secret> = read(tx, SECRETS, service_principal_id).await?.unwrap_or_default();
+    let mut secrets: Vec<Secret> = read(tx, &SECRETS, service_principal_id).await?.unwrap_or_default();
     crate::sealing::open_secrets(crate::sealing::installed().as_deref(), &mut secrets)?;
     Ok(secrets)
 }
 
 /// A new job id in Entra's format, `Azure2Azure.<tenant id without dashes>.<guid>`.
-pub fn new_job_id(tenant: TenantId) -> String {
-    format!("Azure2Azure.{}.{}", tenant.as_uuid().simple(), uuid::Uuid::new_v4().simple())
+pub fn new_job_id(tenant: TenantId, ids: &dyn crate::ids::IdSource) -> JobId {
+    JobId(format!("Azure2Azure.{}.{}", tenant.as_uuid().simple(), ids.new_id().simple()))
 }

@@ -8,6 +8,7 @@ use tenantsync_store::LogRow;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::ids::IdSource;
 use crate::plan::{ObjectPlan, Step};
 
 /// How an applied plan ended.
@@ -29,13 +30,17 @@ impl Status {
 }
 
 /// Who wrote the entry and where.
-pub struct LogContext<'a> {
-    pub job_id: &'a str,
-    pub cycle_id: &'a str,
-    pub service_principal_id: &'a str,
+#[derive(Clone, Debug)]
+pub struct LogContext {
+    pub job_id: String,
+    pub cycle_id: String,
+    pub service_principal_id: String,
+    /// The configuration's service principal, by its display name.
+    pub service_principal_name: String,
     pub source_tenant: TenantId,
     pub target_tenant: String,
-    pub target_system: &'a str,
+    /// The target system's name, as its connector reports it.
+    pub target_system: String,
 }
 
 fn timestamp(at: OffsetDateTime) -> String {
@@ -44,21 +49,23 @@ fn timestamp(at: OffsetDateTime) -> String {
 
 /// The log row of one applied plan.
 pub fn entry(
-    ctx: &LogContext<'_>,
+    ctx: &LogContext,
+    ids: &dyn IdSource,
     plan: &ObjectPlan,
     action: &str,
     status: &Status,
     at: OffsetDateTime,
     duration_ms: u64,
 ) -> LogRow {
-    let id = uuid::Uuid::new_v4().to_string();
-    let change_id = uuid::Uuid::new_v4().to_string();
+    let id = ids.new_id().to_string();
+    let change_id = ids.new_id().to_string();
     let mut steps: Vec<Step> = plan.steps.clone();
     let export = match status {
         Status::Success if action != "other" => Some((
             "success",
             format!(
-                "User '{}' was {}d in the target tenant",
+                "{} '{}' was {}d in the target tenant",
+                plan.identity_type.as_str(),
                 plan.source_display_name.as_deref().unwrap_or(""),
                 action
             ),
@@ -96,11 +103,11 @@ pub fn entry(
         "provisioningAction": action,
         "durationInMilliseconds": duration_ms,
         "initiatedBy": {"id": "", "displayName": "tenantsync provisioning service", "initiatorType": "system"},
-        "servicePrincipal": {"id": ctx.service_principal_id, "displayName": ctx.job_id},
+        "servicePrincipal": {"id": ctx.service_principal_id, "displayName": ctx.service_principal_name},
         "sourceSystem": {"id": ctx.source_tenant.to_string(), "displayName": "Microsoft Entra ID", "details": {}},
         "targetSystem": {"id": ctx.target_tenant, "displayName": ctx.target_system, "details": {}},
-        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": "User", "details": {}},
-        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()).unwrap_or_default(), "displayName": plan.source_display_name, "identityType": "User", "details": {}},
+        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str(), "details": {}},
+        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()).unwrap_or_default(), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str(), "details": {}},
         "provisioningStatusInfo": {"status": status.name(), "errorInformation": error},
         "provisioningSteps": steps,
         "modifiedProperties": plan.modified,
@@ -108,8 +115,8 @@ pub fn entry(
     LogRow {
         seq: 0,
         id,
-        job_id: ctx.job_id.to_owned(),
-        cycle_id: ctx.cycle_id.to_owned(),
+        job_id: ctx.job_id.clone(),
+        cycle_id: ctx.cycle_id.clone(),
         at,
         action: action.to_owned(),
         status: status.name().to_owned(),

@@ -101,9 +101,27 @@ pub struct Step {
     pub details: Map<String, Value>,
 }
 
-/// The decision for one source user.
+/// The kind of object a plan is for (`identityType` in provisioning logs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum IdentityType {
+    #[default]
+    User,
+    Group,
+}
+
+impl IdentityType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityType::User => "User",
+            IdentityType::Group => "Group",
+        }
+    }
+}
+
+/// The decision for one source user (or group: see `crate::groups`).
 #[derive(Clone, Debug)]
 pub struct ObjectPlan {
+    pub identity_type: IdentityType,
     pub source_id: ObjectId,
     pub source_display_name: Option<String>,
     pub target_id: Option<ObjectId>,
@@ -277,6 +295,7 @@ pub fn plan_user(ctx: &PlanContext<'_>, source_id: ObjectId, observed: &Observed
     let source = observed.source.as_ref();
     let display_name = source.and_then(|user| user.display_name().map(str::to_owned));
     let mut plan = ObjectPlan {
+        identity_type: IdentityType::User,
         source_id,
         source_display_name: display_name.clone(),
         target_id: observed.target.as_ref().map(|target| target.id),

@@ -77,6 +77,60 @@ pub struct CompiledSchema {
     pub flow_types: FlowTypes,
     pub scope: Option<(ScopingFilter, CompiledFilter)>,
     pub attributes: Vec<AttributeRule>,
+    /// The "Provision Microsoft Entra ID Groups" object mapping.
+    pub groups: GroupMapping,
+}
+
+/// The group object mapping: off by default, as in Entra. Its attribute mappings are expressions over the source
+/// group's properties; `members` is not an expression but the group's in-scope members' B2B users.
+#[derive(Clone, Debug)]
+pub struct GroupMapping {
+    pub enabled: bool,
+    pub flow_types: FlowTypes,
+    /// Target attribute (`displayName`, `description`, `mailNickname`) and its mapping.
+    pub attributes: Vec<(String, String, Mapping)>,
+    /// Whether `members` is mapped (without it, groups are created empty).
+    pub members: bool,
+}
+
+/// The group attributes a target group takes.
+const GROUP_TARGET_ATTRIBUTES: &[&str] = &["displayName", "description", "mailNickname", "members"];
+
+fn compile_group_mapping(mappings: &[Value]) -> Result<GroupMapping, SchemaError> {
+    let Some(mapping) = mappings.iter().find(|mapping| mapping["sourceObjectName"] == "Group") else {
+        return Ok(GroupMapping {
+            enabled: false,
+            flow_types: FlowTypes { add: true, update: true, delete: true },
+            attributes: Vec::new(),
+            members: false,
+        });
+    };
+    let enabled = mapping["enabled"].as_bool().unwrap_or(false);
+    let flow_types = flow_types(mapping["flowTypes"].as_str().unwrap_or("Add, Update, Delete"))?;
+    let mut attributes = Vec::new();
+    let mut members = false;
+    for attribute in mapping["attributeMappings"].as_array().into_iter().flatten() {
+        let target = attribute["targetAttributeName"]
+            .as_str()
+            .ok_or_else(|| invalid("a group attribute mapping has no targetAttributeName"))?;
+        let Some(target) = GROUP_TARGET_ATTRIBUTES.iter().find(|name| name.eq_ignore_ascii_case(target)) else {
+            return Err(invalid(format!(
+                "the target attribute '{target}' does not exist on Group in the target directory"
+            )));
+        };
+        if *target == "members" {
+            members = true;
+            continue;
+        }
+        let expression = source_expression(&attribute["source"])?;
+        let parsed = parse_mapping(&expression)
+            .map_err(|err| invalid(format!("invalid expression for group attribute '{target}': {err}")))?;
+        attributes.push(((*target).to_owned(), expression, parsed));
+    }
+    if enabled && !attributes.iter().any(|(target, _, _)| target == "displayName") {
+        return Err(invalid("the group object mapping must map displayName"));
+    }
+    Ok(GroupMapping { enabled, flow_types, attributes, members })
 }
 
 impl CompiledSchema {
@@ -215,7 +269,8 @@ pub fn compile(schema: &Value) -> Result<CompiledSchema, SchemaError> {
     if !attributes.iter().any(|rule| rule.matching_priority > 0) {
         return Err(invalid(format!("the matching attribute '{MATCHING_ATTRIBUTE}' cannot be removed")));
     }
-    Ok(CompiledSchema { rule_id, users_enabled, flow_types, scope, attributes })
+    let groups = compile_group_mapping(mappings)?;
+    Ok(CompiledSchema { rule_id, users_enabled, flow_types, scope, attributes, groups })
 }
 
 #[cfg(test)]
@@ -230,6 +285,33 @@ mod tests {
         assert_eq!(compiled.rule_for("userType").map(|rule| rule.flow), Some(FlowType::ObjectAddOnly));
         assert_eq!(compiled.rule_for("showInAddressList").map(|rule| rule.kind), Some(AttributeKind::Boolean));
         assert!(compiled.flow_types.add && compiled.flow_types.update && compiled.flow_types.delete);
+        assert!(!compiled.groups.enabled, "groups are off until the administrator enables them, as in Entra");
+        let targets: Vec<&str> = compiled.groups.attributes.iter().map(|(target, _, _)| target.as_str()).collect();
+        assert_eq!(targets, ["displayName", "description", "mailNickname"]);
+        assert!(compiled.groups.members);
+    }
+
+    #[test]
+    fn a_group_mapping_to_an_unknown_attribute_is_refused() {
+        let groups = "/synchronizationRules/0/objectMappings/1";
+        assert_eq!(
+            edited(|schema| schema
+                .pointer_mut(&format!("{groups}/attributeMappings/0/targetAttributeName"))
+                .map(|value| *value = "shoeSize".into())
+                .unwrap_or(())),
+            "the target attribute 'shoeSize' does not exist on Group in the target directory"
+        );
+        assert_eq!(
+            edited(|schema| {
+                if let Some(value) = schema.pointer_mut(&format!("{groups}/enabled")) {
+                    *value = true.into();
+                }
+                if let Some(value) = schema.pointer_mut(&format!("{groups}/attributeMappings/0/source/expression")) {
+                    *value = "Jion([displayName])".into();
+                }
+            }),
+            "invalid expression for group attribute 'displayName': unknown function 'Jion' at 1:1 (did you mean 'Join'?)"
+        );
     }
 
     fn edited(edit: impl FnOnce(&mut Value)) -> String {

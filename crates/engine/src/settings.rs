@@ -19,6 +19,9 @@ pub struct JobSettings {
     pub sync_all: bool,
     /// `ExpandNestedGroups` (ours): members of groups nested in an assigned group are assigned too.
     pub expand_nested_groups: bool,
+    /// `FlattenNestedGroups` (ours): a provisioned group gets the users of its nested groups as direct members
+    /// (Entra provisions direct members only and never nests).
+    pub flatten_nested_groups: bool,
     /// The deletion guard, from `SyncNotificationSettings`.
     pub delete_guard: DeleteGuard,
     /// Retries and quarantine.
@@ -187,11 +190,14 @@ pub struct DeleteGuard {
     pub min_count: u64,
     /// `DeleteThresholdWindowMinutes` (ours): the sliding window counted with the run (default 60).
     pub window_minutes: i64,
+    /// `GroupDeleteThresholdValue` (ours): group deletions per run and window (default 10). Groups are counted
+    /// apart from users: a few groups going matters more than a few users.
+    pub group_value: u64,
 }
 
 impl Default for DeleteGuard {
     fn default() -> DeleteGuard {
-        DeleteGuard { enabled: true, value: 500, percent: 20, min_count: 10, window_minutes: 60 }
+        DeleteGuard { enabled: true, value: 500, percent: 20, min_count: 10, window_minutes: 60, group_value: 10 }
     }
 }
 
@@ -207,6 +213,23 @@ impl DeleteGuard {
         if count >= self.min_count && count * 100 > self.percent * managed.max(1) {
             return Some(format!(
                 "{count} deletions are over DeleteThresholdPercent {}% of the {managed} users this job manages",
+                self.percent
+            ));
+        }
+        None
+    }
+
+    /// Whether `count` group deletions (this run plus the window) of `managed` groups are over the group limits.
+    pub fn group_verdict(&self, count: u64, managed: u64) -> Option<String> {
+        if !self.enabled || count == 0 {
+            return None;
+        }
+        if count >= self.group_value {
+            return Some(format!("{count} group deletions reach GroupDeleteThresholdValue {}", self.group_value));
+        }
+        if count >= self.min_count && count * 100 > self.percent * managed.max(1) {
+            return Some(format!(
+                "{count} group deletions are over DeleteThresholdPercent {}% of the {managed} groups this job manages",
                 self.percent
             ));
         }
@@ -243,11 +266,13 @@ impl JobSettings {
             percent: number("DeleteThresholdPercent", defaults.percent),
             min_count: number("DeleteThresholdMinCount", defaults.min_count),
             window_minutes: number("DeleteThresholdWindowMinutes", defaults.window_minutes as u64) as i64,
+            group_value: number("GroupDeleteThresholdValue", defaults.group_value).max(1),
         };
         JobSettings {
             target_tenant: get("CompanyId").and_then(|text| TenantId::parse(text.trim()).ok()),
             sync_all: get("SyncAll").is_some_and(truthy),
             expand_nested_groups: get("ExpandNestedGroups").is_some_and(truthy),
+            flatten_nested_groups: get("FlattenNestedGroups").is_some_and(truthy),
             delete_guard,
             // `BaseAddress` with a `TokenEndpoint` is a remote Graph tenant; without one, a SCIM service.
             scim: get("BaseAddress")

@@ -39,23 +39,7 @@ const fn read_only(name: &'static str, shape: JsonShape) -> Property {
     Property { name, shape, read_only: true }
 }
 
-const EXTENSION_ATTRIBUTES: &[&str] = &[
-    "extensionAttribute1",
-    "extensionAttribute2",
-    "extensionAttribute3",
-    "extensionAttribute4",
-    "extensionAttribute5",
-    "extensionAttribute6",
-    "extensionAttribute7",
-    "extensionAttribute8",
-    "extensionAttribute9",
-    "extensionAttribute10",
-    "extensionAttribute11",
-    "extensionAttribute12",
-    "extensionAttribute13",
-    "extensionAttribute14",
-    "extensionAttribute15",
-];
+const EXTENSION_ATTRIBUTES: &[&str] = &tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES;
 
 const IDENTITY_FIELDS: &[&str] = &["signInType", "issuer", "issuerAssignedId"];
 

@@ -228,6 +228,18 @@ pub struct Group {
     pub created_date_time: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub deleted_date_time: Option<OffsetDateTime>,
+    /// Set on a group cross-tenant sync created: the tenant and group it comes from (Graph beta's
+    /// `crossTenantSynchronizationResource` origin marker). Sync only ever touches groups that carry its own origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_tenant_synchronization_resource: Option<SyncOrigin>,
+}
+
+/// Where a synced object comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOrigin {
+    pub origin_tenant_id: String,
+    pub origin_id: String,
 }
 
 impl Group {

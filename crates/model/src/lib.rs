@@ -9,10 +9,11 @@ mod ids;
 mod roles;
 mod tenant;
 
+pub mod b2b;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     AlternativeSecurityId, DirectoryObject, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,
-    PasswordProfile, User, UserType, is_extension_attribute,
+    PasswordProfile, SyncOrigin, User, UserType, is_extension_attribute,
 };
 pub use ids::{ClientId, ObjectId, TenantId};
 pub use roles::{AppRole, RoleSet};

@@ -76,23 +76,7 @@ pub fn user_name(user: &User) -> &str {
     user.scim_user_name.as_deref().unwrap_or(&user.user_principal_name)
 }
 
-const EXTENSION_ATTRIBUTE_NAMES: [&str; 15] = [
-    "extensionAttribute1",
-    "extensionAttribute2",
-    "extensionAttribute3",
-    "extensionAttribute4",
-    "extensionAttribute5",
-    "extensionAttribute6",
-    "extensionAttribute7",
-    "extensionAttribute8",
-    "extensionAttribute9",
-    "extensionAttribute10",
-    "extensionAttribute11",
-    "extensionAttribute12",
-    "extensionAttribute13",
-    "extensionAttribute14",
-    "extensionAttribute15",
-];
+use tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES;
 
 fn extension_attributes(attributes: &OnPremisesExtensionAttributes) -> [&Option<String>; 15] {
     [

@@ -91,23 +91,7 @@ pub struct Schema {
 }
 
 const EXTENSION_ATTRIBUTES: [Attribute; 15] = {
-    const NAMES: [&str; 15] = [
-        "extensionAttribute1",
-        "extensionAttribute2",
-        "extensionAttribute3",
-        "extensionAttribute4",
-        "extensionAttribute5",
-        "extensionAttribute6",
-        "extensionAttribute7",
-        "extensionAttribute8",
-        "extensionAttribute9",
-        "extensionAttribute10",
-        "extensionAttribute11",
-        "extensionAttribute12",
-        "extensionAttribute13",
-        "extensionAttribute14",
-        "extensionAttribute15",
-    ];
+    const NAMES: [&str; 15] = tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES;
     let mut attributes = [string("", "A free-form string (Graph onPremisesExtensionAttributes)."); 15];
     let mut idx = 0;
     while idx < 15 {

@@ -92,7 +92,7 @@ impl TestApp {
         init_process();
         let clock = Arc::new(ManualClock::new(CLOCK_START));
         let directory = Directory::new(store.clone(), clock.clone());
-        let state = AppState::new(directory.clone(), store.as_ref()).await.expect("load the token signing key");
+        let state = AppState::new(directory.clone(), store.clone()).await.expect("load the token signing key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free local port");
         let addr = listener.local_addr().expect("a bound listener has an address");
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -157,10 +157,11 @@ impl Env<'_> {
                 let Some(tenant) = self.ctx.source_tenant_id else {
                     return Err(site.fail("the evaluation context has no source tenant id"));
                 };
+                // The anchor key is built where every B2B user's is (`tenantsync_model::b2b`).
                 Ok(Value::AlternativeSecurityIds(vec![AlternativeSecurityId {
                     kind: 6,
                     identity_provider: tenant.to_owned(),
-                    key: text::base64_encode(net_id.as_bytes()),
+                    key: tenantsync_model::b2b::alternative_security_key(&net_id),
                 }]))
             }
             F::Append => {

@@ -244,11 +244,12 @@ async fn graph_configuration_sequence_end_to_end() {
         logs.values().iter().find(|entry| entry["sourceIdentity"]["id"] == bob.as_str()).expect("Bob's entry");
     assert_eq!(bob_log["jobId"], job_id.as_str());
     assert_eq!(bob_log["servicePrincipal"]["id"], sp.as_str());
-    // FIXME: `servicePrincipal.displayName` should be the configuration's name ("Fabrikam", reference §6.1); the
-    // log writes the job id there today.
-    assert_eq!(bob_log["servicePrincipal"]["displayName"], job_id.as_str());
+    // The configuration's name (reference §6.1), not the job id (issue 10).
+    assert_eq!(bob_log["servicePrincipal"]["displayName"], "Fabrikam");
     assert_eq!(bob_log["sourceSystem"]["id"], source_tenant.as_str());
     assert_eq!(bob_log["targetSystem"]["id"], target_tenant.as_str());
+    // The real target system, as its connector names it.
+    assert_eq!(bob_log["targetSystem"]["displayName"], "tenantsync tenant contoso.onmicrosoft.test");
     assert!(logs.values().iter().all(|entry| entry["sourceIdentity"]["id"] != eve.as_str()), "{}", logs.text);
     let steps: Vec<&str> = bob_log["provisioningSteps"]
         .as_array()

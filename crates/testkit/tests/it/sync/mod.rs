@@ -4,6 +4,7 @@
 
 mod config;
 mod consent;
+mod groups;
 mod isolation;
 mod job_control;
 mod lifecycle;

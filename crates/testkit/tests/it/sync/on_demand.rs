@@ -141,10 +141,27 @@ async fn provision_on_demand_refuses_bad_subjects() {
         .src
         .post(
             &sync.job_path("/provisionOnDemand"),
-            json!({"parameters": [{"ruleId": sync.rule_id, "subjects": [{"objectId": group, "objectTypeName": "Group"}]}]}),
+            json!({"parameters": [{"ruleId": sync.rule_id, "subjects": [{"objectId": group, "objectTypeName": "Device"}]}]}),
         )
         .await;
     reply.assert_status(400);
+    // Groups on demand are supported (issue 11; Entra refuses them): with the group mapping disabled, the group is
+    // skipped as Entra logs it.
+    let reply = sync
+        .src
+        .post(
+            &sync.job_path("/provisionOnDemand"),
+            json!({"parameters": [{"ruleId": sync.rule_id, "subjects": [{"objectId": group, "objectTypeName": "Group"}]}]}),
+        )
+        .await;
+    reply.assert_status(200);
+    let details: serde_json::Value = serde_json::from_str(reply.body["value"].as_str().expect("value")).expect("JSON");
+    assert_eq!(details["statusInfo"]["status"], "Skipped");
+    assert!(
+        details["statusInfo"]["additionalDetails"]
+            .as_str()
+            .is_some_and(|text| text.starts_with("EntityTypeNotSupported"))
+    );
     let reply = sync
         .src
         .post(

@@ -1,0 +1,162 @@
+//! What cross-tenant group sync reads and writes in a tenant hosted here: a source group with its users (direct or
+//! through nesting), and in a target the groups sync created, found by their origin marker
+//! (`crossTenantSynchronizationResource`), created with it, and their members changed in one transaction per call.
+//! It knows nothing about jobs or consent: the sync engine and its local connector decide what to write.
+
+use std::collections::HashSet;
+
+use tenantsync_model::{DirectoryObject, Group, ObjectId, ObjectKind, SyncOrigin, TenantId};
+use tenantsync_store::{ChangeOp, LinkKind, ScanOrder, ScanSpec, TxMode};
+
+use crate::objects::{NewGroup, change, decode, encode, validate_group};
+use crate::{Directory, DirectoryError};
+
+/// A group with its deletion state and its members' ids.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupState {
+    pub group: Group,
+    pub deleted: bool,
+    /// Direct members that are live users.
+    pub user_members: Vec<ObjectId>,
+    /// Direct members that are groups.
+    pub group_members: Vec<ObjectId>,
+}
+
+impl Directory {
+    /// A group, live or soft-deleted, with its direct members; None when there is no such group.
+    pub async fn group_state(&self, tenant: TenantId, id: ObjectId) -> Result<Option<GroupState>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let Some(row) = tx.get_object(id).await? else { return Ok(None) };
+        if row.kind != ObjectKind::Group {
+            return Ok(None);
+        }
+        let DirectoryObject::Group(group) = decode(&row)? else { return Ok(None) };
+        let mut user_members = Vec::new();
+        let mut group_members = Vec::new();
+        for member in tx.links_from(LinkKind::Member, id).await? {
+            match tx.get_object(member).await? {
+                Some(member_row) if member_row.deleted_at.is_none() => match member_row.kind {
+                    ObjectKind::User => user_members.push(member),
+                    ObjectKind::Group => group_members.push(member),
+                },
+                _ => {}
+            }
+        }
+        Ok(Some(GroupState { group, deleted: row.deleted_at.is_some(), user_members, group_members }))
+    }
+
+    /// The group sync created for `origin`, live or soft-deleted.
+    pub async fn group_by_origin(
+        &self,
+        tenant: TenantId,
+        origin: &SyncOrigin,
+    ) -> Result<Option<GroupState>, DirectoryError> {
+        let mut found = None;
+        {
+            let mut tx = self.begin(tenant, TxMode::Read).await?;
+            for deleted in [false, true] {
+                let mut scan = ScanSpec { deleted, order: ScanOrder::Id, descending: false, after: None, limit: 500 };
+                loop {
+                    let rows = tx.scan_objects(ObjectKind::Group, &scan).await?;
+                    for row in &rows {
+                        if let DirectoryObject::Group(group) = decode(row)?
+                            && group.cross_tenant_synchronization_resource.as_ref() == Some(origin)
+                        {
+                            found = Some(group.id);
+                        }
+                    }
+                    if rows.len() < scan.limit as usize || found.is_some() {
+                        break;
+                    }
+                    scan.after = rows.last().map(|row| scan.key_of(row));
+                }
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
+        match found {
+            Some(id) => self.group_state(tenant, id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Creates a static security group marked with its origin.
+    pub async fn create_synced_group(
+        &self,
+        tenant: TenantId,
+        new: NewGroup,
+        origin: SyncOrigin,
+    ) -> Result<Group, DirectoryError> {
+        self.tenant_or_not_found(tenant).await?;
+        let now = self.now();
+        let group = Group {
+            id: ObjectId::new_time_ordered(),
+            display_name: new.display_name,
+            mail_nickname: new.mail_nickname,
+            mail_enabled: false,
+            security_enabled: true,
+            description: new.description,
+            group_types: Vec::new(),
+            created_date_time: now,
+            deleted_date_time: None,
+            cross_tenant_synchronization_resource: Some(origin),
+        };
+        validate_group(&group)?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        tx.insert_object(&encode(&DirectoryObject::Group(group.clone()))).await?;
+        tx.append_change(&change(group.id, ObjectKind::Group, ChangeOp::Upsert, now)).await?;
+        tx.commit().await?;
+        self.changed(tenant);
+        Ok(group)
+    }
+
+    /// Adds users to a group and removes others, in one transaction; members already in (or already out) are
+    /// passed over, and ids that are not live users are refused before anything is written.
+    pub async fn change_user_members(
+        &self,
+        tenant: TenantId,
+        group: ObjectId,
+        add: &[ObjectId],
+        remove: &[ObjectId],
+    ) -> Result<(), DirectoryError> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        match tx.get_object(group).await? {
+            Some(row) if row.kind == ObjectKind::Group && row.deleted_at.is_none() => {}
+            _ => return Err(DirectoryError::not_found(group)),
+        }
+        let current: HashSet<ObjectId> = tx.links_from(LinkKind::Member, group).await?.into_iter().collect();
+        for member in add.iter().filter(|member| !current.contains(member)) {
+            match tx.get_object(*member).await? {
+                Some(row) if row.kind == ObjectKind::User && row.deleted_at.is_none() => {}
+                _ => return Err(DirectoryError::not_found(member)),
+            }
+        }
+        for (members, op) in [(add, ChangeOp::LinkAdded), (remove, ChangeOp::LinkRemoved)] {
+            for member in members {
+                let changed = match op {
+                    ChangeOp::LinkAdded if !current.contains(member) => {
+                        tx.add_link(LinkKind::Member, group, *member).await?
+                    }
+                    ChangeOp::LinkRemoved if current.contains(member) => {
+                        tx.remove_link(LinkKind::Member, group, *member).await?
+                    }
+                    _ => false,
+                };
+                if changed {
+                    let mut record = change(group, ObjectKind::Group, op, now);
+                    record.related = Some(*member);
+                    record.link_kind = Some(LinkKind::Member);
+                    tx.append_change(&record).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        self.changed(tenant);
+        Ok(())
+    }
+}

@@ -1,0 +1,536 @@
+//! The sync state repository: every piece of a job's state (configuration, progress, connections, escrows, dead
+//! letters, pending and staged deprovisionings, a remote source's delta links), the partners and the audit and
+//! provisioning logs it writes, behind one type, [`SyncRepo`]. Each public operation is exactly one store
+//! transaction; nothing above the engine opens a transaction on job documents.
+//!
+//! Invariants it enforces:
+//! - a page's progress, connections, escrows, deprovisionings and logs are saved in one transaction
+//!   ([`SyncRepo::commit_page`]), and only while the job is at the generation the cycle started with and active:
+//!   this conditional write is the single place where a cycle's work becomes durable (and where a lease's fencing
+//!   token will be checked);
+//! - a job's configuration is read once per wake-up ([`SyncRepo::load`]), counted in
+//!   `tenantsync_sync_config_loads_total`.
+//!
+//! It does not decide anything: planning and guards live in `cycle`, configuration rules in `admin`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+use tenantsync_model::{Clock, ObjectId, TenantId};
+use tenantsync_store::{LogQuery, LogRow, Store, TxMode};
+use time::OffsetDateTime;
+
+use crate::admin::{Admin, SERVICE_PRINCIPALS, ServicePrincipal};
+use crate::audit::{self, AuditEntry};
+use crate::cycle::EngineError;
+use crate::job::{
+    self, ASSIGNMENTS, Assignment, Deprovision, Escrow, GroupConnection, JOB_STATES, JOBS, JobConfig, JobError, JobKey,
+    JobState, Phase, ScheduleState, connections_collection, dead_letters_collection, delta_links_collection,
+    escrows_collection, group_connections_collection, pending_collection, staged_collection,
+};
+use crate::plan::Connection;
+use crate::policy::{PARTNERS, Partner};
+use crate::settings::{FailurePolicy, JobSettings, Secret};
+
+/// Everything one wake-up of a job needs, read in one transaction.
+#[derive(Clone, Debug)]
+pub struct JobSnapshot {
+    pub key: JobKey,
+    pub config: JobConfig,
+    pub state: JobState,
+    /// The configuration's secrets, sealed values opened.
+    pub secrets: Vec<Secret>,
+    pub settings: JobSettings,
+    /// The assignments to this job's service principal.
+    pub assignments: Vec<Assignment>,
+    /// The service principal's display name (logs name it).
+    pub service_principal_name: Option<String>,
+    /// The source tenant's partner entry for a target tenant hosted here (its outbound consent), if any.
+    pub target_partner: Option<Partner>,
+}
+
+/// One page of a cycle's work, saved together by [`SyncRepo::commit_page`].
+#[derive(Default)]
+pub struct PageRecord {
+    /// Deletes and disables decided on this page: applied (or staged) at the end of the cycle.
+    pub pending: Vec<Deprovision>,
+    /// Processed users that are no longer candidates for a held deprovisioning.
+    pub unstage: Vec<ObjectId>,
+    /// Active internal users the source returned on this page (full passes count them for the source-read
+    /// integrity guard; users out of scope by configuration count too, so unassigning or filtering is not a bad
+    /// read).
+    pub n_in_scope: u64,
+    /// The cycle's pending deprovisionings were decided: empty the list with this record.
+    pub clear_pending: bool,
+    /// Deprovisionings held for an administrator by the deletion guard.
+    pub staged: Vec<Deprovision>,
+    pub connections: Vec<Connection>,
+    /// Group links created or changed (a group created, restored, deleted or adopted).
+    pub group_connections: Vec<GroupConnection>,
+    pub escrows_set: Vec<Escrow>,
+    pub escrows_cleared: Vec<ObjectId>,
+    /// Groups whose deletion failed (groups are not escrowed; the caller plans them again next cycle).
+    pub groups_retry: Vec<ObjectId>,
+    pub logs: Vec<LogRow>,
+}
+
+/// The repository; cheap to clone, shared by the runner, the API and the CLI.
+#[derive(Clone)]
+pub struct SyncRepo {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config_loads: Arc<AtomicU64>,
+}
+
+impl SyncRepo {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> SyncRepo {
+        SyncRepo { store, clock, config_loads: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// The configuration operations, on behalf of `actor`.
+    pub fn admin(&self, actor: impl Into<String>) -> Admin<'_> {
+        Admin { store: self.store.as_ref(), clock: self.clock.as_ref(), actor: actor.into() }
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// How many times a job's configuration was loaded by this repository (and its clones).
+    pub fn config_loads(&self) -> u64 {
+        self.config_loads.load(Ordering::Relaxed)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    // --- Jobs -----------------------------------------------------------------------------------------------
+
+    /// Every job of every tenant.
+    pub async fn all_jobs(&self) -> Result<Vec<JobKey>, JobError> {
+        let docs = self.store.list_docs_all_tenants(JOBS.name()).await?;
+        Ok(docs.into_iter().map(|(tenant, doc)| JobKey::new(tenant, doc.key)).collect())
+    }
+
+    /// A job's configuration, progress, secrets, assignments and outbound consent: one read of everything a
+    /// wake-up needs. None when the job does not exist.
+    pub async fn load(&self, key: &JobKey) -> Result<Option<JobSnapshot>, JobError> {
+        self.config_loads.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tenantsync_sync_config_loads_total").increment(1);
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        let Some(config) = job::read(tx.as_mut(), &JOBS, key.job.as_str()).await? else { return Ok(None) };
+        let state = job::read(tx.as_mut(), &JOB_STATES, key.job.as_str())
+            .await?
+            .unwrap_or_else(|| JobState::new(config.generation));
+        let secrets = job::secrets(tx.as_mut(), &config.service_principal_id).await?;
+        let settings = JobSettings::from_secrets(&secrets);
+        let assignments: Vec<Assignment> = job::read_all(tx.as_mut(), &ASSIGNMENTS)
+            .await?
+            .into_iter()
+            .filter(|assignment| assignment.resource_id == config.service_principal_id)
+            .collect();
+        let principal: Option<ServicePrincipal> =
+            job::read(tx.as_mut(), &SERVICE_PRINCIPALS, &config.service_principal_id).await?;
+        let target_partner = match settings.target_tenant {
+            Some(target) => job::read(tx.as_mut(), &PARTNERS, &target.to_string()).await?,
+            None => None,
+        };
+        Ok(Some(JobSnapshot {
+            key: key.clone(),
+            config,
+            state,
+            secrets,
+            settings,
+            assignments,
+            service_principal_name: principal.map(|principal| principal.display_name),
+            target_partner,
+        }))
+    }
+
+    /// Whether the job is still active at `generation` (a cycle checks it before each batch of target writes, so a
+    /// pause or restart stops writes at once, not only at the next page commit).
+    pub async fn is_current(&self, key: &JobKey, generation: u64) -> Result<bool, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        Ok(job::read(tx.as_mut(), &JOBS, key.job.as_str())
+            .await?
+            .is_some_and(|config| config.generation == generation && config.schedule_state == ScheduleState::Active))
+    }
+
+    /// The assignments to a job's service principal now (group memberships and assignments change without
+    /// bumping the job).
+    pub async fn assignments(&self, key: &JobKey, service_principal: &str) -> Result<Vec<Assignment>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        Ok(job::read_all(tx.as_mut(), &ASSIGNMENTS)
+            .await?
+            .into_iter()
+            .filter(|assignment| assignment.resource_id == service_principal)
+            .collect())
+    }
+
+    /// A tenant's partner entry for `partner` (a target checks the source's inbound consent with it).
+    pub async fn partner(&self, tenant: TenantId, partner: TenantId) -> Result<Option<Partner>, JobError> {
+        let mut tx = self.store.begin(tenant, TxMode::Read).await?;
+        job::read(tx.as_mut(), &PARTNERS, &partner.to_string()).await
+    }
+
+    // --- A job's connections, escrows and deprovisionings -----------------------------------------------------
+
+    /// The connections of `ids` that exist.
+    pub async fn connections(&self, key: &JobKey, ids: &[ObjectId]) -> Result<HashMap<ObjectId, Connection>, JobError> {
+        let collection = connections_collection(&key.job);
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        let mut connections = HashMap::new();
+        for id in ids {
+            if let Some(connection) = job::read(tx.as_mut(), &collection, &id.to_string()).await? {
+                connections.insert(*id, connection);
+            }
+        }
+        Ok(connections)
+    }
+
+    pub async fn connection(&self, key: &JobKey, id: ObjectId) -> Result<Option<Connection>, JobError> {
+        Ok(self.connections(key, &[id]).await?.remove(&id))
+    }
+
+    /// Every connection of a job.
+    pub async fn all_connections(&self, key: &JobKey) -> Result<Vec<Connection>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &connections_collection(&key.job)).await
+    }
+
+    /// Every group link of a job, by source group id.
+    pub async fn group_connections(&self, key: &JobKey) -> Result<HashMap<ObjectId, GroupConnection>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        let links: Vec<GroupConnection> = job::read_all(tx.as_mut(), &group_connections_collection(&key.job)).await?;
+        Ok(links.into_iter().map(|link| (link.source_id, link)).collect())
+    }
+
+    /// Every escrow of a job, due or not.
+    pub async fn escrows(&self, key: &JobKey) -> Result<Vec<Escrow>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &escrows_collection(&key.job)).await
+    }
+
+    /// The escrows of `ids` that exist.
+    pub async fn escrows_of(&self, key: &JobKey, ids: &[ObjectId]) -> Result<HashMap<ObjectId, Escrow>, JobError> {
+        let collection = escrows_collection(&key.job);
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        let mut escrows = HashMap::new();
+        for id in ids {
+            if let Some(escrow) = job::read(tx.as_mut(), &collection, &id.to_string()).await? {
+                escrows.insert(*id, escrow);
+            }
+        }
+        Ok(escrows)
+    }
+
+    /// The deprovisionings the running cycle decided and has not applied yet.
+    pub async fn pending(&self, key: &JobKey) -> Result<Vec<Deprovision>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &pending_collection(&key.job)).await
+    }
+
+    /// The deprovisionings held for an administrator.
+    pub async fn staged(&self, key: &JobKey) -> Result<Vec<Deprovision>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &staged_collection(&key.job)).await
+    }
+
+    /// Saves a page's connections, escrows, deprovisionings and logs with the job's new progress, in one
+    /// transaction, if the job is still at `generation` and active; otherwise saves nothing and answers
+    /// [`EngineError::Superseded`].
+    pub async fn commit_page(
+        &self,
+        key: &JobKey,
+        generation: u64,
+        policy: &FailurePolicy,
+        state: &mut JobState,
+        record: PageRecord,
+        phase: Phase,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let job_id = key.job.as_str();
+        let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
+        // The condition of the write: the cycle's view of the job is still the job.
+        match job::read(tx.as_mut(), &JOBS, job_id).await? {
+            Some(config) if config.generation == generation && config.schedule_state == ScheduleState::Active => {}
+            _ => return Err(EngineError::Superseded),
+        }
+        let connections = connections_collection(job_id);
+        let escrows = escrows_collection(job_id);
+        let pending = pending_collection(job_id);
+        let staged = staged_collection(job_id);
+        let dead_letters = dead_letters_collection(job_id);
+        if record.clear_pending {
+            job::clear(tx.as_mut(), &pending).await?;
+        }
+        for deprovision in &record.pending {
+            job::write(tx.as_mut(), &pending, &deprovision.source_id.to_string(), deprovision, now).await?;
+        }
+        for held in &record.staged {
+            if !job::exists(tx.as_mut(), &staged, &held.source_id.to_string()).await? {
+                state.staged_deletions += 1;
+            }
+            job::write(tx.as_mut(), &staged, &held.source_id.to_string(), held, now).await?;
+        }
+        if state.staged_deletions > 0 {
+            for source_id in &record.unstage {
+                if job::delete(tx.as_mut(), &staged, &source_id.to_string()).await? {
+                    state.staged_deletions = state.staged_deletions.saturating_sub(1);
+                }
+            }
+        }
+        if matches!(phase, Phase::Full { .. }) {
+            state.full_scope_seen += record.n_in_scope;
+        }
+        for connection in &record.connections {
+            let link_key = connection.source_id.to_string();
+            if !job::exists(tx.as_mut(), &connections, &link_key).await? {
+                state.synchronized_users += 1;
+            }
+            job::write(tx.as_mut(), &connections, &link_key, connection, now).await?;
+        }
+        let group_connections = group_connections_collection(job_id);
+        for link in &record.group_connections {
+            let link_key = link.source_id.to_string();
+            if !job::exists(tx.as_mut(), &group_connections, &link_key).await? {
+                state.synchronized_groups += 1;
+            }
+            job::write(tx.as_mut(), &group_connections, &link_key, link, now).await?;
+        }
+        for source_id in &record.escrows_cleared {
+            job::delete(tx.as_mut(), &escrows, &source_id.to_string()).await?;
+            job::delete(tx.as_mut(), &dead_letters, &source_id.to_string()).await?;
+        }
+        for escrow in &record.escrows_set {
+            state.total_failures += 1;
+            let escrow_key = escrow.source_id.to_string();
+            if escrow.attempts >= policy.escrow_max_attempts {
+                // Retries are exhausted: the object waits for an administrator (retry or drop) or its next change.
+                job::delete(tx.as_mut(), &escrows, &escrow_key).await?;
+                let letter = Escrow { next_attempt: None, ..escrow.clone() };
+                job::write(tx.as_mut(), &dead_letters, &escrow_key, &letter, now).await?;
+                tracing::warn!(job_id, source_id = %escrow.source_id, attempts = escrow.attempts, error = %escrow.last_error, "object moved to the dead-letter list");
+            } else {
+                let next_attempt = escrow.next_attempt.unwrap_or(
+                    now + crate::cycle::escrow_delay(escrow.source_id, escrow.attempts, policy.escrow_backoff_seconds),
+                );
+                let retry = Escrow { next_attempt: Some(next_attempt), ..escrow.clone() };
+                job::write(tx.as_mut(), &escrows, &escrow_key, &retry, now).await?;
+            }
+        }
+        for log in &record.logs {
+            if log.status == "success" && log.action != "other" {
+                state.total_exports += 1;
+            }
+            tx.append_log(log).await?;
+        }
+        state.phase = phase;
+        state.generation = generation;
+        job::write(tx.as_mut(), &JOB_STATES, job_id, state, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Saves what provisioning one object on demand did: its connection (counted when new), its escrow (set or
+    /// cleared) and its log entry.
+    pub async fn commit_on_demand(
+        &self,
+        key: &JobKey,
+        generation: u64,
+        source_id: ObjectId,
+        connection: Option<&Connection>,
+        escrow: Option<&Escrow>,
+        log: &LogRow,
+    ) -> Result<(), JobError> {
+        let now = self.now();
+        let job_id = key.job.as_str();
+        let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
+        if let Some(connection) = connection {
+            let collection = connections_collection(job_id);
+            let link_key = connection.source_id.to_string();
+            // A new link counts in `synchronizedEntryCountByType`, as a cycle's would.
+            if !job::exists(tx.as_mut(), &collection, &link_key).await? {
+                let mut state =
+                    job::read(tx.as_mut(), &JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(generation));
+                state.synchronized_users += 1;
+                job::write(tx.as_mut(), &JOB_STATES, job_id, &state, now).await?;
+            }
+            job::write(tx.as_mut(), &collection, &link_key, connection, now).await?;
+        }
+        let escrows = escrows_collection(job_id);
+        match escrow {
+            Some(escrow) => job::write(tx.as_mut(), &escrows, &source_id.to_string(), escrow, now).await?,
+            None => {
+                job::delete(tx.as_mut(), &escrows, &source_id.to_string()).await?;
+            }
+        }
+        tx.append_log(log).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Saves what provisioning one group on demand did: its link (counted when new) and its log entry.
+    pub async fn commit_group_on_demand(
+        &self,
+        key: &JobKey,
+        connection: Option<&GroupConnection>,
+        log: &LogRow,
+    ) -> Result<(), JobError> {
+        let now = self.now();
+        let job_id = key.job.as_str();
+        let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
+        if let Some(link) = connection {
+            let collection = group_connections_collection(job_id);
+            let link_key = link.source_id.to_string();
+            if !job::exists(tx.as_mut(), &collection, &link_key).await?
+                && let Some(mut state) = job::read(tx.as_mut(), &JOB_STATES, job_id).await?
+            {
+                state.synchronized_groups += 1;
+                job::write(tx.as_mut(), &JOB_STATES, job_id, &state, now).await?;
+            }
+            job::write(tx.as_mut(), &collection, &link_key, link, now).await?;
+        }
+        tx.append_log(log).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Saves approved deprovisionings: they leave the staged list; their links, failures and logs are recorded
+    /// and they count in the deletion guard's window.
+    pub async fn commit_approved(
+        &self,
+        key: &JobKey,
+        generation: u64,
+        items: &[Deprovision],
+        record: PageRecord,
+    ) -> Result<(), JobError> {
+        let now = self.now();
+        let job_id = key.job.as_str();
+        let staged = staged_collection(job_id);
+        let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
+        let mut state = job::read(tx.as_mut(), &JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(generation));
+        for item in items {
+            if job::delete(tx.as_mut(), &staged, &item.source_id.to_string()).await? {
+                state.staged_deletions = state.staged_deletions.saturating_sub(1);
+            }
+        }
+        let connections = connections_collection(job_id);
+        for link in &record.connections {
+            job::write(tx.as_mut(), &connections, &link.source_id.to_string(), link, now).await?;
+        }
+        let group_connections = group_connections_collection(job_id);
+        for link in &record.group_connections {
+            job::write(tx.as_mut(), &group_connections, &link.source_id.to_string(), link, now).await?;
+        }
+        let escrows = escrows_collection(job_id);
+        for escrow in &record.escrows_set {
+            job::write(tx.as_mut(), &escrows, &escrow.source_id.to_string(), escrow, now).await?;
+        }
+        for log in &record.logs {
+            tx.append_log(log).await?;
+        }
+        state.recent_deprovisions.extend(std::iter::repeat_n(now, items.len()));
+        job::write(tx.as_mut(), &JOB_STATES, job_id, &state, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rejects held deprovisionings (`source_id` None: all): the users stay, and their deletion is not proposed
+    /// again while they remain out of scope. Returns how many.
+    pub async fn reject_staged(&self, key: &JobKey, source_id: Option<ObjectId>) -> Result<usize, JobError> {
+        let now = self.now();
+        let job_id = key.job.as_str();
+        let staged = staged_collection(job_id);
+        let connections = connections_collection(job_id);
+        let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
+        let all: Vec<Deprovision> = job::read_all(tx.as_mut(), &staged).await?;
+        let items: Vec<Deprovision> =
+            all.into_iter().filter(|item| source_id.is_none_or(|id| id == item.source_id)).collect();
+        let mut state: Option<JobState> = job::read(tx.as_mut(), &JOB_STATES, job_id).await?;
+        for item in &items {
+            let item_key = item.source_id.to_string();
+            job::delete(tx.as_mut(), &staged, &item_key).await?;
+            if let Some(mut link) = job::read(tx.as_mut(), &connections, &item_key).await? {
+                link.delete_rejected = true;
+                job::write(tx.as_mut(), &connections, &item_key, &link, now).await?;
+            }
+            if let Some(state) = state.as_mut() {
+                state.staged_deletions = state.staged_deletions.saturating_sub(1);
+            }
+        }
+        if let Some(state) = &state {
+            job::write(tx.as_mut(), &JOB_STATES, job_id, state, now).await?;
+        }
+        tx.commit().await?;
+        Ok(items.len())
+    }
+
+    // --- A remote Graph source's delta links ------------------------------------------------------------------
+
+    /// Saves delta links under the next counter and returns it; documents older than `keep_from` are dropped.
+    pub async fn save_delta_links(&self, key: &JobKey, links: &Value, keep_from: Option<i64>) -> Result<i64, JobError> {
+        let collection = delta_links_collection(&key.job);
+        let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
+        let docs = job::read_all_keyed(tx.as_mut(), &collection).await?;
+        let counters: Vec<i64> = docs.iter().filter_map(|(counter, _)| counter.parse().ok()).collect();
+        let next = counters.iter().max().map_or(1, |last| last + 1);
+        if let Some(keep_from) = keep_from {
+            for old in counters.iter().filter(|counter| **counter < keep_from) {
+                job::delete(tx.as_mut(), &collection, &format!("{old:019}")).await?;
+            }
+        }
+        job::write(tx.as_mut(), &collection, &format!("{next:019}"), links, self.now()).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// The delta links saved under `counter`.
+    pub async fn delta_links(&self, key: &JobKey, counter: i64) -> Result<Option<Value>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        job::read(tx.as_mut(), &delta_links_collection(&key.job), &format!("{counter:019}")).await
+    }
+
+    // --- Audit and provisioning logs --------------------------------------------------------------------------
+
+    /// Appends directory audit entries to a tenant, together.
+    pub async fn record_audits(&self, tenant: TenantId, entries: &[AuditEntry]) -> Result<(), JobError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin(tenant, TxMode::Write).await?;
+        for entry in entries {
+            audit::record(tx.as_mut(), entry).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Up to `limit` directory audit entries of a tenant, newest first, after the entry keyed `after`.
+    pub async fn directory_audits(
+        &self,
+        tenant: TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, AuditEntry)>, JobError> {
+        let mut tx = self.store.begin(tenant, TxMode::Read).await?;
+        Ok(audit::list(tx.as_mut(), after, limit).await?)
+    }
+
+    /// Deletes a tenant's directory audit entries older than `before`; returns how many went.
+    pub async fn prune_audits(&self, tenant: TenantId, before: OffsetDateTime) -> Result<u64, JobError> {
+        let mut tx = self.store.begin(tenant, TxMode::Write).await?;
+        let n_deleted = audit::prune(tx.as_mut(), before).await?;
+        tx.commit().await?;
+        Ok(n_deleted)
+    }
+
+    /// Provisioning log entries of a tenant matching `query`, newest first.
+    pub async fn provisioning_logs(&self, tenant: TenantId, query: &LogQuery) -> Result<Vec<LogRow>, JobError> {
+        let mut tx = self.store.begin(tenant, TxMode::Read).await?;
+        Ok(tx.read_logs(query).await?)
+    }
+}
