@@ -847,6 +847,7 @@ mod tests {
             membership_rule_processing_state: state.map(str::to_owned),
             created_date_time: OffsetDateTime::UNIX_EPOCH,
             deleted_date_time: None,
+            cross_tenant_synchronization_resource: None,
         }
     }
 
