@@ -683,6 +683,13 @@ impl Directory {
                 }
             }
         }
+        if compiled.iter().all(Option::is_none) {
+            for doc in &pending {
+                put_doc(tx.as_mut(), doc, now).await?;
+            }
+            tx.commit().await?;
+            return Ok(Some(false));
+        }
         let start = pending.iter().filter(|doc| doc.pending).map(|doc| doc.cursor).min().flatten();
         let spec = ScanSpec {
             deleted: false,
@@ -874,5 +881,99 @@ mod tests {
             check(group(&["DynamicMembership"], Some("user.department -eq"), None)),
             Rule::compile("user.department -eq").expect_err("incomplete").to_string()
         );
+    }
+
+    fn new_user(idx: usize, department: &str) -> User {
+        serde_json::from_value(serde_json::json!({
+            "id": ObjectId::new_random(),
+            "userPrincipalName": format!("user{idx}@contoso.example"),
+            "displayName": format!("User {idx}"),
+            "mailNickname": format!("user{idx}"),
+            "department": department,
+            "accountEnabled": true,
+            "createdDateTime": "2030-01-01T09:00:00Z",
+        }))
+        .expect("a valid user")
+    }
+
+    async fn status(directory: &Directory, tenant: TenantId, group: ObjectId) -> ProcessingStatus {
+        directory.membership_rule_status(tenant, group).await.expect("status").expect("a dynamic group").status
+    }
+
+    /// The whole-tenant evaluation page by page: its status moves NotStarted, Running, Succeeded; users written
+    /// between pages (behind or ahead of the cursor) end as the rule says; a rule that no longer compiles Fails.
+    #[tokio::test]
+    async fn evaluation_pages_report_their_status_and_let_writers_in() {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", data_dir.path().join("directory.db").display());
+        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
+        let directory = Directory::new(Arc::new(store), Arc::new(tenantsync_model::SystemClock));
+        let new_tenant = crate::NewTenant {
+            name: "contoso".to_owned(),
+            display_name: None,
+            domains: vec!["contoso.example".to_owned()],
+        };
+        let (tenant, _) = directory.create_tenant(new_tenant).await.expect("create the tenant");
+        let users: Vec<User> =
+            (0..1_100).map(|idx| new_user(idx, if idx % 2 == 0 { "Sales" } else { "Legal" })).collect();
+        let users: Vec<User> = directory
+            .create_users(tenant.id, users)
+            .await
+            .expect("create users")
+            .into_iter()
+            .map(|user| user.expect("created"))
+            .collect();
+        let new_group = crate::NewGroup {
+            display_name: "Sales".to_owned(),
+            mail_nickname: "sales".to_owned(),
+            mail_enabled: false,
+            security_enabled: true,
+            description: None,
+            group_types: vec![Group::DYNAMIC_MEMBERSHIP.to_owned()],
+        };
+        let rule = Some(r#"user.department -eq "Sales""#.to_owned());
+        let group = directory.create_group_with_rule(tenant.id, new_group, rule, None).await.expect("create").id;
+        assert_eq!(status(&directory, tenant.id, group).await, ProcessingStatus::NotStarted);
+
+        assert_eq!(directory.evaluate_rule_page(tenant.id).await.expect("page 1"), Some(true));
+        assert_eq!(status(&directory, tenant.id, group).await, ProcessingStatus::Running);
+        // Behind the cursor: only the user's own write can move it. Ahead: the write, then the page again.
+        let (behind, ahead) = (&users[10], &users[900]);
+        assert_eq!(behind.department.as_deref(), Some("Sales"));
+        assert_eq!(ahead.department.as_deref(), Some("Sales"));
+        let to_legal = |user: &mut User| {
+            user.department = Some("Legal".to_owned());
+            Ok(())
+        };
+        directory.update_user(tenant.id, &behind.id.to_string(), to_legal).await.expect("update behind");
+        directory.update_user(tenant.id, &ahead.id.to_string(), to_legal).await.expect("update ahead");
+        assert_eq!(directory.evaluate_rule_page(tenant.id).await.expect("page 2"), Some(true));
+        assert_eq!(directory.evaluate_rule_page(tenant.id).await.expect("page 3"), Some(false));
+        assert_eq!(directory.evaluate_rule_page(tenant.id).await.expect("nothing left"), None);
+        let done = directory.membership_rule_status(tenant.id, group).await.expect("status").expect("dynamic");
+        assert_eq!(done.status, ProcessingStatus::Succeeded);
+        assert!(done.last_membership_updated.is_some());
+
+        let members: BTreeSet<ObjectId> =
+            directory.group_user_ids(tenant.id, group, false).await.expect("members").into_iter().collect();
+        let expected: BTreeSet<ObjectId> = users
+            .iter()
+            .enumerate()
+            .filter(|(idx, user)| idx % 2 == 0 && user.id != behind.id && user.id != ahead.id)
+            .map(|(_, user)| user.id)
+            .collect();
+        assert_eq!(members, expected);
+
+        // A stored rule that no longer compiles (say, after an upgrade) fails visibly instead of looping.
+        let mut tx = directory.begin(tenant.id, TxMode::Write).await.expect("begin");
+        let mut doc = get_doc(tx.as_mut(), group).await.expect("read").expect("doc");
+        doc.rule = "user.department -eq".to_owned();
+        doc.restart();
+        put_doc(tx.as_mut(), &doc, OffsetDateTime::UNIX_EPOCH).await.expect("write");
+        tx.commit().await.expect("commit");
+        assert_eq!(directory.process_pending_rule_evaluations().await.expect("evaluate"), 1);
+        let failed = directory.membership_rule_status(tenant.id, group).await.expect("status").expect("dynamic");
+        assert_eq!(failed.status, ProcessingStatus::Failed);
+        assert!(failed.error_message.is_some_and(|message| message.starts_with("Error: ")));
     }
 }

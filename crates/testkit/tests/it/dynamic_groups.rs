@@ -286,6 +286,27 @@ async fn rule_edits_and_pauses(app: &TestApp) {
     let graph = contoso(app).await;
     let ada = user(&graph, "ada", json!({"department": "Sales", "country": "US"})).await;
     let bob = user(&graph, "bob", json!({"department": "Marketing", "country": "US"})).await;
+
+    // Created Paused: never evaluated, so NotStarted and empty, until switched On.
+    let mut paused = dynamic_group("Paused", r#"user.department -eq "Sales""#);
+    paused["membershipRuleProcessingState"] = json!("Paused");
+    let created = graph.post("/v1.0/groups", paused).await;
+    created.assert_status(201);
+    let status = &created.body["membershipRuleProcessingStatus"];
+    assert_eq!(status, &json!({"status": "NotStarted", "lastMembershipUpdated": null, "errorMessage": null}));
+    let paused = created.id();
+    assert_eq!(
+        graph.get(&format!("/v1.0/groups/{paused}")).await.body["membershipRuleProcessingStatus"]["status"],
+        "NotStarted"
+    );
+    assert!(member_ids(&graph, &paused).await.is_empty());
+    graph
+        .patch(&format!("/v1.0/groups/{paused}"), json!({"membershipRuleProcessingState": "On"}))
+        .await
+        .assert_status(204);
+    wait_succeeded(&graph, &paused).await;
+    assert_eq!(member_ids(&graph, &paused).await, set(&[&ada]));
+
     let group = create_dynamic(&graph, "Team", r#"user.department -eq "Sales""#).await;
     let path = format!("/v1.0/groups/{group}");
     assert_eq!(member_ids(&graph, &group).await, set(&[&ada]));
