@@ -47,7 +47,8 @@ const COUNTRIES: [(&str, &str); 10] = [
 
 fn bench_user(idx: usize, domain: &str) -> User {
     let (country, city) = COUNTRIES[(idx / 7) % COUNTRIES.len()];
-    let other_mails: Vec<String> = if idx % 3 == 0 { vec![format!("alias{idx}@partner.example")] } else { Vec::new() };
+    let other_mails: Vec<String> =
+        if idx.is_multiple_of(3) { vec![format!("alias{idx}@partner.example")] } else { Vec::new() };
     serde_json::from_value(json!({
         "id": ObjectId::new_random(),
         "userPrincipalName": format!("user{idx}@{domain}"),
@@ -59,13 +60,13 @@ fn bench_user(idx: usize, domain: &str) -> User {
         "otherMails": other_mails,
         "department": DEPARTMENTS[idx % DEPARTMENTS.len()],
         "jobTitle": TITLES[(idx / 3) % TITLES.len()],
-        "companyName": if idx % 4 == 0 { "Fabrikam" } else { "Contoso" },
+        "companyName": if idx.is_multiple_of(4) { "Fabrikam" } else { "Contoso" },
         "employeeId": format!("E{idx:06}"),
         "city": city,
         "country": country,
         "usageLocation": country,
-        "userType": if idx % 25 == 0 { "Guest" } else { "Member" },
-        "accountEnabled": idx % 20 != 0,
+        "userType": if idx.is_multiple_of(25) { "Guest" } else { "Member" },
+        "accountEnabled": !idx.is_multiple_of(20),
         "onPremisesExtensionAttributes": { "extensionAttribute1": format!("CC{}", idx % 40) },
         "createdDateTime": "1970-01-01T00:00:00Z",
     }))
@@ -241,7 +242,7 @@ pub async fn run(n_users: usize, n_rules: usize, database: Option<String>, sampl
     // 2. One user's PATCH until the changed membership is visible through GET memberOf. The department rule of
     // the user's department and of the one it moves to change for sure; the user alternates between them.
     let department_group = |department: &str| {
-        DEPARTMENTS.iter().position(|known| *known == department).map(|idx| groups.get(idx).cloned()).flatten()
+        DEPARTMENTS.iter().position(|known| *known == department).and_then(|idx| groups.get(idx).cloned())
     };
     let mut latencies = Vec::with_capacity(samples);
     let mut patch_latencies = Vec::with_capacity(samples);

@@ -108,13 +108,16 @@ pub(crate) struct TenantRules {
     properties: BTreeSet<String>,
 }
 
+/// Told the tenant when a whole-tenant rule evaluation is queued (see [`Directory::set_rule_evaluation_waker`]).
+pub type RuleEvaluationWaker = Arc<dyn Fn(TenantId) + Send + Sync>;
+
 /// What the directory keeps between calls: compiled rules per tenant, the tenants with pending evaluations, and
 /// the function told when an evaluation is queued.
 #[derive(Default)]
 pub(crate) struct DynamicState {
     cache: Mutex<HashMap<TenantId, Arc<TenantRules>>>,
     pending: Mutex<Pending>,
-    waker: RwLock<Option<Arc<dyn Fn(TenantId) + Send + Sync>>>,
+    waker: RwLock<Option<RuleEvaluationWaker>>,
 }
 
 #[derive(Default)]
@@ -383,7 +386,7 @@ async fn manager_of(tx: &mut dyn DirectoryTx, user: ObjectId) -> Result<Option<S
 impl Directory {
     /// Registers the function told when a tenant has a rule evaluation to run (the server wakes its evaluation
     /// task with it). Without one, evaluations wait for [`Directory::process_pending_rule_evaluations`].
-    pub fn set_rule_evaluation_waker(&self, waker: Arc<dyn Fn(TenantId) + Send + Sync>) {
+    pub fn set_rule_evaluation_waker(&self, waker: RuleEvaluationWaker) {
         *self.dynamic.waker.write().expect("waker lock is never poisoned") = Some(waker);
     }
 

@@ -24,7 +24,7 @@ use tenantsync_store::{DirectoryTx, Store, StoreError, TxMode};
 
 pub use credentials::{CredentialInfo, IssuedSecret, VerifiedClient};
 pub use delta::{DeltaCursor, DeltaItem, DeltaPage, MemberDelta};
-pub use dynamic::{EVALUATION_PAGE, ProcessingStatus, RuleProcessingStatus};
+pub use dynamic::{EVALUATION_PAGE, ProcessingStatus, RuleEvaluationWaker, RuleProcessingStatus};
 pub use error::DirectoryError;
 pub use objects::{ListPage, ListSpec, NewGroup};
 pub use secret::ClientSecret;

@@ -269,7 +269,7 @@ impl DirectoryTx for PgDirectoryTx {
         .await
         .map_err(unavailable)?;
         let mut pairs = link_pairs(&rows)?;
-        pairs.sort_by(|left, right| (left.1, left.0).cmp(&(right.1, right.0)));
+        pairs.sort_by_key(|pair| (pair.1, pair.0));
         Ok(pairs)
     }
 

@@ -297,7 +297,7 @@ pub async fn links_to_any_and_tenant_lock(store: &dyn Store) {
 
     let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
     let mut expected = vec![(sales.id, ada.id), (admins.id, ada.id), (sales.id, bob.id)];
-    expected.sort_by(|left, right| (left.1, left.0).cmp(&(right.1, right.0)));
+    expected.sort_by_key(|pair| (pair.1, pair.0));
     let found = tx.links_to_any(LinkKind::Member, &[ada.id, bob.id, eve.id]).await.expect("links to any");
     assert_eq!(found, expected, "member links only, ordered by member then group");
     assert!(tx.links_to_any(LinkKind::Member, &[]).await.expect("none asked").is_empty());
