@@ -1,5 +1,7 @@
-//! `/v1.0/groups`: security groups with assigned membership, their members (direct and transitive) and nesting.
-//! `POST /groups` also accepts a sync's origin marker (`crossTenantSynchronizationResource`) from callers holding
+//! `/v1.0/groups`: security groups with assigned or dynamic membership, their members (direct and transitive) and
+//! nesting. A dynamic group (`groupTypes: ["DynamicMembership"]`, `membershipRule`) also shows Graph beta's
+//! `membershipRuleProcessingStatus` when read by id; its members are computed by the directory. `POST /groups` also
+//! accepts a sync's origin marker (`crossTenantSynchronizationResource`) from callers holding
 //! `Synchronization.ReadWrite.All`: that is how a remote tenantsync's Graph connector provisions its groups here.
 
 use axum::extract::State;
@@ -90,17 +92,43 @@ async fn create_group(
     };
     let created = match origin {
         Some(origin) => {
-            if new.mail_enabled || !new.security_enabled || !new.group_types.is_empty() {
+            let dynamic = group.membership_rule.is_some() || group.membership_rule_processing_state.is_some();
+            if new.mail_enabled || !new.security_enabled || !new.group_types.is_empty() || dynamic {
                 return Err(ApiError::bad(
                     "A group carrying crossTenantSynchronizationResource must be a static security group \
-                     (securityEnabled true, mailEnabled false, no groupTypes).",
+                     (securityEnabled true, mailEnabled false, no groupTypes, no membershipRule).",
                 ));
             }
             state.directory.create_synced_group(caller.tenant, new, origin).await?
         }
-        None => state.directory.create_group(caller.tenant, new).await?,
+        None => {
+            state
+                .directory
+                .create_group_with_rule(
+                    caller.tenant,
+                    new,
+                    group.membership_rule,
+                    group.membership_rule_processing_state,
+                )
+                .await?
+        }
     };
-    Ok((StatusCode::CREATED, Json(object_json(&DirectoryObject::Group(created), false))).into_response())
+    let body = group_json(&state, &caller, created).await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A group's Graph JSON, with `membershipRuleProcessingStatus` when it is dynamic.
+async fn group_json(state: &AppState, caller: &Caller, group: Group) -> Result<Value, ApiError> {
+    let status = match group.is_dynamic() {
+        true => state.directory.membership_rule_status(caller.tenant, group.id).await?,
+        false => None,
+    };
+    let mut body = object_json(&DirectoryObject::Group(group), false);
+    if let (Some(status), Value::Object(map)) = (status, &mut body) {
+        let status = serde_json::to_value(status).expect("a processing status always serializes");
+        map.insert("membershipRuleProcessingStatus".to_owned(), status);
+    }
+    Ok(body)
 }
 
 /// Takes `crossTenantSynchronizationResource` (the origin marker of a group cross-tenant sync creates) out of a
@@ -149,7 +177,7 @@ async fn get_group(
     query.only(&["select"])?;
     let selected = query.option("select")?.map(|text| parse_select(&GROUP, text)).transpose()?;
     let group = state.directory.get_group(caller.tenant, &id).await?;
-    Ok(Json(select(object_json(&DirectoryObject::Group(group), false), selected.as_deref())))
+    Ok(Json(select(group_json(&state, &caller, group).await?, selected.as_deref())))
 }
 
 async fn update_group(

@@ -90,7 +90,9 @@ pub const USER_PROPERTIES: &[Property] = &[
 /// The fields of a group's `crossTenantSynchronizationResource`.
 pub const SYNC_ORIGIN_FIELDS: &[&str] = &["originTenantId", "originId"];
 
-/// `microsoft.graph.group` (security groups with assigned membership).
+const PROCESSING_STATUS_FIELDS: &[&str] = &["status", "lastMembershipUpdated", "errorMessage"];
+
+/// `microsoft.graph.group` (security groups, with assigned or dynamic membership).
 pub const GROUP_PROPERTIES: &[Property] = &[
     read_only("id", S::String),
     prop("displayName", S::String),
@@ -99,6 +101,10 @@ pub const GROUP_PROPERTIES: &[Property] = &[
     prop("securityEnabled", S::Boolean),
     prop("description", S::String),
     prop("groupTypes", S::StringCollection),
+    prop("membershipRule", S::String),
+    prop("membershipRuleProcessingState", S::Enum(&["On", "Paused"])),
+    // Graph beta's progress of the rule's evaluation, computed by the directory: shown, never written.
+    read_only("membershipRuleProcessingStatus", S::StringObject(PROCESSING_STATUS_FIELDS)),
     // Graph beta's origin marker of a group cross-tenant sync created. Read-only for every body check: `POST
     // /groups` accepts it only from callers holding `Synchronization.ReadWrite.All` (a remote sync writing its
     // groups), and nothing ever changes it afterwards.

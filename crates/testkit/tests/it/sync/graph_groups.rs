@@ -175,6 +175,11 @@ async fn the_origin_marker_is_written_on_creation_by_a_sync_credential_only_and_
     let mut mail = marked_body(origin, source_group);
     mail["mailEnabled"] = json!(true);
     admin.post("/v1.0/groups", mail).await.assert_error(400, "Request_BadRequest");
+    let mut dynamic = marked_body(origin, source_group);
+    dynamic["groupTypes"] = json!(["DynamicMembership"]);
+    dynamic["membershipRule"] = json!("user.department -eq \"Sales\"");
+    dynamic["membershipRuleProcessingState"] = json!("On");
+    admin.post("/v1.0/groups", dynamic).await.assert_error(400, "Request_BadRequest");
 
     let created = admin.post("/v1.0/groups", marked_body(origin, source_group)).await;
     created.assert_status(201);
