@@ -40,6 +40,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Group provisioning: one group of N members provisioned into a target, then single membership changes.
+    GroupSync {
+        /// Members of the provisioned group.
+        #[arg(long, default_value_t = 50_000)]
+        members: usize,
+        /// Database (default: a new SQLite file under target/bench).
+        #[arg(long)]
+        database: Option<String>,
+        /// Membership changes timed end to end.
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+    },
     /// Dynamic groups: the first evaluation of 50 rules over N users, then the p99 time from one user's PATCH to
     /// the changed membership being visible through GET.
     Groups {
@@ -85,6 +97,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::Sync { users, database, samples } => {
             return crate::bench_sync::run(users, database, samples).await;
+        }
+        BenchCommand::GroupSync { members, database, samples } => {
+            return crate::bench_group_sync::run(members, database, samples).await;
         }
         BenchCommand::Groups { users, rules, database, samples } => {
             return crate::bench_groups::run(users, rules, database, samples).await;

@@ -77,6 +77,7 @@ impl SourceDirectory for LocalSource {
         Ok(ChangePage {
             user_ids: changed.user_ids,
             group_ids: changed.group_ids,
+            member_changes: changed.member_changes,
             next: changed.next,
             more: changed.more,
         })
@@ -90,22 +91,22 @@ impl SourceDirectory for LocalSource {
         self.directory.direct_report_ids(self.tenant, manager).await.map_err(peer_error)
     }
 
+    async fn groups_of(&self, user: ObjectId) -> Result<Vec<ObjectId>, PeerError> {
+        self.directory.group_ids_of(self.tenant, user).await.map_err(peer_error)
+    }
+
     async fn get_group(&self, id: ObjectId, transitive: bool) -> Result<Option<SourceGroup>, PeerError> {
         let Some(state) = self.directory.group_state(self.tenant, id).await.map_err(peer_error)? else {
             return Ok(None);
         };
+        // Direct members as linked (the engine keeps only those with a B2B user), or the users under every
+        // nested group when flattening.
         let members = if transitive && !state.deleted {
             self.directory.group_user_ids(self.tenant, id, true).await.map_err(peer_error)?
         } else {
-            state.user_members.clone()
+            state.members
         };
-        Ok(Some(SourceGroup {
-            id,
-            attributes: group_json(&state.group),
-            deleted: state.deleted,
-            members,
-            n_nested_groups: state.group_members.len(),
-        }))
+        Ok(Some(SourceGroup { id, attributes: group_json(&state.group), deleted: state.deleted, members }))
     }
 }
 
@@ -485,6 +486,6 @@ fn target_group(state: GroupState) -> TargetGroup {
         id: state.group.id,
         attributes: group_json(&state.group),
         deleted: state.deleted,
-        members: state.user_members,
+        members: state.members,
     }
 }

@@ -16,14 +16,13 @@ use crate::{Directory, DirectoryError};
 pub struct GroupState {
     pub group: Group,
     pub deleted: bool,
-    /// Direct members that are live users.
-    pub user_members: Vec<ObjectId>,
-    /// Direct members that are groups.
-    pub group_members: Vec<ObjectId>,
+    /// Direct members (users and groups, soft-deleted ones included).
+    pub members: Vec<ObjectId>,
 }
 
 impl Directory {
-    /// A group, live or soft-deleted, with its direct members; None when there is no such group.
+    /// A group, live or soft-deleted, with the ids of its direct members (users and nested groups alike, soft-deleted
+    /// ones included: one read of the group's links, whatever its size); None when there is no such group.
     pub async fn group_state(&self, tenant: TenantId, id: ObjectId) -> Result<Option<GroupState>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Read).await?;
         let Some(row) = tx.get_object(id).await? else { return Ok(None) };
@@ -31,18 +30,8 @@ impl Directory {
             return Ok(None);
         }
         let DirectoryObject::Group(group) = decode(&row)? else { return Ok(None) };
-        let mut user_members = Vec::new();
-        let mut group_members = Vec::new();
-        for member in tx.links_from(LinkKind::Member, id).await? {
-            match tx.get_object(member).await? {
-                Some(member_row) if member_row.deleted_at.is_none() => match member_row.kind {
-                    ObjectKind::User => user_members.push(member),
-                    ObjectKind::Group => group_members.push(member),
-                },
-                _ => {}
-            }
-        }
-        Ok(Some(GroupState { group, deleted: row.deleted_at.is_some(), user_members, group_members }))
+        let members = tx.links_from(LinkKind::Member, id).await?;
+        Ok(Some(GroupState { group, deleted: row.deleted_at.is_some(), members }))
     }
 
     /// The group sync created for `origin`, live or soft-deleted.

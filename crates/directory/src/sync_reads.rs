@@ -22,8 +22,10 @@ pub struct UserState {
 pub struct ChangedUsers {
     /// Each user once, in order of first change.
     pub user_ids: Vec<ObjectId>,
-    /// Each group whose properties, membership or deletion state changed, once.
+    /// Each group whose properties or deletion state changed, once.
     pub group_ids: Vec<ObjectId>,
+    /// Membership changes in log order: (group, member, added).
+    pub member_changes: Vec<(ObjectId, ObjectId, bool)>,
     pub next: i64,
     pub more: bool,
 }
@@ -174,9 +176,20 @@ impl Directory {
         let mut seen_groups = HashSet::new();
         let group_ids: Vec<ObjectId> = groups
             .iter()
-            .filter(|change| change.seq <= bound)
+            .filter(|change| change.seq <= bound && change.link_kind.is_none())
             .map(|change| change.object_id)
             .filter(|id| seen_groups.insert(*id))
+            .collect();
+        let member_changes: Vec<(ObjectId, ObjectId, bool)> = groups
+            .iter()
+            .filter(|change| change.seq <= bound)
+            .filter_map(|change| match (change.op, change.link_kind, change.related) {
+                (ChangeOp::LinkAdded, Some(LinkKind::Member), Some(member)) => Some((change.object_id, member, true)),
+                (ChangeOp::LinkRemoved, Some(LinkKind::Member), Some(member)) => {
+                    Some((change.object_id, member, false))
+                }
+                _ => None,
+            })
             .collect();
         for change in groups.iter().filter(|change| change.seq <= bound) {
             // A group deleted or restored changes the scope of every user under it; a member added or removed
@@ -199,7 +212,7 @@ impl Directory {
         };
         let mut seen = HashSet::new();
         let user_ids = changes.into_iter().map(|(_, id)| id).filter(|id| seen.insert(*id)).collect();
-        Ok(ChangedUsers { user_ids, group_ids, next, more })
+        Ok(ChangedUsers { user_ids, group_ids, member_changes, next, more })
     }
 
     /// The users in a group: direct members, or every user reachable through nested groups.
@@ -231,6 +244,12 @@ impl Directory {
             }
         }
         Ok(users)
+    }
+
+    /// The groups `user` is a direct member of (soft-deleted groups included).
+    pub async fn group_ids_of(&self, tenant: TenantId, user: ObjectId) -> Result<Vec<ObjectId>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        Ok(tx.links_to(LinkKind::Member, user).await?)
     }
 
     /// Ids of the live users whose manager is `manager`.

@@ -33,8 +33,10 @@ impl SourceUser {
 pub struct ChangePage {
     /// Users whose state or scope may have changed (members whose group membership changed included), once each.
     pub user_ids: Vec<ObjectId>,
-    /// Groups whose properties, members or deletion state changed, once each.
+    /// Groups whose properties or deletion state changed, once each.
     pub group_ids: Vec<ObjectId>,
+    /// Membership changes in log order: (group, member, added).
+    pub member_changes: Vec<(ObjectId, ObjectId, bool)>,
     /// The log position after this page.
     pub next: i64,
     /// More changes follow.
@@ -101,6 +103,12 @@ pub trait SourceDirectory: Send + Sync {
         let _ = (id, transitive);
         Err(PeerError::Rejected("this source does not provide groups".to_owned()))
     }
+    /// The groups a user is a direct member of. Sources that cannot tell refuse, and the engine then re-evaluates
+    /// every provisioned group instead.
+    async fn groups_of(&self, user: ObjectId) -> Result<Vec<ObjectId>, PeerError> {
+        let _ = user;
+        Err(PeerError::Rejected("this source does not provide group memberships".to_owned()))
+    }
 }
 
 /// A source group as the engine sees it.
@@ -110,10 +118,9 @@ pub struct SourceGroup {
     /// The group's properties, with Graph's names.
     pub attributes: Map<String, Value>,
     pub deleted: bool,
-    /// Its users: direct members, or every user through nesting when asked.
+    /// Its members: direct members (nested groups among them are never provisioned as members: Entra does not
+    /// nest synced groups), or every user through nesting when asked.
     pub members: Vec<ObjectId>,
-    /// How many direct members are groups (not provisioned as such: Entra does not nest synced groups).
-    pub n_nested_groups: usize,
 }
 
 impl SourceGroup {
@@ -145,7 +152,7 @@ pub struct TargetGroup {
     pub id: ObjectId,
     pub attributes: Map<String, Value>,
     pub deleted: bool,
-    /// Direct user members.
+    /// Direct members.
     pub members: Vec<ObjectId>,
 }
 
@@ -238,6 +245,12 @@ pub trait TargetDirectory: Send + Sync {
     /// Whether this target can hold synced groups.
     fn supports_groups(&self) -> bool {
         false
+    }
+    /// Whether a target group stores `attribute` (`displayName`, `description`, `mailNickname`). Group mappings to
+    /// attributes it cannot hold are left out, so they are neither written nor compared.
+    fn supports_group_attribute(&self, attribute: &str) -> bool {
+        let _ = attribute;
+        true
     }
     /// Refuses unless the target accepts group writes from this source now (its consent).
     async fn group_ready(&self) -> Result<(), PeerError> {

@@ -420,6 +420,8 @@ pub struct Cycle<'e, 'a> {
     suspect: Option<String>,
     /// The groups this cycle plans (group provisioning).
     groups_due: crate::groups::GroupsDue,
+    /// Users this cycle linked (created): their memberships of provisioned groups are added.
+    linked_users: Vec<ObjectId>,
 }
 
 /// Runs one cycle of a job loaded by [`SyncRepo::load`].
@@ -463,7 +465,8 @@ impl<'e, 'a> Cycle<'e, 'a> {
             state.phase = Phase::FullPending;
         }
         let log = job.log_context(env, cycle_id.clone());
-        let groups_due = crate::groups::GroupsDue { all: false, ids: state.groups_retry.iter().copied().collect() };
+        let groups_due =
+            crate::groups::GroupsDue { ids: state.groups_retry.iter().copied().collect(), ..Default::default() };
         Cycle {
             env,
             job,
@@ -477,6 +480,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
             created: Vec::new(),
             suspect: None,
             groups_due,
+            linked_users: Vec::new(),
         }
     }
 
@@ -598,6 +602,9 @@ impl<'e, 'a> Cycle<'e, 'a> {
                 refresh_assigned(env, &mut self.job).await?;
             }
             self.groups_due.ids.extend(page.group_ids.iter().copied());
+            for (group, member, added) in &page.member_changes {
+                self.groups_due.deltas.entry(*group).or_default().push((*member, *added));
+            }
             let users = fetch_users(env, &page.user_ids).await?;
             let record = self.process_page(users).await?;
             self.commit(record, Phase::Incremental { watermark: page.next }).await?;
@@ -870,9 +877,10 @@ impl Cycle<'_, '_> {
             if applied.plan.action == PlannedAction::Create {
                 self.created.push(source_id);
             }
-            // A user linked or restored now may be a member of a provisioned group.
-            if matches!(applied.plan.action, PlannedAction::Create | PlannedAction::Restore) {
-                self.groups_due.all = true;
+            // A user linked now may be a member of a provisioned group (a restored one gets its memberships back
+            // with its restore).
+            if applied.plan.action == PlannedAction::Create {
+                self.linked_users.push(source_id);
             }
             if self.escrow_index.contains_key(&source_id) {
                 record.escrows_cleared.push(source_id);
@@ -1280,19 +1288,47 @@ impl Cycle<'_, '_> {
     /// next cycle.
     async fn sync_groups(&mut self) -> Result<(), EngineError> {
         let env = self.env;
-        let due = std::mem::take(&mut self.groups_due);
+        let mut due = std::mem::take(&mut self.groups_due);
+        if self.job.assigned_groups.is_empty() && !due.any() {
+            return Ok(());
+        }
         let links = env.repo.group_connections(env.job).await?;
-        if !due.any() || (self.job.assigned_groups.is_empty() && links.is_empty()) {
+        if self.job.assigned_groups.is_empty() && links.is_empty() {
+            return Ok(());
+        }
+        // Users linked now join the provisioned groups they are members of (a full plan of every group covers
+        // them anyway).
+        let linked_users = std::mem::take(&mut self.linked_users);
+        for user in linked_users {
+            if due.all {
+                break;
+            }
+            match env.source.groups_of(user).await {
+                Ok(groups) => {
+                    for group in groups.into_iter().filter(|group| self.job.assigned_groups.contains(group)) {
+                        due.deltas.entry(group).or_default().push((user, true));
+                    }
+                }
+                Err(_) => due.all = true,
+            }
+        }
+        if !due.any() {
             return Ok(());
         }
         self.ensure_current().await?;
         let mapping_on = self.job.schema.groups.enabled && env.target.supports_groups();
-        let ids = crate::groups::candidates(&due, &self.job.assigned_groups, &links);
-        let users = crate::groups::UserLinks::load(env).await?;
         let mut record = PageRecord::default();
         let mut retry = Vec::new();
+        if mapping_on {
+            let full = self.apply_member_deltas(&due, &links, &mut record, &mut retry).await?;
+            due.ids.extend(full);
+        }
+        let ids = crate::groups::candidates(&due, &self.job.assigned_groups, &links);
+        let users = if ids.is_empty() { None } else { Some(crate::groups::UserLinks::load(env).await?) };
+        let users = users.as_ref();
         for source_id in ids {
-            let observed = match crate::groups::observe_group(env, &self.job, source_id, &links, &users).await {
+            let Some(users) = users else { break };
+            let observed = match crate::groups::observe_group(env, &self.job, source_id, &links, users).await {
                 Ok(observed) => observed,
                 Err(err) => {
                     self.report.n_failed += 1;
@@ -1302,7 +1338,7 @@ impl Cycle<'_, '_> {
                     continue;
                 }
             };
-            let mut group_plan = crate::groups::plan_observed(env, &self.job, source_id, &observed, &users);
+            let mut group_plan = crate::groups::plan_observed(env, &self.job, source_id, &observed, users);
             if mapping_on && group_plan.plan.reason.starts_with("EntityTypeNotSupported") {
                 continue;
             }
@@ -1354,6 +1390,63 @@ impl Cycle<'_, '_> {
         self.state.groups_retry = retry;
         let phase = self.state.phase;
         self.commit(record, phase).await
+    }
+
+    /// Provisioned groups whose only news is membership changes: their target groups get exactly those changes,
+    /// read through the changed members' links (a cost of the changes, not of the group's size). A group not
+    /// provisioned yet, or whose write fails, is planned in full (now or by the next cycle).
+    async fn apply_member_deltas(
+        &mut self,
+        due: &crate::groups::GroupsDue,
+        links: &HashMap<ObjectId, GroupConnection>,
+        record: &mut PageRecord,
+        retry: &mut Vec<ObjectId>,
+    ) -> Result<Vec<ObjectId>, EngineError> {
+        let env = self.env;
+        let mut full = Vec::new();
+        for (group, deltas) in due.delta_only() {
+            let link = links.get(group).filter(|link| !link.deleted_by_sync);
+            let Some(link) = link.filter(|_| self.job.assigned_groups.contains(group)) else {
+                // Not provisioned (or no longer assigned): the full plan decides.
+                if self.job.assigned_groups.contains(group) || links.contains_key(group) {
+                    full.push(*group);
+                }
+                continue;
+            };
+            let (added, removed) = crate::groups::collapse_deltas(deltas);
+            let members: Vec<ObjectId> = added.iter().chain(removed.iter()).copied().collect();
+            let user_links = env.repo.connections(env.job, &members).await?;
+            let target_of = |member: &ObjectId| {
+                user_links.get(member).filter(|link| !link.deleted_by_sync).map(|link| link.target_id)
+            };
+            let add: Vec<ObjectId> = added.iter().filter_map(target_of).collect();
+            let remove: Vec<ObjectId> =
+                removed.iter().filter_map(|member| user_links.get(member).map(|link| link.target_id)).collect();
+            if add.is_empty() && remove.is_empty() {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let result = match env.target.group_ready().await {
+                Ok(()) => env.target.change_group_members(link.target_id, &add, &remove).await,
+                Err(err) => Err(err),
+            };
+            let plan = crate::groups::member_change_plan(*group, link, &add, &remove);
+            let status = match result {
+                Ok(()) => {
+                    self.report.n_updated += 1;
+                    Status::Success
+                }
+                Err(err) => {
+                    self.report.n_failed += 1;
+                    self.report.last_error_code = Some(err.code().to_owned());
+                    retry.push(*group);
+                    Status::Failure { code: err.code().to_owned(), reason: err.to_string() }
+                }
+            };
+            let duration_ms = started.elapsed().as_millis() as u64;
+            record.logs.push(entry(&self.log, env.ids, &plan, "update", &status, env.clock.now(), duration_ms));
+        }
+        Ok(full)
     }
 }
 

@@ -100,7 +100,7 @@ pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
     let user_rows = rows.len();
     if job.schema.groups.enabled && env.target.supports_groups() {
         let links = env.repo.group_connections(env.job).await?;
-        let due = crate::groups::GroupsDue { all: true, ids: Default::default() };
+        let due = crate::groups::GroupsDue { all: true, ..Default::default() };
         let users = crate::groups::UserLinks::load(env).await?;
         for source_id in crate::groups::candidates(&due, &job.assigned_groups, &links) {
             let observed = crate::groups::observe_group(env, &job, source_id, &links, &users)

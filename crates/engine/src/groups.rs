@@ -87,6 +87,7 @@ impl tenantsync_expr::Clock for FixedNow {
 fn evaluate(
     mapping: &GroupMapping,
     group: &SourceGroup,
+    holds: &dyn Fn(&str) -> bool,
     source_tenant: &str,
     now: OffsetDateTime,
 ) -> Result<Map<String, Value>, String> {
@@ -111,6 +112,8 @@ fn evaluate(
         // A target group needs a nickname; the source id keeps it unique and stable.
         values.insert("mailNickname".to_owned(), json!(format!("cts-{}", group.id.as_uuid().simple())));
     }
+    // Attributes the target cannot hold (a SCIM group has no mailNickname) are neither written nor compared.
+    values.retain(|name, _| holds(name));
     Ok(values)
 }
 
@@ -131,12 +134,13 @@ fn member_list(ids: &[ObjectId]) -> String {
 
 /// Decides what to do with one assigned (or formerly assigned) group. `managed` tells whether a target user is one
 /// of this job's B2B users: only those are ever removed from a group, so members the target's administrators added
-/// stay.
+/// stay. `holds` tells whether the target stores a group attribute.
 pub fn plan_group(
     mapping: &GroupMapping,
     source_id: ObjectId,
     observed: &GroupObserved,
     managed: &dyn Fn(ObjectId) -> bool,
+    holds: &dyn Fn(&str) -> bool,
     source_tenant: &str,
     now: OffsetDateTime,
 ) -> GroupPlan {
@@ -160,7 +164,7 @@ pub fn plan_group(
     let mut group_plan = GroupPlan { plan: plan.clone(), add_members: Vec::new(), remove_members: Vec::new() };
     let import = match source {
         Some(group) if !group.deleted => format!(
-            "Retrieved Group '{}' from the source tenant ({} member(s) in scope of the group)",
+            "Retrieved Group '{}' from the source tenant ({} direct member(s))",
             group.display_name().unwrap_or(""),
             group.members.len()
         ),
@@ -218,7 +222,7 @@ pub fn plan_group(
         return group_plan;
     }
     let group = live_source.expect("in scope means a live source group");
-    let values = match evaluate(mapping, group, source_tenant, now) {
+    let values = match evaluate(mapping, group, holds, source_tenant, now) {
         Ok(values) => values,
         Err(message) => {
             plan.reason = format!("MappingEvaluationFailed: {message}");
@@ -300,19 +304,42 @@ pub fn plan_group(
 /// Which groups a cycle looks at.
 #[derive(Clone, Debug, Default)]
 pub struct GroupsDue {
-    /// Every assigned and every linked group (full passes, and cycles that linked or unlinked users).
+    /// Every assigned and every linked group, planned in full (full passes, and when memberships are unknown).
     pub all: bool,
-    /// Groups the source change log named.
+    /// Groups planned in full: their properties or deletion state changed, or their last write failed.
     pub ids: HashSet<ObjectId>,
+    /// Membership changes only, in log order: (member, added) per group. A provisioned group with nothing else due
+    /// is updated from these alone, at a cost of the changes, not of the group's size.
+    pub deltas: HashMap<ObjectId, Vec<(ObjectId, bool)>>,
 }
 
 impl GroupsDue {
     pub fn any(&self) -> bool {
-        self.all || !self.ids.is_empty()
+        self.all || !self.ids.is_empty() || !self.deltas.is_empty()
+    }
+
+    /// Groups with membership changes only (not planned in full this cycle).
+    pub fn delta_only(&self) -> impl Iterator<Item = (&ObjectId, &Vec<(ObjectId, bool)>)> {
+        self.deltas.iter().filter(|(group, _)| !self.all && !self.ids.contains(*group))
     }
 }
 
-/// The groups to plan now: due assigned groups, and linked groups that are no longer assigned (to deprovision).
+/// The member changes of a group's deltas, last change per member winning: (added, removed) source ids.
+pub fn collapse_deltas(deltas: &[(ObjectId, bool)]) -> (Vec<ObjectId>, Vec<ObjectId>) {
+    let mut last: HashMap<ObjectId, bool> = HashMap::new();
+    let mut order = Vec::new();
+    for (member, added) in deltas {
+        if last.insert(*member, *added).is_none() {
+            order.push(*member);
+        }
+    }
+    let added = order.iter().copied().filter(|member| last[member]).collect();
+    let removed = order.iter().copied().filter(|member| !last[member]).collect();
+    (added, removed)
+}
+
+/// The groups to plan in full now: due assigned groups, and linked groups that are no longer assigned (to
+/// deprovision).
 pub fn candidates(due: &GroupsDue, assigned: &[ObjectId], links: &HashMap<ObjectId, GroupConnection>) -> Vec<ObjectId> {
     let assigned_set: HashSet<ObjectId> = assigned.iter().copied().collect();
     let mut seen = HashSet::new();
@@ -330,6 +357,41 @@ pub fn candidates(due: &GroupsDue, assigned: &[ObjectId], links: &HashMap<Object
     unassigned.sort();
     ids.extend(unassigned.into_iter().filter(|id| seen.insert(*id)));
     ids
+}
+
+/// The log plan of membership changes applied to a provisioned group.
+pub(crate) fn member_change_plan(
+    source_id: ObjectId,
+    link: &GroupConnection,
+    add: &[ObjectId],
+    remove: &[ObjectId],
+) -> ObjectPlan {
+    let reason = "The group's members changed in the source: the same changes are made to its target group".to_owned();
+    ObjectPlan {
+        identity_type: IdentityType::Group,
+        source_id,
+        source_display_name: link.display_name.clone(),
+        target_id: Some(link.target_id),
+        action: PlannedAction::Update,
+        changes: Map::new(),
+        modified: vec![ModifiedProperty {
+            display_name: "members".to_owned(),
+            old_value: (!remove.is_empty()).then(|| format!("removed {}", member_list(remove))),
+            new_value: (!add.is_empty()).then(|| format!("added {}", member_list(add))),
+        }],
+        reason: reason.clone(),
+        steps: vec![
+            step(
+                "EntryImportUpdate",
+                "import",
+                "success",
+                "Membership changes read from the source change log".to_owned(),
+            ),
+            step("EntrySynchronizationUpdate", "processing", "success", reason),
+        ],
+        manager: None,
+        in_scope: true,
+    }
 }
 
 /// The job's user links, as group members need them: source user → target user for users linked and live in the
@@ -393,7 +455,8 @@ pub(crate) fn plan_observed(
     users: &UserLinks,
 ) -> GroupPlan {
     let managed = |member: ObjectId| users.managed.contains(&member);
-    plan_group(&job.schema.groups, source_id, observed, &managed, &env.job.tenant.to_string(), env.clock.now())
+    let holds = |attribute: &str| env.target.supports_group_attribute(attribute);
+    plan_group(&job.schema.groups, source_id, observed, &managed, &holds, &env.job.tenant.to_string(), env.clock.now())
 }
 
 /// How applying a group plan ended: the plan as done, its status, and the link to save.
@@ -534,7 +597,6 @@ mod tests {
             attributes: attributes.as_object().cloned().unwrap_or_default(),
             deleted: false,
             members: members.iter().map(|n| id(*n)).collect(),
-            n_nested_groups: 0,
         }
     }
 
@@ -558,7 +620,8 @@ mod tests {
     fn check(enabled: bool, observed: GroupObserved, expect: &str) {
         let now = time::macros::datetime!(2026-12-06 09:00 UTC);
         let managed = |member: ObjectId| member.as_uuid().as_u64_pair().1 < 500;
-        let plan = plan_group(&mapping(enabled), id(100), &observed, &managed, "tenant-a", now);
+        let holds = |_: &str| true;
+        let plan = plan_group(&mapping(enabled), id(100), &observed, &managed, &holds, "tenant-a", now);
         let short = |ids: &[ObjectId]| {
             ids.iter().map(|id| id.as_uuid().as_u64_pair().1.to_string()).collect::<Vec<_>>().join(",")
         };
@@ -642,5 +705,33 @@ mod tests {
             observed(Some(source(renamed, &[1])), true, Some(link(false)), Some(target(&[11], false)), &[11]),
             r#"Update [displayName="Sales EMEA"] +[] -[] The group changed: its target group is updated"#,
         );
+    }
+
+    /// A target that holds displayName only (a SCIM group): nothing else is written or compared, so a group in step
+    /// stays a skip instead of an update every cycle.
+    #[test]
+    fn attributes_the_target_cannot_hold_are_left_out() {
+        let now = time::macros::datetime!(2026-12-06 09:00 UTC);
+        let managed = |_: ObjectId| true;
+        let holds = |attribute: &str| attribute == "displayName";
+        let scim_target = TargetGroup {
+            id: id(900),
+            attributes: json!({"displayName": "Sales"}).as_object().cloned().unwrap_or_default(),
+            deleted: false,
+            members: vec![id(11)],
+        };
+        let observed = |target: Option<TargetGroup>| GroupObserved {
+            source: Some(source(sales(), &[1])),
+            assigned: true,
+            connection: target.as_ref().map(|_| link(false)),
+            target,
+            desired_members: vec![id(11)],
+        };
+        let created = plan_group(&mapping(true), id(100), &observed(None), &managed, &holds, "tenant-a", now);
+        assert_eq!(created.plan.action, PlannedAction::Create);
+        assert_eq!(created.plan.changes.keys().collect::<Vec<_>>(), vec!["displayName"]);
+        let in_step =
+            plan_group(&mapping(true), id(100), &observed(Some(scim_target)), &managed, &holds, "tenant-a", now);
+        assert_eq!(in_step.plan.action, PlannedAction::Skip, "{}", in_step.plan.reason);
     }
 }
