@@ -123,29 +123,47 @@ impl Directory {
             }
             _ => return Err(DirectoryError::not_found(group)),
         }
-        let current: HashSet<ObjectId> = tx.links_from(LinkKind::Member, group).await?.into_iter().collect();
+        // Many changes (a group's first provisioning): read the links once and write in bulk. A few (a membership
+        // delta): touch only the changed links, whatever the group's size.
+        let bulk = add.len() + remove.len() > 256;
+        let current: HashSet<ObjectId> =
+            if bulk { tx.links_from(LinkKind::Member, group).await?.into_iter().collect() } else { HashSet::new() };
         for member in add.iter().filter(|member| !current.contains(member)) {
             match tx.get_object(*member).await? {
                 Some(row) if row.kind == ObjectKind::User && row.deleted_at.is_none() => {}
                 _ => return Err(DirectoryError::not_found(member)),
             }
         }
-        for (members, op) in [(add, ChangeOp::LinkAdded), (remove, ChangeOp::LinkRemoved)] {
-            for member in members {
-                let changed = match op {
-                    ChangeOp::LinkAdded if !current.contains(member) => {
-                        tx.add_link(LinkKind::Member, group, *member).await?
-                    }
-                    ChangeOp::LinkRemoved if current.contains(member) => {
-                        tx.remove_link(LinkKind::Member, group, *member).await?
-                    }
-                    _ => false,
-                };
-                if changed {
-                    let mut record = change(group, ObjectKind::Group, op, now);
-                    record.related = Some(*member);
-                    record.link_kind = Some(LinkKind::Member);
-                    tx.append_change(&record).await?;
+        let record = |op: ChangeOp, member: ObjectId| {
+            let mut record = change(group, ObjectKind::Group, op, now);
+            record.related = Some(member);
+            record.link_kind = Some(LinkKind::Member);
+            record
+        };
+        if bulk {
+            let mut seen = HashSet::new();
+            let added: Vec<ObjectId> =
+                add.iter().copied().filter(|member| !current.contains(member) && seen.insert(*member)).collect();
+            let removed: Vec<ObjectId> =
+                remove.iter().copied().filter(|member| current.contains(member) && seen.insert(*member)).collect();
+            let pairs = |members: &[ObjectId]| members.iter().map(|member| (group, *member)).collect::<Vec<_>>();
+            tx.add_links(LinkKind::Member, &pairs(&added)).await?;
+            tx.remove_links(LinkKind::Member, &pairs(&removed)).await?;
+            let changes: Vec<_> = added
+                .iter()
+                .map(|member| record(ChangeOp::LinkAdded, *member))
+                .chain(removed.iter().map(|member| record(ChangeOp::LinkRemoved, *member)))
+                .collect();
+            tx.append_changes(&changes).await?;
+        } else {
+            for member in add {
+                if tx.add_link(LinkKind::Member, group, *member).await? {
+                    tx.append_change(&record(ChangeOp::LinkAdded, *member)).await?;
+                }
+            }
+            for member in remove {
+                if tx.remove_link(LinkKind::Member, group, *member).await? {
+                    tx.append_change(&record(ChangeOp::LinkRemoved, *member)).await?;
                 }
             }
         }
