@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod extract;
 mod groups;
+mod guardrails;
 mod links;
 mod objects;
 mod observe;
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(groups::routes())
         .merge(objects::routes())
         .merge(policies::routes())
+        .merge(guardrails::routes())
         .merge(applications::routes())
         .merge(synchronization::routes())
         .merge(audit::routes())

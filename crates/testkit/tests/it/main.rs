@@ -8,6 +8,7 @@ mod bad_input;
 mod deleted;
 mod delta;
 mod groups;
+mod guardrails;
 mod guards;
 mod isolation;
 mod ops;
