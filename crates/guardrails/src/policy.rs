@@ -248,6 +248,20 @@ pub struct EffectivePolicy {
 }
 
 impl EffectivePolicy {
+    /// This policy's shaping of a write (blocked and allowed attributes, overrides) without anything that holds:
+    /// what an approval of a held change writes.
+    pub fn without_holds(&self) -> EffectivePolicy {
+        EffectivePolicy {
+            mode: Mode::Enforce,
+            constraints: Vec::new(),
+            protected_group_ids: Vec::new(),
+            protected_user_ids: Vec::new(),
+            impersonation_check: false,
+            quotas: EffectiveQuotas { max_users: None, max_creates_per_hour: None, max_share_of_tenant: None },
+            ..self.clone()
+        }
+    }
+
     /// The policy for a partner: its own policy over the default policy over [`Defaults`]. None when neither policy
     /// exists (the tenant is unguarded, as before guardrails).
     pub fn resolve(
