@@ -1,4 +1,6 @@
-//! `/v1.0/groups`: security groups with assigned membership, their members (direct and transitive) and nesting.
+//! `/v1.0/groups`: security groups with assigned or dynamic membership, their members (direct and transitive) and
+//! nesting. A dynamic group (`groupTypes: ["DynamicMembership"]`, `membershipRule`) also shows Graph beta's
+//! `membershipRuleProcessingStatus` when read by id; its members are computed by the directory.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -85,8 +87,26 @@ async fn create_group(
         description: group.description,
         group_types: group.group_types,
     };
-    let created = state.directory.create_group(caller.tenant, new).await?;
-    Ok((StatusCode::CREATED, Json(object_json(&DirectoryObject::Group(created), false))).into_response())
+    let created = state
+        .directory
+        .create_group_with_rule(caller.tenant, new, group.membership_rule, group.membership_rule_processing_state)
+        .await?;
+    let body = group_json(&state, &caller, created).await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A group's Graph JSON, with `membershipRuleProcessingStatus` when it is dynamic.
+async fn group_json(state: &AppState, caller: &Caller, group: Group) -> Result<Value, ApiError> {
+    let status = match group.is_dynamic() {
+        true => state.directory.membership_rule_status(caller.tenant, group.id).await?,
+        false => None,
+    };
+    let mut body = object_json(&DirectoryObject::Group(group), false);
+    if let (Some(status), Value::Object(map)) = (status, &mut body) {
+        let status = serde_json::to_value(status).expect("a processing status always serializes");
+        map.insert("membershipRuleProcessingStatus".to_owned(), status);
+    }
+    Ok(body)
 }
 
 async fn get_group(
@@ -99,7 +119,7 @@ async fn get_group(
     query.only(&["select"])?;
     let selected = query.option("select")?.map(|text| parse_select(&GROUP, text)).transpose()?;
     let group = state.directory.get_group(caller.tenant, &id).await?;
-    Ok(Json(select(object_json(&DirectoryObject::Group(group), false), selected.as_deref())))
+    Ok(Json(select(group_json(&state, &caller, group).await?, selected.as_deref())))
 }
 
 async fn update_group(

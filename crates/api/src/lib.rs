@@ -105,6 +105,30 @@ pub async fn serve(
         Ok(n_jobs) => tracing::info!(n_jobs, "sync jobs resumed"),
         Err(err) => tracing::warn!(error = %err, "sync jobs could not be resumed"),
     }
+    let evaluator = spawn_rule_evaluator(state.directory.clone());
     let app = router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    evaluator.abort();
+    served
+}
+
+/// Runs queued dynamic-membership evaluations (a new or edited rule over the whole tenant) in the background:
+/// first whatever an earlier process left unfinished, then whenever the directory queues one. Each page of users
+/// is its own short transaction inside the directory, so requests keep being served meanwhile.
+fn spawn_rule_evaluator(directory: Directory) -> tokio::task::JoinHandle<()> {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let notify = wake.clone();
+    directory.set_rule_evaluation_waker(Arc::new(move |_tenant| notify.notify_one()));
+    tokio::spawn(async move {
+        loop {
+            match directory.process_pending_rule_evaluations().await {
+                Ok(_) => wake.notified().await,
+                Err(err) => {
+                    tracing::warn!(error = %err, "dynamic membership evaluation failed; retrying");
+                    // Waits for the next queued evaluation, or retries after a second.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified()).await;
+                }
+            }
+        }
+    })
 }

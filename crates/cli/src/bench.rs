@@ -52,6 +52,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         samples: usize,
     },
+    /// Dynamic groups: the first evaluation of 50 rules over N users, then the p99 time from one user's PATCH to
+    /// the changed membership being visible through GET.
+    Groups {
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Dynamic groups created (at most 50; the first 10 are the department rules the PATCH samples need).
+        #[arg(long, default_value_t = 50)]
+        rules: usize,
+        /// Database (default: a new SQLite file under target/bench).
+        #[arg(long)]
+        database: Option<String>,
+        /// Single PATCHes timed until visible.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// SCIM requests per second for a fixed mix against tenantsync and against the harness's scim2-server.
     Scim {
         /// Users created (4 requests each).
@@ -85,6 +100,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::GroupSync { members, database, samples } => {
             return crate::bench_group_sync::run(members, database, samples).await;
+        }
+        BenchCommand::Groups { users, rules, database, samples } => {
+            return crate::bench_groups::run(users, rules, database, samples).await;
         }
         BenchCommand::Scim { users, concurrency, shared } => {
             return crate::bench_scim::run(users, concurrency, shared).await;

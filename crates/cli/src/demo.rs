@@ -332,6 +332,17 @@ async fn arrival(
     }
 }
 
+/// The members of the group sync created in `target` for `group` of `source` (empty until it exists).
+async fn synced_group_members(
+    directory: &Directory,
+    target: &Tenant,
+    source: &Tenant,
+    group: ObjectId,
+) -> anyhow::Result<Vec<ObjectId>> {
+    let origin = tenantsync_model::SyncOrigin { origin_tenant_id: source.id.to_string(), origin_id: group.to_string() };
+    Ok(directory.group_by_origin(target.id, &origin).await?.map(|state| state.members).unwrap_or_default())
+}
+
 /// The state of the B2B user of `source_user` in `target`: None if absent, Some(deleted) otherwise, plus the user.
 async fn target_user(
     directory: &Directory,
@@ -390,6 +401,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // The topology, each configuration with a scoping filter that keeps contractors out.
     let admin = Admin { store: store.as_ref(), clock: &SystemClock, actor: "tenantsync cli".to_owned() };
     let mut links: Vec<Link> = Vec::new();
+    // Each source tenant's dynamic "Engineering" group is assigned to its configurations, with group provisioning
+    // on: it arrives in every target as a static group of the engineers' B2B users.
+    let mut engineering: HashMap<tenantsync_model::TenantId, ObjectId> = HashMap::new();
     for (source, target) in topology::pairs(args.topology, &tenants) {
         let link = topology::connect(&admin, &source, &target, true).await?;
         let (config, _) = admin.get_job(source.id, &link.service_principal_id, &link.job_id).await?;
@@ -397,9 +411,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         schema["synchronizationRules"][0]["objectMappings"][0]["scope"] = json!({"groups": [{"name": "No contractors", "clauses": [
             {"sourceOperandName": "department", "operatorName": "NOT EQUALS", "targetOperand": {"values": ["Contractors"]}}
         ]}]});
+        schema["synchronizationRules"][0]["objectMappings"][1]["enabled"] = json!(true);
         admin.put_schema(source.id, &link.service_principal_id, &link.job_id, schema).await?;
+        let group = match engineering.get(&source.id) {
+            Some(group) => *group,
+            None => {
+                let new = tenantsync_directory::NewGroup {
+                    display_name: "Engineering".to_owned(),
+                    mail_nickname: "engineering".to_owned(),
+                    mail_enabled: false,
+                    security_enabled: true,
+                    description: Some("Everyone whose department is Engineering (dynamic)".to_owned()),
+                    group_types: vec!["DynamicMembership".to_owned()],
+                };
+                let rule = Some(r#"user.department -eq "Engineering""#.to_owned());
+                let group = directory.create_group_with_rule(source.id, new, rule, Some("On".to_owned())).await?;
+                engineering.insert(source.id, group.id);
+                group.id
+            }
+        };
+        let role = tenantsync_engine::admin::MSIAM_ACCESS_ROLE;
+        let name = Some("Engineering".to_owned());
+        admin.assign(source.id, &link.service_principal_id, role, group, "Group", name).await?;
         links.push(link);
     }
+    // The dynamic groups' first evaluation (the server runs it in the background; here, now).
+    directory.process_pending_rule_evaluations().await?;
     println!("\n{:?} topology: {} synchronizations", args.topology, links.len());
 
     // Initial sync.
@@ -444,9 +481,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let total: u64 = bars.iter().map(|(_, _, expected)| expected).sum();
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "\ninitial sync: {total} B2B users in {seconds:.1} s ({:.0} users/s, managers included)\n",
+        "\ninitial sync: {total} B2B users in {seconds:.1} s ({:.0} users/s, managers included)",
         total as f64 / seconds
     );
+    for link in &links {
+        let members =
+            synced_group_members(&directory, &link.target, &link.source, engineering[&link.source.id]).await?;
+        println!(
+            "  dynamic group Engineering of {} arrived in {} as a static group of {} B2B members",
+            link.source.name,
+            link.target.name,
+            members.len()
+        );
+    }
+    println!();
 
     // Changes in the first source tenant, watched in each of its targets.
     let source = links[0].source.clone();
@@ -478,6 +526,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let arrived = |state: Option<(bool, User)>| state.is_some_and(|(deleted, _)| !deleted);
     let latency = arrival(&directory, &targets, &source, hire.id, deadline, arrived).await?;
     report.push(("a hire (new user)", "created as a B2B member", latency));
+    // The hire is an engineer: the dynamic group admits her in the source, and the synced groups in the targets.
+    let group = engineering[&source.id];
+    let started = Instant::now();
+    loop {
+        let mut all = true;
+        for target in &targets {
+            let b2b = target_user(&directory, target, &source, hire.id).await?.map(|(_, user)| user.id);
+            let members = synced_group_members(&directory, target, &source, group).await?;
+            if !b2b.is_some_and(|id| members.contains(&id)) {
+                all = false;
+            }
+        }
+        if all {
+            break;
+        }
+        if started.elapsed() > deadline {
+            bail!("the hire did not join the synced Engineering groups within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    report.push(("the hire joins Engineering (dynamic)", "member of the synced groups", latency + started.elapsed()));
 
     let promoted = people[source.name.as_str()][1];
     directory

@@ -7,6 +7,7 @@
 mod admin;
 mod bench;
 mod bench_group_sync;
+mod bench_groups;
 mod bench_scim;
 mod bench_sync;
 mod client;

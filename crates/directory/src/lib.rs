@@ -1,12 +1,14 @@
 //! Tenant directories over the [`Store`]: tenants and their app credentials, users and groups with Entra's
-//! rules (unique userPrincipalName on a verified domain, no membership cycles), soft delete with restore and a
-//! 30-day purge, and the per-tenant change log that delta queries read.
+//! rules (unique userPrincipalName on a verified domain, no membership cycles), dynamic membership groups whose
+//! members a rule computes, soft delete with restore and a 30-day purge, and the per-tenant change log that delta
+//! queries read.
 //!
 //! This crate knows nothing about HTTP or Graph's JSON conventions: callers hand it typed values and closures.
 //! Every operation runs in one store transaction, so a failed call leaves nothing half-written.
 
 mod credentials;
 mod delta;
+mod dynamic;
 mod error;
 mod objects;
 mod secret;
@@ -22,6 +24,7 @@ use tenantsync_store::{DirectoryTx, Store, StoreError, TxMode};
 
 pub use credentials::{CredentialInfo, IssuedSecret, VerifiedClient};
 pub use delta::{DeltaCursor, DeltaItem, DeltaPage, MemberDelta};
+pub use dynamic::{EVALUATION_PAGE, ProcessingStatus, RuleEvaluationWaker, RuleProcessingStatus};
 pub use error::DirectoryError;
 pub use objects::{ListPage, ListSpec, NewGroup};
 pub use secret::ClientSecret;
@@ -41,11 +44,12 @@ pub struct Directory {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     listener: Arc<RwLock<Option<ChangeListener>>>,
+    dynamic: Arc<dynamic::DynamicState>,
 }
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, listener: Arc::new(RwLock::new(None)) }
+        Self { store, clock, listener: Arc::new(RwLock::new(None)), dynamic: Arc::default() }
     }
 
     /// The store this directory writes to.

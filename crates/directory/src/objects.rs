@@ -174,15 +174,19 @@ pub(crate) fn validate_group(group: &Group) -> Result<(), DirectoryError> {
     if !group.security_enabled {
         return Err(DirectoryError::invalid("Only security groups are supported: set securityEnabled to true."));
     }
-    if let Some(kind) = group.group_types.iter().find(|kind| !kind.eq_ignore_ascii_case("Unified")) {
+    if let Some(kind) = group
+        .group_types
+        .iter()
+        .find(|kind| !kind.eq_ignore_ascii_case("Unified") && !kind.eq_ignore_ascii_case(Group::DYNAMIC_MEMBERSHIP))
+    {
         return Err(DirectoryError::invalid(format!("Unsupported group type '{kind}'.")));
     }
-    if !group.group_types.is_empty() {
+    if group.group_types.iter().any(|kind| kind.eq_ignore_ascii_case("Unified")) {
         return Err(DirectoryError::invalid(
             "Microsoft 365 (Unified) groups are not supported: groupTypes must be empty.",
         ));
     }
-    Ok(())
+    crate::dynamic::validate_dynamic(group)
 }
 
 fn conflict_to_upn(err: tenantsync_store::StoreError) -> DirectoryError {
@@ -264,6 +268,9 @@ async fn set_manager_in(
 /// Purges one object inside `tx` and records it. Shared by the explicit purge and the 30-day sweep.
 pub(crate) async fn purge_in(tx: &mut dyn DirectoryTx, id: ObjectId, at: OffsetDateTime) -> Result<(), DirectoryError> {
     let Some(row) = tx.get_object(id).await? else { return Ok(()) };
+    if row.kind == ObjectKind::Group {
+        crate::dynamic::group_purged(tx, id, at).await?;
+    }
     tx.purge_object(id).await?;
     tx.append_change(&change(id, row.kind, ChangeOp::Purge, at)).await?;
     Ok(())
@@ -286,6 +293,7 @@ impl Directory {
         let object = DirectoryObject::User(user.clone());
         tx.insert_object(&encode(&object)).await.map_err(conflict_to_upn)?;
         tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
+        self.user_written(tx.as_mut(), None, Some(&user), self.now()).await?;
         tx.commit().await?;
         self.changed(tenant);
         Ok(user)
@@ -314,6 +322,7 @@ impl Directory {
             match tx.insert_object(&encode(&DirectoryObject::User(user.clone()))).await {
                 Ok(()) => {
                     tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, now)).await?;
+                    self.user_written(tx.as_mut(), None, Some(&user), now).await?;
                     results.push(Ok(user));
                 }
                 Err(tenantsync_store::StoreError::Conflict { what }) => {
@@ -338,7 +347,11 @@ impl Directory {
         let now = self.now();
         let mut results = Vec::with_capacity(pairs.len());
         for (user, manager) in pairs {
-            results.push(set_manager_in(tx.as_mut(), &user.to_string(), &manager.to_string(), now).await);
+            let result = set_manager_in(tx.as_mut(), &user.to_string(), &manager.to_string(), now).await;
+            if result.is_ok() {
+                self.manager_written(tx.as_mut(), *user, now).await?;
+            }
+            results.push(result);
         }
         tx.commit().await?;
         self.changed(tenant);
@@ -378,6 +391,7 @@ impl Directory {
         if after != before {
             tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
             tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
+            self.user_written(tx.as_mut(), Some(&before), Some(&after), self.now()).await?;
             tx.commit().await?;
             self.changed(tenant);
         }
@@ -385,6 +399,18 @@ impl Directory {
     }
 
     pub async fn create_group(&self, tenant: TenantId, new: NewGroup) -> Result<Group, DirectoryError> {
+        self.create_group_with_rule(tenant, new, None, None).await
+    }
+
+    /// Creates a group, with a dynamic membership rule and processing state (`On` or `Paused`) when `new`'s
+    /// groupTypes hold `DynamicMembership`. A dynamic group starts empty; its first evaluation is queued.
+    pub async fn create_group_with_rule(
+        &self,
+        tenant: TenantId,
+        new: NewGroup,
+        membership_rule: Option<String>,
+        membership_rule_processing_state: Option<String>,
+    ) -> Result<Group, DirectoryError> {
         let _timer = OpTimer::start("create_group");
         self.tenant_or_not_found(tenant).await?;
         let group = Group {
@@ -395,6 +421,11 @@ impl Directory {
             security_enabled: new.security_enabled,
             description: new.description,
             group_types: new.group_types,
+            membership_rule_processing_state: match (&membership_rule, membership_rule_processing_state) {
+                (Some(_), None) => Some("On".to_owned()),
+                (_, state) => state,
+            },
+            membership_rule,
             created_date_time: self.now(),
             deleted_date_time: None,
             cross_tenant_synchronization_resource: None,
@@ -403,8 +434,12 @@ impl Directory {
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         tx.insert_object(&encode(&DirectoryObject::Group(group.clone()))).await?;
         tx.append_change(&change(group.id, ObjectKind::Group, ChangeOp::Upsert, self.now())).await?;
+        let queued = self.group_written(tx.as_mut(), None, &group, self.now()).await?;
         tx.commit().await?;
         self.changed(tenant);
+        if queued {
+            self.evaluation_queued(tenant);
+        }
         Ok(group)
     }
 
@@ -433,12 +468,22 @@ impl Directory {
         after.id = before.id;
         after.created_date_time = before.created_date_time;
         after.deleted_date_time = None;
+        if after.is_dynamic() && after.membership_rule_processing_state.is_none() {
+            after.membership_rule_processing_state = Some("On".to_owned());
+        }
+        if !after.is_dynamic() && before.is_dynamic() && after.membership_rule.is_none() {
+            after.membership_rule_processing_state = None;
+        }
         validate_group(&after)?;
         if after != before {
             tx.update_object(&encode(&DirectoryObject::Group(after.clone()))).await?;
             tx.append_change(&change(after.id, ObjectKind::Group, ChangeOp::Upsert, self.now())).await?;
+            let queued = self.group_written(tx.as_mut(), Some(&before), &after, self.now()).await?;
             tx.commit().await?;
             self.changed(tenant);
+            if queued {
+                self.evaluation_queued(tenant);
+            }
         }
         Ok(after)
     }
@@ -455,9 +500,18 @@ impl Directory {
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let mut object = live_of_kind(tx.as_mut(), key, kind).await?;
         let now = self.now();
+        let before = object.clone();
         set_deleted(&mut object, Some(now));
         tx.update_object(&encode(&object)).await?;
         tx.append_change(&change(object.id(), kind, ChangeOp::SoftDelete, now)).await?;
+        match &before {
+            DirectoryObject::User(user) => self.user_written(tx.as_mut(), Some(user), None, now).await?,
+            DirectoryObject::Group(group) => {
+                if group.is_dynamic() {
+                    self.group_deleted_or_restored(tx.as_mut(), group.id, true, now).await?;
+                }
+            }
+        }
         tx.commit().await?;
         self.changed(tenant);
         Ok(())
@@ -486,8 +540,21 @@ impl Directory {
         set_deleted(&mut object, None);
         tx.update_object(&encode(&object)).await?;
         tx.append_change(&change(object_id, row.kind, ChangeOp::Restore, self.now())).await?;
+        // A restored user is evaluated by every rule, as a new one; a restored dynamic group evaluates again.
+        let queued = match &object {
+            DirectoryObject::User(user) => {
+                self.user_written(tx.as_mut(), None, Some(user), self.now()).await?;
+                false
+            }
+            DirectoryObject::Group(group) => {
+                group.is_dynamic() && self.group_deleted_or_restored(tx.as_mut(), group.id, false, self.now()).await?
+            }
+        };
         tx.commit().await?;
         self.changed(tenant);
+        if queued {
+            self.evaluation_queued(tenant);
+        }
         Ok(object)
     }
 
@@ -586,6 +653,8 @@ impl Directory {
         let _timer = OpTimer::start("set_manager");
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         set_manager_in(tx.as_mut(), user_key, manager_key, self.now()).await?;
+        let user = live_of_kind(tx.as_mut(), user_key, ObjectKind::User).await?;
+        self.manager_written(tx.as_mut(), user.id(), self.now()).await?;
         tx.commit().await?;
         self.changed(tenant);
         Ok(())
@@ -606,6 +675,7 @@ impl Directory {
             record.link_kind = Some(LinkKind::Manager);
             tx.append_change(&record).await?;
         }
+        self.manager_written(tx.as_mut(), user.id(), now).await?;
         tx.commit().await?;
         self.changed(tenant);
         Ok(())
@@ -669,6 +739,7 @@ impl Directory {
         let _timer = OpTimer::start("add_member");
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let group = live_of_kind(tx.as_mut(), group_id, ObjectKind::Group).await?;
+        crate::dynamic::refuse_manual_membership(&group)?;
         let (member_row, _) = live_object(tx.as_mut(), member_id).await?;
         if member_row.kind == ObjectKind::Group {
             // Invariant kept here: no group is, directly or through nesting, a member of itself.
@@ -706,6 +777,7 @@ impl Directory {
         let _timer = OpTimer::start("remove_member");
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let group = live_of_kind(tx.as_mut(), group_id, ObjectKind::Group).await?;
+        crate::dynamic::refuse_manual_membership(&group)?;
         let member = ObjectId::parse(member_id).map_err(|_| DirectoryError::not_found(member_id))?;
         if !tx.remove_link(LinkKind::Member, group.id(), member).await? {
             return Err(DirectoryError::not_found(member_id));

@@ -87,6 +87,8 @@ impl Directory {
             security_enabled: true,
             description: new.description,
             group_types: Vec::new(),
+            membership_rule: None,
+            membership_rule_processing_state: None,
             created_date_time: now,
             deleted_date_time: None,
             cross_tenant_synchronization_resource: Some(origin),
@@ -115,7 +117,10 @@ impl Directory {
         let now = self.now();
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         match tx.get_object(group).await? {
-            Some(row) if row.kind == ObjectKind::Group && row.deleted_at.is_none() => {}
+            // A dynamic group's members come from its rule only (a synced group an admin made dynamic).
+            Some(row) if row.kind == ObjectKind::Group && row.deleted_at.is_none() => {
+                crate::dynamic::refuse_manual_membership(&decode(&row)?)?;
+            }
             _ => return Err(DirectoryError::not_found(group)),
         }
         let current: HashSet<ObjectId> = tx.links_from(LinkKind::Member, group).await?.into_iter().collect();

@@ -87,7 +87,9 @@ pub const USER_PROPERTIES: &[Property] = &[
     read_only("scimExternalId", S::String),
 ];
 
-/// `microsoft.graph.group` (security groups with assigned membership).
+const PROCESSING_STATUS_FIELDS: &[&str] = &["status", "lastMembershipUpdated", "errorMessage"];
+
+/// `microsoft.graph.group` (security groups, with assigned or dynamic membership).
 pub const GROUP_PROPERTIES: &[Property] = &[
     read_only("id", S::String),
     prop("displayName", S::String),
@@ -96,6 +98,10 @@ pub const GROUP_PROPERTIES: &[Property] = &[
     prop("securityEnabled", S::Boolean),
     prop("description", S::String),
     prop("groupTypes", S::StringCollection),
+    prop("membershipRule", S::String),
+    prop("membershipRuleProcessingState", S::Enum(&["On", "Paused"])),
+    // Graph beta's progress of the rule's evaluation, computed by the directory: shown, never written.
+    read_only("membershipRuleProcessingStatus", S::StringObject(PROCESSING_STATUS_FIELDS)),
     read_only("createdDateTime", S::DateTime),
     read_only("deletedDateTime", S::DateTime),
 ];

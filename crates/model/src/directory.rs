@@ -205,7 +205,8 @@ impl User {
     }
 }
 
-/// A security group with assigned membership.
+/// A security group: assigned membership, or dynamic membership (`groupTypes` holds `DynamicMembership` and
+/// `membershipRule` the rule the directory computes the members with).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
@@ -217,6 +218,12 @@ pub struct Group {
     pub description: Option<String>,
     #[serde(default)]
     pub group_types: Vec<String>,
+    /// The dynamic membership rule, e.g. `user.department -eq "Sales"`; None for assigned membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_rule: Option<String>,
+    /// `On` or `Paused` for a dynamic group (Paused: its members stay as they are); None for assigned membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_rule_processing_state: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_date_time: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -233,6 +240,25 @@ pub struct Group {
 pub struct SyncOrigin {
     pub origin_tenant_id: String,
     pub origin_id: String,
+}
+
+impl Group {
+    /// `DynamicMembership`, the group type of groups whose members a rule computes.
+    pub const DYNAMIC_MEMBERSHIP: &'static str = "DynamicMembership";
+
+    /// Whether this group's members are computed from its `membershipRule`.
+    pub fn is_dynamic(&self) -> bool {
+        self.group_types.iter().any(|kind| kind.eq_ignore_ascii_case(Group::DYNAMIC_MEMBERSHIP))
+    }
+
+    /// Whether the rule is applied now (a dynamic group whose processing state is not `Paused`).
+    pub fn is_rule_on(&self) -> bool {
+        self.is_dynamic()
+            && !self
+                .membership_rule_processing_state
+                .as_deref()
+                .is_some_and(|state| state.eq_ignore_ascii_case("Paused"))
+    }
 }
 
 /// A user or a group, as members lists and delta pages mix them.

@@ -256,6 +256,121 @@ impl DirectoryTx for PgDirectoryTx {
         ids(&rows, "from_id")
     }
 
+    async fn links_to_any(&mut self, kind: LinkKind, to: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let targets: Vec<String> = to.iter().map(ObjectId::to_string).collect();
+        let rows = sqlx::query(
+            "SELECT from_id, to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND to_id = ANY($3) \
+             ORDER BY to_id, from_id",
+        )
+        .bind(&self.tenant_text)
+        .bind(kind.as_str())
+        .bind(targets)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        let mut pairs = link_pairs(&rows)?;
+        pairs.sort_by_key(|pair| (pair.1, pair.0));
+        Ok(pairs)
+    }
+
+    async fn add_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError> {
+        if pairs.is_empty() {
+            return Ok(0);
+        }
+        let (from, to): (Vec<String>, Vec<String>) =
+            pairs.iter().map(|(from, to)| (from.to_string(), to.to_string())).unzip();
+        let result = sqlx::query(
+            "INSERT INTO links (tenant_id, kind, from_id, to_id) \
+             SELECT $1, $2, pair.from_id, pair.to_id FROM UNNEST($3::text[], $4::text[]) AS pair(from_id, to_id) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.tenant_text)
+        .bind(kind.as_str())
+        .bind(from)
+        .bind(to)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn remove_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError> {
+        if pairs.is_empty() {
+            return Ok(0);
+        }
+        let (from, to): (Vec<String>, Vec<String>) =
+            pairs.iter().map(|(from, to)| (from.to_string(), to.to_string())).unzip();
+        let result = sqlx::query(
+            "DELETE FROM links USING UNNEST($3::text[], $4::text[]) AS pair(from_id, to_id) \
+             WHERE links.tenant_id = $1 AND links.kind = $2 AND links.from_id = pair.from_id \
+             AND links.to_id = pair.to_id",
+        )
+        .bind(&self.tenant_text)
+        .bind(kind.as_str())
+        .bind(from)
+        .bind(to)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn append_changes(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
+        let n_changes = changes.len() as i64;
+        let last: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq")
+            .bind(n_changes)
+            .bind(&self.tenant_text)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(unavailable)?
+            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
+            .try_get("last_seq")
+            .map_err(unavailable)?;
+        if changes.is_empty() {
+            return Ok(last);
+        }
+        let seqs: Vec<i64> = (last - n_changes + 1..=last).collect();
+        let object_ids: Vec<String> = changes.iter().map(|change| change.object_id.to_string()).collect();
+        let kinds: Vec<&str> = changes.iter().map(|change| change.kind.as_str()).collect();
+        let ops: Vec<&str> = changes.iter().map(|change| change.op.as_str()).collect();
+        let related: Vec<Option<String>> =
+            changes.iter().map(|change| change.related.map(|id| id.to_string())).collect();
+        let link_kinds: Vec<Option<&str>> =
+            changes.iter().map(|change| change.link_kind.map(LinkKind::as_str)).collect();
+        let ats: Vec<i64> = changes.iter().map(|change| micros(change.at)).collect();
+        sqlx::query(
+            "INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) \
+             SELECT $1, row.seq, row.object_id, row.kind, row.op, row.related, row.link_kind, row.at \
+             FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) \
+             AS row(seq, object_id, kind, op, related, link_kind, at)",
+        )
+        .bind(&self.tenant_text)
+        .bind(seqs)
+        .bind(object_ids)
+        .bind(kinds)
+        .bind(ops)
+        .bind(related)
+        .bind(link_kinds)
+        .bind(ats)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(last)
+    }
+
+    async fn lock_tenant(&mut self) -> Result<(), StoreError> {
+        // The same row lock the first `append_change` takes (its UPDATE), held until commit.
+        let row = sqlx::query("SELECT last_seq FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(&self.tenant_text)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        if row.is_none() {
+            return Err(StoreError::NotFound { tenant: self.tenant, what: "tenant" });
+        }
+        Ok(())
+    }
+
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
         let seq: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
             .bind(&self.tenant_text)
@@ -562,4 +677,11 @@ fn ids(rows: &[sqlx::postgres::PgRow], column: &str) -> Result<Vec<ObjectId>, St
                 .map_err(|_| StoreError::Corrupt { detail: format!("bad id '{text}' in column {column}") })
         })
         .collect()
+}
+
+/// `(from_id, to_id)` pairs of link rows.
+fn link_pairs(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+    let from = ids(rows, "from_id")?;
+    let to = ids(rows, "to_id")?;
+    Ok(from.into_iter().zip(to).collect())
 }

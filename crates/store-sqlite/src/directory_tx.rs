@@ -235,7 +235,12 @@ impl DirectoryTx for SqliteDirectoryTx {
 
     async fn links_to(&mut self, kind: LinkKind, to: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
         let rows =
-            sqlx::query("SELECT from_id FROM links WHERE tenant_id = ? AND kind = ? AND to_id = ? ORDER BY from_id")
+            // Without statistics SQLite prefers scanning the primary key (every link of the kind, as it covers
+            // the query) over this index: a user's memberOf then read the tenant's whole membership table.
+            sqlx::query(
+                "SELECT from_id FROM links INDEXED BY links_by_target WHERE tenant_id = ? AND kind = ? AND to_id = ? \
+                 ORDER BY from_id",
+            )
                 .bind(&self.tenant_text)
                 .bind(kind.as_str())
                 .bind(to.to_string())
@@ -243,6 +248,115 @@ impl DirectoryTx for SqliteDirectoryTx {
                 .await
                 .map_err(unavailable)?;
         ids(&rows, "from_id")
+    }
+
+    async fn links_to_any(&mut self, kind: LinkKind, to: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let mut pairs = Vec::new();
+        // Bounded batches keep each statement under SQLite's limit on bound parameters.
+        for batch in to.chunks(500) {
+            let placeholders = vec!["?"; batch.len()].join(", ");
+            let sql = format!(
+                "SELECT from_id, to_id FROM links INDEXED BY links_by_target \
+                 WHERE tenant_id = ? AND kind = ? AND to_id IN ({placeholders})"
+            );
+            let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str());
+            for id in batch {
+                query = query.bind(id.to_string());
+            }
+            let rows = query.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+            pairs.extend(link_pairs(&rows)?);
+        }
+        pairs.sort_by_key(|pair| (pair.1, pair.0));
+        Ok(pairs)
+    }
+
+    async fn add_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError> {
+        let mut n_added = 0;
+        for batch in pairs.chunks(200) {
+            let values = vec!["(?, ?, ?, ?)"; batch.len()].join(", ");
+            let sql =
+                format!("INSERT INTO links (tenant_id, kind, from_id, to_id) VALUES {values} ON CONFLICT DO NOTHING");
+            let mut query = sqlx::query(trusted(sql));
+            for (from, to) in batch {
+                query = query.bind(&self.tenant_text).bind(kind.as_str()).bind(from.to_string()).bind(to.to_string());
+            }
+            n_added += query.execute(&mut *self.tx).await.map_err(unavailable)?.rows_affected();
+        }
+        Ok(n_added)
+    }
+
+    async fn remove_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError> {
+        // One statement per `from` and batch of `to`, so that each is a primary-key search (SQLite scans the
+        // kind's links for a row-value IN list).
+        let mut by_from: std::collections::BTreeMap<ObjectId, Vec<ObjectId>> = std::collections::BTreeMap::new();
+        for (from, to) in pairs {
+            by_from.entry(*from).or_default().push(*to);
+        }
+        let mut n_removed = 0;
+        for (from, targets) in &by_from {
+            for batch in targets.chunks(500) {
+                let placeholders = vec!["?"; batch.len()].join(", ");
+                let sql = format!(
+                    "DELETE FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? AND to_id IN ({placeholders})"
+                );
+                let mut query =
+                    sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str()).bind(from.to_string());
+                for to in batch {
+                    query = query.bind(to.to_string());
+                }
+                n_removed += query.execute(&mut *self.tx).await.map_err(unavailable)?.rows_affected();
+            }
+        }
+        Ok(n_removed)
+    }
+
+    async fn append_changes(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
+        let n_changes = changes.len() as i64;
+        let last: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq")
+            .bind(n_changes)
+            .bind(&self.tenant_text)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(unavailable)?
+            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
+            .try_get("last_seq")
+            .map_err(unavailable)?;
+        let mut seq = last - n_changes;
+        for batch in changes.chunks(100) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) VALUES {values}"
+            );
+            let mut query = sqlx::query(trusted(sql));
+            for change in batch {
+                seq += 1;
+                query = query
+                    .bind(&self.tenant_text)
+                    .bind(seq)
+                    .bind(change.object_id.to_string())
+                    .bind(change.kind.as_str())
+                    .bind(change.op.as_str())
+                    .bind(change.related.map(|id| id.to_string()))
+                    .bind(change.link_kind.map(LinkKind::as_str))
+                    .bind(micros(change.at));
+            }
+            query.execute(&mut *self.tx).await.map_err(unavailable)?;
+        }
+        Ok(last)
+    }
+
+    async fn lock_tenant(&mut self) -> Result<(), StoreError> {
+        // A write transaction already holds SQLite's write lock (`BEGIN IMMEDIATE`); this no-op update takes it in
+        // a read transaction too, and finds an unknown tenant.
+        let result = sqlx::query("UPDATE tenants SET last_seq = last_seq WHERE id = ?")
+            .bind(&self.tenant_text)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound { tenant: self.tenant, what: "tenant" });
+        }
+        Ok(())
     }
 
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
@@ -524,4 +638,11 @@ fn ids(rows: &[sqlx::sqlite::SqliteRow], column: &str) -> Result<Vec<ObjectId>, 
                 .map_err(|_| StoreError::Corrupt { detail: format!("bad id '{text}' in column {column}") })
         })
         .collect()
+}
+
+/// `(from_id, to_id)` pairs of link rows.
+fn link_pairs(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+    let from = ids(rows, "from_id")?;
+    let to = ids(rows, "to_id")?;
+    Ok(from.into_iter().zip(to).collect())
 }

@@ -24,10 +24,11 @@ pub async fn run_all(store: &dyn Store) {
     anchors_are_unique_per_tenant_ignoring_case(store).await;
     documents_crud_order_and_isolation(store).await;
     provisioning_logs_filter_page_and_prune(store).await;
+    links_to_any_and_tenant_lock(store).await;
 }
 
 /// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
-pub const TENANTS_CREATED_BY_RUN_ALL: usize = 16;
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 17;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -264,6 +265,95 @@ pub async fn links_and_purge(store: &dyn Store) {
     assert!(tx.links_from(LinkKind::Member, group.id).await.expect("members").is_empty(), "purge drops links to");
     assert!(tx.links_from(LinkKind::Manager, bob.id).await.expect("manager").is_empty(), "and links from");
     tx.commit().await.expect("commit");
+}
+
+/// `links_to_any` reads the groups of many members at once; `lock_tenant` takes the writers' lock without appending.
+pub async fn links_to_any_and_tenant_lock(store: &dyn Store) {
+    let tenant = new_tenant(store, "linksmany").await;
+    let group_row = |name: &str| ObjectRow {
+        id: ObjectId::new_time_ordered(),
+        kind: ObjectKind::Group,
+        upn: None,
+        display_name: Some(name.to_owned()),
+        data: "{}".to_owned(),
+        deleted_at: None,
+        anchor: None,
+    };
+    let (sales, admins) = (group_row("Sales"), group_row("Admins"));
+    let ada = user_row("ada@linksmany.example", "Ada");
+    let bob = user_row("bob@linksmany.example", "Bob");
+    let eve = user_row("eve@linksmany.example", "Eve");
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    tx.lock_tenant().await.expect("lock an existing tenant");
+    for row in [&sales, &admins, &ada, &bob, &eve] {
+        tx.insert_object(row).await.expect("insert");
+    }
+    for (group, member) in [(&sales, &ada), (&admins, &ada), (&sales, &bob)] {
+        assert!(tx.add_link(LinkKind::Member, group.id, member.id).await.expect("add"));
+    }
+    tx.add_link(LinkKind::Manager, eve.id, ada.id).await.expect("manager");
+    assert_eq!(tx.append_change(&change(ada.id, ChangeOp::Upsert)).await.expect("append after the lock"), 1);
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    let mut expected = vec![(sales.id, ada.id), (admins.id, ada.id), (sales.id, bob.id)];
+    expected.sort_by_key(|pair| (pair.1, pair.0));
+    let found = tx.links_to_any(LinkKind::Member, &[ada.id, bob.id, eve.id]).await.expect("links to any");
+    assert_eq!(found, expected, "member links only, ordered by member then group");
+    assert!(tx.links_to_any(LinkKind::Member, &[]).await.expect("none asked").is_empty());
+    assert_eq!(tx.links_to_any(LinkKind::Manager, &[ada.id]).await.expect("reports"), vec![(eve.id, ada.id)]);
+    let many: Vec<ObjectId> = (0..1200).map(|_| ObjectId::new_time_ordered()).chain([bob.id]).collect();
+    assert_eq!(
+        tx.links_to_any(LinkKind::Member, &many).await.expect("more ids than one statement binds"),
+        vec![(sales.id, bob.id)]
+    );
+    tx.commit().await.expect("commit");
+
+    // Bulk adds and removes skip what is already there (or not), and bulk appends number changes in order.
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    let many_users: Vec<ObjectRow> =
+        (0..450).map(|idx| user_row(&format!("bulk{idx}@linksmany.example"), &format!("Bulk {idx}"))).collect();
+    for row in &many_users {
+        tx.insert_object(row).await.expect("insert");
+    }
+    let mut pairs: Vec<(ObjectId, ObjectId)> = many_users.iter().map(|row| (admins.id, row.id)).collect();
+    pairs.push((admins.id, ada.id));
+    assert_eq!(tx.add_links(LinkKind::Member, &pairs).await.expect("add links"), 450, "the existing link is skipped");
+    assert_eq!(tx.add_links(LinkKind::Member, &[]).await.expect("add none"), 0);
+    assert_eq!(tx.links_from(LinkKind::Member, admins.id).await.expect("members").len(), 451);
+    let gone: Vec<(ObjectId, ObjectId)> =
+        many_users.iter().step_by(2).map(|row| (admins.id, row.id)).chain([(sales.id, eve.id)]).collect();
+    assert_eq!(tx.remove_links(LinkKind::Member, &gone).await.expect("remove links"), 225, "a missing link is skipped");
+    assert_eq!(tx.remove_links(LinkKind::Member, &[]).await.expect("remove none"), 0);
+    assert_eq!(tx.links_from(LinkKind::Member, admins.id).await.expect("members").len(), 226);
+    assert!(tx.links_from(LinkKind::Member, sales.id).await.expect("members").len() == 2, "other links stay");
+    let before = tx.last_change_seq().await.expect("seq");
+    assert_eq!(tx.append_changes(&[]).await.expect("append none"), before);
+    let changes: Vec<ChangeRow> = many_users
+        .iter()
+        .take(150)
+        .map(|row| ChangeRow {
+            kind: ObjectKind::Group,
+            related: Some(row.id),
+            link_kind: Some(LinkKind::Member),
+            ..change(admins.id, ChangeOp::LinkAdded)
+        })
+        .collect();
+    assert_eq!(tx.append_changes(&changes).await.expect("append many"), before + 150);
+    assert_eq!(tx.append_change(&change(ada.id, ChangeOp::Upsert)).await.expect("append one"), before + 151);
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
+    let read = tx.read_changes(ObjectKind::Group, before, 1000).await.expect("read");
+    let expected: Vec<ChangeRow> = changes
+        .iter()
+        .enumerate()
+        .map(|(idx, row)| ChangeRow { seq: before + 1 + idx as i64, ..row.clone() })
+        .collect();
+    assert_eq!(read, expected, "in order, with consecutive sequence numbers");
+    drop(tx);
+
+    let mut tx = store.begin(TenantId::new_random(), TxMode::Write).await.expect("begin");
+    assert!(matches!(tx.lock_tenant().await, Err(StoreError::NotFound { .. })), "an unknown tenant is not found");
 }
 
 fn change(object_id: ObjectId, op: ChangeOp) -> ChangeRow {

@@ -91,6 +91,26 @@ pub trait DirectoryTx: Send {
     /// Ids linking to `to` (member → groups, manager → direct reports), deleted objects included.
     async fn links_to(&mut self, kind: LinkKind, to: ObjectId) -> Result<Vec<ObjectId>, StoreError>;
 
+    /// The links of `kind` to any of `to` (member → groups for many members at once), as `(from, to)` pairs ordered
+    /// by `to` then `from`, deleted objects included.
+    async fn links_to_any(&mut self, kind: LinkKind, to: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError>;
+
+    /// Serializes this tenant's writers from here on, as the first [`DirectoryTx::append_change`] does, without
+    /// appending anything: a transaction that decides its writes from what it reads (dynamic membership) calls it
+    /// before reading, so no writer of the same tenant commits in between. An unknown tenant is
+    /// [`StoreError::NotFound`].
+    async fn lock_tenant(&mut self) -> Result<(), StoreError>;
+
+    /// Adds many links of one kind in a few statements (a page of computed memberships); pairs are `(from, to)`.
+    /// Existing links are skipped. Returns how many were added.
+    async fn add_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError>;
+    /// Removes many links of one kind in a few statements; missing ones are skipped. Returns how many went.
+    async fn remove_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError>;
+    /// Appends many changes in a few statements, in order, and returns the last sequence number (the newest one
+    /// before the call when `changes` is empty). Like [`DirectoryTx::append_change`], it serializes the tenant's
+    /// writers.
+    async fn append_changes(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError>;
+
     /// Appends to the tenant's change log and returns the new sequence number. Sequence numbers of one tenant
     /// increase in commit order: a backend serializes a tenant's writers from their first append on.
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError>;

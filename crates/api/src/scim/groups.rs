@@ -151,6 +151,17 @@ async fn write(
 ) -> ScimResult<Value> {
     let input = read_group(body)?;
     let wanted = check_members(state, tenant, &input).await?;
+    let unchanged = wanted.len() == members.len()
+        && members.iter().all(|member| wanted.iter().any(|id| id.eq_ignore_ascii_case(&member.id().to_string())));
+    if !unchanged && state.directory.get_group(tenant, id).await?.is_dynamic() {
+        // Refused before anything is written, so a rejected request changes nothing.
+        return Err(ScimError::bad(
+            tenantsync_scim::ScimType::Mutability,
+            "members of a group with dynamic membership are computed from its membershipRule and cannot be \
+             changed by hand",
+        )
+        .into());
+    }
     let display_name = input.display_name.clone();
     state
         .directory

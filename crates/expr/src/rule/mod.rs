@@ -244,6 +244,49 @@ impl fmt::Display for RuleExpr {
     }
 }
 
+impl RuleExpr {
+    /// The user properties this expression reads; see [`Rule::user_properties`].
+    pub fn user_properties(&self) -> std::collections::BTreeSet<String> {
+        fn walk(expr: &RuleExpr, found: &mut std::collections::BTreeSet<String>) {
+            match expr {
+                RuleExpr::Or(items) | RuleExpr::And(items) => items.iter().for_each(|item| walk(item, found)),
+                RuleExpr::Not(inner) => walk(inner, found),
+                RuleExpr::Compare { operand: RuleOperand::Property(property), .. } => {
+                    if property.object == ObjectKind::User {
+                        found.insert(property.name.clone());
+                    }
+                }
+                RuleExpr::Compare { .. } => {}
+                RuleExpr::Quantified { property, predicate, .. } => {
+                    if property.object == ObjectKind::User {
+                        found.insert(property.name.clone());
+                    }
+                    walk(predicate, found);
+                }
+                RuleExpr::DirectReports(_) => {
+                    found.insert("manager".to_owned());
+                }
+            }
+        }
+        let mut found = std::collections::BTreeSet::new();
+        walk(self, &mut found);
+        found
+    }
+
+    /// Whether the expression reads any device property (a device rule).
+    pub fn reads_devices(&self) -> bool {
+        match self {
+            RuleExpr::Or(items) | RuleExpr::And(items) => items.iter().any(RuleExpr::reads_devices),
+            RuleExpr::Not(inner) => inner.reads_devices(),
+            RuleExpr::Compare { operand: RuleOperand::Property(property), .. } => property.object == ObjectKind::Device,
+            RuleExpr::Compare { .. } | RuleExpr::DirectReports(_) => false,
+            RuleExpr::Quantified { property, predicate, .. } => {
+                property.object == ObjectKind::Device || predicate.reads_devices()
+            }
+        }
+    }
+}
+
 /// A validated rule with its evaluation program.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -261,6 +304,14 @@ impl Rule {
 
     pub fn expr(&self) -> &RuleExpr {
         &self.expr
+    }
+
+    /// The user properties the rule reads, in their documented spelling (`department`, `extensionAttribute3`),
+    /// plus `manager` for a direct-reports rule. A rule's outcome for a user can only change when one of these
+    /// does, so a directory re-evaluates a rule only on a write that changes one of them. Device properties are
+    /// not listed.
+    pub fn user_properties(&self) -> std::collections::BTreeSet<String> {
+        self.expr.user_properties()
     }
 
     /// Whether the rule reads `system.now` (then prefer [`Rule::matches_at`]).

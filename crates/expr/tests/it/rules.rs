@@ -611,3 +611,32 @@ fn more_documented_examples() {
         "#]],
     );
 }
+
+#[track_caller]
+fn check_properties(rule: &str, expect: Expect) {
+    let compiled = Rule::compile(rule).expect("test rule compiles");
+    let names: Vec<String> = compiled.user_properties().into_iter().collect();
+    expect.assert_eq(&format!("{names:?} device={}", compiled.expr().reads_devices()));
+}
+
+#[test]
+fn user_properties_lists_what_a_rule_reads() {
+    check_properties(
+        r#"(user.Department -eq "Sales") -and -not (user.jobtitle -startsWith "SDE")"#,
+        expect![[r#"["department", "jobTitle"] device=false"#]],
+    );
+    check_properties(
+        r#"user.otherMails -any (_ -endsWith "@contoso.com") -or user.extensionAttribute3 -eq "x""#,
+        expect![[r#"["extensionAttribute3", "otherMails"] device=false"#]],
+    );
+    check_properties(
+        r#"user.assignedPlans -any (assignedPlan.servicePlanId -eq "efb87545-963c-4e0d-99df-69c6916d9eb0" -and assignedPlan.capabilityStatus -eq "Enabled")"#,
+        expect![[r#"["assignedPlans"] device=false"#]],
+    );
+    check_properties(
+        r#"Direct Reports for "62e19b97-8b3d-4d4a-a106-4ce66896a863""#,
+        expect![[r#"["manager"] device=false"#]],
+    );
+    check_properties(r#"device.devicePhysicalIDs -any _ -startsWith "[ZTDId]""#, expect![[r#"[] device=true"#]]);
+    check_properties(r#"user.objectId -ne null"#, expect![[r#"["objectId"] device=false"#]]);
+}

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod deleted;
 mod delta;
+mod dynamic_groups;
 mod groups;
 mod guardrails;
 mod guards;

@@ -244,3 +244,46 @@ async fn a_group_can_be_provisioned_on_demand_and_nested_groups_flattened() {
     wait_members(&sync, "Outer", &[&ada, &bob]).await;
     assert!(target_groups_named(&sync, "Inner").await.is_empty(), "nested groups are not provisioned as groups");
 }
+
+/// The group's `membershipRuleProcessingStatus.status` reaches `Succeeded`.
+async fn wait_evaluated(sync: &SyncSetup, group: &str) {
+    wait_for("the dynamic group's first evaluation", || async {
+        let reply = sync.src.get(&format!("/v1.0/groups/{group}")).await;
+        (reply.body["membershipRuleProcessingStatus"]["status"] == "Succeeded").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dynamic_group_scopes_the_sync_and_its_membership_changes_arrive_in_the_target() {
+    let app = TestApp::spawn().await;
+    let sync = setup(&app).await;
+    let ada = sync.source_user("ada", "Ada Lovelace", json!({"department": "Sales"})).await;
+    let bob = sync.source_user("bob", "Bob Byte", json!({"department": "Sales"})).await;
+    let eve = sync.source_user("eve", "Eve Early", json!({"department": "Legal"})).await;
+    let mut body = tenantsync_testkit::fixtures::group("Sales team");
+    body["groupTypes"] = json!(["DynamicMembership"]);
+    body["membershipRule"] = json!("user.department -eq \"Sales\"");
+    body["membershipRuleProcessingState"] = json!("On");
+    let created = sync.src.post("/v1.0/groups", body).await;
+    created.assert_status(201);
+    let sales = created.id();
+    wait_evaluated(&sync, &sales).await;
+    enable_groups(&sync).await;
+    sync.assign(&sales).await;
+    sync.start().await;
+
+    // The dynamic group's current members are in scope, and its static copy in the target holds their B2B users.
+    wait_members(&sync, "Sales team", &[&ada, &bob]).await;
+    assert!(sync.b2b_user_of(&eve).await.is_none(), "Eve does not match the rule: out of scope");
+
+    // An attribute change makes Eve match: she enters scope and the target group.
+    sync.src.patch(&format!("/v1.0/users/{eve}"), json!({"department": "Sales"})).await.assert_status(204);
+    wait_members(&sync, "Sales team", &[&ada, &bob, &eve]).await;
+    // Bob stops matching: he leaves scope, like a member removed from a static group, and leaves the target group.
+    sync.src.patch(&format!("/v1.0/users/{bob}"), json!({"department": "Finance"})).await.assert_status(204);
+    sync.wait_b2b_deleted(&bob).await;
+    wait_members(&sync, "Sales team", &[&ada, &eve]).await;
+    let synced = synced_group(&sync, "Sales team").await.expect("the synced group");
+    assert!(synced["groupTypes"].as_array().is_none_or(Vec::is_empty), "the target group is static: {synced}");
+}
