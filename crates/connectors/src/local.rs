@@ -220,7 +220,7 @@ impl LocalTarget {
     /// The B2B user for `anchor`: the mapped attributes, the external identity and the invitation state.
     fn build_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<User, PeerError> {
         let mut map = Map::new();
-        merge_body(&USER, &mut map, &Value::Object(attributes.clone()))
+        merge_body(&USER, &mut map, &Value::Object(nest_extension_attributes(attributes)))
             .map_err(|err| PeerError::Rejected(err.to_string()))?;
         let mut map = b2b_user_body(&anchor.source_tenant, anchor.source_id, &map, &self.initial_domain);
         map.insert("id".to_owned(), json!(ObjectId::new_random()));
@@ -280,7 +280,7 @@ impl LocalTarget {
     }
 
     fn apply_changes(user: &mut User, changes: &Map<String, Value>) -> Result<(), DirectoryError> {
-        *user = patch_object(&USER, &*user, &Value::Object(changes.clone()))
+        *user = patch_object(&USER, &*user, &Value::Object(nest_extension_attributes(changes)))
             .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?
             .0;
         Ok(())
@@ -624,6 +624,22 @@ impl TargetDirectory for LocalTarget {
         self.directory.restore_object(self.tenant, &id.to_string()).await.map_err(peer_error)?;
         self.audit_group("Restore group", "Restore", id, None).await
     }
+}
+
+/// The attributes with `extensionAttribute1..15` (the schema's flat target names) moved into Graph's
+/// `onPremisesExtensionAttributes`, the only place a user body accepts them.
+fn nest_extension_attributes(attributes: &Map<String, Value>) -> Map<String, Value> {
+    let mut nested = attributes.clone();
+    for name in tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES {
+        let Some(key) = attributes.keys().find(|key| key.eq_ignore_ascii_case(name)) else { continue };
+        let value = nested.remove(key).unwrap_or(Value::Null);
+        if let Value::Object(fields) =
+            nested.entry("onPremisesExtensionAttributes").or_insert_with(|| Value::Object(Map::new()))
+        {
+            fields.insert(name.to_owned(), value);
+        }
+    }
+    nested
 }
 
 fn group_json(group: &Group) -> Map<String, Value> {

@@ -203,6 +203,80 @@ async fn audit_mode_reports_instead_of_holding(app: &TestApp) {
     assert_eq!(sync.b2b_user_of(&look_alike).await.expect("still there")["displayName"], "AIice Lindqvist");
 }
 
+async fn protected_dynamic_group_is_not_reached(app: &TestApp) {
+    let source = app.create_tenant("fabrikam", &[]).await;
+    let target = app.create_tenant("contoso", &[]).await;
+    let sync = configure_sync(app, &source, &target).await;
+    // The job maps extensionAttribute3 too (the source controls it fully).
+    sync.edit_user_mapping(|mapping| {
+        let attributes = mapping["attributeMappings"].as_array_mut().expect("attribute mappings");
+        attributes.push(json!({"defaultValue": null, "exportMissingReferences": false, "flowBehavior": "FlowWhenChanged",
+            "flowType": "Always", "matchingPriority": 0, "targetAttributeName": "extensionAttribute3",
+            "source": {"expression": "[extensionAttribute3]", "name": "extensionAttribute3", "parameters": [], "type": "Attribute"}}));
+    })
+    .await;
+    let mut body = fixtures::group("Finance approvers");
+    body["groupTypes"] = json!(["DynamicMembership"]);
+    body["membershipRule"] = json!(r#"user.department -eq "Finance" -and user.extensionAttribute3 -eq "approver""#);
+    body["membershipRuleProcessingState"] = json!("On");
+    let created = sync.tgt.post("/v1.0/groups", body).await;
+    created.assert_status(201);
+    let approvers = created.id();
+    sync.tgt
+        .put(DEFAULT, json!({"protectedGroupIds": [approvers], "quotas": {"maxShareOfTenant": 1}}))
+        .await
+        .assert_status(204);
+
+    let extension =
+        json!({"department": "Finance", "onPremisesExtensionAttributes": {"extensionAttribute3": "approver"}});
+    let eve = sync.source_user("eve", "Eve Mallory", extension).await;
+    let carol = sync.source_user("carol", "Carol Finance", json!({"department": "Finance"})).await;
+    sync.assign(&eve).await;
+    sync.assign(&carol).await;
+    sync.start().await;
+    sync.wait_b2b_user(&carol, "a finance user who does not match the rule", |_| true).await;
+    assert_held_log(&sync, &eve, "would qualify for protected group 'Finance approvers'").await;
+    assert!(sync.b2b_user_of(&eve).await.is_none());
+    let members = sync.tgt.get(&format!("/v1.0/groups/{approvers}/members")).await;
+    members.assert_status(200);
+    assert!(members.values().is_empty(), "nobody reached the protected group: {}", members.text);
+    let queue = held(&sync, "?$filter=reason eq 'protectedGroup'").await;
+    assert_eq!(queue.len(), 1, "{queue:?}");
+
+    // Carol's later change that would qualify her is held too: she stays out.
+    sync.src
+        .patch(
+            &format!("/v1.0/users/{carol}"),
+            json!({"onPremisesExtensionAttributes": {"extensionAttribute3": "approver"}}),
+        )
+        .await
+        .assert_status(204);
+    let entry = sync.wait_log(&carol, "update", "skipped").await;
+    assert_eq!(entry["provisioningStatusInfo"]["errorInformation"]["errorCode"], "InboundGuardrailHeld");
+    assert!(sync.tgt.get(&format!("/v1.0/groups/{approvers}/members")).await.values().is_empty());
+
+    // Approval writes Eve and records the exception: she becomes a member, and a later update is not held again.
+    sync.tgt.post_empty(&format!("{HELD}/{eve}/approve")).await.assert_status(204);
+    let written = sync.wait_b2b_user(&eve, "approved", |_| true).await;
+    let written_id = written["id"].as_str().expect("an id").to_owned();
+    wait_until("the approved user is a member", || async {
+        let members = sync.tgt.get(&format!("/v1.0/groups/{approvers}/members")).await;
+        members.values().iter().any(|member| member["id"] == written_id.as_str())
+    })
+    .await;
+    sync.src.patch(&format!("/v1.0/users/{eve}"), json!({"jobTitle": "Controller"})).await.assert_status(204);
+    sync.wait_b2b_user(&eve, "a later update flows", |user| user["jobTitle"] == "Controller").await;
+    let activities = audit_activities(&sync).await;
+    assert!(activities.iter().any(|activity| activity == "Approve held inbound change"), "{activities:?}");
+}
+
+#[tokio::test]
+async fn a_user_matching_a_protected_dynamic_group_is_held_and_not_a_member() {
+    let app = TestApp::spawn().await;
+    protected_dynamic_group_is_not_reached(&app).await;
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn look_alikes_of_a_protected_ceo_are_held_and_a_genuine_name_is_not() {
     let app = TestApp::spawn().await;
@@ -237,5 +311,9 @@ async fn guardrails_on_postgres() {
     let Some(database) = PgTestDatabase::create("guardrails_audit").await else { return };
     let app = TestApp::spawn_on(database.store().await).await;
     audit_mode_reports_instead_of_holding(&app).await;
+    app.shutdown().await;
+    let Some(database) = PgTestDatabase::create("guardrails_protected_group").await else { return };
+    let app = TestApp::spawn_on(database.store().await).await;
+    protected_dynamic_group_is_not_reached(&app).await;
     app.shutdown().await;
 }
