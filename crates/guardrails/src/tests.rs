@@ -435,3 +435,81 @@ fn ledger_slides_over_the_hour() {
     assert_eq!(ledger.creates_by_minute.len(), 0, "old minutes are forgotten");
     assert_eq!(ledger.partner_users, 12);
 }
+
+#[test]
+fn a_benign_organisation_holds_nothing_under_the_defaults_with_executives_protected() {
+    let first_names = [
+        "Ada", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jon", "Kira", "Liam", "Mei", "Nils",
+        "Olga", "Pavel", "Quinn", "Rosa", "Sven", "Tara",
+    ];
+    let surnames = [
+        "Abbott", "Brandt", "Castro", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ivanova", "Jensen",
+        "Kowalski", "Larsen", "Moreau", "Novak", "Okafor", "Petrov", "Quist", "Rossi", "Sato", "Tanaka",
+    ];
+    let executives: Vec<ProtectedIdentity> = [
+        ("Alice Lindqvist", "alice.lindqvist"),
+        ("Marcus Whitfield", "marcus.whitfield"),
+        ("Priya Raman", "priya.raman"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(idx, (name, local))| {
+        ProtectedIdentity::from_user(
+            format!("exec-{idx}"),
+            &object(json!({"displayName": name, "mail": format!("{local}@contoso.example"), "mailNickname": local})),
+        )
+    })
+    .collect();
+    let effective = EffectivePolicy::resolve(Some(&GuardrailPolicy::default()), None).expect("valid").expect("on");
+    let mut ctx = PartnerContext {
+        usage: Usage { partner_users: 0, tenant_users: 10_000, creates_last_hour: 0 },
+        protected_identities: executives,
+        ..context()
+    };
+    let mut n_held = 0;
+    for idx in 0..10_000 {
+        let (given, surname) = (first_names[idx % 20], surnames[(idx / 20) % 20]);
+        let local = format!("{}.{}{}", given.to_lowercase(), surname.to_lowercase(), idx / 400);
+        let changes = object(json!({
+            "displayName": format!("{given} {surname}"), "givenName": given, "surname": surname,
+            "mail": format!("{local}@fabrikam.example"), "mailNickname": local, "department": "Sales",
+            "userPrincipalName": format!("{local}_fabrikam.example#EXT#@contoso.example"),
+        }));
+        let change = ProposedChange {
+            action: ChangeAction::Create,
+            target_id: None,
+            current: None,
+            changes: &changes,
+            exempt_groups: &[],
+        };
+        match evaluate(&effective, &ctx, &change) {
+            Outcome::Hold(reasons) => {
+                n_held += 1;
+                assert!(n_held < 3, "held: {reasons:?}");
+            }
+            _ => ctx.usage.count_create(),
+        }
+    }
+    assert_eq!(n_held, 0);
+}
+
+#[test]
+fn approval_shapes_the_write_but_holds_nothing() {
+    let stored = policy(
+        json!({"blockedAttributes": ["jobTitle"], "attributeOverrides": [{"attribute": "companyName", "value": "Partner"}],
+                               "quotas": {"maxUsers": 0}}),
+    );
+    let effective = EffectivePolicy::resolve(Some(&stored), None).expect("valid").expect("on").without_holds();
+    let changes = object(json!({"displayName": "Alice Lindqvist", "jobTitle": "CEO"}));
+    let change = ProposedChange {
+        action: ChangeAction::Create,
+        target_id: None,
+        current: None,
+        changes: &changes,
+        exempt_groups: &[],
+    };
+    expect![[r#"
+        write-with-changes {"companyName":"Partner","displayName":"Alice Lindqvist"}
+          note: blocked attribute 'jobTitle' not written"#]]
+    .assert_eq(&render(&evaluate(&effective, &context(), &change)));
+}
