@@ -238,13 +238,16 @@ impl SyncRepo {
         }
         let ledger = job::read(tx.as_mut(), &QUOTA_LEDGERS, &partner_key).await?;
         let mut held = HashMap::new();
-        for id in source_ids {
+        // Most batches meet an empty queue: one probe instead of a read per object.
+        let queue_empty = tx.list_docs(HELD_CHANGES.name(), None, 1).await?.is_empty();
+        for id in source_ids.iter().filter(|_| !queue_empty) {
             if let Some(change) = job::read(tx.as_mut(), &HELD_CHANGES, id).await? {
                 held.insert(id.clone(), change);
             }
         }
         let mut exceptions = HashMap::new();
-        for id in target_ids {
+        let no_exceptions = tx.list_docs(GUARDRAIL_EXCEPTIONS.name(), None, 1).await?.is_empty();
+        for id in target_ids.iter().filter(|_| !no_exceptions) {
             if let Some(groups) = job::read(tx.as_mut(), &GUARDRAIL_EXCEPTIONS, id).await? {
                 exceptions.insert(id.clone(), groups);
             }
