@@ -3,7 +3,8 @@
 
 Job 1 lives in alpha (server A); its target is beta on server B (secrets BaseAddress + TokenEndpoint + beta's
 credential). Job 2 lives in gamma (server A); its source is delta on server B (Source* secrets), its target gamma
-itself. Each job goes through create, update (title, manager), disable, delete and restore.
+itself. Each job goes through create, update (title, manager), disable, delete and restore. Job 1 also provisions
+an assigned group into beta (members, a membership change, a rename, unassign = soft delete, reassign = restore).
 
 Usage: graph_remote_sync.py URL_A ALPHA_JSON GAMMA_JSON URL_B BETA_JSON DELTA_JSON
 """
@@ -98,6 +99,7 @@ class Tenant:
         _, app = self.graph("POST", "/applicationTemplates/518e5f48-1fc8-4c48-9387-9fdf28b0dfe7/instantiate",
                             {"displayName": label}, expect=201)
         sp = app["servicePrincipal"]["id"]
+        self.app_role = app["servicePrincipal"]["appRoles"][0]["id"]
         _, job = self.graph("POST", f"/servicePrincipals/{sp}/synchronization/jobs", {"templateId": "Azure2Azure"},
                             expect=201)
         self.graph("PUT", f"/servicePrincipals/{sp}/synchronization/secrets", {"value": secrets + [
@@ -112,6 +114,33 @@ class Tenant:
         _, logs = self.graph("GET", f"/auditLogs/provisioning?$top=999&$filter={query}", expect=200)
         return [status.get("status")] + [entry["provisioningStatusInfo"] for entry in logs["value"]
                 if entry["provisioningStatusInfo"]["status"] != "success"][-3:] or logs["value"][-2:]
+
+    def enable_groups(self, job_id):
+        """GET the schema, enable "Provision Microsoft Entra ID Groups", PUT it back."""
+        path = f"/servicePrincipals/{self.sp}/synchronization/jobs/{job_id}/schema"
+        _, schema = self.graph("GET", path, expect=200)
+        mapping = [m for m in schema["synchronizationRules"][0]["objectMappings"] if m["sourceObjectName"] == "Group"]
+        mapping[0]["enabled"] = True
+        self.graph("PUT", path, schema, expect=204)
+
+    def assign(self, principal_id):
+        _, reply = self.graph("POST", f"/servicePrincipals/{self.sp}/appRoleAssignedTo",
+                              {"appRoleId": self.app_role, "resourceId": self.sp, "principalId": principal_id},
+                              expect=201)
+        return reply["id"]
+
+    def synced_group(self, issuer, oid, deleted=False):
+        """The group carrying the origin marker (issuer, oid), live or soft-deleted."""
+        collection = "/directory/deletedItems/microsoft.graph.group" if deleted else "/groups"
+        query = urllib.parse.quote(f"crossTenantSynchronizationResource/originTenantId eq '{issuer}' and "
+                                   f"crossTenantSynchronizationResource/originId eq '{oid}'")
+        _, reply = self.graph("GET", f"{collection}?$filter={query}", expect=200)
+        assert len(reply["value"]) <= 1, reply
+        return reply["value"][0] if reply["value"] else None
+
+    def member_ids(self, group_id):
+        _, reply = self.graph("GET", f"/groups/{group_id}/members", expect=200)
+        return sorted(member["id"] for member in reply["value"])
 
     def log_actions(self, job_id):
         query = urllib.parse.quote(f"jobId eq '{job_id}'")
@@ -167,6 +196,50 @@ wait("job 1's provisioning log records create, update, disable, delete",
      lambda: {("create", "success"), ("update", "success"), ("disable", "success"), ("delete", "success")}
      <= a_alpha.log_actions(job1), lambda: sorted(a_alpha.log_actions(job1)))
 print("job 1 log actions:", sorted(a_alpha.log_actions(job1)))
+
+# --- Job 1, groups: an assigned group of alpha becomes a static security group in beta on B (POST /groups with the
+# origin marker crossTenantSynchronizationResource, members through members/$ref), follows membership changes, is
+# soft-deleted when unassigned and restored (the same group) when assigned again; beta's own same-named group stays.
+_, theirs = b_beta.graph("POST", "/groups", {"displayName": "Crew", "mailNickname": "crew", "mailEnabled": False,
+                                              "securityEnabled": True}, expect=201)
+_, crew = a_alpha.graph("POST", "/groups", {"displayName": "Crew", "mailNickname": "crew", "mailEnabled": False,
+                                             "securityEnabled": True}, expect=201)
+for name in ["ada", "bob"]:
+    a_alpha.graph("POST", f"/groups/{crew['id']}/members/$ref",
+                  {"@odata.id": f"{url_a}/v1.0/directoryObjects/{src[name]}"}, expect=204)
+a_alpha.enable_groups(job1)
+crew_assignment = a_alpha.assign(crew["id"])
+remote_crew = lambda: b_beta.synced_group(alpha["id"], crew["id"])
+crew_members = lambda names: sorted(held(name)["id"] for name in names)
+show_groups = lambda: {"crew": remote_crew(), "members": remote_crew() and b_beta.member_ids(remote_crew()["id"]),
+                       "failures": a_alpha.failures(job1)}
+wait("the assigned group arrives in beta on B with exactly its members' B2B users (origin marker set)",
+     lambda: remote_crew()["displayName"] == "Crew" and remote_crew()["securityEnabled"] is True
+     and remote_crew()["mailEnabled"] is False and b_beta.member_ids(remote_crew()["id"]) == crew_members(["ada", "bob"]),
+     show_groups)
+crew_remote_id = remote_crew()["id"]
+a_alpha.graph("DELETE", f"/groups/{crew['id']}/members/{src['bob']}/$ref", expect=204)
+a_alpha.graph("POST", f"/groups/{crew['id']}/members/$ref",
+              {"@odata.id": f"{url_a}/v1.0/directoryObjects/{src['cy']}"}, expect=204)
+wait("a membership change arrives (bob removed, cy added)",
+     lambda: b_beta.member_ids(crew_remote_id) == crew_members(["ada", "cy"]), show_groups)
+a_alpha.graph("PATCH", f"/groups/{crew['id']}", {"displayName": "Crew EMEA"}, expect=204)
+wait("a rename arrives (displayName)", lambda: remote_crew()["displayName"] == "Crew EMEA", show_groups)
+# The marker is the sync's: nobody changes it afterwards.
+b_beta.graph("PATCH", f"/groups/{crew_remote_id}", {"crossTenantSynchronizationResource": {
+    "originTenantId": alpha["id"], "originId": theirs["id"]}}, expect=400)
+a_alpha.graph("DELETE", f"/servicePrincipals/{a_alpha.sp}/appRoleAssignedTo/{crew_assignment}", expect=204)
+wait("an unassigned group is soft-deleted in beta",
+     lambda: remote_crew() is None and b_beta.synced_group(alpha["id"], crew["id"], deleted=True)["id"] == crew_remote_id,
+     show_groups)
+a_alpha.assign(crew["id"])
+wait("assigned again, the same group is restored with its members",
+     lambda: remote_crew()["id"] == crew_remote_id and b_beta.member_ids(crew_remote_id) == crew_members(["ada", "cy"]),
+     show_groups)
+_, theirs_now = b_beta.graph("GET", f"/groups/{theirs['id']}", expect=200)
+assert theirs_now["displayName"] == "Crew" and not theirs_now.get("crossTenantSynchronizationResource"), theirs_now
+assert b_beta.member_ids(theirs["id"]) == [], "beta's own group is never touched"
+print("job 1 log actions with groups:", sorted(a_alpha.log_actions(job1)))
 
 # --- Job 2: delta (server B, remote Graph source) -> gamma (server A, local target; the job lives in gamma).
 print("job 2: delta on B -> gamma on A (GraphSource)")

@@ -18,7 +18,9 @@ use crate::extract::{BaseUrl, ODataQuery};
 use crate::links::link;
 use crate::{ApiError, AppState};
 
-const READ: &[AppRole] = &[AppRole::AuditLogReadAll, AppRole::DirectoryReadAll, AppRole::DirectoryReadWriteAll];
+/// The roles that may read the provisioning and directory audit logs (the console checks the same list).
+pub(crate) const READ: &[AppRole] =
+    &[AppRole::AuditLogReadAll, AppRole::DirectoryReadAll, AppRole::DirectoryReadWriteAll];
 const DEFAULT_TOP: u32 = 100;
 const MAX_TOP: u32 = 999;
 /// The most rows one CSV export returns.

@@ -76,7 +76,7 @@ impl ApiError {
         }
     }
 
-    fn public_message(&self) -> String {
+    pub(crate) fn public_message(&self) -> String {
         match self {
             ApiError::NotFound(id) => format!(
                 "Resource '{id}' does not exist or one of its queried reference-property objects are not present."

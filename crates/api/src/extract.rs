@@ -89,7 +89,7 @@ impl ODataQuery {
     }
 }
 
-fn percent_decode(text: &str) -> Result<String, ApiError> {
+pub(crate) fn percent_decode(text: &str) -> Result<String, ApiError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut idx = 0;

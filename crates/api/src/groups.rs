@@ -1,6 +1,8 @@
 //! `/v1.0/groups`: security groups with assigned or dynamic membership, their members (direct and transitive) and
 //! nesting. A dynamic group (`groupTypes: ["DynamicMembership"]`, `membershipRule`) also shows Graph beta's
-//! `membershipRuleProcessingStatus` when read by id; its members are computed by the directory.
+//! `membershipRuleProcessingStatus` when read by id; its members are computed by the directory. `POST /groups` also
+//! accepts a sync's origin marker (`crossTenantSynchronizationResource`) from callers holding
+//! `Synchronization.ReadWrite.All`: that is how a remote tenantsync's Graph connector provisions its groups here.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,9 +12,9 @@ use axum::{Json, Router};
 use serde_json::{Map, Value};
 use tenantsync_directory::{DirectoryError, NewGroup};
 use tenantsync_graph::body::{merge_body, patch_object, select};
-use tenantsync_graph::entity::GROUP;
+use tenantsync_graph::entity::{GROUP, SYNC_ORIGIN_FIELDS};
 use tenantsync_graph::query::parse_select;
-use tenantsync_model::{DirectoryObject, Group, ObjectKind};
+use tenantsync_model::{AppRole, DirectoryObject, Group, ObjectKind, SyncOrigin};
 
 use crate::auth::{Caller, roles};
 use crate::extract::{BaseUrl, GraphJson, GraphPath, ODataQuery};
@@ -67,6 +69,7 @@ async fn create_group(
     GraphJson(body): GraphJson,
 ) -> Result<Response, ApiError> {
     caller.require(roles::GROUP_WRITE)?;
+    let (body, origin) = take_sync_origin(&caller, body)?;
     let mut map = Map::new();
     merge_body(&GROUP, &mut map, &body)?;
     for required in ["displayName", "mailEnabled", "mailNickname", "securityEnabled"] {
@@ -87,10 +90,29 @@ async fn create_group(
         description: group.description,
         group_types: group.group_types,
     };
-    let created = state
-        .directory
-        .create_group_with_rule(caller.tenant, new, group.membership_rule, group.membership_rule_processing_state)
-        .await?;
+    let created = match origin {
+        Some(origin) => {
+            let dynamic = group.membership_rule.is_some() || group.membership_rule_processing_state.is_some();
+            if new.mail_enabled || !new.security_enabled || !new.group_types.is_empty() || dynamic {
+                return Err(ApiError::bad(
+                    "A group carrying crossTenantSynchronizationResource must be a static security group \
+                     (securityEnabled true, mailEnabled false, no groupTypes, no membershipRule).",
+                ));
+            }
+            state.directory.create_synced_group(caller.tenant, new, origin).await?
+        }
+        None => {
+            state
+                .directory
+                .create_group_with_rule(
+                    caller.tenant,
+                    new,
+                    group.membership_rule,
+                    group.membership_rule_processing_state,
+                )
+                .await?
+        }
+    };
     let body = group_json(&state, &caller, created).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -107,6 +129,42 @@ async fn group_json(state: &AppState, caller: &Caller, group: Group) -> Result<V
         map.insert("membershipRuleProcessingStatus".to_owned(), status);
     }
     Ok(body)
+}
+
+/// Takes `crossTenantSynchronizationResource` (the origin marker of a group cross-tenant sync creates) out of a
+/// `POST /groups` body. Only a sync may write it (a remote tenantsync's Graph connector provisioning its groups):
+/// the caller needs `Synchronization.ReadWrite.All`. It is read-only everywhere else, so it never changes later.
+fn take_sync_origin(caller: &Caller, body: Value) -> Result<(Value, Option<SyncOrigin>), ApiError> {
+    let Value::Object(mut map) = body else { return Ok((body, None)) };
+    let Some(key) = map.keys().find(|key| key.eq_ignore_ascii_case("crossTenantSynchronizationResource")).cloned()
+    else {
+        return Ok((Value::Object(map), None));
+    };
+    let marker = map.remove(&key).unwrap_or(Value::Null);
+    if marker.is_null() {
+        return Ok((Value::Object(map), None));
+    }
+    caller.require(&[AppRole::SynchronizationReadWriteAll])?;
+    let field = |name: &str| {
+        marker
+            .as_object()
+            .and_then(|fields| fields.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)))
+            .and_then(|(_, value)| value.as_str())
+            .filter(|text| !text.trim().is_empty())
+            .map(str::to_owned)
+    };
+    let known = marker.as_object().is_some_and(|fields| {
+        fields.keys().all(|key| SYNC_ORIGIN_FIELDS.iter().any(|field| field.eq_ignore_ascii_case(key)))
+    });
+    match (field("originTenantId"), field("originId")) {
+        (Some(origin_tenant_id), Some(origin_id)) if known => {
+            Ok((Value::Object(map), Some(SyncOrigin { origin_tenant_id, origin_id })))
+        }
+        _ => Err(ApiError::bad(
+            "Invalid value specified for property 'crossTenantSynchronizationResource' of resource 'Group': \
+             it takes exactly the strings originTenantId and originId.",
+        )),
+    }
 }
 
 async fn get_group(

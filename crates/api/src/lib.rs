@@ -1,12 +1,13 @@
-//! The HTTP face of tenantsync: the OAuth token endpoint, the Graph-compatible `/v1.0` API, `/healthz` and
-//! `/metrics`. Handlers are thin: they extract, call one [`Directory`] function and render the result; protocol
-//! conversions live in `tenantsync-graph`, rules live in `tenantsync-directory`.
+//! The HTTP face of tenantsync: the OAuth token endpoint, the Graph-compatible `/v1.0` API, the web console at
+//! `/console`, `/healthz` and `/metrics`. Handlers are thin: they extract, call one [`Directory`] function and
+//! render the result; protocol conversions live in `tenantsync-graph`, rules live in `tenantsync-directory`.
 //!
 //! Nothing here touches storage directly, and nothing below this crate knows about HTTP.
 
 mod applications;
 mod audit;
 mod auth;
+mod console;
 mod error;
 mod extract;
 mod groups;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub tokens: Arc<TokenIssuer>,
     /// Runs the sync jobs of every tenant; woken by directory changes and job control calls.
     pub runner: Arc<SyncRunner>,
+    /// The web console's signed-in sessions, kept in this process's memory.
+    pub(crate) console: console::Sessions,
 }
 
 impl AppState {
@@ -53,7 +56,7 @@ impl AppState {
         let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
         let repo = SyncRepo::new(store, directory.clock_arc());
         let runner = SyncRunner::new(directory.clone(), repo, directory.clock_arc(), None);
-        Ok(AppState { directory, tokens, runner })
+        Ok(AppState { directory, tokens, runner, console: console::Sessions::default() })
     }
 
     /// The configuration operations over this state's store, on behalf of the caller's app.
@@ -82,6 +85,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v1.0", v1)
         .nest("/scim/v2", scim::routes(state.clone()))
+        .merge(console::routes())
         .merge(token_endpoint::routes())
         .merge(observe::routes())
         .fallback(error::not_found_fallback)

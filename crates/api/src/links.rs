@@ -1,7 +1,8 @@
 //! Absolute `@odata.nextLink` and `@odata.deltaLink` URLs. They keep the host the client used, because clients
 //! (Microsoft's SDK among them) only send their token to that host.
 
-fn encode_component(text: &str) -> String {
+/// Percent-encodes a query name or value (keeping the characters OData links leave readable).
+pub(crate) fn encode_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {

@@ -16,7 +16,8 @@ use crate::auth::Caller;
 use crate::extract::{BaseUrl, GraphJson, GraphPath};
 use crate::{ApiError, AppState};
 
-const READ: &[AppRole] = &[AppRole::PolicyReadAll, AppRole::PolicyReadWriteCrossTenantAccess];
+/// The roles that may read partners and their consent (the console checks the same list).
+pub(crate) const READ: &[AppRole] = &[AppRole::PolicyReadAll, AppRole::PolicyReadWriteCrossTenantAccess];
 const WRITE: &[AppRole] = &[AppRole::PolicyReadWriteCrossTenantAccess];
 
 /// Partner properties Graph defines besides `tenantId` and `automaticUserConsentSettings`; kept as written.

@@ -24,7 +24,8 @@ use crate::auth::Caller;
 use crate::extract::{GraphJson, GraphPath};
 use crate::{ApiError, AppState};
 
-const READ: &[AppRole] = &[
+/// The roles that may read sync configuration, jobs and their queues (the console checks the same lists).
+pub(crate) const READ: &[AppRole] = &[
     AppRole::SynchronizationReadAll,
     AppRole::SynchronizationReadWriteAll,
     AppRole::ApplicationReadAll,
@@ -32,7 +33,8 @@ const READ: &[AppRole] = &[
     AppRole::DirectoryReadAll,
     AppRole::DirectoryReadWriteAll,
 ];
-const WRITE: &[AppRole] =
+/// The roles that may change sync configuration and act on jobs.
+pub(crate) const WRITE: &[AppRole] =
     &[AppRole::SynchronizationReadWriteAll, AppRole::ApplicationReadWriteAll, AppRole::DirectoryReadWriteAll];
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -97,14 +99,19 @@ fn execution_json(execution: Option<&Execution>) -> Value {
     }
 }
 
-/// Graph's `synchronizationJob`, with `synchronizationStatus`.
-pub(crate) fn job_json(config: &JobConfig, state: &JobState) -> Value {
-    let code = match config.schedule_state {
+/// Graph's `synchronizationStatus.code`: `Paused`, `Quarantine`, `NotRun` or `Active`.
+pub(crate) fn status_code(config: &JobConfig, state: &JobState) -> &'static str {
+    match config.schedule_state {
         ScheduleState::Disabled | ScheduleState::Paused => "Paused",
         ScheduleState::Active if state.quarantine.is_some() => "Quarantine",
         ScheduleState::Active if state.last_execution.is_none() => "NotRun",
         ScheduleState::Active => "Active",
-    };
+    }
+}
+
+/// Graph's `synchronizationJob`, with `synchronizationStatus`.
+pub(crate) fn job_json(config: &JobConfig, state: &JobState) -> Value {
+    let code = status_code(config, state);
     let quarantine = state.quarantine.as_ref().map(|quarantine| {
         json!({
             "currentBegan": timestamp(Some(quarantine.current_began)),
@@ -204,10 +211,21 @@ async fn put_secrets(
     GraphPath(sp): GraphPath<String>,
     GraphJson(body): GraphJson,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(WRITE)?;
-    state.admin(&caller).put_secrets(caller.tenant, &sp, secrets_from(&body)?).await?;
-    state.runner.wake_all();
+    merge_secrets(&state, &caller, &sp, secrets_from(&body)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Merges `secrets` into a configuration's secrets and wakes the jobs (Graph's PUT and the console's settings form).
+pub(crate) async fn merge_secrets(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    secrets: Vec<Secret>,
+) -> Result<(), ApiError> {
+    caller.require(WRITE)?;
+    state.admin(caller).put_secrets(caller.tenant, sp, secrets).await?;
+    state.runner.wake_all();
+    Ok(())
 }
 
 fn policy_check_failure(message: &str) -> ApiError {
@@ -321,10 +339,16 @@ async fn start_job(
     caller: Caller,
     GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(WRITE)?;
-    state.admin(&caller).start_job(caller.tenant, &sp, &job).await?;
-    state.runner.ensure_job(caller.tenant, &job);
+    start(&state, &caller, &sp, &job).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `start`: the job becomes Active and its task runs (Graph's `start` and the console's Start button).
+pub(crate) async fn start(state: &AppState, caller: &Caller, sp: &str, job: &str) -> Result<(), ApiError> {
+    caller.require(WRITE)?;
+    state.admin(caller).start_job(caller.tenant, sp, job).await?;
+    state.runner.ensure_job(caller.tenant, job);
+    Ok(())
 }
 
 async fn pause_job(
@@ -332,9 +356,15 @@ async fn pause_job(
     caller: Caller,
     GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(WRITE)?;
-    state.admin(&caller).pause_job(caller.tenant, &sp, &job).await?;
+    pause(&state, &caller, &sp, &job).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `pause`: no further writes (Graph's `pause` and the console's Pause button).
+pub(crate) async fn pause(state: &AppState, caller: &Caller, sp: &str, job: &str) -> Result<(), ApiError> {
+    caller.require(WRITE)?;
+    state.admin(caller).pause_job(caller.tenant, sp, job).await?;
+    Ok(())
 }
 
 async fn restart_job(
@@ -362,13 +392,26 @@ async fn restart_job(
         },
         None => None,
     };
-    state.admin(&caller).restart_job(caller.tenant, &sp, &job, reset_scope.as_deref()).await?;
-    if reset_scope.as_deref().is_some_and(|scopes| scopes.split(',').any(|scope| scope.trim() == "ForceDeletes")) {
-        // As in Entra: ForceDeletes lets the deletions the threshold held go through.
-        state.runner.approve_staged(caller.tenant, &job, None).await.map_err(run_error)?;
-    }
-    state.runner.ensure_job(caller.tenant, &job);
+    restart(&state, &caller, &sp, &job, reset_scope.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `restart` with an optional comma-separated `resetScope` (Graph's `restart` and the console's Restart button).
+pub(crate) async fn restart(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+    reset_scope: Option<&str>,
+) -> Result<(), ApiError> {
+    caller.require(WRITE)?;
+    state.admin(caller).restart_job(caller.tenant, sp, job, reset_scope).await?;
+    if reset_scope.is_some_and(|scopes| scopes.split(',').any(|scope| scope.trim() == "ForceDeletes")) {
+        // As in Entra: ForceDeletes lets the deletions the threshold held go through.
+        state.runner.approve_staged(caller.tenant, job, None).await.map_err(run_error)?;
+    }
+    state.runner.ensure_job(caller.tenant, job);
+    Ok(())
 }
 
 async fn get_schema(
@@ -481,6 +524,39 @@ fn run_error(err: RunError) -> ApiError {
     }
 }
 
+/// One user provisioned on demand: the plan with its step trace, how it ended, and when.
+pub(crate) struct OnDemand {
+    pub plan: tenantsync_engine::plan::ObjectPlan,
+    pub status: Status,
+    pub started: time::OffsetDateTime,
+    pub ended: time::OffsetDateTime,
+}
+
+/// Evaluates and applies one source user (or group) now (Graph's `provisionOnDemand` and the console's form).
+pub(crate) async fn on_demand(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+    object_id: &str,
+    group: bool,
+) -> Result<OnDemand, ApiError> {
+    caller.require(WRITE)?;
+    state.admin(caller).get_job(caller.tenant, sp, job).await?;
+    let id = ObjectId::parse(object_id).map_err(|_| ApiError::NotFound(object_id.to_owned()))?;
+    let started = state.directory.clock().now();
+    // Beyond Entra, which refuses groups on demand: a group is planned and applied now, like a user.
+    let (plan, status) = if group {
+        state.directory.get_group(caller.tenant, object_id).await?;
+        state.runner.provision_group_on_demand(caller.tenant, job, id).await.map_err(run_error)?
+    } else {
+        state.directory.get_user(caller.tenant, object_id).await?;
+        state.runner.provision_on_demand(caller.tenant, job, id).await.map_err(run_error)?
+    };
+    let ended = state.directory.clock().now();
+    Ok(OnDemand { plan, status, started, ended })
+}
+
 /// `provisionOnDemand`: the step trace of one user (import, scoping with each clause, matching, action).
 async fn provision_on_demand(
     State(state): State<AppState>,
@@ -520,17 +596,7 @@ async fn provision_on_demand(
         .get("objectId")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad("subjects[0].objectId is required."))?;
-    let id = ObjectId::parse(object_id).map_err(|_| ApiError::NotFound(object_id.to_owned()))?;
-    let started = state.directory.clock().now();
-    // Beyond Entra, which refuses groups on demand: a group is planned and applied now, like a user.
-    let (plan, status) = if group {
-        state.directory.get_group(caller.tenant, object_id).await?;
-        state.runner.provision_group_on_demand(caller.tenant, &job, id).await.map_err(run_error)?
-    } else {
-        state.directory.get_user(caller.tenant, object_id).await?;
-        state.runner.provision_on_demand(caller.tenant, &job, id).await.map_err(run_error)?
-    };
-    let ended = state.directory.clock().now();
+    let OnDemand { plan, status, started, ended } = on_demand(&state, &caller, &sp, &job, object_id, group).await?;
     let result = match (&status, plan.action) {
         (Status::Failure { .. }, _) => "Failure",
         (_, PlannedAction::Skip) => "Skipped",
@@ -604,6 +670,18 @@ async fn delete_object_connection(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What a full run of the job would do now, object by object (Graph's `plan` and the console's dry run page).
+pub(crate) async fn plan_rows(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+) -> Result<Vec<tenantsync_engine::dry_run::PlanRow>, ApiError> {
+    caller.require(READ)?;
+    state.admin(caller).get_job(caller.tenant, sp, job).await?;
+    state.runner.dry_run(caller.tenant, job).await.map_err(run_error)
+}
+
 /// `POST …/jobs/{id}/plan`: the dry run, paged (`$top`, `$skiptoken`) or as CSV (`Accept: text/csv`).
 async fn dry_run(
     State(state): State<AppState>,
@@ -613,10 +691,8 @@ async fn dry_run(
     headers: axum::http::HeaderMap,
     crate::extract::BaseUrl(base): crate::extract::BaseUrl,
 ) -> Result<Response, ApiError> {
-    caller.require(READ)?;
     query.only(&["top", "skiptoken"])?;
-    state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
-    let rows = state.runner.dry_run(caller.tenant, &job).await.map_err(run_error)?;
+    let rows = plan_rows(&state, &caller, &sp, &job).await?;
     let as_csv = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -652,15 +728,25 @@ async fn dry_run(
     Ok(Json(body).into_response())
 }
 
+/// The deprovisionings a guard holds for an administrator (Graph's `stagedDeletions` and the console's queues).
+pub(crate) async fn staged(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+) -> Result<Vec<tenantsync_engine::job::Deprovision>, ApiError> {
+    caller.require(READ)?;
+    state.admin(caller).get_job(caller.tenant, sp, job).await?;
+    let key = JobKey::new(caller.tenant, job);
+    state.repo().staged(&key).await.map_err(|err| run_error(RunError::Engine(err.into())))
+}
+
 async fn list_staged(
     State(state): State<AppState>,
     caller: Caller,
     GraphPath((sp, job)): GraphPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(READ)?;
-    state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
-    let key = JobKey::new(caller.tenant, job.as_str());
-    let items = state.repo().staged(&key).await.map_err(|err| run_error(RunError::Engine(err.into())))?;
+    let items = staged(&state, &caller, &sp, &job).await?;
     let values: Vec<Value> = items
         .iter()
         .map(|item| {
@@ -689,13 +775,24 @@ async fn approve(
     job: &str,
     object: Option<ObjectId>,
 ) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"approved": approve_staged(state, caller, sp, job, object).await?})))
+}
+
+/// Applies held deprovisionings (`object` None: all of them); returns how many; 404 for an unknown object.
+pub(crate) async fn approve_staged(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+    object: Option<ObjectId>,
+) -> Result<usize, ApiError> {
     caller.require(WRITE)?;
     state.admin(caller).get_job(caller.tenant, sp, job).await?;
     let n = state.runner.approve_staged(caller.tenant, job, object).await.map_err(run_error)?;
     if object.is_some() && n == 0 {
         return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
     }
-    Ok(Json(json!({"approved": n})))
+    Ok(n)
 }
 
 async fn reject(
@@ -705,6 +802,17 @@ async fn reject(
     job: &str,
     object: Option<ObjectId>,
 ) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"rejected": reject_staged(state, caller, sp, job, object).await?})))
+}
+
+/// Drops held deprovisionings (`object` None: all of them): the users stay; returns how many.
+pub(crate) async fn reject_staged(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+    object: Option<ObjectId>,
+) -> Result<usize, ApiError> {
     caller.require(WRITE)?;
     state.admin(caller).get_job(caller.tenant, sp, job).await?;
     let key = JobKey::new(caller.tenant, job);
@@ -712,7 +820,7 @@ async fn reject(
     if object.is_some() && n == 0 {
         return Err(ApiError::NotFound(object.map(|id| id.to_string()).unwrap_or_default()));
     }
-    Ok(Json(json!({"rejected": n})))
+    Ok(n)
 }
 
 async fn approve_all(
@@ -778,6 +886,19 @@ async fn resolve_dead_letters(
     object: Option<ObjectId>,
     retry: bool,
 ) -> Result<Json<Value>, ApiError> {
+    let n = resolve_dead(state, caller, sp, job, object, retry).await?;
+    Ok(Json(json!({ if retry { "retried" } else { "dropped" }: n })))
+}
+
+/// Retries (on the next cycle) or drops dead letters (`object` None: all of them); returns how many.
+pub(crate) async fn resolve_dead(
+    state: &AppState,
+    caller: &Caller,
+    sp: &str,
+    job: &str,
+    object: Option<ObjectId>,
+    retry: bool,
+) -> Result<usize, ApiError> {
     caller.require(WRITE)?;
     let n = state.admin(caller).resolve_dead_letters(caller.tenant, sp, job, object, retry).await?;
     if object.is_some() && n == 0 {
@@ -786,7 +907,7 @@ async fn resolve_dead_letters(
     if retry {
         state.runner.trigger(caller.tenant, job);
     }
-    Ok(Json(json!({ if retry { "retried" } else { "dropped" }: n })))
+    Ok(n)
 }
 
 async fn retry_all_dead_letters(

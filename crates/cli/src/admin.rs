@@ -22,10 +22,12 @@ pub enum TenantCommand {
         /// A verified domain (repeatable).
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// Display name (default: the name).
         #[arg(long)]
         display_name: Option<String>,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -33,6 +35,7 @@ pub enum TenantCommand {
     List {
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -49,46 +52,57 @@ pub enum AppCommand {
 pub enum CredentialCommand {
     /// Issue a credential with the given roles (default: the tenant administrator's).
     Create {
+        /// Tenant id, name or domain.
         #[arg(long)]
         tenant: String,
         /// Comma-separated Graph application roles, e.g. `User.Read.All,Group.Read.All`.
         #[arg(long)]
         roles: Option<String>,
+        /// A name for the credential, shown by `app credential list`.
         #[arg(long, default_value = "tenantsync app")]
         name: String,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// List a tenant's credentials (never their secrets).
     List {
+        /// Tenant id, name or domain.
         #[arg(long)]
         tenant: String,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Issue a new secret; the old one stops working.
     Rotate {
+        /// Tenant id, name or domain.
         #[arg(long)]
         tenant: String,
+        /// The client id of the credential.
         #[arg(long)]
         client_id: String,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a credential: its secret gets no new token.
     Revoke {
+        /// Tenant id, name or domain.
         #[arg(long)]
         tenant: String,
+        /// The client id of the credential.
         #[arg(long)]
         client_id: String,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -96,6 +110,7 @@ pub enum CredentialCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct TokenArgs {
+    /// Tenant id, name or domain.
     #[arg(long)]
     tenant: String,
     /// The credential the token speaks for (default: the tenant's first active one).
@@ -106,6 +121,7 @@ pub struct TokenArgs {
     issuer: String,
     #[command(flatten)]
     database: DatabaseArgs,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -17,11 +17,13 @@ use crate::client::{GraphClient, ServerArgs};
 pub enum BenchCommand {
     /// Import N users through the API, then read them back through delta.
     Directory {
+        /// Users to create.
         #[arg(long, default_value_t = 100_000)]
         users: usize,
         /// Database for the server (default: a new SQLite file under target/bench).
         #[arg(long)]
         database: Option<String>,
+        /// Requests in flight at once.
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
         /// Delta page size (`Prefer: odata.maxpagesize`).
@@ -31,6 +33,7 @@ pub enum BenchCommand {
     /// Initial sync of N users through a running server, the same rows copied with no engine, propagation
     /// latency of single changes, and an incremental run with 10 changes.
     Sync {
+        /// Users to create.
         #[arg(long, default_value_t = 100_000)]
         users: usize,
         /// Database (default: a new SQLite file under target/bench).
@@ -59,6 +62,7 @@ pub enum BenchCommand {
     /// Dynamic groups: the first evaluation of 50 rules over N users, then the p99 time from one user's PATCH to
     /// the changed membership being visible through GET.
     Groups {
+        /// Users in the tenant the rules evaluate.
         #[arg(long, default_value_t = 100_000)]
         users: usize,
         /// Dynamic groups created (at most 50; the first 10 are the department rules the PATCH samples need).
@@ -76,6 +80,7 @@ pub enum BenchCommand {
         /// Users created (4 requests each).
         #[arg(long, default_value_t = 500)]
         users: usize,
+        /// Requests in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
         /// The shared folder holding `harness/` (default ../shared).

@@ -16,8 +16,10 @@ pub struct ServerArgs {
     /// An access token (else one is requested with --client-id and --client-secret).
     #[arg(long, env = "TENANTSYNC_TOKEN")]
     pub token: Option<String>,
+    /// Client id of an app credential of the tenant, to request a token.
     #[arg(long, env = "TENANTSYNC_CLIENT_ID")]
     pub client_id: Option<String>,
+    /// The client secret of that credential.
     #[arg(long, env = "TENANTSYNC_CLIENT_SECRET")]
     pub client_secret: Option<String>,
 }

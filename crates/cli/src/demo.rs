@@ -21,6 +21,7 @@ use crate::topology::{self, Link, Shape};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
+    /// Who syncs to whom: every tenant to every other, or the hub (contoso) to / from the two others.
     #[arg(long, value_enum, default_value = "mesh")]
     topology: Shape,
     /// People in the hub; each acquired company gets half as many.
@@ -29,9 +30,10 @@ pub struct DemoArgs {
     /// Database (default: a new SQLite file under ./tenantsync-data).
     #[arg(long)]
     database: Option<String>,
-    /// Keep the server running afterwards on this address.
+    /// Keep the server (API and web console) running afterwards, on --listen.
     #[arg(long)]
     serve: bool,
+    /// The address the server listens on with --serve.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
     /// Seed of the generated organization.
@@ -598,7 +600,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .map_err(|err| anyhow::anyhow!("{err}"))?;
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-        println!("\nserving on http://{} — credentials:", listener.local_addr()?);
+        let address = listener.local_addr()?;
+        println!("\nserving on http://{address} — credentials:");
         for (tenant, issued) in &secrets {
             println!(
                 "  {:<10} tenant {}  client id {}  secret {}",
@@ -609,6 +612,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!("  e.g. tenantsync token --tenant contoso --database {database}");
+        if let Some((tenant, issued)) = secrets.first() {
+            println!(
+                "\nweb console: http://{address}/console\n  sign in with tenant {}, client id {} and client secret {}",
+                tenant.name.as_str(),
+                issued.client_id,
+                issued.secret.expose()
+            );
+        }
+        println!("\nCtrl-C stops the server.");
         tenantsync_api::serve(listener, state, async {
             let _ = tokio::signal::ctrl_c().await;
         })

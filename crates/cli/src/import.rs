@@ -18,12 +18,14 @@ use crate::client::{GraphClient, ServerArgs};
 pub enum UserCommand {
     /// Create or update users from an Entra bulk-create CSV file.
     Import {
+        /// The CSV file, in the format of Entra's bulk-create template.
         file: std::path::PathBuf,
         #[command(flatten)]
         server: ServerArgs,
         /// Requests in flight at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -17,8 +17,10 @@ use crate::DatabaseArgs;
 pub enum JobCommand {
     /// What a full run of the job would do now, without writing anything.
     Plan {
+        /// The job's tenant (its source): id, name or domain.
         #[arg(long)]
         tenant: String,
+        /// The sync job id (as `topology create` prints it, or `GET …/synchronization/jobs` lists it).
         #[arg(long)]
         job: String,
         #[command(flatten)]
@@ -26,6 +28,7 @@ pub enum JobCommand {
         /// Print CSV instead of a table.
         #[arg(long, conflicts_with = "json")]
         csv: bool,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -36,20 +39,26 @@ pub enum JobCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DeletionsCommand {
+    /// The held deprovisionings of a job, with why each is held.
     List {
+        /// The job's tenant (its source): id, name or domain.
         #[arg(long)]
         tenant: String,
+        /// The sync job id (as `topology create` prints it, or `GET …/synchronization/jobs` lists it).
         #[arg(long)]
         job: String,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Apply held deprovisionings: one (`--object`) or all.
     Approve {
+        /// The job's tenant (its source): id, name or domain.
         #[arg(long)]
         tenant: String,
+        /// The sync job id (as `topology create` prints it, or `GET …/synchronization/jobs` lists it).
         #[arg(long)]
         job: String,
         /// The source object id; all when absent.
@@ -57,19 +66,24 @@ pub enum DeletionsCommand {
         object: Option<String>,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Drop held deprovisionings: the users stay, and are not proposed again while out of scope.
     Reject {
+        /// The job's tenant (its source): id, name or domain.
         #[arg(long)]
         tenant: String,
+        /// The sync job id (as `topology create` prints it, or `GET …/synchronization/jobs` lists it).
         #[arg(long)]
         job: String,
+        /// The source object id; all when absent.
         #[arg(long)]
         object: Option<String>,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },

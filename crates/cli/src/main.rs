@@ -30,9 +30,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "tenantsync", version, about)]
 struct Cli {
-    /// Log filter, as RUST_LOG (e.g. `info`, `tenantsync=debug`).
-    #[arg(long, global = true, env = "TENANTSYNC_LOG", default_value = "info")]
-    log: String,
+    /// Log filter on stderr, as RUST_LOG (e.g. `info`, `tenantsync=debug`); default `info` for `serve`, `warn` for
+    /// the others, which print their result on stdout.
+    #[arg(long, global = true, env = "TENANTSYNC_LOG")]
+    log: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "TENANTSYNC_LOG_JSON")]
     log_json: bool,
@@ -101,7 +102,8 @@ fn init_tracing(filter: &str, json: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log, cli.log_json);
+    let default_log = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    init_tracing(cli.log.as_deref().unwrap_or(default_log), cli.log_json);
     // One TLS provider for every HTTPS client in the process (reqwest is built without a default one).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

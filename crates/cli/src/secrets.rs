@@ -34,6 +34,7 @@ pub enum SecretsCommand {
     RotateKey {
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -41,6 +42,7 @@ pub enum SecretsCommand {
     Check {
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -134,7 +136,14 @@ pub async fn prepare(database_url: &str, store: &dyn Store, create: bool) -> any
                 sealing::install(Arc::new(KeyFileSealer::new(&file, Some(path))));
                 Some(file)
             }
-            _ => {
+            // A process that stores no remote credentials (the demo) does not need a key: not worth a warning.
+            (_, false) => {
+                tracing::debug!(
+                    "no secret key is configured: remote credentials cannot be stored (set {KEY_FILE_ENV})"
+                );
+                None
+            }
+            (None, true) => {
                 tracing::warn!("no secret key is configured: remote credentials cannot be stored (set {KEY_FILE_ENV})");
                 None
             }

@@ -29,6 +29,7 @@ pub enum Shape {
 pub enum TopologyCommand {
     /// Configure and start the synchronizations of a topology.
     Create {
+        /// How the tenants are connected.
         #[arg(long, value_enum)]
         shape: Shape,
         /// Tenant names, ids or domains, comma-separated (the first is the hub).
@@ -39,6 +40,7 @@ pub enum TopologyCommand {
         sync_all: bool,
         #[command(flatten)]
         database: DatabaseArgs,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -20,6 +20,14 @@
 //! so the delta links live in the job's `syncGraphDelta:<job>` documents, keyed by an increasing counter that the
 //! watermark names.
 //!
+//! Groups go toward tenantsync only: `POST /groups` as a static security group carrying the origin marker
+//! `crossTenantSynchronizationResource` (`originTenantId`, `originId`: the anchor), which tenantsync accepts on
+//! creation from a credential holding `Synchronization.ReadWrite.All` and never lets change; the group is found
+//! again by `$filter` on that marker (live, then in `deletedItems`), its members change through `members/$ref`, and
+//! it is soft-deleted and restored like a user. Toward Entra `supports_groups()` is false: an application cannot
+//! write Entra's origin marker, and a group found by name would not be provably ours (a follow-up: keep the link
+//! in the job's connections only, as for invited users).
+//!
 //! Not done here: consent. The remote credential's application roles are the consent (tenantsync's API checks no
 //! partner policy on a plain `POST /users`); `ready()` only proves a token can be obtained.
 
@@ -633,6 +641,34 @@ impl GraphTarget {
         Ok(None)
     }
 
+    /// A Graph group as the engine sees it, with its user members (every page of `members`, live groups only).
+    async fn target_group(&self, value: &Value, deleted: bool) -> Result<Option<TargetGroup>, PeerError> {
+        let Some(id) = parse_id(&value["id"]) else { return Ok(None) };
+        let members = if deleted {
+            Vec::new()
+        } else {
+            let items = self.client.get_all(&format!("/groups/{id}/members?$select=id")).await?;
+            items.iter().filter(|item| is_user(item)).filter_map(|item| parse_id(&item["id"])).collect()
+        };
+        Ok(Some(TargetGroup { id, attributes: attributes_of(value), deleted, members }))
+    }
+
+    /// The first group a `$filter` finds, live, else deleted.
+    async fn find_group(&self, filter: &str) -> Result<Option<TargetGroup>, PeerError> {
+        for (path, deleted) in [("/groups", false), ("/directory/deletedItems/microsoft.graph.group", true)] {
+            let url =
+                reqwest::Url::parse_with_params(&self.client.url(path), &[("$filter", filter)]).map_err(unavailable)?;
+            let (status, body) = self.client.send(reqwest::Method::GET, url.as_str(), None).await?;
+            if status != 200 {
+                return Err(rejected(status, &body));
+            }
+            if let Some(value) = body["value"].as_array().and_then(|values| values.first()) {
+                return self.target_group(value, deleted).await;
+            }
+        }
+        Ok(None)
+    }
+
     /// The body `POST /users` gets toward tenantsync: what `LocalTarget::build_user` builds.
     fn b2b_body(&self, anchor: &Anchor, attributes: &Map<String, Value>, initial_domain: &str) -> Value {
         Value::Object(tenantsync_model::b2b::b2b_user_body(
@@ -813,6 +849,143 @@ impl TargetDirectory for GraphTarget {
             _ => Err(rejected(status, &body)),
         }
     }
+
+    fn supports_groups(&self) -> bool {
+        // Entra does not let an application write a group's origin marker (see the module docs).
+        !self.client.settings.entra
+    }
+
+    fn supports_group_attribute(&self, attribute: &str) -> bool {
+        ["displayName", "mailNickname", "description"].iter().any(|name| name.eq_ignore_ascii_case(attribute))
+    }
+
+    async fn group_ready(&self) -> Result<(), PeerError> {
+        if self.client.settings.entra {
+            return Err(PeerError::Rejected("group provisioning into Microsoft Entra ID is not supported".to_owned()));
+        }
+        self.client.token(false).await.map(drop)
+    }
+
+    async fn get_group(&self, id: ObjectId) -> Result<Option<TargetGroup>, PeerError> {
+        let (status, body) = self.client.send(reqwest::Method::GET, &format!("/groups/{id}"), None).await?;
+        match status {
+            200 => return self.target_group(&body, false).await,
+            404 => {}
+            _ => return Err(rejected(status, &body)),
+        }
+        let (status, body) =
+            self.client.send(reqwest::Method::GET, &format!("/directory/deletedItems/{id}"), None).await?;
+        match status {
+            200 if body["@odata.type"]
+                .as_str()
+                .is_none_or(|kind| kind.eq_ignore_ascii_case("#microsoft.graph.group")) =>
+            {
+                self.target_group(&body, true).await
+            }
+            200 | 404 => Ok(None),
+            _ => Err(rejected(status, &body)),
+        }
+    }
+
+    async fn find_group_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetGroup>, PeerError> {
+        if self.client.settings.entra {
+            return Ok(None);
+        }
+        let quote = |text: &str| text.replace('\'', "''");
+        let filter = format!(
+            "crossTenantSynchronizationResource/originTenantId eq '{}' and crossTenantSynchronizationResource/originId eq '{}'",
+            quote(&anchor.source_tenant),
+            anchor.source_id
+        );
+        self.find_group(&filter).await
+    }
+
+    async fn create_group(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetGroup, PeerError> {
+        self.group_ready().await?;
+        let text = |name: &str| attributes.get(name).and_then(Value::as_str);
+        let display_name =
+            text("displayName").ok_or_else(|| PeerError::Rejected("a group needs a displayName".to_owned()))?;
+        let mut body = json!({
+            "displayName": display_name,
+            "mailNickname": text("mailNickname").map_or_else(|| format!("cts-{}", anchor.source_id.as_uuid().simple()), str::to_owned),
+            "mailEnabled": false,
+            "securityEnabled": true,
+            "crossTenantSynchronizationResource": {"originTenantId": anchor.source_tenant, "originId": anchor.source_id.to_string()},
+        });
+        if let Some(description) = text("description") {
+            body["description"] = json!(description);
+        }
+        let (status, reply) = self.client.send(reqwest::Method::POST, "/groups", Some(&body)).await?;
+        match status {
+            200 | 201 => {
+                let id = parse_id(&reply["id"])
+                    .ok_or_else(|| PeerError::Rejected("the created group has no id".to_owned()))?;
+                Ok(TargetGroup { id, attributes: attributes_of(&reply), deleted: false, members: Vec::new() })
+            }
+            _ => Err(rejected(status, &reply)),
+        }
+    }
+
+    async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        let mut changes = changes.clone();
+        changes.retain(|key, _| self.supports_group_attribute(key));
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (status, body) =
+            self.client.send(reqwest::Method::PATCH, &format!("/groups/{id}"), Some(&Value::Object(changes))).await?;
+        match status {
+            200 | 204 => Ok(()),
+            404 => Err(PeerError::NotFound(id.to_string())),
+            _ => Err(rejected(status, &body)),
+        }
+    }
+
+    async fn change_group_members(&self, id: ObjectId, add: &[ObjectId], remove: &[ObjectId]) -> Result<(), PeerError> {
+        for member in add {
+            let reference =
+                json!({"@odata.id": format!("{}/directoryObjects/{member}", self.client.settings.base_address)});
+            let (status, body) = self
+                .client
+                .send(reqwest::Method::POST, &format!("/groups/{id}/members/$ref"), Some(&reference))
+                .await?;
+            match status {
+                200 | 201 | 204 => {}
+                // Added by an earlier attempt (a replay, or a restored group that kept its members).
+                400 if message(&body).contains("already exist") => {}
+                404 => return Err(PeerError::NotFound(format!("group {id} or member {member}"))),
+                _ => return Err(rejected(status, &body)),
+            }
+        }
+        for member in remove {
+            let (status, body) =
+                self.client.send(reqwest::Method::DELETE, &format!("/groups/{id}/members/{member}/$ref"), None).await?;
+            match status {
+                // 404: not a member (any more): nothing to remove.
+                200 | 204 | 404 => {}
+                _ => return Err(rejected(status, &body)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        let (status, body) = self.client.send(reqwest::Method::DELETE, &format!("/groups/{id}"), None).await?;
+        match status {
+            200 | 204 | 404 => Ok(()),
+            _ => Err(rejected(status, &body)),
+        }
+    }
+
+    async fn restore_group(&self, id: ObjectId) -> Result<(), PeerError> {
+        let (status, body) =
+            self.client.send(reqwest::Method::POST, &format!("/directory/deletedItems/{id}/restore"), None).await?;
+        match status {
+            200 | 201 | 204 => Ok(()),
+            404 => Err(PeerError::NotFound(id.to_string())),
+            _ => Err(rejected(status, &body)),
+        }
+    }
 }
 
 /// A target written for a source that is not the job's tenant: anchors name the source's own tenant id (the
@@ -881,6 +1054,9 @@ impl TargetDirectory for ReissuedTarget {
     }
     fn supports_groups(&self) -> bool {
         self.inner.supports_groups()
+    }
+    fn supports_group_attribute(&self, attribute: &str) -> bool {
+        self.inner.supports_group_attribute(attribute)
     }
     async fn group_ready(&self) -> Result<(), PeerError> {
         self.inner.group_ready().await

@@ -617,6 +617,12 @@ async fn toward_entra_users_are_invited_then_patched_and_rematched_by_mail() {
     let target = GraphTarget::new(Arc::new(GraphClient::new(entra_settings(&peer)).expect("a client")));
     target.ready().await.expect("a token is obtained");
     assert!(!target.supports("userPrincipalName"), "Entra assigns the UPN of an invited user");
+    // An application cannot write Entra's origin marker of a group: groups are not provisioned into Entra.
+    assert!(!target.supports_groups());
+    assert!(matches!(target.group_ready().await, Err(PeerError::Rejected(_))));
+    let mut tenantsync = entra_settings(&peer);
+    tenantsync.entra = false;
+    assert!(GraphTarget::new(Arc::new(GraphClient::new(tenantsync).expect("a client"))).supports_groups());
     let anchor = Anchor { source_tenant: "source-tenant".to_owned(), source_id: ObjectId::new_random() };
     let mut attributes = serde_json::Map::new();
     attributes.insert("displayName".to_owned(), json!("Ada Lovelace"));

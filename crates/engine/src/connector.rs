@@ -252,6 +252,12 @@ pub trait TargetDirectory: Send + Sync {
     fn supports_groups(&self) -> bool {
         false
     }
+    /// Whether a target group stores `attribute` (`displayName`, `description`, `mailNickname`). Group mappings to
+    /// attributes it cannot hold are left out, so they are neither written nor compared.
+    fn supports_group_attribute(&self, attribute: &str) -> bool {
+        let _ = attribute;
+        true
+    }
     /// Refuses unless the target accepts group writes from this source now (its consent).
     async fn group_ready(&self) -> Result<(), PeerError> {
         Err(unsupported_groups())

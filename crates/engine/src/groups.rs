@@ -87,6 +87,7 @@ impl tenantsync_expr::Clock for FixedNow {
 fn evaluate(
     mapping: &GroupMapping,
     group: &SourceGroup,
+    holds: &dyn Fn(&str) -> bool,
     source_tenant: &str,
     now: OffsetDateTime,
 ) -> Result<Map<String, Value>, String> {
@@ -111,6 +112,8 @@ fn evaluate(
         // A target group needs a nickname; the source id keeps it unique and stable.
         values.insert("mailNickname".to_owned(), json!(format!("cts-{}", group.id.as_uuid().simple())));
     }
+    // Attributes the target cannot hold (a SCIM group has no mailNickname) are neither written nor compared.
+    values.retain(|name, _| holds(name));
     Ok(values)
 }
 
@@ -131,12 +134,13 @@ fn member_list(ids: &[ObjectId]) -> String {
 
 /// Decides what to do with one assigned (or formerly assigned) group. `managed` tells whether a target user is one
 /// of this job's B2B users: only those are ever removed from a group, so members the target's administrators added
-/// stay.
+/// stay. `holds` tells whether the target stores a group attribute.
 pub fn plan_group(
     mapping: &GroupMapping,
     source_id: ObjectId,
     observed: &GroupObserved,
     managed: &dyn Fn(ObjectId) -> bool,
+    holds: &dyn Fn(&str) -> bool,
     source_tenant: &str,
     now: OffsetDateTime,
 ) -> GroupPlan {
@@ -218,7 +222,7 @@ pub fn plan_group(
         return group_plan;
     }
     let group = live_source.expect("in scope means a live source group");
-    let values = match evaluate(mapping, group, source_tenant, now) {
+    let values = match evaluate(mapping, group, holds, source_tenant, now) {
         Ok(values) => values,
         Err(message) => {
             plan.reason = format!("MappingEvaluationFailed: {message}");
@@ -451,7 +455,8 @@ pub(crate) fn plan_observed(
     users: &UserLinks,
 ) -> GroupPlan {
     let managed = |member: ObjectId| users.managed.contains(&member);
-    plan_group(&job.schema.groups, source_id, observed, &managed, &env.job.tenant.to_string(), env.clock.now())
+    let holds = |attribute: &str| env.target.supports_group_attribute(attribute);
+    plan_group(&job.schema.groups, source_id, observed, &managed, &holds, &env.job.tenant.to_string(), env.clock.now())
 }
 
 /// How applying a group plan ended: the plan as done, its status, and the link to save.
@@ -615,7 +620,8 @@ mod tests {
     fn check(enabled: bool, observed: GroupObserved, expect: &str) {
         let now = time::macros::datetime!(2026-12-06 09:00 UTC);
         let managed = |member: ObjectId| member.as_uuid().as_u64_pair().1 < 500;
-        let plan = plan_group(&mapping(enabled), id(100), &observed, &managed, "tenant-a", now);
+        let holds = |_: &str| true;
+        let plan = plan_group(&mapping(enabled), id(100), &observed, &managed, &holds, "tenant-a", now);
         let short = |ids: &[ObjectId]| {
             ids.iter().map(|id| id.as_uuid().as_u64_pair().1.to_string()).collect::<Vec<_>>().join(",")
         };
@@ -699,5 +705,33 @@ mod tests {
             observed(Some(source(renamed, &[1])), true, Some(link(false)), Some(target(&[11], false)), &[11]),
             r#"Update [displayName="Sales EMEA"] +[] -[] The group changed: its target group is updated"#,
         );
+    }
+
+    /// A target that holds displayName only (a SCIM group): nothing else is written or compared, so a group in step
+    /// stays a skip instead of an update every cycle.
+    #[test]
+    fn attributes_the_target_cannot_hold_are_left_out() {
+        let now = time::macros::datetime!(2026-12-06 09:00 UTC);
+        let managed = |_: ObjectId| true;
+        let holds = |attribute: &str| attribute == "displayName";
+        let scim_target = TargetGroup {
+            id: id(900),
+            attributes: json!({"displayName": "Sales"}).as_object().cloned().unwrap_or_default(),
+            deleted: false,
+            members: vec![id(11)],
+        };
+        let observed = |target: Option<TargetGroup>| GroupObserved {
+            source: Some(source(sales(), &[1])),
+            assigned: true,
+            connection: target.as_ref().map(|_| link(false)),
+            target,
+            desired_members: vec![id(11)],
+        };
+        let created = plan_group(&mapping(true), id(100), &observed(None), &managed, &holds, "tenant-a", now);
+        assert_eq!(created.plan.action, PlannedAction::Create);
+        assert_eq!(created.plan.changes.keys().collect::<Vec<_>>(), vec!["displayName"]);
+        let in_step =
+            plan_group(&mapping(true), id(100), &observed(Some(scim_target)), &managed, &holds, "tenant-a", now);
+        assert_eq!(in_step.plan.action, PlannedAction::Skip, "{}", in_step.plan.reason);
     }
 }

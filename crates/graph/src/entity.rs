@@ -87,6 +87,9 @@ pub const USER_PROPERTIES: &[Property] = &[
     read_only("scimExternalId", S::String),
 ];
 
+/// The fields of a group's `crossTenantSynchronizationResource`.
+pub const SYNC_ORIGIN_FIELDS: &[&str] = &["originTenantId", "originId"];
+
 const PROCESSING_STATUS_FIELDS: &[&str] = &["status", "lastMembershipUpdated", "errorMessage"];
 
 /// `microsoft.graph.group` (security groups, with assigned or dynamic membership).
@@ -102,6 +105,10 @@ pub const GROUP_PROPERTIES: &[Property] = &[
     prop("membershipRuleProcessingState", S::Enum(&["On", "Paused"])),
     // Graph beta's progress of the rule's evaluation, computed by the directory: shown, never written.
     read_only("membershipRuleProcessingStatus", S::StringObject(PROCESSING_STATUS_FIELDS)),
+    // Graph beta's origin marker of a group cross-tenant sync created. Read-only for every body check: `POST
+    // /groups` accepts it only from callers holding `Synchronization.ReadWrite.All` (a remote sync writing its
+    // groups), and nothing ever changes it afterwards.
+    read_only("crossTenantSynchronizationResource", S::StringObject(SYNC_ORIGIN_FIELDS)),
     read_only("createdDateTime", S::DateTime),
     read_only("deletedDateTime", S::DateTime),
 ];

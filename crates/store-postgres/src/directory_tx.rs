@@ -258,9 +258,13 @@ impl DirectoryTx for PgDirectoryTx {
 
     async fn links_to_any(&mut self, kind: LinkKind, to: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
         let targets: Vec<String> = to.iter().map(ObjectId::to_string).collect();
+        // One index probe per id, whatever the planner believes about the table: a LATERAL subquery kept apart by
+        // OFFSET 0. Written as `to_id = ANY($3)`, a generic plan without statistics (autovacuum off, or a table that
+        // grew since its last ANALYZE) read every link of the tenant and filtered, once per page.
         let rows = sqlx::query(
-            "SELECT from_id, to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND to_id = ANY($3) \
-             ORDER BY to_id, from_id",
+            "SELECT found.from_id, found.to_id FROM UNNEST($3::text[]) AS target(id) CROSS JOIN LATERAL \
+             (SELECT from_id, to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND to_id = target.id OFFSET 0) \
+             AS found",
         )
         .bind(&self.tenant_text)
         .bind(kind.as_str())
@@ -300,10 +304,13 @@ impl DirectoryTx for PgDirectoryTx {
         }
         let (from, to): (Vec<String>, Vec<String>) =
             pairs.iter().map(|(from, to)| (from.to_string(), to.to_string())).unzip();
+        // Index probes per pair, then a TID scan, for the same reason as in `links_to_any`: a join the planner may
+        // turn into a scan of every link of the tenant.
         let result = sqlx::query(
-            "DELETE FROM links USING UNNEST($3::text[], $4::text[]) AS pair(from_id, to_id) \
-             WHERE links.tenant_id = $1 AND links.kind = $2 AND links.from_id = pair.from_id \
-             AND links.to_id = pair.to_id",
+            "DELETE FROM links WHERE ctid = ANY(ARRAY(SELECT found.ctid \
+             FROM UNNEST($3::text[], $4::text[]) AS pair(from_id, to_id) CROSS JOIN LATERAL \
+             (SELECT ctid FROM links WHERE tenant_id = $1 AND kind = $2 AND from_id = pair.from_id \
+             AND to_id = pair.to_id OFFSET 0) AS found))",
         )
         .bind(&self.tenant_text)
         .bind(kind.as_str())

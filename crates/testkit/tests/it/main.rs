@@ -5,6 +5,7 @@
 
 mod auth;
 mod bad_input;
+mod console;
 mod deleted;
 mod delta;
 mod dynamic_groups;

@@ -4,6 +4,7 @@
 
 mod config;
 mod consent;
+mod graph_groups;
 mod groups;
 mod isolation;
 mod job_control;
