@@ -7,7 +7,7 @@ fail() { echo "tidy: $*"; status=1; }
 
 # The pure crates never depend on a runtime, a web framework, a database driver or an HTTP client.
 forbidden='^(tokio|axum|hyper|sqlx|sqlx-core|reqwest|tower|tower-http) '
-for crate in tenantsync-model tenantsync-expr tenantsync-graph tenantsync-store tenantsync-scim tenantsync-engine; do
+for crate in tenantsync-model tenantsync-expr tenantsync-graph tenantsync-store tenantsync-scim tenantsync-engine tenantsync-guardrails; do
     if ! cargo metadata --format-version 1 --no-deps >/dev/null 2>&1; then fail "cargo metadata failed"; break; fi
     found=$(cargo tree -p "$crate" -e normal --prefix none 2>/dev/null | grep -E "$forbidden" | sort -u)
     [ -n "$found" ] && fail "$crate must stay pure but depends on: $(echo $found | tr '\n' ' ')"

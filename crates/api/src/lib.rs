@@ -11,6 +11,7 @@ mod console;
 mod error;
 mod extract;
 mod groups;
+mod guardrails;
 mod links;
 mod objects;
 mod observe;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(groups::routes())
         .merge(objects::routes())
         .merge(policies::routes())
+        .merge(guardrails::routes())
         .merge(applications::routes())
         .merge(synchronization::routes())
         .merge(audit::routes())

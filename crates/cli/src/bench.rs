@@ -42,6 +42,10 @@ pub enum BenchCommand {
         /// Single changes timed end to end.
         #[arg(long, default_value_t = 200)]
         samples: usize,
+        /// The target enforces inbound guardrails (three protected executives, impersonation check, a blocked
+        /// attribute, a constraint, quotas sized for the run), to compare with a run without.
+        #[arg(long)]
+        guardrails: bool,
     },
     /// Group provisioning: one group of N members provisioned into a target, then single membership changes.
     GroupSync {
@@ -100,8 +104,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Directory { users, database, concurrency, page_size } => {
             (users, database, concurrency, page_size)
         }
-        BenchCommand::Sync { users, database, samples } => {
-            return crate::bench_sync::run(users, database, samples).await;
+        BenchCommand::Sync { users, database, samples, guardrails } => {
+            return crate::bench_sync::run(users, database, samples, guardrails).await;
         }
         BenchCommand::GroupSync { members, database, samples } => {
             return crate::bench_group_sync::run(members, database, samples).await;

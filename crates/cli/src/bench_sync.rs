@@ -1,7 +1,7 @@
 //! `tenantsync bench sync`: the sync engine's figures. It fills a source tenant, copies the same rows into a second
 //! SQLite file with no engine (the baseline), lets a real server (a child process) run the initial sync while it
 //! watches the target fill, times single changes from the source API to the target API, then times one incremental
-//! run over 10 changes.
+//! run over 10 changes. With `--guardrails` the target enforces an inbound guardrail policy throughout.
 
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -57,7 +57,50 @@ async fn fill(directory: &Directory, tenant: tenantsync_model::TenantId, users: 
     Ok(())
 }
 
-pub async fn run(n_users: usize, database: Option<String>, samples: usize) -> anyhow::Result<ExitCode> {
+/// Three executives of the target, protected by a guardrail policy that also blocks an attribute and constrains
+/// two (nothing the bench users send is held); returns how many target users it added.
+async fn guard_target(
+    directory: &Directory,
+    admin: &Admin<'_>,
+    target: &tenantsync_model::Tenant,
+    n_users: usize,
+) -> anyhow::Result<usize> {
+    let executives = ["Alice Lindqvist", "Marcus Whitfield", "Priya Raman"];
+    let users: Vec<User> = executives
+        .iter()
+        .enumerate()
+        .map(|(idx, name)| {
+            let (given, surname) = name.split_once(' ').unwrap_or((name, name));
+            let local = format!("{}.{}", given.to_lowercase(), surname.to_lowercase());
+            serde_json::from_value(json!({
+                "id": ObjectId::new_random(), "userPrincipalName": format!("{local}@{}", target.initial_domain),
+                "displayName": name, "givenName": given, "surname": surname, "mailNickname": format!("exec{idx}"),
+                "mail": format!("{local}@{}", target.initial_domain), "accountEnabled": true,
+                "createdDateTime": "1970-01-01T00:00:00Z",
+            }))
+            .expect("bench executives are valid")
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for created in directory.create_users(target.id, users).await? {
+        ids.push(created?.id.to_string());
+    }
+    let policy: tenantsync_guardrails::GuardrailPolicy = serde_json::from_value(json!({
+        "protectedUserIds": ids, "impersonationCheck": true, "blockedAttributes": ["employeeId"],
+        "attributeConstraints": [{"attribute": "country", "pattern": "[A-Z]{2}"}, {"attribute": "jobTitle", "maxLength": 64}],
+        "quotas": {"maxShareOfTenant": 1, "maxCreatesPerHour": n_users + 10},
+    }))
+    .expect("the bench policy is valid");
+    admin.put_guardrails(target.id, None, &policy).await?;
+    Ok(executives.len())
+}
+
+pub async fn run(
+    n_users: usize,
+    database: Option<String>,
+    samples: usize,
+    guardrails: bool,
+) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all("target/bench").context("creating target/bench")?;
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let database = database.unwrap_or_else(|| format!("sqlite://target/bench/sync-{stamp}.db"));
@@ -104,6 +147,7 @@ pub async fn run(n_users: usize, database: Option<String>, samples: usize) -> an
     // 3. The initial sync, run by a real server.
     let admin = Admin { store: store.as_ref(), clock: &SystemClock, actor: "tenantsync cli".to_owned() };
     let link = crate::topology::connect(&admin, &source, &target, true).await?;
+    let n_own = if guardrails { guard_target(&directory, &admin, &target, n_users).await? } else { 0 };
     let exe = std::env::current_exe().context("locating the tenantsync binary")?;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(exe)
@@ -122,7 +166,7 @@ pub async fn run(n_users: usize, database: Option<String>, samples: usize) -> an
     };
     loop {
         let n = directory.count_objects(target.id, ObjectKind::User, false, None).await?;
-        if n as usize >= n_users {
+        if n as usize >= n_users + n_own {
             break;
         }
         if started.elapsed() > Duration::from_secs(3600) {
@@ -228,7 +272,7 @@ pub async fn run(n_users: usize, database: Option<String>, samples: usize) -> an
     println!(
         "{}",
         json!({
-            "backend": backend, "users": n_users, "raw_users_per_second": raw_rate, "sync_users_per_second": sync_rate,
+            "backend": backend, "users": n_users, "guardrails": guardrails, "raw_users_per_second": raw_rate, "sync_users_per_second": sync_rate,
             "engine_raw_ratio": raw_rate / sync_rate, "server_peak_rss_kib": sync_peak_kib,
             "latency_p50_ms": percentile(&latencies, 0.5), "latency_p99_ms": percentile(&latencies, 0.99), "incremental_10_ms": incremental_ms,
         })

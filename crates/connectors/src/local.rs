@@ -1,5 +1,6 @@
 //! The connector traits over tenants hosted here: a source and a target that call the [`Directory`] in process.
-//! The target checks the target tenant's consent (its partner entry for the source) before every write.
+//! The target checks the target tenant's consent (its partner entry for the source) before every write, and passes
+//! every user create and update through the target's inbound sync guardrails (`crate::inbound_guard`).
 
 use async_trait::async_trait;
 
@@ -9,11 +10,15 @@ use tenantsync_engine::audit::AuditEntry;
 use tenantsync_engine::connector::{
     Anchor, ChangePage, PeerError, SourceDirectory, SourceGroup, SourceUser, TargetDirectory, TargetGroup, TargetUser,
 };
+use tenantsync_engine::policy::HeldChange;
 use tenantsync_engine::repo::SyncRepo;
 use tenantsync_graph::body::{merge_body, patch_object};
 use tenantsync_graph::entity::USER;
+use tenantsync_guardrails::{ChangeAction, Outcome, PartnerContext, ProposedChange};
 use tenantsync_model::b2b::b2b_user_body;
 use tenantsync_model::{DirectoryObject, Group, ObjectId, ObjectKind, SyncOrigin, TenantId, User};
+
+use crate::inbound_guard::{self, Decision, Purpose};
 
 fn peer_error(err: DirectoryError) -> PeerError {
     match err {
@@ -24,7 +29,7 @@ fn peer_error(err: DirectoryError) -> PeerError {
     }
 }
 
-fn user_json(user: &User) -> Map<String, Value> {
+pub(crate) fn user_json(user: &User) -> Map<String, Value> {
     match serde_json::to_value(user).expect("users always serialize") {
         Value::Object(map) => map,
         _ => unreachable!("a user serializes to a JSON object"),
@@ -215,7 +220,7 @@ impl LocalTarget {
     /// The B2B user for `anchor`: the mapped attributes, the external identity and the invitation state.
     fn build_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<User, PeerError> {
         let mut map = Map::new();
-        merge_body(&USER, &mut map, &Value::Object(attributes.clone()))
+        merge_body(&USER, &mut map, &Value::Object(nest_extension_attributes(attributes)))
             .map_err(|err| PeerError::Rejected(err.to_string()))?;
         let mut map = b2b_user_body(&anchor.source_tenant, anchor.source_id, &map, &self.initial_domain);
         map.insert("id".to_owned(), json!(ObjectId::new_random()));
@@ -223,8 +228,59 @@ impl LocalTarget {
         serde_json::from_value(Value::Object(map)).map_err(|err| PeerError::Rejected(err.to_string()))
     }
 
+    /// Writes a held change an administrator approved, shaped by the policy in force (blocked attributes and
+    /// overrides still apply; nothing holds it). Returns the target user and whether it was created.
+    pub async fn write_approved(&self, held: &HeldChange) -> Result<(ObjectId, bool), PeerError> {
+        let proposed = match inbound_guard::shaping_policy(self).await? {
+            None => held.proposed_properties.clone(),
+            Some(policy) => {
+                let current = match held.target_object_id.as_deref().map(ObjectId::parse) {
+                    Some(Ok(id)) => self.directory.user_state(self.tenant, id).await.map_err(peer_error)?,
+                    _ => None,
+                }
+                .map(|state| user_json(&state.user));
+                let action = if held.action == "create" { ChangeAction::Create } else { ChangeAction::Update };
+                let change = ProposedChange {
+                    action,
+                    target_id: held.target_object_id.as_deref(),
+                    current: current.as_ref(),
+                    changes: &held.proposed_properties,
+                    exempt_groups: &[],
+                };
+                match tenantsync_guardrails::evaluate(&policy, &PartnerContext::default(), &change) {
+                    Outcome::Write(changes) | Outcome::WriteWithChanges { changes, .. } => changes,
+                    Outcome::Hold(_) => unreachable!("a policy without holds never holds"),
+                }
+            }
+        };
+        let source_id = ObjectId::parse(&held.source_object_id)
+            .map_err(|_| PeerError::Rejected(format!("'{}' is not an object id", held.source_object_id)))?;
+        let anchor = Anchor { source_tenant: held.partner_tenant_id.clone(), source_id };
+        let existing = match held.target_object_id.as_deref().map(ObjectId::parse) {
+            Some(Ok(id)) => Some(id),
+            _ => self.find_by_anchor(&anchor).await?.map(|user| user.id),
+        };
+        match existing {
+            Some(id) => {
+                let updated = self
+                    .directory
+                    .update_user(self.tenant, &id.to_string(), |user| LocalTarget::apply_changes(user, &proposed))
+                    .await
+                    .map_err(peer_error)?;
+                self.audit(&[("Update user", id, updated.display_name)]).await?;
+                Ok((id, false))
+            }
+            None => {
+                let user = self.build_user(&anchor, &proposed)?;
+                let created = self.directory.create_user(self.tenant, user).await.map_err(peer_error)?;
+                self.audit(&[("Add user", created.id, created.display_name.clone())]).await?;
+                Ok((created.id, true))
+            }
+        }
+    }
+
     fn apply_changes(user: &mut User, changes: &Map<String, Value>) -> Result<(), DirectoryError> {
-        *user = patch_object(&USER, &*user, &Value::Object(changes.clone()))
+        *user = patch_object(&USER, &*user, &Value::Object(nest_extension_attributes(changes)))
             .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?
             .0;
         Ok(())
@@ -271,8 +327,30 @@ impl TargetDirectory for LocalTarget {
 
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
         self.check_consent().await?;
-        let user = self.build_user(anchor, attributes)?;
-        match self.directory.create_user(self.tenant, user).await {
+        let source_id = anchor.source_id.to_string();
+        let mut guard = inbound_guard::session(self, std::slice::from_ref(&source_id), &[], Purpose::Create).await?;
+        let decision = match guard.as_mut() {
+            None => Decision::Write(attributes.clone()),
+            Some(guard) => guard.decide(ChangeAction::Create, &source_id, None, None, attributes),
+        };
+        let attributes = match decision {
+            Decision::Write(changes) => changes,
+            Decision::Held(held) => {
+                if let Some(guard) = guard {
+                    guard.finish(self).await?;
+                }
+                return Err(held);
+            }
+        };
+        let user = self.build_user(anchor, &attributes)?;
+        let result = self.directory.create_user(self.tenant, user).await;
+        if let Some(mut guard) = guard {
+            guard.created(u64::from(result.is_ok()));
+            if let Err(err) = guard.finish(self).await {
+                tracing::warn!(error = %err, "the guardrail state of an inbound create was not saved");
+            }
+        }
+        match result {
             Ok(created) => {
                 Ok(TargetUser { id: created.id, attributes: user_json(&created), deleted: false, manager: None })
             }
@@ -289,10 +367,30 @@ impl TargetDirectory for LocalTarget {
         if let Err(err) = self.check_consent().await {
             return items.iter().map(|_| Err(PeerError::ConsentDenied(err.to_string()))).collect();
         }
+        // One read of the target's guardrails for the whole batch.
+        let source_ids: Vec<String> = items.iter().map(|(anchor, _)| anchor.source_id.to_string()).collect();
+        let mut guard = match inbound_guard::session(self, &source_ids, &[], Purpose::Create).await {
+            Ok(guard) => guard,
+            Err(err) => {
+                let message = err.to_string();
+                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
+            }
+        };
         let mut built = Vec::with_capacity(items.len());
         let mut slots: Vec<Result<usize, PeerError>> = Vec::with_capacity(items.len());
-        for (anchor, attributes) in items {
-            match self.build_user(anchor, attributes) {
+        for ((anchor, proposed), source_id) in items.iter().zip(&source_ids) {
+            let decision = match guard.as_mut() {
+                None => Decision::Write(proposed.clone()),
+                Some(guard) => guard.decide(ChangeAction::Create, source_id, None, None, proposed),
+            };
+            let attributes = match decision {
+                Decision::Write(changes) => changes,
+                Decision::Held(held) => {
+                    slots.push(Err(held));
+                    continue;
+                }
+            };
+            match self.build_user(anchor, &attributes) {
                 Ok(user) => {
                     slots.push(Ok(built.len()));
                     built.push(user);
@@ -307,6 +405,12 @@ impl TargetDirectory for LocalTarget {
                 return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
             }
         };
+        if let Some(mut guard) = guard {
+            guard.created(created.iter().filter(|result| result.is_ok()).count() as u64);
+            if let Err(err) = guard.finish(self).await {
+                tracing::warn!(error = %err, "the guardrail state of inbound creates was not saved");
+            }
+        }
         let added: Vec<(&str, ObjectId, Option<String>)> =
             created.iter().flatten().map(|user| ("Add user", user.id, user.display_name.clone())).collect();
         if let Err(err) = self.audit(&added).await {
@@ -334,6 +438,47 @@ impl TargetDirectory for LocalTarget {
 
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         self.check_consent().await?;
+        let target_id = id.to_string();
+        let mut guard = inbound_guard::session(self, &[], std::slice::from_ref(&target_id), Purpose::Update).await?;
+        let guarded;
+        let changes = match guard.as_mut() {
+            None => changes,
+            Some(session) => {
+                let current = self.directory.user_state(self.tenant, id).await.map_err(peer_error)?;
+                let current = current.map(|state| (state.user.anchor(), user_json(&state.user)));
+                let source_id = current
+                    .as_ref()
+                    .and_then(|(anchor, _)| anchor.as_deref())
+                    .and_then(|anchor| anchor.rsplit('/').next())
+                    .unwrap_or(&target_id)
+                    .to_owned();
+                session.load_held(self, &source_id).await?;
+                let current_json = current.as_ref().map(|(_, json)| json);
+                match session.decide(ChangeAction::Update, &source_id, Some(&target_id), current_json, changes) {
+                    Decision::Write(written) => {
+                        // Nothing left that differs from the target's values (all blocked or overridden): no write.
+                        let written: Map<String, Value> = written
+                            .into_iter()
+                            .filter(|(name, value)| current_json.and_then(|json| json.get(name)) != Some(value))
+                            .collect();
+                        guarded = written;
+                        &guarded
+                    }
+                    Decision::Held(held) => {
+                        if let Some(session) = guard {
+                            session.finish(self).await?;
+                        }
+                        return Err(held);
+                    }
+                }
+            }
+        };
+        if let Some(session) = guard {
+            session.finish(self).await?;
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
         let updated = self
             .directory
             .update_user(self.tenant, &id.to_string(), |user| LocalTarget::apply_changes(user, changes))
@@ -345,7 +490,14 @@ impl TargetDirectory for LocalTarget {
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
         self.check_consent().await?;
         match self.directory.delete_object(self.tenant, ObjectKind::User, &id.to_string()).await {
-            Ok(()) => self.audit(&[("Delete user", id, None)]).await,
+            Ok(()) => {
+                // The partner's user count of the quotas follows its deletes.
+                if let Some(mut session) = inbound_guard::session(self, &[], &[], Purpose::Delete).await? {
+                    session.deleted();
+                    session.finish(self).await?;
+                }
+                self.audit(&[("Delete user", id, None)]).await
+            }
             Err(DirectoryError::NotFound { .. }) => Ok(()),
             Err(err) => Err(peer_error(err)),
         }
@@ -472,6 +624,22 @@ impl TargetDirectory for LocalTarget {
         self.directory.restore_object(self.tenant, &id.to_string()).await.map_err(peer_error)?;
         self.audit_group("Restore group", "Restore", id, None).await
     }
+}
+
+/// The attributes with `extensionAttribute1..15` (the schema's flat target names) moved into Graph's
+/// `onPremisesExtensionAttributes`, the only place a user body accepts them.
+fn nest_extension_attributes(attributes: &Map<String, Value>) -> Map<String, Value> {
+    let mut nested = attributes.clone();
+    for name in tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES {
+        let Some(key) = attributes.keys().find(|key| key.eq_ignore_ascii_case(name)) else { continue };
+        let value = nested.remove(key).unwrap_or(Value::Null);
+        if let Value::Object(fields) =
+            nested.entry("onPremisesExtensionAttributes").or_insert_with(|| Value::Object(Map::new()))
+        {
+            fields.insert(name.to_owned(), value);
+        }
+    }
+    nested
 }
 
 fn group_json(group: &Group) -> Map<String, Value> {

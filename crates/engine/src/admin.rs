@@ -15,10 +15,11 @@ use crate::job::{
     ScheduleState, connections_collection, escrows_collection, new_job_id,
 };
 use crate::plan::Connection;
-use crate::policy::{ConsentSettings, IdentitySynchronization, PARTNERS, Partner};
+use crate::policy::{ConsentSettings, DEFAULT_GUARDRAILS, GUARDRAILS, IdentitySynchronization, PARTNERS, Partner};
 use crate::schema::{AZURE2AZURE_TEMPLATE, SchemaError, compile, default_schema};
 use crate::sealing;
 use crate::settings::{JobSettings, Secret};
+use tenantsync_guardrails::GuardrailPolicy;
 
 /// The application template id of Entra's cross-tenant synchronization configuration.
 pub const CTS_APPLICATION_TEMPLATE: &str = "518e5f48-1fc8-4c48-9387-9fdf28b0dfe7";
@@ -258,6 +259,57 @@ impl Admin<'_> {
         })
         .await
         .map(|_| ())
+    }
+
+    // --- Inbound sync guardrails -----------------------------------------------------------------------------
+
+    /// The key of a guardrail policy: `default`, or a partner's tenant id in canonical form.
+    fn guardrails_key(partner: Option<&str>) -> Result<String, AdminError> {
+        match partner {
+            None => Ok(DEFAULT_GUARDRAILS.to_owned()),
+            Some(partner) => Ok(TenantId::parse(partner)
+                .map_err(|_| AdminError::Invalid(format!("'{partner}' is not a tenant id")))?
+                .to_string()),
+        }
+    }
+
+    /// The default policy (`partner` None) or a partner's.
+    pub async fn get_guardrails(&self, tenant: TenantId, partner: Option<&str>) -> Result<GuardrailPolicy, AdminError> {
+        let key = Self::guardrails_key(partner)?;
+        let mut tx = self.read_tx(tenant).await?;
+        job::read(tx.as_mut(), &GUARDRAILS, &key).await?.ok_or_else(|| not_found("inboundSyncGuardrails", key))
+    }
+
+    /// Creates or replaces a guardrail policy (already validated by the caller, which can see the directory); the
+    /// change is audited like other cross-tenant policy changes.
+    pub async fn put_guardrails(
+        &self,
+        tenant: TenantId,
+        partner: Option<&str>,
+        policy: &GuardrailPolicy,
+    ) -> Result<(), AdminError> {
+        let key = Self::guardrails_key(partner)?;
+        let mut tx = self.write_tx(tenant).await?;
+        write_doc(tx.as_mut(), &GUARDRAILS, &key, policy, self.now()).await?;
+        let activity = match partner {
+            None => "Update default inbound sync guardrails",
+            Some(_) => "Update a partner inbound sync guardrails",
+        };
+        self.audit(tx.as_mut(), activity, "Update", ("Policy", &key)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a guardrail policy (with neither policy, the tenant is unguarded).
+    pub async fn delete_guardrails(&self, tenant: TenantId, partner: Option<&str>) -> Result<(), AdminError> {
+        let key = Self::guardrails_key(partner)?;
+        let mut tx = self.write_tx(tenant).await?;
+        if !job::delete(tx.as_mut(), &GUARDRAILS, &key).await? {
+            return Err(not_found("inboundSyncGuardrails", key));
+        }
+        self.audit(tx.as_mut(), "Delete inbound sync guardrails", "Delete", ("Policy", &key)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     // --- Applications and service principals ----------------------------------------------------------------

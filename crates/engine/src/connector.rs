@@ -52,6 +52,11 @@ pub enum PeerError {
     NotFound(String),
     #[error("{0}")]
     Rejected(String),
+    /// The target's inbound guardrails held the change: nothing of it was written, and it waits for an
+    /// administrator of the target (approve or reject). Not an error worth retrying: the cycle logs it skipped,
+    /// does not escrow it, and proposes it again only when the source changes or a full sweep plans it again.
+    #[error("held by the target's inbound sync guardrails: {reason}")]
+    Held { reason: String },
     #[error("the peer is throttling; retry after {retry_after_seconds} s")]
     Throttled { retry_after_seconds: u64 },
     /// The cause is part of the message: escrows, dead letters and provisioning logs keep only the message.
@@ -66,6 +71,7 @@ impl PeerError {
             PeerError::ConsentDenied(_) => "AzureActiveDirectoryCrossTenantSyncPolicyCheckFailure",
             PeerError::NotFound(_) => "InvalidAnchor",
             PeerError::Rejected(_) => "UnprocessableEntity",
+            PeerError::Held { .. } => "InboundGuardrailHeld",
             PeerError::Throttled { .. } => "TooManyRequests",
             PeerError::Unavailable(_) => "InternalServerError",
         }

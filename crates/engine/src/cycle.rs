@@ -378,6 +378,15 @@ async fn apply(
             escrow: None,
             duration_ms,
         },
+        // Held by the target's guardrails: logged as skipped, not escrowed (retrying cannot help; the target's
+        // administrator decides), the link kept as it was.
+        Err(PeerError::Held { reason }) => Applied {
+            plan,
+            status: Status::Held { reason },
+            connection: observed.connection.clone(),
+            escrow: None,
+            duration_ms,
+        },
         Err(err) => {
             let code = err.code().to_owned();
             let reason = err.to_string();
@@ -851,6 +860,13 @@ impl Cycle<'_, '_> {
                     };
                     Applied { plan, status: Status::Success, connection: Some(connection), escrow: None, duration_ms }
                 }
+                Err(PeerError::Held { reason }) => Applied {
+                    plan,
+                    status: Status::Held { reason },
+                    connection: observed.connection.clone(),
+                    escrow: None,
+                    duration_ms,
+                },
                 Err(err) => {
                     let escrow =
                         escrow_for(plan.source_id, &err, self.escrow_index.get(&plan.source_id), env.clock.now());
@@ -870,7 +886,11 @@ impl Cycle<'_, '_> {
     fn record_applied(&mut self, applied: Applied, quiet: bool, record: &mut PageRecord) {
         count(&mut self.report, &applied);
         let source_id = applied.plan.source_id;
-        if !matches!(applied.status, Status::Failure { .. }) {
+        if matches!(applied.status, Status::Held { .. }) && self.escrow_index.contains_key(&source_id) {
+            // A held object is not retried by escrow: the target's administrator decides.
+            record.escrows_cleared.push(source_id);
+        }
+        if matches!(applied.status, Status::Success | Status::Skipped) {
             if let (Some(manager), Some(target)) = (applied.plan.manager, applied.plan.target_id) {
                 self.manager_work.push((target, manager));
             }
@@ -1008,6 +1028,7 @@ fn count(report: &mut CycleReport, applied: &Applied) {
             report.n_failed += 1;
             report.last_error_code = Some(code.clone());
         }
+        (Status::Held { .. }, _) => report.n_skipped += 1,
         (_, PlannedAction::Create) => report.n_created += 1,
         (_, PlannedAction::Update | PlannedAction::Restore) => report.n_updated += 1,
         (_, PlannedAction::Disable) => report.n_disabled += 1,
@@ -1155,8 +1176,8 @@ pub async fn provision_on_demand(env: &CycleEnv<'_>, source_id: ObjectId) -> Res
             &row,
         )
         .await?;
-    if let (Some(manager), Some(target), false) =
-        (applied.plan.manager, applied.plan.target_id, matches!(applied.status, Status::Failure { .. }))
+    if let (Some(manager), Some(target), true) =
+        (applied.plan.manager, applied.plan.target_id, matches!(applied.status, Status::Success | Status::Skipped))
         && let Some(manager_link) = env.repo.connection(env.job, manager).await?.filter(|link| !link.deleted_by_sync)
     {
         // Best effort, as Entra: a reference that cannot be set now is set by a later cycle.

@@ -16,14 +16,21 @@ use crate::plan::{ObjectPlan, Step};
 pub enum Status {
     Success,
     Skipped,
-    Failure { code: String, reason: String },
+    /// Held by the target's inbound guardrails (logged as skipped with error code `InboundGuardrailHeld`).
+    Held {
+        reason: String,
+    },
+    Failure {
+        code: String,
+        reason: String,
+    },
 }
 
 impl Status {
     pub fn name(&self) -> &'static str {
         match self {
             Status::Success => "success",
-            Status::Skipped => "skipped",
+            Status::Skipped | Status::Held { .. } => "skipped",
             Status::Failure { .. } => "failure",
         }
     }
@@ -90,6 +97,10 @@ pub fn entry(
         Status::Failure { code, reason } => json!({
             "errorCode": code, "reason": reason, "errorCategory": "failure", "additionalDetails": null,
             "recommendedAction": "The object stays in escrow and is retried on the next cycles.",
+        }),
+        Status::Held { reason } => json!({
+            "errorCode": "InboundGuardrailHeld", "reason": reason, "errorCategory": "skipped", "additionalDetails": null,
+            "recommendedAction": "An administrator of the target tenant approves or rejects the change (heldInboundChanges); it is not retried before the source object changes.",
         }),
         _ => Value::Null,
     };

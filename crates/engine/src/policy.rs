@@ -1,13 +1,58 @@
 //! Cross-tenant access policy partners, as Graph's `crossTenantAccessPolicyConfigurationPartner`: one document per
 //! partner tenant, kept by each tenant about the others. The target's inbound entry for a source is its consent.
+//! Beside it, the target's inbound sync guardrails (`tenantsync-guardrails`): the default and per-partner policies,
+//! the queue of held inbound changes, the per-partner quota ledgers and the protected-group exceptions approvals
+//! recorded.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use tenantsync_guardrails::{GuardrailPolicy, HoldReason, QuotaLedger};
+use time::OffsetDateTime;
 
 use crate::job::Collection;
 
 /// The collection of partner documents (key: the partner's tenant id).
 pub const PARTNERS: Collection<Partner> = Collection::fixed("crossTenantPartner");
+
+/// Inbound sync guardrail policies (key: [`DEFAULT_GUARDRAILS`] or a partner's tenant id).
+pub const GUARDRAILS: Collection<GuardrailPolicy> = Collection::fixed("inboundSyncGuardrails");
+/// The key of the default guardrail policy (every partner).
+pub const DEFAULT_GUARDRAILS: &str = "default";
+/// The target's held inbound changes (key: the held change's id).
+pub const HELD_CHANGES: Collection<HeldChange> = Collection::fixed("heldInboundChange");
+/// Each partner's inbound volume for the quotas (key: the partner's tenant id).
+pub const QUOTA_LEDGERS: Collection<QuotaLedger> = Collection::fixed("guardrailQuota");
+/// Protected groups an approval let a partner user qualify for (key: the target user id).
+pub const GUARDRAIL_EXCEPTIONS: Collection<Vec<String>> = Collection::fixed("guardrailException");
+
+/// Whether a held change is waiting for an administrator or was rejected (a rejected change stays rejected until
+/// the source proposes something else).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HeldStatus {
+    Held,
+    Rejected,
+}
+
+/// An inbound change a guardrail held: `heldInboundChanges` items.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldChange {
+    /// The source object's id: one entry per partner object (a newer proposal replaces the older one).
+    pub id: String,
+    pub partner_tenant_id: String,
+    pub job_id: String,
+    pub source_object_id: String,
+    pub target_object_id: Option<String>,
+    pub object_type: String,
+    /// `create` or `update`.
+    pub action: String,
+    pub reasons: Vec<HoldReason>,
+    pub proposed_properties: Map<String, Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub held_date_time: OffsetDateTime,
+    pub status: HeldStatus,
+}
 
 /// `automaticUserConsentSettings`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,8 +31,12 @@ use crate::job::{
     escrows_collection, group_connections_collection, pending_collection, staged_collection,
 };
 use crate::plan::Connection;
-use crate::policy::{PARTNERS, Partner};
+use crate::policy::{
+    DEFAULT_GUARDRAILS, GUARDRAIL_EXCEPTIONS, GUARDRAILS, HELD_CHANGES, HeldChange, HeldStatus, PARTNERS, Partner,
+    QUOTA_LEDGERS,
+};
 use crate::settings::{FailurePolicy, JobSettings, Secret};
+use tenantsync_guardrails::{GuardrailPolicy, QuotaLedger};
 
 /// Everything one wake-up of a job needs, read in one transaction.
 #[derive(Clone, Debug)]
@@ -74,6 +78,44 @@ pub struct PageRecord {
     /// Groups whose deletion failed (groups are not escrowed; the caller plans them again next cycle).
     pub groups_retry: Vec<ObjectId>,
     pub logs: Vec<LogRow>,
+}
+
+/// What a target reads once per batch of inbound writes from one partner.
+#[derive(Clone, Debug, Default)]
+pub struct GuardrailState {
+    pub default: Option<GuardrailPolicy>,
+    pub partner: Option<GuardrailPolicy>,
+    pub ledger: Option<QuotaLedger>,
+    /// Held or rejected changes of the batch's source objects, by id.
+    pub held: HashMap<String, HeldChange>,
+    /// Protected groups approvals let the batch's target users into, by target user id.
+    pub exceptions: HashMap<String, Vec<String>>,
+}
+
+/// What a batch of inbound writes changed in the target's guardrail state, saved together.
+#[derive(Clone, Debug, Default)]
+pub struct GuardrailOutcome {
+    /// Changes held now (replacing an earlier proposal of the same source object).
+    pub held: Vec<HeldChange>,
+    /// Held changes that no longer wait (the source's newer proposal was written).
+    pub cleared: Vec<String>,
+    /// Users created for the partner.
+    pub creates: u64,
+    /// Users deleted for the partner.
+    pub deletes: u64,
+    /// The partner's user count read from the directory, when no ledger exists yet.
+    pub seed_partner_users: Option<u64>,
+    pub audits: Vec<AuditEntry>,
+}
+
+/// An administrator's decision on a held change.
+#[derive(Clone, Debug)]
+pub enum HeldDecision {
+    /// The change was written to `target_user` (created when the held action was a create); `exception_groups` are
+    /// the protected groups the user may now qualify for.
+    Approved { target_user: String, exception_groups: Vec<String>, created: bool },
+    /// Dropped until the source proposes something else.
+    Rejected,
 }
 
 /// The repository; cheap to clone, shared by the runner, the API and the CLI.
@@ -174,6 +216,135 @@ impl SyncRepo {
     pub async fn partner(&self, tenant: TenantId, partner: TenantId) -> Result<Option<Partner>, JobError> {
         let mut tx = self.store.begin(tenant, TxMode::Read).await?;
         job::read(tx.as_mut(), &PARTNERS, &partner.to_string()).await
+    }
+
+    // --- Inbound sync guardrails (the target's side) ---------------------------------------------------------
+
+    /// The target's guardrail policies for `partner`, its quota ledger, and the held changes and exceptions of the
+    /// given source objects and target users: one read per batch of inbound writes.
+    pub async fn guardrail_state(
+        &self,
+        tenant: TenantId,
+        partner: TenantId,
+        source_ids: &[String],
+        target_ids: &[String],
+    ) -> Result<GuardrailState, JobError> {
+        let mut tx = self.store.begin(tenant, TxMode::Read).await?;
+        let partner_key = partner.to_string();
+        let default = job::read(tx.as_mut(), &GUARDRAILS, DEFAULT_GUARDRAILS).await?;
+        let partner_policy = job::read(tx.as_mut(), &GUARDRAILS, &partner_key).await?;
+        if default.is_none() && partner_policy.is_none() {
+            return Ok(GuardrailState::default());
+        }
+        let ledger = job::read(tx.as_mut(), &QUOTA_LEDGERS, &partner_key).await?;
+        let mut held = HashMap::new();
+        // Most batches meet an empty queue: one probe instead of a read per object.
+        let queue_empty = tx.list_docs(HELD_CHANGES.name(), None, 1).await?.is_empty();
+        for id in source_ids.iter().filter(|_| !queue_empty) {
+            if let Some(change) = job::read(tx.as_mut(), &HELD_CHANGES, id).await? {
+                held.insert(id.clone(), change);
+            }
+        }
+        let mut exceptions = HashMap::new();
+        let no_exceptions = tx.list_docs(GUARDRAIL_EXCEPTIONS.name(), None, 1).await?.is_empty();
+        for id in target_ids.iter().filter(|_| !no_exceptions) {
+            if let Some(groups) = job::read(tx.as_mut(), &GUARDRAIL_EXCEPTIONS, id).await? {
+                exceptions.insert(id.clone(), groups);
+            }
+        }
+        Ok(GuardrailState { default, partner: partner_policy, ledger, held, exceptions })
+    }
+
+    /// Saves a batch's held changes, cleared holds, quota counts and audit entries, in one transaction.
+    pub async fn record_guardrail_outcome(
+        &self,
+        tenant: TenantId,
+        partner: TenantId,
+        outcome: &GuardrailOutcome,
+    ) -> Result<(), JobError> {
+        let now = self.now();
+        let mut tx = self.store.begin(tenant, TxMode::Write).await?;
+        for change in &outcome.held {
+            job::write(tx.as_mut(), &HELD_CHANGES, &change.id, change, now).await?;
+        }
+        for id in &outcome.cleared {
+            job::delete(tx.as_mut(), &HELD_CHANGES, id).await?;
+        }
+        if outcome.creates > 0 || outcome.deletes > 0 || outcome.seed_partner_users.is_some() {
+            let partner_key = partner.to_string();
+            let mut ledger = match job::read(tx.as_mut(), &QUOTA_LEDGERS, &partner_key).await? {
+                Some(ledger) => ledger,
+                None => {
+                    QuotaLedger { partner_users: outcome.seed_partner_users.unwrap_or(0), ..QuotaLedger::default() }
+                }
+            };
+            ledger.record_creates(now.unix_timestamp(), outcome.creates);
+            ledger.partner_users = ledger.partner_users.saturating_sub(outcome.deletes);
+            job::write(tx.as_mut(), &QUOTA_LEDGERS, &partner_key, &ledger, now).await?;
+        }
+        for entry in &outcome.audits {
+            audit::record(tx.as_mut(), entry).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One held or rejected inbound change.
+    pub async fn held_change(&self, tenant: TenantId, id: &str) -> Result<Option<HeldChange>, JobError> {
+        let mut tx = self.store.begin(tenant, TxMode::Read).await?;
+        job::read(tx.as_mut(), &HELD_CHANGES, id).await
+    }
+
+    /// The target's held and rejected inbound changes, in id order.
+    pub async fn held_changes(&self, tenant: TenantId) -> Result<Vec<HeldChange>, JobError> {
+        let mut tx = self.store.begin(tenant, TxMode::Read).await?;
+        job::read_all(tx.as_mut(), &HELD_CHANGES).await
+    }
+
+    /// Records an administrator's decision on a held change (with its audit entry): an approval removes it,
+    /// records the protected-group exception and counts a create in the partner's quota; a rejection keeps it as
+    /// rejected. False when the change is no longer held.
+    pub async fn decide_held(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        decision: &HeldDecision,
+        audit_entry: &AuditEntry,
+    ) -> Result<bool, JobError> {
+        let now = self.now();
+        let mut tx = self.store.begin(tenant, TxMode::Write).await?;
+        let Some(mut change) = job::read(tx.as_mut(), &HELD_CHANGES, id).await? else { return Ok(false) };
+        if change.status != HeldStatus::Held {
+            return Ok(false);
+        }
+        match decision {
+            HeldDecision::Approved { target_user, exception_groups, created } => {
+                job::delete(tx.as_mut(), &HELD_CHANGES, id).await?;
+                if !exception_groups.is_empty() {
+                    let mut groups =
+                        job::read(tx.as_mut(), &GUARDRAIL_EXCEPTIONS, target_user).await?.unwrap_or_default();
+                    for group in exception_groups {
+                        if !groups.contains(group) {
+                            groups.push(group.clone());
+                        }
+                    }
+                    job::write(tx.as_mut(), &GUARDRAIL_EXCEPTIONS, target_user, &groups, now).await?;
+                }
+                if *created {
+                    let partner_key = change.partner_tenant_id.clone();
+                    let mut ledger = job::read(tx.as_mut(), &QUOTA_LEDGERS, &partner_key).await?.unwrap_or_default();
+                    ledger.record_creates(now.unix_timestamp(), 1);
+                    job::write(tx.as_mut(), &QUOTA_LEDGERS, &partner_key, &ledger, now).await?;
+                }
+            }
+            HeldDecision::Rejected => {
+                change.status = HeldStatus::Rejected;
+                job::write(tx.as_mut(), &HELD_CHANGES, id, &change, now).await?;
+            }
+        }
+        audit::record(tx.as_mut(), audit_entry).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // --- A job's connections, escrows and deprovisionings -----------------------------------------------------

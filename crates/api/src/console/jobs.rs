@@ -249,6 +249,7 @@ pub(crate) async fn provision(
     let status = match &outcome.status {
         Status::Success => "success".to_owned(),
         Status::Skipped => "skipped".to_owned(),
+        Status::Held { reason } => format!("skipped: InboundGuardrailHeld: {reason}"),
         Status::Failure { code, reason } => format!("failure: {code}: {reason}"),
     };
     let result = OnDemandView {

@@ -10,6 +10,7 @@ mod deleted;
 mod delta;
 mod dynamic_groups;
 mod groups;
+mod guardrails;
 mod guards;
 mod isolation;
 mod ops;
