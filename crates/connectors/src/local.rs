@@ -11,6 +11,7 @@ use tenantsync_engine::connector::{
     Anchor, ChangePage, PeerError, SourceDirectory, SourceGroup, SourceUser, TargetDirectory, TargetGroup, TargetUser,
 };
 use tenantsync_engine::policy::HeldChange;
+use tenantsync_engine::policy::Partner;
 use tenantsync_engine::repo::SyncRepo;
 use tenantsync_graph::body::{merge_body, patch_object};
 use tenantsync_graph::entity::USER;
@@ -163,19 +164,11 @@ impl LocalTarget {
 
     /// Refuses unless the target tenant allows group sync from the source (checked on every group write).
     async fn check_group_consent(&self) -> Result<(), PeerError> {
-        let partner = self
-            .repo
-            .partner(self.tenant, self.source_tenant)
-            .await
-            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
-        match partner {
-            Some(partner) if partner.allows_inbound_group_sync() => Ok(()),
-            Some(_) => Err(PeerError::ConsentDenied(
-                "the target's partner entry for the source does not allow inbound group sync (groupSyncInbound)"
-                    .to_owned(),
-            )),
-            None => Err(PeerError::ConsentDenied("the target has no partner entry for the source tenant".to_owned())),
-        }
+        self.check_partner(
+            Partner::allows_inbound_group_sync,
+            "the target's partner entry for the source does not allow inbound group sync (groupSyncInbound)",
+        )
+        .await
     }
 
     /// Records a group write in the target's directory audit.
@@ -202,17 +195,23 @@ impl LocalTarget {
 
     /// Refuses unless the target tenant allows user sync from the source (checked on every write).
     pub async fn check_consent(&self) -> Result<(), PeerError> {
+        self.check_partner(
+            Partner::allows_inbound_sync,
+            "the target's partner entry for the source does not allow inbound user sync with automatic redemption",
+        )
+        .await
+    }
+
+    /// Refuses with `refusal` unless the target's partner entry for the source passes `allows`.
+    async fn check_partner(&self, allows: fn(&Partner) -> bool, refusal: &str) -> Result<(), PeerError> {
         let partner = self
             .repo
             .partner(self.tenant, self.source_tenant)
             .await
             .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
         match partner {
-            Some(partner) if partner.allows_inbound_sync() => Ok(()),
-            Some(_) => Err(PeerError::ConsentDenied(
-                "the target's partner entry for the source does not allow inbound user sync with automatic redemption"
-                    .to_owned(),
-            )),
+            Some(partner) if allows(&partner) => Ok(()),
+            Some(_) => Err(PeerError::ConsentDenied(refusal.to_owned())),
             None => Err(PeerError::ConsentDenied("the target has no partner entry for the source tenant".to_owned())),
         }
     }

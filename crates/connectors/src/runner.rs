@@ -162,6 +162,17 @@ impl SyncRunner {
         jobs.get(key).map(|handle| handle.cycle_lock.clone()).unwrap_or_default()
     }
 
+    /// A job and its connectors, loaded once for one call outside a cycle (on demand, dry run, approvals).
+    #[allow(clippy::type_complexity)]
+    async fn load_connectors(
+        &self,
+        key: &JobKey,
+    ) -> Result<(JobSnapshot, Box<dyn SourceDirectory>, Box<dyn TargetDirectory>), RunError> {
+        let job = self.load(key).await?;
+        let (source, target) = self.connectors(&job).await?;
+        Ok((job, source, target))
+    }
+
     /// Loads a job (one read of its configuration, progress, secrets, assignments and consent).
     async fn load(&self, key: &JobKey) -> Result<JobSnapshot, RunError> {
         self.repo
@@ -316,10 +327,9 @@ impl SyncRunner {
         let key = JobKey::new(source_tenant, job_id);
         let lock = self.cycle_lock(&key);
         let _guard = lock.lock().await;
-        let job = self.load(&key).await?;
-        let (source, target) = self.connectors(&job).await?;
+        let (job, source, target) = self.load_connectors(&key).await?;
         let env = self.env(source.as_ref(), target.as_ref(), &key, false);
-        Ok(tenantsync_engine::cycle::provision_on_demand(&env, user).await?)
+        Ok(tenantsync_engine::cycle::provision_on_demand(&env, job, user).await?)
     }
 
     /// Provisions one group now (`provisionOnDemand` with `objectTypeName` Group), between cycles.
@@ -332,10 +342,9 @@ impl SyncRunner {
         let key = JobKey::new(source_tenant, job_id);
         let lock = self.cycle_lock(&key);
         let _guard = lock.lock().await;
-        let job = self.load(&key).await?;
-        let (source, target) = self.connectors(&job).await?;
+        let (job, source, target) = self.load_connectors(&key).await?;
         let env = self.env(source.as_ref(), target.as_ref(), &key, false);
-        Ok(tenantsync_engine::groups::provision_group_on_demand(&env, group).await?)
+        Ok(tenantsync_engine::groups::provision_group_on_demand(&env, job, group).await?)
     }
 
     /// What a full run of the job would do now, without writing (`plan`).
@@ -345,10 +354,9 @@ impl SyncRunner {
         job_id: &str,
     ) -> Result<Vec<tenantsync_engine::dry_run::PlanRow>, RunError> {
         let key = JobKey::new(source_tenant, job_id);
-        let job = self.load(&key).await?;
-        let (source, target) = self.connectors(&job).await?;
+        let (job, source, target) = self.load_connectors(&key).await?;
         let env = self.env(source.as_ref(), target.as_ref(), &key, false);
-        Ok(tenantsync_engine::dry_run::dry_run(&env).await?)
+        Ok(tenantsync_engine::dry_run::dry_run(&env, job).await?)
     }
 
     /// Applies held deprovisionings an administrator approved (`source_id` None: all). Returns how many.
@@ -361,10 +369,9 @@ impl SyncRunner {
         let key = JobKey::new(source_tenant, job_id);
         let lock = self.cycle_lock(&key);
         let _guard = lock.lock().await;
-        let job = self.load(&key).await?;
-        let (source, target) = self.connectors(&job).await?;
+        let (job, source, target) = self.load_connectors(&key).await?;
         let env = self.env(source.as_ref(), target.as_ref(), &key, false);
-        Ok(tenantsync_engine::cycle::approve_staged(&env, source_id).await?)
+        Ok(tenantsync_engine::cycle::approve_staged(&env, job, source_id).await?)
     }
 
     /// Tells the job's webhook (secret `QuarantineWebhookUrl`), if any, that it entered or left quarantine.

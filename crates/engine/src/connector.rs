@@ -258,7 +258,8 @@ pub trait TargetDirectory: Send + Sync {
         let _ = attribute;
         true
     }
-    /// Refuses unless the target accepts group writes from this source now (its consent).
+    /// Refuses unless the target accepts group writes from this source now (its consent). Every group write of a
+    /// target checks it itself (as user writes check consent), so the engine does not call it before writing.
     async fn group_ready(&self) -> Result<(), PeerError> {
         Err(unsupported_groups())
     }

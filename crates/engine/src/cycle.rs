@@ -142,7 +142,7 @@ impl LoadedJob {
     }
 
     /// Who writes this job's log entries, and where to.
-    fn log_context(&self, env: &CycleEnv<'_>, cycle_id: String) -> LogContext {
+    pub(crate) fn log_context(&self, env: &CycleEnv<'_>, cycle_id: String) -> LogContext {
         LogContext {
             job_id: env.job_id().to_owned(),
             cycle_id,
@@ -153,11 +153,6 @@ impl LoadedJob {
             target_system: env.target.system_name(),
         }
     }
-}
-
-/// Who writes `job`'s log entries, and where to.
-pub(crate) fn log_context_of(job: &LoadedJob, env: &CycleEnv<'_>, cycle_id: String) -> LogContext {
-    job.log_context(env, cycle_id)
 }
 
 /// Compiles a loaded job and resolves its assignments against the source.
@@ -186,12 +181,6 @@ fn assigned_groups(assignments: &[AssignmentDoc]) -> Vec<ObjectId> {
         .filter(|assignment| assignment.principal_type.eq_ignore_ascii_case("Group"))
         .map(|assignment| assignment.principal_id)
         .collect()
-}
-
-/// Loads, compiles and resolves a job (provision on demand, dry runs and approvals, which run outside a wake-up).
-pub async fn load_job(env: &CycleEnv<'_>) -> Result<LoadedJob, EngineError> {
-    let snapshot = env.repo.load(env.job).await?.ok_or_else(|| EngineError::JobNotFound(env.job_id().to_owned()))?;
-    prepare(env, snapshot).await
 }
 
 /// Who is assigned now (None when `SyncAll` is on): users assigned directly, and the members of assigned groups.
@@ -1157,8 +1146,12 @@ fn reference_plan(
 /// Provision on demand: plans and applies one user now, whether or not the job is running, records the log and
 /// link, and sets its manager if the manager is already in the target. Returns the plan (with its step trace) and
 /// how it ended.
-pub async fn provision_on_demand(env: &CycleEnv<'_>, source_id: ObjectId) -> Result<(ObjectPlan, Status), EngineError> {
-    let job = load_job(env).await?;
+pub async fn provision_on_demand(
+    env: &CycleEnv<'_>,
+    snapshot: JobSnapshot,
+    source_id: ObjectId,
+) -> Result<(ObjectPlan, Status), EngineError> {
+    let job = prepare(env, snapshot).await?;
     let (plan, observed) = plan_one(env, &job, source_id).await?;
     let prior = env.repo.escrows_of(env.job, &[source_id]).await?.remove(&source_id);
     let applied = apply(env, plan, &observed, prior.as_ref()).await;
@@ -1242,10 +1235,7 @@ async fn apply_deprovisions(
     for item in items {
         let started = Instant::now();
         let result = match (item.object_type, item.action) {
-            (IdentityType::Group, _) => match env.target.group_ready().await {
-                Ok(()) => env.target.delete_group(item.target_id).await,
-                Err(err) => Err(err),
-            },
+            (IdentityType::Group, _) => env.target.delete_group(item.target_id).await,
             (IdentityType::User, DeprovisionAction::Disable) => {
                 let mut changes = Map::new();
                 changes.insert("accountEnabled".to_owned(), serde_json::Value::Bool(false));
@@ -1349,60 +1339,7 @@ impl Cycle<'_, '_> {
         let users = users.as_ref();
         for source_id in ids {
             let Some(users) = users else { break };
-            let observed = match crate::groups::observe_group(env, &self.job, source_id, &links, users).await {
-                Ok(observed) => observed,
-                Err(err) => {
-                    self.report.n_failed += 1;
-                    self.report.last_error_code = Some(err.code().to_owned());
-                    retry.push(source_id);
-                    tracing::debug!(%source_id, error = %err, "group not observed");
-                    continue;
-                }
-            };
-            let mut group_plan = crate::groups::plan_observed(env, &self.job, source_id, &observed, users);
-            if mapping_on && group_plan.plan.reason.starts_with("EntityTypeNotSupported") {
-                continue;
-            }
-            if !mapping_on && self.job.schema.groups.enabled {
-                group_plan.plan.action = PlannedAction::Skip;
-                group_plan.plan.reason =
-                    format!("EntityTypeNotSupported: {} does not provision groups", env.target.system_name());
-            }
-            let now = env.clock.now();
-            if let (PlannedAction::Delete, Some(target_id)) = (group_plan.plan.action, group_plan.plan.target_id) {
-                record.pending.push(pending_deprovision(&group_plan.plan, target_id, now));
-                continue;
-            }
-            // Skips that change nothing are logged on full passes only (as quiet users are not logged at all).
-            let quiet = group_plan.plan.action == PlannedAction::Skip && !due.all && observed.connection.is_some();
-            let applied = crate::groups::apply_group(env, group_plan, &observed).await;
-            match &applied.status {
-                Status::Failure { code, .. } => {
-                    self.report.n_failed += 1;
-                    self.report.last_error_code = Some(code.clone());
-                    retry.push(source_id);
-                }
-                _ => match applied.plan.action {
-                    PlannedAction::Create => self.report.n_created += 1,
-                    PlannedAction::Update | PlannedAction::Restore => self.report.n_updated += 1,
-                    _ => self.report.n_skipped += 1,
-                },
-            }
-            if let Some(link) = applied.connection {
-                record.group_connections.push(link);
-            }
-            if !quiet {
-                let action = applied.plan.action.log_name();
-                record.logs.push(entry(
-                    &self.log,
-                    env.ids,
-                    &applied.plan,
-                    action,
-                    &applied.status,
-                    now,
-                    applied.duration_ms,
-                ));
-            }
+            self.sync_group(source_id, &links, users, due.all, &mut record, &mut retry).await;
         }
         if !retry.is_empty() && self.report.retry_after.is_none() {
             let backoff = self.job.settings.failures.escrow_backoff_seconds;
@@ -1411,6 +1348,58 @@ impl Cycle<'_, '_> {
         self.state.groups_retry = retry;
         let phase = self.state.phase;
         self.commit(record, phase).await
+    }
+
+    /// Plans one group in full and applies the plan (a deletion is only decided: it joins the pending ones).
+    async fn sync_group(
+        &mut self,
+        source_id: ObjectId,
+        links: &HashMap<ObjectId, GroupConnection>,
+        users: &crate::groups::UserLinks,
+        full: bool,
+        record: &mut PageRecord,
+        retry: &mut Vec<ObjectId>,
+    ) {
+        let env = self.env;
+        let observed = match crate::groups::observe_group(env, &self.job, source_id, links, users).await {
+            Ok(observed) => observed,
+            Err(err) => {
+                self.report.n_failed += 1;
+                self.report.last_error_code = Some(err.code().to_owned());
+                retry.push(source_id);
+                tracing::debug!(%source_id, error = %err, "group not observed");
+                return;
+            }
+        };
+        let group_plan = crate::groups::plan_observed(env, &self.job, source_id, &observed, users);
+        let now = env.clock.now();
+        if let (PlannedAction::Delete, Some(target_id)) = (group_plan.plan.action, group_plan.plan.target_id) {
+            record.pending.push(pending_deprovision(&group_plan.plan, target_id, now));
+            return;
+        }
+        // Skips that change nothing are logged on full passes only (as quiet users are not logged at all).
+        let quiet = group_plan.plan.action == PlannedAction::Skip && !full && observed.connection.is_some();
+        let applied = crate::groups::apply_group(env, group_plan, &observed).await;
+        match &applied.status {
+            Status::Failure { code, .. } => {
+                self.report.n_failed += 1;
+                self.report.last_error_code = Some(code.clone());
+                retry.push(source_id);
+            }
+            _ => match applied.plan.action {
+                PlannedAction::Create => self.report.n_created += 1,
+                PlannedAction::Update | PlannedAction::Restore => self.report.n_updated += 1,
+                _ => self.report.n_skipped += 1,
+            },
+        }
+        if let Some(link) = applied.connection {
+            record.group_connections.push(link);
+        }
+        if !quiet {
+            let action = applied.plan.action.log_name();
+            let row = entry(&self.log, env.ids, &applied.plan, action, &applied.status, now, applied.duration_ms);
+            record.logs.push(row);
+        }
     }
 
     /// Provisioned groups whose only news is membership changes: their target groups get exactly those changes,
@@ -1447,10 +1436,7 @@ impl Cycle<'_, '_> {
                 continue;
             }
             let started = std::time::Instant::now();
-            let result = match env.target.group_ready().await {
-                Ok(()) => env.target.change_group_members(link.target_id, &add, &remove).await,
-                Err(err) => Err(err),
-            };
+            let result = env.target.change_group_members(link.target_id, &add, &remove).await;
             let plan = crate::groups::member_change_plan(*group, link, &add, &remove);
             let status = match result {
                 Ok(()) => {
@@ -1532,8 +1518,12 @@ impl Cycle<'_, '_> {
 }
 
 /// Applies held deprovisionings an administrator approved (`source_id` None: all of them). Returns how many.
-pub async fn approve_staged(env: &CycleEnv<'_>, source_id: Option<ObjectId>) -> Result<usize, EngineError> {
-    let job = load_job(env).await?;
+pub async fn approve_staged(
+    env: &CycleEnv<'_>,
+    snapshot: JobSnapshot,
+    source_id: Option<ObjectId>,
+) -> Result<usize, EngineError> {
+    let job = prepare(env, snapshot).await?;
     let items: Vec<Deprovision> = env
         .repo
         .staged(env.job)

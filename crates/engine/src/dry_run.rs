@@ -9,9 +9,10 @@ use tenantsync_model::ObjectId;
 
 use crate::connector::SourceUser;
 use crate::cycle::{
-    CycleEnv, EngineError, LoadedJob, PAGE_SIZE, is_quiet, load_job, observe_page, passes_over, unlisted_links,
+    CycleEnv, EngineError, LoadedJob, PAGE_SIZE, is_quiet, observe_page, passes_over, prepare, unlisted_links,
 };
 use crate::plan::{Connection, ObjectPlan, PlanContext, PlannedAction, plan_user};
+use crate::repo::JobSnapshot;
 
 /// One object of a dry run.
 #[derive(Clone, Debug)]
@@ -66,8 +67,8 @@ async fn plan_page(
 }
 
 /// What a full run would do now.
-pub async fn dry_run(env: &CycleEnv<'_>) -> Result<Vec<PlanRow>, EngineError> {
-    let job = load_job(env).await?;
+pub async fn dry_run(env: &CycleEnv<'_>, snapshot: JobSnapshot) -> Result<Vec<PlanRow>, EngineError> {
+    let job = prepare(env, snapshot).await?;
     let mut rows = Vec::new();
     // Active internal users the source returns, as a real full pass counts them for the integrity guard.
     let mut n_active = 0;

@@ -58,29 +58,9 @@ fn step(name: &str, kind: &str, status: &str, description: String) -> Step {
 
 /// Source group properties under the names mapping expressions use: Graph's, plus `objectId`.
 fn group_attributes(group: &SourceGroup) -> Attributes {
-    let mut attributes = Attributes::new();
-    for (name, value) in &group.attributes {
-        match value {
-            Value::String(text) => attributes.insert(name.clone(), AttrValue::String(Cow::Owned(text.clone()))),
-            Value::Bool(flag) => attributes.insert(name.clone(), AttrValue::Boolean(*flag)),
-            Value::Array(items) => {
-                let texts: Vec<String> = items.iter().filter_map(Value::as_str).map(str::to_owned).collect();
-                if !texts.is_empty() {
-                    attributes.insert(name.clone(), AttrValue::Multi(Cow::Owned(texts)));
-                }
-            }
-            _ => {}
-        }
-    }
+    let mut attributes = crate::plan::json_attributes(&group.attributes);
     attributes.insert("objectId", AttrValue::String(Cow::Owned(group.id.to_string())));
     attributes
-}
-
-struct FixedNow(OffsetDateTime);
-impl tenantsync_expr::Clock for FixedNow {
-    fn now(&self) -> OffsetDateTime {
-        self.0
-    }
 }
 
 /// The target attributes the group mappings give; errors name the attribute.
@@ -92,7 +72,7 @@ fn evaluate(
     now: OffsetDateTime,
 ) -> Result<Map<String, Value>, String> {
     let attributes = group_attributes(group);
-    let clock = FixedNow(now);
+    let clock = crate::plan::FixedNow(now);
     let seed = u64::from_le_bytes(group.id.as_uuid().as_bytes()[..8].try_into().expect("a GUID has 16 bytes"));
     let rng = SplitMix64::new(seed);
     let eval = EvalContext::new(&clock, &rng).with_source_tenant(source_tenant);
@@ -456,7 +436,15 @@ pub(crate) fn plan_observed(
 ) -> GroupPlan {
     let managed = |member: ObjectId| users.managed.contains(&member);
     let holds = |attribute: &str| env.target.supports_group_attribute(attribute);
-    plan_group(&job.schema.groups, source_id, observed, &managed, &holds, &env.job.tenant.to_string(), env.clock.now())
+    let source_tenant = env.job.tenant.to_string();
+    let mut group_plan =
+        plan_group(&job.schema.groups, source_id, observed, &managed, &holds, &source_tenant, env.clock.now());
+    if job.schema.groups.enabled && !env.target.supports_groups() {
+        group_plan.plan.action = PlannedAction::Skip;
+        group_plan.plan.reason =
+            format!("EntityTypeNotSupported: {} does not provision groups", env.target.system_name());
+    }
+    group_plan
 }
 
 /// How applying a group plan ended: the plan as done, its status, and the link to save.
@@ -480,9 +468,6 @@ pub(crate) async fn apply_group(env: &CycleEnv<'_>, group_plan: GroupPlan, obser
         display_name: plan.source_display_name.clone(),
     };
     let result: Result<Option<GroupConnection>, PeerError> = async {
-        if matches!(plan.action, PlannedAction::Create | PlannedAction::Update | PlannedAction::Restore) {
-            env.target.group_ready().await?;
-        }
         match plan.action {
             PlannedAction::Create => {
                 let created = env.target.create_group(&anchor, &plan.changes).await?;
@@ -532,25 +517,18 @@ pub(crate) async fn apply_group(env: &CycleEnv<'_>, group_plan: GroupPlan, obser
 /// a user's on demand is. Returns the plan with its trace and how it ended.
 pub async fn provision_group_on_demand(
     env: &CycleEnv<'_>,
+    snapshot: crate::repo::JobSnapshot,
     source_id: ObjectId,
 ) -> Result<(ObjectPlan, Status), EngineError> {
-    let job = crate::cycle::load_job(env).await?;
+    let job = crate::cycle::prepare(env, snapshot).await?;
     let links = env.repo.group_connections(env.job).await?;
     let users = UserLinks::load(env).await?;
     let observed = observe_group(env, &job, source_id, &links, &users).await.map_err(EngineError::Source)?;
-    let mut group_plan = plan_observed(env, &job, source_id, &observed, &users);
-    if !env.target.supports_groups() && job.schema.groups.enabled {
-        group_plan.plan.action = PlannedAction::Skip;
-        group_plan.plan.reason =
-            format!("EntityTypeNotSupported: {} does not provision groups", env.target.system_name());
-    }
+    let group_plan = plan_observed(env, &job, source_id, &observed, &users);
     let applied = if group_plan.plan.action == PlannedAction::Delete {
         let started = std::time::Instant::now();
         let target = group_plan.plan.target_id.expect("a planned delete names its target group");
-        let result = match env.target.group_ready().await {
-            Ok(()) => env.target.delete_group(target).await,
-            Err(err) => Err(err),
-        };
+        let result = env.target.delete_group(target).await;
         let (status, connection) = match result {
             Ok(()) => (
                 Status::Success,
@@ -562,7 +540,7 @@ pub async fn provision_group_on_demand(
     } else {
         apply_group(env, group_plan, &observed).await
     };
-    let log = crate::cycle::log_context_of(&job, env, env.ids.new_id().to_string());
+    let log = job.log_context(env, env.ids.new_id().to_string());
     let row = crate::log::entry(
         &log,
         env.ids,

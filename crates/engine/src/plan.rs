@@ -146,11 +146,11 @@ pub struct PlanContext<'a> {
     pub supports: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
-/// Source attributes under the names mapping expressions use: Graph's, plus `objectId`/`netId`,
-/// `IsSoftDeleted`, `manager`, `extensionAttribute1..15` and Entra's directory names for phones and office.
-pub fn source_attributes(user: &SourceUser) -> Attributes {
+/// A directory object's Graph JSON as expression attributes: strings, booleans, integers, string collections, and
+/// the fields of `onPremisesExtensionAttributes` and `extensions` as attributes of their own.
+pub(crate) fn json_attributes(fields: &Map<String, Value>) -> Attributes {
     let mut attributes = Attributes::new();
-    for (name, value) in &user.attributes {
+    for (name, value) in fields {
         match value {
             Value::String(text) => attributes.insert(name.clone(), AttrValue::String(Cow::Owned(text.clone()))),
             Value::Bool(flag) => attributes.insert(name.clone(), AttrValue::Boolean(*flag)),
@@ -175,6 +175,13 @@ pub fn source_attributes(user: &SourceUser) -> Attributes {
             Value::Object(_) | Value::Null => {}
         }
     }
+    attributes
+}
+
+/// Source attributes under the names mapping expressions use: Graph's, plus `objectId`/`netId`,
+/// `IsSoftDeleted`, `manager`, `extensionAttribute1..15` and Entra's directory names for phones and office.
+pub fn source_attributes(user: &SourceUser) -> Attributes {
+    let mut attributes = json_attributes(&user.attributes);
     let id = user.id.to_string();
     attributes.insert("objectId", AttrValue::String(Cow::Owned(id.clone())));
     attributes.insert("netId", AttrValue::String(Cow::Owned(id)));
@@ -195,7 +202,8 @@ pub fn source_attributes(user: &SourceUser) -> Attributes {
     attributes
 }
 
-struct FixedNow(OffsetDateTime);
+/// A clock stopped at one instant: planning evaluates every expression at the cycle's `now`.
+pub(crate) struct FixedNow(pub(crate) OffsetDateTime);
 impl tenantsync_expr::Clock for FixedNow {
     fn now(&self) -> OffsetDateTime {
         self.0
