@@ -3,7 +3,7 @@
 //! peak resident memory. Run it on SQLite and on PostgreSQL; the README records the figures.
 
 use std::process::{ExitCode, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reqwest::Method;
@@ -91,6 +91,37 @@ pub enum BenchCommand {
 
 const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
 
+/// Starts `tenantsync serve` on a free port over `database` in a child process (killed when dropped); returns it,
+/// its pid and its URL. The rest of its standard output is drained in the background.
+pub(crate) async fn start_server(database: &str) -> anyhow::Result<(tokio::process::Child, u32, String)> {
+    let exe = std::env::current_exe().context("locating the tenantsync binary")?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", "warn"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server")?;
+    let pid = child.id().context("server pid")?;
+    let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
+    let url = loop {
+        let Some(line) = lines.next_line().await? else { bail!("the server exited before listening") };
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, pid, url))
+}
+
+/// The value at `fraction` (0..=1) of sorted durations, in milliseconds.
+pub(crate) fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
 pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -133,22 +164,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         .create_tenant(NewTenant { name: name.clone(), display_name: None, domains: vec![domain.clone()] })
         .await?;
 
-    let exe = std::env::current_exe().context("locating the tenantsync binary")?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database, "--log", "warn"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the server")?;
-    let pid = child.id().context("server pid")?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let server = loop {
-        let Some(line) = lines.next_line().await? else { bail!("the server exited before listening") };
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
+    let (mut child, pid, server) = crate::bench::start_server(&database).await?;
     let args = ServerArgs {
         server: server.clone(),
         tenant: tenant.id.to_string(),

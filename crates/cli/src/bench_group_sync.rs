@@ -8,20 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::bench::percentile;
 use anyhow::{Context, bail};
 use serde_json::json;
 use tenantsync_connectors::SyncRunner;
 use tenantsync_directory::{Directory, NewGroup, NewTenant};
 use tenantsync_engine::repo::SyncRepo;
 use tenantsync_model::{Clock, ObjectId, SystemClock, TenantId, User};
-
-fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[idx].as_secs_f64() * 1000.0
-}
 
 fn bench_user(idx: usize, domain: &str) -> User {
     serde_json::from_value(json!({

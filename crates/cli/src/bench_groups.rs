@@ -5,15 +5,15 @@
 //! It measures; it does not check rule semantics (the integration tests do).
 
 use std::collections::BTreeSet;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::bench::percentile;
 use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tenantsync_directory::{Directory, NewTenant};
 use tenantsync_model::{ObjectId, TenantId, User};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::bench::peak_rss_kib;
 use crate::client::{GraphClient, ServerArgs};
@@ -119,14 +119,6 @@ fn rules() -> Vec<String> {
     rules
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[idx].as_secs_f64() * 1000.0
-}
-
 async fn fill(directory: &Directory, tenant: TenantId, n_users: usize, domain: &str) -> anyhow::Result<Vec<User>> {
     let mut created = Vec::with_capacity(n_users);
     let mut user_idx = 0;
@@ -173,22 +165,7 @@ pub async fn run(n_users: usize, n_rules: usize, database: Option<String>, sampl
     let users = fill(&directory, tenant.id, n_users, &domain).await?;
     let fill_seconds = started.elapsed().as_secs_f64();
 
-    let exe = std::env::current_exe().context("locating the tenantsync binary")?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database, "--log", "warn"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the server")?;
-    let pid = child.id().context("server pid")?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let server = loop {
-        let Some(line) = lines.next_line().await? else { bail!("the server exited before listening") };
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
+    let (mut child, pid, server) = crate::bench::start_server(&database).await?;
     let args = ServerArgs {
         server: server.clone(),
         tenant: tenant.id.to_string(),

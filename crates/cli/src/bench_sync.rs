@@ -3,10 +3,11 @@
 //! watches the target fill, times single changes from the source API to the target API, then times one incremental
 //! run over 10 changes. With `--guardrails` the target enforces an inbound guardrail policy throughout.
 
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tenantsync_engine::repo::SyncRepo;
 
+use crate::bench::percentile;
 use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -14,7 +15,6 @@ use tenantsync_connectors::SyncRunner;
 use tenantsync_directory::{Directory, NewTenant};
 use tenantsync_engine::admin::Admin;
 use tenantsync_model::{ObjectId, ObjectKind, SystemClock, User};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::bench::peak_rss_kib;
 use crate::client::{GraphClient, ServerArgs};
@@ -38,14 +38,6 @@ fn bench_user(idx: usize, domain: &str) -> User {
         "createdDateTime": "1970-01-01T00:00:00Z",
     }))
     .expect("bench users are valid")
-}
-
-fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[idx].as_secs_f64() * 1000.0
 }
 
 async fn fill(directory: &Directory, tenant: tenantsync_model::TenantId, users: Vec<User>) -> anyhow::Result<()> {
@@ -148,22 +140,8 @@ pub async fn run(
     let admin = Admin { store: store.as_ref(), clock: &SystemClock, actor: "tenantsync cli".to_owned() };
     let link = crate::topology::connect(&admin, &source, &target, true).await?;
     let n_own = if guardrails { guard_target(&directory, &admin, &target, n_users).await? } else { 0 };
-    let exe = std::env::current_exe().context("locating the tenantsync binary")?;
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database, "--log", "warn"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the server")?;
-    let pid = child.id().context("server pid")?;
-    let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
-    let server = loop {
-        let Some(line) = lines.next_line().await? else { bail!("the server exited before listening") };
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
+    let (mut child, pid, server) = crate::bench::start_server(&database).await?;
     loop {
         let n = directory.count_objects(target.id, ObjectKind::User, false, None).await?;
         if n as usize >= n_users + n_own {
