@@ -142,7 +142,7 @@ pub(crate) fn job_json(config: &JobConfig, state: &JobState) -> Value {
             "quarantine": quarantine,
             "steadyStateFirstAchievedTime": timestamp(state.steady_state_first_achieved),
             "steadyStateLastAchievedTime": timestamp(state.steady_state_last_achieved),
-            "synchronizedEntryCountByType": [{"key": "user to User", "value": state.synchronized_users}],
+            "synchronizedEntryCountByType": entry_counts(state),
             "pendingStagedDeletions": state.staged_deletions,
             "troubleshootingUrl": null,
         },
@@ -632,6 +632,15 @@ async fn provision_on_demand(
         "key": json!({"result": result, "details": {"errorCode": error_code, "errorMessage": error_message}}).to_string(),
         "value": details.to_string(),
     })))
+}
+
+/// `synchronizedEntryCountByType`: users, and groups once the job provisions any.
+fn entry_counts(state: &tenantsync_engine::job::JobState) -> Value {
+    let mut counts = vec![json!({"key": "user to User", "value": state.synchronized_users})];
+    if state.synchronized_groups > 0 {
+        counts.push(json!({"key": "group to Group", "value": state.synchronized_groups}));
+    }
+    Value::Array(counts)
 }
 
 /// `objectConnections('{objectId}')`, the segment after `jobs/{job}/`.

@@ -93,6 +93,8 @@ async fn an_assigned_group_arrives_with_its_members_and_follows_the_source() {
 
     let group_id = wait_members(&sync, "Sales", &[&ada, &bob]).await;
     assert_ne!(group_id, theirs);
+    let counts = sync.job().await["status"]["synchronizedEntryCountByType"].clone();
+    assert_eq!(counts[1], json!({"key": "group to Group", "value": 1}), "{counts}");
     let synced = synced_group(&sync, "Sales").await.expect("the synced group");
     assert_eq!((synced["securityEnabled"].clone(), synced["mailEnabled"].clone()), (json!(true), json!(false)));
     assert_eq!(synced["crossTenantSynchronizationResource"]["originId"], sales.as_str());
