@@ -592,6 +592,20 @@ pub struct GraphTarget {
 }
 
 impl GraphTarget {
+    /// `PATCH /{collection}/{id}` with `changes` (nothing when empty); a missing object is `NotFound`.
+    async fn patch(&self, collection: &str, id: ObjectId, changes: Map<String, Value>) -> Result<(), PeerError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let path = format!("/{collection}/{id}");
+        let (status, body) = self.client.send(reqwest::Method::PATCH, &path, Some(&Value::Object(changes))).await?;
+        match status {
+            200 | 204 => Ok(()),
+            404 => Err(PeerError::NotFound(id.to_string())),
+            _ => Err(rejected(status, &body)),
+        }
+    }
+
     pub fn new(client: Arc<GraphClient>) -> GraphTarget {
         GraphTarget { client }
     }
@@ -808,16 +822,7 @@ impl TargetDirectory for GraphTarget {
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         let mut changes = changes.clone();
         changes.retain(|key, _| self.supports(key));
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let (status, body) =
-            self.client.send(reqwest::Method::PATCH, &format!("/users/{id}"), Some(&Value::Object(changes))).await?;
-        match status {
-            200 | 204 => Ok(()),
-            404 => Err(PeerError::NotFound(id.to_string())),
-            _ => Err(rejected(status, &body)),
-        }
+        self.patch("users", id, changes).await
     }
 
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
@@ -929,16 +934,7 @@ impl TargetDirectory for GraphTarget {
     async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         let mut changes = changes.clone();
         changes.retain(|key, _| self.supports_group_attribute(key));
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let (status, body) =
-            self.client.send(reqwest::Method::PATCH, &format!("/groups/{id}"), Some(&Value::Object(changes))).await?;
-        match status {
-            200 | 204 => Ok(()),
-            404 => Err(PeerError::NotFound(id.to_string())),
-            _ => Err(rejected(status, &body)),
-        }
+        self.patch("groups", id, changes).await
     }
 
     async fn change_group_members(&self, id: ObjectId, add: &[ObjectId], remove: &[ObjectId]) -> Result<(), PeerError> {
