@@ -164,3 +164,41 @@ async fn a_bad_envelope_is_refused_whole_and_writes_nothing() {
     }
     assert_eq!(graph.count("users").await, 0);
 }
+
+#[tokio::test]
+async fn concurrent_creates_keep_their_own_outcomes() {
+    let app = TestApp::spawn().await;
+    let graph = contoso(&app).await;
+    // Twenty creates run at once and share commits; two of them want the same userPrincipalName.
+    let requests: Vec<Value> = (0..20)
+        .map(|idx| {
+            let upn = if idx == 13 { "user7@contoso.com".to_owned() } else { format!("user{idx}@contoso.com") };
+            json!({"id": idx.to_string(), "method": "POST", "url": "/users", "headers": {"Content-Type": JSON},
+                   "body": fixtures::user(&upn, &format!("User {idx}"))})
+        })
+        .collect();
+    let batch = graph.post("/v1.0/$batch", json!({ "requests": requests })).await;
+    batch.assert_status(200);
+    let statuses: Vec<u64> = (0..20).map(|idx| status(&batch.body, &idx.to_string())).collect();
+    assert_eq!(statuses.iter().filter(|status| **status == 201).count(), 19, "{statuses:?}");
+    let loser = if statuses[7] == 201 { "13" } else { "7" };
+    assert_eq!(status(&batch.body, loser), 400);
+    let message = answer(&batch.body, loser)["body"]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("same value for property userPrincipalName"), "{message}");
+    assert_eq!(graph.count("users").await, 19);
+
+    // The same through concurrent single requests.
+    let mut creates = tokio::task::JoinSet::new();
+    for idx in 0..16 {
+        let graph = graph.clone();
+        let upn = if idx % 8 == 0 { "same@contoso.com".to_owned() } else { format!("single{idx}@contoso.com") };
+        creates.spawn(async move { graph.post("/v1.0/users", fixtures::user(&upn, "Single")).await.status });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = creates.join_next().await {
+        statuses.push(status.expect("the request task ends"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[201; 15].as_slice(), &[400]].concat());
+    assert_eq!(graph.count("users").await, 34);
+}
