@@ -22,10 +22,13 @@ const MAX_GROUP: usize = 256;
 
 type Outcome = Result<User, DirectoryError>;
 
+/// A queued create and where its outcome goes.
+type Waiter = (User, oneshot::Sender<Outcome>);
+
 /// The creates waiting for a commit, per tenant. A tenant has an entry exactly while its committer runs.
 #[derive(Default)]
 pub(crate) struct CreateQueue {
-    tenants: Mutex<HashMap<TenantId, Vec<(User, oneshot::Sender<Outcome>)>>>,
+    tenants: Mutex<HashMap<TenantId, Vec<Waiter>>>,
 }
 
 impl CreateQueue {
@@ -44,7 +47,7 @@ impl CreateQueue {
     }
 
     /// The next group to commit, or `None` (and the tenant's entry removed) when the queue is empty.
-    fn next_group(&self, tenant: TenantId) -> Option<Vec<(User, oneshot::Sender<Outcome>)>> {
+    fn next_group(&self, tenant: TenantId) -> Option<Vec<Waiter>> {
         let mut tenants = self.tenants.lock().expect("the create queue lock is never poisoned");
         let queue = tenants.get_mut(&tenant)?;
         if queue.is_empty() {
@@ -104,7 +107,9 @@ impl Directory {
                     }
                 }
                 Err(err) if n_users == 1 => {
-                    let _ = replies.into_iter().next().map(|reply| reply.send(Err(err)));
+                    if let Some(reply) = replies.into_iter().next() {
+                        let _ = reply.send(Err(err));
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, n_users, "a shared create transaction failed; committing its users one by one");
