@@ -4,3 +4,4 @@
 
 mod enforce;
 mod policy;
+mod remote;
