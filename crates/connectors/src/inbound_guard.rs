@@ -344,3 +344,15 @@ fn reasons_text(reasons: &[HoldReason]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    /// The directory reads the engine's guardrail documents by name (`tenantsync_directory::admission`).
+    #[test]
+    fn the_directory_reads_the_engines_guardrail_collections() {
+        use tenantsync_directory::admission;
+        use tenantsync_engine::policy;
+        assert_eq!(policy::GUARDRAILS.name(), admission::GUARDRAIL_POLICIES);
+        assert_eq!(policy::GUARDRAIL_EXCEPTIONS.name(), admission::GUARDRAIL_EXCEPTIONS);
+    }
+}
