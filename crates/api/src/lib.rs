@@ -16,6 +16,7 @@ mod guardrails;
 mod links;
 mod objects;
 mod observe;
+mod partner_writes;
 mod policies;
 mod scim;
 mod synchronization;

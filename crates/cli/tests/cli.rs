@@ -409,3 +409,48 @@ async fn operator_commands_work_while_the_server_runs() {
     let listed = workspace.json(&["tenant", "list", "--json"]);
     assert_eq!(listed.as_array().expect("array").len(), 2);
 }
+
+#[tokio::test]
+async fn a_credential_created_for_a_partner_writes_only_as_that_partner() {
+    let workspace = Workspace::new();
+    workspace.json(&["tenant", "create", "--name", "contoso", "--json"]);
+    let partner = "5b0e7c52-7d1a-4d8e-9a55-3f1c2b7e9d10";
+    let bound =
+        workspace.json(&["app", "credential", "create", "--tenant", "contoso", "--for-partner", partner, "--json"]);
+    assert_eq!(bound["partnerTenantId"], partner, "{bound}");
+    assert_eq!(
+        bound["roles"],
+        json!(["User.ReadWrite.All", "Group.ReadWrite.All", "Synchronization.ReadWrite.All"]),
+        "what a remote source needs: {bound}"
+    );
+    let listed = workspace.json(&["app", "credential", "list", "--tenant", "contoso", "--json"]);
+    let partners: Vec<&Value> = listed.as_array().expect("array").iter().map(|item| &item["partnerTenantId"]).collect();
+    assert_eq!(partners.iter().filter(|value| value.is_null()).count(), 1, "the admin credential is unbound: {listed}");
+    assert!(partners.contains(&&json!(partner)), "{listed}");
+    let bad =
+        workspace.command(&["app", "credential", "create", "--tenant", "contoso", "--for-partner", "nope"]).output();
+    assert!(!bad.expect("run").status.success(), "--for-partner takes a tenant id");
+
+    let server = Server::start(&workspace).await;
+    let client_id = bound["clientId"].as_str().expect("id");
+    let response = client_token(&server, "contoso", client_id, bound["clientSecret"].as_str().expect("secret")).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let token = response.json::<Value>().await.expect("json")["access_token"].as_str().expect("token").to_owned();
+    // `tenantsync token` for the bound credential carries the partner too.
+    let printed = workspace.json(&["token", "--tenant", "contoso", "--client-id", client_id, "--json"]);
+    for token in [token.as_str(), printed["access_token"].as_str().expect("token")] {
+        let (status, body) = get_json(&server, token, "/v1.0/policies/crossTenantAccessPolicy/partners").await;
+        assert_eq!(status, 403, "a partner-bound credential reads directory objects only: {body}");
+        let created = http()
+            .post(format!("{}/v1.0/users", server.base))
+            .bearer_auth(token)
+            .json(&json!({"accountEnabled": true, "displayName": "Nobody", "mailNickname": "nobody",
+                          "userPrincipalName": "nobody@contoso.onmicrosoft.test"}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(created.status().as_u16(), 403, "a user without the partner's anchor is refused");
+        let (status, _) = get_json(&server, token, "/v1.0/users").await;
+        assert_eq!(status, 200);
+    }
+}

@@ -10,6 +10,7 @@ pub mod runner;
 pub mod scim;
 
 pub use graph::{GraphClient, GraphSource, GraphTarget};
+pub use inbound_guard::refuse_protected_group;
 pub use local::{LocalSource, LocalTarget};
 pub use runner::{RunError, SyncRunner};
 pub use scim::ScimTarget;

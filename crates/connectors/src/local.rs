@@ -607,6 +607,9 @@ impl TargetDirectory for LocalTarget {
             return Ok(());
         }
         self.check_group_consent().await?;
+        if !add.is_empty() {
+            inbound_guard::refuse_protected_group(self, id).await?;
+        }
         self.directory.change_user_members(self.tenant, id, add, remove).await.map_err(peer_error)?;
         let activity = format!("Update group members (+{} -{})", add.len(), remove.len());
         self.audit_group(&activity, "Update", id, None).await

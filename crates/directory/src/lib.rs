@@ -6,6 +6,7 @@
 //! This crate knows nothing about HTTP or Graph's JSON conventions: callers hand it typed values and closures.
 //! Every operation runs in one store transaction, so a failed call leaves nothing half-written.
 
+pub mod admission;
 mod credentials;
 mod delta;
 mod dynamic;
