@@ -282,19 +282,14 @@ async fn apply(
 ) -> Applied {
     let started = Instant::now();
     let mut connection = observed.connection.clone();
+    let prior = observed.connection.as_ref();
     let anchor = Anchor { source_tenant: env.job.tenant.to_string(), source_id: plan.source_id };
     let result: Result<(), PeerError> = async {
         match plan.action {
             PlannedAction::Create => {
                 let created = env.target.create_user(&anchor, &plan.changes).await?;
                 plan.target_id = Some(created.id);
-                connection = Some(Connection {
-                    source_id: plan.source_id,
-                    target_id: created.id,
-                    deleted_by_sync: false,
-                    display_name: plan.source_display_name.clone(),
-                    delete_rejected: false,
-                });
+                connection = Some(Connection::of(&plan, created.id, false, prior));
             }
             PlannedAction::Update | PlannedAction::Disable => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
@@ -302,13 +297,7 @@ async fn apply(
                 if !plan.changes.is_empty() {
                     env.target.update_user(target, &plan.changes).await?;
                 }
-                connection = Some(Connection {
-                    source_id: plan.source_id,
-                    target_id: target,
-                    deleted_by_sync: false,
-                    display_name: plan.source_display_name.clone(),
-                    delete_rejected: false,
-                });
+                connection = Some(Connection::of(&plan, target, false, prior));
             }
             PlannedAction::Restore => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
@@ -316,42 +305,27 @@ async fn apply(
                 if !plan.changes.is_empty() {
                     env.target.update_user(target, &plan.changes).await?;
                 }
-                connection = Some(Connection {
-                    source_id: plan.source_id,
-                    target_id: target,
-                    deleted_by_sync: false,
-                    display_name: plan.source_display_name.clone(),
-                    delete_rejected: false,
-                });
+                connection = Some(Connection::of(&plan, target, false, prior));
             }
             PlannedAction::Delete => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
                 env.target.delete_user(target).await?;
-                connection = Some(Connection {
-                    source_id: plan.source_id,
-                    target_id: target,
-                    deleted_by_sync: true,
-                    display_name: plan.source_display_name.clone(),
-                    delete_rejected: false,
-                });
+                connection = Some(Connection::of(&plan, target, true, prior));
             }
             PlannedAction::Skip => {
                 // An adopted user already in step: keep the link so later cycles find it directly.
                 if let (MatchedBy::Anchor, Some(target), true) = (observed.matched_by, &observed.target, plan.in_scope)
                 {
-                    connection = Some(Connection {
-                        source_id: plan.source_id,
-                        target_id: target.id,
-                        deleted_by_sync: target.deleted,
-                        display_name: plan.source_display_name.clone(),
-                        delete_rejected: false,
-                    });
+                    connection = Some(Connection::of(&plan, target.id, target.deleted, prior));
                 }
-                // Back in scope: a rejected deletion lapses, so leaving scope again proposes it again.
-                if let (Some(link), true) = (&observed.connection, plan.in_scope)
-                    && link.delete_rejected
-                {
-                    connection = Some(Connection { delete_rejected: false, ..link.clone() });
+                if let (Some(link), true) = (&observed.connection, plan.in_scope) {
+                    // Back in scope: a rejected deletion lapses, so leaving scope again proposes it again. What
+                    // the link remembers follows the target (a value found in place, a disablement seen).
+                    let memory = plan.memory.as_ref().filter(|memory| **memory != link.memory);
+                    if link.delete_rejected || memory.is_some() {
+                        let memory = memory.cloned().unwrap_or_else(|| link.memory.clone());
+                        connection = Some(Connection { delete_rejected: false, memory, ..link.clone() });
+                    }
                 }
             }
         }
@@ -840,13 +814,7 @@ impl Cycle<'_, '_> {
             .map(|((mut plan, observed), result)| match result {
                 Ok(target) => {
                     plan.target_id = Some(target.id);
-                    let connection = Connection {
-                        source_id: plan.source_id,
-                        target_id: target.id,
-                        deleted_by_sync: false,
-                        display_name: plan.source_display_name.clone(),
-                        delete_rejected: false,
-                    };
+                    let connection = Connection::of(&plan, target.id, false, observed.connection.as_ref());
                     Applied { plan, status: Status::Success, connection: Some(connection), escrow: None, duration_ms }
                 }
                 Err(PeerError::Held { reason }) => Applied {
@@ -1140,6 +1108,7 @@ fn reference_plan(
         }],
         manager: Some(manager_source),
         in_scope: true,
+        memory: None,
     }
 }
 
@@ -1216,6 +1185,7 @@ fn deprovision_plan(item: &Deprovision, reason: String) -> ObjectPlan {
             .collect(),
         manager: None,
         in_scope: false,
+        memory: None,
     }
 }
 
@@ -1258,6 +1228,12 @@ async fn apply_deprovisions(
                     record.group_connections.push(link);
                 } else if item.action == DeprovisionAction::Disable {
                     report.n_disabled += 1;
+                    // The sync disabled the user, not the target: remembered, so a return to scope enables it.
+                    if let Some(mut link) = links.remove(&item.source_id) {
+                        link.memory.written.insert("accountEnabled".to_owned(), serde_json::Value::Bool(false));
+                        link.memory.disabled_in_target = false;
+                        record.connections.push(link);
+                    }
                 } else {
                     report.n_deleted += 1;
                     let mut link = links.remove(&item.source_id).unwrap_or(Connection {
@@ -1266,6 +1242,7 @@ async fn apply_deprovisions(
                         deleted_by_sync: true,
                         display_name: item.display_name.clone(),
                         delete_rejected: false,
+                        memory: Default::default(),
                     });
                     link.deleted_by_sync = true;
                     record.connections.push(link);

@@ -18,4 +18,5 @@ mod postgres;
 mod query;
 mod scim;
 mod sync;
+mod trust;
 mod users;
