@@ -19,6 +19,7 @@ mod policies;
 mod scim;
 mod synchronization;
 mod token_endpoint;
+mod trust;
 mod users;
 
 use std::future::Future;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(applications::routes())
         .merge(synchronization::routes())
         .merge(audit::routes())
+        .merge(trust::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()
         .nest("/v1.0", v1)

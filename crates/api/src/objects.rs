@@ -344,6 +344,9 @@ async fn restore_deleted(
     let kind = state.directory.get_deleted(caller.tenant, &id).await?.kind();
     caller.require(write_roles(kind))?;
     let object = state.directory.restore_object(caller.tenant, &id).await?;
+    if let DirectoryObject::User(user) = &object {
+        crate::trust::record_restore(&state, &caller, user).await?;
+    }
     Ok(Json(object_json(&object, true)))
 }
 

@@ -160,7 +160,10 @@ async fn delete_user(
     GraphPath(key): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
-    state.directory.delete_object(caller.tenant, ObjectKind::User, &key).await?;
+    let user = state.directory.get_user(caller.tenant, &key).await?;
+    state.directory.delete_object(caller.tenant, ObjectKind::User, &user.id.to_string()).await?;
+    // A partner's synced user the target deleted is not created again (a tombstone, until removed).
+    crate::trust::record_deletion(&state, &caller, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

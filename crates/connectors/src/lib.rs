@@ -8,6 +8,7 @@ mod inbound_guard;
 pub mod local;
 pub mod runner;
 pub mod scim;
+mod trust;
 
 pub use graph::{GraphClient, GraphSource, GraphTarget};
 pub use local::{LocalSource, LocalTarget};

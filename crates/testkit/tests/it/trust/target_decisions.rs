@@ -80,3 +80,95 @@ async fn a_user_the_target_disabled_stays_disabled() {
     sync.src.patch(&format!("/v1.0/users/{bob}"), json!({"accountEnabled": true})).await.assert_status(204);
     sync.wait_b2b_user(bob, "enabled again by the source", |user| user["accountEnabled"] == true).await;
 }
+
+/// The tombstones the target keeps for `partner`.
+async fn tombstones(sync: &tenantsync_testkit::sync::SyncSetup) -> Vec<serde_json::Value> {
+    let path = format!(
+        "/v1.0/policies/crossTenantAccessPolicy/partners/{}/identitySynchronization/tombstones",
+        sync.source.id
+    );
+    let reply = sync.tgt.get(&path).await;
+    reply.assert_status(200);
+    reply.values().clone()
+}
+
+#[tokio::test]
+async fn a_user_the_target_deleted_is_not_created_again_until_its_tombstone_is_removed() {
+    let app = TestApp::spawn().await;
+    let sync = setup(&app).await;
+    let users = synced(&sync, &["ada", "carl"]).await;
+    let ((ada, ada_b2b), (marker, _)) = (&users[0], &users[1]);
+    let ada_target = ada_b2b["id"].as_str().expect("id").to_owned();
+
+    sync.tgt.delete(&format!("/v1.0/users/{ada_target}")).await.assert_status(204);
+    let listed = tombstones(&sync).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], ada_target.as_str());
+    assert_eq!(listed[0]["originId"], ada.as_str());
+    assert_eq!(listed[0]["originTenantId"], sync.source.id.to_string());
+
+    // Neither a full re-evaluation nor a change in the source brings Ada back, even once she is purged.
+    sync.restart("None").await;
+    let skipped = sync.wait_log(ada, "other", "skipped").await;
+    assert!(skipped.to_string().contains("not by this job"), "{skipped}");
+    sync.tgt.delete(&format!("/v1.0/directory/deletedItems/{ada_target}")).await.assert_status(204);
+    sync.restart("").await;
+    sync.src.patch(&format!("/v1.0/users/{ada}"), json!({"jobTitle": "Returning"})).await.assert_status(204);
+    sync.settle(marker).await;
+    sync.restart("Full").await;
+    sync.settle(marker).await;
+    assert!(sync.b2b_users_of(ada).await.is_empty());
+    assert!(sync.deleted_b2b_users_of(ada).await.is_empty());
+    assert!(entries(&sync, ada, "create").await.len() == 1, "only the first create");
+
+    // The target removes the tombstone: Ada returns at once, as a new user (the old one was purged).
+    let path = format!(
+        "/v1.0/policies/crossTenantAccessPolicy/partners/{}/identitySynchronization/tombstones/{ada_target}",
+        sync.source.id
+    );
+    sync.tgt.get(&path).await.assert_status(200);
+    sync.tgt.delete(&path).await.assert_status(204);
+    let back = sync.wait_b2b_user(ada, "created again", |user| user["jobTitle"] == "Returning").await;
+    assert_ne!(back["id"], ada_target.as_str());
+    assert!(tombstones(&sync).await.is_empty());
+    sync.tgt.delete(&path).await.assert_error(404, "Request_ResourceNotFound");
+
+    // Both tombstone changes are in the target's audit, as cross-tenant identity sync settings.
+    let (audits, _) = sync.tgt.get_all("/v1.0/auditLogs/directoryAudits", &[]).await;
+    for activity in ["Add a cross-tenant synchronization tombstone", "Delete a cross-tenant synchronization tombstone"]
+    {
+        let entry = audits.iter().find(|entry| entry["activityDisplayName"] == activity).expect(activity);
+        assert_eq!(entry["category"], "CrossTenantIdentitySyncSettings");
+    }
+}
+
+#[tokio::test]
+async fn removing_the_tombstone_of_a_soft_deleted_user_restores_it() {
+    let app = TestApp::spawn().await;
+    let sync = setup(&app).await;
+    let users = synced(&sync, &["ada", "carl"]).await;
+    let ((ada, ada_b2b), (marker, _)) = (&users[0], &users[1]);
+    let ada_target = ada_b2b["id"].as_str().expect("id").to_owned();
+    sync.tgt.delete(&format!("/v1.0/users/{ada_target}")).await.assert_status(204);
+    sync.restart("None").await;
+    sync.settle(marker).await;
+    assert!(sync.b2b_user_of(ada).await.is_none());
+
+    let path = format!(
+        "/v1.0/policies/crossTenantAccessPolicy/partners/{}/identitySynchronization/tombstones/{ada_target}",
+        sync.source.id
+    );
+    sync.tgt.delete(&path).await.assert_status(204);
+    let back = sync.wait_b2b_user(ada, "restored", |_| true).await;
+    assert_eq!(back["id"], ada_target.as_str(), "the same user, restored");
+
+    // A restore from deletedItems by the target's administrator also ends the tombstone.
+    sync.tgt.delete(&format!("/v1.0/users/{ada_target}")).await.assert_status(204);
+    assert_eq!(tombstones(&sync).await.len(), 1);
+    sync.tgt.post_empty(&format!("/v1.0/directory/deletedItems/{ada_target}/restore")).await.assert_status(200);
+    assert!(tombstones(&sync).await.is_empty());
+    // A user that is not a synced B2B user leaves no tombstone.
+    let local = sync.tgt.create_user(tenantsync_testkit::fixtures::user("eve@contoso.onmicrosoft.test", "Eve")).await;
+    sync.tgt.delete(&format!("/v1.0/users/{local}")).await.assert_status(204);
+    assert!(tombstones(&sync).await.is_empty());
+}
