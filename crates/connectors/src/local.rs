@@ -210,6 +210,9 @@ impl LocalTarget {
             .await
             .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
         match partner {
+            Some(partner) if partner.inbound_block.is_some() => Err(PeerError::ConsentDenied(
+                "the target blocked inbound users from this partner (blockInboundUsers)".to_owned(),
+            )),
             Some(partner) if allows(&partner) => Ok(()),
             Some(_) => Err(PeerError::ConsentDenied(refusal.to_owned())),
             None => Err(PeerError::ConsentDenied("the target has no partner entry for the source tenant".to_owned())),

@@ -15,8 +15,23 @@ use time::OffsetDateTime;
 
 use crate::audit::{self, AuditEntry};
 use crate::job::{self, Collection, Escrow, JOBS, JobConfig, JobError, JobKey, escrows_collection};
+use crate::policy::{PARTNERS, Partner};
 use crate::repo::SyncRepo;
 use crate::settings::JobSettings;
+
+/// Users the kill switch disabled (key: `<partner tenant id>/<target user id>`), so that unblocking enables exactly
+/// those.
+pub const BLOCKED_USERS: Collection<String> = Collection::fixed("partnerBlockedUser");
+
+/// A partner's inbound users blocked by the target (`blockInboundUsers`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundBlock {
+    #[serde(with = "time::serde::rfc3339")]
+    pub blocked_date_time: OffsetDateTime,
+    /// Who blocked (an app's client id).
+    pub blocked_by: String,
+}
 
 /// Tombstones of synced users the target deleted (key: the anchor, `<partner tenant id>/<source object id>`).
 pub const TOMBSTONES: Collection<Tombstone> = Collection::fixed("syncTombstone");
@@ -176,5 +191,91 @@ impl SyncRepo {
         }
         tx.commit().await?;
         Ok(asked)
+    }
+}
+
+impl SyncRepo {
+    /// Sets the kill switch of `partner` (kept when already set), with its audit entry. None when the tenant has no
+    /// entry for the partner.
+    pub async fn block_inbound(
+        &self,
+        tenant: TenantId,
+        partner: TenantId,
+        actor: &str,
+    ) -> Result<Option<InboundBlock>, JobError> {
+        let now = self.clock().now();
+        let key = partner.to_string();
+        let mut tx = self.raw_store().begin(tenant, TxMode::Write).await?;
+        let Some(mut entry) = job::read::<Partner>(tx.as_mut(), &PARTNERS, &key).await? else { return Ok(None) };
+        let block = entry
+            .inbound_block
+            .get_or_insert_with(|| InboundBlock { blocked_date_time: now, blocked_by: actor.to_owned() })
+            .clone();
+        job::write(tx.as_mut(), &PARTNERS, &key, &entry, now).await?;
+        let audit = settings_audit(now, "Block inbound users of a partner", "Update", actor, &key);
+        audit::record(tx.as_mut(), &audit).await?;
+        tx.commit().await?;
+        Ok(Some(block))
+    }
+
+    /// Remembers users the kill switch of `partner` disabled.
+    pub async fn record_blocked(
+        &self,
+        tenant: TenantId,
+        partner: TenantId,
+        users: &[ObjectId],
+    ) -> Result<(), JobError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock().now();
+        let mut tx = self.raw_store().begin(tenant, TxMode::Write).await?;
+        for user in users {
+            job::write(tx.as_mut(), &BLOCKED_USERS, &format!("{partner}/{user}"), &user.to_string(), now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The users the kill switch of `partner` disabled.
+    pub async fn blocked_users(&self, tenant: TenantId, partner: TenantId) -> Result<Vec<ObjectId>, JobError> {
+        let prefix = format!("{partner}/");
+        let mut tx = self.raw_store().begin(tenant, TxMode::Read).await?;
+        let all = job::read_all_keyed(tx.as_mut(), &BLOCKED_USERS).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .filter_map(|(_, id)| ObjectId::parse(&id).ok())
+            .collect())
+    }
+
+    /// Lifts the kill switch of `partner` and forgets the users it disabled (the caller enabled them), with its
+    /// audit entry. False when the partner was not blocked.
+    pub async fn unblock_inbound(
+        &self,
+        tenant: TenantId,
+        partner: TenantId,
+        actor: &str,
+        n_enabled: usize,
+    ) -> Result<bool, JobError> {
+        let now = self.clock().now();
+        let key = partner.to_string();
+        let prefix = format!("{key}/");
+        let mut tx = self.raw_store().begin(tenant, TxMode::Write).await?;
+        let Some(mut entry) = job::read::<Partner>(tx.as_mut(), &PARTNERS, &key).await? else { return Ok(false) };
+        if entry.inbound_block.take().is_none() {
+            return Ok(false);
+        }
+        job::write(tx.as_mut(), &PARTNERS, &key, &entry, now).await?;
+        for (user_key, _) in job::read_all_keyed(tx.as_mut(), &BLOCKED_USERS).await? {
+            if user_key.starts_with(&prefix) {
+                job::delete(tx.as_mut(), &BLOCKED_USERS, &user_key).await?;
+            }
+        }
+        let audit = settings_audit(now, "Unblock inbound users of a partner", "Update", actor, &key)
+            .detail("EnabledUsers", n_enabled.to_string());
+        audit::record(tx.as_mut(), &audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
