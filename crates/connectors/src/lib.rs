@@ -6,6 +6,7 @@
 pub mod graph;
 mod inbound_guard;
 pub mod local;
+mod notify;
 pub mod runner;
 pub mod scim;
 mod trust;

@@ -75,6 +75,8 @@ pub struct CycleReport {
     pub quarantine_change: Option<(bool, crate::job::Quarantine)>,
     /// The error code of the cycle's last failure.
     pub last_error_code: Option<String>,
+    /// Deprovisionings the deletion guard held in this cycle (source id, why): announced like a quarantine.
+    pub staged_now: Vec<(ObjectId, String)>,
 }
 
 impl CycleReport {
@@ -1453,14 +1455,32 @@ impl Cycle<'_, '_> {
                 self.report.n_skipped += 1;
             }
         } else {
+            // A deletion held for an administrator stays held until approved, rejected or forced: a later run with
+            // room under the limits does not apply it (the guard's promise). Only new decisions are counted.
+            let staged: HashSet<ObjectId> =
+                env.repo.staged(env.job).await?.into_iter().map(|item| item.source_id).collect();
+            let (held, fresh): (Vec<Deprovision>, Vec<Deprovision>) =
+                pending.into_iter().partition(|item| staged.contains(&item.source_id));
+            self.report.n_skipped += held.len() as u64;
             let guard = &self.job.settings.delete_guard;
             let window_start = now - time::Duration::minutes(guard.window_minutes);
             self.state.recent_deprovisions.retain(|at| *at >= window_start);
-            let n_groups = pending.iter().filter(|item| item.object_type == IdentityType::Group).count() as u64;
-            let n_users = pending.len() as u64 - n_groups;
+            let n_groups = fresh.iter().filter(|item| item.object_type == IdentityType::Group).count() as u64;
+            let n_users = fresh.len() as u64 - n_groups;
             let count = n_users + self.state.recent_deprovisions.len() as u64;
-            let user_verdict = guard.verdict(count, self.state.synchronized_users).filter(|_| n_users > 0);
-            let group_verdict = guard.group_verdict(n_groups, self.state.synchronized_groups);
+            // The percentages count what the job manages now (live links), not everything it ever linked.
+            let (managed_users, managed_groups) = if guard.enabled && !fresh.is_empty() {
+                let users = env.repo.all_connections(env.job).await?;
+                let groups = env.repo.group_connections(env.job).await?;
+                (
+                    users.iter().filter(|link| !link.deleted_by_sync).count() as u64,
+                    groups.values().filter(|link| !link.deleted_by_sync).count() as u64,
+                )
+            } else {
+                (self.state.synchronized_users, self.state.synchronized_groups)
+            };
+            let user_verdict = guard.verdict(count, managed_users).filter(|_| n_users > 0);
+            let group_verdict = guard.group_verdict(n_groups, managed_groups);
             let verdict = match (user_verdict, group_verdict) {
                 (Some(users), Some(groups)) => Some(format!("{users}; {groups}")),
                 (Some(why), None) | (None, Some(why)) => Some(why),
@@ -1468,7 +1488,7 @@ impl Cycle<'_, '_> {
             };
             match verdict {
                 Some(why) => {
-                    for item in &pending {
+                    for item in &fresh {
                         record.staged.push(Deprovision { guard: Some(why.clone()), ..item.clone() });
                         let plan = deprovision_plan(
                             item,
@@ -1476,14 +1496,14 @@ impl Cycle<'_, '_> {
                         );
                         record.logs.push(entry(&self.log, env.ids, &plan, "stagedDelete", &Status::Skipped, now, 0));
                     }
-                    self.report.n_skipped += pending.len() as u64;
+                    self.report.n_skipped += fresh.len() as u64;
+                    self.report.staged_now = fresh.iter().map(|item| (item.source_id, why.clone())).collect();
                 }
+                None if fresh.is_empty() => {}
                 None => {
-                    record = apply_deprovisions(env, &self.log, &pending, &mut self.report).await?;
+                    record = apply_deprovisions(env, &self.log, &fresh, &mut self.report).await?;
                     self.state.groups_retry.extend(record.groups_retry.iter().copied());
-                    self.state.recent_deprovisions.extend(std::iter::repeat_n(now, pending.len()));
-                    // Deprovisionings held by an earlier run and decided again under the limit are no longer held.
-                    record.unstage.extend(pending.iter().map(|item| item.source_id));
+                    self.state.recent_deprovisions.extend(std::iter::repeat_n(now, fresh.len()));
                 }
             }
         }
