@@ -21,6 +21,7 @@ mod policies;
 mod scim;
 mod synchronization;
 mod token_endpoint;
+mod trust;
 mod users;
 
 use std::future::Future;
@@ -110,6 +111,7 @@ fn v1_routes() -> Router<AppState> {
         .merge(applications::routes())
         .merge(synchronization::routes())
         .merge(audit::routes())
+        .merge(trust::routes())
 }
 
 /// Serves `state` on an already bound listener until `shutdown` completes, then finishes in-flight requests.

@@ -347,6 +347,9 @@ async fn restore_deleted(
         return crate::partner_writes::restore(&state, &caller, partner, &id).await;
     }
     let object = state.directory.restore_object(caller.tenant, &id).await?;
+    if let DirectoryObject::User(user) = &object {
+        crate::trust::record_restore(&state, &caller, user).await?;
+    }
     Ok(Json(object_json(&object, true)))
 }
 

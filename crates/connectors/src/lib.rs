@@ -6,8 +6,10 @@
 pub mod graph;
 mod inbound_guard;
 pub mod local;
+mod notify;
 pub mod runner;
 pub mod scim;
+mod trust;
 
 pub use graph::{GraphClient, GraphSource, GraphTarget};
 pub use inbound_guard::refuse_protected_group;

@@ -391,10 +391,7 @@ impl SyncRunner {
             "seriesCount": quarantine.series_count,
             "error": {"code": quarantine.error_code, "message": quarantine.error_message},
         });
-        let result = reqwest::Client::new().post(&url).json(&body).timeout(Duration::from_secs(10)).send().await;
-        if let Err(err) = result.and_then(|response| response.error_for_status()) {
-            tracing::warn!(job_id, error = %err, "the quarantine webhook could not be notified");
-        }
+        crate::notify::post(&url, job_id, &body).await;
     }
 
     /// The clock the runner's cycles read.
@@ -439,6 +436,7 @@ async fn job_task(me: Weak<SyncRunner>, key: JobKey, notify: Arc<Notify>, full_d
                 if let Some((entered, quarantine)) = &report.quarantine_change {
                     runner.notify_quarantine(&job, *entered, quarantine).await;
                 }
+                crate::notify::staged_deletions(&job, &report).await;
                 Some(job)
             }
             Err(RunError::Engine(EngineError::Superseded)) => {

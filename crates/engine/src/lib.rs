@@ -21,3 +21,4 @@ pub mod repo;
 pub mod schema;
 pub mod sealing;
 pub mod settings;
+pub mod trust;

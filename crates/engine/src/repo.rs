@@ -140,6 +140,11 @@ impl SyncRepo {
         self.clock.as_ref()
     }
 
+    /// The store, for the repository's operations kept in other modules of the engine (`trust`).
+    pub(crate) fn raw_store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
     /// How many times a job's configuration was loaded by this repository (and its clones).
     pub fn config_loads(&self) -> u64 {
         self.config_loads.load(Ordering::Relaxed)

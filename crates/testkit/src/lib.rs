@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod postgres;
 pub mod sealing;
 pub mod sync;
+pub mod webhook;
 
 use std::sync::{Arc, Once};
 

@@ -19,4 +19,5 @@ mod postgres;
 mod query;
 mod scim;
 mod sync;
+mod trust;
 mod users;
