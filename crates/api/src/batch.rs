@@ -2,7 +2,8 @@
 //! send it (<https://learn.microsoft.com/graph/json-batching>). Every step runs through the same `/v1.0` routes as a
 //! single request, on behalf of the batch's caller (the token is checked once, for the batch). Steps without
 //! `dependsOn` run concurrently; a step runs after every step it depends on, and answers 424 `FailedDependency`
-//! when one of them failed.
+//! when one of them failed. A partner-bound credential cannot call `$batch` (its route allow-list in
+//! `partner_writes` does not name it), so its writes always pass the partner checks one request at a time.
 
 use std::collections::{HashMap, HashSet};
 
