@@ -97,6 +97,7 @@ async fn target(state: &AppState, caller: &Caller, partner: TenantId) -> Result<
         source_tenant: partner,
         job_id: format!("credential {}", caller.client_id),
         repo: state.repo().clone(),
+        warnings: Default::default(),
     })
 }
 

@@ -1043,6 +1043,9 @@ impl TargetDirectory for ReissuedTarget {
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         self.inner.update_user(id, changes).await
     }
+    fn take_warning(&self, source_id: ObjectId) -> Option<String> {
+        self.inner.take_warning(source_id)
+    }
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
         self.inner.delete_user(id).await
     }

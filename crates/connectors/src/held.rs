@@ -88,6 +88,7 @@ pub async fn approve(
         source_tenant: partner,
         job_id: change.job_id.clone(),
         repo: repo.clone(),
+        warnings: Default::default(),
     };
     let (target_user, created) = target.write_approved(change).await?;
     let exception_groups: Vec<String> = change.reasons.iter().filter_map(|reason| reason.group_id.clone()).collect();
