@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 use tenantsync_model::RoleSet;
+use tenantsync_testkit::postgres::PgTestDatabase;
 use tenantsync_testkit::sync::{
     SyncSetup, allow_inbound, allow_outbound, configure_remote_job, initial_domain, wait_until,
 };
@@ -71,11 +72,8 @@ async fn held(sync: &SyncSetup) -> Vec<Value> {
     reply.values().clone()
 }
 
-#[tokio::test]
-async fn a_remote_source_writing_through_a_partner_credential_is_guarded() {
-    let a = TestApp::spawn().await;
-    let b = TestApp::spawn().await;
-    let (sync, partner_credential) = remote_partner_setup(&a, &b).await;
+async fn partner_credential_writes_are_guarded(a: &TestApp, b: &TestApp) {
+    let (sync, partner_credential) = remote_partner_setup(a, b).await;
     let target_domain = initial_domain(&sync.target);
     let ceo =
         sync.tgt.create_user(fixtures::user(&format!("alice.lindqvist@{target_domain}"), "Alice Lindqvist")).await;
@@ -195,4 +193,22 @@ async fn a_remote_source_writing_through_a_partner_credential_is_guarded() {
     })
     .await;
     assert_eq!(sync.b2b_users_of(&eve).await.len(), 1, "adopted, not duplicated");
+}
+
+#[tokio::test]
+async fn a_remote_source_writing_through_a_partner_credential_is_guarded() {
+    let (a, b) = (TestApp::spawn().await, TestApp::spawn().await);
+    partner_credential_writes_are_guarded(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The target server on PostgreSQL (the source's on SQLite).
+#[tokio::test]
+async fn a_remote_source_writing_through_a_partner_credential_is_guarded_on_postgres() {
+    let Some(database) = PgTestDatabase::create("guardrails_remote").await else { return };
+    let (a, b) = (TestApp::spawn().await, TestApp::spawn_on(database.store().await).await);
+    partner_credential_writes_are_guarded(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
 }
