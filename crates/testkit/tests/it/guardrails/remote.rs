@@ -171,6 +171,15 @@ async fn partner_credential_writes_are_guarded(a: &TestApp, b: &TestApp) {
     partner.post_empty(&format!("{HELD}/{eve}/approve")).await.assert_error(403, "Authorization_RequestDenied");
     let scim = partner.get("/scim/v2/Users").await;
     scim.assert_status(403);
+    // Its reads show only the partner's own users and groups.
+    let listed = partner.get("/v1.0/users?$top=999").await;
+    listed.assert_status(200);
+    assert_eq!(listed.field_of_values("id"), vec![bob_id.clone()], "only the partner's user: {}", listed.text);
+    partner.get(&format!("/v1.0/users/{ceo}")).await.assert_error(404, "Request_ResourceNotFound");
+    partner.get(&format!("/v1.0/groups/{approvers}")).await.assert_error(404, "Request_ResourceNotFound");
+    partner.get(&format!("/v1.0/users/{bob_id}")).await.assert_status(200);
+    partner.get("/v1.0/users/delta()").await.assert_error(403, "Authorization_RequestDenied");
+    partner.get("/v1.0/auditLogs/directoryAudits").await.assert_error(403, "Authorization_RequestDenied");
     // What is the partner's own goes through: an update of its user.
     partner.patch(&format!("/v1.0/users/{bob_id}"), json!({"officeLocation": "Oslo"})).await.assert_status(204);
     assert_eq!(held(&sync).await.len(), 3, "nothing more was held");
