@@ -277,6 +277,7 @@ async fn validate_credentials(
         source_tenant: caller.tenant,
         job_id: String::new(),
         repo: state.repo().clone(),
+        warnings: Default::default(),
     };
     if local.check_consent().await.is_err() {
         return Err(policy_check_failure(
@@ -603,7 +604,7 @@ async fn provision_on_demand(
         _ => "Success",
     };
     let (error_code, error_message) = match &status {
-        Status::Failure { code, reason } => (json!(code), json!(reason)),
+        Status::Failure { code, reason } | Status::Warning { code, reason } => (json!(code), json!(reason)),
         _ => (Value::Null, Value::Null),
     };
     let action = match plan.action {

@@ -1,5 +1,5 @@
 //! `tenantsync`: the one binary. `serve` runs the HTTP API; the operator commands (`tenant`, `app credential`,
-//! `token`) work directly on the database, whether or not a server runs on it; `user import` goes through a
+//! `token`, `job`, `held`) work directly on the database, whether or not a server runs on it; `user import` goes through a
 //! server's Graph API; `expr`, `scope` and `rule` test the three languages; `bench` measures.
 //!
 //! This is the only crate that names concrete store backends.
@@ -13,6 +13,7 @@ mod bench_sync;
 mod client;
 mod csv;
 mod demo;
+mod held;
 mod import;
 mod job;
 mod lang;
@@ -78,6 +79,9 @@ enum Command {
     /// Sync job operations: dry run and held deletions.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Inbound changes a target's sync guardrails held: list, approve, reject.
+    #[command(subcommand)]
+    Held(held::HeldCommand),
     /// Configure synchronizations between tenants.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
             Command::Bench(command) => bench::run(command).await,
             Command::Topology(command) => topology::run(command).await,
             Command::Job(command) => job::run(command).await,
+            Command::Held(command) => held::run(command).await,
             Command::Secrets(command) => secrets::run(command).await,
         }
     });

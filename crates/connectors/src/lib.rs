@@ -4,6 +4,7 @@
 //! reach remote Graph tenants and SCIM services over HTTP. [`runner`] owns the tokio tasks that run cycles.
 
 pub mod graph;
+pub mod held;
 mod inbound_guard;
 pub mod local;
 mod notify;

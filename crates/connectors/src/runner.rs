@@ -236,6 +236,7 @@ impl SyncRunner {
             source_tenant: consent_source,
             job_id: job.key.job.to_string(),
             repo: self.repo.clone(),
+            warnings: Default::default(),
         };
         Ok((source, reissued(Box::new(target), remote_issuer)))
     }

@@ -412,6 +412,7 @@ impl World {
                 source_tenant: self.source.id,
                 job_id: self.job_id.clone(),
                 repo: self.repo(),
+                warnings: Default::default(),
             },
             self.users.iter().enumerate().map(|(idx, id)| (*id, idx)).collect(),
         )

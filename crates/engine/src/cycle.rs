@@ -337,7 +337,13 @@ async fn apply(
     let duration_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(()) => Applied {
-            status: if plan.action == PlannedAction::Skip { Status::Skipped } else { Status::Success },
+            status: match plan.action {
+                PlannedAction::Skip => Status::Skipped,
+                PlannedAction::Create | PlannedAction::Update | PlannedAction::Restore => {
+                    Status::written(env.target.take_warning(plan.source_id))
+                }
+                PlannedAction::Disable | PlannedAction::Delete => Status::Success,
+            },
             plan,
             connection,
             escrow: None,
@@ -817,7 +823,8 @@ impl Cycle<'_, '_> {
                 Ok(target) => {
                     plan.target_id = Some(target.id);
                     let connection = Connection::of(&plan, target.id, false, observed.connection.as_ref());
-                    Applied { plan, status: Status::Success, connection: Some(connection), escrow: None, duration_ms }
+                    let status = Status::written(env.target.take_warning(plan.source_id));
+                    Applied { plan, status, connection: Some(connection), escrow: None, duration_ms }
                 }
                 Err(PeerError::Held { reason }) => Applied {
                     plan,
@@ -849,7 +856,7 @@ impl Cycle<'_, '_> {
             // A held object is not retried by escrow: the target's administrator decides.
             record.escrows_cleared.push(source_id);
         }
-        if matches!(applied.status, Status::Success | Status::Skipped) {
+        if applied.status.is_done() {
             if let (Some(manager), Some(target)) = (applied.plan.manager, applied.plan.target_id) {
                 self.manager_work.push((target, manager));
             }
@@ -1141,7 +1148,7 @@ pub async fn provision_on_demand(
         )
         .await?;
     if let (Some(manager), Some(target), true) =
-        (applied.plan.manager, applied.plan.target_id, matches!(applied.status, Status::Success | Status::Skipped))
+        (applied.plan.manager, applied.plan.target_id, applied.status.is_done())
         && let Some(manager_link) = env.repo.connection(env.job, manager).await?.filter(|link| !link.deleted_by_sync)
     {
         // Best effort, as Entra: a reference that cannot be set now is set by a later cycle.
