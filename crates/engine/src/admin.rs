@@ -606,6 +606,10 @@ impl Admin<'_> {
             )),
             _ => AdminError::Job(err.into()),
         })?;
+        let configs: Vec<JobConfig> = job::read_all(tx.as_mut(), &JOBS).await?;
+        if configs.iter().any(|config| config.service_principal_id == principal.id) {
+            crate::trust::check_one_configuration_per_pair(tx.as_mut(), &principal.id, &merged).await?;
+        }
         write_doc(tx.as_mut(), &SECRETS, &principal.id, &merged, self.now()).await?;
         bump_jobs_of(tx.as_mut(), &principal.id, self.now()).await?;
         self.audit(
@@ -653,6 +657,8 @@ impl Admin<'_> {
                 "The service principal already has a synchronization job for this template.".to_owned(),
             ));
         }
+        let secrets = job::secrets(tx.as_mut(), &principal.id).await?;
+        crate::trust::check_one_configuration_per_pair(tx.as_mut(), &principal.id, &secrets).await?;
         let config = JobConfig {
             id: new_job_id(tenant, &crate::ids::RANDOM),
             service_principal_id: principal.id.clone(),

@@ -4,6 +4,7 @@
 
 mod deletion_guard;
 mod kill_switch;
+mod ownership;
 mod target_decisions;
 
 use serde_json::{Value, json};
