@@ -4,6 +4,7 @@
 //!
 //! Nothing here touches storage directly, and nothing below this crate knows about HTTP.
 
+mod alerts;
 mod applications;
 mod audit;
 mod auth;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub runner: Arc<SyncRunner>,
     /// The web console's signed-in sessions, kept in this process's memory.
     pub(crate) console: console::Sessions,
+    /// Failed `validateCredentials` calls per caller (the probing detector), in this process's memory.
+    pub(crate) probes: Arc<alerts::ProbeWatch>,
 }
 
 impl AppState {
@@ -57,7 +60,7 @@ impl AppState {
         let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
         let repo = SyncRepo::new(store, directory.clock_arc());
         let runner = SyncRunner::new(directory.clone(), repo, directory.clock_arc(), None);
-        Ok(AppState { directory, tokens, runner, console: console::Sessions::default() })
+        Ok(AppState { directory, tokens, runner, console: console::Sessions::default(), probes: Arc::default() })
     }
 
     /// The configuration operations over this state's store, on behalf of the caller's app.
@@ -83,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(synchronization::routes())
         .merge(audit::routes())
         .merge(trust::routes())
+        .merge(alerts::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()
         .nest("/v1.0", v1)

@@ -13,5 +13,6 @@ mod trust;
 
 pub use graph::{GraphClient, GraphSource, GraphTarget};
 pub use local::{LocalSource, LocalTarget};
+pub use notify::raise_alert;
 pub use runner::{RunError, SyncRunner};
 pub use scim::ScimTarget;

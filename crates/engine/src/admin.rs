@@ -141,7 +141,15 @@ impl Admin<'_> {
         operation: &str,
         target: (&str, &str),
     ) -> Result<(), AdminError> {
-        let category = if target.0 == "Policy" { "Policy" } else { "ProvisioningManagement" };
+        // Entra's categories, which Microsoft's guidance says to alert on: identity sync settings (and the inbound
+        // guardrails beside them) apart from the rest of the cross-tenant access settings.
+        let category = match target.0 {
+            "Policy" if activity.contains("identity sync") || activity.contains("sync guardrails") => {
+                "CrossTenantIdentitySyncSettings"
+            }
+            "Policy" => "CrossTenantAccessSettings",
+            _ => "ProvisioningManagement",
+        };
         let service = if target.0 == "Policy" { "Core Directory" } else { "Account Provisioning" };
         let entry = AuditEntry::new(self.now(), activity, operation, &self.actor, target).logged_as(category, service);
         audit::record(tx, &entry).await?;

@@ -2,6 +2,7 @@
 //! edits, disablements, deletions with their tombstones), the per-partner kill switch, ownership of target objects,
 //! the deletion guard's promise, security alerts and the audit trail of configuration changes.
 
+mod alerts;
 mod deletion_guard;
 mod kill_switch;
 mod ownership;
