@@ -209,8 +209,11 @@ const OPERATOR: &str = "tenantsync cli";
 /// process's memory (a caller spreading its calls over several servers is counted per server).
 #[derive(Default)]
 pub(crate) struct ProbeWatch {
-    failures: Mutex<HashMap<(TenantId, ClientId), Vec<(OffsetDateTime, String)>>>,
+    failures: Mutex<HashMap<(TenantId, ClientId), Vec<Failure>>>,
 }
+
+/// When a `validateCredentials` call failed, and against which `CompanyId`.
+type Failure = (OffsetDateTime, String);
 
 impl ProbeWatch {
     /// The distinct `CompanyId`s `caller` failed against since `since`, oldest first.
@@ -233,12 +236,12 @@ impl ProbeWatch {
     }
 }
 
-/// Refuses with 429 (and `Retry-After`) a caller that failed `validateCredentials` against [`PROBE_LIMIT`]
-/// different `CompanyId`s within [`PROBE_WINDOW`].
-pub(crate) fn probe_gate(state: &AppState, caller: &Caller) -> Result<(), Response> {
+/// The 429 (with `Retry-After`) for a caller that failed `validateCredentials` against [`PROBE_LIMIT`] different
+/// `CompanyId`s within [`PROBE_WINDOW`]; None for any other caller.
+pub(crate) fn probe_gate(state: &AppState, caller: &Caller) -> Option<Response> {
     let now = state.directory.clock().now();
     if state.probes.distinct(caller, now - PROBE_WINDOW).len() < PROBE_LIMIT {
-        return Ok(());
+        return None;
     }
     let mut response = ApiError::Coded {
         status: StatusCode::TOO_MANY_REQUESTS,
@@ -248,7 +251,7 @@ pub(crate) fn probe_gate(state: &AppState, caller: &Caller) -> Result<(), Respon
     .into_response();
     let retry_after = HeaderValue::from_str(&PROBE_WINDOW.whole_seconds().to_string()).expect("digits are a header");
     response.headers_mut().insert(header::RETRY_AFTER, retry_after);
-    Err(response)
+    Some(response)
 }
 
 /// Remembers a failed `validateCredentials` against `company`; the failure that reaches [`PROBE_LIMIT`] distinct

@@ -245,7 +245,9 @@ async fn validate_credentials(
     GraphJson(body): GraphJson,
 ) -> Result<Response, Response> {
     caller.require(WRITE).map_err(IntoResponse::into_response)?;
-    crate::alerts::probe_gate(&state, &caller)?;
+    if let Some(refusal) = crate::alerts::probe_gate(&state, &caller) {
+        return Err(refusal);
+    }
     let company = body["credentials"].as_array().and_then(|credentials| {
         credentials
             .iter()
@@ -279,7 +281,7 @@ async fn check_credentials(state: &AppState, caller: &Caller, sp: &str, body: &V
         message: format!("The target tenant {target_id} was not found."),
     })?;
     let outbound = state
-        .admin(&caller)
+        .admin(caller)
         .get_partner(caller.tenant, &target_id.to_string())
         .await
         .map(|partner| partner.allows_outbound())
