@@ -3,6 +3,7 @@
 //! the deletion guard's promise, security alerts and the audit trail of configuration changes.
 
 mod alerts;
+mod audit_and_mappings;
 mod deletion_guard;
 mod kill_switch;
 mod ownership;
