@@ -44,7 +44,7 @@ const BACKDOOR_WINDOW: time::Duration = time::Duration::hours(1);
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/security/alerts_v2", get(list_alerts))
-        .route("/security/alerts_v2/{id}", get(get_alert))
+        .route("/security/alerts_v2/{id}", get(get_alert).patch(update_alert))
         .route("/security/alertSettings", get(get_settings).put(put_settings).patch(put_settings))
 }
 
@@ -99,6 +99,47 @@ async fn get_alert(
         }
         after = page.last().map(|(key, _)| key.clone());
     }
+}
+
+/// `PATCH /security/alerts_v2/{id}`: the analysts' `status` (`new`, `inProgress`, `resolved`) and
+/// `classification` (`unknown`, `falsePositive`, `truePositive`, `informationalExpectedActivity`).
+async fn update_alert(
+    State(state): State<AppState>,
+    caller: Caller,
+    GraphPath(id): GraphPath<String>,
+    GraphJson(body): GraphJson,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WRITE)?;
+    let Value::Object(map) = &body else { return Err(ApiError::bad("The request body must be a JSON object.")) };
+    let pick = |name: &str, allowed: &[&str]| -> Result<Option<String>, ApiError> {
+        match map.get(name) {
+            None => Ok(None),
+            Some(Value::String(value)) if allowed.contains(&value.as_str()) => Ok(Some(value.clone())),
+            Some(_) => Err(ApiError::bad(format!("Invalid value for '{name}': use one of {}.", allowed.join(", ")))),
+        }
+    };
+    let status = pick("status", &["new", "inProgress", "resolved"])?;
+    let classification =
+        pick("classification", &["unknown", "falsePositive", "truePositive", "informationalExpectedActivity"])?;
+    if let Some(other) =
+        map.keys().find(|key| !["status", "classification"].contains(&key.as_str()) && !key.starts_with('@'))
+    {
+        return Err(ApiError::bad(format!("Property '{other}' cannot be changed on an alert.")));
+    }
+    let updated = state
+        .repo()
+        .update_alert(caller.tenant, &id, |alert| {
+            if let Some(status) = status {
+                alert.status = status;
+            }
+            if classification.is_some() {
+                alert.classification = classification;
+            }
+        })
+        .await
+        .map_err(internal)?
+        .ok_or(ApiError::NotFound(id))?;
+    Ok(Json(updated.to_graph(caller.tenant)))
 }
 
 async fn get_settings(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -59,6 +59,18 @@ pub struct SecurityAlert {
     /// Further evidence (Graph `alertEvidence` objects).
     #[serde(default)]
     pub evidence: Vec<Value>,
+    /// `new`, `inProgress` or `resolved`, as the tenant's analysts set it.
+    #[serde(default = "new_status")]
+    pub status: String,
+    /// The analysts' verdict (`truePositive`, `falsePositive`, `informationalExpectedActivity`), once given.
+    #[serde(default)]
+    pub classification: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_update_date_time: Option<OffsetDateTime>,
+}
+
+fn new_status() -> String {
+    "new".to_owned()
 }
 
 impl SecurityAlert {
@@ -82,6 +94,9 @@ impl SecurityAlert {
             partner_tenant_id: partner.to_owned(),
             created_date_time: at,
             evidence: Vec::new(),
+            status: new_status(),
+            classification: None,
+            last_update_date_time: None,
         }
     }
 
@@ -98,6 +113,7 @@ impl SecurityAlert {
     /// Graph's JSON (`#microsoft.graph.security.alert`), in the tenant `tenant`.
     pub fn to_graph(&self, tenant: TenantId) -> Value {
         let at = self.created_date_time.format(&Rfc3339).ok();
+        let updated = self.last_update_date_time.unwrap_or(self.created_date_time).format(&Rfc3339).ok();
         let mut evidence = vec![json!({
             "@odata.type": "#microsoft.graph.security.tenantEvidence",
             "tenantId": self.partner_tenant_id,
@@ -111,9 +127,9 @@ impl SecurityAlert {
             "id": self.id,
             "providerAlertId": self.id,
             "incidentId": null,
-            "status": "new",
+            "status": self.status,
             "severity": self.severity,
-            "classification": null,
+            "classification": self.classification,
             "determination": null,
             "serviceSource": "tenantsync",
             "detectionSource": "tenantsync",
@@ -123,7 +139,7 @@ impl SecurityAlert {
             "description": self.description,
             "category": self.category,
             "createdDateTime": at,
-            "lastUpdateDateTime": at,
+            "lastUpdateDateTime": updated,
             "firstActivityDateTime": at,
             "lastActivityDateTime": at,
             "evidence": evidence,
@@ -181,6 +197,43 @@ impl SyncRepo {
             .into_iter()
             .filter_map(|doc| serde_json::from_str(&doc.data).ok().map(|alert| (doc.key, alert)))
             .collect())
+    }
+
+    /// Changes the alert `id` with `edit` (its status and classification), in one transaction; None when the
+    /// tenant has no such alert.
+    pub async fn update_alert(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        edit: impl FnOnce(&mut SecurityAlert) + Send,
+    ) -> Result<Option<SecurityAlert>, JobError> {
+        let mut tx = self.raw_store().begin(tenant, TxMode::Write).await?;
+        let mut after: Option<String> = None;
+        loop {
+            let docs = tx.list_docs(ALERTS, after.as_deref(), 200).await?;
+            for doc in &docs {
+                let Ok(mut alert) = serde_json::from_str::<SecurityAlert>(&doc.data) else { continue };
+                if !alert.id.eq_ignore_ascii_case(id) {
+                    continue;
+                }
+                edit(&mut alert);
+                alert.last_update_date_time = Some(self.clock().now());
+                let data = serde_json::to_string(&alert).expect("alerts always serialize");
+                let row = DocRow {
+                    collection: ALERTS.to_owned(),
+                    key: doc.key.clone(),
+                    data,
+                    updated_at: self.clock().now(),
+                };
+                tx.put_doc(&row).await?;
+                tx.commit().await?;
+                return Ok(Some(alert));
+            }
+            if docs.len() < 200 {
+                return Ok(None);
+            }
+            after = docs.last().map(|doc| doc.key.clone());
+        }
     }
 
     /// A tenant's alert settings (the default: no webhook).

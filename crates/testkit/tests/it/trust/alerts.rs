@@ -100,6 +100,16 @@ async fn the_backdoor_pattern_raises_one_high_severity_alert() {
         .await
         .assert_error(404, "Request_ResourceNotFound");
     admin.put("/v1.0/security/alertSettings", json!({"webhookUrl": 5})).await.assert_error(400, "Request_BadRequest");
+
+    // The tenant's analyst resolves it as expected activity.
+    let path = format!("/v1.0/security/alerts_v2/{}", alert["id"].as_str().expect("id"));
+    let resolved =
+        admin.patch(&path, json!({"status": "resolved", "classification": "informationalExpectedActivity"})).await;
+    resolved.assert_status(200);
+    assert_eq!(resolved.body["status"], "resolved");
+    assert_eq!(admin.get(&path).await.body["classification"], "informationalExpectedActivity");
+    admin.patch(&path, json!({"status": "closed"})).await.assert_error(400, "Request_BadRequest");
+    admin.patch(&path, json!({"severity": "low"})).await.assert_error(400, "Request_BadRequest");
 }
 
 #[tokio::test]
