@@ -195,9 +195,12 @@ async fn detect_backdoor(state: &AppState, caller: &Caller, partner: &str) -> Re
     if !current.allows_inbound_sync() {
         return Ok(());
     }
+    // The partner allows inbound sync with automatic consent now; if it was added within the hour, both were given
+    // within the hour, whichever call gave them (the partner's POST body, PUT identitySynchronization, a PATCH).
     let now = state.directory.clock().now();
     let since = now - BACKDOOR_WINDOW;
-    let (mut added, mut sync_allowed, mut consent) = (None, None, None);
+    let mut added_by = None;
+    let mut changed_by: Vec<String> = Vec::new();
     let mut after: Option<String> = None;
     'scan: loop {
         let page = state.repo().directory_audits(caller.tenant, after.as_deref(), 200).await.map_err(internal)?;
@@ -208,20 +211,18 @@ async fn detect_backdoor(state: &AppState, caller: &Caller, partner: &str) -> Re
             if !entry.target_id.eq_ignore_ascii_case(&partner) || entry.initiated_by == OPERATOR {
                 continue;
             }
-            let slot = match entry.activity_display_name.as_str() {
-                "Add a partner to cross-tenant access setting" => &mut added,
-                "Update a partner cross-tenant identity sync setting" => &mut sync_allowed,
-                "Update a partner cross-tenant access setting" => &mut consent,
-                _ => continue,
-            };
-            slot.get_or_insert_with(|| entry.initiated_by.clone());
+            if entry.activity_display_name == "Add a partner to cross-tenant access setting" {
+                added_by = Some(entry.initiated_by.clone());
+            } else if !changed_by.contains(&entry.initiated_by) {
+                changed_by.push(entry.initiated_by.clone());
+            }
         }
         if page.len() < 200 {
             break;
         }
         after = page.last().map(|(key, _)| key.clone());
     }
-    let (Some(added_by), Some(sync_by), Some(consent_by)) = (added, sync_allowed, consent) else { return Ok(()) };
+    let Some(added_by) = added_by else { return Ok(()) };
     let alert = SecurityAlert::new(
         now,
         "crossTenantSyncBackdoor",
@@ -237,7 +238,7 @@ async fn detect_backdoor(state: &AppState, caller: &Caller, partner: &str) -> Re
         "roles": ["contextual"],
         "verdict": "suspicious",
         "displayName": "Cross-tenant access settings changes",
-        "additionalProperties": {"addedBy": added_by, "inboundSyncAllowedBy": sync_by, "inboundConsentBy": consent_by},
+        "additionalProperties": {"addedBy": added_by, "changedBy": changed_by},
     }));
     raise_alert(state.repo(), caller.tenant, alert, time::Duration::hours(24)).await;
     Ok(())

@@ -141,12 +141,11 @@ impl Admin<'_> {
         operation: &str,
         target: (&str, &str),
     ) -> Result<(), AdminError> {
-        // Entra's categories, which Microsoft's guidance says to alert on: identity sync settings (and the inbound
-        // guardrails beside them) apart from the rest of the cross-tenant access settings.
+        // Entra's categories, which Microsoft's guidance says to alert on: identity sync settings apart from the rest
+        // of the cross-tenant access settings. The inbound guardrails (ours, not Entra's) stay under `Policy`.
         let category = match target.0 {
-            "Policy" if activity.contains("identity sync") || activity.contains("sync guardrails") => {
-                "CrossTenantIdentitySyncSettings"
-            }
+            "Policy" if activity.contains("guardrails") => "Policy",
+            "Policy" if activity.contains("identity sync") => "CrossTenantIdentitySyncSettings",
             "Policy" => "CrossTenantAccessSettings",
             _ => "ProvisioningManagement",
         };
@@ -245,7 +244,12 @@ impl Admin<'_> {
             .map_err(|_| AdminError::Invalid(format!("'{partner}' is not a tenant id")))?
             .to_string();
         let mut tx = self.write_tx(tenant).await?;
-        let mut current: Partner = job::read(tx.as_mut(), &PARTNERS, &key).await?.unwrap_or_else(|| Partner {
+        let existing: Option<Partner> = job::read(tx.as_mut(), &PARTNERS, &key).await?;
+        if existing.is_none() {
+            // The partner comes into being here: audited as an addition, as a POST of the partner would be.
+            self.audit(tx.as_mut(), "Add a partner to cross-tenant access setting", "Add", ("Policy", &key)).await?;
+        }
+        let mut current = existing.unwrap_or_else(|| Partner {
             tenant_id: key.clone(),
             automatic_user_consent_settings: ConsentSettings::default(),
             ..Partner::default()

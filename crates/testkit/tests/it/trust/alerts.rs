@@ -112,6 +112,44 @@ async fn the_backdoor_pattern_raises_one_high_severity_alert() {
     admin.patch(&path, json!({"severity": "low"})).await.assert_error(400, "Request_BadRequest");
 }
 
+/// The same pattern by other calls: the partner created by its identity sync policy, the consent in a second
+/// partner's creation body. Each raises the alert.
+#[tokio::test]
+async fn the_backdoor_pattern_is_found_whichever_calls_make_it() {
+    let app = TestApp::spawn().await;
+    let contoso = app.create_tenant("contoso", &[]).await;
+    let admin = app.as_tenant(&contoso).await;
+    let first = "6b1d2c3e-4f50-4a61-8b72-9c8d7e6f5a41";
+    admin
+        .put(
+            &format!("{PARTNERS}/{first}/identitySynchronization"),
+            json!({"displayName": "x", "userSyncInbound": {"isSyncAllowed": true}}),
+        )
+        .await
+        .assert_status(204);
+    admin
+        .patch(&format!("{PARTNERS}/{first}"), json!({"automaticUserConsentSettings": {"inboundAllowed": true}}))
+        .await
+        .assert_status(204);
+    let second = "6b1d2c3e-4f50-4a61-8b72-9c8d7e6f5a42";
+    admin
+        .post(PARTNERS, json!({"tenantId": second, "automaticUserConsentSettings": {"inboundAllowed": true}}))
+        .await
+        .assert_status(201);
+    admin
+        .put(
+            &format!("{PARTNERS}/{second}/identitySynchronization"),
+            json!({"displayName": "y", "userSyncInbound": {"isSyncAllowed": true}}),
+        )
+        .await
+        .assert_status(204);
+    let raised = alerts_by(&admin, "crossTenantSyncBackdoor").await;
+    let mut partners: Vec<&str> = raised.iter().filter_map(|alert| alert["evidence"][0]["tenantId"].as_str()).collect();
+    partners.sort();
+    assert_eq!(partners, [first, second]);
+    assert!(raised.iter().all(|alert| alert["severity"] == "high"));
+}
+
 #[tokio::test]
 async fn the_same_settings_spread_over_more_than_an_hour_raise_no_alert() {
     let app = TestApp::spawn().await;
