@@ -4,6 +4,7 @@
 //!
 //! Nothing here touches storage directly, and nothing below this crate knows about HTTP.
 
+mod alerts;
 mod applications;
 mod audit;
 mod auth;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub runner: Arc<SyncRunner>,
     /// The web console's signed-in sessions, kept in this process's memory.
     pub(crate) console: console::Sessions,
+    /// Failed `validateCredentials` calls per caller (the probing detector), in this process's memory.
+    pub(crate) probes: Arc<alerts::ProbeWatch>,
 }
 
 impl AppState {
@@ -59,7 +62,7 @@ impl AppState {
         let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
         let repo = SyncRepo::new(store, directory.clock_arc());
         let runner = SyncRunner::new(directory.clone(), repo, directory.clock_arc(), None);
-        Ok(AppState { directory, tokens, runner, console: console::Sessions::default() })
+        Ok(AppState { directory, tokens, runner, console: console::Sessions::default(), probes: Arc::default() })
     }
 
     /// The configuration operations over this state's store, on behalf of the caller's app.
@@ -112,6 +115,7 @@ fn v1_routes() -> Router<AppState> {
         .merge(synchronization::routes())
         .merge(audit::routes())
         .merge(trust::routes())
+        .merge(alerts::routes())
 }
 
 /// Serves `state` on an already bound listener until `shutdown` completes, then finishes in-flight requests.

@@ -48,6 +48,12 @@ pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
         DirectoryObject::Group(group) => serde_json::to_value(group),
     }
     .expect("directory objects always serialize to JSON");
+    // A synced B2B user shows who manages it, read-only, as synced groups do.
+    if let (DirectoryObject::User(user), Value::Object(map)) = (object, &mut value)
+        && let Some(origin) = crate::trust::origin_of(user)
+    {
+        map.insert("crossTenantSynchronizationResource".to_owned(), origin);
+    }
     // Directory extension attributes are top-level properties in Graph.
     if let Value::Object(map) = &mut value
         && let Some(Value::Object(extensions)) = map.remove("extensions")

@@ -45,6 +45,15 @@ fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
     ApiError::internal(err)
 }
 
+/// The origin marker of a B2B user a partner tenant synced (Graph's `crossTenantSynchronizationResource`:
+/// `originTenantId`, `originId`), derived from its anchor, so it can never disagree with what the sync matches on.
+pub(crate) fn origin_of(user: &User) -> Option<Value> {
+    let anchor = user.anchor()?;
+    let (issuer, origin) = anchor.split_once('/')?;
+    let issuer = TenantId::parse(issuer).ok()?;
+    Some(json!({"originTenantId": issuer.to_string(), "originId": origin}))
+}
+
 /// Records a tombstone when `user`, which the caller just deleted, is a B2B user a partner tenant synced.
 pub(crate) async fn record_deletion(state: &AppState, caller: &Caller, user: &User) -> Result<(), ApiError> {
     let Some((issuer, origin_id)) = user.anchor().and_then(|anchor| {

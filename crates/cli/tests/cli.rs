@@ -563,4 +563,36 @@ async fn held_commands_list_approve_and_reject_what_the_guardrails_held() {
         decisions.iter().all(|entry| entry.to_string().contains("tenantsync held (command line)")),
         "{decisions:?}"
     );
+
+/// Issue 13: a configuration made by the operator with `topology create` (direct database access) is trusted: it is
+/// audited under Entra's categories, naming the operator, and raises no security alert, although it makes the same
+/// three changes that raise the backdoor alert when they come through the API.
+#[tokio::test]
+async fn topology_create_is_audited_and_raises_no_alert() {
+    let workspace = Workspace::new();
+    workspace.json(&["tenant", "create", "--name", "contoso", "--json"]);
+    let fabrikam = workspace.json(&["tenant", "create", "--name", "fabrikam", "--json"]);
+    workspace.json(&["topology", "create", "--shape", "outbound", "--tenants", "fabrikam,contoso", "--json"]);
+    let server = Server::start(&workspace).await;
+    let token = workspace.json(&["token", "--tenant", "contoso", "--json"]);
+    let token = token["access_token"].as_str().expect("token");
+
+    let (status, alerts) = get_json(&server, token, "/v1.0/security/alerts_v2").await;
+    assert_eq!(status, 200);
+    assert_eq!(alerts["value"], json!([]), "{alerts}");
+    let (status, audits) = get_json(&server, token, "/v1.0/auditLogs/directoryAudits?$top=999").await;
+    assert_eq!(status, 200);
+    let entries = audits["value"].as_array().expect("value");
+    let fabrikam_id = fabrikam["id"].as_str().expect("id");
+    let find = |activity: &str| {
+        entries
+            .iter()
+            .find(|entry| entry["activityDisplayName"] == activity && entry["targetResources"][0]["id"] == fabrikam_id)
+            .unwrap_or_else(|| panic!("an audit entry '{activity}' about fabrikam: {entries:?}"))
+    };
+    let added = find("Add a partner to cross-tenant access setting");
+    assert_eq!(added["category"], "CrossTenantAccessSettings");
+    assert_eq!(added["initiatedBy"]["app"]["appId"], "tenantsync cli");
+    let sync = find("Update a partner cross-tenant identity sync setting");
+    assert_eq!(sync["category"], "CrossTenantIdentitySyncSettings");
 }

@@ -15,5 +15,6 @@ mod trust;
 pub use graph::{GraphClient, GraphSource, GraphTarget};
 pub use inbound_guard::refuse_protected_group;
 pub use local::{LocalSource, LocalTarget};
+pub use notify::raise_alert;
 pub use runner::{RunError, SyncRunner};
 pub use scim::ScimTarget;

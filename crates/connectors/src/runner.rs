@@ -438,6 +438,7 @@ async fn job_task(me: Weak<SyncRunner>, key: JobKey, notify: Arc<Notify>, full_d
                     runner.notify_quarantine(&job, *entered, quarantine).await;
                 }
                 crate::notify::staged_deletions(&job, &report).await;
+                crate::notify::refused_writes(&runner.repo, &job, &report).await;
                 Some(job)
             }
             Err(RunError::Engine(EngineError::Superseded)) => {

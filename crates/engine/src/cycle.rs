@@ -77,6 +77,8 @@ pub struct CycleReport {
     pub last_error_code: Option<String>,
     /// Deprovisionings the deletion guard held in this cycle (source id, why): announced like a quarantine.
     pub staged_now: Vec<(ObjectId, String)>,
+    /// Writes the target refused by its own decision (consent, kill switch, guardrails).
+    pub n_refused: u64,
 }
 
 impl CycleReport {
@@ -992,9 +994,15 @@ fn count(report: &mut CycleReport, applied: &Applied) {
     match (&applied.status, applied.plan.action) {
         (Status::Failure { code, .. }, _) => {
             report.n_failed += 1;
+            if code == PeerError::ConsentDenied(String::new()).code() {
+                report.n_refused += 1;
+            }
             report.last_error_code = Some(code.clone());
         }
-        (Status::Held { .. }, _) => report.n_skipped += 1,
+        (Status::Held { .. }, _) => {
+            report.n_skipped += 1;
+            report.n_refused += 1;
+        }
         (_, PlannedAction::Create) => report.n_created += 1,
         (_, PlannedAction::Update | PlannedAction::Restore) => report.n_updated += 1,
         (_, PlannedAction::Disable) => report.n_disabled += 1,

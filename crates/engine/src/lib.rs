@@ -7,6 +7,7 @@
 //! [`ids::IdSource`] it is given (`clippy.toml` enforces both).
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod connector;
 pub mod cycle;

@@ -10,14 +10,15 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use tenantsync_model::{ObjectId, TenantId};
-use tenantsync_store::TxMode;
+use tenantsync_store::{DirectoryTx, TxMode};
 use time::OffsetDateTime;
 
+use crate::admin::AdminError;
 use crate::audit::{self, AuditEntry};
 use crate::job::{self, Collection, Escrow, JOBS, JobConfig, JobError, JobKey, escrows_collection};
 use crate::policy::{PARTNERS, Partner};
 use crate::repo::SyncRepo;
-use crate::settings::JobSettings;
+use crate::settings::{JobSettings, Secret};
 
 /// Users the kill switch disabled (key: `<partner tenant id>/<target user id>`), so that unblocking enables exactly
 /// those.
@@ -278,4 +279,34 @@ impl SyncRepo {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// The source→target pair a configuration's settings name: the remote source's tenant id (None: the tenant the
+/// configuration lives in) and `CompanyId`. None without a `CompanyId` (a SCIM service).
+fn pair_of(settings: &JobSettings) -> Option<(Option<String>, TenantId)> {
+    let source = settings.graph_source.as_ref().map(|graph| graph.tenant_id.to_ascii_lowercase());
+    Some((source, settings.target_tenant?))
+}
+
+/// Refuses a second configuration of one source→target pair in a tenant, as Entra does (one sync instance per
+/// pair): another service principal with a job whose secrets name the same pair as `secrets`. Checked inside the
+/// caller's transaction, when a job and its secrets come together (`put_secrets` on a principal with a job,
+/// `create_job` on a principal with secrets).
+pub(crate) async fn check_one_configuration_per_pair(
+    tx: &mut dyn DirectoryTx,
+    service_principal: &str,
+    secrets: &[Secret],
+) -> Result<(), AdminError> {
+    let Some(pair) = pair_of(&JobSettings::from_secrets(secrets)) else { return Ok(()) };
+    let configs: Vec<JobConfig> = job::read_all(tx, &JOBS).await?;
+    for config in configs.iter().filter(|config| !config.service_principal_id.eq_ignore_ascii_case(service_principal)) {
+        let other = job::secrets(tx, &config.service_principal_id).await?;
+        if pair_of(&JobSettings::from_secrets(&other)).as_ref() == Some(&pair) {
+            return Err(AdminError::Conflict(format!(
+                "A synchronization job to tenant {} already exists in this tenant (configuration {}): one configuration per source and target tenant.",
+                pair.1, config.service_principal_id
+            )));
+        }
+    }
+    Ok(())
 }

@@ -2,8 +2,12 @@
 //! edits, disablements, deletions with their tombstones), the per-partner kill switch, ownership of target objects,
 //! the deletion guard's promise, security alerts and the audit trail of configuration changes.
 
+mod alerts;
+mod audit_and_mappings;
 mod deletion_guard;
 mod kill_switch;
+mod ownership;
+mod server_restart;
 mod target_decisions;
 
 use serde_json::{Value, json};
