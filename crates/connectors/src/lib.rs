@@ -11,5 +11,5 @@ pub mod scim;
 
 pub use graph::{GraphClient, GraphSource, GraphTarget};
 pub use local::{LocalSource, LocalTarget};
-pub use runner::{RunError, SyncRunner};
+pub use runner::{JobRole, LeaseOptions, RunError, SyncRunner};
 pub use scim::ScimTarget;

@@ -433,6 +433,7 @@ impl World {
             ids: &RANDOM,
             job: &key,
             force_full: false,
+            fence: None,
         };
         run_cycle(&env, snapshot).await
     }

@@ -15,7 +15,8 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tenantsync_model::{ClientId, TenantId};
 use tenantsync_store::{
-    CredentialRow, DirectoryTx, DocRow, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake, WakeFeed,
+    CredentialRow, DirectoryTx, DocRow, LeaseCensus, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake,
+    WakeFeed,
 };
 use time::OffsetDateTime;
 
@@ -206,10 +207,11 @@ impl Store for PgStore {
     async fn heartbeat(
         &self,
         holder: &str,
+        jobs_collection: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        leases::heartbeat(&self.pool, holder, now, expires_at).await
+    ) -> Result<LeaseCensus, StoreError> {
+        leases::heartbeat(&self.pool, holder, jobs_collection, now, expires_at).await
     }
 
     async fn claim_leases(&self, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {

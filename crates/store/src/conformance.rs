@@ -7,8 +7,8 @@ use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
 use time::OffsetDateTime;
 
 use crate::{
-    ChangeOp, ChangeRow, CredentialRow, DocRow, LeaseClaim, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder,
-    ScanSpec, Store, StoreError, TenantRow, TxMode,
+    ChangeOp, ChangeRow, CredentialRow, DocRow, LeaseCensus, LeaseClaim, LeaseRow, LinkKind, LogQuery, LogRow,
+    ObjectRow, ScanOrder, ScanSpec, Store, StoreError, TenantRow, TxMode,
 };
 
 /// Runs every check, in order, on one store.
@@ -705,8 +705,10 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     }
     tx.commit().await.expect("commit");
 
-    assert_eq!(store.heartbeat("a", at(0), at(30)).await.expect("heartbeat a"), 1);
-    assert_eq!(store.heartbeat("b", at(0), at(30)).await.expect("heartbeat b"), 2, "two live holders");
+    let census = |holders, jobs| LeaseCensus { holders, jobs };
+    assert_eq!(store.heartbeat("a", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat a"), census(1, 3));
+    let two = store.heartbeat("b", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat b");
+    assert_eq!(two, census(2, 3), "two live holders, three jobs");
 
     let first = store.claim_leases(&claim_at("a", 0, 30, 2)).await.expect("claim a");
     assert_eq!(first.len(), 2, "a claims as many as it asks for");
@@ -760,5 +762,5 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
         vec![("job2".to_owned(), Some("d".to_owned()), 2), ("job3".to_owned(), Some("d".to_owned()), 4)]
     );
     // a released its heartbeat and b's expired: d is alone.
-    assert_eq!(store.heartbeat("d", at(43), at(73)).await.expect("heartbeat d"), 1);
+    assert_eq!(store.heartbeat("d", LEASE_TEST_JOBS, at(43), at(73)).await.expect("heartbeat d"), census(1, 2));
 }
