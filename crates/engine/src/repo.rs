@@ -208,7 +208,8 @@ impl SyncRepo {
     /// pause, restart or lost lease stops writes at once, not only at the next page commit).
     pub async fn ensure_current(&self, key: &JobKey, condition: WriteCondition) -> Result<(), EngineError> {
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        check_condition(tx.as_mut(), key, condition, false).await
+        check_generation(tx.as_mut(), key, condition.generation, false).await?;
+        check_fence(tx.as_mut(), key, condition.fence, false).await
     }
 
     /// The assignments to a job's service principal now (group memberships and assignments change without
@@ -436,8 +437,9 @@ impl SyncRepo {
         let job_id = key.job.as_str();
         let generation = condition.generation;
         let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
-        // The condition of the write: the cycle's view of the job is still the job, and its lease is still ours.
-        check_condition(tx.as_mut(), key, condition, true).await?;
+        // The condition of the write: the cycle's view of the job is still the job (locked first, in the order a
+        // configuration change takes its locks), and its lease is still ours (checked last, below).
+        check_generation(tx.as_mut(), key, generation, true).await?;
         let connections = connections_collection(job_id);
         let escrows = escrows_collection(job_id);
         let pending = pending_collection(job_id);
@@ -510,6 +512,9 @@ impl SyncRepo {
         state.phase = phase;
         state.generation = generation;
         job::write(tx.as_mut(), &JOB_STATES, job_id, state, now).await?;
+        // Last, so that the lease row stays locked only for the commit itself: renewals are not held up by a long
+        // page, and no claim can move the lease between this check and the commit.
+        check_fence(tx.as_mut(), key, condition.fence, true).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -714,26 +719,36 @@ impl SyncRepo {
     }
 }
 
-/// Checks a cycle's [`WriteCondition`] inside `tx`; with `lock`, the job and lease rows stay locked until `tx` ends.
-async fn check_condition(
+/// Fails with [`EngineError::Superseded`] unless the job is active at `generation`; with `lock`, the job's row
+/// stays locked until `tx` ends.
+async fn check_generation(
     tx: &mut dyn tenantsync_store::DirectoryTx,
     key: &JobKey,
-    condition: WriteCondition,
+    generation: u64,
     lock: bool,
 ) -> Result<(), EngineError> {
     let job_id = key.job.as_str();
     let config =
         if lock { job::read_for_update(tx, &JOBS, job_id).await? } else { job::read(tx, &JOBS, job_id).await? };
     match config {
-        Some(config) if config.generation == condition.generation && config.schedule_state == ScheduleState::Active => {
-        }
-        _ => return Err(EngineError::Superseded),
+        Some(config) if config.generation == generation && config.schedule_state == ScheduleState::Active => Ok(()),
+        _ => Err(EngineError::Superseded),
     }
-    if let Some(token) = condition.fence {
-        let lease = if lock { tx.lock_lease(job_id).await? } else { tx.get_lease(job_id).await? };
-        if lease.is_none_or(|lease| lease.token != token) {
-            return Err(EngineError::LeaseLost);
-        }
+}
+
+/// Fails with [`EngineError::LeaseLost`] unless the job's lease still carries `fence` (None: no lease to check);
+/// with `lock`, the lease row stays locked until `tx` ends.
+async fn check_fence(
+    tx: &mut dyn tenantsync_store::DirectoryTx,
+    key: &JobKey,
+    fence: Option<i64>,
+    lock: bool,
+) -> Result<(), EngineError> {
+    let Some(token) = fence else { return Ok(()) };
+    let job_id = key.job.as_str();
+    let lease = if lock { tx.lock_lease(job_id).await? } else { tx.get_lease(job_id).await? };
+    if lease.is_none_or(|lease| lease.token != token) {
+        return Err(EngineError::LeaseLost);
     }
     Ok(())
 }
