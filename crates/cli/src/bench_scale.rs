@@ -104,7 +104,7 @@ async fn run_once(
 
     let mut workers = Vec::new();
     for idx in 0..n_workers {
-        let name = format!("bench-worker-{idx}");
+        let name = format!("bench-{stamp}-worker-{idx}");
         let args =
             ["worker", "--listen", "127.0.0.1:0", "--database", database, "--log", "warn", "--process-name", &name];
         workers.push(start_child(&args).await?);

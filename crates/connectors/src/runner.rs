@@ -789,6 +789,13 @@ impl Drop for RunningCycle<'_> {
 async fn lease_loop(me: Weak<SyncRunner>, options: LeaseOptions, round: Arc<Notify>) {
     let tick = options.ttl / 3;
     let mut failures: u32 = 0;
+    // An earlier process of the same name (killed, then restarted under its name) leaves leases this one must not
+    // inherit with their old tokens: free them, so they are claimed afresh.
+    if let Some(runner) = me.upgrade()
+        && let Err(err) = runner.repo.release_leases(&options.holder, None).await
+    {
+        tracing::warn!(holder = %options.holder, error = %err, "an earlier process's leases could not be released");
+    }
     loop {
         let Some(runner) = me.upgrade() else { return };
         match runner.lease_round(&options).await {

@@ -92,15 +92,20 @@ pub(crate) async fn claim(pool: &SqlitePool, claim: &LeaseClaim<'_>) -> Result<V
 pub(crate) async fn renew(
     pool: &SqlitePool,
     holder: &str,
+    jobs_collection: &str,
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
 ) -> Result<Vec<LeaseRow>, StoreError> {
     let rows = sqlx::query(trusted(format!(
-        "UPDATE job_leases SET expires_at = ? WHERE holder = ? AND expires_at > ? RETURNING {LEASE_COLUMNS}"
+        "UPDATE job_leases SET expires_at = ?1 WHERE holder = ?2 AND expires_at > ?3 \
+         AND EXISTS (SELECT 1 FROM documents d WHERE d.tenant_id = job_leases.tenant_id \
+             AND d.collection = ?4 AND d.doc_key = job_leases.job_id) \
+         RETURNING {LEASE_COLUMNS}"
     )))
     .bind(micros(expires_at))
     .bind(holder)
     .bind(micros(now))
+    .bind(jobs_collection)
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;

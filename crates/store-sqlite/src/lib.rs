@@ -228,10 +228,11 @@ impl Store for SqliteStore {
     async fn renew_leases(
         &self,
         holder: &str,
+        jobs_collection: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<Vec<LeaseRow>, StoreError> {
-        leases::renew(&self.pool, holder, now, expires_at).await
+        leases::renew(&self.pool, holder, jobs_collection, now, expires_at).await
     }
 
     async fn release_leases(&self, holder: &str, jobs: Option<&[(TenantId, String)]>) -> Result<u64, StoreError> {

@@ -722,14 +722,17 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     assert_eq!(lease_keys(&second), vec![("job3".to_owned(), Some("b".to_owned()), 1)], "b gets only the free one");
     assert!(store.claim_leases(&claim_at("c", 10, 30, 5)).await.expect("claim c").is_empty(), "nothing is free");
 
-    let renewed = store.renew_leases("a", at(20), at(50)).await.expect("renew a");
+    let renewed = store.renew_leases("a", LEASE_TEST_JOBS, at(20), at(50)).await.expect("renew a");
     assert_eq!(lease_keys(&renewed), lease_keys(&first), "a renewal keeps the tokens");
     assert!(renewed.iter().all(|lease| lease.expires_at == at(50)));
 
     // b's lease expired at 30: c takes it with a new token, and b's renewal finds it lost.
     let taken = store.claim_leases(&claim_at("c", 40, 30, 5)).await.expect("claim c later");
     assert_eq!(lease_keys(&taken), vec![("job3".to_owned(), Some("c".to_owned()), 2)]);
-    assert!(store.renew_leases("b", at(41), at(71)).await.expect("renew b").is_empty(), "b's lease is lost");
+    assert!(
+        store.renew_leases("b", LEASE_TEST_JOBS, at(41), at(71)).await.expect("renew b").is_empty(),
+        "b's lease is lost"
+    );
 
     // The fencing check inside a write sees the new holder and token; a read sees the same.
     let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
@@ -755,6 +758,9 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
     assert!(tx.delete_doc(LEASE_TEST_JOBS, "job1").await.expect("delete job"));
     tx.commit().await.expect("commit");
+    let renewed = store.renew_leases("a", LEASE_TEST_JOBS, at(42), at(72)).await.expect("renew a");
+    let renewed_jobs: Vec<String> = lease_keys(&renewed).into_iter().map(|(job, _, _)| job).collect();
+    assert_eq!(renewed_jobs, ["job2", "job3"], "the deleted job's lease is not renewed");
     assert_eq!(store.release_leases("a", None).await.expect("release all of a"), 3, "a held job1, job2 and job3");
     let after_release = store.claim_leases(&claim_at("d", 43, 30, 5)).await.expect("claim d");
     assert_eq!(

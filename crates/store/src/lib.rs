@@ -73,11 +73,12 @@ pub trait Store: Send + Sync {
     /// waiting for leases another process is claiming at the same moment (`FOR UPDATE SKIP LOCKED`): each claimed
     /// lease gets `claim.holder`, `claim.expires_at` and a new fencing token.
     async fn claim_leases(&self, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError>;
-    /// Extends `holder`'s leases that have not expired at `now` to `expires_at` (tokens unchanged) and returns
-    /// them: a lease missing from the answer is lost.
+    /// Extends `holder`'s leases that have not expired at `now`, of jobs that still exist in `jobs_collection`, to
+    /// `expires_at` (tokens unchanged) and returns them: a lease missing from the answer is lost (or its job gone).
     async fn renew_leases(
         &self,
         holder: &str,
+        jobs_collection: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<Vec<LeaseRow>, StoreError>;

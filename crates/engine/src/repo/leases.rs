@@ -30,7 +30,7 @@ impl SyncRepo {
     /// Extends `holder`'s unexpired leases by `ttl`; the answer is every lease it still holds.
     pub async fn renew_leases(&self, holder: &str, ttl: Duration) -> Result<Vec<LeaseRow>, JobError> {
         let now = self.now();
-        Ok(self.store.renew_leases(holder, now, now + span(ttl)).await?)
+        Ok(self.store.renew_leases(holder, JOBS.name(), now, now + span(ttl)).await?)
     }
 
     /// Frees `holder`'s leases of `jobs` (all of them, and its heartbeat, when None).
