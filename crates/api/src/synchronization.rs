@@ -342,7 +342,18 @@ async fn get_job(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let (config, job_state) = state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
-    Ok(Json(job_json(&config, &job_state)))
+    let mut body = job_json(&config, &job_state);
+    // Scale-out (not in Graph): the process running the job, if it ever ran under a lease.
+    let key = JobKey::new(caller.tenant, config.id.as_str());
+    let lease = state.repo().lease(&key).await.map_err(|err| run_error(RunError::Engine(err.into())))?;
+    body["lease"] = lease.map_or(Value::Null, |lease| {
+        json!({
+            "holder": lease.holder,
+            "fencingToken": lease.token,
+            "expirationDateTime": timestamp(Some(lease.expires_at)),
+        })
+    });
+    Ok(Json(body))
 }
 
 async fn delete_job(

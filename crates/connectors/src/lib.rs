@@ -16,5 +16,5 @@ pub use graph::{GraphClient, GraphSource, GraphTarget};
 pub use inbound_guard::refuse_protected_group;
 pub use local::{LocalSource, LocalTarget};
 pub use notify::raise_alert;
-pub use runner::{RunError, SyncRunner};
+pub use runner::{JobRole, LeaseOptions, RunError, SyncRunner};
 pub use scim::ScimTarget;
