@@ -563,6 +563,7 @@ async fn held_commands_list_approve_and_reject_what_the_guardrails_held() {
         decisions.iter().all(|entry| entry.to_string().contains("tenantsync held (command line)")),
         "{decisions:?}"
     );
+}
 
 /// Issue 13: a configuration made by the operator with `topology create` (direct database access) is trusted: it is
 /// audited under Entra's categories, naming the operator, and raises no security alert, although it makes the same
