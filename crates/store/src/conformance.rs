@@ -26,10 +26,11 @@ pub async fn run_all(store: &dyn Store) {
     provisioning_logs_filter_page_and_prune(store).await;
     links_to_any_and_tenant_lock(store).await;
     leases_claim_renew_fence_and_release(store).await;
+    users_are_found_by_scim_user_name(store).await;
 }
 
 /// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
-pub const TENANTS_CREATED_BY_RUN_ALL: usize = 19;
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 21;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -410,6 +411,44 @@ pub async fn change_log_sequences_and_pruning(store: &dyn Store) {
 pub async fn settings_keep_the_first_value(store: &dyn Store) {
     assert_eq!(store.get_or_insert_setting("k", "first").await.expect("insert"), "first");
     assert_eq!(store.get_or_insert_setting("k", "second").await.expect("get"), "first");
+}
+
+/// A user whose SCIM client wrote `user_name` (stored in the object's JSON, as the directory does).
+fn scim_user(upn: &str, user_name: &str) -> ObjectRow {
+    ObjectRow { data: format!(r#"{{"userPrincipalName":"{upn}","scimUserName":"{user_name}"}}"#), ..user_row(upn, upn) }
+}
+
+pub async fn users_are_found_by_scim_user_name(store: &dyn Store) {
+    let tenant_a = new_tenant(store, "scimnamea").await;
+    let tenant_b = new_tenant(store, "scimnameb").await;
+    let written = scim_user("x1@scimnamea.example", "Ada.Lovelace@Partner.example");
+    let plain = user_row("Bob@scimnamea.example", "Bob");
+    let deleted = ObjectRow { deleted_at: Some(at(30)), ..scim_user("x2@scimnamea.example", "gone@partner.example") };
+    let mut tx = store.begin(tenant_a, TxMode::Write).await.expect("begin");
+    for row in [&written, &plain, &deleted] {
+        tx.insert_object(row).await.expect("insert");
+    }
+    let ids = |rows: Vec<ObjectRow>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
+    // What the SCIM client wrote, ignoring ASCII case; not the userPrincipalName it was given.
+    let found = tx.find_users_by_scim_user_name("ada.lovelace@partner.EXAMPLE").await.expect("find");
+    assert_eq!(found, vec![written.clone()], "the row comes back as stored");
+    assert_eq!(ids(tx.find_users_by_scim_user_name("x1@scimnamea.example").await.expect("find")), []);
+    // Without a SCIM userName, the userPrincipalName is the userName.
+    assert_eq!(ids(tx.find_users_by_scim_user_name("bob@SCIMNAMEA.example").await.expect("find")), [plain.id]);
+    // Deleted users are not found.
+    assert_eq!(ids(tx.find_users_by_scim_user_name("gone@partner.example").await.expect("find")), []);
+    // An update is seen at once.
+    let renamed = scim_user("x1@scimnamea.example", "countess@partner.example");
+    let renamed = ObjectRow { id: written.id, ..renamed };
+    tx.update_object(&renamed).await.expect("update");
+    assert_eq!(ids(tx.find_users_by_scim_user_name("countess@partner.example").await.expect("find")), [written.id]);
+    assert_eq!(ids(tx.find_users_by_scim_user_name("ada.lovelace@partner.example").await.expect("find")), []);
+    tx.commit().await.expect("commit");
+
+    // Per tenant.
+    let mut tx = store.begin(tenant_b, TxMode::Read).await.expect("begin");
+    assert_eq!(ids(tx.find_users_by_scim_user_name("countess@partner.example").await.expect("find")), []);
+    tx.commit().await.expect("commit");
 }
 
 fn anchored_user(upn: &str, anchor: &str) -> ObjectRow {
