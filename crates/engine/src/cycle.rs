@@ -364,7 +364,7 @@ async fn apply(
             status: match plan.action {
                 PlannedAction::Skip => Status::Skipped,
                 PlannedAction::Create | PlannedAction::Update | PlannedAction::Restore => {
-                    Status::written(env.target.take_warning(plan.source_id))
+                    Status::written(env.target.take_warning(plan.source_id, plan.target_id))
                 }
                 PlannedAction::Disable | PlannedAction::Delete => Status::Success,
             },
@@ -853,7 +853,7 @@ impl Cycle<'_, '_> {
                         display_name: plan.source_display_name.clone(),
                         delete_rejected: false,
                     };
-                    let status = Status::written(env.target.take_warning(plan.source_id));
+                    let status = Status::written(env.target.take_warning(plan.source_id, Some(target.id)));
                     Applied { plan, status, connection: Some(connection), escrow: None, duration_ms }
                 }
                 Err(PeerError::Held { reason }) => Applied {
