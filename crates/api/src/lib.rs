@@ -4,9 +4,11 @@
 //!
 //! Nothing here touches storage directly, and nothing below this crate knows about HTTP.
 
+mod alerts;
 mod applications;
 mod audit;
 mod auth;
+mod batch;
 mod console;
 mod error;
 mod extract;
@@ -20,6 +22,7 @@ mod policies;
 mod scim;
 mod synchronization;
 mod token_endpoint;
+mod trust;
 mod users;
 
 use std::future::Future;
@@ -27,7 +30,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use tenantsync_connectors::SyncRunner;
+use tenantsync_connectors::{JobRole, SyncRunner};
 use tenantsync_directory::Directory;
 use tenantsync_engine::repo::SyncRepo;
 use tokio::net::TcpListener;
@@ -47,17 +50,28 @@ pub struct AppState {
     pub runner: Arc<SyncRunner>,
     /// The web console's signed-in sessions, kept in this process's memory.
     pub(crate) console: console::Sessions,
+    /// Failed `validateCredentials` calls per caller (the probing detector), in this process's memory.
+    pub(crate) probes: Arc<alerts::ProbeWatch>,
 }
 
 impl AppState {
     /// Loads (creating on first start) the persisted signing key, so tokens survive restarts, and creates the
     /// job runner (jobs resume when [`serve`] starts).
     pub async fn new(directory: Directory, store: Arc<dyn tenantsync_store::Store>) -> Result<AppState, ApiError> {
+        AppState::with_role(directory, store, JobRole::Exclusive).await
+    }
+
+    /// As [`AppState::new`], with a runner that takes part in running jobs as `role` says (scale-out).
+    pub async fn with_role(
+        directory: Directory,
+        store: Arc<dyn tenantsync_store::Store>,
+        role: JobRole,
+    ) -> Result<AppState, ApiError> {
         let key = SigningKey::load_or_create(store.as_ref()).await?;
         let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
         let repo = SyncRepo::new(store, directory.clock_arc());
-        let runner = SyncRunner::new(directory.clone(), repo, directory.clock_arc(), None);
-        Ok(AppState { directory, tokens, runner, console: console::Sessions::default() })
+        let runner = SyncRunner::with_role(directory.clone(), repo, directory.clock_arc(), None, role);
+        Ok(AppState { directory, tokens, runner, console: console::Sessions::default(), probes: Arc::default() })
     }
 
     /// The configuration operations over this state's store, on behalf of the caller's app.
@@ -73,16 +87,16 @@ impl AppState {
 
 /// The whole application: every route family, nested at its prefix, with the shared layers.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .merge(users::routes())
-        .merge(groups::routes())
-        .merge(objects::routes())
-        .merge(policies::routes())
-        .merge(guardrails::routes())
-        .merge(applications::routes())
-        .merge(synchronization::routes())
-        .merge(audit::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
+    let v1 = v1_routes();
+    // `$batch` runs its steps through the other routes, with the batch's caller (authenticated once, below).
+    let steps = v1
+        .clone()
+        .fallback(error::not_found_fallback)
+        .method_not_allowed_fallback(error::method_not_allowed_fallback)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .with_state(state.clone());
+    let v1 =
+        v1.merge(batch::routes(steps)).layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()
         .nest("/v1.0", v1)
         .nest("/scim/v2", scim::routes(state.clone()))
@@ -98,6 +112,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Every `/v1.0` route family except `$batch`, without the authentication layer.
+fn v1_routes() -> Router<AppState> {
+    Router::new()
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(objects::routes())
+        .merge(policies::routes())
+        .merge(guardrails::routes())
+        .merge(applications::routes())
+        .merge(synchronization::routes())
+        .merge(audit::routes())
+        .merge(trust::routes())
+        .merge(alerts::routes())
+}
+
 /// Serves `state` on an already bound listener until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
@@ -105,16 +134,37 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     observe::install_recorder();
-    // Every job resumes from its saved progress at once.
-    match state.runner.resume_all().await {
-        Ok(n_jobs) => tracing::info!(n_jobs, "sync jobs resumed"),
-        Err(err) => tracing::warn!(error = %err, "sync jobs could not be resumed"),
-    }
+    // Every job resumes from its saved progress at once (or, scaled out, as its lease is claimed).
+    let runner = state.runner.clone();
+    start_jobs(&runner).await;
     let evaluator = spawn_rule_evaluator(state.directory.clone());
     let app = router(state);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     evaluator.abort();
+    runner.shutdown().await;
     served
+}
+
+/// `tenantsync worker`: runs jobs (as `runner`'s role says) and serves only `/healthz` and `/metrics` until
+/// `shutdown` completes; then releases its leases at once.
+pub async fn serve_worker(
+    listener: TcpListener,
+    runner: Arc<SyncRunner>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    observe::install_recorder();
+    start_jobs(&runner).await;
+    let app = observe::worker_routes(runner.clone()).layer(axum::middleware::from_fn(observe::track));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    runner.shutdown().await;
+    served
+}
+
+async fn start_jobs(runner: &SyncRunner) {
+    match runner.start().await {
+        Ok(n_jobs) => tracing::info!(n_jobs, role = ?runner.role(), "sync jobs started"),
+        Err(err) => tracing::warn!(error = %err, "sync jobs could not be resumed"),
+    }
 }
 
 /// Runs queued dynamic-membership evaluations (a new or edited rule over the whole tenant) in the background:

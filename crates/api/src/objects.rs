@@ -48,6 +48,12 @@ pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
         DirectoryObject::Group(group) => serde_json::to_value(group),
     }
     .expect("directory objects always serialize to JSON");
+    // A synced B2B user shows who manages it, read-only, as synced groups do.
+    if let (DirectoryObject::User(user), Value::Object(map)) = (object, &mut value)
+        && let Some(origin) = crate::trust::origin_of(user)
+    {
+        map.insert("crossTenantSynchronizationResource".to_owned(), origin);
+    }
     // Directory extension attributes are top-level properties in Graph.
     if let Value::Object(map) = &mut value
         && let Some(Value::Object(extensions)) = map.remove("extensions")
@@ -351,6 +357,9 @@ async fn restore_deleted(
         return crate::partner_writes::restore(&state, &caller, partner, &id).await;
     }
     let object = state.directory.restore_object(caller.tenant, &id).await?;
+    if let DirectoryObject::User(user) = &object {
+        crate::trust::record_restore(&state, &caller, user).await?;
+    }
     Ok(Json(object_json(&object, true)))
 }
 

@@ -160,6 +160,7 @@ async fn create_partner(
     let mut partner = Partner { tenant_id: tenant_id.to_owned(), ..Partner::default() };
     merge_partner(&mut partner, &body)?;
     let created = state.admin(&caller).create_partner(caller.tenant, partner).await?;
+    crate::alerts::after_partner_change(&state, &caller, &created.tenant_id).await;
     Ok((StatusCode::CREATED, Json(partner_json(&created))).into_response())
 }
 
@@ -186,6 +187,7 @@ async fn update_partner(
             merge_partner(current, &body).map_err(|err| AdminError::Invalid(err.to_string()))
         })
         .await?;
+    crate::alerts::after_partner_change(&state, &caller, &partner).await;
     // Consent changes matter to the jobs of both tenants; waking them is cheap.
     state.runner.wake_all();
     Ok(StatusCode::NO_CONTENT)
@@ -279,6 +281,7 @@ async fn put_identity_sync(
     caller.require(WRITE)?;
     let policy = identity_sync_from(&body, None)?;
     state.admin(&caller).put_identity_sync(caller.tenant, &partner, policy).await?;
+    crate::alerts::after_partner_change(&state, &caller, &partner).await;
     state.runner.wake_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -297,6 +300,7 @@ async fn patch_identity_sync(
         .ok_or_else(|| ApiError::NotFound(format!("{partner}/identitySynchronization")))?;
     let policy = identity_sync_from(&body, Some(existing))?;
     state.admin(&caller).put_identity_sync(caller.tenant, &partner, policy).await?;
+    crate::alerts::after_partner_change(&state, &caller, &partner).await;
     state.runner.wake_all();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -236,17 +236,38 @@ fn policy_check_failure(message: &str) -> ApiError {
     }
 }
 
+/// `validateCredentials`, watched for probing (`crate::alerts`): a caller failing against several target tenants
+/// is refused with 429 for a while, and its tenant gets an alert.
 async fn validate_credentials(
     State(state): State<AppState>,
     caller: Caller,
     GraphPath(sp): GraphPath<String>,
     GraphJson(body): GraphJson,
-) -> Result<StatusCode, ApiError> {
-    caller.require(WRITE)?;
+) -> Result<Response, Response> {
+    caller.require(WRITE).map_err(IntoResponse::into_response)?;
+    if let Some(refusal) = crate::alerts::probe_gate(&state, &caller) {
+        return Err(refusal);
+    }
+    let company = body["credentials"].as_array().and_then(|credentials| {
+        credentials
+            .iter()
+            .find(|pair| pair["key"].as_str().is_some_and(|key| key.eq_ignore_ascii_case("CompanyId")))
+            .and_then(|pair| pair["value"].as_str().map(str::to_owned))
+    });
+    match check_credentials(&state, &caller, &sp, &body).await {
+        Ok(status) => Ok(status.into_response()),
+        Err(err) => {
+            crate::alerts::probe_failed(&state, &caller, company).await;
+            Err(err.into_response())
+        }
+    }
+}
+
+async fn check_credentials(state: &AppState, caller: &Caller, sp: &str, body: &Value) -> Result<StatusCode, ApiError> {
     let secrets = if body.get("useSavedCredentials").and_then(Value::as_bool) == Some(true) {
-        state.admin(&caller).secrets(caller.tenant, &sp).await?
+        state.admin(caller).secrets(caller.tenant, sp).await?
     } else {
-        state.admin(&caller).get_service_principal(caller.tenant, &sp).await?;
+        state.admin(caller).get_service_principal(caller.tenant, sp).await?;
         let credentials = body.get("credentials").cloned().unwrap_or(Value::Array(Vec::new()));
         secrets_from(&json!({"value": credentials}))?
     };
@@ -260,7 +281,7 @@ async fn validate_credentials(
         message: format!("The target tenant {target_id} was not found."),
     })?;
     let outbound = state
-        .admin(&caller)
+        .admin(caller)
         .get_partner(caller.tenant, &target_id.to_string())
         .await
         .map(|partner| partner.allows_outbound())
@@ -321,7 +342,18 @@ async fn get_job(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let (config, job_state) = state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
-    Ok(Json(job_json(&config, &job_state)))
+    let mut body = job_json(&config, &job_state);
+    // Scale-out (not in Graph): the process running the job, if it ever ran under a lease.
+    let key = JobKey::new(caller.tenant, config.id.as_str());
+    let lease = state.repo().lease(&key).await.map_err(|err| run_error(RunError::Engine(err.into())))?;
+    body["lease"] = lease.map_or(Value::Null, |lease| {
+        json!({
+            "holder": lease.holder,
+            "fencingToken": lease.token,
+            "expirationDateTime": timestamp(Some(lease.expires_at)),
+        })
+    });
+    Ok(Json(body))
 }
 
 async fn delete_job(

@@ -168,9 +168,13 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
     if let Some(partner) = caller.partner {
+        // The partner deprovisions its own user: not a decision of the target's administrators, so no tombstone.
         return partner_writes::delete_user(&state, &caller, partner, &key).await;
     }
-    state.directory.delete_object(caller.tenant, ObjectKind::User, &key).await?;
+    let user = state.directory.get_user(caller.tenant, &key).await?;
+    state.directory.delete_object(caller.tenant, ObjectKind::User, &user.id.to_string()).await?;
+    // A partner's synced user the target deleted is not created again (a tombstone, until removed).
+    crate::trust::record_deletion(&state, &caller, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

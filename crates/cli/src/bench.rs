@@ -1,6 +1,6 @@
 //! `tenantsync bench directory`: starts a real server (a child process, so its memory is its own), imports users
-//! through the Graph API, reads them all back through delta, and prints users per second for each and the server's
-//! peak resident memory. Run it on SQLite and on PostgreSQL; the README records the figures.
+//! through the Graph API (one request per user, then the same number again twenty per `$batch`), reads them all
+//! back through delta, and prints users per second for each and the server's peak resident memory. Run it on SQLite and on PostgreSQL; the README records the figures.
 
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -75,6 +75,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Scale-out on PostgreSQL: initial-sync throughput with 1, 2, 3 `worker` processes, and the propagation of
+    /// single changes written through a `serve --no-jobs` process to targets the workers write.
+    Scale {
+        /// A PostgreSQL database (tenants with fresh names are added to it).
+        #[arg(long)]
+        database: String,
+        /// Worker counts to run, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        workers: Vec<usize>,
+        /// Source→target pairs, one job each.
+        #[arg(long, default_value_t = 6)]
+        jobs: usize,
+        /// Users per source.
+        #[arg(long, default_value_t = 5000)]
+        users: usize,
+        /// Single changes timed end to end per run.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// SCIM requests per second for a fixed mix against tenantsync and against the harness's scim2-server.
     Scim {
         /// Users created (4 requests each).
@@ -94,9 +113,14 @@ const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
 /// Starts `tenantsync serve` on a free port over `database` in a child process (killed when dropped); returns it,
 /// its pid and its URL. The rest of its standard output is drained in the background.
 pub(crate) async fn start_server(database: &str) -> anyhow::Result<(tokio::process::Child, u32, String)> {
+    start_child(&["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", "warn"]).await
+}
+
+/// Starts this binary with `args` (`serve` or `worker`, listening on a free port) as [`start_server`] does.
+pub(crate) async fn start_child(args: &[&str]) -> anyhow::Result<(tokio::process::Child, u32, String)> {
     let exe = std::env::current_exe().context("locating the tenantsync binary")?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", "warn"])
+        .args(args)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -105,7 +129,7 @@ pub(crate) async fn start_server(database: &str) -> anyhow::Result<(tokio::proce
     let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
     let url = loop {
         let Some(line) = lines.next_line().await? else { bail!("the server exited before listening") };
-        if let Some(url) = line.strip_prefix("listening on ") {
+        if let Some(url) = line.strip_prefix("listening on ").or_else(|| line.strip_prefix("worker on ")) {
             break url.to_owned();
         }
     };
@@ -144,6 +168,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Groups { users, rules, database, samples } => {
             return crate::bench_groups::run(users, rules, database, samples).await;
         }
+        BenchCommand::Scale { database, workers, jobs, users, samples } => {
+            return crate::bench_scale::run(database, workers, jobs, users, samples).await;
+        }
         BenchCommand::Scim { users, concurrency, shared } => {
             return crate::bench_scim::run(users, concurrency, shared).await;
         }
@@ -158,55 +185,34 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     };
     let suffix = format!("{:x}", time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 0xffff_ffff);
     let (directory, _) = crate::store::directory(&database).await?;
-    let name = format!("bench{suffix}");
-    let domain = format!("{name}.example");
-    let (tenant, issued) = directory
-        .create_tenant(NewTenant { name: name.clone(), display_name: None, domains: vec![domain.clone()] })
-        .await?;
-
+    // The same users twice, into two tenants: one request per user, then twenty per `$batch`.
+    let mut tenants = Vec::new();
+    for kind in ["single", "batch"] {
+        let name = format!("bench{suffix}{kind}");
+        let domain = format!("{name}.example");
+        let (tenant, issued) = directory
+            .create_tenant(NewTenant { name: name.clone(), display_name: None, domains: vec![domain.clone()] })
+            .await?;
+        tenants.push((tenant.id, issued, domain));
+    }
     let (mut child, pid, server) = crate::bench::start_server(&database).await?;
-    let args = ServerArgs {
-        server: server.clone(),
-        tenant: tenant.id.to_string(),
-        token: None,
-        client_id: Some(issued.client_id.to_string()),
-        client_secret: Some(issued.secret.expose().to_owned()),
-    };
-    let client = GraphClient::connect(&args).await?;
     let rss_idle = peak_rss_kib(pid).unwrap_or(0);
-
-    let started = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for worker in 0..concurrency.max(1) {
-        let client = client.clone();
-        let domain = domain.clone();
-        workers.spawn(async move {
-            let mut user_idx = worker;
-            while user_idx < users {
-                let body = json!({
-                    "accountEnabled": true,
-                    "displayName": format!("Bench User {user_idx}"),
-                    "mailNickname": format!("bench{user_idx}"),
-                    "userPrincipalName": format!("bench{user_idx}@{domain}"),
-                    "givenName": "Bench",
-                    "surname": format!("User{user_idx}"),
-                    "department": DEPARTMENTS[user_idx % DEPARTMENTS.len()],
-                    "jobTitle": "Analyst",
-                    "usageLocation": "US",
-                });
-                let reply = client.send(Method::POST, "/v1.0/users", Some(&body)).await?;
-                if reply.status != 201 {
-                    bail!("create failed: {}", reply.error_message());
-                }
-                user_idx += concurrency.max(1);
-            }
-            Ok(())
-        });
+    let mut clients = Vec::new();
+    for (tenant, issued, domain) in tenants {
+        let args = ServerArgs {
+            server: server.clone(),
+            tenant: tenant.to_string(),
+            token: None,
+            client_id: Some(issued.client_id.to_string()),
+            client_secret: Some(issued.secret.expose().to_owned()),
+        };
+        clients.push((GraphClient::connect(&args).await?, domain));
     }
-    while let Some(result) = workers.join_next().await {
-        result??;
-    }
-    let import_seconds = started.elapsed().as_secs_f64();
+    let (client, domain) = clients.swap_remove(0);
+    let import_seconds = import_users(&client, &domain, users, concurrency, 1).await?;
+    let (batch_client, batch_domain) = clients.swap_remove(0);
+    let batch_concurrency = concurrency.div_ceil(BATCH_SIZE).max(2);
+    let batch_seconds = import_users(&batch_client, &batch_domain, users, batch_concurrency, BATCH_SIZE).await?;
 
     let started = Instant::now();
     let mut n_read = 0usize;
@@ -237,6 +243,10 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         users as f64 / import_seconds
     );
     println!(
+        "import ($batch)    {batch_seconds:.1} s  {:.0} users/s  ({BATCH_SIZE} per batch, {batch_concurrency} batches in flight)",
+        users as f64 / batch_seconds
+    );
+    println!(
         "delta read         {delta_seconds:.1} s  {:.0} users/s  (pages of {page_size})",
         users as f64 / delta_seconds
     );
@@ -247,8 +257,78 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     );
     let summary: Value = json!({
         "backend": backend, "users": users, "import_users_per_second": users as f64 / import_seconds,
+        "batch_import_users_per_second": users as f64 / batch_seconds,
         "delta_users_per_second": users as f64 / delta_seconds, "server_peak_rss_kib": peak_kib,
     });
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Users per `$batch` in the benchmark (Graph's maximum).
+const BATCH_SIZE: usize = 20;
+
+/// Creates `users` users in the client's tenant with `concurrency` requests in flight, each creating `batch_size`
+/// users (`$batch` when more than one); returns the seconds it took.
+async fn import_users(
+    client: &GraphClient,
+    domain: &str,
+    users: usize,
+    concurrency: usize,
+    batch_size: usize,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    let chunks: Vec<usize> = (0..users).step_by(batch_size.max(1)).collect();
+    let concurrency = concurrency.max(1);
+    for worker in 0..concurrency {
+        let (client, domain) = (client.clone(), domain.to_owned());
+        let mine: Vec<usize> = chunks.iter().copied().skip(worker).step_by(concurrency).collect();
+        workers.spawn(async move {
+            for first in mine {
+                let bodies: Vec<Value> = (first..(first + batch_size).min(users))
+                    .map(|user_idx| {
+                        json!({
+                            "accountEnabled": true,
+                            "displayName": format!("Bench User {user_idx}"),
+                            "mailNickname": format!("bench{user_idx}"),
+                            "userPrincipalName": format!("bench{user_idx}@{domain}"),
+                            "givenName": "Bench",
+                            "surname": format!("User{user_idx}"),
+                            "department": DEPARTMENTS[user_idx % DEPARTMENTS.len()],
+                            "jobTitle": "Analyst",
+                            "usageLocation": "US",
+                        })
+                    })
+                    .collect();
+                if batch_size <= 1 {
+                    let reply = client.send(Method::POST, "/v1.0/users", Some(&bodies[0])).await?;
+                    if reply.status != 201 {
+                        bail!("create failed: {}", reply.error_message());
+                    }
+                    continue;
+                }
+                let requests: Vec<Value> = bodies
+                    .into_iter()
+                    .enumerate()
+                    .map(|(idx, body)| {
+                        json!({"id": idx.to_string(), "method": "POST", "url": "/users",
+                               "headers": {"Content-Type": "application/json"}, "body": body})
+                    })
+                    .collect();
+                let reply = client.send(Method::POST, "/v1.0/$batch", Some(&json!({"requests": requests}))).await?;
+                if reply.status != 200 {
+                    bail!("batch failed: {}", reply.error_message());
+                }
+                let responses = reply.body["responses"].as_array().context("a batch answer without responses")?;
+                if let Some(failed) = responses.iter().find(|answer| answer["status"] != 201) {
+                    bail!("create in a batch failed: {failed}");
+                }
+            }
+            Ok(())
+        });
+    }
+    while let Some(result) = workers.join_next().await {
+        result??;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }

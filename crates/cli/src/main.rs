@@ -8,6 +8,7 @@ mod admin;
 mod bench;
 mod bench_group_sync;
 mod bench_groups;
+mod bench_scale;
 mod bench_scim;
 mod bench_sync;
 mod client;
@@ -17,11 +18,13 @@ mod held;
 mod import;
 mod job;
 mod lang;
+mod roles;
 mod sealing;
 mod secrets;
 mod serve;
 mod store;
 mod topology;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -54,8 +57,10 @@ struct DatabaseArgs {
 enum Command {
     /// Build a demo organization, sync it across tenants and show changes arriving.
     Demo(demo::DemoArgs),
-    /// Run the HTTP API (token endpoint, Graph-compatible /v1.0, /healthz, /metrics).
+    /// Run the HTTP API (token endpoint, Graph-compatible /v1.0, /healthz, /metrics) and the sync jobs.
     Serve(serve::ServeArgs),
+    /// Run sync jobs only, with /healthz and /metrics (scale-out on PostgreSQL).
+    Worker(worker::WorkerArgs),
     /// Create and list tenants.
     #[command(subcommand)]
     Tenant(admin::TenantCommand),
@@ -106,7 +111,7 @@ fn init_tracing(filter: &str, json: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_log = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let default_log = if matches!(cli.command, Command::Serve(_) | Command::Worker(_)) { "info" } else { "warn" };
     init_tracing(cli.log.as_deref().unwrap_or(default_log), cli.log_json);
     // One TLS provider for every HTTPS client in the process (reqwest is built without a default one).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Worker(args) => worker::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Tenant(command) => admin::tenant(command).await,
             Command::App(command) => admin::app(command).await,

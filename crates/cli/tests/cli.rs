@@ -216,11 +216,18 @@ fn write_csv(path: &Path, rows: &[&str]) {
     std::fs::write(path, text).expect("write the CSV file");
 }
 
-async fn import(workspace: &Workspace, server: &Server, file: &Path, tenant: &Value) -> (Option<i32>, Value) {
+/// Runs `user import` (twenty rows per `$batch` unless `extra` says otherwise) and returns its JSON report.
+async fn import(
+    workspace: &Workspace,
+    server: &Server,
+    file: &Path,
+    tenant: &Value,
+    extra: &[&str],
+) -> (Option<i32>, Value) {
     let file = file.to_str().expect("UTF-8 path");
     let client_id = tenant["clientId"].as_str().expect("clientId");
     let secret = tenant["clientSecret"].as_str().expect("secret");
-    let args = [
+    let mut args = vec![
         "user",
         "import",
         file,
@@ -234,6 +241,7 @@ async fn import(workspace: &Workspace, server: &Server, file: &Path, tenant: &Va
         secret,
         "--json",
     ];
+    args.extend_from_slice(extra);
     let output = tokio::process::Command::from(workspace.command(&args)).output().await.expect("run import");
     let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
         panic!(
@@ -262,7 +270,7 @@ async fn serve_then_import_creates_and_then_updates_users() {
             "Alan Turing,alan@contoso.onmicrosoft.test,Pw-12345!,No,Alan,Turing,,,",
         ],
     );
-    let (code, report) = import(&workspace, &server, &file, &tenant).await;
+    let (code, report) = import(&workspace, &server, &file, &tenant, &[]).await;
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(
         (&report["created"], &report["updated"], &report["failed"]),
@@ -289,7 +297,7 @@ async fn serve_then_import_creates_and_then_updates_users() {
     assert_eq!(grace["usageLocation"], "US");
     assert!(grace.get("passwordProfile").is_none());
 
-    // Again, with a changed row: updated, not duplicated.
+    // Again, with a changed row, one plain request per row: updated, not duplicated.
     write_csv(
         &file,
         &[
@@ -298,7 +306,7 @@ async fn serve_then_import_creates_and_then_updates_users() {
             "Alan Turing,ALAN@contoso.onmicrosoft.test,Pw-12345!,No,Alan,Turing,,,",
         ],
     );
-    let (code, report) = import(&workspace, &server, &file, &tenant).await;
+    let (code, report) = import(&workspace, &server, &file, &tenant, &["--batch-size", "1"]).await;
     assert_eq!(code, Some(0), "{report}");
     assert_eq!((&report["created"], &report["updated"]), (&json!(0), &json!(3)), "{report}");
     let (_, count) = get_json(&server, &token, "/v1.0/users/$count").await;
@@ -307,6 +315,23 @@ async fn serve_then_import_creates_and_then_updates_users() {
     assert_eq!(ada["jobTitle"], "Countess");
     let (_, grace) = get_json(&server, &token, "/v1.0/users/grace@contoso.com").await;
     assert_eq!(grace["accountEnabled"], true);
+
+    // And again through `$batch`: the taken userPrincipalNames become one batch of updates.
+    write_csv(
+        &file,
+        &[
+            "Ada Lovelace,ada@contoso.com,Pw-12345!,No,Ada,Lovelace,Mathematician,Research,GB",
+            "\"Hopper, Grace\",grace@contoso.com,Pw-12345!,No,Grace,Hopper,Rear Admiral,Navy,US",
+            "Alan Turing,alan@contoso.onmicrosoft.test,Pw-12345!,No,Alan,Turing,,,",
+        ],
+    );
+    let (code, report) = import(&workspace, &server, &file, &tenant, &[]).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!((&report["created"], &report["updated"]), (&json!(0), &json!(3)), "{report}");
+    let (_, ada) = get_json(&server, &token, "/v1.0/users/ada@contoso.com").await;
+    assert_eq!(ada["jobTitle"], "Mathematician");
+    let (_, grace) = get_json(&server, &token, "/v1.0/users/grace@contoso.com").await;
+    assert_eq!(grace["jobTitle"], "Rear Admiral");
 
     // Bad rows are reported with their line numbers and make the exit code 2; good rows still go in.
     let bad_file = workspace.path("bad.csv");
@@ -319,7 +344,7 @@ async fn serve_then_import_creates_and_then_updates_users() {
             "Bob,bob@contoso.com,Pw-12345!,No,,,,,",
         ],
     );
-    let (code, report) = import(&workspace, &server, &bad_file, &tenant).await;
+    let (code, report) = import(&workspace, &server, &bad_file, &tenant, &[]).await;
     assert_eq!(code, Some(2), "{report}");
     assert_eq!(report["created"], 1, "{report}");
     let lines: Vec<i64> = report["failed"]
@@ -538,4 +563,37 @@ async fn held_commands_list_approve_and_reject_what_the_guardrails_held() {
         decisions.iter().all(|entry| entry.to_string().contains("tenantsync held (command line)")),
         "{decisions:?}"
     );
+}
+
+/// Issue 13: a configuration made by the operator with `topology create` (direct database access) is trusted: it is
+/// audited under Entra's categories, naming the operator, and raises no security alert, although it makes the same
+/// three changes that raise the backdoor alert when they come through the API.
+#[tokio::test]
+async fn topology_create_is_audited_and_raises_no_alert() {
+    let workspace = Workspace::new();
+    workspace.json(&["tenant", "create", "--name", "contoso", "--json"]);
+    let fabrikam = workspace.json(&["tenant", "create", "--name", "fabrikam", "--json"]);
+    workspace.json(&["topology", "create", "--shape", "outbound", "--tenants", "fabrikam,contoso", "--json"]);
+    let server = Server::start(&workspace).await;
+    let token = workspace.json(&["token", "--tenant", "contoso", "--json"]);
+    let token = token["access_token"].as_str().expect("token");
+
+    let (status, alerts) = get_json(&server, token, "/v1.0/security/alerts_v2").await;
+    assert_eq!(status, 200);
+    assert_eq!(alerts["value"], json!([]), "{alerts}");
+    let (status, audits) = get_json(&server, token, "/v1.0/auditLogs/directoryAudits?$top=999").await;
+    assert_eq!(status, 200);
+    let entries = audits["value"].as_array().expect("value");
+    let fabrikam_id = fabrikam["id"].as_str().expect("id");
+    let find = |activity: &str| {
+        entries
+            .iter()
+            .find(|entry| entry["activityDisplayName"] == activity && entry["targetResources"][0]["id"] == fabrikam_id)
+            .unwrap_or_else(|| panic!("an audit entry '{activity}' about fabrikam: {entries:?}"))
+    };
+    let added = find("Add a partner to cross-tenant access setting");
+    assert_eq!(added["category"], "CrossTenantAccessSettings");
+    assert_eq!(added["initiatedBy"]["app"]["appId"], "tenantsync cli");
+    let sync = find("Update a partner cross-tenant identity sync setting");
+    assert_eq!(sync["category"], "CrossTenantIdentitySyncSettings");
 }

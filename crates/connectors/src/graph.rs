@@ -12,7 +12,8 @@
 //! Toward tenantsync a target user is created as a B2B user with `POST /users` and the same anchor `LocalTarget`
 //! writes (`identities`, `alternativeSecurityIds`), so it is found again by the anchor. Toward Entra, which does not
 //! let an application write `identities`, users are invited (`POST /invitations`) then patched; the job's
-//! connections keep the link, and a lost link is re-matched on `MatchingAttribute` (default `mail`) at creation.
+//! connections keep the link, and a lost link is re-matched on `MatchingAttribute` (default `mail`) at creation,
+//! against B2B users only: an internal user of the target is never adopted, a deleted one never restored.
 //!
 //! The source pages `/users` with the service's own `nextLink`, remembered per `after` for the running cycle only:
 //! a pass resumed in another process starts the listing again (replays are idempotent), so memory never grows
@@ -382,6 +383,14 @@ fn is_external(attributes: &Map<String, Value>) -> bool {
             .is_some_and(|ids| ids.iter().any(|identity| identity["signInType"].as_str() == Some("federated")))
 }
 
+/// Whether a target user is a B2B user (invited, or holding another tenant's identity), as Entra shows one:
+/// `creationType` Invitation, an `externalUserState`, a federated identity, or an `#EXT#` userPrincipalName.
+fn is_b2b(attributes: &Map<String, Value>) -> bool {
+    is_external(attributes)
+        || attributes.get("externalUserState").is_some_and(|state| !state.is_null())
+        || attributes.get("userPrincipalName").and_then(Value::as_str).is_some_and(|upn| upn.contains("#EXT#"))
+}
+
 fn is_user(value: &Value) -> bool {
     value["@odata.type"].as_str().is_none_or(|kind| kind.eq_ignore_ascii_case("#microsoft.graph.user"))
 }
@@ -657,11 +666,12 @@ impl GraphTarget {
         }
     }
 
-    /// The first user a `$filter` finds, live, else deleted.
-    async fn find(&self, filter: &str) -> Result<Option<TargetUser>, PeerError> {
+    /// The first user a `$filter` finds, live, else deleted (with the properties `select` names, when given).
+    async fn find(&self, filter: &str, select: Option<&str>) -> Result<Option<TargetUser>, PeerError> {
         for (path, deleted) in [("/users", false), ("/directory/deletedItems/microsoft.graph.user", true)] {
-            let url =
-                reqwest::Url::parse_with_params(&self.client.url(path), &[("$filter", filter)]).map_err(unavailable)?;
+            let mut params = vec![("$filter", filter)];
+            params.extend(select.map(|select| ("$select", select)));
+            let url = reqwest::Url::parse_with_params(&self.client.url(path), &params).map_err(unavailable)?;
             let (status, body) = self.client.send(reqwest::Method::GET, url.as_str(), None).await?;
             if status != 200 {
                 return Err(rejected(status, &body));
@@ -716,8 +726,10 @@ impl GraphTarget {
         ))
     }
 
-    /// Entra: an invitation (no email sent), then the mapped attributes; a user already holding the matching
-    /// attribute's value is adopted instead.
+    /// Entra: an invitation (no email sent), then the mapped attributes. A B2B user already holding the matching
+    /// attribute's value is adopted instead (the job lost its link); an internal user of the target is never adopted
+    /// (Entra's `InvitationCreationFailureAmbiguousUser`), and a deleted user is never restored: without a link,
+    /// nothing proves the sync created it.
     async fn invite(&self, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
         let matching = self.client.settings.matching_attribute.clone();
         let email = attributes
@@ -730,9 +742,18 @@ impl GraphTarget {
         changes.remove("userPrincipalName");
         if let Some(value) = attributes.get(&matching).and_then(Value::as_str) {
             let filter = format!("{matching} eq '{}'", value.replace('\'', "''"));
-            if let Some(found) = self.find(&filter).await? {
+            if let Some(found) = self.find(&filter, Some(self.client.user_select())).await? {
                 if found.deleted {
-                    self.restore_user(found.id).await?;
+                    return Err(PeerError::Rejected(format!(
+                        "a deleted user of the target ({}) holds {matching} '{value}': it is not restored, as nothing shows this job created it",
+                        found.id
+                    )));
+                }
+                if !is_b2b(&found.attributes) {
+                    return Err(PeerError::Rejected(format!(
+                        "InvitationCreationFailureAmbiguousUser: an internal user of the target ({}) holds {matching} '{value}'; it is never adopted",
+                        found.id
+                    )));
                 }
                 self.update_user(found.id, &changes).await?;
                 return Ok(TargetUser { id: found.id, attributes: changes, deleted: false, manager: found.manager });
@@ -821,7 +842,7 @@ impl TargetDirectory for GraphTarget {
             "identities/any(c:c/issuer eq '{}' and c/issuerAssignedId eq '{}')",
             anchor.source_tenant, anchor.source_id
         );
-        self.find(&filter).await
+        self.find(&filter, None).await
     }
 
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {

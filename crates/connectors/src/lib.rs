@@ -7,11 +7,14 @@ pub mod graph;
 pub mod held;
 mod inbound_guard;
 pub mod local;
+mod notify;
 pub mod runner;
 pub mod scim;
+mod trust;
 
 pub use graph::{GraphClient, GraphSource, GraphTarget};
 pub use inbound_guard::refuse_protected_group;
 pub use local::{LocalSource, LocalTarget};
-pub use runner::{RunError, SyncRunner};
+pub use notify::raise_alert;
+pub use runner::{JobRole, LeaseOptions, RunError, SyncRunner};
 pub use scim::ScimTarget;

@@ -227,6 +227,9 @@ impl LocalTarget {
             .await
             .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
         match partner {
+            Some(partner) if partner.inbound_block.is_some() => Err(PeerError::ConsentDenied(
+                "the target blocked inbound users from this partner (blockInboundUsers)".to_owned(),
+            )),
             Some(partner) if allows(&partner) => Ok(()),
             Some(_) => Err(PeerError::ConsentDenied(refusal.to_owned())),
             None => Err(PeerError::ConsentDenied("the target has no partner entry for the source tenant".to_owned())),
@@ -327,7 +330,8 @@ impl TargetDirectory for LocalTarget {
     }
 
     async fn find_by_anchor(&self, anchor: &Anchor) -> Result<Option<TargetUser>, PeerError> {
-        Ok(self.directory.user_by_anchor(self.tenant, &anchor.key()).await.map_err(peer_error)?.map(target_user))
+        let found = self.directory.user_by_anchor(self.tenant, &anchor.key()).await.map_err(peer_error)?;
+        Ok(self.with_tombstones(std::slice::from_ref(anchor), vec![found.map(target_user)]).await?.pop().flatten())
     }
 
     async fn get_users(&self, ids: &[ObjectId]) -> Result<Vec<Option<TargetUser>>, PeerError> {
@@ -338,7 +342,7 @@ impl TargetDirectory for LocalTarget {
     async fn find_by_anchors(&self, anchors: &[Anchor]) -> Result<Vec<Option<TargetUser>>, PeerError> {
         let keys: Vec<String> = anchors.iter().map(Anchor::key).collect();
         let states = self.directory.users_by_anchors(self.tenant, &keys).await.map_err(peer_error)?;
-        Ok(states.into_iter().map(|state| state.map(target_user)).collect())
+        self.with_tombstones(anchors, states.into_iter().map(|state| state.map(target_user)).collect()).await
     }
 
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {

@@ -660,6 +660,61 @@ async fn toward_entra_users_are_invited_then_patched_and_rematched_by_mail() {
     assert_eq!(read.attributes["jobTitle"], "Countess");
 }
 
+/// Ownership toward Entra (issue 13): a lost link is re-matched on mail against B2B users only. An internal user of
+/// the target with the source user's mail is neither adopted nor changed, and a deleted user is not restored.
+#[tokio::test]
+async fn toward_entra_an_internal_user_or_a_deleted_user_with_the_same_mail_is_never_taken_over() {
+    let peer = FakePeer::start().await;
+    let target = GraphTarget::new(Arc::new(GraphClient::new(entra_settings(&peer)).expect("a client")));
+    let internal = peer.peer().add_user(json!({
+        "displayName": "Ada (the target's own)", "mail": "ada@source.example", "jobTitle": "Target staff",
+        "userPrincipalName": "ada@peer.example", "userType": "Member", "creationType": null,
+        "externalUserState": null, "accountEnabled": true,
+    }));
+    let internal_id = internal["id"].as_str().expect("id").to_owned();
+    let anchor = Anchor { source_tenant: "source-tenant".to_owned(), source_id: ObjectId::new_random() };
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("displayName".to_owned(), json!("Ada Lovelace"));
+    attributes.insert("mail".to_owned(), json!("ada@source.example"));
+    attributes.insert("jobTitle".to_owned(), json!("Countess"));
+    match target.create_user(&anchor, &attributes).await {
+        Err(PeerError::Rejected(message)) => {
+            assert!(message.contains("InvitationCreationFailureAmbiguousUser"), "{message}")
+        }
+        other => panic!("an internal user is never adopted: {other:?}"),
+    }
+    {
+        let state = peer.peer();
+        assert!(state.patches.is_empty(), "nothing written: {:?}", state.patches);
+        assert!(state.invitations.is_empty());
+        assert_eq!(state.users[&internal_id].0["jobTitle"], "Target staff");
+        assert!(state.seen.iter().any(|request| request.contains("%24select=") && request.contains("creationType")));
+    }
+
+    // A deleted B2B user holding another mail: not restored, not changed.
+    let deleted = peer.peer().add_user(json!({
+        "displayName": "Bob (deleted by the target)", "mail": "bob@source.example", "jobTitle": "Gone",
+        "userPrincipalName": "bob_source.example#EXT#@peer.onmicrosoft.test", "userType": "Member",
+        "creationType": "Invitation", "externalUserState": "Accepted", "accountEnabled": true,
+    }));
+    let deleted_id = deleted["id"].as_str().expect("id").to_owned();
+    peer.peer().users.get_mut(&deleted_id).expect("Bob").1 = true;
+    attributes.insert("mail".to_owned(), json!("bob@source.example"));
+    let bob = Anchor { source_tenant: "source-tenant".to_owned(), source_id: ObjectId::new_random() };
+    assert!(matches!(target.create_user(&bob, &attributes).await, Err(PeerError::Rejected(_))));
+    {
+        let state = peer.peer();
+        assert!(state.users[&deleted_id].1, "still deleted");
+        assert!(!state.seen.iter().any(|request| request.ends_with("/restore")), "no restore: {:?}", state.seen);
+        assert!(state.patches.is_empty());
+    }
+
+    // A B2B user with the mail is adopted (the job lost its link), as before.
+    peer.peer().users.get_mut(&deleted_id).expect("Bob").1 = false;
+    let adopted = target.create_user(&bob, &attributes).await.expect("a live B2B user is adopted");
+    assert_eq!(adopted.id.to_string(), deleted_id);
+}
+
 #[tokio::test]
 async fn writes_are_paced_under_the_budget() {
     let peer = FakePeer::start().await;

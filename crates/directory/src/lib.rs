@@ -11,6 +11,7 @@ mod credentials;
 mod delta;
 mod dynamic;
 mod error;
+mod group_commit;
 mod objects;
 mod secret;
 mod sync_groups;
@@ -46,11 +47,13 @@ pub struct Directory {
     clock: Arc<dyn Clock>,
     listener: Arc<RwLock<Option<ChangeListener>>>,
     dynamic: Arc<dynamic::DynamicState>,
+    /// User creates waiting to share a commit.
+    creates: Arc<group_commit::CreateQueue>,
 }
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, listener: Arc::new(RwLock::new(None)), dynamic: Arc::default() }
+        Self { store, clock, listener: Arc::new(RwLock::new(None)), dynamic: Arc::default(), creates: Arc::default() }
     }
 
     /// The store this directory writes to.

@@ -141,7 +141,14 @@ impl Admin<'_> {
         operation: &str,
         target: (&str, &str),
     ) -> Result<(), AdminError> {
-        let category = if target.0 == "Policy" { "Policy" } else { "ProvisioningManagement" };
+        // Entra's categories, which Microsoft's guidance says to alert on: identity sync settings apart from the rest
+        // of the cross-tenant access settings. The inbound guardrails (ours, not Entra's) stay under `Policy`.
+        let category = match target.0 {
+            "Policy" if activity.contains("guardrails") => "Policy",
+            "Policy" if activity.contains("identity sync") => "CrossTenantIdentitySyncSettings",
+            "Policy" => "CrossTenantAccessSettings",
+            _ => "ProvisioningManagement",
+        };
         let service = if target.0 == "Policy" { "Core Directory" } else { "Account Provisioning" };
         let entry = AuditEntry::new(self.now(), activity, operation, &self.actor, target).logged_as(category, service);
         audit::record(tx, &entry).await?;
@@ -237,7 +244,12 @@ impl Admin<'_> {
             .map_err(|_| AdminError::Invalid(format!("'{partner}' is not a tenant id")))?
             .to_string();
         let mut tx = self.write_tx(tenant).await?;
-        let mut current: Partner = job::read(tx.as_mut(), &PARTNERS, &key).await?.unwrap_or_else(|| Partner {
+        let existing: Option<Partner> = job::read(tx.as_mut(), &PARTNERS, &key).await?;
+        if existing.is_none() {
+            // The partner comes into being here: audited as an addition, as a POST of the partner would be.
+            self.audit(tx.as_mut(), "Add a partner to cross-tenant access setting", "Add", ("Policy", &key)).await?;
+        }
+        let mut current = existing.unwrap_or_else(|| Partner {
             tenant_id: key.clone(),
             automatic_user_consent_settings: ConsentSettings::default(),
             ..Partner::default()
@@ -606,6 +618,10 @@ impl Admin<'_> {
             )),
             _ => AdminError::Job(err.into()),
         })?;
+        let configs: Vec<JobConfig> = job::read_all(tx.as_mut(), &JOBS).await?;
+        if configs.iter().any(|config| config.service_principal_id == principal.id) {
+            crate::trust::check_one_configuration_per_pair(tx.as_mut(), &principal.id, &merged).await?;
+        }
         write_doc(tx.as_mut(), &SECRETS, &principal.id, &merged, self.now()).await?;
         bump_jobs_of(tx.as_mut(), &principal.id, self.now()).await?;
         self.audit(
@@ -653,6 +669,8 @@ impl Admin<'_> {
                 "The service principal already has a synchronization job for this template.".to_owned(),
             ));
         }
+        let secrets = job::secrets(tx.as_mut(), &principal.id).await?;
+        crate::trust::check_one_configuration_per_pair(tx.as_mut(), &principal.id, &secrets).await?;
         let config = JobConfig {
             id: new_job_id(tenant, &crate::ids::RANDOM),
             service_principal_id: principal.id.clone(),

@@ -97,7 +97,7 @@ impl AuditEntry {
 }
 
 /// The key of an entry: newest first in key order, unique.
-fn key_of(at: OffsetDateTime, id: &str) -> String {
+pub(crate) fn key_of(at: OffsetDateTime, id: &str) -> String {
     let micros = (at.unix_timestamp_nanos() / 1_000).max(0) as u64;
     format!("{:020}-{id}", u64::MAX - micros)
 }

@@ -26,7 +26,7 @@ use crate::log::{LogContext, Status, entry};
 use crate::plan::{
     Assignment, Connection, IdentityType, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user,
 };
-use crate::repo::{JobSnapshot, PageRecord, SyncRepo};
+use crate::repo::{JobSnapshot, PageRecord, SyncRepo, WriteCondition};
 use crate::schema::{CompiledSchema, SchemaError, compile};
 use crate::settings::JobSettings;
 
@@ -50,6 +50,9 @@ pub enum EngineError {
     Source(#[source] PeerError),
     #[error("the job changed while the cycle ran (restart, pause or new schema); the cycle stopped")]
     Superseded,
+    /// Another process claimed the job's lease (this one paused or lost the database for too long).
+    #[error("the job's lease moved to another process; the cycle stopped without saving")]
+    LeaseLost,
 }
 
 /// What a cycle did.
@@ -75,6 +78,10 @@ pub struct CycleReport {
     pub quarantine_change: Option<(bool, crate::job::Quarantine)>,
     /// The error code of the cycle's last failure.
     pub last_error_code: Option<String>,
+    /// Deprovisionings the deletion guard held in this cycle (source id, why): announced like a quarantine.
+    pub staged_now: Vec<(ObjectId, String)>,
+    /// Writes the target refused by its own decision (consent, kill switch, guardrails).
+    pub n_refused: u64,
 }
 
 impl CycleReport {
@@ -108,6 +115,8 @@ pub struct CycleEnv<'a> {
     pub job: &'a JobKey,
     /// Re-evaluate every user even when the job is following the change log (the periodic sweep).
     pub force_full: bool,
+    /// The fencing token of the lease the cycle runs under; None where one process owns the database.
+    pub fence: Option<i64>,
 }
 
 impl CycleEnv<'_> {
@@ -282,19 +291,14 @@ async fn apply(
 ) -> Applied {
     let started = Instant::now();
     let mut connection = observed.connection.clone();
+    let prior = observed.connection.as_ref();
     let anchor = Anchor { source_tenant: env.job.tenant.to_string(), source_id: plan.source_id };
     let result: Result<(), PeerError> = async {
         match plan.action {
             PlannedAction::Create => {
                 let created = env.target.create_user(&anchor, &plan.changes).await?;
                 plan.target_id = Some(created.id);
-                connection = Some(Connection {
-                    source_id: plan.source_id,
-                    target_id: created.id,
-                    deleted_by_sync: false,
-                    display_name: plan.source_display_name.clone(),
-                    delete_rejected: false,
-                });
+                connection = Some(Connection::of(&plan, created.id, false, prior));
             }
             PlannedAction::Update | PlannedAction::Disable => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
@@ -302,13 +306,7 @@ async fn apply(
                 if !plan.changes.is_empty() {
                     env.target.update_user(target, &plan.changes).await?;
                 }
-                connection = Some(Connection {
-                    source_id: plan.source_id,
-                    target_id: target,
-                    deleted_by_sync: false,
-                    display_name: plan.source_display_name.clone(),
-                    delete_rejected: false,
-                });
+                connection = Some(Connection::of(&plan, target, false, prior));
             }
             PlannedAction::Restore => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
@@ -316,42 +314,27 @@ async fn apply(
                 if !plan.changes.is_empty() {
                     env.target.update_user(target, &plan.changes).await?;
                 }
-                connection = Some(Connection {
-                    source_id: plan.source_id,
-                    target_id: target,
-                    deleted_by_sync: false,
-                    display_name: plan.source_display_name.clone(),
-                    delete_rejected: false,
-                });
+                connection = Some(Connection::of(&plan, target, false, prior));
             }
             PlannedAction::Delete => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
                 env.target.delete_user(target).await?;
-                connection = Some(Connection {
-                    source_id: plan.source_id,
-                    target_id: target,
-                    deleted_by_sync: true,
-                    display_name: plan.source_display_name.clone(),
-                    delete_rejected: false,
-                });
+                connection = Some(Connection::of(&plan, target, true, prior));
             }
             PlannedAction::Skip => {
                 // An adopted user already in step: keep the link so later cycles find it directly.
                 if let (MatchedBy::Anchor, Some(target), true) = (observed.matched_by, &observed.target, plan.in_scope)
                 {
-                    connection = Some(Connection {
-                        source_id: plan.source_id,
-                        target_id: target.id,
-                        deleted_by_sync: target.deleted,
-                        display_name: plan.source_display_name.clone(),
-                        delete_rejected: false,
-                    });
+                    connection = Some(Connection::of(&plan, target.id, target.deleted, prior));
                 }
-                // Back in scope: a rejected deletion lapses, so leaving scope again proposes it again.
-                if let (Some(link), true) = (&observed.connection, plan.in_scope)
-                    && link.delete_rejected
-                {
-                    connection = Some(Connection { delete_rejected: false, ..link.clone() });
+                if let (Some(link), true) = (&observed.connection, plan.in_scope) {
+                    // Back in scope: a rejected deletion lapses, so leaving scope again proposes it again. What
+                    // the link remembers follows the target (a value found in place, a disablement seen).
+                    let memory = plan.memory.as_ref().filter(|memory| **memory != link.memory);
+                    if link.delete_rejected || memory.is_some() {
+                        let memory = memory.cloned().unwrap_or_else(|| link.memory.clone());
+                        connection = Some(Connection { delete_rejected: false, memory, ..link.clone() });
+                    }
                 }
             }
         }
@@ -504,25 +487,19 @@ impl<'e, 'a> Cycle<'e, 'a> {
     /// target writes.
     async fn ensure_current(&self) -> Result<(), EngineError> {
         let env = self.env;
-        if env.repo.is_current(env.job, self.job.config.generation).await? {
-            Ok(())
-        } else {
-            Err(EngineError::Superseded)
-        }
+        env.repo.ensure_current(env.job, self.write_condition()).await
+    }
+
+    /// What this cycle's writes are conditional on.
+    fn write_condition(&self) -> WriteCondition {
+        WriteCondition { generation: self.job.config.generation, fence: self.env.fence }
     }
 
     /// Saves a page with the job's progress at `phase` (see [`SyncRepo::commit_page`]).
     async fn commit(&mut self, record: PageRecord, phase: Phase) -> Result<(), EngineError> {
         let env = self.env;
         env.repo
-            .commit_page(
-                env.job,
-                self.job.config.generation,
-                &self.job.settings.failures,
-                &mut self.state,
-                record,
-                phase,
-            )
+            .commit_page(env.job, self.write_condition(), &self.job.settings.failures, &mut self.state, record, phase)
             .await
     }
 
@@ -846,13 +823,7 @@ impl Cycle<'_, '_> {
             .map(|((mut plan, observed), result)| match result {
                 Ok(target) => {
                     plan.target_id = Some(target.id);
-                    let connection = Connection {
-                        source_id: plan.source_id,
-                        target_id: target.id,
-                        deleted_by_sync: false,
-                        display_name: plan.source_display_name.clone(),
-                        delete_rejected: false,
-                    };
+                    let connection = Connection::of(&plan, target.id, false, observed.connection.as_ref());
                     let status = Status::written(env.target.take_warning(plan.source_id, Some(target.id)));
                     Applied { plan, status, connection: Some(connection), escrow: None, duration_ms }
                 }
@@ -1022,9 +993,15 @@ fn count(report: &mut CycleReport, applied: &Applied) {
     match (&applied.status, applied.plan.action) {
         (Status::Failure { code, .. }, _) => {
             report.n_failed += 1;
+            if code == PeerError::ConsentDenied(String::new()).code() {
+                report.n_refused += 1;
+            }
             report.last_error_code = Some(code.clone());
         }
-        (Status::Held { .. }, _) => report.n_skipped += 1,
+        (Status::Held { .. }, _) => {
+            report.n_skipped += 1;
+            report.n_refused += 1;
+        }
         (_, PlannedAction::Create) => report.n_created += 1,
         (_, PlannedAction::Update | PlannedAction::Restore) => report.n_updated += 1,
         (_, PlannedAction::Disable) => report.n_disabled += 1,
@@ -1147,6 +1124,7 @@ fn reference_plan(
         }],
         manager: Some(manager_source),
         in_scope: true,
+        memory: None,
     }
 }
 
@@ -1223,6 +1201,7 @@ fn deprovision_plan(item: &Deprovision, reason: String) -> ObjectPlan {
             .collect(),
         manager: None,
         in_scope: false,
+        memory: None,
     }
 }
 
@@ -1265,6 +1244,12 @@ async fn apply_deprovisions(
                     record.group_connections.push(link);
                 } else if item.action == DeprovisionAction::Disable {
                     report.n_disabled += 1;
+                    // The sync disabled the user, not the target: remembered, so a return to scope enables it.
+                    if let Some(mut link) = links.remove(&item.source_id) {
+                        link.memory.written.insert("accountEnabled".to_owned(), serde_json::Value::Bool(false));
+                        link.memory.disabled_in_target = false;
+                        record.connections.push(link);
+                    }
                 } else {
                     report.n_deleted += 1;
                     let mut link = links.remove(&item.source_id).unwrap_or(Connection {
@@ -1273,6 +1258,7 @@ async fn apply_deprovisions(
                         deleted_by_sync: true,
                         display_name: item.display_name.clone(),
                         delete_rejected: false,
+                        memory: Default::default(),
                     });
                     link.deleted_by_sync = true;
                     record.connections.push(link);
@@ -1483,14 +1469,32 @@ impl Cycle<'_, '_> {
                 self.report.n_skipped += 1;
             }
         } else {
+            // A deletion held for an administrator stays held until approved, rejected or forced: a later run with
+            // room under the limits does not apply it (the guard's promise). Only new decisions are counted.
+            let staged: HashSet<ObjectId> =
+                env.repo.staged(env.job).await?.into_iter().map(|item| item.source_id).collect();
+            let (held, fresh): (Vec<Deprovision>, Vec<Deprovision>) =
+                pending.into_iter().partition(|item| staged.contains(&item.source_id));
+            self.report.n_skipped += held.len() as u64;
             let guard = &self.job.settings.delete_guard;
             let window_start = now - time::Duration::minutes(guard.window_minutes);
             self.state.recent_deprovisions.retain(|at| *at >= window_start);
-            let n_groups = pending.iter().filter(|item| item.object_type == IdentityType::Group).count() as u64;
-            let n_users = pending.len() as u64 - n_groups;
+            let n_groups = fresh.iter().filter(|item| item.object_type == IdentityType::Group).count() as u64;
+            let n_users = fresh.len() as u64 - n_groups;
             let count = n_users + self.state.recent_deprovisions.len() as u64;
-            let user_verdict = guard.verdict(count, self.state.synchronized_users).filter(|_| n_users > 0);
-            let group_verdict = guard.group_verdict(n_groups, self.state.synchronized_groups);
+            // The percentages count what the job manages now (live links), not everything it ever linked.
+            let (managed_users, managed_groups) = if guard.enabled && !fresh.is_empty() {
+                let users = env.repo.all_connections(env.job).await?;
+                let groups = env.repo.group_connections(env.job).await?;
+                (
+                    users.iter().filter(|link| !link.deleted_by_sync).count() as u64,
+                    groups.values().filter(|link| !link.deleted_by_sync).count() as u64,
+                )
+            } else {
+                (self.state.synchronized_users, self.state.synchronized_groups)
+            };
+            let user_verdict = guard.verdict(count, managed_users).filter(|_| n_users > 0);
+            let group_verdict = guard.group_verdict(n_groups, managed_groups);
             let verdict = match (user_verdict, group_verdict) {
                 (Some(users), Some(groups)) => Some(format!("{users}; {groups}")),
                 (Some(why), None) | (None, Some(why)) => Some(why),
@@ -1498,7 +1502,7 @@ impl Cycle<'_, '_> {
             };
             match verdict {
                 Some(why) => {
-                    for item in &pending {
+                    for item in &fresh {
                         record.staged.push(Deprovision { guard: Some(why.clone()), ..item.clone() });
                         let plan = deprovision_plan(
                             item,
@@ -1506,14 +1510,14 @@ impl Cycle<'_, '_> {
                         );
                         record.logs.push(entry(&self.log, env.ids, &plan, "stagedDelete", &Status::Skipped, now, 0));
                     }
-                    self.report.n_skipped += pending.len() as u64;
+                    self.report.n_skipped += fresh.len() as u64;
+                    self.report.staged_now = fresh.iter().map(|item| (item.source_id, why.clone())).collect();
                 }
+                None if fresh.is_empty() => {}
                 None => {
-                    record = apply_deprovisions(env, &self.log, &pending, &mut self.report).await?;
+                    record = apply_deprovisions(env, &self.log, &fresh, &mut self.report).await?;
                     self.state.groups_retry.extend(record.groups_retry.iter().copied());
-                    self.state.recent_deprovisions.extend(std::iter::repeat_n(now, pending.len()));
-                    // Deprovisionings held by an earlier run and decided again under the limit are no longer held.
-                    record.unstage.extend(pending.iter().map(|item| item.source_id));
+                    self.state.recent_deprovisions.extend(std::iter::repeat_n(now, fresh.len()));
                 }
             }
         }

@@ -140,6 +140,7 @@ pub fn plan_group(
         steps: Vec::new(),
         manager: None,
         in_scope: false,
+        memory: None,
     };
     let mut group_plan = GroupPlan { plan: plan.clone(), add_members: Vec::new(), remove_members: Vec::new() };
     let import = match source {
@@ -371,6 +372,7 @@ pub(crate) fn member_change_plan(
         ],
         manager: None,
         in_scope: true,
+        memory: None,
     }
 }
 

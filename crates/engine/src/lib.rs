@@ -7,6 +7,7 @@
 //! [`ids::IdSource`] it is given (`clippy.toml` enforces both).
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod connector;
 pub mod cycle;
@@ -21,3 +22,4 @@ pub mod repo;
 pub mod schema;
 pub mod sealing;
 pub mod settings;
+pub mod trust;

@@ -26,6 +26,46 @@ pub struct Connection {
     /// scope.
     #[serde(default)]
     pub delete_rejected: bool,
+    /// What the sync last wrote to the target user, so the target's own edits win (links written before it was
+    /// kept have none, and their first evaluation starts it).
+    #[serde(default, skip_serializing_if = "LinkMemory::is_empty")]
+    pub memory: LinkMemory,
+}
+
+impl Connection {
+    /// The link of `plan`'s source user to `target_id`, remembering what the plan found or wrote (else what
+    /// `prior` remembered).
+    pub fn of(plan: &ObjectPlan, target_id: ObjectId, deleted_by_sync: bool, prior: Option<&Connection>) -> Connection {
+        Connection {
+            source_id: plan.source_id,
+            target_id,
+            deleted_by_sync,
+            display_name: plan.source_display_name.clone(),
+            delete_rejected: false,
+            memory: plan.memory.clone().or_else(|| prior.map(|link| link.memory.clone())).unwrap_or_default(),
+        }
+    }
+}
+
+/// What a link remembers of its target user so that the target's own decisions win: the mapped values the sync
+/// last wrote (or found already in place), and whether the target's administrators disabled the user.
+///
+/// Invariant: a value in `written` that equals the source's value now, on a target user whose value differs, was
+/// changed by the target after the sync wrote it; the sync leaves it until the source value changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkMemory {
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub written: Map<String, Value>,
+    /// The target's administrators disabled the user: the sync never enables it again (the target re-enables it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled_in_target: bool,
+}
+
+impl LinkMemory {
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty() && !self.disabled_in_target
+    }
 }
 
 /// Whether a user is assigned to the configuration.
@@ -134,6 +174,8 @@ pub struct ObjectPlan {
     /// The source manager to reference once both users are in the target.
     pub manager: Option<ObjectId>,
     pub in_scope: bool,
+    /// What the link remembers after this plan, when the plan evaluated the mappings (see [`LinkMemory`]).
+    pub memory: Option<LinkMemory>,
 }
 
 /// What planning needs besides the observed state.
@@ -314,6 +356,7 @@ pub fn plan_user(ctx: &PlanContext<'_>, source_id: ObjectId, observed: &Observed
         steps: Vec::new(),
         manager: None,
         in_scope: false,
+        memory: None,
     };
     let label = display_name.clone().unwrap_or_else(|| source_id.to_string());
 
@@ -483,6 +526,7 @@ fn decide(
                     new_value: render(Some(value)),
                 })
                 .collect();
+            plan.memory = Some(LinkMemory { written: values.clone(), disabled_in_target: false });
             plan.changes = values;
             (
                 PlannedAction::Create,
@@ -504,21 +548,20 @@ fn decide(
             if let Some((attribute, message)) = errors.first() {
                 return (PlannedAction::Skip, format!("MappingEvaluationFailed: {attribute}: {message}"));
             }
-            for (name, value) in values {
-                let current = target.attributes.get(&name);
-                if current != Some(&value) {
-                    plan.modified.push(ModifiedProperty {
-                        display_name: name.clone(),
-                        old_value: render(current),
-                        new_value: render(Some(&value)),
-                    });
-                    plan.changes.insert(name, value);
-                }
-            }
+            let kept = target_decisions(observed, target, &values, plan);
             if target.deleted {
                 return (
                     PlannedAction::Restore,
                     "The user is back in scope within 30 days: restore the target user".to_owned(),
+                );
+            }
+            if plan.changes.is_empty() && !kept.is_empty() {
+                return (
+                    PlannedAction::Skip,
+                    format!(
+                        "TargetDecisionKept: the target's administrators changed {} after the sync last wrote it, and the source has not changed since: the target's values stay",
+                        kept.join(", ")
+                    ),
                 );
             }
             if plan.changes.is_empty() {
@@ -543,6 +586,48 @@ fn decide(
             }
         }
     }
+}
+
+/// Puts into `plan` the values of `values` that differ from the target user's, except those the target decided:
+/// a value the target's administrators changed after the sync last wrote it (the source still has the value the
+/// sync wrote), and `accountEnabled` of a user they disabled. Sets what the link remembers; returns the names of
+/// the values kept.
+fn target_decisions(
+    observed: &Observed,
+    target: &TargetUser,
+    values: &Map<String, Value>,
+    plan: &mut ObjectPlan,
+) -> Vec<String> {
+    let link = observed.connection.as_ref().filter(|_| !target.deleted);
+    let written = link.map(|link| &link.memory.written);
+    let disabled_now = target.attributes.get("accountEnabled") == Some(&json!(false));
+    // Disabled by the target: the sync did not write false (it wrote true, or already knew of the disablement).
+    let disabled_in_target = disabled_now
+        && link.is_some_and(|link| {
+            link.memory.disabled_in_target || link.memory.written.get("accountEnabled") == Some(&json!(true))
+        });
+    let mut kept = Vec::new();
+    for (name, value) in values {
+        let current = target.attributes.get(name);
+        if current == Some(value) {
+            continue;
+        }
+        let source_unchanged = written.and_then(|written| written.get(name)) == Some(value);
+        if source_unchanged || (disabled_in_target && name.eq_ignore_ascii_case("accountEnabled")) {
+            kept.push(name.clone());
+            continue;
+        }
+        plan.modified.push(ModifiedProperty {
+            display_name: name.clone(),
+            old_value: render(current),
+            new_value: render(Some(value)),
+        });
+        plan.changes.insert(name.clone(), value.clone());
+    }
+    let mut remembered = link.map(|link| link.memory.written.clone()).unwrap_or_default();
+    remembered.extend(values.iter().map(|(name, value)| (name.clone(), value.clone())));
+    plan.memory = Some(LinkMemory { written: remembered, disabled_in_target });
+    kept
 }
 
 fn leave_reason(observed: &Observed, source: Option<&SourceUser>) -> String {

@@ -102,16 +102,22 @@ pub struct Partner {
     pub identity_synchronization: Option<IdentitySynchronization>,
     #[serde(default)]
     pub other: serde_json::Map<String, Value>,
+    /// The target's kill switch for this partner (`blockInboundUsers`): while set, nothing from the partner is
+    /// written, whatever the consent says (`crate::trust`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_block: Option<crate::trust::InboundBlock>,
 }
 
 impl Partner {
     /// Whether this tenant (as a target) accepts synced users from the partner: inbound sync allowed and inbound
     /// invitations redeemed automatically, both required by Entra.
     pub fn allows_inbound_sync(&self) -> bool {
-        self.identity_synchronization
-            .as_ref()
-            .and_then(|sync| sync.user_sync_inbound.as_ref())
-            .is_some_and(|inbound| inbound.is_sync_allowed)
+        self.inbound_block.is_none()
+            && self
+                .identity_synchronization
+                .as_ref()
+                .and_then(|sync| sync.user_sync_inbound.as_ref())
+                .is_some_and(|inbound| inbound.is_sync_allowed)
             && self.automatic_user_consent_settings.inbound_allowed == Some(true)
     }
 

@@ -85,6 +85,9 @@ pub const USER_PROPERTIES: &[Property] = &[
     // Shown (when set) and filterable here, never writable through Graph.
     read_only("scimUserName", S::String),
     read_only("scimExternalId", S::String),
+    // The origin marker of a user a partner tenant synced, derived from its anchor by the server (as on groups):
+    // shown and filterable, never written.
+    read_only("crossTenantSynchronizationResource", S::StringObject(SYNC_ORIGIN_FIELDS)),
 ];
 
 /// The fields of a group's `crossTenantSynchronizationResource`.

@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod postgres;
 pub mod sealing;
 pub mod sync;
+pub mod webhook;
 
 use std::sync::{Arc, Once};
 
@@ -55,6 +56,8 @@ pub struct TestApp {
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
+    /// The server's state (its job runner), for what no HTTP call triggers: the periodic sweep.
+    state: AppState,
     // Kept alive (and deleted on drop) with the app: the SQLite file's directory, if the app made one.
     _data_dir: Option<tempfile::TempDir>,
 }
@@ -96,7 +99,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free local port");
         let addr = listener.local_addr().expect("a bound listener has an address");
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(tenantsync_api::serve(listener, state, async move {
+        let server = tokio::spawn(tenantsync_api::serve(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
         let http = reqwest::Client::builder().build().expect("build the test HTTP client");
@@ -108,7 +111,16 @@ impl TestApp {
             http,
             shutdown: Some(shutdown),
             server: Some(server),
+            state,
             _data_dir: None,
+        }
+    }
+
+    /// Runs the periodic sweep of one job now (what its 40-minute timer does: a cycle that re-evaluates every
+    /// user), waiting for a running cycle first; panics when the cycle cannot run.
+    pub async fn sweep(&self, tenant: TenantId, job_id: &str) {
+        if let Err(err) = self.state.runner.run_once(tenant, job_id, true).await {
+            panic!("the sweep of {job_id} failed: {err}");
         }
     }
 

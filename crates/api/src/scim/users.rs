@@ -245,6 +245,9 @@ pub(super) async fn delete(
     let id = object_id(path)?;
     let (_, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
     check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
+    let user = state.directory.get_user(caller.0.tenant, &id).await?;
     state.directory.delete_object(caller.0.tenant, ObjectKind::User, &id).await?;
+    // As through Graph: a partner's synced user the target deleted is not created again.
+    crate::trust::record_deletion(&state, &caller.0, &user).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

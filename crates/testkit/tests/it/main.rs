@@ -5,6 +5,7 @@
 
 mod auth;
 mod bad_input;
+mod batch;
 mod console;
 mod deleted;
 mod delta;
@@ -18,4 +19,5 @@ mod postgres;
 mod query;
 mod scim;
 mod sync;
+mod trust;
 mod users;
