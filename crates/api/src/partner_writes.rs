@@ -6,6 +6,10 @@
 //! marker, names P), and how a refusal reads (a held change is a Graph error with code `InboundGuardrailHeld`
 //! and the guardrails' reasons, which the Graph connector of the source turns back into `PeerError::Held`).
 //!
+//! A write the guardrails in audit mode would have held answers with the annotation
+//! `@tenantsync.inboundGuardrailWarning` (the created user's body; a `PATCH` answers 200 with it instead of 204),
+//! which the source's Graph connector turns into a provisioning-log warning.
+//!
 //! Bodies are checked by the target as a sync job's are (the flat `extensionAttributeN` names a mapping produces
 //! are accepted and nested), so a bad property is a 400 from there.
 //!
@@ -17,6 +21,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use tenantsync_connectors::LocalTarget;
+use tenantsync_connectors::graph::GUARDRAIL_WARNING_ANNOTATION;
 use tenantsync_engine::connector::{Anchor, PeerError, TargetDirectory};
 use tenantsync_model::{DirectoryObject, ObjectId, TenantId, User};
 
@@ -187,11 +192,15 @@ pub(crate) async fn create_user(
     let target = target(state, caller, partner).await?;
     let created = target.create_user(&anchor, &mapped_properties(body)).await.map_err(api_error)?;
     let user = state.directory.get_user(caller.tenant, &created.id.to_string()).await?;
-    Ok((StatusCode::CREATED, Json(object_json(&DirectoryObject::User(user), false))).into_response())
+    let mut body = object_json(&DirectoryObject::User(user), false);
+    if let (Some(warning), Value::Object(map)) = (target.take_warning(anchor.source_id, Some(created.id)), &mut body) {
+        map.insert(GUARDRAIL_WARNING_ANNOTATION.to_owned(), Value::String(warning));
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// The id of the user `key` (live or deleted) if it is the partner's; 403 otherwise.
-async fn partners_user(state: &AppState, caller: &Caller, partner: TenantId, key: &str) -> Result<ObjectId, ApiError> {
+/// The user `key` (live or deleted) if it is the partner's; 403 otherwise.
+async fn partners_user(state: &AppState, caller: &Caller, partner: TenantId, key: &str) -> Result<User, ApiError> {
     let user = match state.directory.get_user(caller.tenant, key).await {
         Ok(user) => user,
         Err(tenantsync_directory::DirectoryError::NotFound { .. }) => {
@@ -207,18 +216,20 @@ async fn partners_user(state: &AppState, caller: &Caller, partner: TenantId, key
             "A credential bound to partner tenant {partner} may only change that tenant's users."
         )));
     }
-    Ok(user.id)
+    Ok(user)
 }
 
-/// `PATCH /users/{key}` by a partner-bound credential: an inbound update of one of the partner's users.
+/// `PATCH /users/{key}` by a partner-bound credential: an inbound update of one of the partner's users. Answers 204,
+/// or 200 with the guardrails' audit-mode warning (`@tenantsync.inboundGuardrailWarning`) when there is one.
 pub(crate) async fn update_user(
     state: &AppState,
     caller: &Caller,
     partner: TenantId,
     key: &str,
     body: &Value,
-) -> Result<StatusCode, ApiError> {
-    let id = partners_user(state, caller, partner, key).await?;
+) -> Result<Response, ApiError> {
+    let user = partners_user(state, caller, partner, key).await?;
+    let id = user.id;
     if let Value::Object(fields) = body
         && let Some(owned) =
             fields.keys().find(|key| ANCHOR_PROPERTIES.iter().any(|owned| owned.eq_ignore_ascii_case(key)))
@@ -227,7 +238,11 @@ pub(crate) async fn update_user(
     }
     let target = target(state, caller, partner).await?;
     target.update_user(id, &mapped_properties(body)).await.map_err(api_error)?;
-    Ok(StatusCode::NO_CONTENT)
+    let source_id = user.anchor().and_then(|anchor| anchor.rsplit('/').next().and_then(|id| ObjectId::parse(id).ok()));
+    match source_id.and_then(|source_id| target.take_warning(source_id, Some(id))) {
+        Some(warning) => Ok(Json(serde_json::json!({ GUARDRAIL_WARNING_ANNOTATION: warning })).into_response()),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
 }
 
 /// `DELETE /users/{key}` by a partner-bound credential.
@@ -237,7 +252,7 @@ pub(crate) async fn delete_user(
     partner: TenantId,
     key: &str,
 ) -> Result<StatusCode, ApiError> {
-    let id = partners_user(state, caller, partner, key).await?;
+    let id = partners_user(state, caller, partner, key).await?.id;
     target(state, caller, partner).await?.delete_user(id).await.map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -250,8 +265,8 @@ pub(crate) async fn set_manager(
     key: &str,
     manager: &str,
 ) -> Result<StatusCode, ApiError> {
-    let id = partners_user(state, caller, partner, key).await?;
-    let manager = partners_user(state, caller, partner, manager).await?;
+    let id = partners_user(state, caller, partner, key).await?.id;
+    let manager = partners_user(state, caller, partner, manager).await?.id;
     target(state, caller, partner).await?.set_manager(id, manager).await.map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -352,7 +367,7 @@ pub(crate) async fn change_member(
         tenantsync_connectors::refuse_protected_group(&target, group_id).await.map_err(api_error)?;
     }
     let group_id = partners_group(state, caller, partner, id).await?;
-    let member_id = partners_user(state, caller, partner, member).await?;
+    let member_id = partners_user(state, caller, partner, member).await?.id;
     let (added, removed) = if add { (vec![member_id], vec![]) } else { (vec![], vec![member_id]) };
     target.change_group_members(group_id, &added, &removed).await.map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)

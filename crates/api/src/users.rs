@@ -140,7 +140,7 @@ async fn update_user(
     caller: Caller,
     GraphPath(key): GraphPath<String>,
     GraphJson(body): GraphJson,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(roles::USER_WRITE)?;
     check_extensions(&state, &caller, &body).await?;
     if let Some(partner) = caller.partner {
@@ -158,7 +158,7 @@ async fn update_user(
             Ok(())
         })
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_user(

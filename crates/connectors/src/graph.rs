@@ -607,7 +607,13 @@ impl GraphSource {
 /// A remote Graph tenant written as a sync target.
 pub struct GraphTarget {
     client: Arc<GraphClient>,
+    /// Warnings a tenantsync target returned with a write (its guardrails in audit mode), by target user, until the
+    /// engine takes them.
+    warnings: Mutex<HashMap<ObjectId, String>>,
 }
+
+/// The annotation with which a tenantsync target reports what its guardrails in audit mode would have held.
+pub const GUARDRAIL_WARNING_ANNOTATION: &str = "@tenantsync.inboundGuardrailWarning";
 
 impl GraphTarget {
     /// `PATCH /{collection}/{id}` with `changes` (nothing when empty); a missing object is `NotFound`.
@@ -617,6 +623,7 @@ impl GraphTarget {
         }
         let path = format!("/{collection}/{id}");
         let (status, body) = self.client.send(reqwest::Method::PATCH, &path, Some(&Value::Object(changes))).await?;
+        self.keep_warning(id, &body);
         match status {
             200 | 204 => Ok(()),
             404 => Err(PeerError::NotFound(id.to_string())),
@@ -625,7 +632,14 @@ impl GraphTarget {
     }
 
     pub fn new(client: Arc<GraphClient>) -> GraphTarget {
-        GraphTarget { client }
+        GraphTarget { client, warnings: Mutex::new(HashMap::new()) }
+    }
+
+    /// Keeps the guardrail warning a write's answer carries, for the engine to take.
+    fn keep_warning(&self, id: ObjectId, body: &Value) {
+        if let Some(warning) = body[GUARDRAIL_WARNING_ANNOTATION].as_str() {
+            self.warnings.lock().expect("the warnings lock is never poisoned").insert(id, warning.to_owned());
+        }
     }
 
     /// Reads what `external_upn` needs (the remote's initial domain) and proves the credential works.
@@ -839,8 +853,12 @@ impl TargetDirectory for GraphTarget {
         let body = self.b2b_body(anchor, attributes, &initial_domain);
         let (status, reply) = self.client.send(reqwest::Method::POST, "/users", Some(&body)).await?;
         match status {
-            200 | 201 => Self::target_user(&reply, false, None)
-                .ok_or_else(|| PeerError::Rejected("the created user has no id".to_owned())),
+            200 | 201 => {
+                let created = Self::target_user(&reply, false, None)
+                    .ok_or_else(|| PeerError::Rejected("the created user has no id".to_owned()))?;
+                self.keep_warning(created.id, &reply);
+                Ok(created)
+            }
             // Created by an earlier attempt (a replay): the anchor finds it.
             400 | 409 if reply["error"]["message"].as_str().unwrap_or("").contains("identities") || status == 409 => {
                 self.find_by_anchor(anchor).await?.ok_or_else(|| rejected(status, &reply))
@@ -853,6 +871,11 @@ impl TargetDirectory for GraphTarget {
         let mut changes = changes.clone();
         changes.retain(|key, _| self.supports(key));
         self.patch("users", id, changes).await
+    }
+
+    fn take_warning(&self, _source_id: ObjectId, target_id: Option<ObjectId>) -> Option<String> {
+        let mut warnings = self.warnings.lock().expect("the warnings lock is never poisoned");
+        target_id.and_then(|id| warnings.remove(&id))
     }
 
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
@@ -1066,8 +1089,8 @@ impl TargetDirectory for ReissuedTarget {
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         self.inner.update_user(id, changes).await
     }
-    fn take_warning(&self, source_id: ObjectId) -> Option<String> {
-        self.inner.take_warning(source_id)
+    fn take_warning(&self, source_id: ObjectId, target_id: Option<ObjectId>) -> Option<String> {
+        self.inner.take_warning(source_id, target_id)
     }
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
         self.inner.delete_user(id).await

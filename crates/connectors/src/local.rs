@@ -507,7 +507,7 @@ impl TargetDirectory for LocalTarget {
         self.audit(&[("Update user", id, updated.display_name)]).await
     }
 
-    fn take_warning(&self, source_id: ObjectId) -> Option<String> {
+    fn take_warning(&self, source_id: ObjectId, _target_id: Option<ObjectId>) -> Option<String> {
         self.warnings.take(&source_id.to_string())
     }
 

@@ -347,7 +347,7 @@ async fn apply(
             status: match plan.action {
                 PlannedAction::Skip => Status::Skipped,
                 PlannedAction::Create | PlannedAction::Update | PlannedAction::Restore => {
-                    Status::written(env.target.take_warning(plan.source_id))
+                    Status::written(env.target.take_warning(plan.source_id, plan.target_id))
                 }
                 PlannedAction::Disable | PlannedAction::Delete => Status::Success,
             },
@@ -824,7 +824,7 @@ impl Cycle<'_, '_> {
                 Ok(target) => {
                     plan.target_id = Some(target.id);
                     let connection = Connection::of(&plan, target.id, false, observed.connection.as_ref());
-                    let status = Status::written(env.target.take_warning(plan.source_id));
+                    let status = Status::written(env.target.take_warning(plan.source_id, Some(target.id)));
                     Applied { plan, status, connection: Some(connection), escrow: None, duration_ms }
                 }
                 Err(PeerError::Held { reason }) => Applied {

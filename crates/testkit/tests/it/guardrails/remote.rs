@@ -221,3 +221,43 @@ async fn a_remote_source_writing_through_a_partner_credential_is_guarded_on_post
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// In audit mode the remote source's writes are made, and its provisioning log shows each one the guardrails would
+/// have held as a warning, for a create and for an update alike.
+#[tokio::test]
+async fn audit_mode_warns_a_remote_source_in_its_provisioning_log() {
+    let (a, b) = (TestApp::spawn().await, TestApp::spawn().await);
+    let (sync, _) = remote_partner_setup(&a, &b).await;
+    let target_domain = initial_domain(&sync.target);
+    let ceo =
+        sync.tgt.create_user(fixtures::user(&format!("alice.lindqvist@{target_domain}"), "Alice Lindqvist")).await;
+    sync.tgt
+        .put(DEFAULT, json!({"mode": "audit", "protectedUserIds": [ceo], "quotas": {"maxShareOfTenant": 1}}))
+        .await
+        .assert_status(204);
+    let look_alike = sync.source_user("capital", "AIice Lindqvist", json!({})).await;
+    let bob = sync.source_user("bob", "Bob Ortiz", json!({})).await;
+    sync.start().await;
+
+    let written = sync.wait_b2b_user(&look_alike, "written in audit mode", |_| true).await;
+    let entry = sync.wait_log(&look_alike, "create", "warning").await;
+    let error = &entry["provisioningStatusInfo"]["errorInformation"];
+    assert_eq!(error["errorCode"], "InboundGuardrailAudit", "{entry}");
+    assert!(error["reason"].as_str().is_some_and(|reason| reason.contains("resembles protected identity")), "{entry}");
+    assert_eq!(entry["targetIdentity"]["id"], written["id"]);
+    sync.wait_log(&bob, "create", "success").await;
+    assert!(held(&sync).await.is_empty(), "audit mode holds nothing");
+
+    // An update to another look-alike (a Cyrillic A): written, and a warning again; Bob's update is a plain success.
+    sync.src
+        .patch(&format!("/v1.0/users/{look_alike}"), json!({"displayName": "\u{410}lice Lindqvist"}))
+        .await
+        .assert_status(204);
+    let entry = sync.wait_log(&look_alike, "update", "warning").await;
+    assert_eq!(entry["provisioningStatusInfo"]["errorInformation"]["errorCode"], "InboundGuardrailAudit");
+    sync.wait_b2b_user(&look_alike, "the update written", |user| user["displayName"] == "\u{410}lice Lindqvist").await;
+    sync.src.patch(&format!("/v1.0/users/{bob}"), json!({"jobTitle": "Analyst"})).await.assert_status(204);
+    sync.wait_log(&bob, "update", "success").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
