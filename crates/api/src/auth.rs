@@ -93,6 +93,9 @@ struct Claims {
     idtyp: String,
     ver: String,
     roles: Vec<String>,
+    /// The partner tenant a partner-bound credential writes for (not an Entra claim; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partner_tid: Option<String>,
 }
 
 /// Issues and checks access tokens.
@@ -117,13 +120,15 @@ impl TokenIssuer {
         self.key.jwks()
     }
 
-    /// Signs a token for `client_id` of `tenant` with `roles`; `issuer_base` is this server's URL.
+    /// Signs a token for `client_id` of `tenant` with `roles` (and the partner a partner-bound credential writes
+    /// for); `issuer_base` is this server's URL.
     pub fn issue(
         &self,
         issuer_base: &str,
         tenant: TenantId,
         client_id: ClientId,
         roles: &RoleSet,
+        partner: Option<TenantId>,
     ) -> Result<IssuedToken, ApiError> {
         let now = self.clock.now().unix_timestamp();
         let claims = Claims {
@@ -139,6 +144,7 @@ impl TokenIssuer {
             idtyp: "app".to_owned(),
             ver: "2.0".to_owned(),
             roles: roles.to_strings(),
+            partner_tid: partner.map(|partner| partner.to_string()),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key.kid.clone());
@@ -166,7 +172,8 @@ impl TokenIssuer {
         let tenant = TenantId::parse(&claims.tid).map_err(|_| invalid())?;
         let client_id = ClientId::parse(&claims.appid).map_err(|_| invalid())?;
         let roles = RoleSet::parse_list(&claims.roles.join(",")).map_err(|_| invalid())?;
-        Ok(Caller { tenant, client_id, roles })
+        let partner = claims.partner_tid.as_deref().map(TenantId::parse).transpose().map_err(|_| invalid())?;
+        Ok(Caller { tenant, client_id, roles, partner })
     }
 }
 
@@ -176,6 +183,9 @@ pub struct Caller {
     pub tenant: TenantId,
     pub client_id: ClientId,
     pub roles: RoleSet,
+    /// A partner-bound credential's partner: every write of this caller is an inbound write of that partner
+    /// (`crate::partner_writes`).
+    pub partner: Option<TenantId>,
 }
 
 impl Caller {
@@ -212,6 +222,10 @@ pub(crate) async fn require_bearer(
     let caller = state.tokens.verify(token)?;
     if state.directory.get_tenant(caller.tenant).await?.is_none() {
         return Err(ApiError::Unauthenticated("Access token validation failure: unknown tenant.".to_owned()));
+    }
+    if caller.partner.is_some() {
+        let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("", |path| path.as_str());
+        crate::partner_writes::check_route(req.method(), route)?;
     }
     tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant));
     req.extensions_mut().insert(caller);

@@ -19,7 +19,7 @@ use tenantsync_model::{AppRole, DirectoryObject, Group, ObjectKind, SyncOrigin};
 use crate::auth::{Caller, roles};
 use crate::extract::{BaseUrl, GraphJson, GraphPath, ODataQuery};
 use crate::objects::{self, mixed_collection, object_json, ref_target};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, partner_writes};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -81,6 +81,11 @@ async fn create_group(
     }
     map.insert("id".to_owned(), serde_json::json!(tenantsync_model::ObjectId::new_random()));
     map.insert("createdDateTime".to_owned(), serde_json::json!("1970-01-01T00:00:00Z"));
+    if let Some(partner) = caller.partner {
+        let created = partner_writes::create_group(&state, &caller, partner, origin.as_ref(), &map).await?;
+        let body = group_json(&state, &caller, created).await?;
+        return Ok((StatusCode::CREATED, Json(body)).into_response());
+    }
     let group = group_from_json(map)?;
     let new = NewGroup {
         display_name: group.display_name,
@@ -188,6 +193,10 @@ async fn update_group(
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::GROUP_WRITE)?;
     merge_body(&GROUP, &mut Map::new(), &body)?;
+    if let Some(partner) = caller.partner {
+        let changes = body.as_object().cloned().unwrap_or_default();
+        return partner_writes::change_group(&state, &caller, partner, &id, Some(&changes)).await;
+    }
     state
         .directory
         .update_group(caller.tenant, &id, |group| {
@@ -206,6 +215,9 @@ async fn delete_group(
     GraphPath(id): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::GROUP_WRITE)?;
+    if let Some(partner) = caller.partner {
+        return partner_writes::change_group(&state, &caller, partner, &id, None).await;
+    }
     state.directory.delete_object(caller.tenant, ObjectKind::Group, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -246,6 +258,9 @@ async fn add_member(
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::MEMBER_WRITE)?;
     let member = ref_target(&body)?;
+    if let Some(partner) = caller.partner {
+        return partner_writes::change_member(&state, &caller, partner, &id, &member, true).await;
+    }
     state.directory.add_member(caller.tenant, &id, &member).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -256,6 +271,9 @@ async fn remove_member(
     GraphPath((id, member)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::MEMBER_WRITE)?;
+    if let Some(partner) = caller.partner {
+        return partner_writes::change_member(&state, &caller, partner, &id, &member, false).await;
+    }
     state.directory.remove_member(caller.tenant, &id, &member).await?;
     Ok(StatusCode::NO_CONTENT)
 }

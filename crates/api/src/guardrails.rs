@@ -350,6 +350,8 @@ async fn approve(state: &AppState, caller: &Caller, change: &HeldChange) -> Resu
     }
     let decision = HeldDecision::Approved { target_user: target_user.to_string(), exception_groups, created };
     state.repo().decide_held(caller.tenant, &change.id, &decision, &entry).await.map_err(ApiError::internal)?;
+    // The exception is recorded now: the dynamic groups it names may admit the user.
+    state.directory.reevaluate_memberships(caller.tenant, target_user).await?;
     Ok(json!({"id": change.id, "status": "approved", "targetObjectId": target_user.to_string()}))
 }
 

@@ -8,6 +8,7 @@ mod alerts;
 mod applications;
 mod audit;
 mod auth;
+mod batch;
 mod console;
 mod error;
 mod extract;
@@ -16,6 +17,7 @@ mod guardrails;
 mod links;
 mod objects;
 mod observe;
+mod partner_writes;
 mod policies;
 mod scim;
 mod synchronization;
@@ -76,18 +78,16 @@ impl AppState {
 
 /// The whole application: every route family, nested at its prefix, with the shared layers.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .merge(users::routes())
-        .merge(groups::routes())
-        .merge(objects::routes())
-        .merge(policies::routes())
-        .merge(guardrails::routes())
-        .merge(applications::routes())
-        .merge(synchronization::routes())
-        .merge(audit::routes())
-        .merge(trust::routes())
-        .merge(alerts::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
+    let v1 = v1_routes();
+    // `$batch` runs its steps through the other routes, with the batch's caller (authenticated once, below).
+    let steps = v1
+        .clone()
+        .fallback(error::not_found_fallback)
+        .method_not_allowed_fallback(error::method_not_allowed_fallback)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .with_state(state.clone());
+    let v1 =
+        v1.merge(batch::routes(steps)).layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_bearer));
     Router::new()
         .nest("/v1.0", v1)
         .nest("/scim/v2", scim::routes(state.clone()))
@@ -101,6 +101,21 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(observe::track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
+}
+
+/// Every `/v1.0` route family except `$batch`, without the authentication layer.
+fn v1_routes() -> Router<AppState> {
+    Router::new()
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(objects::routes())
+        .merge(policies::routes())
+        .merge(guardrails::routes())
+        .merge(applications::routes())
+        .merge(synchronization::routes())
+        .merge(audit::routes())
+        .merge(trust::routes())
+        .merge(alerts::routes())
 }
 
 /// Serves `state` on an already bound listener until `shutdown` completes, then finishes in-flight requests.

@@ -349,6 +349,9 @@ async fn restore_deleted(
 ) -> Result<Json<Value>, ApiError> {
     let kind = state.directory.get_deleted(caller.tenant, &id).await?.kind();
     caller.require(write_roles(kind))?;
+    if let Some(partner) = caller.partner {
+        return crate::partner_writes::restore(&state, &caller, partner, &id).await;
+    }
     let object = state.directory.restore_object(caller.tenant, &id).await?;
     if let DirectoryObject::User(user) = &object {
         crate::trust::record_restore(&state, &caller, user).await?;

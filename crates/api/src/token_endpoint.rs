@@ -110,7 +110,7 @@ async fn token(
         }
         Err(err) => return crate::ApiError::from(err).into_response(),
     };
-    match state.tokens.issue(&base, tenant.id, client_id, &verified.roles) {
+    match state.tokens.issue(&base, tenant.id, client_id, &verified.roles, verified.partner) {
         Ok(issued) => Json(json!({
             "token_type": "Bearer",
             "expires_in": issued.expires_in,

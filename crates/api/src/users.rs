@@ -15,7 +15,7 @@ use tenantsync_model::{ObjectKind, PasswordProfile, User};
 use crate::auth::{Caller, roles};
 use crate::extract::{BaseUrl, GraphJson, GraphPath, ODataQuery};
 use crate::objects::{self, mixed_collection, object_json, ref_target};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, partner_writes};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -99,6 +99,9 @@ async fn create_user(
 ) -> Result<Response, ApiError> {
     caller.require(roles::USER_WRITE)?;
     check_extensions(&state, &caller, &body).await?;
+    if let Some(partner) = caller.partner {
+        return partner_writes::create_user(&state, &caller, partner, &body).await;
+    }
     let mut map = Map::new();
     let extras = merge_body(&USER, &mut map, &body)?;
     check_password(extras.password.as_deref())?;
@@ -139,6 +142,9 @@ async fn update_user(
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
     check_extensions(&state, &caller, &body).await?;
+    if let Some(partner) = caller.partner {
+        return partner_writes::update_user(&state, &caller, partner, &key, &body).await;
+    }
     // Checked once before the transaction so that a bad body never opens one.
     let extras = merge_body(&USER, &mut Map::new(), &body)?;
     check_password(extras.password.as_deref())?;
@@ -160,6 +166,10 @@ async fn delete_user(
     GraphPath(key): GraphPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
+    if let Some(partner) = caller.partner {
+        // The partner deprovisions its own user: not a decision of the target's administrators, so no tombstone.
+        return partner_writes::delete_user(&state, &caller, partner, &key).await;
+    }
     let user = state.directory.get_user(caller.tenant, &key).await?;
     state.directory.delete_object(caller.tenant, ObjectKind::User, &user.id.to_string()).await?;
     // A partner's synced user the target deleted is not created again (a tombstone, until removed).
@@ -204,6 +214,9 @@ async fn set_manager(
 ) -> Result<StatusCode, ApiError> {
     caller.require(roles::USER_WRITE)?;
     let manager = ref_target(&body)?;
+    if let Some(partner) = caller.partner {
+        return partner_writes::set_manager(&state, &caller, partner, &key, &manager).await;
+    }
     state.directory.set_manager(caller.tenant, &key, &manager).await?;
     Ok(StatusCode::NO_CONTENT)
 }

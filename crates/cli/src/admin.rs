@@ -8,9 +8,13 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use tenantsync_api::{SigningKey, TokenIssuer};
 use tenantsync_directory::{CredentialInfo, Directory, NewTenant};
-use tenantsync_model::{AppRole, ClientId, RoleSet, SystemClock, Tenant};
+use tenantsync_model::{AppRole, ClientId, RoleSet, SystemClock, Tenant, TenantId};
 
 use crate::DatabaseArgs;
+
+/// The default roles of a partner-bound credential: what a remote source's Graph connector needs (users, its
+/// synced groups and their members, and the groups' origin marker).
+const PARTNER_ROLES: &str = "User.ReadWrite.All,Group.ReadWrite.All,Synchronization.ReadWrite.All";
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TenantCommand {
@@ -61,6 +65,11 @@ pub enum CredentialCommand {
         /// A name for the credential, shown by `app credential list`.
         #[arg(long, default_value = "tenantsync app")]
         name: String,
+        /// Bind the credential to this partner tenant (id): it may only create and change the partner's B2B
+        /// users and synced groups, and every write is an inbound write of the partner, under the tenant's inbound
+        /// sync guardrails. Default roles then: what a remote source needs (`PARTNER_ROLES`).
+        #[arg(long)]
+        for_partner: Option<String>,
         #[command(flatten)]
         database: DatabaseArgs,
         /// Print the result as JSON instead of text.
@@ -143,6 +152,7 @@ fn credential_json(info: &CredentialInfo) -> serde_json::Value {
         "createdDateTime": info.created_at.to_string(),
         "secretUpdatedDateTime": info.secret_updated_at.to_string(),
         "revoked": info.revoked_at.is_some(),
+        "partnerTenantId": info.partner.map(|partner| partner.to_string()),
     })
 }
 
@@ -188,14 +198,23 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<ExitCode> {
 pub async fn app(command: AppCommand) -> anyhow::Result<ExitCode> {
     let AppCommand::Credential(command) = command;
     match command {
-        CredentialCommand::Create { tenant, roles, name, database, json } => {
+        CredentialCommand::Create { tenant, roles, name, for_partner, database, json } => {
             let (directory, _) = crate::store::directory(&database.database).await?;
             let tenant = resolve_tenant(&directory, &tenant).await?;
-            let roles = match roles {
-                Some(text) => RoleSet::parse_list(&text)?,
-                None => RoleSet::new(AppRole::TENANT_ADMIN.to_vec()),
+            let partner = for_partner
+                .map(|text| {
+                    TenantId::parse(&text).with_context(|| format!("--for-partner '{text}' is not a tenant id"))
+                })
+                .transpose()?;
+            let roles = match (roles, partner) {
+                (Some(text), _) => RoleSet::parse_list(&text)?,
+                (None, Some(_)) => RoleSet::parse_list(PARTNER_ROLES)?,
+                (None, None) => RoleSet::new(AppRole::TENANT_ADMIN.to_vec()),
             };
-            let (info, issued) = directory.create_credential(tenant.id, &name, &roles).await?;
+            let (info, issued) = match partner {
+                Some(partner) => directory.create_partner_credential(tenant.id, &name, &roles, partner).await?,
+                None => directory.create_credential(tenant.id, &name, &roles).await?,
+            };
             if json {
                 let mut value = credential_json(&info);
                 value["clientSecret"] = json!(issued.secret.expose());
@@ -203,6 +222,9 @@ pub async fn app(command: AppCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!("client id   {}", info.client_id);
                 println!("roles       {}", info.roles);
+                if let Some(partner) = info.partner {
+                    println!("partner     {partner}   (every write is an inbound write of this partner)");
+                }
                 println!("secret      {}   (shown once; store it now)", issued.secret.expose());
             }
         }
@@ -215,7 +237,8 @@ pub async fn app(command: AppCommand) -> anyhow::Result<ExitCode> {
             } else {
                 for info in credentials {
                     let state = if info.revoked_at.is_some() { "revoked" } else { "active" };
-                    println!("{}  {:<8} {:<20} {}", info.client_id, state, info.display_name, info.roles);
+                    let partner = info.partner.map(|partner| format!("  partner {partner}")).unwrap_or_default();
+                    println!("{}  {:<8} {:<20} {}{partner}", info.client_id, state, info.display_name, info.roles);
                 }
             }
         }
@@ -263,7 +286,7 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
     let key = SigningKey::load_or_create(store.as_ref()).await.map_err(|err| anyhow::anyhow!("{err}"))?;
     let issuer = TokenIssuer::new(key, Arc::new(SystemClock));
     let issued = issuer
-        .issue(&args.issuer, tenant.id, credential.client_id, &credential.roles)
+        .issue(&args.issuer, tenant.id, credential.client_id, &credential.roles, credential.partner)
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     if args.json {
         print_json(

@@ -1,6 +1,6 @@
 //! `tenantsync bench directory`: starts a real server (a child process, so its memory is its own), imports users
-//! through the Graph API, reads them all back through delta, and prints users per second for each and the server's
-//! peak resident memory. Run it on SQLite and on PostgreSQL; the README records the figures.
+//! through the Graph API (one request per user, then the same number again twenty per `$batch`), reads them all
+//! back through delta, and prints users per second for each and the server's peak resident memory. Run it on SQLite and on PostgreSQL; the README records the figures.
 
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -158,55 +158,34 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     };
     let suffix = format!("{:x}", time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 0xffff_ffff);
     let (directory, _) = crate::store::directory(&database).await?;
-    let name = format!("bench{suffix}");
-    let domain = format!("{name}.example");
-    let (tenant, issued) = directory
-        .create_tenant(NewTenant { name: name.clone(), display_name: None, domains: vec![domain.clone()] })
-        .await?;
-
+    // The same users twice, into two tenants: one request per user, then twenty per `$batch`.
+    let mut tenants = Vec::new();
+    for kind in ["single", "batch"] {
+        let name = format!("bench{suffix}{kind}");
+        let domain = format!("{name}.example");
+        let (tenant, issued) = directory
+            .create_tenant(NewTenant { name: name.clone(), display_name: None, domains: vec![domain.clone()] })
+            .await?;
+        tenants.push((tenant.id, issued, domain));
+    }
     let (mut child, pid, server) = crate::bench::start_server(&database).await?;
-    let args = ServerArgs {
-        server: server.clone(),
-        tenant: tenant.id.to_string(),
-        token: None,
-        client_id: Some(issued.client_id.to_string()),
-        client_secret: Some(issued.secret.expose().to_owned()),
-    };
-    let client = GraphClient::connect(&args).await?;
     let rss_idle = peak_rss_kib(pid).unwrap_or(0);
-
-    let started = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for worker in 0..concurrency.max(1) {
-        let client = client.clone();
-        let domain = domain.clone();
-        workers.spawn(async move {
-            let mut user_idx = worker;
-            while user_idx < users {
-                let body = json!({
-                    "accountEnabled": true,
-                    "displayName": format!("Bench User {user_idx}"),
-                    "mailNickname": format!("bench{user_idx}"),
-                    "userPrincipalName": format!("bench{user_idx}@{domain}"),
-                    "givenName": "Bench",
-                    "surname": format!("User{user_idx}"),
-                    "department": DEPARTMENTS[user_idx % DEPARTMENTS.len()],
-                    "jobTitle": "Analyst",
-                    "usageLocation": "US",
-                });
-                let reply = client.send(Method::POST, "/v1.0/users", Some(&body)).await?;
-                if reply.status != 201 {
-                    bail!("create failed: {}", reply.error_message());
-                }
-                user_idx += concurrency.max(1);
-            }
-            Ok(())
-        });
+    let mut clients = Vec::new();
+    for (tenant, issued, domain) in tenants {
+        let args = ServerArgs {
+            server: server.clone(),
+            tenant: tenant.to_string(),
+            token: None,
+            client_id: Some(issued.client_id.to_string()),
+            client_secret: Some(issued.secret.expose().to_owned()),
+        };
+        clients.push((GraphClient::connect(&args).await?, domain));
     }
-    while let Some(result) = workers.join_next().await {
-        result??;
-    }
-    let import_seconds = started.elapsed().as_secs_f64();
+    let (client, domain) = clients.swap_remove(0);
+    let import_seconds = import_users(&client, &domain, users, concurrency, 1).await?;
+    let (batch_client, batch_domain) = clients.swap_remove(0);
+    let batch_concurrency = concurrency.div_ceil(BATCH_SIZE).max(2);
+    let batch_seconds = import_users(&batch_client, &batch_domain, users, batch_concurrency, BATCH_SIZE).await?;
 
     let started = Instant::now();
     let mut n_read = 0usize;
@@ -237,6 +216,10 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         users as f64 / import_seconds
     );
     println!(
+        "import ($batch)    {batch_seconds:.1} s  {:.0} users/s  ({BATCH_SIZE} per batch, {batch_concurrency} batches in flight)",
+        users as f64 / batch_seconds
+    );
+    println!(
         "delta read         {delta_seconds:.1} s  {:.0} users/s  (pages of {page_size})",
         users as f64 / delta_seconds
     );
@@ -247,8 +230,78 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     );
     let summary: Value = json!({
         "backend": backend, "users": users, "import_users_per_second": users as f64 / import_seconds,
+        "batch_import_users_per_second": users as f64 / batch_seconds,
         "delta_users_per_second": users as f64 / delta_seconds, "server_peak_rss_kib": peak_kib,
     });
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Users per `$batch` in the benchmark (Graph's maximum).
+const BATCH_SIZE: usize = 20;
+
+/// Creates `users` users in the client's tenant with `concurrency` requests in flight, each creating `batch_size`
+/// users (`$batch` when more than one); returns the seconds it took.
+async fn import_users(
+    client: &GraphClient,
+    domain: &str,
+    users: usize,
+    concurrency: usize,
+    batch_size: usize,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    let chunks: Vec<usize> = (0..users).step_by(batch_size.max(1)).collect();
+    let concurrency = concurrency.max(1);
+    for worker in 0..concurrency {
+        let (client, domain) = (client.clone(), domain.to_owned());
+        let mine: Vec<usize> = chunks.iter().copied().skip(worker).step_by(concurrency).collect();
+        workers.spawn(async move {
+            for first in mine {
+                let bodies: Vec<Value> = (first..(first + batch_size).min(users))
+                    .map(|user_idx| {
+                        json!({
+                            "accountEnabled": true,
+                            "displayName": format!("Bench User {user_idx}"),
+                            "mailNickname": format!("bench{user_idx}"),
+                            "userPrincipalName": format!("bench{user_idx}@{domain}"),
+                            "givenName": "Bench",
+                            "surname": format!("User{user_idx}"),
+                            "department": DEPARTMENTS[user_idx % DEPARTMENTS.len()],
+                            "jobTitle": "Analyst",
+                            "usageLocation": "US",
+                        })
+                    })
+                    .collect();
+                if batch_size <= 1 {
+                    let reply = client.send(Method::POST, "/v1.0/users", Some(&bodies[0])).await?;
+                    if reply.status != 201 {
+                        bail!("create failed: {}", reply.error_message());
+                    }
+                    continue;
+                }
+                let requests: Vec<Value> = bodies
+                    .into_iter()
+                    .enumerate()
+                    .map(|(idx, body)| {
+                        json!({"id": idx.to_string(), "method": "POST", "url": "/users",
+                               "headers": {"Content-Type": "application/json"}, "body": body})
+                    })
+                    .collect();
+                let reply = client.send(Method::POST, "/v1.0/$batch", Some(&json!({"requests": requests}))).await?;
+                if reply.status != 200 {
+                    bail!("batch failed: {}", reply.error_message());
+                }
+                let responses = reply.body["responses"].as_array().context("a batch answer without responses")?;
+                if let Some(failed) = responses.iter().find(|answer| answer["status"] != 201) {
+                    bail!("create in a batch failed: {failed}");
+                }
+            }
+            Ok(())
+        });
+    }
+    while let Some(result) = workers.join_next().await {
+        result??;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }

@@ -100,7 +100,7 @@ pub async fn run(users: usize, concurrency: usize, shared: Option<String>) -> an
     let issuer = tenantsync_api::TokenIssuer::new(key, std::sync::Arc::new(tenantsync_model::SystemClock));
     let credential = directory.list_credentials(tenant.id).await?.into_iter().next().context("tenant credential")?;
     let token = issuer
-        .issue("http://127.0.0.1", tenant.id, credential.client_id, &credential.roles)
+        .issue("http://127.0.0.1", tenant.id, credential.client_id, &credential.roles, None)
         .map_err(|err| anyhow::anyhow!("{err}"))?
         .access_token;
 

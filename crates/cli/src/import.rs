@@ -25,6 +25,9 @@ pub enum UserCommand {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Rows per Graph `$batch` request (at most 20; 1 sends one plain request per row).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=20))]
+        batch_size: u16,
         /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -142,20 +145,95 @@ enum Outcome {
     Failed(String),
 }
 
-async fn import_one(client: &GraphClient, upn: &str, body: &Map<String, Value>) -> anyhow::Result<Outcome> {
-    let created = client.send(Method::POST, "/v1.0/users", Some(&Value::Object(body.clone()))).await?;
-    if created.status == 201 {
-        return Ok(Outcome::Created);
+/// Whether a create failed only because the userPrincipalName exists (then the row updates that user).
+fn is_taken(status: u16, message: &str) -> bool {
+    status == 400 && message.contains("same value for property userPrincipalName")
+}
+
+/// The PATCH that updates an existing user from a row.
+fn update_of(upn: &str, body: &Map<String, Value>) -> (String, Value) {
+    let mut update = body.clone();
+    update.remove("passwordProfile");
+    update.remove("userPrincipalName");
+    (format!("/users/{}", encode_path(upn)), Value::Object(update))
+}
+
+/// Creates (or updates) the rows' users: one plain request each for a single row, one `$batch` for several, and
+/// one more `$batch` for the rows whose user exists.
+async fn import_rows(client: &GraphClient, rows: &[(String, Map<String, Value>)]) -> anyhow::Result<Vec<Outcome>> {
+    if let [(upn, body)] = rows {
+        let created = client.send(Method::POST, "/v1.0/users", Some(&Value::Object(body.clone()))).await?;
+        if created.status == 201 {
+            return Ok(vec![Outcome::Created]);
+        }
+        if !is_taken(created.status, &created.error_message()) {
+            return Ok(vec![Outcome::Failed(created.error_message())]);
+        }
+        let (path, update) = update_of(upn, body);
+        let updated = client.send(Method::PATCH, &format!("/v1.0{path}"), Some(&update)).await?;
+        return Ok(vec![if updated.status == 204 {
+            Outcome::Updated
+        } else {
+            Outcome::Failed(updated.error_message())
+        }]);
     }
-    if created.status == 400 && created.error_message().contains("same value for property userPrincipalName") {
-        let mut update = body.clone();
-        update.remove("passwordProfile");
-        update.remove("userPrincipalName");
-        let path = format!("/v1.0/users/{}", encode_path(upn));
-        let updated = client.send(Method::PATCH, &path, Some(&Value::Object(update))).await?;
-        return Ok(if updated.status == 204 { Outcome::Updated } else { Outcome::Failed(updated.error_message()) });
+    let creates = rows.iter().map(|(_, body)| ("POST", "/users".to_owned(), Value::Object(body.clone())));
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut taken = Vec::new();
+    for (idx, (status, answer)) in batch(client, creates).await?.into_iter().enumerate() {
+        let message = graph_message(&answer);
+        outcomes.push(match status {
+            201 => Outcome::Created,
+            _ if is_taken(status, &message) => {
+                taken.push(idx);
+                Outcome::Updated
+            }
+            _ => Outcome::Failed(message),
+        });
     }
-    Ok(Outcome::Failed(created.error_message()))
+    if !taken.is_empty() {
+        let updates = taken.iter().map(|&idx| {
+            let (path, update) = update_of(&rows[idx].0, &rows[idx].1);
+            ("PATCH", path, update)
+        });
+        for (&idx, (status, answer)) in taken.iter().zip(batch(client, updates).await?) {
+            if status != 204 {
+                outcomes[idx] = Outcome::Failed(graph_message(&answer));
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Sends one `$batch` of (method, url, body) steps and returns each step's status and body, in order.
+async fn batch(
+    client: &GraphClient,
+    steps: impl Iterator<Item = (&'static str, String, Value)>,
+) -> anyhow::Result<Vec<(u16, Value)>> {
+    let requests: Vec<Value> = steps
+        .enumerate()
+        .map(|(idx, (method, url, body))| {
+            json!({"id": idx.to_string(), "method": method, "url": url,
+                   "headers": {"Content-Type": "application/json"}, "body": body})
+        })
+        .collect();
+    let n_steps = requests.len();
+    let reply = client.send(Method::POST, "/v1.0/$batch", Some(&json!({ "requests": requests }))).await?;
+    if reply.status != 200 {
+        bail!("the server refused a batch: {}", reply.error_message());
+    }
+    let mut answers = vec![(0, Value::Null); n_steps];
+    for answer in reply.body["responses"].as_array().context("a batch answer without responses")? {
+        let idx: usize = answer["id"].as_str().and_then(|id| id.parse().ok()).context("a batch answer's id")?;
+        let status = answer["status"].as_u64().and_then(|status| u16::try_from(status).ok()).unwrap_or(0);
+        *answers.get_mut(idx).context("a batch answer for a step not sent")? = (status, answer["body"].clone());
+    }
+    Ok(answers)
+}
+
+/// The message of a Graph error body.
+fn graph_message(body: &Value) -> String {
+    body["error"]["message"].as_str().map_or_else(|| body.to_string(), str::to_owned)
 }
 
 fn encode_path(segment: &str) -> String {
@@ -194,7 +272,7 @@ fn read_file(path: &std::path::Path) -> anyhow::Result<(Vec<Column>, Vec<Numbere
 }
 
 pub async fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
-    let UserCommand::Import { file, server, concurrency, json } = command;
+    let UserCommand::Import { file, server, concurrency, batch_size, json } = command;
     let (columns, rows) = read_file(&file)?;
     let client = GraphClient::connect(&server).await?;
     let progress = ProgressBar::new(rows.len() as u64);
@@ -205,7 +283,8 @@ pub async fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
     let n_created = Arc::new(AtomicUsize::new(0));
     let n_updated = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(Vec::new()));
-    let queue = Arc::new(Mutex::new(rows.into_iter()));
+    let chunks: Vec<Vec<NumberedRow>> = rows.chunks(usize::from(batch_size)).map(<[NumberedRow]>::to_vec).collect();
+    let queue = Arc::new(Mutex::new(chunks.into_iter()));
     let columns = Arc::new(columns);
     let started = std::time::Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -214,20 +293,30 @@ pub async fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
         let (n_created, n_updated, failures) = (n_created.clone(), n_updated.clone(), failures.clone());
         workers.spawn(async move {
             loop {
-                let Some((line, row)) = queue.lock().await.next() else { return Ok::<(), anyhow::Error>(()) };
-                let outcome = match row_body(&columns, &row) {
-                    Ok((upn, body)) => import_one(&client, &upn, &body).await?,
-                    Err(message) => Outcome::Failed(message),
-                };
-                match outcome {
-                    Outcome::Created => n_created.fetch_add(1, Ordering::Relaxed),
-                    Outcome::Updated => n_updated.fetch_add(1, Ordering::Relaxed),
-                    Outcome::Failed(message) => {
-                        failures.lock().await.push((line, message));
-                        0
+                let Some(chunk) = queue.lock().await.next() else { return Ok::<(), anyhow::Error>(()) };
+                let mut lines = Vec::with_capacity(chunk.len());
+                let mut bodies = Vec::with_capacity(chunk.len());
+                for (line, row) in &chunk {
+                    match row_body(&columns, row) {
+                        Ok(body) => {
+                            lines.push(*line);
+                            bodies.push(body);
+                        }
+                        Err(message) => failures.lock().await.push((*line, message)),
                     }
-                };
-                progress.inc(1);
+                }
+                let outcomes = if bodies.is_empty() { Vec::new() } else { import_rows(&client, &bodies).await? };
+                for (line, outcome) in lines.into_iter().zip(outcomes) {
+                    match outcome {
+                        Outcome::Created => n_created.fetch_add(1, Ordering::Relaxed),
+                        Outcome::Updated => n_updated.fetch_add(1, Ordering::Relaxed),
+                        Outcome::Failed(message) => {
+                            failures.lock().await.push((line, message));
+                            0
+                        }
+                    };
+                }
+                progress.inc(chunk.len() as u64);
             }
         });
     }

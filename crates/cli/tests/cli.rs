@@ -216,11 +216,18 @@ fn write_csv(path: &Path, rows: &[&str]) {
     std::fs::write(path, text).expect("write the CSV file");
 }
 
-async fn import(workspace: &Workspace, server: &Server, file: &Path, tenant: &Value) -> (Option<i32>, Value) {
+/// Runs `user import` (twenty rows per `$batch` unless `extra` says otherwise) and returns its JSON report.
+async fn import(
+    workspace: &Workspace,
+    server: &Server,
+    file: &Path,
+    tenant: &Value,
+    extra: &[&str],
+) -> (Option<i32>, Value) {
     let file = file.to_str().expect("UTF-8 path");
     let client_id = tenant["clientId"].as_str().expect("clientId");
     let secret = tenant["clientSecret"].as_str().expect("secret");
-    let args = [
+    let mut args = vec![
         "user",
         "import",
         file,
@@ -234,6 +241,7 @@ async fn import(workspace: &Workspace, server: &Server, file: &Path, tenant: &Va
         secret,
         "--json",
     ];
+    args.extend_from_slice(extra);
     let output = tokio::process::Command::from(workspace.command(&args)).output().await.expect("run import");
     let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
         panic!(
@@ -262,7 +270,7 @@ async fn serve_then_import_creates_and_then_updates_users() {
             "Alan Turing,alan@contoso.onmicrosoft.test,Pw-12345!,No,Alan,Turing,,,",
         ],
     );
-    let (code, report) = import(&workspace, &server, &file, &tenant).await;
+    let (code, report) = import(&workspace, &server, &file, &tenant, &[]).await;
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(
         (&report["created"], &report["updated"], &report["failed"]),
@@ -289,7 +297,7 @@ async fn serve_then_import_creates_and_then_updates_users() {
     assert_eq!(grace["usageLocation"], "US");
     assert!(grace.get("passwordProfile").is_none());
 
-    // Again, with a changed row: updated, not duplicated.
+    // Again, with a changed row, one plain request per row: updated, not duplicated.
     write_csv(
         &file,
         &[
@@ -298,7 +306,7 @@ async fn serve_then_import_creates_and_then_updates_users() {
             "Alan Turing,ALAN@contoso.onmicrosoft.test,Pw-12345!,No,Alan,Turing,,,",
         ],
     );
-    let (code, report) = import(&workspace, &server, &file, &tenant).await;
+    let (code, report) = import(&workspace, &server, &file, &tenant, &["--batch-size", "1"]).await;
     assert_eq!(code, Some(0), "{report}");
     assert_eq!((&report["created"], &report["updated"]), (&json!(0), &json!(3)), "{report}");
     let (_, count) = get_json(&server, &token, "/v1.0/users/$count").await;
@@ -307,6 +315,23 @@ async fn serve_then_import_creates_and_then_updates_users() {
     assert_eq!(ada["jobTitle"], "Countess");
     let (_, grace) = get_json(&server, &token, "/v1.0/users/grace@contoso.com").await;
     assert_eq!(grace["accountEnabled"], true);
+
+    // And again through `$batch`: the taken userPrincipalNames become one batch of updates.
+    write_csv(
+        &file,
+        &[
+            "Ada Lovelace,ada@contoso.com,Pw-12345!,No,Ada,Lovelace,Mathematician,Research,GB",
+            "\"Hopper, Grace\",grace@contoso.com,Pw-12345!,No,Grace,Hopper,Rear Admiral,Navy,US",
+            "Alan Turing,alan@contoso.onmicrosoft.test,Pw-12345!,No,Alan,Turing,,,",
+        ],
+    );
+    let (code, report) = import(&workspace, &server, &file, &tenant, &[]).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!((&report["created"], &report["updated"]), (&json!(0), &json!(3)), "{report}");
+    let (_, ada) = get_json(&server, &token, "/v1.0/users/ada@contoso.com").await;
+    assert_eq!(ada["jobTitle"], "Mathematician");
+    let (_, grace) = get_json(&server, &token, "/v1.0/users/grace@contoso.com").await;
+    assert_eq!(grace["jobTitle"], "Rear Admiral");
 
     // Bad rows are reported with their line numbers and make the exit code 2; good rows still go in.
     let bad_file = workspace.path("bad.csv");
@@ -319,7 +344,7 @@ async fn serve_then_import_creates_and_then_updates_users() {
             "Bob,bob@contoso.com,Pw-12345!,No,,,,,",
         ],
     );
-    let (code, report) = import(&workspace, &server, &bad_file, &tenant).await;
+    let (code, report) = import(&workspace, &server, &bad_file, &tenant, &[]).await;
     assert_eq!(code, Some(2), "{report}");
     assert_eq!(report["created"], 1, "{report}");
     let lines: Vec<i64> = report["failed"]
@@ -416,4 +441,49 @@ async fn topology_create_is_audited_and_raises_no_alert() {
     assert_eq!(added["initiatedBy"]["app"]["appId"], "tenantsync cli");
     let sync = find("Update a partner cross-tenant identity sync setting");
     assert_eq!(sync["category"], "CrossTenantIdentitySyncSettings");
+}
+
+#[tokio::test]
+async fn a_credential_created_for_a_partner_writes_only_as_that_partner() {
+    let workspace = Workspace::new();
+    workspace.json(&["tenant", "create", "--name", "contoso", "--json"]);
+    let partner = "5b0e7c52-7d1a-4d8e-9a55-3f1c2b7e9d10";
+    let bound =
+        workspace.json(&["app", "credential", "create", "--tenant", "contoso", "--for-partner", partner, "--json"]);
+    assert_eq!(bound["partnerTenantId"], partner, "{bound}");
+    assert_eq!(
+        bound["roles"],
+        json!(["User.ReadWrite.All", "Group.ReadWrite.All", "Synchronization.ReadWrite.All"]),
+        "what a remote source needs: {bound}"
+    );
+    let listed = workspace.json(&["app", "credential", "list", "--tenant", "contoso", "--json"]);
+    let partners: Vec<&Value> = listed.as_array().expect("array").iter().map(|item| &item["partnerTenantId"]).collect();
+    assert_eq!(partners.iter().filter(|value| value.is_null()).count(), 1, "the admin credential is unbound: {listed}");
+    assert!(partners.contains(&&json!(partner)), "{listed}");
+    let bad =
+        workspace.command(&["app", "credential", "create", "--tenant", "contoso", "--for-partner", "nope"]).output();
+    assert!(!bad.expect("run").status.success(), "--for-partner takes a tenant id");
+
+    let server = Server::start(&workspace).await;
+    let client_id = bound["clientId"].as_str().expect("id");
+    let response = client_token(&server, "contoso", client_id, bound["clientSecret"].as_str().expect("secret")).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let token = response.json::<Value>().await.expect("json")["access_token"].as_str().expect("token").to_owned();
+    // `tenantsync token` for the bound credential carries the partner too.
+    let printed = workspace.json(&["token", "--tenant", "contoso", "--client-id", client_id, "--json"]);
+    for token in [token.as_str(), printed["access_token"].as_str().expect("token")] {
+        let (status, body) = get_json(&server, token, "/v1.0/policies/crossTenantAccessPolicy/partners").await;
+        assert_eq!(status, 403, "a partner-bound credential reads directory objects only: {body}");
+        let created = http()
+            .post(format!("{}/v1.0/users", server.base))
+            .bearer_auth(token)
+            .json(&json!({"accountEnabled": true, "displayName": "Nobody", "mailNickname": "nobody",
+                          "userPrincipalName": "nobody@contoso.onmicrosoft.test"}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(created.status().as_u16(), 403, "a user without the partner's anchor is refused");
+        let (status, _) = get_json(&server, token, "/v1.0/users").await;
+        assert_eq!(status, 200);
+    }
 }

@@ -346,6 +346,13 @@ fn message(body: &Value) -> String {
 }
 
 fn rejected(status: u16, body: &Value) -> PeerError {
+    // A tenantsync target's inbound sync guardrails held the write (a partner-bound credential's write is an
+    // inbound write): skipped, not escrowed, exactly as a local target's hold.
+    if body["error"]["code"].as_str() == Some("InboundGuardrailHeld") {
+        let text = message(body);
+        let reason = text.strip_prefix("held by the target's inbound sync guardrails: ").unwrap_or(&text);
+        return PeerError::Held { reason: reason.to_owned() };
+    }
     match status {
         401 | 403 => {
             PeerError::ConsentDenied(format!("the remote tenant refused the call ({status}): {}", message(body)))

@@ -58,6 +58,41 @@ pub(crate) async fn shaping_policy(target: &LocalTarget) -> Result<Option<Effect
     Ok(policy.map(|policy| policy.without_holds()))
 }
 
+/// Refuses to add a partner's user to a group that the target's guardrail policy for the partner protects
+/// (`protectedGroupIds`, mode `enforce`): whether a protected group admits a partner's user is the target's
+/// decision alone (an approval of a held change records that exception), never a partner's write. In `audit` mode
+/// the add goes ahead and the target's `directoryAudits` records that it would have been refused.
+pub async fn refuse_protected_group(target: &LocalTarget, group: ObjectId) -> Result<(), PeerError> {
+    let state =
+        target.repo.guardrail_state(target.tenant, target.source_tenant, &[], &[]).await.map_err(unavailable)?;
+    let policy = EffectivePolicy::resolve(state.default.as_ref(), state.partner.as_ref())
+        .map_err(|err| PeerError::Unavailable(format!("the target's guardrail policy is unusable: {err}").into()))?;
+    let Some(policy) = policy else { return Ok(()) };
+    let group_id = group.to_string();
+    if !policy.protected_group_ids.iter().any(|id| id.eq_ignore_ascii_case(&group_id)) {
+        return Ok(());
+    }
+    let refusal = format!("group {group_id} is protected by the target's inbound sync guardrails (protectedGroupIds)");
+    match policy.mode {
+        Mode::Enforce => Err(PeerError::ConsentDenied(refusal)),
+        Mode::Audit => {
+            let entry = AuditEntry::new(
+                target.directory.clock().now(),
+                "Inbound group member add would be refused by guardrails (audit mode)",
+                "Update",
+                INITIATOR,
+                ("Group", &group_id),
+            )
+            .logged_as("GroupManagement", "Cross-tenant synchronization")
+            .detail("SourceTenantId", target.source_tenant.to_string())
+            .detail("JobId", target.job_id.clone())
+            .detail("Reasons", refusal);
+            target.repo.record_audits(target.tenant, &[entry]).await.map_err(unavailable)
+        }
+        Mode::Off => Ok(()),
+    }
+}
+
 /// What a session is read for: creates need the volume counts, creates and updates the protected groups and
 /// identities, deletes only the quota ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -308,4 +343,16 @@ fn reasons_text(reasons: &[HoldReason]) -> String {
         .map(|reason| format!("{}: {}", reason.guardrail.as_str(), reason.detail))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    /// The directory reads the engine's guardrail documents by name (`tenantsync_directory::admission`).
+    #[test]
+    fn the_directory_reads_the_engines_guardrail_collections() {
+        use tenantsync_directory::admission;
+        use tenantsync_engine::policy;
+        assert_eq!(policy::GUARDRAILS.name(), admission::GUARDRAIL_POLICIES);
+        assert_eq!(policy::GUARDRAIL_EXCEPTIONS.name(), admission::GUARDRAIL_EXCEPTIONS);
+    }
 }

@@ -12,6 +12,7 @@ pub mod scim;
 mod trust;
 
 pub use graph::{GraphClient, GraphSource, GraphTarget};
+pub use inbound_guard::refuse_protected_group;
 pub use local::{LocalSource, LocalTarget};
 pub use notify::raise_alert;
 pub use runner::{RunError, SyncRunner};

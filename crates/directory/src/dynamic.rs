@@ -460,6 +460,23 @@ impl Directory {
         self.apply_rules(tx, &rules, after, changed.as_ref(), at).await
     }
 
+    /// Re-evaluates every dynamic rule for one live user, in its own transaction: after an approval recorded a
+    /// protected-group exception for the user (`crate::admission`), so the group admits them now.
+    pub async fn reevaluate_memberships(&self, tenant: TenantId, user: ObjectId) -> Result<(), DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        tx.lock_tenant().await?;
+        let rules = self.tenant_rules(tx.as_mut()).await?;
+        let Some(row) = tx.get_object(user).await? else { return Ok(()) };
+        let DirectoryObject::User(user) = decode(&row)? else { return Ok(()) };
+        if rules.rules.is_empty() || row.deleted_at.is_some() {
+            return Ok(());
+        }
+        self.apply_rules(tx.as_mut(), &rules, &user, None, self.now()).await?;
+        tx.commit().await?;
+        self.changed(tenant);
+        Ok(())
+    }
+
     /// Re-evaluates the direct-reports rules for a user whose manager changed (inside that write's transaction).
     pub(crate) async fn manager_written(
         &self,
@@ -512,6 +529,10 @@ impl Directory {
                 if wanted { &mut added } else { &mut removed }.push((rule.group, user.id));
                 changes.push(member_change(rule.group, user.id, op, at));
             }
+        }
+        if crate::admission::is_partner_user(user) {
+            let partner_users = HashSet::from([user.id]);
+            crate::admission::refuse_protected(tx, &partner_users, &mut added, &mut changes).await?;
         }
         // Exact: the caller holds the tenant's writer lock and `current` was read after it.
         if !added.is_empty() {
@@ -753,6 +774,9 @@ impl Directory {
             }
             put_doc(tx.as_mut(), doc, now).await?;
         }
+        let partner_users: HashSet<ObjectId> =
+            users.iter().filter(|user| crate::admission::is_partner_user(user)).map(|user| user.id).collect();
+        crate::admission::refuse_protected(tx.as_mut(), &partner_users, &mut added, &mut changes).await?;
         // Exact under the tenant lock: `memberships` was read in this transaction, after the lock.
         if !added.is_empty() {
             tx.add_links(LinkKind::Member, &added).await?;

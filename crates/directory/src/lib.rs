@@ -6,10 +6,12 @@
 //! This crate knows nothing about HTTP or Graph's JSON conventions: callers hand it typed values and closures.
 //! Every operation runs in one store transaction, so a failed call leaves nothing half-written.
 
+pub mod admission;
 mod credentials;
 mod delta;
 mod dynamic;
 mod error;
+mod group_commit;
 mod objects;
 mod secret;
 mod sync_groups;
@@ -45,11 +47,13 @@ pub struct Directory {
     clock: Arc<dyn Clock>,
     listener: Arc<RwLock<Option<ChangeListener>>>,
     dynamic: Arc<dynamic::DynamicState>,
+    /// User creates waiting to share a commit.
+    creates: Arc<group_commit::CreateQueue>,
 }
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, listener: Arc::new(RwLock::new(None)), dynamic: Arc::default() }
+        Self { store, clock, listener: Arc::new(RwLock::new(None)), dynamic: Arc::default(), creates: Arc::default() }
     }
 
     /// The store this directory writes to.

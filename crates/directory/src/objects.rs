@@ -286,17 +286,9 @@ impl Directory {
         let _timer = OpTimer::start("create_user");
         let tenant_row = self.tenant_or_not_found(tenant).await?;
         user.id = ObjectId::new_time_ordered();
-        user.created_date_time = self.now();
         user.deleted_date_time = None;
         validate_user(&tenant_row, &user)?;
-        let mut tx = self.begin(tenant, TxMode::Write).await?;
-        let object = DirectoryObject::User(user.clone());
-        tx.insert_object(&encode(&object)).await.map_err(conflict_to_upn)?;
-        tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
-        self.user_written(tx.as_mut(), None, Some(&user), self.now()).await?;
-        tx.commit().await?;
-        self.changed(tenant);
-        Ok(user)
+        self.create_checked_user(tenant, user).await
     }
 
     /// Creates many users in one transaction (the sync engine's initial load). Each user is checked and inserted
@@ -308,17 +300,40 @@ impl Directory {
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let _timer = OpTimer::start("create_users");
         let tenant_row = self.tenant_or_not_found(tenant).await?;
+        let mut checks = Vec::with_capacity(users.len());
+        let mut checked = Vec::with_capacity(users.len());
+        for mut user in users {
+            user.id = ObjectId::new_time_ordered();
+            user.deleted_date_time = None;
+            let check = validate_user(&tenant_row, &user);
+            if check.is_ok() {
+                checked.push(user);
+            }
+            checks.push(check);
+        }
+        let mut inserted = self.insert_checked_users(tenant, checked).await?.into_iter();
+        Ok(checks
+            .into_iter()
+            .map(|check| {
+                check.and_then(|()| {
+                    inserted.next().unwrap_or_else(|| Err(DirectoryError::invalid("the user was not inserted")))
+                })
+            })
+            .collect())
+    }
+
+    /// Inserts users that passed [`validate_user`] in one transaction, each succeeding or failing (a taken
+    /// userPrincipalName or anchor) on its own; they get the commit's creation time.
+    pub(crate) async fn insert_checked_users(
+        &self,
+        tenant: TenantId,
+        users: Vec<User>,
+    ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let now = self.now();
         let mut results = Vec::with_capacity(users.len());
         for mut user in users {
-            user.id = ObjectId::new_time_ordered();
             user.created_date_time = now;
-            user.deleted_date_time = None;
-            if let Err(err) = validate_user(&tenant_row, &user) {
-                results.push(Err(err));
-                continue;
-            }
             match tx.insert_object(&encode(&DirectoryObject::User(user.clone()))).await {
                 Ok(()) => {
                     tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, now)).await?;

@@ -12,7 +12,8 @@ use sqlx::query::Query;
 use sqlx::{Acquire, Postgres, Row, Transaction};
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
 use tenantsync_store::{
-    ChangeRow, DirectoryTx, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, StoreError,
+    ChangeRow, DirectoryTx, DocRow, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, StoreError,
+    Wake,
 };
 use time::OffsetDateTime;
 
@@ -28,11 +29,13 @@ pub(crate) struct PgDirectoryTx {
     tenant: TenantId,
     tenant_text: String,
     tx: Transaction<'static, Postgres>,
+    /// A change was appended: the commit notifies other processes (`leases::notify`).
+    changed: bool,
 }
 
 impl PgDirectoryTx {
     pub(crate) fn new(tenant: TenantId, tx: Transaction<'static, Postgres>) -> Self {
-        Self { tenant, tenant_text: tenant.to_string(), tx }
+        Self { tenant, tenant_text: tenant.to_string(), tx, changed: false }
     }
 }
 
@@ -324,6 +327,7 @@ impl DirectoryTx for PgDirectoryTx {
 
     async fn append_changes(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
         let n_changes = changes.len() as i64;
+        self.changed |= n_changes > 0;
         let last: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq")
             .bind(n_changes)
             .bind(&self.tenant_text)
@@ -379,6 +383,7 @@ impl DirectoryTx for PgDirectoryTx {
     }
 
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
+        self.changed = true;
         let seq: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
             .bind(&self.tenant_text)
             .fetch_optional(&mut *self.tx)
@@ -639,7 +644,32 @@ impl DirectoryTx for PgDirectoryTx {
         Ok(result.rows_affected())
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn get_doc_for_update(&mut self, collection: &str, key: &str) -> Result<Option<DocRow>, StoreError> {
+        let row = sqlx::query(trusted(format!(
+            "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = $1 AND collection = $2 AND doc_key = $3 FOR UPDATE"
+        )))
+        .bind(&self.tenant_text)
+        .bind(collection)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(doc_from_row).transpose()
+    }
+
+    async fn get_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
+        crate::leases::get(&mut self.tx, &self.tenant_text, job_id, false).await
+    }
+
+    async fn lock_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
+        crate::leases::get(&mut self.tx, &self.tenant_text, job_id, true).await
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if self.changed {
+            // Delivered with the commit, to every process listening: their jobs reading this tenant wake.
+            crate::leases::notify(&mut self.tx, &Wake::Tenant(self.tenant)).await?;
+        }
         self.tx.commit().await.map_err(unavailable)
     }
 }

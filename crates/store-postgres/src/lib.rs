@@ -7,13 +7,17 @@
 
 mod codec;
 mod directory_tx;
+mod leases;
 mod migrate;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tenantsync_model::{ClientId, TenantId};
-use tenantsync_store::{CredentialRow, DirectoryTx, DocRow, Store, StoreError, TenantRow, TxMode};
+use tenantsync_store::{
+    CredentialRow, DirectoryTx, DocRow, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake, WakeFeed,
+};
+use time::OffsetDateTime;
 
 use codec::{
     classify, credential_from_row, doc_from_row, micros, tenant_from_row, tenant_id_from_row, trusted, unavailable,
@@ -197,6 +201,41 @@ impl Store for PgStore {
         }
         .map_err(unavailable)?;
         Ok(Box::new(PgDirectoryTx::new(tenant, tx)))
+    }
+
+    async fn heartbeat(
+        &self,
+        holder: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        leases::heartbeat(&self.pool, holder, now, expires_at).await
+    }
+
+    async fn claim_leases(&self, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {
+        leases::claim(&self.pool, claim).await
+    }
+
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<Vec<LeaseRow>, StoreError> {
+        leases::renew(&self.pool, holder, now, expires_at).await
+    }
+
+    async fn release_leases(&self, holder: &str, jobs: Option<&[(TenantId, String)]>) -> Result<u64, StoreError> {
+        leases::release(&self.pool, holder, jobs).await
+    }
+
+    async fn publish_wake(&self, wake: &Wake) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        leases::notify(&mut conn, wake).await
+    }
+
+    async fn wake_feed(&self) -> Result<Option<Box<dyn WakeFeed>>, StoreError> {
+        Ok(Some(Box::new(leases::PgWakeFeed::connect(&self.pool).await?)))
     }
 }
 

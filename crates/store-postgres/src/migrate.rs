@@ -9,8 +9,11 @@ use tenantsync_store::StoreError;
 
 use crate::codec::{trusted, unavailable};
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_directory.sql")), (2, include_str!("../migrations/0002_sync.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_directory.sql")),
+    (2, include_str!("../migrations/0002_sync.sql")),
+    (15, include_str!("../migrations/0015_job_leases.sql")),
+];
 
 /// The advisory lock key of tenantsync's migrations (the ASCII bytes of "tsmigrat"); any constant works as long as
 /// every process uses the same one.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection};
 use tenantsync_model::{ObjectId, ObjectKind};
 use tenantsync_store::conformance::sample_tenant;
-use tenantsync_store::{ChangeOp, ChangeRow, ObjectRow, Store, StoreError, TxMode};
+use tenantsync_store::{ChangeOp, ChangeRow, ObjectRow, Store, StoreError, TxMode, Wake};
 use tenantsync_store_postgres::PgStore;
 
 const URL_VARIABLE: &str = "TENANTSYNC_TEST_POSTGRES_URL";
@@ -94,7 +94,98 @@ async fn concurrent_connects_migrate_once() {
             .fetch_all(&mut conn)
             .await
             .expect("read schema_migrations");
-        assert_eq!(versions, vec![1, 2], "each migration recorded once");
+        assert_eq!(versions, vec![1, 2, 15], "each migration recorded once");
+    })
+    .await;
+}
+
+/// Claims made at the same moment by several processes (three pools here) never wait for each other's locked rows
+/// and never take the same job: `FOR UPDATE SKIP LOCKED`.
+#[tokio::test]
+async fn concurrent_claims_take_disjoint_jobs() {
+    with_fresh_database("concurrent_claims_take_disjoint_jobs", |url| async move {
+        let stores = [
+            PgStore::connect(&url).await.expect("connect 1"),
+            PgStore::connect(&url).await.expect("connect 2"),
+            PgStore::connect(&url).await.expect("connect 3"),
+        ];
+        let (tenant, credential) = sample_tenant("claims");
+        stores[0].create_tenant(&tenant, &credential).await.expect("create tenant");
+        let mut tx = stores[0].begin(tenant.id, TxMode::Write).await.expect("begin");
+        for idx in 0..60 {
+            tx.put_doc(&tenantsync_store::DocRow {
+                collection: "jobs".to_owned(),
+                key: format!("job{idx:02}"),
+                data: "{}".to_owned(),
+                updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            })
+            .await
+            .expect("put job");
+        }
+        tx.commit().await.expect("commit");
+        let now = time::OffsetDateTime::now_utc();
+        let claim = |holder: &'static str| tenantsync_store::LeaseClaim {
+            holder,
+            jobs_collection: "jobs",
+            now,
+            expires_at: now + Duration::from_secs(30),
+            max: 25,
+        };
+        let claims = [claim("p1"), claim("p2"), claim("p3")];
+        let (first, second, third) = tokio::join!(
+            stores[0].claim_leases(&claims[0]),
+            stores[1].claim_leases(&claims[1]),
+            stores[2].claim_leases(&claims[2]),
+        );
+        let mut all: Vec<String> = Vec::new();
+        for (holder, leases) in [("p1", first), ("p2", second), ("p3", third)] {
+            let leases = leases.expect("claim");
+            assert!(leases.len() <= 25, "{holder} took more than it asked for");
+            assert!(leases.iter().all(|lease| lease.holder.as_deref() == Some(holder) && lease.token == 1));
+            all.extend(leases.into_iter().map(|lease| lease.job_id));
+        }
+        all.sort();
+        let n_claimed = all.len();
+        all.dedup();
+        assert_eq!(all.len(), n_claimed, "no job was claimed twice");
+        assert_eq!(n_claimed, 60, "three claims of 25 cover 60 free jobs");
+    })
+    .await;
+}
+
+/// A committed change log append notifies every listening process of its tenant; a rolled-back one does not; a
+/// published wake-up for one job arrives as sent.
+#[tokio::test]
+async fn committed_changes_notify_listeners() {
+    with_fresh_database("committed_changes_notify_listeners", |url| async move {
+        let writer = PgStore::connect(&url).await.expect("connect writer");
+        let listener = PgStore::connect(&url).await.expect("connect listener");
+        let mut feed = listener.wake_feed().await.expect("listen").expect("PostgreSQL has a wake feed");
+        let (tenant, credential) = sample_tenant("notify");
+        writer.create_tenant(&tenant, &credential).await.expect("create tenant");
+
+        let rolled_back = user("gone@notify.example");
+        let mut tx = writer.begin(tenant.id, TxMode::Write).await.expect("begin");
+        tx.insert_object(&rolled_back).await.expect("insert");
+        tx.append_change(&upsert(rolled_back.id)).await.expect("append");
+        drop(tx);
+        writer.publish_wake(&Wake::Job(tenant.id, "job-a".to_owned())).await.expect("publish");
+        let committed = user("kept@notify.example");
+        let mut tx = writer.begin(tenant.id, TxMode::Write).await.expect("begin");
+        tx.insert_object(&committed).await.expect("insert");
+        tx.append_change(&upsert(committed.id)).await.expect("append");
+        tx.commit().await.expect("commit");
+
+        let mut received = Vec::new();
+        for _ in 0..2 {
+            let wake = tokio::time::timeout(Duration::from_secs(5), feed.next()).await.expect("a wake-up in time");
+            received.push(wake.expect("read the feed"));
+        }
+        assert_eq!(received, vec![Wake::Job(tenant.id, "job-a".to_owned()), Wake::Tenant(tenant.id)]);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), feed.next()).await.is_err(),
+            "the rolled-back write notified nobody"
+        );
     })
     .await;
 }

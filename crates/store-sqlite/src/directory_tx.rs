@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::{Row, Sqlite, Transaction};
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
 use tenantsync_store::{
-    ChangeRow, DirectoryTx, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, StoreError,
+    ChangeRow, DirectoryTx, DocRow, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -611,6 +611,20 @@ impl DirectoryTx for SqliteDirectoryTx {
             .await
             .map_err(unavailable)?;
         Ok(result.rows_affected())
+    }
+
+    async fn get_doc_for_update(&mut self, collection: &str, key: &str) -> Result<Option<DocRow>, StoreError> {
+        // A write transaction (`BEGIN IMMEDIATE`) holds the database's write lock: no other writer until it ends.
+        self.get_doc(collection, key).await
+    }
+
+    async fn get_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
+        crate::leases::get(&mut self.tx, &self.tenant_text, job_id).await
+    }
+
+    async fn lock_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
+        // As for documents: the write lock covers the lease row.
+        crate::leases::get(&mut self.tx, &self.tenant_text, job_id).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

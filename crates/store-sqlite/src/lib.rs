@@ -5,6 +5,7 @@
 
 mod codec;
 mod directory_tx;
+mod leases;
 mod migrate;
 
 use std::str::FromStr;
@@ -14,7 +15,10 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use tenantsync_model::{ClientId, TenantId};
-use tenantsync_store::{CredentialRow, DirectoryTx, DocRow, Store, StoreError, TenantRow, TxMode};
+use tenantsync_store::{
+    CredentialRow, DirectoryTx, DocRow, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake, WakeFeed,
+};
+use time::OffsetDateTime;
 
 use codec::{
     classify, credential_from_row, doc_from_row, micros, tenant_from_row, tenant_id_from_row, trusted, unavailable,
@@ -204,6 +208,41 @@ impl Store for SqliteStore {
         }
         .map_err(unavailable)?;
         Ok(Box::new(SqliteDirectoryTx::new(tenant, tx)))
+    }
+
+    async fn heartbeat(
+        &self,
+        holder: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        leases::heartbeat(&self.pool, holder, now, expires_at).await
+    }
+
+    async fn claim_leases(&self, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {
+        leases::claim(&self.pool, claim).await
+    }
+
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<Vec<LeaseRow>, StoreError> {
+        leases::renew(&self.pool, holder, now, expires_at).await
+    }
+
+    async fn release_leases(&self, holder: &str, jobs: Option<&[(TenantId, String)]>) -> Result<u64, StoreError> {
+        leases::release(&self.pool, holder, jobs).await
+    }
+
+    /// One process owns a SQLite file: its own directory listener already wakes its jobs.
+    async fn publish_wake(&self, _wake: &Wake) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn wake_feed(&self) -> Result<Option<Box<dyn WakeFeed>>, StoreError> {
+        Ok(None)
     }
 }
 

@@ -5,8 +5,11 @@ use tenantsync_store::StoreError;
 
 use crate::codec::{trusted, unavailable};
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_directory.sql")), (2, include_str!("../migrations/0002_sync.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_directory.sql")),
+    (2, include_str!("../migrations/0002_sync.sql")),
+    (15, include_str!("../migrations/0015_job_leases.sql")),
+];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")

@@ -7,8 +7,8 @@ use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
 use time::OffsetDateTime;
 
 use crate::{
-    ChangeOp, ChangeRow, CredentialRow, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, Store,
-    StoreError, TenantRow, TxMode,
+    ChangeOp, ChangeRow, CredentialRow, DocRow, LeaseClaim, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder,
+    ScanSpec, Store, StoreError, TenantRow, TxMode,
 };
 
 /// Runs every check, in order, on one store.
@@ -25,10 +25,11 @@ pub async fn run_all(store: &dyn Store) {
     documents_crud_order_and_isolation(store).await;
     provisioning_logs_filter_page_and_prune(store).await;
     links_to_any_and_tenant_lock(store).await;
+    leases_claim_renew_fence_and_release(store).await;
 }
 
 /// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
-pub const TENANTS_CREATED_BY_RUN_ALL: usize = 17;
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 19;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -678,4 +679,86 @@ pub async fn provisioning_logs_filter_page_and_prune(store: &dyn Store) {
     let next = tx.append_log(&log_row("job1", "create", "success", None, None, 60)).await.expect("append");
     assert!(next > stored[5].seq, "sequence numbers are never reused: {next} after {}", stored[5].seq);
     tx.commit().await.expect("commit");
+}
+
+/// The collection [`leases_claim_renew_fence_and_release`] keeps its jobs in.
+pub const LEASE_TEST_JOBS: &str = "leasetestjobs";
+
+fn claim_at<'a>(holder: &'a str, seconds: i64, ttl: i64, max: u32) -> LeaseClaim<'a> {
+    LeaseClaim { holder, jobs_collection: LEASE_TEST_JOBS, now: at(seconds), expires_at: at(seconds + ttl), max }
+}
+
+fn lease_keys(leases: &[LeaseRow]) -> Vec<(String, Option<String>, i64)> {
+    let mut keys: Vec<_> =
+        leases.iter().map(|lease| (lease.job_id.clone(), lease.holder.clone(), lease.token)).collect();
+    keys.sort();
+    keys
+}
+
+/// Leases: claims take only free or expired leases of existing jobs and bump the fencing token; renewals keep it;
+/// an expired lease is lost to its holder; releases free leases at once; heartbeats count live holders.
+pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
+    let tenant = new_tenant(store, "leases").await;
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    for job in ["job1", "job2", "job3"] {
+        tx.put_doc(&doc(LEASE_TEST_JOBS, job, "{}", 0)).await.expect("put job");
+    }
+    tx.commit().await.expect("commit");
+
+    assert_eq!(store.heartbeat("a", at(0), at(30)).await.expect("heartbeat a"), 1);
+    assert_eq!(store.heartbeat("b", at(0), at(30)).await.expect("heartbeat b"), 2, "two live holders");
+
+    let first = store.claim_leases(&claim_at("a", 0, 30, 2)).await.expect("claim a");
+    assert_eq!(first.len(), 2, "a claims as many as it asks for");
+    assert!(
+        first
+            .iter()
+            .all(|lease| lease.holder.as_deref() == Some("a") && lease.token == 1 && lease.expires_at == at(30))
+    );
+    assert!(first.iter().all(|lease| lease.tenant == tenant));
+    let second = store.claim_leases(&claim_at("b", 0, 30, 5)).await.expect("claim b");
+    assert_eq!(lease_keys(&second), vec![("job3".to_owned(), Some("b".to_owned()), 1)], "b gets only the free one");
+    assert!(store.claim_leases(&claim_at("c", 10, 30, 5)).await.expect("claim c").is_empty(), "nothing is free");
+
+    let renewed = store.renew_leases("a", at(20), at(50)).await.expect("renew a");
+    assert_eq!(lease_keys(&renewed), lease_keys(&first), "a renewal keeps the tokens");
+    assert!(renewed.iter().all(|lease| lease.expires_at == at(50)));
+
+    // b's lease expired at 30: c takes it with a new token, and b's renewal finds it lost.
+    let taken = store.claim_leases(&claim_at("c", 40, 30, 5)).await.expect("claim c later");
+    assert_eq!(lease_keys(&taken), vec![("job3".to_owned(), Some("c".to_owned()), 2)]);
+    assert!(store.renew_leases("b", at(41), at(71)).await.expect("renew b").is_empty(), "b's lease is lost");
+
+    // The fencing check inside a write sees the new holder and token; a read sees the same.
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    let locked = tx.lock_lease("job3").await.expect("lock lease").expect("job3 has a lease");
+    assert_eq!((locked.holder.as_deref(), locked.token), (Some("c"), 2));
+    assert_eq!(tx.lock_lease("no-such-job").await.expect("lock lease"), None);
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin read");
+    assert_eq!(tx.get_lease("job3").await.expect("get lease"), Some(locked));
+    drop(tx);
+    let other = new_tenant(store, "leases2").await;
+    let mut tx = store.begin(other, TxMode::Read).await.expect("begin read");
+    assert_eq!(tx.get_lease("job3").await.expect("get lease"), None, "leases are scoped by tenant");
+    drop(tx);
+
+    // Releasing frees at once: the next claim takes it with a new token even though it had not expired.
+    let released = store.release_leases("c", Some(&[(tenant, "job3".to_owned())])).await.expect("release c");
+    assert_eq!(released, 1);
+    let again = store.claim_leases(&claim_at("a", 42, 30, 5)).await.expect("claim a again");
+    assert_eq!(lease_keys(&again), vec![("job3".to_owned(), Some("a".to_owned()), 3)]);
+
+    // A deleted job's lease is never claimed.
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    assert!(tx.delete_doc(LEASE_TEST_JOBS, "job1").await.expect("delete job"));
+    tx.commit().await.expect("commit");
+    assert_eq!(store.release_leases("a", None).await.expect("release all of a"), 3, "a held job1, job2 and job3");
+    let after_release = store.claim_leases(&claim_at("d", 43, 30, 5)).await.expect("claim d");
+    assert_eq!(
+        lease_keys(&after_release),
+        vec![("job2".to_owned(), Some("d".to_owned()), 2), ("job3".to_owned(), Some("d".to_owned()), 4)]
+    );
+    // a released its heartbeat and b's expired: d is alone.
+    assert_eq!(store.heartbeat("d", at(43), at(73)).await.expect("heartbeat d"), 1);
 }

@@ -9,6 +9,7 @@
 
 pub mod conformance;
 mod error;
+mod lease;
 mod rows;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
 use time::OffsetDateTime;
 
 pub use error::StoreError;
+pub use lease::{LeaseClaim, LeaseRow, Wake, WakeFeed};
 pub use rows::{
     ChangeOp, ChangeRow, CredentialRow, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, SortKey,
     TenantRow,
@@ -55,6 +57,33 @@ pub trait Store: Send + Sync {
 
     /// Opens a transaction over one tenant's directory. Dropping it without [`DirectoryTx::commit`] rolls back.
     async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError>;
+
+    // --- Job leases and wake-ups across processes (`lease`) ---------------------------------------------------
+
+    /// Records that `holder` is alive until `expires_at`, forgets holders whose time passed by `now`, and answers
+    /// how many are alive, `holder` included (each takes its share of the jobs).
+    async fn heartbeat(&self, holder: &str, now: OffsetDateTime, expires_at: OffsetDateTime)
+    -> Result<u64, StoreError>;
+    /// Claims up to `claim.max` leases that are free or expired at `claim.now`, for jobs that exist, without
+    /// waiting for leases another process is claiming at the same moment (`FOR UPDATE SKIP LOCKED`): each claimed
+    /// lease gets `claim.holder`, `claim.expires_at` and a new fencing token.
+    async fn claim_leases(&self, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError>;
+    /// Extends `holder`'s leases that have not expired at `now` to `expires_at` (tokens unchanged) and returns
+    /// them: a lease missing from the answer is lost.
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<Vec<LeaseRow>, StoreError>;
+    /// Frees `holder`'s leases of `jobs`, or all its leases and its heartbeat when `jobs` is None (shutdown), so
+    /// that another process may claim them at once. Returns how many leases were freed.
+    async fn release_leases(&self, holder: &str, jobs: Option<&[(TenantId, String)]>) -> Result<u64, StoreError>;
+    /// Tells every process sharing the database (this one included) about `wake`; a no-op where one process owns
+    /// the database. Directory writes publish [`Wake::Tenant`] themselves, on commit.
+    async fn publish_wake(&self, wake: &Wake) -> Result<(), StoreError>;
+    /// The notifications other processes publish; None where one process owns the database (SQLite).
+    async fn wake_feed(&self) -> Result<Option<Box<dyn WakeFeed>>, StoreError>;
 }
 
 /// One transaction over one tenant's directory objects, links and change log.
@@ -150,6 +179,17 @@ pub trait DirectoryTx: Send {
     async fn read_logs(&mut self, query: &LogQuery) -> Result<Vec<LogRow>, StoreError>;
     /// Deletes entries older than `before` (retention); returns how many went.
     async fn prune_logs(&mut self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// The document `key` of `collection`, locked until the transaction ends (PostgreSQL `FOR UPDATE`; a SQLite
+    /// write transaction holds the database's write lock already), for a write that is conditional on it. Write
+    /// transactions only.
+    async fn get_doc_for_update(&mut self, collection: &str, key: &str) -> Result<Option<DocRow>, StoreError>;
+
+    /// The lease of this tenant's job `job_id`, if one was ever claimed.
+    async fn get_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError>;
+    /// The lease of `job_id`, locked until the transaction ends so that no claim can move it before this
+    /// transaction commits: the fencing check of a write. Write transactions only.
+    async fn lock_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError>;
 
     /// Makes the transaction's writes durable and visible.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

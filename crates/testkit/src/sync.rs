@@ -117,6 +117,27 @@ pub async fn configure_sync(app: &TestApp, source: &TestTenant, target: &TestTen
 
 /// Steps 6–9 only, for tenants whose partner entries already exist (topologies where a tenant has several peers).
 pub async fn configure_job(source: &TestTenant, target: &TestTenant, src: ApiClient, tgt: ApiClient) -> SyncSetup {
+    configure_job_checked(source, target, src, tgt, true).await
+}
+
+/// Steps 6–9 for a target on another server (whose tenant the source's server cannot look up, so
+/// `validateCredentials` is skipped); the caller then puts the remote target's secrets.
+pub async fn configure_remote_job(
+    source: &TestTenant,
+    target: &TestTenant,
+    src: ApiClient,
+    tgt: ApiClient,
+) -> SyncSetup {
+    configure_job_checked(source, target, src, tgt, false).await
+}
+
+async fn configure_job_checked(
+    source: &TestTenant,
+    target: &TestTenant,
+    src: ApiClient,
+    tgt: ApiClient,
+    validate: bool,
+) -> SyncSetup {
     let target_id = target.id.to_string();
     let instantiated = src
         .post(
@@ -128,16 +149,18 @@ pub async fn configure_job(source: &TestTenant, target: &TestTenant, src: ApiCli
     let sp_id = instantiated.body["servicePrincipal"]["id"].as_str().expect("servicePrincipal.id").to_owned();
     let app_role_id =
         instantiated.body["servicePrincipal"]["appRoles"][0]["id"].as_str().expect("appRoles[0].id").to_owned();
-    src.post(
-        &format!("/v1.0/servicePrincipals/{sp_id}/synchronization/jobs/validateCredentials"),
-        json!({
-            "useSavedCredentials": false,
-            "templateId": "Azure2Azure",
-            "credentials": [{"key": "CompanyId", "value": target_id}, {"key": "AuthenticationType", "value": "SyncPolicy"}],
-        }),
-    )
-    .await
-    .assert_status(204);
+    if validate {
+        src.post(
+            &format!("/v1.0/servicePrincipals/{sp_id}/synchronization/jobs/validateCredentials"),
+            json!({
+                "useSavedCredentials": false,
+                "templateId": "Azure2Azure",
+                "credentials": [{"key": "CompanyId", "value": target_id}, {"key": "AuthenticationType", "value": "SyncPolicy"}],
+            }),
+        )
+        .await
+        .assert_status(204);
+    }
     let job = src
         .post(&format!("/v1.0/servicePrincipals/{sp_id}/synchronization/jobs"), json!({"templateId": "Azure2Azure"}))
         .await;

@@ -212,7 +212,12 @@ impl FromRequestParts<AppState> for Signed {
         };
         tracing::Span::current().record("tenant_id", tracing::field::display(session.tenant));
         Ok(Signed {
-            caller: Caller { tenant: session.tenant, client_id: session.client_id, roles: credential.roles },
+            caller: Caller {
+                tenant: session.tenant,
+                client_id: session.client_id,
+                roles: credential.roles,
+                partner: credential.partner,
+            },
             session_id: id.to_owned(),
             csrf: session.csrf,
             tenant_name: tenant.name.as_str().to_owned(),

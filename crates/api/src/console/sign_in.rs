@@ -90,9 +90,13 @@ pub(crate) async fn submit(
     let wrong = "The tenant, client id or client secret is not right.";
     let Some(tenant) = state.directory.find_tenant(tenant_key).await? else { return refuse(wrong) };
     let Ok(client_id) = ClientId::parse(client_text) else { return refuse(wrong) };
-    if state.directory.verify_client(tenant.id, client_id, secret).await?.is_none() {
+    let Some(verified) = state.directory.verify_client(tenant.id, client_id, secret).await? else {
         tracing::info!(tenant_id = %tenant.id, %client_id, "console sign-in refused: invalid client credentials");
         return refuse(wrong);
+    };
+    if verified.partner.is_some() {
+        // Its writes are a partner's inbound writes, guarded on the Graph routes only.
+        return refuse("A credential bound to a partner tenant cannot sign in to the console.");
     }
     tracing::info!(tenant_id = %tenant.id, %client_id, "console sign-in");
     // Signing in again replaces the browser's session: the old one ends on the server too.

@@ -76,6 +76,13 @@ async fn require_bearer(State(state): State<AppState>, mut req: Request, next: N
     if state.directory.get_tenant(caller.tenant).await?.is_none() {
         return Err(unauthenticated("the access token's tenant does not exist"));
     }
+    if caller.partner.is_some() {
+        // A partner-bound credential writes only through the guarded Graph routes (`crate::partner_writes`).
+        return Err(ScimApiError::Scim(ScimError::with_status(
+            403,
+            "a credential bound to a partner tenant may not use SCIM; it writes through the Graph API",
+        )));
+    }
     tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant));
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)

@@ -5,6 +5,7 @@
 
 mod auth;
 mod bad_input;
+mod batch;
 mod console;
 mod deleted;
 mod delta;

@@ -62,6 +62,22 @@ async fn scenario(app: &TestApp) {
             graph.delete(&format!("/v1.0/directory/deletedItems/{id}")).await.assert_status(204);
         }
     }
+
+    // Creates in one `$batch` share commits; a taken userPrincipalName fails only its own step.
+    let requests: Vec<_> = (0..10)
+        .map(|idx| {
+            let upn = if idx == 4 { "user1@contoso.com".to_owned() } else { format!("batch{idx}@contoso.com") };
+            json!({"id": idx.to_string(), "method": "POST", "url": "/users",
+                   "headers": {"Content-Type": "application/json"}, "body": fixtures::user(&upn, "Batch")})
+        })
+        .collect();
+    let batch = graph.post("/v1.0/$batch", json!({ "requests": requests })).await;
+    batch.assert_status(200);
+    let mut statuses: Vec<u64> =
+        batch.body["responses"].as_array().expect("responses").iter().filter_map(|r| r["status"].as_u64()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 201, 201, 201, 201, 201, 201, 201, 201, 400], "{}", batch.text);
+    assert_eq!(graph.count("users").await, 13);
 }
 
 #[tokio::test]
