@@ -744,10 +744,10 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     }
     tx.commit().await.expect("commit");
 
-    let census = |holders, jobs| LeaseCensus { holders, jobs };
-    assert_eq!(store.heartbeat("a", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat a"), census(1, 3));
+    let census = |holders, jobs, fewest_held| LeaseCensus { holders, jobs, fewest_held };
+    assert_eq!(store.heartbeat("a", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat a"), census(1, 3, 0));
     let two = store.heartbeat("b", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat b");
-    assert_eq!(two, census(2, 3), "two live holders, three jobs");
+    assert_eq!(two, census(2, 3, 0), "two live holders, three jobs, none held yet");
 
     let first = store.claim_leases(&claim_at("a", 0, 30, 2)).await.expect("claim a");
     assert_eq!(first.len(), 2, "a claims as many as it asks for");
@@ -757,8 +757,12 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
             .all(|lease| lease.holder.as_deref() == Some("a") && lease.token == 1 && lease.expires_at == at(30))
     );
     assert!(first.iter().all(|lease| lease.tenant == tenant));
+    let half = store.heartbeat("a", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat a");
+    assert_eq!(half, census(2, 3, 0), "b holds nothing yet");
     let second = store.claim_leases(&claim_at("b", 0, 30, 5)).await.expect("claim b");
     assert_eq!(lease_keys(&second), vec![("job3".to_owned(), Some("b".to_owned()), 1)], "b gets only the free one");
+    let spread = store.heartbeat("b", LEASE_TEST_JOBS, at(1), at(31)).await.expect("heartbeat b");
+    assert_eq!(spread, census(2, 3, 1), "a holds two, b one");
     assert!(store.claim_leases(&claim_at("c", 10, 30, 5)).await.expect("claim c").is_empty(), "nothing is free");
 
     let renewed = store.renew_leases("a", LEASE_TEST_JOBS, at(20), at(50)).await.expect("renew a");
@@ -807,5 +811,5 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
         vec![("job2".to_owned(), Some("d".to_owned()), 2), ("job3".to_owned(), Some("d".to_owned()), 4)]
     );
     // a released its heartbeat and b's expired: d is alone.
-    assert_eq!(store.heartbeat("d", LEASE_TEST_JOBS, at(43), at(73)).await.expect("heartbeat d"), census(1, 2));
+    assert_eq!(store.heartbeat("d", LEASE_TEST_JOBS, at(43), at(73)).await.expect("heartbeat d"), census(1, 2, 2));
 }
