@@ -182,6 +182,9 @@ async fn get_group(
     query.only(&["select"])?;
     let selected = query.option("select")?.map(|text| parse_select(&GROUP, text)).transpose()?;
     let group = state.directory.get_group(caller.tenant, &id).await?;
+    if caller.partner.is_some() {
+        partner_writes::check_visible(&caller, &DirectoryObject::Group(group.clone()))?;
+    }
     Ok(Json(select(group_json(&state, &caller, group).await?, selected.as_deref())))
 }
 
@@ -228,7 +231,13 @@ async fn members(
     GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
-    Ok(mixed_collection(&state.directory.members(caller.tenant, &id).await?))
+    let mut members = state.directory.members(caller.tenant, &id).await?;
+    if let Some(partner) = caller.partner {
+        let group = DirectoryObject::Group(state.directory.get_group(caller.tenant, &id).await?);
+        partner_writes::check_visible(&caller, &group)?;
+        members.retain(|member| partner_writes::visible(partner, member));
+    }
+    Ok(mixed_collection(&members))
 }
 
 async fn transitive_members(

@@ -9,11 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tenantsync_connectors::LocalTarget;
-use tenantsync_engine::audit::AuditEntry;
+use tenantsync_connectors::held::{self, HeldSelection};
 use tenantsync_engine::connector::PeerError;
-use tenantsync_engine::policy::{HeldChange, HeldStatus};
-use tenantsync_engine::repo::HeldDecision;
+use tenantsync_engine::policy::HeldChange;
 use tenantsync_guardrails::GuardrailPolicy;
 use tenantsync_model::{AppRole, TenantId};
 
@@ -188,48 +186,32 @@ async fn delete_partner(
 
 // --- Held inbound changes -----------------------------------------------------------------------------------------
 
-/// What a `$filter` on held changes selects: `partnerTenantId eq '…'`, `reason eq '…'` (a guardrail name), joined by
+/// Parses a `$filter` on held changes: `partnerTenantId eq '…'`, `reason eq '…'` (a guardrail name), joined by
 /// `and`.
-#[derive(Default)]
-struct HeldFilter {
-    partner: Option<String>,
-    reason: Option<String>,
-}
-
-impl HeldFilter {
-    fn parse(text: Option<&str>) -> Result<HeldFilter, ApiError> {
-        let mut filter = HeldFilter::default();
-        let Some(text) = text else { return Ok(filter) };
-        for term in text.split(" and ") {
-            let mut parts = term.trim().splitn(3, ' ');
-            let (Some(property), Some("eq"), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(ApiError::bad(format!("Unsupported $filter term '{term}'.")));
-            };
-            let value = value
-                .strip_prefix('\'')
-                .and_then(|rest| rest.strip_suffix('\''))
-                .map(|inner| inner.replace("''", "'"))
-                .ok_or_else(|| ApiError::bad(format!("Expected a quoted string, found '{value}'.")))?;
-            match property {
-                "partnerTenantId" => filter.partner = Some(value),
-                "reason" => filter.reason = Some(value),
-                other => {
-                    return Err(ApiError::bad(format!(
-                        "Filtering on '{other}' is not supported: use partnerTenantId or reason."
-                    )));
-                }
+fn parse_held_filter(text: Option<&str>) -> Result<HeldSelection, ApiError> {
+    let mut filter = HeldSelection::default();
+    let Some(text) = text else { return Ok(filter) };
+    for term in text.split(" and ") {
+        let mut parts = term.trim().splitn(3, ' ');
+        let (Some(property), Some("eq"), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(ApiError::bad(format!("Unsupported $filter term '{term}'.")));
+        };
+        let value = value
+            .strip_prefix('\'')
+            .and_then(|rest| rest.strip_suffix('\''))
+            .map(|inner| inner.replace("''", "'"))
+            .ok_or_else(|| ApiError::bad(format!("Expected a quoted string, found '{value}'.")))?;
+        match property {
+            "partnerTenantId" => filter.partner = Some(value),
+            "reason" => filter.reason = Some(value),
+            other => {
+                return Err(ApiError::bad(format!(
+                    "Filtering on '{other}' is not supported: use partnerTenantId or reason."
+                )));
             }
         }
-        Ok(filter)
     }
-
-    fn selects(&self, change: &HeldChange) -> bool {
-        change.status == HeldStatus::Held
-            && self.partner.as_deref().is_none_or(|partner| partner.eq_ignore_ascii_case(&change.partner_tenant_id))
-            && self.reason.as_deref().is_none_or(|reason| {
-                change.reasons.iter().any(|held| held.guardrail.as_str().eq_ignore_ascii_case(reason))
-            })
-    }
+    Ok(filter)
 }
 
 fn held_json(change: &HeldChange) -> Value {
@@ -240,9 +222,8 @@ fn held_json(change: &HeldChange) -> Value {
     value
 }
 
-async fn selected(state: &AppState, tenant: TenantId, filter: &HeldFilter) -> Result<Vec<HeldChange>, ApiError> {
-    let all = state.repo().held_changes(tenant).await.map_err(ApiError::internal)?;
-    Ok(all.into_iter().filter(|change| filter.selects(change)).collect())
+async fn selected(state: &AppState, tenant: TenantId, filter: &HeldSelection) -> Result<Vec<HeldChange>, ApiError> {
+    held::selected(state.repo(), tenant, filter).await.map_err(peer_api_error)
 }
 
 /// `GET …/heldInboundChanges`: `$filter` on `partnerTenantId` and `reason`, `$top`, `$skiptoken` (paged by id).
@@ -254,7 +235,7 @@ async fn list_held(
 ) -> Result<Response, ApiError> {
     caller.require(READ)?;
     query.only(&["filter", "top", "skiptoken"])?;
-    let filter = HeldFilter::parse(query.option("filter")?)?;
+    let filter = parse_held_filter(query.option("filter")?)?;
     let top = match query.option("top")? {
         Some(text) => match text.trim().parse::<usize>() {
             Ok(top) if (1..=MAX_TOP).contains(&top) => top,
@@ -297,13 +278,7 @@ async fn get_held(
     GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
-    let change = state
-        .repo()
-        .held_change(caller.tenant, &id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|change| change.status == HeldStatus::Held)
-        .ok_or_else(|| ApiError::NotFound(id.clone()))?;
+    let change = held_one(&state, &caller, &id).await?;
     Ok(Json(held_json(&change)))
 }
 
@@ -317,61 +292,24 @@ fn peer_api_error(err: PeerError) -> ApiError {
     }
 }
 
-fn decision_audit(caller: &Caller, activity: &str, change: &HeldChange, at: time::OffsetDateTime) -> AuditEntry {
-    let target = change.target_object_id.clone().unwrap_or_else(|| change.source_object_id.clone());
-    AuditEntry::new(at, activity, "Update", &caller.client_id.to_string(), ("User", &target))
-        .logged_as("UserManagement", "Cross-tenant synchronization")
-        .detail("SourceTenantId", change.partner_tenant_id.clone())
-        .detail("JobId", change.job_id.clone())
-        .detail("SourceObjectId", change.source_object_id.clone())
-}
-
-/// Approves one held change: writes it, then removes it from the queue (recording the protected-group exception).
+/// Approves one held change (`tenantsync_connectors::held::approve`).
 async fn approve(state: &AppState, caller: &Caller, change: &HeldChange) -> Result<Value, ApiError> {
-    let partner = TenantId::parse(&change.partner_tenant_id).map_err(ApiError::internal)?;
-    let tenant = state
-        .directory
-        .get_tenant(caller.tenant)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(caller.tenant.to_string()))?;
-    let target = LocalTarget {
-        directory: state.directory.clone(),
-        tenant: caller.tenant,
-        initial_domain: tenant.initial_domain,
-        source_tenant: partner,
-        job_id: change.job_id.clone(),
-        repo: state.repo().clone(),
-    };
-    let (target_user, created) = target.write_approved(change).await.map_err(peer_api_error)?;
-    let exception_groups: Vec<String> = change.reasons.iter().filter_map(|reason| reason.group_id.clone()).collect();
-    let mut entry = decision_audit(caller, "Approve held inbound change", change, state.directory.clock().now());
-    if !exception_groups.is_empty() {
-        entry = entry.detail("ProtectedGroupExceptions", exception_groups.join(","));
-    }
-    let decision = HeldDecision::Approved { target_user: target_user.to_string(), exception_groups, created };
-    state.repo().decide_held(caller.tenant, &change.id, &decision, &entry).await.map_err(ApiError::internal)?;
-    // The exception is recorded now: the dynamic groups it names may admit the user.
-    state.directory.reevaluate_memberships(caller.tenant, target_user).await?;
+    let actor = caller.client_id.to_string();
+    let target_user =
+        held::approve(&state.directory, state.repo(), caller.tenant, change, &actor).await.map_err(peer_api_error)?;
     Ok(json!({"id": change.id, "status": "approved", "targetObjectId": target_user.to_string()}))
 }
 
 async fn reject(state: &AppState, caller: &Caller, change: &HeldChange) -> Result<Value, ApiError> {
-    let entry = decision_audit(caller, "Reject held inbound change", change, state.directory.clock().now());
-    state
-        .repo()
-        .decide_held(caller.tenant, &change.id, &HeldDecision::Rejected, &entry)
-        .await
-        .map_err(ApiError::internal)?;
+    let actor = caller.client_id.to_string();
+    held::reject(&state.directory, state.repo(), caller.tenant, change, &actor).await.map_err(peer_api_error)?;
     Ok(json!({"id": change.id, "status": "rejected"}))
 }
 
 async fn held_one(state: &AppState, caller: &Caller, id: &str) -> Result<HeldChange, ApiError> {
-    state
-        .repo()
-        .held_change(caller.tenant, id)
+    held::waiting(state.repo(), caller.tenant, id)
         .await
-        .map_err(ApiError::internal)?
-        .filter(|change| change.status == HeldStatus::Held)
+        .map_err(peer_api_error)?
         .ok_or_else(|| ApiError::NotFound(id.to_owned()))
 }
 
@@ -408,7 +346,7 @@ async fn decide_all(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(WRITE)?;
     query.only(&["filter"])?;
-    let filter = HeldFilter::parse(query.option("filter")?)?;
+    let filter = parse_held_filter(query.option("filter")?)?;
     let mut results = Vec::new();
     for change in selected(state, caller.tenant, &filter).await? {
         let result =

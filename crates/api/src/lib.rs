@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use tenantsync_connectors::SyncRunner;
+use tenantsync_connectors::{JobRole, SyncRunner};
 use tenantsync_directory::Directory;
 use tenantsync_engine::repo::SyncRepo;
 use tokio::net::TcpListener;
@@ -58,10 +58,19 @@ impl AppState {
     /// Loads (creating on first start) the persisted signing key, so tokens survive restarts, and creates the
     /// job runner (jobs resume when [`serve`] starts).
     pub async fn new(directory: Directory, store: Arc<dyn tenantsync_store::Store>) -> Result<AppState, ApiError> {
+        AppState::with_role(directory, store, JobRole::Exclusive).await
+    }
+
+    /// As [`AppState::new`], with a runner that takes part in running jobs as `role` says (scale-out).
+    pub async fn with_role(
+        directory: Directory,
+        store: Arc<dyn tenantsync_store::Store>,
+        role: JobRole,
+    ) -> Result<AppState, ApiError> {
         let key = SigningKey::load_or_create(store.as_ref()).await?;
         let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
         let repo = SyncRepo::new(store, directory.clock_arc());
-        let runner = SyncRunner::new(directory.clone(), repo, directory.clock_arc(), None);
+        let runner = SyncRunner::with_role(directory.clone(), repo, directory.clock_arc(), None, role);
         Ok(AppState { directory, tokens, runner, console: console::Sessions::default(), probes: Arc::default() })
     }
 
@@ -125,16 +134,37 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     observe::install_recorder();
-    // Every job resumes from its saved progress at once.
-    match state.runner.resume_all().await {
-        Ok(n_jobs) => tracing::info!(n_jobs, "sync jobs resumed"),
-        Err(err) => tracing::warn!(error = %err, "sync jobs could not be resumed"),
-    }
+    // Every job resumes from its saved progress at once (or, scaled out, as its lease is claimed).
+    let runner = state.runner.clone();
+    start_jobs(&runner).await;
     let evaluator = spawn_rule_evaluator(state.directory.clone());
     let app = router(state);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     evaluator.abort();
+    runner.shutdown().await;
     served
+}
+
+/// `tenantsync worker`: runs jobs (as `runner`'s role says) and serves only `/healthz` and `/metrics` until
+/// `shutdown` completes; then releases its leases at once.
+pub async fn serve_worker(
+    listener: TcpListener,
+    runner: Arc<SyncRunner>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    observe::install_recorder();
+    start_jobs(&runner).await;
+    let app = observe::worker_routes(runner.clone()).layer(axum::middleware::from_fn(observe::track));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    runner.shutdown().await;
+    served
+}
+
+async fn start_jobs(runner: &SyncRunner) {
+    match runner.start().await {
+        Ok(n_jobs) => tracing::info!(n_jobs, role = ?runner.role(), "sync jobs started"),
+        Err(err) => tracing::warn!(error = %err, "sync jobs could not be resumed"),
+    }
 }
 
 /// Runs queued dynamic-membership evaluations (a new or edited rule over the whole tenant) in the background:

@@ -135,8 +135,11 @@ pub(crate) async fn list(
         }
         None => None,
     };
-    let keep =
-        |object: &DirectoryObject| filter.as_ref().is_none_or(|filter| filter.matches(&object_json(object, false)));
+    // A partner-bound caller sees only the partner's own users and groups.
+    let keep = |object: &DirectoryObject| {
+        caller.partner.is_none_or(|partner| crate::partner_writes::visible(partner, object))
+            && filter.as_ref().is_none_or(|filter| filter.matches(&object_json(object, false)))
+    };
     let spec = ListSpec { order, descending, after, limit: top, deleted };
     let page = state.directory.list_objects(caller.tenant, kind, &spec, &keep).await?;
     let values: Vec<Value> =
@@ -144,7 +147,7 @@ pub(crate) async fn list(
     let mut body = serde_json::Map::new();
     body.insert("@odata.context".to_owned(), json!(format!("{base}/v1.0/$metadata#{}", path.trim_start_matches('/'))));
     if count {
-        let n = if filter.is_some() {
+        let n = if filter.is_some() || caller.partner.is_some() {
             state.directory.count_objects(caller.tenant, kind, deleted, Some(&keep)).await?
         } else {
             state.directory.count_objects(caller.tenant, kind, deleted, None).await?
@@ -339,6 +342,7 @@ async fn get_deleted(
 ) -> Result<Json<Value>, ApiError> {
     let object = state.directory.get_deleted(caller.tenant, &id).await?;
     caller.require(read_roles(object.kind()))?;
+    crate::partner_writes::check_visible(&caller, &object)?;
     Ok(Json(object_json(&object, true)))
 }
 

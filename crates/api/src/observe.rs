@@ -31,6 +31,30 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/metrics", get(render_metrics))
 }
 
+/// A worker's only routes: `/healthz` (with the jobs whose leases it holds) and `/metrics`.
+pub(crate) fn worker_routes(runner: std::sync::Arc<tenantsync_connectors::SyncRunner>) -> Router {
+    Router::new()
+        .route("/healthz", get(worker_health))
+        .route("/metrics", get(render_metrics))
+        .fallback(crate::error::not_found_fallback)
+        .with_state(runner)
+}
+
+async fn worker_health(
+    axum::extract::State(runner): axum::extract::State<std::sync::Arc<tenantsync_connectors::SyncRunner>>,
+) -> impl IntoResponse {
+    let holder = match runner.role() {
+        tenantsync_connectors::JobRole::Leased(options) => Some(options.holder.clone()),
+        _ => None,
+    };
+    let jobs: Vec<serde_json::Value> = runner
+        .held_leases()
+        .into_iter()
+        .map(|(key, token)| serde_json::json!({"tenantId": key.tenant, "jobId": key.job.as_str(), "fencingToken": token}))
+        .collect();
+    axum::Json(serde_json::json!({ "status": "ok", "role": "worker", "holder": holder, "jobs": jobs }))
+}
+
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }

@@ -9,8 +9,8 @@
 //! Bodies are checked by the target as a sync job's are (the flat `extensionAttributeN` names a mapping produces
 //! are accepted and nested), so a bad property is a 400 from there.
 //!
-//! Not here: reads. The credential reads what its roles allow on the routes [`check_route`] lets through (users,
-//! groups, deleted items, the organization), as the source's Graph connector needs.
+//! Reads are confined too: the routes [`check_route`] lets through (users, groups, deleted items, the organization:
+//! what the source's Graph connector looks up) show only the partner's own users and groups ([`visible`]).
 
 use axum::Json;
 use axum::http::{Method, StatusCode};
@@ -39,8 +39,20 @@ const WRITE_ROUTES: &[(Method, &str)] = &[
     (Method::DELETE, "/v1.0/groups/{id}/members/{member}/$ref"),
 ];
 
-/// The route prefixes a partner-bound credential may read: the directory objects its connector looks up.
-const READ_PREFIXES: &[&str] = &["/v1.0/users", "/v1.0/groups", "/v1.0/directory/deletedItems", "/v1.0/organization"];
+/// The routes a partner-bound credential may read: what a source's Graph connector looks up. Each shows only the
+/// partner's own users and groups ([`visible`]); others answer 404, as if they did not exist.
+const READ_ROUTES: &[&str] = &[
+    "/v1.0/organization",
+    "/v1.0/users",
+    "/v1.0/users/{key}",
+    "/v1.0/users/{key}/manager",
+    "/v1.0/groups",
+    "/v1.0/groups/{id}",
+    "/v1.0/groups/{id}/members",
+    "/v1.0/directory/deletedItems/microsoft.graph.user",
+    "/v1.0/directory/deletedItems/microsoft.graph.group",
+    "/v1.0/directory/deletedItems/{id}",
+];
 
 /// Properties that make a user the partner's B2B user; the target writes them itself from the anchor.
 const ANCHOR_PROPERTIES: &[&str] = &["identities", "alternativeSecurityIds", "creationType", "externalUserState"];
@@ -52,7 +64,7 @@ fn refused(message: impl Into<String>) -> ApiError {
 /// Refuses every route a partner-bound credential may not call (deny by default).
 pub(crate) fn check_route(method: &Method, route: &str) -> Result<(), ApiError> {
     let allowed = if *method == Method::GET {
-        READ_PREFIXES.iter().any(|prefix| route.starts_with(prefix))
+        READ_ROUTES.contains(&route)
     } else {
         WRITE_ROUTES.iter().any(|(allowed, path)| allowed == method && *path == route)
     };
@@ -97,11 +109,32 @@ async fn target(state: &AppState, caller: &Caller, partner: TenantId) -> Result<
         source_tenant: partner,
         job_id: format!("credential {}", caller.client_id),
         repo: state.repo().clone(),
+        warnings: Default::default(),
     })
 }
 
 fn names_partner(issuer: Option<&str>, partner: TenantId) -> bool {
     issuer.is_some_and(|issuer| issuer.eq_ignore_ascii_case(&partner.to_string()))
+}
+
+/// Whether a partner-bound caller of `partner` may see `object`: one of the partner's B2B users, or a group the
+/// partner's sync created.
+pub(crate) fn visible(partner: TenantId, object: &DirectoryObject) -> bool {
+    match object {
+        DirectoryObject::User(user) => is_partners(user, partner),
+        DirectoryObject::Group(group) => names_partner(
+            group.cross_tenant_synchronization_resource.as_ref().map(|origin| origin.origin_tenant_id.as_str()),
+            partner,
+        ),
+    }
+}
+
+/// 404 for an object a partner-bound caller may not see (nothing for other callers).
+pub(crate) fn check_visible(caller: &Caller, object: &DirectoryObject) -> Result<(), ApiError> {
+    match caller.partner {
+        Some(partner) if !visible(partner, object) => Err(ApiError::NotFound(object.id().to_string())),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `user` is a B2B user of `partner` (its anchor names the partner).

@@ -298,6 +298,7 @@ async fn check_credentials(state: &AppState, caller: &Caller, sp: &str, body: &V
         source_tenant: caller.tenant,
         job_id: String::new(),
         repo: state.repo().clone(),
+        warnings: Default::default(),
     };
     if local.check_consent().await.is_err() {
         return Err(policy_check_failure(
@@ -341,7 +342,18 @@ async fn get_job(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(READ)?;
     let (config, job_state) = state.admin(&caller).get_job(caller.tenant, &sp, &job).await?;
-    Ok(Json(job_json(&config, &job_state)))
+    let mut body = job_json(&config, &job_state);
+    // Scale-out (not in Graph): the process running the job, if it ever ran under a lease.
+    let key = JobKey::new(caller.tenant, config.id.as_str());
+    let lease = state.repo().lease(&key).await.map_err(|err| run_error(RunError::Engine(err.into())))?;
+    body["lease"] = lease.map_or(Value::Null, |lease| {
+        json!({
+            "holder": lease.holder,
+            "fencingToken": lease.token,
+            "expirationDateTime": timestamp(Some(lease.expires_at)),
+        })
+    });
+    Ok(Json(body))
 }
 
 async fn delete_job(
@@ -624,7 +636,7 @@ async fn provision_on_demand(
         _ => "Success",
     };
     let (error_code, error_message) = match &status {
-        Status::Failure { code, reason } => (json!(code), json!(reason)),
+        Status::Failure { code, reason } | Status::Warning { code, reason } => (json!(code), json!(reason)),
         _ => (Value::Null, Value::Null),
     };
     let action = match plan.action {

@@ -130,8 +130,9 @@ async fn get_user(
     caller.require(roles::USER_READ)?;
     query.only(&["select"])?;
     let selected = query.option("select")?.map(|text| parse_select(&USER, text)).transpose()?;
-    let user = state.directory.get_user(caller.tenant, &key).await?;
-    Ok(Json(select(object_json(&tenantsync_model::DirectoryObject::User(user), false), selected.as_deref())))
+    let user = tenantsync_model::DirectoryObject::User(state.directory.get_user(caller.tenant, &key).await?);
+    partner_writes::check_visible(&caller, &user)?;
+    Ok(Json(select(object_json(&user, false), selected.as_deref())))
 }
 
 async fn update_user(
@@ -183,11 +184,16 @@ async fn get_manager(
     GraphPath(key): GraphPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
+    if caller.partner.is_some() {
+        let user = tenantsync_model::DirectoryObject::User(state.directory.get_user(caller.tenant, &key).await?);
+        partner_writes::check_visible(&caller, &user)?;
+    }
     let manager = state
         .directory
         .manager(caller.tenant, &key)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("{key}/manager")))?;
+    partner_writes::check_visible(&caller, &manager)?;
     Ok(Json(object_json(&manager, true)))
 }
 

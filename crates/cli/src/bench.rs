@@ -75,6 +75,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Scale-out on PostgreSQL: initial-sync throughput with 1, 2, 3 `worker` processes, and the propagation of
+    /// single changes written through a `serve --no-jobs` process to targets the workers write.
+    Scale {
+        /// A PostgreSQL database (tenants with fresh names are added to it).
+        #[arg(long)]
+        database: String,
+        /// Worker counts to run, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        workers: Vec<usize>,
+        /// Source→target pairs, one job each.
+        #[arg(long, default_value_t = 6)]
+        jobs: usize,
+        /// Users per source.
+        #[arg(long, default_value_t = 5000)]
+        users: usize,
+        /// Single changes timed end to end per run.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// SCIM requests per second for a fixed mix against tenantsync and against the harness's scim2-server.
     Scim {
         /// Users created (4 requests each).
@@ -94,9 +113,14 @@ const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
 /// Starts `tenantsync serve` on a free port over `database` in a child process (killed when dropped); returns it,
 /// its pid and its URL. The rest of its standard output is drained in the background.
 pub(crate) async fn start_server(database: &str) -> anyhow::Result<(tokio::process::Child, u32, String)> {
+    start_child(&["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", "warn"]).await
+}
+
+/// Starts this binary with `args` (`serve` or `worker`, listening on a free port) as [`start_server`] does.
+pub(crate) async fn start_child(args: &[&str]) -> anyhow::Result<(tokio::process::Child, u32, String)> {
     let exe = std::env::current_exe().context("locating the tenantsync binary")?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", "warn"])
+        .args(args)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -105,7 +129,7 @@ pub(crate) async fn start_server(database: &str) -> anyhow::Result<(tokio::proce
     let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
     let url = loop {
         let Some(line) = lines.next_line().await? else { bail!("the server exited before listening") };
-        if let Some(url) = line.strip_prefix("listening on ") {
+        if let Some(url) = line.strip_prefix("listening on ").or_else(|| line.strip_prefix("worker on ")) {
             break url.to_owned();
         }
     };
@@ -143,6 +167,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::Groups { users, rules, database, samples } => {
             return crate::bench_groups::run(users, rules, database, samples).await;
+        }
+        BenchCommand::Scale { database, workers, jobs, users, samples } => {
+            return crate::bench_scale::run(database, workers, jobs, users, samples).await;
         }
         BenchCommand::Scim { users, concurrency, shared } => {
             return crate::bench_scim::run(users, concurrency, shared).await;

@@ -21,7 +21,7 @@ use crate::client::{GraphClient, ServerArgs};
 
 const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
 
-fn bench_user(idx: usize, domain: &str) -> User {
+pub(crate) fn bench_user(idx: usize, domain: &str) -> User {
     serde_json::from_value(json!({
         "id": ObjectId::new_random(),
         "userPrincipalName": format!("user{idx}@{domain}"),
@@ -40,7 +40,11 @@ fn bench_user(idx: usize, domain: &str) -> User {
     .expect("bench users are valid")
 }
 
-async fn fill(directory: &Directory, tenant: tenantsync_model::TenantId, users: Vec<User>) -> anyhow::Result<()> {
+pub(crate) async fn fill(
+    directory: &Directory,
+    tenant: tenantsync_model::TenantId,
+    users: Vec<User>,
+) -> anyhow::Result<()> {
     for chunk in users.chunks(1000) {
         for result in directory.create_users(tenant, chunk.to_vec()).await? {
             result?;

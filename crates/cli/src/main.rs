@@ -1,5 +1,5 @@
 //! `tenantsync`: the one binary. `serve` runs the HTTP API; the operator commands (`tenant`, `app credential`,
-//! `token`) work directly on the database, whether or not a server runs on it; `user import` goes through a
+//! `token`, `job`, `held`) work directly on the database, whether or not a server runs on it; `user import` goes through a
 //! server's Graph API; `expr`, `scope` and `rule` test the three languages; `bench` measures.
 //!
 //! This is the only crate that names concrete store backends.
@@ -8,19 +8,23 @@ mod admin;
 mod bench;
 mod bench_group_sync;
 mod bench_groups;
+mod bench_scale;
 mod bench_scim;
 mod bench_sync;
 mod client;
 mod csv;
 mod demo;
+mod held;
 mod import;
 mod job;
 mod lang;
+mod roles;
 mod sealing;
 mod secrets;
 mod serve;
 mod store;
 mod topology;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -53,8 +57,10 @@ struct DatabaseArgs {
 enum Command {
     /// Build a demo organization, sync it across tenants and show changes arriving.
     Demo(demo::DemoArgs),
-    /// Run the HTTP API (token endpoint, Graph-compatible /v1.0, /healthz, /metrics).
+    /// Run the HTTP API (token endpoint, Graph-compatible /v1.0, /healthz, /metrics) and the sync jobs.
     Serve(serve::ServeArgs),
+    /// Run sync jobs only, with /healthz and /metrics (scale-out on PostgreSQL).
+    Worker(worker::WorkerArgs),
     /// Create and list tenants.
     #[command(subcommand)]
     Tenant(admin::TenantCommand),
@@ -78,6 +84,9 @@ enum Command {
     /// Sync job operations: dry run and held deletions.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Inbound changes a target's sync guardrails held: list, approve, reject.
+    #[command(subcommand)]
+    Held(held::HeldCommand),
     /// Configure synchronizations between tenants.
     #[command(subcommand)]
     Topology(topology::TopologyCommand),
@@ -102,7 +111,7 @@ fn init_tracing(filter: &str, json: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_log = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let default_log = if matches!(cli.command, Command::Serve(_) | Command::Worker(_)) { "info" } else { "warn" };
     init_tracing(cli.log.as_deref().unwrap_or(default_log), cli.log_json);
     // One TLS provider for every HTTPS client in the process (reqwest is built without a default one).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -116,6 +125,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Worker(args) => worker::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Tenant(command) => admin::tenant(command).await,
             Command::App(command) => admin::app(command).await,
@@ -127,6 +137,7 @@ fn main() -> ExitCode {
             Command::Bench(command) => bench::run(command).await,
             Command::Topology(command) => topology::run(command).await,
             Command::Job(command) => job::run(command).await,
+            Command::Held(command) => held::run(command).await,
             Command::Secrets(command) => secrets::run(command).await,
         }
     });

@@ -21,9 +21,14 @@ pub struct ServeArgs {
     /// Seconds between sweeps that purge expired deleted items and prune the change log.
     #[arg(long, env = "TENANTSYNC_PURGE_INTERVAL", default_value_t = 3600)]
     purge_interval: u64,
+    /// Serve the API only and run no sync jobs (PostgreSQL: `tenantsync worker` processes run them).
+    #[arg(long, env = "TENANTSYNC_NO_JOBS")]
+    no_jobs: bool,
+    #[command(flatten)]
+    jobs: crate::roles::JobArgs,
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -46,10 +51,13 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let role = crate::roles::decide(&args.database.database, &args.jobs, !args.no_jobs)?;
     let (directory, store) = crate::store::directory(&args.database.database).await?;
     crate::secrets::prepare(&args.database.database, store.as_ref(), true).await?;
     let repo = SyncRepo::new(store.clone(), directory.clock_arc());
-    let state = AppState::new(directory.clone(), store.clone()).await.context("loading the token signing key")?;
+    let state = AppState::with_role(directory.clone(), store.clone(), role.role.clone())
+        .await
+        .context("loading the token signing key")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;

@@ -410,39 +410,6 @@ async fn operator_commands_work_while_the_server_runs() {
     assert_eq!(listed.as_array().expect("array").len(), 2);
 }
 
-/// Issue 13: a configuration made by the operator with `topology create` (direct database access) is trusted: it is
-/// audited under Entra's categories, naming the operator, and raises no security alert, although it makes the same
-/// three changes that raise the backdoor alert when they come through the API.
-#[tokio::test]
-async fn topology_create_is_audited_and_raises_no_alert() {
-    let workspace = Workspace::new();
-    workspace.json(&["tenant", "create", "--name", "contoso", "--json"]);
-    let fabrikam = workspace.json(&["tenant", "create", "--name", "fabrikam", "--json"]);
-    workspace.json(&["topology", "create", "--shape", "outbound", "--tenants", "fabrikam,contoso", "--json"]);
-    let server = Server::start(&workspace).await;
-    let token = workspace.json(&["token", "--tenant", "contoso", "--json"]);
-    let token = token["access_token"].as_str().expect("token");
-
-    let (status, alerts) = get_json(&server, token, "/v1.0/security/alerts_v2").await;
-    assert_eq!(status, 200);
-    assert_eq!(alerts["value"], json!([]), "{alerts}");
-    let (status, audits) = get_json(&server, token, "/v1.0/auditLogs/directoryAudits?$top=999").await;
-    assert_eq!(status, 200);
-    let entries = audits["value"].as_array().expect("value");
-    let fabrikam_id = fabrikam["id"].as_str().expect("id");
-    let find = |activity: &str| {
-        entries
-            .iter()
-            .find(|entry| entry["activityDisplayName"] == activity && entry["targetResources"][0]["id"] == fabrikam_id)
-            .unwrap_or_else(|| panic!("an audit entry '{activity}' about fabrikam: {entries:?}"))
-    };
-    let added = find("Add a partner to cross-tenant access setting");
-    assert_eq!(added["category"], "CrossTenantAccessSettings");
-    assert_eq!(added["initiatedBy"]["app"]["appId"], "tenantsync cli");
-    let sync = find("Update a partner cross-tenant identity sync setting");
-    assert_eq!(sync["category"], "CrossTenantIdentitySyncSettings");
-}
-
 #[tokio::test]
 async fn a_credential_created_for_a_partner_writes_only_as_that_partner() {
     let workspace = Workspace::new();
@@ -486,4 +453,147 @@ async fn a_credential_created_for_a_partner_writes_only_as_that_partner() {
         let (status, _) = get_json(&server, token, "/v1.0/users").await;
         assert_eq!(status, 200);
     }
+}
+
+/// Sends `body` with `method` to the server as `token`; returns the status and the JSON body.
+async fn send_json(server: &Server, token: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let response = http()
+        .request(method, format!("{}{path}", server.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test]
+async fn held_commands_list_approve_and_reject_what_the_guardrails_held() {
+    let workspace = Workspace::new();
+    let fabrikam = workspace.json(&["tenant", "create", "--name", "fabrikam", "--json"]);
+    workspace.json(&["tenant", "create", "--name", "contoso", "--json"]);
+    workspace.json(&["topology", "create", "--shape", "outbound", "--tenants", "fabrikam,contoso", "--json"]);
+    let server = Server::start(&workspace).await;
+    let contoso =
+        workspace.json(&["token", "--tenant", "contoso", "--json"])["access_token"].as_str().expect("t").to_owned();
+    let source =
+        workspace.json(&["token", "--tenant", "fabrikam", "--json"])["access_token"].as_str().expect("t").to_owned();
+    let user = |local: &str, name: &str, domain: &str| {
+        json!({"accountEnabled": true, "displayName": name, "mailNickname": local.replace('.', ""),
+               "userPrincipalName": format!("{local}@{domain}.onmicrosoft.test")})
+    };
+    let (status, ceo) = send_json(
+        &server,
+        &contoso,
+        reqwest::Method::POST,
+        "/v1.0/users",
+        user("alice.lindqvist", "Alice Lindqvist", "contoso"),
+    )
+    .await;
+    assert_eq!(status, 201, "{ceo}");
+    let policy = json!({"protectedUserIds": [ceo["id"]], "quotas": {"maxShareOfTenant": 1}});
+    let path = "/v1.0/policies/crossTenantAccessPolicy/default/inboundSyncGuardrails";
+    assert_eq!(send_json(&server, &contoso, reqwest::Method::PUT, path, policy).await.0, 204);
+    for (local, name) in [
+        ("capital", "AIice Lindqvist"),
+        ("cyrillic", "\u{410}l\u{456}\u{441}\u{435} Lindqvist"),
+        ("zerowidth", "Ali\u{200B}ce Lindqvist"),
+        ("bob", "Bob Ortiz"),
+    ] {
+        let (status, body) =
+            send_json(&server, &source, reqwest::Method::POST, "/v1.0/users", user(local, name, "fabrikam")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // Listed by the binary once the job has run: three look-alikes held, the benign user written.
+    let list = ["held", "list", "--tenant", "contoso", "--json"];
+    let started = std::time::Instant::now();
+    let held = loop {
+        let held = workspace.json(&list)["value"].as_array().cloned().unwrap_or_default();
+        let (_, users) = get_json(&server, &contoso, "/v1.0/users?$filter=startswith(displayName,'Bob')").await;
+        if held.len() == 3 && users["value"].as_array().is_some_and(|users| users.len() == 1) {
+            break held;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "held changes did not appear: {held:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(held.iter().all(|item| item["reasons"][0]["guardrail"] == "impersonation" && item["partnerTenantId"] == fabrikam["id"]), "{held:?}");
+    let by_partner = workspace.json(&[
+        "held",
+        "list",
+        "--tenant",
+        "contoso",
+        "--partner",
+        fabrikam["id"].as_str().expect("id"),
+        "--json",
+    ]);
+    assert_eq!(by_partner["value"].as_array().map(Vec::len), Some(3));
+    let by_quota = workspace.json(&["held", "list", "--tenant", "contoso", "--reason", "quota", "--json"]);
+    assert_eq!(by_quota["value"].as_array().map(Vec::len), Some(0));
+    let text = workspace.command(&["held", "list", "--tenant", "contoso"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("3 held"), "{}", String::from_utf8_lossy(&text.stdout));
+
+    // Approve one by id: it is written. Reject the rest by filter.
+    let first = held[0]["id"].as_str().expect("id");
+    let approved = workspace.json(&["held", "approve", "--tenant", "contoso", "--id", first, "--json"]);
+    assert_eq!(approved["value"][0]["status"], "approved", "{approved}");
+    let written = approved["value"][0]["targetObjectId"].as_str().expect("the written user");
+    let (status, body) = get_json(&server, &contoso, &format!("/v1.0/users/{written}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["displayName"], held[0]["proposedProperties"]["displayName"]);
+    let rejected = workspace.json(&["held", "reject", "--tenant", "contoso", "--reason", "impersonation", "--json"]);
+    assert_eq!(rejected["value"].as_array().map(Vec::len), Some(2), "{rejected}");
+    assert!(rejected["value"].as_array().expect("array").iter().all(|item| item["status"] == "rejected"));
+    assert_eq!(workspace.json(&list)["value"].as_array().map(Vec::len), Some(0));
+    let again = workspace.command(&["held", "approve", "--tenant", "contoso", "--id", first]).output().expect("run");
+    assert!(!again.status.success(), "a decided change is not in the queue any more");
+
+    // Every decision is in the target's directoryAudits, naming the command line.
+    let (_, audits) = get_json(&server, &contoso, "/v1.0/auditLogs/directoryAudits?$top=999").await;
+    let decisions: Vec<&Value> = audits["value"]
+        .as_array()
+        .expect("audits")
+        .iter()
+        .filter(|entry| entry["activityDisplayName"].as_str().is_some_and(|name| name.ends_with("held inbound change")))
+        .collect();
+    assert_eq!(decisions.len(), 3, "{decisions:?}");
+    assert!(
+        decisions.iter().all(|entry| entry.to_string().contains("tenantsync held (command line)")),
+        "{decisions:?}"
+    );
+}
+
+/// Issue 13: a configuration made by the operator with `topology create` (direct database access) is trusted: it is
+/// audited under Entra's categories, naming the operator, and raises no security alert, although it makes the same
+/// three changes that raise the backdoor alert when they come through the API.
+#[tokio::test]
+async fn topology_create_is_audited_and_raises_no_alert() {
+    let workspace = Workspace::new();
+    workspace.json(&["tenant", "create", "--name", "contoso", "--json"]);
+    let fabrikam = workspace.json(&["tenant", "create", "--name", "fabrikam", "--json"]);
+    workspace.json(&["topology", "create", "--shape", "outbound", "--tenants", "fabrikam,contoso", "--json"]);
+    let server = Server::start(&workspace).await;
+    let token = workspace.json(&["token", "--tenant", "contoso", "--json"]);
+    let token = token["access_token"].as_str().expect("token");
+
+    let (status, alerts) = get_json(&server, token, "/v1.0/security/alerts_v2").await;
+    assert_eq!(status, 200);
+    assert_eq!(alerts["value"], json!([]), "{alerts}");
+    let (status, audits) = get_json(&server, token, "/v1.0/auditLogs/directoryAudits?$top=999").await;
+    assert_eq!(status, 200);
+    let entries = audits["value"].as_array().expect("value");
+    let fabrikam_id = fabrikam["id"].as_str().expect("id");
+    let find = |activity: &str| {
+        entries
+            .iter()
+            .find(|entry| entry["activityDisplayName"] == activity && entry["targetResources"][0]["id"] == fabrikam_id)
+            .unwrap_or_else(|| panic!("an audit entry '{activity}' about fabrikam: {entries:?}"))
+    };
+    let added = find("Add a partner to cross-tenant access setting");
+    assert_eq!(added["category"], "CrossTenantAccessSettings");
+    assert_eq!(added["initiatedBy"]["app"]["appId"], "tenantsync cli");
+    let sync = find("Update a partner cross-tenant identity sync setting");
+    assert_eq!(sync["category"], "CrossTenantIdentitySyncSettings");
 }

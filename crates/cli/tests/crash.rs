@@ -8,20 +8,18 @@
 //! Runs only with `TENANTSYNC_CRASH_TEST=1` (otherwise it prints a skip line and passes); `TENANTSYNC_CRASH_SEED`
 //! replays the random choices of an earlier run.
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tenantsync_directory::{Directory, NewTenant};
-use tenantsync_engine::job::{self, JOB_STATES, JobState, Phase};
-use tenantsync_model::{ObjectId, ObjectKind, SystemClock, Tenant, TenantId, User};
+use tenantsync_model::{ObjectId, SystemClock, User};
 use tenantsync_store::{LogQuery, Store, TxMode};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_tenantsync");
+use support::{Server, count_users, differences, job_idle, live_users, source_user, token};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.trim().parse().ok()).unwrap_or(default)
@@ -41,130 +39,6 @@ impl Rng {
     fn range(&mut self, low: u64, high: u64) -> u64 {
         low + self.next() % (high - low).max(1)
     }
-}
-
-/// A `tenantsync serve` child process.
-struct Server {
-    child: Child,
-    url: String,
-    _stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl Server {
-    async fn start(database: &str) -> Server {
-        let mut child = tokio::process::Command::new(BINARY)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", "warn"])
-            .env_remove("TENANTSYNC_SERVER")
-            .env_remove("TENANTSYNC_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start tenantsync serve");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let url = loop {
-            let line = lines.next_line().await.expect("read the server's stdout").expect("the server exited early");
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.to_owned();
-            }
-        };
-        Server { child, url, _stdout: lines }
-    }
-
-    /// SIGKILL: no shutdown, no flush, whatever the server was doing.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("SIGKILL the server");
-        self.child.wait().await.expect("reap the server");
-    }
-}
-
-async fn count_users(directory: &Directory, tenant: TenantId) -> u64 {
-    directory.count_objects(tenant, ObjectKind::User, false, None).await.expect("count users")
-}
-
-/// Live users of a tenant: id → (anchor source id for B2B users, jobTitle).
-async fn live_users(directory: &Directory, tenant: TenantId) -> Vec<(ObjectId, Option<ObjectId>, Option<String>)> {
-    let mut users = Vec::new();
-    let mut after = None;
-    loop {
-        let page = directory.user_states_after(tenant, after, 1000).await.expect("list users");
-        let n_page = page.len();
-        after = page.last().map(|state| state.user.id);
-        for state in page {
-            let anchor = state
-                .user
-                .identities
-                .iter()
-                .find(|identity| identity.sign_in_type.as_deref() == Some("federated"))
-                .and_then(|identity| identity.issuer_assigned_id.as_deref())
-                .and_then(|id| ObjectId::parse(id).ok());
-            users.push((state.user.id, anchor, state.user.job_title));
-        }
-        if n_page < 1000 {
-            return users;
-        }
-    }
-}
-
-/// What still differs between source and target; empty once the sync has caught up.
-async fn differences(
-    directory: &Directory,
-    source: TenantId,
-    target: TenantId,
-    ever_deleted: &HashSet<ObjectId>,
-) -> Vec<String> {
-    let mut problems = Vec::new();
-    let wanted: HashMap<ObjectId, Option<String>> =
-        live_users(directory, source).await.into_iter().map(|(id, _, title)| (id, title)).collect();
-    let mut seen: HashMap<ObjectId, Option<String>> = HashMap::new();
-    for (id, anchor, title) in live_users(directory, target).await {
-        let Some(anchor) = anchor else {
-            problems.push(format!("target user {id} has no anchor"));
-            continue;
-        };
-        if seen.insert(anchor, title).is_some() {
-            problems.push(format!("source user {anchor} has two live B2B users"));
-        }
-    }
-    for (id, title) in &wanted {
-        match seen.get(id) {
-            None => problems.push(format!("source user {id} has no live B2B user")),
-            Some(got) if got != title => problems.push(format!("source user {id}: jobTitle {got:?}, wanted {title:?}")),
-            Some(_) => {}
-        }
-    }
-    for id in seen.keys().filter(|id| !wanted.contains_key(id)) {
-        let why = if ever_deleted.contains(id) { "deleted" } else { "unknown" };
-        problems.push(format!("B2B user of {why} source user {id} is live"));
-    }
-    problems
-}
-
-/// The job has read the whole source change log and has nothing waiting.
-async fn job_idle(directory: &Directory, store: &dyn Store, source: TenantId, job_id: &str) -> bool {
-    let position = directory.change_position(source).await.expect("change position");
-    let mut tx = store.begin(source, TxMode::Read).await.expect("read tx");
-    let state: Option<JobState> = job::read(tx.as_mut(), &JOB_STATES, job_id).await.expect("job state");
-    let escrows: Vec<job::Escrow> =
-        job::read_all(tx.as_mut(), &job::escrows_collection(job_id)).await.expect("escrows");
-    let pending: Vec<job::Deprovision> =
-        job::read_all(tx.as_mut(), &job::pending_collection(job_id)).await.expect("pending");
-    escrows.is_empty()
-        && pending.is_empty()
-        && matches!(state.map(|state| state.phase), Some(Phase::Incremental { watermark }) if watermark >= position)
-}
-
-async fn token(http: &reqwest::Client, server: &str, tenant: &Tenant, client_id: &str, secret: &str) -> String {
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", client_id),
-        ("client_secret", secret),
-        ("scope", "https://graph.microsoft.com/.default"),
-    ];
-    let response =
-        http.post(format!("{server}/{}/oauth2/v2.0/token", tenant.id)).form(&form).send().await.expect("token request");
-    let body: Value = response.json().await.expect("token response");
-    body["access_token"].as_str().expect("an access token").to_owned()
 }
 
 /// One source change sent to the server.
@@ -211,20 +85,6 @@ async fn send_changes(http: reqwest::Client, server: String, token: String, chan
     acked
 }
 
-fn source_user(idx: usize, domain: &str) -> User {
-    serde_json::from_value(json!({
-        "id": ObjectId::new_random(),
-        "userPrincipalName": format!("user{idx}@{domain}"),
-        "displayName": format!("Crash User {idx}"),
-        "mailNickname": format!("user{idx}"),
-        "jobTitle": "Analyst",
-        "department": "Engineering",
-        "accountEnabled": true,
-        "createdDateTime": "1970-01-01T00:00:00Z",
-    }))
-    .expect("test users are valid")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_survives_sigkill() {
     if std::env::var("TENANTSYNC_CRASH_TEST").as_deref() != Ok("1") {
@@ -265,14 +125,7 @@ async fn sync_survives_sigkill() {
     println!("filled the source in {:.1} s", started.elapsed().as_secs_f64());
 
     // The SyncAll job, configured by the binary as an operator would.
-    let output = std::process::Command::new(BINARY)
-        .args(["topology", "create", "--shape", "outbound", "--tenants", "crashsrc,crashtgt", "--json"])
-        .args(["--database", &database])
-        .env("TENANTSYNC_LOG", "warn")
-        .output()
-        .expect("run tenantsync topology create");
-    assert!(output.status.success(), "topology create failed: {}", String::from_utf8_lossy(&output.stderr));
-    let links: Value = serde_json::from_slice(&output.stdout).expect("topology create prints JSON");
+    let links = support::topology(&database, "outbound", "crashsrc,crashtgt");
     let job_id = links[0]["jobId"].as_str().expect("a job id").to_owned();
 
     // Kills while the initial sync is under way, at sorted random points between 10 % and 90 % of the users.
@@ -362,7 +215,7 @@ async fn sync_survives_sigkill() {
     let server = Server::start(&database).await;
     let final_started = Instant::now();
     loop {
-        let problems = differences(&directory, source.id, target.id, &ever_deleted).await;
+        let problems = differences(&directory, source.id, target.id, false, &ever_deleted).await;
         if problems.is_empty() && job_idle(&directory, store.as_ref(), source.id, &job_id).await {
             break;
         }
@@ -381,7 +234,7 @@ async fn sync_survives_sigkill() {
     let n_live_source = count_users(&directory, source.id).await;
     assert_eq!(count_users(&directory, target.id).await, n_live_source, "one B2B user per live source user");
     let live_source: HashMap<ObjectId, Option<String>> =
-        live_users(&directory, source.id).await.into_iter().map(|(id, _, title)| (id, title)).collect();
+        live_users(&directory, source.id).await.into_iter().map(|user| (user.id, user.job_title)).collect();
     for (id, title) in &live_source {
         let b2b = directory
             .user_by_anchor(target.id, &format!("{}/{id}", source.id))

@@ -29,8 +29,10 @@
 //! write Entra's origin marker, and a group found by name would not be provably ours (a follow-up: keep the link
 //! in the job's connections only, as for invited users).
 //!
-//! Not done here: consent. The remote credential's application roles are the consent (tenantsync's API checks no
-//! partner policy on a plain `POST /users`); `ready()` only proves a token can be obtained.
+//! Not done here: consent. Toward tenantsync, a credential the target bound to the source's tenant
+//! (`app credential create --for-partner`) makes every write an inbound write that the target checks (consent,
+//! guardrails); a held write answers `InboundGuardrailHeld`, which [`rejected`] turns into `PeerError::Held`. With
+//! an ordinary credential its application roles are the only consent; `ready()` only proves a token can be obtained.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -1063,6 +1065,9 @@ impl TargetDirectory for ReissuedTarget {
     }
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         self.inner.update_user(id, changes).await
+    }
+    fn take_warning(&self, source_id: ObjectId) -> Option<String> {
+        self.inner.take_warning(source_id)
     }
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {
         self.inner.delete_user(id).await

@@ -23,7 +23,7 @@ use tenantsync_guardrails::{
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind};
 use time::OffsetDateTime;
 
-use crate::local::{LocalTarget, user_json};
+use crate::local::{LocalTarget, WriteWarnings, user_json};
 
 const INITIATOR: &str = "tenantsync inbound sync guardrails";
 
@@ -40,6 +40,7 @@ pub(crate) struct GuardSession {
     now: OffsetDateTime,
     source_tenant: String,
     job_id: String,
+    warnings: WriteWarnings,
 }
 
 /// What to do with one proposed write.
@@ -201,6 +202,7 @@ pub(crate) async fn session(
         now,
         source_tenant: target.source_tenant.to_string(),
         job_id: target.job_id.clone(),
+        warnings: target.warnings.clone(),
     }))
 }
 
@@ -258,10 +260,16 @@ impl GuardSession {
                     self.outcome.audits.push(entry);
                 }
                 if !would_hold.is_empty() {
+                    let reasons = reasons_text(&would_hold);
                     let entry = self
                         .audit("Inbound change would be held by guardrails (audit mode)", audit_target, name)
-                        .detail("Reasons", reasons_text(&would_hold));
+                        .detail("Reasons", reasons.clone());
                     self.outcome.audits.push(entry);
+                    // The source's provisioning log shows the write as a warning (the engine takes it).
+                    self.warnings.put(
+                        source_id,
+                        format!("the target's inbound sync guardrails (audit mode) would hold this change: {reasons}"),
+                    );
                 }
                 Decision::Write(changes)
             }

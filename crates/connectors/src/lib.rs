@@ -4,6 +4,7 @@
 //! reach remote Graph tenants and SCIM services over HTTP. [`runner`] owns the tokio tasks that run cycles.
 
 pub mod graph;
+pub mod held;
 mod inbound_guard;
 pub mod local;
 mod notify;
@@ -15,5 +16,5 @@ pub use graph::{GraphClient, GraphSource, GraphTarget};
 pub use inbound_guard::refuse_protected_group;
 pub use local::{LocalSource, LocalTarget};
 pub use notify::raise_alert;
-pub use runner::{RunError, SyncRunner};
+pub use runner::{JobRole, LeaseOptions, RunError, SyncRunner};
 pub use scim::ScimTarget;

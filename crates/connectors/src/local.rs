@@ -127,6 +127,23 @@ pub struct LocalTarget {
     pub job_id: String,
     /// Where consent is read and inbound writes are audited.
     pub repo: SyncRepo,
+    /// What the guardrails in audit mode would have held, by source object id, until the engine takes it.
+    pub warnings: WriteWarnings,
+}
+
+/// Warnings about writes, kept for the engine to take ([`TargetDirectory::take_warning`]); shared by a target's
+/// clones.
+#[derive(Clone, Debug, Default)]
+pub struct WriteWarnings(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+
+impl WriteWarnings {
+    pub(crate) fn put(&self, source_id: &str, warning: String) {
+        self.0.lock().expect("the warnings lock is never poisoned").insert(source_id.to_owned(), warning);
+    }
+
+    fn take(&self, source_id: &str) -> Option<String> {
+        self.0.lock().expect("the warnings lock is never poisoned").remove(source_id)
+    }
 }
 
 fn target_user(state: UserState) -> TargetUser {
@@ -503,6 +520,10 @@ impl TargetDirectory for LocalTarget {
             .await
             .map_err(peer_error)?;
         self.audit(&[("Update user", id, updated.display_name)]).await
+    }
+
+    fn take_warning(&self, source_id: ObjectId) -> Option<String> {
+        self.warnings.take(&source_id.to_string())
     }
 
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError> {

@@ -1,6 +1,12 @@
 //! The job runner: one task per sync job, woken at once when its source tenant changes (the directory's change
 //! listener), by API calls (start, restart, schema change) and by a periodic sweep; each wake-up runs cycles until
 //! the job has caught up. On start-up every job resumes from its saved progress.
+//!
+//! Which jobs this process runs is its [`JobRole`]: all of them (the embedded default, one process per SQLite file),
+//! those whose lease it holds (several processes on one PostgreSQL database: a lease loop claims its share, renews,
+//! gives back the surplus when a process joins; cycles carry the lease's fencing token into every page commit; wake-ups
+//! from other processes arrive through the store's wake feed), or none (`serve --no-jobs`: API calls that would wake
+//! a job notify the processes that run jobs). See `docs/design/scale-out.md`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -12,6 +18,7 @@ use tenantsync_engine::ids::RANDOM;
 use tenantsync_engine::job::{JobKey, ScheduleState};
 use tenantsync_engine::repo::{JobSnapshot, SyncRepo};
 use tenantsync_model::{Clock, TenantId};
+use tenantsync_store::{LeaseRow, Wake};
 use tokio::sync::Notify;
 
 use tenantsync_engine::connector::{SourceDirectory, TargetDirectory};
@@ -25,6 +32,47 @@ struct JobHandle {
     /// One cycle at a time per job, whoever asks.
     cycle_lock: Arc<tokio::sync::Mutex<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The fencing token of the job's lease and until when this process may start cycles under it (leased role;
+    /// None: not held).
+    lease: Option<(i64, std::time::Instant)>,
+}
+
+impl JobHandle {
+    fn new() -> JobHandle {
+        JobHandle {
+            notify: Arc::new(Notify::new()),
+            full_due: Arc::new(Mutex::new(false)),
+            cycle_lock: Arc::new(tokio::sync::Mutex::new(())),
+            task: None,
+            lease: None,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How this process takes part in running sync jobs.
+#[derive(Clone, Debug)]
+pub enum JobRole {
+    /// Runs every job: the only process on its database (the embedded SQLite default).
+    Exclusive,
+    /// Runs the jobs whose lease it holds, sharing them with the other processes on one PostgreSQL database.
+    Leased(LeaseOptions),
+    /// Runs no jobs (`serve --no-jobs`); wake-ups go to the processes that do.
+    ApiOnly,
+}
+
+/// A leased role's settings.
+#[derive(Clone, Debug)]
+pub struct LeaseOptions {
+    /// This process's name in its leases (`GET …/jobs/{id}` shows it): unique among live processes.
+    pub holder: String,
+    /// How long a lease lasts without renewal (a dead process's jobs move after at most this); renewed every third.
+    pub ttl: Duration,
 }
 
 /// `target`, with anchors naming `issuer` (a remote source's tenant) instead of the job's tenant.
@@ -45,6 +93,11 @@ pub struct SyncRunner {
     sweep_override: Option<Duration>,
     /// Cycles running now, and when the last one ended: for [`SyncRunner::wait_idle`].
     activity: Mutex<(usize, std::time::Instant)>,
+    role: JobRole,
+    /// Wakes the lease loop before its next tick (a job appeared, another process released leases).
+    lease_round: Arc<Notify>,
+    /// The lease loop and the wake feed, stopped by [`SyncRunner::shutdown`].
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     me: Weak<SyncRunner>,
 }
 
@@ -63,6 +116,8 @@ pub enum RunError {
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the remote Graph tenant cannot be reached")]
     Peer(#[source] tenantsync_engine::connector::PeerError),
+    #[error("this process does not hold the job's lease")]
+    NotHeld,
 }
 
 impl SyncRunner {
@@ -73,6 +128,17 @@ impl SyncRunner {
         clock: Arc<dyn Clock>,
         sweep_override: Option<Duration>,
     ) -> Arc<SyncRunner> {
+        SyncRunner::with_role(directory, repo, clock, sweep_override, JobRole::Exclusive)
+    }
+
+    /// A runner that takes part in running jobs as `role` says; [`SyncRunner::start`] sets it going.
+    pub fn with_role(
+        directory: Directory,
+        repo: SyncRepo,
+        clock: Arc<dyn Clock>,
+        sweep_override: Option<Duration>,
+        role: JobRole,
+    ) -> Arc<SyncRunner> {
         let runner = Arc::new_cyclic(|me| SyncRunner {
             directory: directory.clone(),
             repo,
@@ -80,6 +146,9 @@ impl SyncRunner {
             jobs: Mutex::new(HashMap::new()),
             sweep_override,
             activity: Mutex::new((0, std::time::Instant::now())),
+            role,
+            lease_round: Arc::new(Notify::new()),
+            background: Mutex::new(Vec::new()),
             me: me.clone(),
         });
         let weak = Arc::downgrade(&runner);
@@ -105,48 +174,241 @@ impl SyncRunner {
         &self.repo
     }
 
-    /// Makes sure `job_id` has a task, and wakes it.
-    pub fn ensure_job(&self, source_tenant: TenantId, job_id: &str) {
-        let key = JobKey::new(source_tenant, job_id);
-        let mut jobs = self.jobs.lock().expect("runner lock is never poisoned");
-        let handle = jobs.entry(key.clone()).or_insert_with(|| JobHandle {
-            notify: Arc::new(Notify::new()),
-            full_due: Arc::new(Mutex::new(false)),
-            cycle_lock: Arc::new(tokio::sync::Mutex::new(())),
-            task: None,
+    /// How this process takes part in running jobs.
+    pub fn role(&self) -> &JobRole {
+        &self.role
+    }
+
+    /// Starts running jobs as the role says: every job from its saved progress (exclusive), the lease loop and the
+    /// wake feed (leased), nothing (API only). Answers how many jobs resumed at once.
+    pub async fn start(&self) -> Result<usize, RunError> {
+        match &self.role {
+            JobRole::Exclusive => self.resume_all().await,
+            JobRole::Leased(options) => {
+                let leases = tokio::spawn(lease_loop(self.me.clone(), options.clone(), self.lease_round.clone()));
+                let wakes = tokio::spawn(wake_loop(self.me.clone()));
+                self.background.lock().expect("runner lock is never poisoned").extend([leases, wakes]);
+                Ok(0)
+            }
+            JobRole::ApiOnly => Ok(0),
+        }
+    }
+
+    /// Stops every job task and, in the leased role, releases every lease at once and tells the other processes,
+    /// so that they take the jobs over without waiting for the leases to expire.
+    pub async fn shutdown(&self) {
+        for task in self.background.lock().expect("runner lock is never poisoned").drain(..) {
+            task.abort();
+        }
+        for (_, mut handle) in self.jobs.lock().expect("runner lock is never poisoned").drain() {
+            handle.stop();
+        }
+        if let JobRole::Leased(options) = &self.role {
+            match self.repo.release_leases(&options.holder, None).await {
+                Ok(n_released) => tracing::info!(holder = %options.holder, n_released, "released job leases"),
+                Err(err) => tracing::warn!(error = %err, "job leases could not be released; they will expire"),
+            }
+            if let Err(err) = self.repo.publish_wake(&Wake::All).await {
+                tracing::warn!(error = %err, "the other processes could not be told about the released leases");
+            }
+        }
+    }
+
+    /// The jobs whose leases this process holds now, with their fencing tokens.
+    pub fn held_leases(&self) -> Vec<(JobKey, i64)> {
+        let jobs = self.jobs.lock().expect("runner lock is never poisoned");
+        let mut held: Vec<(JobKey, i64)> =
+            jobs.iter().filter_map(|(key, handle)| handle.lease.map(|(token, _)| (key.clone(), token))).collect();
+        held.sort_by(|left, right| (left.0.tenant, left.0.job.as_str()).cmp(&(right.0.tenant, right.0.job.as_str())));
+        held
+    }
+
+    /// Tells the processes sharing the database about `wake`, in the background (API calls are not held up).
+    fn publish(&self, wake: Wake) {
+        let repo = self.repo.clone();
+        tokio::spawn(async move {
+            if let Err(err) = repo.publish_wake(&wake).await {
+                tracing::warn!(error = %err, "a wake-up could not be sent to the other processes");
+            }
         });
+    }
+
+    /// Spawns the job's task if it has none running.
+    fn spawn_task(&self, key: &JobKey, handle: &mut JobHandle) {
         if handle.task.as_ref().is_none_or(|task| task.is_finished()) {
             let me = self.me.clone();
-            let notify = handle.notify.clone();
-            let full_due = handle.full_due.clone();
+            let (key, notify, full_due) = (key.clone(), handle.notify.clone(), handle.full_due.clone());
             handle.task = Some(tokio::spawn(async move { job_task(me, key, notify, full_due).await }));
         }
+    }
+
+    /// Makes sure `job_id` has a task, and wakes it (exclusive role); elsewhere wakes it where its lease is held.
+    pub fn ensure_job(&self, source_tenant: TenantId, job_id: &str) {
+        let key = JobKey::new(source_tenant, job_id);
+        if !matches!(self.role, JobRole::Exclusive) {
+            // A new or restarted job: whoever has room claims it at the next lease round.
+            self.lease_round.notify_one();
+            return self.trigger(source_tenant, job_id);
+        }
+        let mut jobs = self.jobs.lock().expect("runner lock is never poisoned");
+        let handle = jobs.entry(key.clone()).or_insert_with(JobHandle::new);
+        self.spawn_task(&key, handle);
         handle.notify.notify_one();
     }
 
-    /// Wakes a job (after start, restart, a schema or assignment change).
+    /// Wakes a job (after start, restart, a schema or assignment change), in whichever process runs it.
     pub fn trigger(&self, source_tenant: TenantId, job_id: &str) {
         let key = JobKey::new(source_tenant, job_id);
-        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").get(&key) {
-            handle.notify.notify_one();
+        let held = match self.jobs.lock().expect("runner lock is never poisoned").get(&key) {
+            Some(handle) => {
+                handle.notify.notify_one();
+                handle.lease.is_some() || matches!(self.role, JobRole::Exclusive)
+            }
+            None => false,
+        };
+        if !held && !matches!(self.role, JobRole::Exclusive) {
+            self.publish(Wake::Job(source_tenant, job_id.to_owned()));
         }
     }
 
-    /// Stops a job's task (the job was deleted).
+    /// Stops a job's task (the job was deleted); other processes find it gone at their next wake-up.
     pub fn forget(&self, source_tenant: TenantId, job_id: &str) {
         let key = JobKey::new(source_tenant, job_id);
-        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").remove(&key)
-            && let Some(task) = handle.task
-        {
-            task.abort();
+        if let Some(mut handle) = self.jobs.lock().expect("runner lock is never poisoned").remove(&key) {
+            handle.stop();
+        }
+        if !matches!(self.role, JobRole::Exclusive) {
+            self.publish(Wake::Job(source_tenant, job_id.to_owned()));
         }
     }
 
-    /// Wakes every job (a consent setting changed: escrowed users may flow now).
+    /// Wakes every job (a consent setting changed: escrowed users may flow now), in every process.
     pub fn wake_all(&self) {
+        self.wake_local();
+        if !matches!(self.role, JobRole::Exclusive) {
+            self.publish(Wake::All);
+        }
+    }
+
+    fn wake_local(&self) {
         for handle in self.jobs.lock().expect("runner lock is never poisoned").values() {
             handle.notify.notify_one();
         }
+    }
+
+    /// A wake-up from another process (or this one, through the database).
+    fn on_wake(&self, wake: Wake) {
+        match wake {
+            Wake::Tenant(tenant) => self.source_changed(tenant),
+            Wake::Job(tenant, job) => {
+                let key = JobKey::new(tenant, job);
+                match self.jobs.lock().expect("runner lock is never poisoned").get(&key) {
+                    Some(handle) if handle.lease.is_some() => handle.notify.notify_one(),
+                    // Perhaps a new job: claim it if this process has room.
+                    _ => self.lease_round.notify_one(),
+                }
+            }
+            Wake::All => {
+                self.wake_local();
+                self.lease_round.notify_one();
+            }
+        }
+    }
+
+    /// One round of the lease loop: heartbeat, renew, give back the surplus or claim the share, then run what is
+    /// held and stop what was lost.
+    async fn lease_round(&self, options: &LeaseOptions) -> Result<(), RunError> {
+        let started = std::time::Instant::now();
+        let store_error = |err: tenantsync_engine::job::JobError| RunError::Store(Box::new(err));
+        let census = self.repo.heartbeat(&options.holder, options.ttl).await.map_err(store_error)?;
+        let mut held = self.repo.renew_leases(&options.holder, options.ttl).await.map_err(store_error)?;
+        let held_until = started + options.ttl;
+        let share = census.jobs.div_ceil(census.holders.max(1)) as usize;
+        if held.len() > share {
+            // A process joined: give back the surplus, idle jobs only (a running cycle finishes first).
+            let n_surplus = held.len() - share;
+            let surplus = self.take_idle(&mut held, n_surplus);
+            if !surplus.is_empty() {
+                self.repo.release_leases(&options.holder, Some(&surplus)).await.map_err(store_error)?;
+                tracing::info!(holder = %options.holder, n_released = surplus.len(), share, "gave back job leases");
+                self.publish(Wake::All);
+            }
+        } else if held.len() < share {
+            let wanted = (share - held.len()) as u32;
+            let claimed = self.repo.claim_leases(&options.holder, options.ttl, wanted).await.map_err(store_error)?;
+            if !claimed.is_empty() {
+                tracing::info!(holder = %options.holder, n_claimed = claimed.len(), share, "claimed job leases");
+            }
+            held.extend(claimed);
+        }
+        self.adopt(&held, held_until);
+        Ok(())
+    }
+
+    /// Removes up to `count` leases of idle jobs from `held`, stopping their tasks; returns their keys.
+    fn take_idle(&self, held: &mut Vec<LeaseRow>, count: usize) -> Vec<JobKey> {
+        let mut jobs = self.jobs.lock().expect("runner lock is never poisoned");
+        let mut surplus = Vec::new();
+        held.retain(|lease| {
+            if surplus.len() == count {
+                return true;
+            }
+            let key = JobKey::new(lease.tenant, lease.job_id.as_str());
+            let idle = jobs.get(&key).is_none_or(|handle| handle.cycle_lock.try_lock().is_ok());
+            if idle {
+                if let Some(mut handle) = jobs.remove(&key) {
+                    handle.stop();
+                }
+                surplus.push(key);
+            }
+            !idle
+        });
+        surplus
+    }
+
+    /// Runs the jobs of `held` (a new token wakes the job at once) and stops every other job.
+    fn adopt(&self, held: &[LeaseRow], held_until: std::time::Instant) {
+        let mut jobs = self.jobs.lock().expect("runner lock is never poisoned");
+        let tokens: HashMap<JobKey, i64> =
+            held.iter().map(|lease| (JobKey::new(lease.tenant, lease.job_id.as_str()), lease.token)).collect();
+        jobs.retain(|key, handle| {
+            let keep = tokens.contains_key(key);
+            if !keep {
+                tracing::info!(job_id = %key.job, "job lease lost; its task stops");
+                handle.stop();
+            }
+            keep
+        });
+        for (key, token) in tokens {
+            let handle = jobs.entry(key.clone()).or_insert_with(JobHandle::new);
+            let new_token = handle.lease.is_none_or(|(held_token, _)| held_token != token);
+            handle.lease = Some((token, held_until));
+            self.spawn_task(&key, handle);
+            if new_token {
+                handle.notify.notify_one();
+            }
+        }
+    }
+
+    /// The fencing token a cycle of `key` runs under: None in the exclusive role; the lease's token while this
+    /// process holds it (and its renewal has not fallen behind); otherwise [`RunError::NotHeld`].
+    fn fence(&self, key: &JobKey) -> Result<Option<i64>, RunError> {
+        if matches!(self.role, JobRole::Exclusive) {
+            return Ok(None);
+        }
+        let jobs = self.jobs.lock().expect("runner lock is never poisoned");
+        match jobs.get(key).and_then(|handle| handle.lease) {
+            Some((token, until)) if std::time::Instant::now() < until => Ok(Some(token)),
+            _ => Err(RunError::NotHeld),
+        }
+    }
+
+    /// The job's lease is gone (a commit found another token): start no more cycles until a round claims it again.
+    fn lease_lost(&self, key: &JobKey) {
+        if let Some(handle) = self.jobs.lock().expect("runner lock is never poisoned").get_mut(key) {
+            handle.lease = None;
+        }
+        self.lease_round.notify_one();
     }
 
     fn source_changed(&self, tenant: TenantId) {
@@ -236,6 +498,7 @@ impl SyncRunner {
             source_tenant: consent_source,
             job_id: job.key.job.to_string(),
             repo: self.repo.clone(),
+            warnings: Default::default(),
         };
         Ok((source, reissued(Box::new(target), remote_issuer)))
     }
@@ -280,13 +543,14 @@ impl SyncRunner {
     async fn wake(&self, key: &JobKey, force_full: bool) -> Result<(CycleReport, JobSnapshot), RunError> {
         let lock = self.cycle_lock(key);
         let _guard = lock.lock().await;
+        let fence = self.fence(key)?;
         let job = self.load(key).await?;
         if job.config.schedule_state != ScheduleState::Active {
             return Ok((CycleReport { not_active: true, ..CycleReport::default() }, job));
         }
         let (source, target) = self.connectors(&job).await?;
         let started = std::time::Instant::now();
-        let env = self.env(source.as_ref(), target.as_ref(), key, force_full);
+        let env = CycleEnv { fence, ..self.env(source.as_ref(), target.as_ref(), key, force_full) };
         let report = run_cycle(&env, job.clone()).await?;
         if !report.not_active {
             metrics::counter!("tenantsync_sync_cycles_total", "full" => report.full.to_string()).increment(1);
@@ -314,7 +578,16 @@ impl SyncRunner {
         key: &'a JobKey,
         force_full: bool,
     ) -> CycleEnv<'a> {
-        CycleEnv { repo: &self.repo, source, target, clock: self.clock.as_ref(), ids: &RANDOM, job: key, force_full }
+        CycleEnv {
+            repo: &self.repo,
+            source,
+            target,
+            clock: self.clock.as_ref(),
+            ids: &RANDOM,
+            job: key,
+            force_full,
+            fence: None,
+        }
     }
 
     /// Provisions one user now (`provisionOnDemand`), between cycles.
@@ -418,9 +691,11 @@ async fn job_task(me: Weak<SyncRunner>, key: JobKey, notify: Arc<Notify>, full_d
         }
         let Some(runner) = me.upgrade() else { return };
         let force_full = std::mem::take(&mut *full_due.lock().expect("flag lock is never poisoned"));
-        runner.cycle_started();
-        let result = runner.wake(&key, force_full).await;
-        runner.cycle_ended();
+        let result = {
+            // Counted as running until the cycle ends or its task is stopped mid-cycle (a lost lease).
+            let _running = RunningCycle::start(&runner);
+            runner.wake(&key, force_full).await
+        };
         let loaded = match result {
             Ok((report, job)) => {
                 failures = 0;
@@ -442,6 +717,12 @@ async fn job_task(me: Weak<SyncRunner>, key: JobKey, notify: Arc<Notify>, full_d
             }
             Err(RunError::Engine(EngineError::Superseded)) => {
                 notify.notify_one();
+                None
+            }
+            Err(RunError::NotHeld) => None,
+            Err(RunError::Engine(EngineError::LeaseLost)) => {
+                tracing::warn!(job_id, "job lease moved to another process during a cycle; nothing was saved");
+                runner.lease_lost(&key);
                 None
             }
             Err(RunError::Engine(EngineError::JobNotFound(_))) => {
@@ -485,5 +766,84 @@ async fn job_task(me: Weak<SyncRunner>, key: JobKey, notify: Arc<Notify>, full_d
             });
         }
         interval = runner.sweep_interval(job.config.interval_seconds);
+    }
+}
+
+/// A cycle in progress, for [`SyncRunner::wait_idle`]: counted until dropped.
+struct RunningCycle<'a>(&'a SyncRunner);
+
+impl<'a> RunningCycle<'a> {
+    fn start(runner: &'a SyncRunner) -> RunningCycle<'a> {
+        runner.cycle_started();
+        RunningCycle(runner)
+    }
+}
+
+impl Drop for RunningCycle<'_> {
+    fn drop(&mut self) {
+        self.0.cycle_ended();
+    }
+}
+
+/// Renews, claims and gives back leases every third of their time, or at once when woken.
+async fn lease_loop(me: Weak<SyncRunner>, options: LeaseOptions, round: Arc<Notify>) {
+    let tick = options.ttl / 3;
+    let mut failures: u32 = 0;
+    // An earlier process of the same name (killed, then restarted under its name) leaves leases this one must not
+    // inherit with their old tokens: free them, so they are claimed afresh.
+    if let Some(runner) = me.upgrade()
+        && let Err(err) = runner.repo.release_leases(&options.holder, None).await
+    {
+        tracing::warn!(holder = %options.holder, error = %err, "an earlier process's leases could not be released");
+    }
+    loop {
+        let Some(runner) = me.upgrade() else { return };
+        match runner.lease_round(&options).await {
+            Ok(()) => failures = 0,
+            Err(err) => {
+                failures += 1;
+                tracing::warn!(holder = %options.holder, error = %err, failures, "job lease round failed; will retry");
+            }
+        }
+        drop(runner);
+        tokio::select! {
+            () = round.notified() => {}
+            () = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// Follows the store's wake feed (other processes' committed changes and job calls); reconnects after an error.
+async fn wake_loop(me: Weak<SyncRunner>) {
+    loop {
+        let feed = match me.upgrade() {
+            Some(runner) => runner.repo.wake_feed().await,
+            None => return,
+        };
+        let mut feed = match feed {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for wake-ups from other processes; will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            match feed.next().await {
+                Ok(wake) => match me.upgrade() {
+                    Some(runner) => runner.on_wake(wake),
+                    None => return,
+                },
+                Err(err) => {
+                    tracing::warn!(error = %err, "the wake-up feed failed; reconnecting (the sweep covers the gap)");
+                    if let Some(runner) = me.upgrade() {
+                        runner.on_wake(Wake::All);
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
     }
 }

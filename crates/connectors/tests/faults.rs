@@ -412,6 +412,7 @@ impl World {
                 source_tenant: self.source.id,
                 job_id: self.job_id.clone(),
                 repo: self.repo(),
+                warnings: Default::default(),
             },
             self.users.iter().enumerate().map(|(idx, id)| (*id, idx)).collect(),
         )
@@ -421,6 +422,16 @@ impl World {
         &self,
         source: &dyn SourceDirectory,
         target: &dyn TargetDirectory,
+    ) -> Result<CycleReport, EngineError> {
+        self.cycle_fenced(source, target, None).await
+    }
+
+    /// A cycle under a lease with fencing token `fence` (scale-out).
+    async fn cycle_fenced(
+        &self,
+        source: &dyn SourceDirectory,
+        target: &dyn TargetDirectory,
+        fence: Option<i64>,
     ) -> Result<CycleReport, EngineError> {
         let repo = self.repo();
         let key = JobKey::new(self.source.id, self.job_id.as_str());
@@ -433,6 +444,7 @@ impl World {
             ids: &RANDOM,
             job: &key,
             force_full: false,
+            fence,
         };
         run_cycle(&env, snapshot).await
     }
@@ -927,4 +939,41 @@ async fn one_wake_up_of_an_idle_job_reads_its_configuration_once() {
     let idle = runner.run_once(world.source.id, &world.job_id, false).await.expect("the idle wake-up runs");
     assert_eq!((idle.n_evaluated, idle.n_created, idle.n_updated), (0, 0, 0), "nothing changed: {idle:?}");
     assert_eq!(repo.config_loads() - before, 1, "one wake-up, one read of the configuration");
+}
+
+/// Fencing (issue 15): a process whose job lease moved to another (it paused, or lost the database, past the
+/// lease's expiry) runs on with a stale token; its next cycle stops before writing to the target and saves nothing,
+/// and the new holder's cycle applies the change once.
+#[tokio::test]
+async fn a_cycle_whose_lease_moved_writes_and_saves_nothing() {
+    let world = World::new(5, 0).await;
+    let target = world.faulty_target();
+    let repo = world.repo();
+    let ttl = std::time::Duration::from_secs(30);
+    let first = repo.claim_leases("process-a", ttl, 10).await.expect("claim");
+    assert_eq!(first.len(), 1, "one job");
+    let report =
+        world.cycle_fenced(&world.local_source(), &target, Some(first[0].token)).await.expect("the holder runs");
+    assert_eq!(report.n_created, 5, "{report:?}");
+
+    // The lease moves: process-a's time ran out and process-b claimed it.
+    world.advance(31);
+    let second = repo.claim_leases("process-b", ttl, 10).await.expect("claim after expiry");
+    assert_eq!(second.len(), 1);
+    assert!(second[0].token > first[0].token, "a new claim, a new token");
+    set_title(&world, world.users[0], "Moved on").await;
+    let state_before = world.state().await;
+    let n_logs = world.logs().await.len();
+    let n_writes = target.n_writes.load(Ordering::Relaxed);
+    let stale = world.cycle_fenced(&world.local_source(), &target, Some(first[0].token)).await;
+    assert!(matches!(stale, Err(EngineError::LeaseLost)), "{stale:?}");
+    assert_eq!(target.n_writes.load(Ordering::Relaxed), n_writes, "no target write under a moved lease");
+    assert_eq!(world.logs().await.len(), n_logs, "no log entry");
+    assert_eq!(world.state().await.phase, state_before.phase, "no progress saved");
+
+    let report =
+        world.cycle_fenced(&world.local_source(), &target, Some(second[0].token)).await.expect("the new holder runs");
+    assert_eq!(report.n_updated, 1, "{report:?}");
+    let b2b = world.b2b(world.users[0]).await.expect("the B2B user");
+    assert_eq!(b2b.user.job_title.as_deref(), Some("Moved on"));
 }

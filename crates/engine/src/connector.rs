@@ -234,6 +234,13 @@ pub trait TargetDirectory: Send + Sync {
         results
     }
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError>;
+    /// A warning about the last successful create or update of the user of source object `source_id`, taken once:
+    /// a target whose inbound guardrails run in audit mode reports what enforcement would have held, and the
+    /// provisioning log shows the write as a `warning`. The default has none.
+    fn take_warning(&self, source_id: ObjectId) -> Option<String> {
+        let _ = source_id;
+        None
+    }
     async fn delete_user(&self, id: ObjectId) -> Result<(), PeerError>;
     async fn restore_user(&self, id: ObjectId) -> Result<(), PeerError>;
     async fn set_manager(&self, id: ObjectId, manager: ObjectId) -> Result<(), PeerError>;

@@ -26,7 +26,7 @@ use crate::log::{LogContext, Status, entry};
 use crate::plan::{
     Assignment, Connection, IdentityType, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user,
 };
-use crate::repo::{JobSnapshot, PageRecord, SyncRepo};
+use crate::repo::{JobSnapshot, PageRecord, SyncRepo, WriteCondition};
 use crate::schema::{CompiledSchema, SchemaError, compile};
 use crate::settings::JobSettings;
 
@@ -50,6 +50,9 @@ pub enum EngineError {
     Source(#[source] PeerError),
     #[error("the job changed while the cycle ran (restart, pause or new schema); the cycle stopped")]
     Superseded,
+    /// Another process claimed the job's lease (this one paused or lost the database for too long).
+    #[error("the job's lease moved to another process; the cycle stopped without saving")]
+    LeaseLost,
 }
 
 /// What a cycle did.
@@ -112,6 +115,8 @@ pub struct CycleEnv<'a> {
     pub job: &'a JobKey,
     /// Re-evaluate every user even when the job is following the change log (the periodic sweep).
     pub force_full: bool,
+    /// The fencing token of the lease the cycle runs under; None where one process owns the database.
+    pub fence: Option<i64>,
 }
 
 impl CycleEnv<'_> {
@@ -339,7 +344,13 @@ async fn apply(
     let duration_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(()) => Applied {
-            status: if plan.action == PlannedAction::Skip { Status::Skipped } else { Status::Success },
+            status: match plan.action {
+                PlannedAction::Skip => Status::Skipped,
+                PlannedAction::Create | PlannedAction::Update | PlannedAction::Restore => {
+                    Status::written(env.target.take_warning(plan.source_id))
+                }
+                PlannedAction::Disable | PlannedAction::Delete => Status::Success,
+            },
             plan,
             connection,
             escrow: None,
@@ -476,25 +487,19 @@ impl<'e, 'a> Cycle<'e, 'a> {
     /// target writes.
     async fn ensure_current(&self) -> Result<(), EngineError> {
         let env = self.env;
-        if env.repo.is_current(env.job, self.job.config.generation).await? {
-            Ok(())
-        } else {
-            Err(EngineError::Superseded)
-        }
+        env.repo.ensure_current(env.job, self.write_condition()).await
+    }
+
+    /// What this cycle's writes are conditional on.
+    fn write_condition(&self) -> WriteCondition {
+        WriteCondition { generation: self.job.config.generation, fence: self.env.fence }
     }
 
     /// Saves a page with the job's progress at `phase` (see [`SyncRepo::commit_page`]).
     async fn commit(&mut self, record: PageRecord, phase: Phase) -> Result<(), EngineError> {
         let env = self.env;
         env.repo
-            .commit_page(
-                env.job,
-                self.job.config.generation,
-                &self.job.settings.failures,
-                &mut self.state,
-                record,
-                phase,
-            )
+            .commit_page(env.job, self.write_condition(), &self.job.settings.failures, &mut self.state, record, phase)
             .await
     }
 
@@ -819,7 +824,8 @@ impl Cycle<'_, '_> {
                 Ok(target) => {
                     plan.target_id = Some(target.id);
                     let connection = Connection::of(&plan, target.id, false, observed.connection.as_ref());
-                    Applied { plan, status: Status::Success, connection: Some(connection), escrow: None, duration_ms }
+                    let status = Status::written(env.target.take_warning(plan.source_id));
+                    Applied { plan, status, connection: Some(connection), escrow: None, duration_ms }
                 }
                 Err(PeerError::Held { reason }) => Applied {
                     plan,
@@ -851,7 +857,7 @@ impl Cycle<'_, '_> {
             // A held object is not retried by escrow: the target's administrator decides.
             record.escrows_cleared.push(source_id);
         }
-        if matches!(applied.status, Status::Success | Status::Skipped) {
+        if applied.status.is_done() {
             if let (Some(manager), Some(target)) = (applied.plan.manager, applied.plan.target_id) {
                 self.manager_work.push((target, manager));
             }
@@ -1149,7 +1155,7 @@ pub async fn provision_on_demand(
         )
         .await?;
     if let (Some(manager), Some(target), true) =
-        (applied.plan.manager, applied.plan.target_id, matches!(applied.status, Status::Success | Status::Skipped))
+        (applied.plan.manager, applied.plan.target_id, applied.status.is_done())
         && let Some(manager_link) = env.repo.connection(env.job, manager).await?.filter(|link| !link.deleted_by_sync)
     {
         // Best effort, as Entra: a reference that cannot be set now is set by a later cycle.

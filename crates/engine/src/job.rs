@@ -389,7 +389,26 @@ pub async fn read<T: serde::de::DeserializeOwned>(
     collection: &Collection<T>,
     key: &str,
 ) -> Result<Option<T>, JobError> {
-    match tx.get_doc(collection.name(), key).await? {
+    let doc = tx.get_doc(collection.name(), key).await?;
+    decode(collection, key, doc)
+}
+
+/// Reads a document and keeps it locked until the transaction ends (the condition of a conditional write).
+pub async fn read_for_update<T: serde::de::DeserializeOwned>(
+    tx: &mut dyn DirectoryTx,
+    collection: &Collection<T>,
+    key: &str,
+) -> Result<Option<T>, JobError> {
+    let doc = tx.get_doc_for_update(collection.name(), key).await?;
+    decode(collection, key, doc)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    collection: &Collection<T>,
+    key: &str,
+    doc: Option<tenantsync_store::DocRow>,
+) -> Result<Option<T>, JobError> {
+    match doc {
         Some(doc) => serde_json::from_str(&doc.data)
             .map(Some)
             .map_err(|source| JobError::Corrupt { key: format!("{}/{key}", collection.name()), source }),

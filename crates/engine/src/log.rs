@@ -24,12 +24,34 @@ pub enum Status {
         code: String,
         reason: String,
     },
+    /// Written, with a warning from the target (its guardrails in audit mode would have held the change).
+    Warning {
+        code: String,
+        reason: String,
+    },
 }
 
+/// The error code of a write the target's guardrails in audit mode would have held.
+pub const GUARDRAIL_AUDIT_CODE: &str = "InboundGuardrailAudit";
+
 impl Status {
+    /// Success, with the target's warning about the write if it has one.
+    pub fn written(warning: Option<String>) -> Status {
+        match warning {
+            Some(reason) => Status::Warning { code: GUARDRAIL_AUDIT_CODE.to_owned(), reason },
+            None => Status::Success,
+        }
+    }
+
+    /// Written (with or without a warning) or nothing to write.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Status::Success | Status::Skipped | Status::Warning { .. })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Status::Success => "success",
+            Status::Warning { .. } => "warning",
             Status::Skipped | Status::Held { .. } => "skipped",
             Status::Failure { .. } => "failure",
         }
@@ -68,7 +90,7 @@ pub fn entry(
     let change_id = ids.new_id().to_string();
     let mut steps: Vec<Step> = plan.steps.clone();
     let export = match status {
-        Status::Success if action != "other" => Some((
+        Status::Success | Status::Warning { .. } if action != "other" => Some((
             "success",
             format!(
                 "{} '{}' was {}d in the target tenant",
@@ -97,6 +119,10 @@ pub fn entry(
         Status::Failure { code, reason } => json!({
             "errorCode": code, "reason": reason, "errorCategory": "failure", "additionalDetails": null,
             "recommendedAction": "The object stays in escrow and is retried on the next cycles.",
+        }),
+        Status::Warning { code, reason } => json!({
+            "errorCode": code, "reason": reason, "errorCategory": "warning", "additionalDetails": null,
+            "recommendedAction": "The change was written. The target tenant's inbound sync guardrails run in audit mode and would hold it when enforced.",
         }),
         Status::Held { reason } => json!({
             "errorCode": "InboundGuardrailHeld", "reason": reason, "errorCategory": "skipped", "additionalDetails": null,

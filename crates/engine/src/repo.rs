@@ -6,12 +6,14 @@
 //! Invariants it enforces:
 //! - a page's progress, connections, escrows, deprovisionings and logs are saved in one transaction
 //!   ([`SyncRepo::commit_page`]), and only while the job is at the generation the cycle started with and active:
-//!   this conditional write is the single place where a cycle's work becomes durable (and where a lease's fencing
-//!   token will be checked);
+//!   this conditional write is the single place where a cycle's work becomes durable, and where the fencing token
+//!   of the job's lease is checked (the job and lease rows are locked until it commits);
 //! - a job's configuration is read once per wake-up ([`SyncRepo::load`]), counted in
 //!   `tenantsync_sync_config_loads_total`.
 //!
 //! It does not decide anything: planning and guards live in `cycle`, configuration rules in `admin`.
+
+mod leases;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,6 +80,15 @@ pub struct PageRecord {
     /// Groups whose deletion failed (groups are not escrowed; the caller plans them again next cycle).
     pub groups_retry: Vec<ObjectId>,
     pub logs: Vec<LogRow>,
+}
+
+/// What a cycle's writes are conditional on: the job is active at the generation the cycle loaded, and (scale-out)
+/// the job's lease still carries the cycle's fencing token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteCondition {
+    pub generation: u64,
+    /// None where one process owns the database (SQLite): no lease to check.
+    pub fence: Option<i64>,
 }
 
 /// What a target reads once per batch of inbound writes from one partner.
@@ -197,13 +208,13 @@ impl SyncRepo {
         }))
     }
 
-    /// Whether the job is still active at `generation` (a cycle checks it before each batch of target writes, so a
-    /// pause or restart stops writes at once, not only at the next page commit).
-    pub async fn is_current(&self, key: &JobKey, generation: u64) -> Result<bool, JobError> {
+    /// Fails with [`EngineError::Superseded`] unless the job is still active at the condition's generation, or with
+    /// [`EngineError::LeaseLost`] when its lease moved (a cycle checks it before each batch of target writes, so a
+    /// pause, restart or lost lease stops writes at once, not only at the next page commit).
+    pub async fn ensure_current(&self, key: &JobKey, condition: WriteCondition) -> Result<(), EngineError> {
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        Ok(job::read(tx.as_mut(), &JOBS, key.job.as_str())
-            .await?
-            .is_some_and(|config| config.generation == generation && config.schedule_state == ScheduleState::Active))
+        check_generation(tx.as_mut(), key, condition.generation, false).await?;
+        check_fence(tx.as_mut(), key, condition.fence, false).await
     }
 
     /// The assignments to a job's service principal now (group memberships and assignments change without
@@ -416,12 +427,12 @@ impl SyncRepo {
     }
 
     /// Saves a page's connections, escrows, deprovisionings and logs with the job's new progress, in one
-    /// transaction, if the job is still at `generation` and active; otherwise saves nothing and answers
-    /// [`EngineError::Superseded`].
+    /// transaction, if `condition` holds (see [`SyncRepo::ensure_current`]); otherwise saves nothing. The job and
+    /// lease rows stay locked until the commit, so neither a configuration change nor a claim slips in between.
     pub async fn commit_page(
         &self,
         key: &JobKey,
-        generation: u64,
+        condition: WriteCondition,
         policy: &FailurePolicy,
         state: &mut JobState,
         record: PageRecord,
@@ -429,12 +440,11 @@ impl SyncRepo {
     ) -> Result<(), EngineError> {
         let now = self.now();
         let job_id = key.job.as_str();
+        let generation = condition.generation;
         let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
-        // The condition of the write: the cycle's view of the job is still the job.
-        match job::read(tx.as_mut(), &JOBS, job_id).await? {
-            Some(config) if config.generation == generation && config.schedule_state == ScheduleState::Active => {}
-            _ => return Err(EngineError::Superseded),
-        }
+        // The condition of the write: the cycle's view of the job is still the job (locked first, in the order a
+        // configuration change takes its locks), and its lease is still ours (checked last, below).
+        check_generation(tx.as_mut(), key, generation, true).await?;
         let connections = connections_collection(job_id);
         let escrows = escrows_collection(job_id);
         let pending = pending_collection(job_id);
@@ -507,6 +517,9 @@ impl SyncRepo {
         state.phase = phase;
         state.generation = generation;
         job::write(tx.as_mut(), &JOB_STATES, job_id, state, now).await?;
+        // Last, so that the lease row stays locked only for the commit itself: renewals are not held up by a long
+        // page, and no claim can move the lease between this check and the commit.
+        check_fence(tx.as_mut(), key, condition.fence, true).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -709,4 +722,38 @@ impl SyncRepo {
         let mut tx = self.store.begin(tenant, TxMode::Read).await?;
         Ok(tx.read_logs(query).await?)
     }
+}
+
+/// Fails with [`EngineError::Superseded`] unless the job is active at `generation`; with `lock`, the job's row
+/// stays locked until `tx` ends.
+async fn check_generation(
+    tx: &mut dyn tenantsync_store::DirectoryTx,
+    key: &JobKey,
+    generation: u64,
+    lock: bool,
+) -> Result<(), EngineError> {
+    let job_id = key.job.as_str();
+    let config =
+        if lock { job::read_for_update(tx, &JOBS, job_id).await? } else { job::read(tx, &JOBS, job_id).await? };
+    match config {
+        Some(config) if config.generation == generation && config.schedule_state == ScheduleState::Active => Ok(()),
+        _ => Err(EngineError::Superseded),
+    }
+}
+
+/// Fails with [`EngineError::LeaseLost`] unless the job's lease still carries `fence` (None: no lease to check);
+/// with `lock`, the lease row stays locked until `tx` ends.
+async fn check_fence(
+    tx: &mut dyn tenantsync_store::DirectoryTx,
+    key: &JobKey,
+    fence: Option<i64>,
+    lock: bool,
+) -> Result<(), EngineError> {
+    let Some(token) = fence else { return Ok(()) };
+    let job_id = key.job.as_str();
+    let lease = if lock { tx.lock_lease(job_id).await? } else { tx.get_lease(job_id).await? };
+    if lease.is_none_or(|lease| lease.token != token) {
+        return Err(EngineError::LeaseLost);
+    }
+    Ok(())
 }

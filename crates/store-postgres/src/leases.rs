@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 use tenantsync_model::TenantId;
-use tenantsync_store::{LeaseClaim, LeaseRow, StoreError, Wake, WakeFeed};
+use tenantsync_store::{LeaseCensus, LeaseClaim, LeaseRow, StoreError, Wake, WakeFeed};
 use time::OffsetDateTime;
 
 use crate::codec::{from_micros, micros, tenant_id_from_row, trusted, unavailable};
@@ -30,9 +30,10 @@ fn lease_from_row(row: &PgRow) -> Result<LeaseRow, StoreError> {
 pub(crate) async fn heartbeat(
     pool: &PgPool,
     holder: &str,
+    jobs_collection: &str,
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
-) -> Result<u64, StoreError> {
+) -> Result<LeaseCensus, StoreError> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
     sqlx::query(
         "INSERT INTO lease_holders (holder, expires_at) VALUES ($1, $2) \
@@ -48,14 +49,18 @@ pub(crate) async fn heartbeat(
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-    let n_alive: i64 = sqlx::query("SELECT COUNT(*) AS n FROM lease_holders")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?
-        .try_get("n")
-        .map_err(unavailable)?;
+    let census = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM lease_holders) AS holders, \
+         (SELECT COUNT(*) FROM documents WHERE collection = $1) AS jobs",
+    )
+    .bind(jobs_collection)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    let holders: i64 = census.try_get("holders").map_err(unavailable)?;
+    let jobs: i64 = census.try_get("jobs").map_err(unavailable)?;
     tx.commit().await.map_err(unavailable)?;
-    Ok(n_alive.max(1) as u64)
+    Ok(LeaseCensus { holders: holders.max(1) as u64, jobs: jobs.max(0) as u64 })
 }
 
 pub(crate) async fn claim(pool: &PgPool, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {
@@ -98,15 +103,20 @@ pub(crate) async fn claim(pool: &PgPool, claim: &LeaseClaim<'_>) -> Result<Vec<L
 pub(crate) async fn renew(
     pool: &PgPool,
     holder: &str,
+    jobs_collection: &str,
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
 ) -> Result<Vec<LeaseRow>, StoreError> {
     let rows = sqlx::query(trusted(format!(
-        "UPDATE job_leases SET expires_at = $1 WHERE holder = $2 AND expires_at > $3 RETURNING {LEASE_COLUMNS}"
+        "UPDATE job_leases SET expires_at = $1 WHERE holder = $2 AND expires_at > $3 \
+         AND EXISTS (SELECT 1 FROM documents d WHERE d.tenant_id = job_leases.tenant_id \
+             AND d.collection = $4 AND d.doc_key = job_leases.job_id) \
+         RETURNING {LEASE_COLUMNS}"
     )))
     .bind(micros(expires_at))
     .bind(holder)
     .bind(micros(now))
+    .bind(jobs_collection)
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;

@@ -15,7 +15,8 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tenantsync_model::{ClientId, TenantId};
 use tenantsync_store::{
-    CredentialRow, DirectoryTx, DocRow, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake, WakeFeed,
+    CredentialRow, DirectoryTx, DocRow, LeaseCensus, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake,
+    WakeFeed,
 };
 use time::OffsetDateTime;
 
@@ -28,6 +29,9 @@ use directory_tx::PgDirectoryTx;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Heartbeats, claims, renewals and releases, on connections of their own: a pool starved by API requests and
+    /// cycles must not delay a renewal until a live process loses its jobs.
+    lease_pool: PgPool,
 }
 
 impl PgStore {
@@ -35,7 +39,8 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new().max_connections(8).connect(url).await.map_err(unavailable)?;
         migrate::run(&pool).await?;
-        Ok(PgStore { pool })
+        let lease_pool = PgPoolOptions::new().max_connections(2).connect_lazy(url).map_err(unavailable)?;
+        Ok(PgStore { pool, lease_pool })
     }
 
     async fn domains_of(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
@@ -206,27 +211,29 @@ impl Store for PgStore {
     async fn heartbeat(
         &self,
         holder: &str,
+        jobs_collection: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        leases::heartbeat(&self.pool, holder, now, expires_at).await
+    ) -> Result<LeaseCensus, StoreError> {
+        leases::heartbeat(&self.lease_pool, holder, jobs_collection, now, expires_at).await
     }
 
     async fn claim_leases(&self, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {
-        leases::claim(&self.pool, claim).await
+        leases::claim(&self.lease_pool, claim).await
     }
 
     async fn renew_leases(
         &self,
         holder: &str,
+        jobs_collection: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<Vec<LeaseRow>, StoreError> {
-        leases::renew(&self.pool, holder, now, expires_at).await
+        leases::renew(&self.lease_pool, holder, jobs_collection, now, expires_at).await
     }
 
     async fn release_leases(&self, holder: &str, jobs: Option<&[(TenantId, String)]>) -> Result<u64, StoreError> {
-        leases::release(&self.pool, holder, jobs).await
+        leases::release(&self.lease_pool, holder, jobs).await
     }
 
     async fn publish_wake(&self, wake: &Wake) -> Result<(), StoreError> {

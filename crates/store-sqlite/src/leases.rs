@@ -5,7 +5,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use tenantsync_model::TenantId;
-use tenantsync_store::{LeaseClaim, LeaseRow, StoreError};
+use tenantsync_store::{LeaseCensus, LeaseClaim, LeaseRow, StoreError};
 use time::OffsetDateTime;
 
 use crate::codec::{from_micros, micros, tenant_id_from_row, trusted, unavailable};
@@ -25,9 +25,10 @@ fn lease_from_row(row: &SqliteRow) -> Result<LeaseRow, StoreError> {
 pub(crate) async fn heartbeat(
     pool: &SqlitePool,
     holder: &str,
+    jobs_collection: &str,
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
-) -> Result<u64, StoreError> {
+) -> Result<LeaseCensus, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
     sqlx::query(
         "INSERT INTO lease_holders (holder, expires_at) VALUES (?, ?) \
@@ -43,14 +44,18 @@ pub(crate) async fn heartbeat(
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-    let n_alive: i64 = sqlx::query("SELECT COUNT(*) AS n FROM lease_holders")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?
-        .try_get("n")
-        .map_err(unavailable)?;
+    let census = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM lease_holders) AS holders, \
+         (SELECT COUNT(*) FROM documents WHERE collection = ?) AS jobs",
+    )
+    .bind(jobs_collection)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    let holders: i64 = census.try_get("holders").map_err(unavailable)?;
+    let jobs: i64 = census.try_get("jobs").map_err(unavailable)?;
     tx.commit().await.map_err(unavailable)?;
-    Ok(n_alive.max(1) as u64)
+    Ok(LeaseCensus { holders: holders.max(1) as u64, jobs: jobs.max(0) as u64 })
 }
 
 pub(crate) async fn claim(pool: &SqlitePool, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {
@@ -87,15 +92,20 @@ pub(crate) async fn claim(pool: &SqlitePool, claim: &LeaseClaim<'_>) -> Result<V
 pub(crate) async fn renew(
     pool: &SqlitePool,
     holder: &str,
+    jobs_collection: &str,
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
 ) -> Result<Vec<LeaseRow>, StoreError> {
     let rows = sqlx::query(trusted(format!(
-        "UPDATE job_leases SET expires_at = ? WHERE holder = ? AND expires_at > ? RETURNING {LEASE_COLUMNS}"
+        "UPDATE job_leases SET expires_at = ?1 WHERE holder = ?2 AND expires_at > ?3 \
+         AND EXISTS (SELECT 1 FROM documents d WHERE d.tenant_id = job_leases.tenant_id \
+             AND d.collection = ?4 AND d.doc_key = job_leases.job_id) \
+         RETURNING {LEASE_COLUMNS}"
     )))
     .bind(micros(expires_at))
     .bind(holder)
     .bind(micros(now))
+    .bind(jobs_collection)
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;

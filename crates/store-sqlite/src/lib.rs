@@ -16,7 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tenantsync_model::{ClientId, TenantId};
 use tenantsync_store::{
-    CredentialRow, DirectoryTx, DocRow, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake, WakeFeed,
+    CredentialRow, DirectoryTx, DocRow, LeaseCensus, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake,
+    WakeFeed,
 };
 use time::OffsetDateTime;
 
@@ -213,10 +214,11 @@ impl Store for SqliteStore {
     async fn heartbeat(
         &self,
         holder: &str,
+        jobs_collection: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        leases::heartbeat(&self.pool, holder, now, expires_at).await
+    ) -> Result<LeaseCensus, StoreError> {
+        leases::heartbeat(&self.pool, holder, jobs_collection, now, expires_at).await
     }
 
     async fn claim_leases(&self, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {
@@ -226,10 +228,11 @@ impl Store for SqliteStore {
     async fn renew_leases(
         &self,
         holder: &str,
+        jobs_collection: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<Vec<LeaseRow>, StoreError> {
-        leases::renew(&self.pool, holder, now, expires_at).await
+        leases::renew(&self.pool, holder, jobs_collection, now, expires_at).await
     }
 
     async fn release_leases(&self, holder: &str, jobs: Option<&[(TenantId, String)]>) -> Result<u64, StoreError> {

@@ -7,8 +7,8 @@ use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
 use time::OffsetDateTime;
 
 use crate::{
-    ChangeOp, ChangeRow, CredentialRow, DocRow, LeaseClaim, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder,
-    ScanSpec, Store, StoreError, TenantRow, TxMode,
+    ChangeOp, ChangeRow, CredentialRow, DocRow, LeaseCensus, LeaseClaim, LeaseRow, LinkKind, LogQuery, LogRow,
+    ObjectRow, ScanOrder, ScanSpec, Store, StoreError, TenantRow, TxMode,
 };
 
 /// Runs every check, in order, on one store.
@@ -705,8 +705,10 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     }
     tx.commit().await.expect("commit");
 
-    assert_eq!(store.heartbeat("a", at(0), at(30)).await.expect("heartbeat a"), 1);
-    assert_eq!(store.heartbeat("b", at(0), at(30)).await.expect("heartbeat b"), 2, "two live holders");
+    let census = |holders, jobs| LeaseCensus { holders, jobs };
+    assert_eq!(store.heartbeat("a", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat a"), census(1, 3));
+    let two = store.heartbeat("b", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat b");
+    assert_eq!(two, census(2, 3), "two live holders, three jobs");
 
     let first = store.claim_leases(&claim_at("a", 0, 30, 2)).await.expect("claim a");
     assert_eq!(first.len(), 2, "a claims as many as it asks for");
@@ -720,14 +722,17 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     assert_eq!(lease_keys(&second), vec![("job3".to_owned(), Some("b".to_owned()), 1)], "b gets only the free one");
     assert!(store.claim_leases(&claim_at("c", 10, 30, 5)).await.expect("claim c").is_empty(), "nothing is free");
 
-    let renewed = store.renew_leases("a", at(20), at(50)).await.expect("renew a");
+    let renewed = store.renew_leases("a", LEASE_TEST_JOBS, at(20), at(50)).await.expect("renew a");
     assert_eq!(lease_keys(&renewed), lease_keys(&first), "a renewal keeps the tokens");
     assert!(renewed.iter().all(|lease| lease.expires_at == at(50)));
 
     // b's lease expired at 30: c takes it with a new token, and b's renewal finds it lost.
     let taken = store.claim_leases(&claim_at("c", 40, 30, 5)).await.expect("claim c later");
     assert_eq!(lease_keys(&taken), vec![("job3".to_owned(), Some("c".to_owned()), 2)]);
-    assert!(store.renew_leases("b", at(41), at(71)).await.expect("renew b").is_empty(), "b's lease is lost");
+    assert!(
+        store.renew_leases("b", LEASE_TEST_JOBS, at(41), at(71)).await.expect("renew b").is_empty(),
+        "b's lease is lost"
+    );
 
     // The fencing check inside a write sees the new holder and token; a read sees the same.
     let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
@@ -753,6 +758,9 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
     assert!(tx.delete_doc(LEASE_TEST_JOBS, "job1").await.expect("delete job"));
     tx.commit().await.expect("commit");
+    let renewed = store.renew_leases("a", LEASE_TEST_JOBS, at(42), at(72)).await.expect("renew a");
+    let renewed_jobs: Vec<String> = lease_keys(&renewed).into_iter().map(|(job, _, _)| job).collect();
+    assert_eq!(renewed_jobs, ["job2", "job3"], "the deleted job's lease is not renewed");
     assert_eq!(store.release_leases("a", None).await.expect("release all of a"), 3, "a held job1, job2 and job3");
     let after_release = store.claim_leases(&claim_at("d", 43, 30, 5)).await.expect("claim d");
     assert_eq!(
@@ -760,5 +768,5 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
         vec![("job2".to_owned(), Some("d".to_owned()), 2), ("job3".to_owned(), Some("d".to_owned()), 4)]
     );
     // a released its heartbeat and b's expired: d is alone.
-    assert_eq!(store.heartbeat("d", at(43), at(73)).await.expect("heartbeat d"), 1);
+    assert_eq!(store.heartbeat("d", LEASE_TEST_JOBS, at(43), at(73)).await.expect("heartbeat d"), census(1, 2));
 }

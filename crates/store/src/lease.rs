@@ -24,6 +24,14 @@ pub struct LeaseRow {
     pub expires_at: OffsetDateTime,
 }
 
+/// What a holder's heartbeat answers: how many holders are alive (itself included) and how many jobs exist, so
+/// that each takes `ceil(jobs / holders)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseCensus {
+    pub holders: u64,
+    pub jobs: u64,
+}
+
 /// A request to claim free or expired leases.
 #[derive(Clone, Copy, Debug)]
 pub struct LeaseClaim<'a> {

@@ -17,7 +17,7 @@ use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
 use time::OffsetDateTime;
 
 pub use error::StoreError;
-pub use lease::{LeaseClaim, LeaseRow, Wake, WakeFeed};
+pub use lease::{LeaseCensus, LeaseClaim, LeaseRow, Wake, WakeFeed};
 pub use rows::{
     ChangeOp, ChangeRow, CredentialRow, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, SortKey,
     TenantRow,
@@ -60,19 +60,25 @@ pub trait Store: Send + Sync {
 
     // --- Job leases and wake-ups across processes (`lease`) ---------------------------------------------------
 
-    /// Records that `holder` is alive until `expires_at`, forgets holders whose time passed by `now`, and answers
-    /// how many are alive, `holder` included (each takes its share of the jobs).
-    async fn heartbeat(&self, holder: &str, now: OffsetDateTime, expires_at: OffsetDateTime)
-    -> Result<u64, StoreError>;
+    /// Records that `holder` is alive until `expires_at`, forgets holders whose time passed by `now`, and counts
+    /// the live holders (`holder` included) and the documents of `jobs_collection`.
+    async fn heartbeat(
+        &self,
+        holder: &str,
+        jobs_collection: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<LeaseCensus, StoreError>;
     /// Claims up to `claim.max` leases that are free or expired at `claim.now`, for jobs that exist, without
     /// waiting for leases another process is claiming at the same moment (`FOR UPDATE SKIP LOCKED`): each claimed
     /// lease gets `claim.holder`, `claim.expires_at` and a new fencing token.
     async fn claim_leases(&self, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError>;
-    /// Extends `holder`'s leases that have not expired at `now` to `expires_at` (tokens unchanged) and returns
-    /// them: a lease missing from the answer is lost.
+    /// Extends `holder`'s leases that have not expired at `now`, of jobs that still exist in `jobs_collection`, to
+    /// `expires_at` (tokens unchanged) and returns them: a lease missing from the answer is lost (or its job gone).
     async fn renew_leases(
         &self,
         holder: &str,
+        jobs_collection: &str,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<Vec<LeaseRow>, StoreError>;

@@ -251,6 +251,7 @@ pub(crate) async fn provision(
         Status::Skipped => "skipped".to_owned(),
         Status::Held { reason } => format!("skipped: InboundGuardrailHeld: {reason}"),
         Status::Failure { code, reason } => format!("failure: {code}: {reason}"),
+        Status::Warning { code, reason } => format!("warning: {code}: {reason}"),
     };
     let result = OnDemandView {
         user: format!("{} ({})", plan.source_display_name.as_deref().unwrap_or(""), plan.source_id),

@@ -4,6 +4,7 @@
 //! users keep joining by the same rule.
 
 use serde_json::json;
+use tenantsync_testkit::postgres::PgTestDatabase;
 use tenantsync_testkit::sync::{SyncSetup, configure_sync, initial_domain, wait_for, wait_until};
 use tenantsync_testkit::{TestApp, fixtures};
 
@@ -24,12 +25,10 @@ async fn wait_evaluated(sync: &SyncSetup, group: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn a_partner_user_never_enters_a_protected_group_by_its_rule() {
-    let app = TestApp::spawn().await;
+async fn partner_users_stay_out_of_protected_groups(app: &TestApp) {
     let source = app.create_tenant("fabrikam", &[]).await;
     let target = app.create_tenant("contoso", &[]).await;
-    let sync = configure_sync(&app, &source, &target).await;
+    let sync = configure_sync(app, &source, &target).await;
     let mut body = fixtures::group("Finance approvers");
     body["groupTypes"] = json!(["DynamicMembership"]);
     body["membershipRule"] = json!(r#"user.department -eq "Finance" -and user.jobTitle -eq "Approver""#);
@@ -96,4 +95,19 @@ async fn a_partner_user_never_enters_a_protected_group_by_its_rule() {
         members.contains(&bob_id) && members.contains(&dan_id)
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_partner_user_never_enters_a_protected_group_by_its_rule() {
+    let app = TestApp::spawn().await;
+    partner_users_stay_out_of_protected_groups(&app).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_partner_user_never_enters_a_protected_group_on_postgres() {
+    let Some(database) = PgTestDatabase::create("guardrails_defence").await else { return };
+    let app = TestApp::spawn_on(database.store().await).await;
+    partner_users_stay_out_of_protected_groups(&app).await;
+    app.shutdown().await;
 }

@@ -173,7 +173,12 @@ async fn audit_mode_reports_instead_of_holding(app: &TestApp) {
     sync.start().await;
     let written = sync.wait_b2b_user(&look_alike, "written in audit mode", |_| true).await;
     assert_eq!(written["jobTitle"], "CEO", "audit mode changes nothing");
-    sync.wait_log(&look_alike, "create", "success").await;
+    // The source's log shows the write as a warning naming what enforcement would have held.
+    let entry = sync.wait_log(&look_alike, "create", "warning").await;
+    let error = &entry["provisioningStatusInfo"]["errorInformation"];
+    assert_eq!(error["errorCode"], "InboundGuardrailAudit", "{entry}");
+    assert!(error["reason"].as_str().is_some_and(|reason| reason.contains("resembles protected identity")), "{entry}");
+    assert!(entry["targetIdentity"]["id"] == written["id"], "{entry}");
     assert!(held(&sync, "").await.is_empty(), "audit mode holds nothing");
     let activities = audit_activities(&sync).await;
     assert!(

@@ -2,6 +2,7 @@
 //! writes of local sync jobs (held changes, approve and reject, audit mode). Each scenario runs on SQLite, and on
 //! PostgreSQL when `TENANTSYNC_TEST_POSTGRES_URL` is set.
 
+mod benign;
 mod defence;
 mod enforce;
 mod policy;

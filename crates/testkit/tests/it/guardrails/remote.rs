@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 use tenantsync_model::RoleSet;
+use tenantsync_testkit::postgres::PgTestDatabase;
 use tenantsync_testkit::sync::{
     SyncSetup, allow_inbound, allow_outbound, configure_remote_job, initial_domain, wait_until,
 };
@@ -71,11 +72,8 @@ async fn held(sync: &SyncSetup) -> Vec<Value> {
     reply.values().clone()
 }
 
-#[tokio::test]
-async fn a_remote_source_writing_through_a_partner_credential_is_guarded() {
-    let a = TestApp::spawn().await;
-    let b = TestApp::spawn().await;
-    let (sync, partner_credential) = remote_partner_setup(&a, &b).await;
+async fn partner_credential_writes_are_guarded(a: &TestApp, b: &TestApp) {
+    let (sync, partner_credential) = remote_partner_setup(a, b).await;
     let target_domain = initial_domain(&sync.target);
     let ceo =
         sync.tgt.create_user(fixtures::user(&format!("alice.lindqvist@{target_domain}"), "Alice Lindqvist")).await;
@@ -173,6 +171,15 @@ async fn a_remote_source_writing_through_a_partner_credential_is_guarded() {
     partner.post_empty(&format!("{HELD}/{eve}/approve")).await.assert_error(403, "Authorization_RequestDenied");
     let scim = partner.get("/scim/v2/Users").await;
     scim.assert_status(403);
+    // Its reads show only the partner's own users and groups.
+    let listed = partner.get("/v1.0/users?$top=999").await;
+    listed.assert_status(200);
+    assert_eq!(listed.field_of_values("id"), vec![bob_id.clone()], "only the partner's user: {}", listed.text);
+    partner.get(&format!("/v1.0/users/{ceo}")).await.assert_error(404, "Request_ResourceNotFound");
+    partner.get(&format!("/v1.0/groups/{approvers}")).await.assert_error(404, "Request_ResourceNotFound");
+    partner.get(&format!("/v1.0/users/{bob_id}")).await.assert_status(200);
+    partner.get("/v1.0/users/delta()").await.assert_error(403, "Authorization_RequestDenied");
+    partner.get("/v1.0/auditLogs/directoryAudits").await.assert_error(403, "Authorization_RequestDenied");
     // What is the partner's own goes through: an update of its user.
     partner.patch(&format!("/v1.0/users/{bob_id}"), json!({"officeLocation": "Oslo"})).await.assert_status(204);
     assert_eq!(held(&sync).await.len(), 3, "nothing more was held");
@@ -195,4 +202,22 @@ async fn a_remote_source_writing_through_a_partner_credential_is_guarded() {
     })
     .await;
     assert_eq!(sync.b2b_users_of(&eve).await.len(), 1, "adopted, not duplicated");
+}
+
+#[tokio::test]
+async fn a_remote_source_writing_through_a_partner_credential_is_guarded() {
+    let (a, b) = (TestApp::spawn().await, TestApp::spawn().await);
+    partner_credential_writes_are_guarded(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The target server on PostgreSQL (the source's on SQLite).
+#[tokio::test]
+async fn a_remote_source_writing_through_a_partner_credential_is_guarded_on_postgres() {
+    let Some(database) = PgTestDatabase::create("guardrails_remote").await else { return };
+    let (a, b) = (TestApp::spawn().await, TestApp::spawn_on(database.store().await).await);
+    partner_credential_writes_are_guarded(&a, &b).await;
+    a.shutdown().await;
+    b.shutdown().await;
 }
