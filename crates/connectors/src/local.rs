@@ -347,6 +347,9 @@ impl TargetDirectory for LocalTarget {
 
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
         self.check_consent().await?;
+        if let Some(refusal) = self.tombstoned(std::slice::from_ref(anchor)).await?.into_iter().next() {
+            return Err(refusal.1);
+        }
         let source_id = anchor.source_id.to_string();
         let mut guard = inbound_guard::session(self, std::slice::from_ref(&source_id), &[], Purpose::Create).await?;
         let decision = match guard.as_mut() {
@@ -396,9 +399,21 @@ impl TargetDirectory for LocalTarget {
                 return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
             }
         };
+        let anchors: Vec<Anchor> = items.iter().map(|(anchor, _)| anchor.clone()).collect();
+        let mut buried = match self.tombstoned(&anchors).await {
+            Ok(buried) => buried,
+            Err(err) => {
+                let message = err.to_string();
+                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
+            }
+        };
         let mut built = Vec::with_capacity(items.len());
         let mut slots: Vec<Result<usize, PeerError>> = Vec::with_capacity(items.len());
         for ((anchor, proposed), source_id) in items.iter().zip(&source_ids) {
+            if let Some(refusal) = buried.remove(&anchor.key()) {
+                slots.push(Err(refusal));
+                continue;
+            }
             let decision = match guard.as_mut() {
                 None => Decision::Write(proposed.clone()),
                 Some(guard) => guard.decide(ChangeAction::Create, source_id, None, None, proposed),
@@ -529,6 +544,7 @@ impl TargetDirectory for LocalTarget {
 
     async fn restore_user(&self, id: ObjectId) -> Result<(), PeerError> {
         self.check_consent().await?;
+        self.refuse_tombstoned_restore(id).await?;
         match self.directory.restore_object(self.tenant, &id.to_string()).await {
             Ok(DirectoryObject::User(user)) => self.audit(&[("Restore user", id, user.display_name)]).await,
             Ok(DirectoryObject::Group(_)) => Err(PeerError::Rejected("the restored object is a group".to_owned())),

@@ -323,7 +323,12 @@ impl SyncRunner {
         let census = self.repo.heartbeat(&options.holder, options.ttl).await.map_err(store_error)?;
         let mut held = self.repo.renew_leases(&options.holder, options.ttl).await.map_err(store_error)?;
         let held_until = started + options.ttl;
-        let share = census.jobs.div_ceil(census.holders.max(1)) as usize;
+        // Shares stay within one of each other: at most `high`, and one above `low` is given back while another
+        // process is below `low`.
+        let holders = census.holders.max(1);
+        let (low, high) = ((census.jobs / holders) as usize, census.jobs.div_ceil(holders) as usize);
+        let starving = (census.fewest_held as usize) < low;
+        let share = if starving && held.len() > low { low } else { high };
         if held.len() > share {
             // A process joined: give back the surplus, idle jobs only (a running cycle finishes first).
             let n_surplus = held.len() - share;
@@ -333,8 +338,9 @@ impl SyncRunner {
                 tracing::info!(holder = %options.holder, n_released = surplus.len(), share, "gave back job leases");
                 self.publish(Wake::All);
             }
-        } else if held.len() < share {
-            let wanted = (share - held.len()) as u32;
+        } else if held.len() < low || (held.len() < high && !starving) {
+            // Up to `low` always; beyond it only when nobody is below `low` (the starving process claims first).
+            let wanted = (if starving { low } else { high } - held.len()) as u32;
             let claimed = self.repo.claim_leases(&options.holder, options.ttl, wanted).await.map_err(store_error)?;
             if !claimed.is_empty() {
                 tracing::info!(holder = %options.holder, n_claimed = claimed.len(), share, "claimed job leases");

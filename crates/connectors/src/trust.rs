@@ -1,7 +1,10 @@
 //! What a target hosted here decided about the users a partner syncs into it, as `LocalTarget` applies it: a
 //! tombstoned anchor (a synced user the target's administrators deleted) is seen as that deleted user, so the
-//! engine never creates it again; the partner's kill switch refuses writes like a withdrawn consent (checked with
+//! engine never creates it again, and a create or restore of it (a partner writing through the Graph API) is
+//! refused; the partner's kill switch refuses writes like a withdrawn consent (checked with
 //! the consent, in `LocalTarget::check_consent`).
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 use tenantsync_engine::connector::{Anchor, PeerError, TargetUser};
@@ -35,4 +38,38 @@ impl LocalTarget {
         }
         Ok(found)
     }
+
+    /// The refusals of the anchors among `anchors` the target keeps a tombstone of, by anchor key.
+    pub(crate) async fn tombstoned(&self, anchors: &[Anchor]) -> Result<HashMap<String, PeerError>, PeerError> {
+        let keys: Vec<String> = anchors.iter().map(Anchor::key).collect();
+        let tombstones =
+            self.repo.tombstoned(self.tenant, &keys).await.map_err(|err| PeerError::Unavailable(Box::new(err)))?;
+        Ok(tombstones.into_iter().map(|(key, tombstone)| (key, refusal(&tombstone.id))).collect())
+    }
+
+    /// Refuses to restore a deleted user the target keeps a tombstone of.
+    pub(crate) async fn refuse_tombstoned_restore(&self, id: ObjectId) -> Result<(), PeerError> {
+        let Ok(tenantsync_model::DirectoryObject::User(user)) =
+            self.directory.get_deleted(self.tenant, &id.to_string()).await
+        else {
+            return Ok(());
+        };
+        let Some(anchor) = user.anchor() else { return Ok(()) };
+        let found = self
+            .repo
+            .tombstoned(self.tenant, std::slice::from_ref(&anchor))
+            .await
+            .map_err(|err| PeerError::Unavailable(Box::new(err)))?;
+        match found.values().next() {
+            Some(tombstone) => Err(refusal(&tombstone.id)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a write of a tombstoned user is refused: the target's decision, as a withdrawn consent is.
+fn refusal(deleted_id: &str) -> PeerError {
+    PeerError::ConsentDenied(format!(
+        "the target's administrators deleted this user ({deleted_id}): its tombstone stands, so it is not created or restored again"
+    ))
 }

@@ -383,6 +383,29 @@ impl Directory {
         }
     }
 
+    /// The live users whose SCIM userName (what a SCIM client wrote, else the userPrincipalName) equals
+    /// `user_name` ignoring ASCII case: an index lookup, not a scan.
+    pub async fn users_by_scim_user_name(
+        &self,
+        tenant: TenantId,
+        user_name: &str,
+    ) -> Result<Vec<User>, DirectoryError> {
+        let _timer = OpTimer::start("users_by_scim_user_name");
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let rows = tx.find_users_by_scim_user_name(user_name).await?;
+        tx.commit().await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let DirectoryObject::User(user) = decode(row)? {
+                let name = user.scim_user_name.as_deref().unwrap_or(&user.user_principal_name);
+                if name.eq_ignore_ascii_case(user_name) {
+                    users.push(user);
+                }
+            }
+        }
+        Ok(users)
+    }
+
     /// Changes a live user through `edit`, then checks the result with the same rules as a create.
     /// The id and the creation and deletion times cannot be changed.
     pub async fn update_user(

@@ -258,6 +258,22 @@ impl From<FilterError> for ScimError {
 }
 
 impl Filter {
+    /// The string every match must have for the core `attribute` (`attribute eq "value"`, alone or as a side of
+    /// an `and`), so a caller can look candidates up by index and evaluate the whole filter on those only.
+    pub fn required_eq(&self, attribute: &str) -> Option<&str> {
+        match self {
+            Filter::Compare(path, CompareOp::Eq, CompValue::String(value))
+                if path.sub.is_none()
+                    && path.name.is(attribute)
+                    && path.urn.as_deref().is_none_or(|urn| urn.eq_ignore_ascii_case(crate::USER_URN)) =>
+            {
+                Some(value)
+            }
+            Filter::And(left, right) => left.required_eq(attribute).or_else(|| right.required_eq(attribute)),
+            _ => None,
+        }
+    }
+
     /// Parses a filter (already percent-decoded).
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
         let length = text.chars().count();
@@ -636,6 +652,32 @@ impl Parser {
         };
         self.advance();
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod required_eq_tests {
+    use super::Filter;
+
+    #[test]
+    fn an_eq_that_every_match_needs_is_found() {
+        let cases = [
+            (r#"userName eq "ada@x.example""#, Some("ada@x.example")),
+            (r#"USERNAME eq "Ada""#, Some("Ada")),
+            (r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a""#, Some("a")),
+            (r#"active eq true and userName eq "b""#, Some("b")),
+            (r#"(userName eq "c") and active eq true"#, Some("c")),
+            (r#"userName eq "a" or userName eq "b""#, None),
+            (r#"not (userName eq "a")"#, None),
+            (r#"userName sw "a""#, None),
+            (r#"name.givenName eq "a""#, None),
+            (r#"emails[value eq "a"]"#, None),
+            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:userName eq "a""#, None),
+        ];
+        for (text, expected) in cases {
+            let filter = Filter::parse(text).expect(text);
+            assert_eq!(filter.required_eq("userName"), expected, "{text}");
+        }
     }
 }
 

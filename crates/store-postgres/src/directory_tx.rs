@@ -87,6 +87,20 @@ impl DirectoryTx for PgDirectoryTx {
         row.as_ref().map(object_from_row).transpose()
     }
 
+    async fn find_users_by_scim_user_name(&mut self, user_name: &str) -> Result<Vec<ObjectRow>, StoreError> {
+        // The expression is the index's (migration 0014), so PostgreSQL uses it.
+        let rows = sqlx::query(trusted(format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND kind = 'user' \
+             AND lower(coalesce((data::jsonb) ->> 'scimUserName', upn)) = lower($2) AND deleted_at IS NULL"
+        )))
+        .bind(&self.tenant_text)
+        .bind(user_name)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(object_from_row).collect()
+    }
+
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
         let query = sqlx::query(
             "INSERT INTO objects \

@@ -51,16 +51,21 @@ pub(crate) async fn heartbeat(
         .map_err(unavailable)?;
     let census = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM lease_holders) AS holders, \
-         (SELECT COUNT(*) FROM documents WHERE collection = $1) AS jobs",
+         (SELECT COUNT(*) FROM documents WHERE collection = $1) AS jobs, \
+         (SELECT COALESCE(MIN(n), 0) FROM (SELECT COUNT(l.job_id) AS n FROM lease_holders h \
+             LEFT JOIN job_leases l ON l.holder = h.holder AND l.expires_at > $2 GROUP BY h.holder) AS held) \
+             AS fewest_held",
     )
     .bind(jobs_collection)
+    .bind(micros(now))
     .fetch_one(&mut *tx)
     .await
     .map_err(unavailable)?;
     let holders: i64 = census.try_get("holders").map_err(unavailable)?;
     let jobs: i64 = census.try_get("jobs").map_err(unavailable)?;
+    let fewest_held: i64 = census.try_get("fewest_held").map_err(unavailable)?;
     tx.commit().await.map_err(unavailable)?;
-    Ok(LeaseCensus { holders: holders.max(1) as u64, jobs: jobs.max(0) as u64 })
+    Ok(LeaseCensus { holders: holders.max(1) as u64, jobs: jobs.max(0) as u64, fewest_held: fewest_held.max(0) as u64 })
 }
 
 pub(crate) async fn claim(pool: &PgPool, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {

@@ -75,6 +75,20 @@ impl DirectoryTx for SqliteDirectoryTx {
         row.as_ref().map(object_from_row).transpose()
     }
 
+    async fn find_users_by_scim_user_name(&mut self, user_name: &str) -> Result<Vec<ObjectRow>, StoreError> {
+        // The expression is the index's (migration 0014), so SQLite uses it.
+        let rows = sqlx::query(trusted(format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND kind = 'user' \
+             AND lower(coalesce(json_extract(data, '$.scimUserName'), upn)) = lower(?) AND deleted_at IS NULL"
+        )))
+        .bind(&self.tenant_text)
+        .bind(user_name)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(object_from_row).collect()
+    }
+
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO objects \

@@ -8,6 +8,7 @@ use crate::codec::{trusted, unavailable};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_directory.sql")),
     (2, include_str!("../migrations/0002_sync.sql")),
+    (14, include_str!("../migrations/0014_scim_user_name.sql")),
     (15, include_str!("../migrations/0015_job_leases.sql")),
 ];
 

@@ -26,10 +26,11 @@ pub async fn run_all(store: &dyn Store) {
     provisioning_logs_filter_page_and_prune(store).await;
     links_to_any_and_tenant_lock(store).await;
     leases_claim_renew_fence_and_release(store).await;
+    users_are_found_by_scim_user_name(store).await;
 }
 
 /// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
-pub const TENANTS_CREATED_BY_RUN_ALL: usize = 19;
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 21;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -412,6 +413,44 @@ pub async fn settings_keep_the_first_value(store: &dyn Store) {
     assert_eq!(store.get_or_insert_setting("k", "second").await.expect("get"), "first");
 }
 
+/// A user whose SCIM client wrote `user_name` (stored in the object's JSON, as the directory does).
+fn scim_user(upn: &str, user_name: &str) -> ObjectRow {
+    ObjectRow { data: format!(r#"{{"userPrincipalName":"{upn}","scimUserName":"{user_name}"}}"#), ..user_row(upn, upn) }
+}
+
+pub async fn users_are_found_by_scim_user_name(store: &dyn Store) {
+    let tenant_a = new_tenant(store, "scimnamea").await;
+    let tenant_b = new_tenant(store, "scimnameb").await;
+    let written = scim_user("x1@scimnamea.example", "Ada.Lovelace@Partner.example");
+    let plain = user_row("Bob@scimnamea.example", "Bob");
+    let deleted = ObjectRow { deleted_at: Some(at(30)), ..scim_user("x2@scimnamea.example", "gone@partner.example") };
+    let mut tx = store.begin(tenant_a, TxMode::Write).await.expect("begin");
+    for row in [&written, &plain, &deleted] {
+        tx.insert_object(row).await.expect("insert");
+    }
+    let ids = |rows: Vec<ObjectRow>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
+    // What the SCIM client wrote, ignoring ASCII case; not the userPrincipalName it was given.
+    let found = tx.find_users_by_scim_user_name("ada.lovelace@partner.EXAMPLE").await.expect("find");
+    assert_eq!(found, vec![written.clone()], "the row comes back as stored");
+    assert_eq!(ids(tx.find_users_by_scim_user_name("x1@scimnamea.example").await.expect("find")), []);
+    // Without a SCIM userName, the userPrincipalName is the userName.
+    assert_eq!(ids(tx.find_users_by_scim_user_name("bob@SCIMNAMEA.example").await.expect("find")), [plain.id]);
+    // Deleted users are not found.
+    assert_eq!(ids(tx.find_users_by_scim_user_name("gone@partner.example").await.expect("find")), []);
+    // An update is seen at once.
+    let renamed = scim_user("x1@scimnamea.example", "countess@partner.example");
+    let renamed = ObjectRow { id: written.id, ..renamed };
+    tx.update_object(&renamed).await.expect("update");
+    assert_eq!(ids(tx.find_users_by_scim_user_name("countess@partner.example").await.expect("find")), [written.id]);
+    assert_eq!(ids(tx.find_users_by_scim_user_name("ada.lovelace@partner.example").await.expect("find")), []);
+    tx.commit().await.expect("commit");
+
+    // Per tenant.
+    let mut tx = store.begin(tenant_b, TxMode::Read).await.expect("begin");
+    assert_eq!(ids(tx.find_users_by_scim_user_name("countess@partner.example").await.expect("find")), []);
+    tx.commit().await.expect("commit");
+}
+
 fn anchored_user(upn: &str, anchor: &str) -> ObjectRow {
     ObjectRow { anchor: Some(anchor.to_owned()), ..user_row(upn, upn) }
 }
@@ -705,10 +744,10 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     }
     tx.commit().await.expect("commit");
 
-    let census = |holders, jobs| LeaseCensus { holders, jobs };
-    assert_eq!(store.heartbeat("a", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat a"), census(1, 3));
+    let census = |holders, jobs, fewest_held| LeaseCensus { holders, jobs, fewest_held };
+    assert_eq!(store.heartbeat("a", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat a"), census(1, 3, 0));
     let two = store.heartbeat("b", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat b");
-    assert_eq!(two, census(2, 3), "two live holders, three jobs");
+    assert_eq!(two, census(2, 3, 0), "two live holders, three jobs, none held yet");
 
     let first = store.claim_leases(&claim_at("a", 0, 30, 2)).await.expect("claim a");
     assert_eq!(first.len(), 2, "a claims as many as it asks for");
@@ -718,8 +757,12 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
             .all(|lease| lease.holder.as_deref() == Some("a") && lease.token == 1 && lease.expires_at == at(30))
     );
     assert!(first.iter().all(|lease| lease.tenant == tenant));
+    let half = store.heartbeat("a", LEASE_TEST_JOBS, at(0), at(30)).await.expect("heartbeat a");
+    assert_eq!(half, census(2, 3, 0), "b holds nothing yet");
     let second = store.claim_leases(&claim_at("b", 0, 30, 5)).await.expect("claim b");
     assert_eq!(lease_keys(&second), vec![("job3".to_owned(), Some("b".to_owned()), 1)], "b gets only the free one");
+    let spread = store.heartbeat("b", LEASE_TEST_JOBS, at(1), at(31)).await.expect("heartbeat b");
+    assert_eq!(spread, census(2, 3, 1), "a holds two, b one");
     assert!(store.claim_leases(&claim_at("c", 10, 30, 5)).await.expect("claim c").is_empty(), "nothing is free");
 
     let renewed = store.renew_leases("a", LEASE_TEST_JOBS, at(20), at(50)).await.expect("renew a");
@@ -768,5 +811,5 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
         vec![("job2".to_owned(), Some("d".to_owned()), 2), ("job3".to_owned(), Some("d".to_owned()), 4)]
     );
     // a released its heartbeat and b's expired: d is alone.
-    assert_eq!(store.heartbeat("d", LEASE_TEST_JOBS, at(43), at(73)).await.expect("heartbeat d"), census(1, 2));
+    assert_eq!(store.heartbeat("d", LEASE_TEST_JOBS, at(43), at(73)).await.expect("heartbeat d"), census(1, 2, 2));
 }

@@ -24,12 +24,13 @@ pub struct LeaseRow {
     pub expires_at: OffsetDateTime,
 }
 
-/// What a holder's heartbeat answers: how many holders are alive (itself included) and how many jobs exist, so
-/// that each takes `ceil(jobs / holders)`.
+/// What a holder's heartbeat answers: how many holders are alive (itself included), how many jobs exist, and the
+/// fewest unexpired leases any live holder has, so that shares stay within one of each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseCensus {
     pub holders: u64,
     pub jobs: u64,
+    pub fewest_held: u64,
 }
 
 /// A request to claim free or expired leases.

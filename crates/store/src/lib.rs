@@ -103,6 +103,10 @@ pub trait DirectoryTx: Send {
     async fn find_by_upn(&mut self, upn: &str) -> Result<Option<ObjectRow>, StoreError>;
     /// The object whose [`ObjectRow::anchor`] equals `anchor` ignoring case, deleted or not.
     async fn find_by_anchor(&mut self, anchor: &str) -> Result<Option<ObjectRow>, StoreError>;
+    /// The live users whose SCIM userName (the `scimUserName` of the object's JSON, else its userPrincipalName)
+    /// equals `user_name` ignoring ASCII case, by index. A backend may return more (other case foldings); callers
+    /// compare again.
+    async fn find_users_by_scim_user_name(&mut self, user_name: &str) -> Result<Vec<ObjectRow>, StoreError>;
     /// Inserts a new object. A duplicate id, userPrincipalName or anchor is a [`StoreError::Conflict`] whose `what`
     /// names the clash (`"anchor"` for the anchor); the transaction stays usable.
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError>;

@@ -3,7 +3,7 @@
 //! their links (manager, members).
 //!
 //! Candidates come from `Directory::list_objects` with the filter as its predicate, evaluated on the SCIM JSON of
-//! each object. Filters on links (`manager`, `members`) need each candidate's links, so they are checked after the
+//! each object, or, when the filter requires a `userName`, from the directory's userName index. Filters on links (`manager`, `members`) need each candidate's links, so they are checked after the
 //! links are read.
 
 use std::cmp::Ordering;
@@ -171,6 +171,24 @@ async fn matching(
     base: &str,
 ) -> ScimResult<Vec<(DirectoryObject, Value)>> {
     let with_links = filter.is_some_and(|filter| names_links(filter, kind));
+    // `userName eq "…"` (alone or in an `and`): the candidates come from the index, not a scan of the tenant.
+    if kind == ObjectKind::User
+        && let Some(user_name) = filter.and_then(|filter| filter.required_eq("userName"))
+    {
+        let mut found = Vec::new();
+        for user in state.directory.users_by_scim_user_name(tenant, user_name).await? {
+            let object = DirectoryObject::User(user);
+            let rendered = if with_links {
+                render(state, tenant, &object, base).await?
+            } else {
+                render_without_links(&object, base)
+            };
+            if filter.is_none_or(|filter| filter.matches(&rendered)) {
+                found.push((object, rendered));
+            }
+        }
+        return Ok(found);
+    }
     let keep = |object: &DirectoryObject| {
         with_links || filter.is_none_or(|filter| filter.matches(&render_without_links(object, base)))
     };

@@ -6,14 +6,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tenantsync_directory::{DirectoryError, ListSpec};
-use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, PasswordProfile, Tenant, TenantId, User};
+use tenantsync_directory::DirectoryError;
+use tenantsync_model::{ObjectId, ObjectKind, PasswordProfile, Tenant, TenantId, User};
 use tenantsync_scim::ScimError;
 use tenantsync_scim::mapping::{self, apply_user, user_to_scim};
 use tenantsync_scim::patch;
 use tenantsync_scim::projection::Projection;
 use tenantsync_scim::schema::ResourceType;
-use tenantsync_store::ScanOrder;
 
 use super::list::{ListParams, list_page};
 use super::{ScimBase, ScimBody, ScimCaller, ScimQuery, ScimResult, check_if_match, respond_resource};
@@ -68,21 +67,16 @@ async fn tenant_row(state: &AppState, tenant: TenantId) -> ScimResult<Tenant> {
         .ok_or_else(|| ScimError::with_status(401, "the access token's tenant does not exist").into())
 }
 
-/// Whether another live user already has `user_name` (ignoring case, as userName's uniqueness is server-wide).
+/// Whether another live user already has `user_name` (ignoring case, as userName's uniqueness is server-wide): an
+/// index lookup.
 async fn user_name_taken(
     state: &AppState,
     tenant: TenantId,
     user_name: &str,
     except: Option<ObjectId>,
 ) -> ScimResult<bool> {
-    let keep = |object: &DirectoryObject| match object {
-        DirectoryObject::User(user) => {
-            Some(user.id) != except && mapping::user_name(user).eq_ignore_ascii_case(user_name)
-        }
-        DirectoryObject::Group(_) => false,
-    };
-    let spec = ListSpec { order: ScanOrder::Id, descending: false, after: None, limit: 1, deleted: false };
-    Ok(!state.directory.list_objects(tenant, ObjectKind::User, &spec, &keep).await?.items.is_empty())
+    let holders = state.directory.users_by_scim_user_name(tenant, user_name).await?;
+    Ok(holders.iter().any(|user| Some(user.id) != except))
 }
 
 /// Creates (`existing` None) or replaces a user from a full SCIM body; applies the manager link.

@@ -3,7 +3,7 @@
 use serde_json::json;
 use tenantsync_testkit::TestApp;
 
-use super::{assert_scim_error, create_user, patch_body, tenant_client};
+use super::{assert_scim_error, create_user, patch_body, tenant_client, urlencode};
 
 #[tokio::test]
 async fn group_members_are_directory_members() {
@@ -65,13 +65,4 @@ async fn group_members_are_directory_members() {
 
     client.delete(&format!("/scim/v2/Groups/{id}")).await.assert_status(204);
     assert_scim_error(&client.get(&format!("/scim/v2/Groups/{id}")).await, 404, None);
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (byte as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

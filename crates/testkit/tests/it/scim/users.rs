@@ -4,7 +4,7 @@
 use serde_json::json;
 use tenantsync_testkit::TestApp;
 
-use super::{assert_scim_error, create_user, patch_body, scim_user, tenant_client};
+use super::{assert_scim_error, create_user, patch_body, scim_user, tenant_client, urlencode};
 
 #[tokio::test]
 async fn a_scim_user_is_the_directory_user_graph_shows() {
@@ -158,4 +158,61 @@ async fn filters_sorting_paging_and_projection() {
     let root = client.post("/scim/v2/.search", json!({"filter": "displayName sw \"User a\"", "count": 10})).await;
     root.assert_status(200);
     assert_eq!(root.body["totalResults"], 1);
+}
+
+/// `userName eq` filters and the uniqueness check use the userName index: what a SCIM client wrote (which need not
+/// be the userPrincipalName), ignoring case, alone or in an `and`, live users only, and still after Graph changes
+/// the userPrincipalName.
+#[tokio::test]
+async fn user_name_lookups_follow_what_the_client_wrote() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "lookup").await;
+    // Not an address of the tenant: the userPrincipalName is derived, the userName kept as written.
+    let partner = create_user(&client, "Ada.Lovelace@Partner.example").await;
+    let own = create_user(&client, "grace@lookup.example").await;
+    let find = |filter: &'static str| {
+        let client = client.clone();
+        async move {
+            let url = format!("/scim/v2/Users?filter={}", urlencode(filter));
+            let reply = client.get(&url).await;
+            reply.assert_status(200);
+            let ids: Vec<String> = reply.body["Resources"]
+                .as_array()
+                .expect("Resources")
+                .iter()
+                .map(|resource| resource["id"].as_str().expect("id").to_owned())
+                .collect();
+            assert_eq!(reply.body["totalResults"], ids.len(), "{}", reply.text);
+            ids
+        }
+    };
+    assert_eq!(find(r#"userName eq "ada.lovelace@partner.EXAMPLE""#).await, [partner.as_str()]);
+    assert_eq!(find(r#"userName eq "GRACE@lookup.example""#).await, [own.as_str()]);
+    assert_eq!(find(r#"userName eq "grace@lookup.example" and active eq true"#).await, [own.as_str()]);
+    assert_eq!(find(r#"userName eq "grace@lookup.example" and active eq false"#).await, Vec::<String>::new());
+    assert_eq!(find(r#"userName eq "nobody@lookup.example""#).await, Vec::<String>::new());
+    assert_eq!(
+        find(r#"userName eq "grace@lookup.example" or userName eq "ada.lovelace@partner.example""#).await.len(),
+        2,
+        "an or is still answered by a scan"
+    );
+
+    // Taken, ignoring case: 409 uniqueness, and nothing written.
+    let clash = client.post("/scim/v2/Users", scim_user("ADA.LOVELACE@partner.example")).await;
+    assert_scim_error(&clash, 409, Some("uniqueness"));
+
+    // Graph renames the user: the SCIM userName it was given stays, and is still found.
+    let upn = client.get(&format!("/v1.0/users/{partner}")).await.body["userPrincipalName"].clone();
+    assert_ne!(upn, "Ada.Lovelace@Partner.example", "the userPrincipalName is derived");
+    client
+        .patch(&format!("/v1.0/users/{partner}"), json!({"userPrincipalName": "ada@lookup.example"}))
+        .await
+        .assert_status(204);
+    assert_eq!(find(r#"userName eq "ada.lovelace@partner.example""#).await, [partner.as_str()]);
+
+    // A deleted user's userName is free again.
+    client.delete(&format!("/scim/v2/Users/{partner}")).await.assert_status(204);
+    assert_eq!(find(r#"userName eq "ada.lovelace@partner.example""#).await, Vec::<String>::new());
+    let again = client.post("/scim/v2/Users", scim_user("Ada.Lovelace@Partner.example")).await;
+    again.assert_status(201);
 }

@@ -41,9 +41,12 @@ async fn the_percentage_counts_the_users_managed_now_and_staging_is_announced() 
     }
     sync.settle(marker).await;
     // Two more leave together: 2 of the 5 managed now is 40 %, over 20 % (of the 10 ever linked it would be 20 %).
+    // Paused meanwhile, so that one run decides both.
     app.clock().advance(time::Duration::minutes(1));
+    sync.pause().await;
     sync.unassign(&assignments[5]).await;
     sync.unassign(&assignments[6]).await;
+    sync.start().await;
     let held = sync.wait_log(&users[6].0, "stagedDelete", "skipped").await;
     assert!(held.to_string().contains("of the 5 users this job manages"), "{held}");
     assert!(sync.b2b_user_of(&users[5].0).await.is_some());

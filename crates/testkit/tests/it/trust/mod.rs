@@ -7,6 +7,7 @@ mod audit_and_mappings;
 mod deletion_guard;
 mod kill_switch;
 mod ownership;
+mod partner_credential;
 mod server_restart;
 mod target_decisions;
 

@@ -1,0 +1,6 @@
+-- SCIM userName lookups (issue 14): a user's SCIM userName is what a SCIM client wrote (`scimUserName` in the
+-- object's JSON) or else its userPrincipalName. Indexed by expression so `userName eq` filters and the uniqueness
+-- check on create are point lookups instead of scans of the tenant.
+CREATE INDEX objects_by_scim_user_name
+    ON objects (tenant_id, lower(coalesce((data::jsonb) ->> 'scimUserName', upn)))
+    WHERE kind = 'user';
