@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::json;
 use tenantsync_directory::{Directory, NewTenant};
-use tenantsync_engine::job::JobKey;
+use tenantsync_engine::job::{JobKey, Phase};
 use tenantsync_engine::repo::SyncRepo;
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
 
@@ -131,6 +131,21 @@ async fn run_once(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let initial = started.elapsed();
+    // The cycles that filled the targets finish their last steps (managers, execution record) before sampling.
+    for pair in &pairs {
+        loop {
+            let position = directory.change_position(pair.source).await?;
+            let job = repo.load(&pair.key).await?.context("the job exists")?;
+            let caught_up = matches!(job.state.phase, Phase::Incremental { watermark } if watermark >= position);
+            if caught_up && job.state.last_execution.is_some() {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(3600) {
+                bail!("a job did not settle after its initial sync");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let mut holders: Vec<String> = Vec::new();
     for pair in &pairs {
         let lease = repo.lease(&pair.key).await?.context("every job has a lease")?;

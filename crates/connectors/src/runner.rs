@@ -330,7 +330,7 @@ impl SyncRunner {
         let starving = (census.fewest_held as usize) < low;
         let share = if starving && held.len() > low { low } else { high };
         if held.len() > share {
-            // A process joined: give back the surplus, idle jobs only (a running cycle finishes first).
+            // A process joined: give back the surplus, idle jobs first.
             let n_surplus = held.len() - share;
             let surplus = self.take_idle(&mut held, n_surplus);
             if !surplus.is_empty() {
@@ -351,24 +351,29 @@ impl SyncRunner {
         Ok(())
     }
 
-    /// Removes up to `count` leases of idle jobs from `held`, stopping their tasks; returns their keys.
+    /// Removes `count` leases from `held`, idle jobs first, stopping their tasks; returns their keys. A job stopped
+    /// in the middle of a cycle loses its uncommitted page, which the next holder replays (the target writes are
+    /// found by anchor and adopted, as after a crash): a long initial sync must not keep a new process idle.
     fn take_idle(&self, held: &mut Vec<LeaseRow>, count: usize) -> Vec<JobKey> {
         let mut jobs = self.jobs.lock().expect("runner lock is never poisoned");
         let mut surplus = Vec::new();
-        held.retain(|lease| {
-            if surplus.len() == count {
-                return true;
-            }
-            let key = JobKey::new(lease.tenant, lease.job_id.as_str());
-            let idle = jobs.get(&key).is_none_or(|handle| handle.cycle_lock.try_lock().is_ok());
-            if idle {
+        for idle_only in [true, false] {
+            held.retain(|lease| {
+                if surplus.len() == count {
+                    return true;
+                }
+                let key = JobKey::new(lease.tenant, lease.job_id.as_str());
+                let idle = jobs.get(&key).is_none_or(|handle| handle.cycle_lock.try_lock().is_ok());
+                if idle_only && !idle {
+                    return true;
+                }
                 if let Some(mut handle) = jobs.remove(&key) {
                     handle.stop();
                 }
                 surplus.push(key);
-            }
-            !idle
-        });
+                false
+            });
+        }
         surplus
     }
 
