@@ -450,6 +450,18 @@ async fn a_credential_created_for_a_partner_writes_only_as_that_partner() {
             .await
             .expect("POST");
         assert_eq!(created.status().as_u16(), 403, "a user without the partner's anchor is refused");
+        let batch = http()
+            .post(format!("{}/v1.0/$batch", server.base))
+            .bearer_auth(token)
+            .json(&json!({"requests": [{"id": "1", "method": "GET", "url": "/users"}]}))
+            .send()
+            .await
+            .expect("POST $batch");
+        assert_eq!(
+            batch.status().as_u16(),
+            403,
+            "its writes go one by one through the partner checks, never in a batch"
+        );
         let (status, _) = get_json(&server, token, "/v1.0/users").await;
         assert_eq!(status, 200);
     }
