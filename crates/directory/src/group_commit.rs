@@ -100,7 +100,7 @@ impl Directory {
         while let Some(group) = self.creates.next_group(tenant) {
             let (users, replies): (Vec<User>, Vec<_>) = group.into_iter().unzip();
             let n_users = users.len();
-            match self.insert_checked_users(tenant, users.clone()).await {
+            match self.insert_checked_users(tenant, &users).await {
                 Ok(outcomes) => {
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(outcome);
@@ -114,7 +114,7 @@ impl Directory {
                 Err(err) => {
                     tracing::warn!(error = %err, n_users, "a shared create transaction failed; committing its users one by one");
                     for (reply, user) in replies.into_iter().zip(users) {
-                        let outcome = match self.insert_checked_users(tenant, vec![user]).await {
+                        let outcome = match self.insert_checked_users(tenant, std::slice::from_ref(&user)).await {
                             Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
                                 Err(DirectoryError::Store(StoreError::Unavailable("no outcome for a create".into())))
                             }),

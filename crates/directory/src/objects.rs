@@ -49,28 +49,30 @@ pub(crate) fn decode(row: &ObjectRow) -> Result<DirectoryObject, DirectoryError>
 }
 
 pub(crate) fn encode(object: &DirectoryObject) -> ObjectRow {
-    let anchor = match object {
-        DirectoryObject::User(user) => user.anchor(),
-        DirectoryObject::Group(_) => None,
-    };
-    let (upn, display_name, data) = match object {
-        DirectoryObject::User(user) => (
-            Some(user.user_principal_name.clone()),
-            user.display_name.clone(),
-            serde_json::to_string(user).expect("a user always serializes"),
-        ),
-        DirectoryObject::Group(group) => {
-            (None, Some(group.display_name.clone()), serde_json::to_string(group).expect("a group always serializes"))
-        }
-    };
+    match object {
+        DirectoryObject::User(user) => encode_user(user),
+        DirectoryObject::Group(group) => ObjectRow {
+            id: group.id,
+            kind: ObjectKind::Group,
+            upn: None,
+            display_name: Some(group.display_name.clone()),
+            data: serde_json::to_string(group).expect("a group always serializes"),
+            deleted_at: group.deleted_date_time,
+            anchor: None,
+        },
+    }
+}
+
+/// The stored row of a user (what [`encode`] gives for `DirectoryObject::User`), without wrapping it first.
+pub(crate) fn encode_user(user: &User) -> ObjectRow {
     ObjectRow {
-        id: object.id(),
-        kind: object.kind(),
-        upn,
-        display_name,
-        data,
-        deleted_at: object.deleted_date_time(),
-        anchor,
+        id: user.id,
+        kind: ObjectKind::User,
+        upn: Some(user.user_principal_name.clone()),
+        display_name: user.display_name.clone(),
+        data: serde_json::to_string(user).expect("a user always serializes"),
+        deleted_at: user.deleted_date_time,
+        anchor: user.anchor(),
     }
 }
 
@@ -311,7 +313,7 @@ impl Directory {
             }
             checks.push(check);
         }
-        let mut inserted = self.insert_checked_users(tenant, checked).await?.into_iter();
+        let mut inserted = self.insert_checked_users(tenant, &checked).await?.into_iter();
         Ok(checks
             .into_iter()
             .map(|check| {
@@ -327,14 +329,14 @@ impl Directory {
     pub(crate) async fn insert_checked_users(
         &self,
         tenant: TenantId,
-        users: Vec<User>,
+        users: &[User],
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let now = self.now();
         let mut results = Vec::with_capacity(users.len());
-        for mut user in users {
-            user.created_date_time = now;
-            match tx.insert_object(&encode(&DirectoryObject::User(user.clone()))).await {
+        for user in users {
+            let user = User { created_date_time: now, ..user.clone() };
+            match tx.insert_object(&encode_user(&user)).await {
                 Ok(()) => {
                     tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, now)).await?;
                     self.user_written(tx.as_mut(), None, Some(&user), now).await?;
