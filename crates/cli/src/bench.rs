@@ -307,21 +307,11 @@ async fn import_users(
                     }
                     continue;
                 }
-                let requests: Vec<Value> = bodies
-                    .into_iter()
-                    .enumerate()
-                    .map(|(idx, body)| {
-                        json!({"id": idx.to_string(), "method": "POST", "url": "/users",
-                               "headers": {"Content-Type": "application/json"}, "body": body})
-                    })
-                    .collect();
-                let reply = client.send(Method::POST, "/v1.0/$batch", Some(&json!({"requests": requests}))).await?;
-                if reply.status != 200 {
-                    bail!("batch failed: {}", reply.error_message());
-                }
-                let responses = reply.body["responses"].as_array().context("a batch answer without responses")?;
-                if let Some(failed) = responses.iter().find(|answer| answer["status"] != 201) {
-                    bail!("create in a batch failed: {failed}");
+                let creates = bodies.into_iter().map(|body| ("POST", "/users".to_owned(), body));
+                if let Some((status, answer)) =
+                    crate::import::batch(&client, creates).await?.into_iter().find(|(status, _)| *status != 201)
+                {
+                    bail!("create in a batch failed ({status}): {answer}");
                 }
             }
             Ok(())

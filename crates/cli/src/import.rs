@@ -206,7 +206,7 @@ async fn import_rows(client: &GraphClient, rows: &[(String, Map<String, Value>)]
 }
 
 /// Sends one `$batch` of (method, url, body) steps and returns each step's status and body, in order.
-async fn batch(
+pub(crate) async fn batch(
     client: &GraphClient,
     steps: impl Iterator<Item = (&'static str, String, Value)>,
 ) -> anyhow::Result<Vec<(u16, Value)>> {
