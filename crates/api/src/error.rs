@@ -145,6 +145,11 @@ impl From<DirectoryError> for ApiError {
             DirectoryError::BadReference { message } => ApiError::BadRequest(message),
             DirectoryError::SyncStateNotFound => ApiError::SyncStateNotFound,
             DirectoryError::TenantConflict { message } => ApiError::Conflict(message),
+            err @ DirectoryError::LeaseMoved { .. } => ApiError::Coded {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "serviceNotAvailable",
+                message: err.to_string(),
+            },
             err @ (DirectoryError::Store(_) | DirectoryError::Corrupt { .. }) => ApiError::internal(err),
         }
     }

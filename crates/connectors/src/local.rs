@@ -26,6 +26,7 @@ fn peer_error(err: DirectoryError) -> PeerError {
         DirectoryError::NotFound { id } => PeerError::NotFound(id),
         DirectoryError::Invalid { message } | DirectoryError::BadReference { message } => PeerError::Rejected(message),
         DirectoryError::Conflict { property } => PeerError::Rejected(format!("another object has the same {property}")),
+        // Includes `LeaseMoved`: the cycle's next lease check or page commit stops it, and saves nothing.
         other => PeerError::Unavailable(Box::new(other)),
     }
 }

@@ -466,6 +466,18 @@ impl SyncRunner {
         &self,
         job: &JobSnapshot,
     ) -> Result<(Box<dyn SourceDirectory>, Box<dyn TargetDirectory>), RunError> {
+        self.fenced_connectors(job, None).await
+    }
+
+    /// [`JobRunner::connectors`] for a cycle run under the lease token `fence`: a tenant hosted here is then
+    /// written through a fenced directory ([`tenantsync_directory::WriteFence`]), so a process whose lease moved
+    /// writes nothing more to it. Remote Graph and SCIM targets know nothing of our leases: toward them the page
+    /// commit's fence is the only check.
+    async fn fenced_connectors(
+        &self,
+        job: &JobSnapshot,
+        fence: Option<i64>,
+    ) -> Result<(Box<dyn SourceDirectory>, Box<dyn TargetDirectory>), RunError> {
         let settings = &job.settings;
         let source_tenant = job.key.tenant;
         let source: Box<dyn SourceDirectory> = match &settings.graph_source {
@@ -502,8 +514,16 @@ impl SyncRunner {
         // Consent and audit name the tenant the users come from: the remote source's, when there is one.
         let consent_source =
             remote_issuer.as_deref().and_then(|issuer| TenantId::parse(issuer).ok()).unwrap_or(source_tenant);
+        let directory = match fence {
+            Some(token) => self.directory.fenced(tenantsync_directory::WriteFence {
+                job_tenant: job.key.tenant,
+                job_id: job.key.job.as_str().to_owned(),
+                token,
+            }),
+            None => self.directory.clone(),
+        };
         let target = LocalTarget {
-            directory: self.directory.clone(),
+            directory,
             tenant: target_id,
             initial_domain: target.initial_domain,
             source_tenant: consent_source,
@@ -559,7 +579,7 @@ impl SyncRunner {
         if job.config.schedule_state != ScheduleState::Active {
             return Ok((CycleReport { not_active: true, ..CycleReport::default() }, job));
         }
-        let (source, target) = self.connectors(&job).await?;
+        let (source, target) = self.fenced_connectors(&job, fence).await?;
         let started = std::time::Instant::now();
         let env = CycleEnv { fence, ..self.env(source.as_ref(), target.as_ref(), key, force_full) };
         let report = run_cycle(&env, job.clone()).await?;

@@ -57,6 +57,9 @@ struct FaultyTarget {
     labels: HashMap<ObjectId, usize>,
     n_writes: AtomicU64,
     n_failed: AtomicU64,
+    /// The next write announces itself on the first channel and waits for the second (a process pausing just
+    /// before a target write).
+    pause: Mutex<Option<(tokio::sync::oneshot::Sender<()>, tokio::sync::oneshot::Receiver<()>)>>,
 }
 
 impl FaultyTarget {
@@ -70,6 +73,7 @@ impl FaultyTarget {
             attempts: Mutex::new(HashMap::new()),
             n_writes: AtomicU64::new(0),
             n_failed: AtomicU64::new(0),
+            pause: Mutex::new(None),
         }
     }
 
@@ -97,6 +101,11 @@ impl FaultyTarget {
 
     /// Counts one write attempt of `source_id` and decides whether it fails.
     async fn write(&self, source_id: ObjectId) -> Result<(), PeerError> {
+        let pause = self.pause.lock().unwrap().take();
+        if let Some((paused, resume)) = pause {
+            paused.send(()).expect("the test waits for the pause");
+            resume.await.expect("the test resumes the write");
+        }
         let delay = *self.delay.lock().unwrap();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
@@ -939,6 +948,63 @@ async fn one_wake_up_of_an_idle_job_reads_its_configuration_once() {
     let idle = runner.run_once(world.source.id, &world.job_id, false).await.expect("the idle wake-up runs");
     assert_eq!((idle.n_evaluated, idle.n_created, idle.n_updated), (0, 0, 0), "nothing changed: {idle:?}");
     assert_eq!(repo.config_loads() - before, 1, "one wake-up, one read of the configuration");
+}
+
+/// Fencing of the target write itself (issue 15): a process that pauses *between* its last lease check and a
+/// target write, and resumes after another process claimed the job, has that write refused by the target's own
+/// transaction (a write of a fenced directory share-locks the job's lease and compares the token); its cycle then
+/// saves nothing, and the new holder applies the change once.
+#[tokio::test]
+async fn a_target_write_made_after_the_lease_moved_is_refused_by_the_target() {
+    let world = World::new(5, 0).await;
+    let repo = world.repo();
+    let ttl = std::time::Duration::from_secs(30);
+    let first = repo.claim_leases("process-a", ttl, 10).await.expect("claim");
+    assert_eq!(first.len(), 1, "one job");
+    let fenced = |token| {
+        let mut target = world.faulty_target();
+        target.inner.directory = world.directory.fenced(tenantsync_directory::WriteFence {
+            job_tenant: world.source.id,
+            job_id: world.job_id.clone(),
+            token,
+        });
+        target
+    };
+    let stale_target = fenced(first[0].token);
+    let report =
+        world.cycle_fenced(&world.local_source(), &stale_target, Some(first[0].token)).await.expect("the holder runs");
+    assert_eq!(report.n_created, 5, "{report:?}");
+    let title_before = world.b2b(world.users[0]).await.expect("the B2B user").user.job_title;
+
+    set_title(&world, world.users[0], "Written too late").await;
+    let n_logs = world.logs().await.len();
+    let (paused_tx, paused_rx) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    *stale_target.pause.lock().unwrap() = Some((paused_tx, resume_rx));
+    let source = world.local_source();
+    let stale = world.cycle_fenced(&source, &stale_target, Some(first[0].token));
+    let other_process = async {
+        // process-a passed its lease check and is about to write; it stalls past its lease and process-b claims.
+        paused_rx.await.expect("the stale cycle reaches its write");
+        world.advance(31);
+        let second = repo.claim_leases("process-b", ttl, 10).await.expect("claim after expiry");
+        resume_tx.send(()).expect("resume the stale write");
+        second
+    };
+    let (stale, second) = tokio::join!(stale, other_process);
+    assert!(matches!(stale, Err(EngineError::LeaseLost)), "{stale:?}");
+    assert_eq!(second.len(), 1, "process-b holds the job");
+    let b2b = world.b2b(world.users[0]).await.expect("the B2B user");
+    assert_eq!(b2b.user.job_title, title_before, "the target refused the write made under a moved lease");
+    assert_eq!(world.logs().await.len(), n_logs, "no log entry saved");
+
+    let report = world
+        .cycle_fenced(&world.local_source(), &fenced(second[0].token), Some(second[0].token))
+        .await
+        .expect("the new holder runs");
+    assert_eq!(report.n_updated, 1, "{report:?}");
+    let b2b = world.b2b(world.users[0]).await.expect("the B2B user");
+    assert_eq!(b2b.user.job_title.as_deref(), Some("Written too late"));
 }
 
 /// Fencing (issue 15): a process whose job lease moved to another (it paused, or lost the database, past the

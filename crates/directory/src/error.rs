@@ -23,6 +23,10 @@ pub enum DirectoryError {
     /// A tenant name or domain is taken.
     #[error("{message}")]
     TenantConflict { message: String },
+    /// A fenced write ([`crate::WriteFence`]) found that the job's lease moved to another process: nothing was
+    /// written.
+    #[error("this process no longer holds the lease of job {job_id}: the write was not made")]
+    LeaseMoved { job_id: String },
     #[error("storage failed")]
     Store(#[source] StoreError),
     /// Stored data could not be decoded: an internal invariant broke.

@@ -85,6 +85,11 @@ impl Drop for Committing<'_> {
 impl Directory {
     /// Inserts a checked user (id set, rules passed), sharing a transaction with concurrent creates of the tenant.
     pub(crate) async fn create_checked_user(&self, tenant: TenantId, user: User) -> Outcome {
+        if self.fence.is_some() {
+            // A fenced create must not be committed by another caller's transaction, which does not check the fence.
+            let mut outcomes = self.insert_checked_users(tenant, std::slice::from_ref(&user)).await?;
+            return outcomes.pop().unwrap_or_else(|| Err(DirectoryError::invalid("the user was not inserted")));
+        }
         let (reply, outcome) = oneshot::channel();
         if self.creates.push(tenant, user, reply) {
             let directory = self.clone();

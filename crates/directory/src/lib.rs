@@ -49,11 +49,38 @@ pub struct Directory {
     dynamic: Arc<dynamic::DynamicState>,
     /// User creates waiting to share a commit.
     creates: Arc<group_commit::CreateQueue>,
+    /// Set on the clone a sync job writes its target through ([`Directory::fenced`]).
+    fence: Option<Arc<WriteFence>>,
+}
+
+/// The lease a sync job's target writes are made under (scale-out): every write transaction of a fenced directory
+/// first share-locks the job's lease row and checks that it still carries `token`, so a process whose lease moved
+/// to another (it paused, or was cut off past the lease time) writes nothing more to the target. The lock is held
+/// until the write commits: a claim by another process waits for it or happened before it and is seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteFence {
+    /// The tenant the job belongs to (its source), which may differ from the tenant written.
+    pub job_tenant: TenantId,
+    pub job_id: String,
+    pub token: i64,
 }
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, listener: Arc::new(RwLock::new(None)), dynamic: Arc::default(), creates: Arc::default() }
+        Self {
+            store,
+            clock,
+            listener: Arc::new(RwLock::new(None)),
+            dynamic: Arc::default(),
+            creates: Arc::default(),
+            fence: None,
+        }
+    }
+
+    /// A clone whose every write checks `fence` in its own transaction ([`WriteFence`]); it shares everything else
+    /// with this directory. Its user creates do not join other callers' group commits.
+    pub fn fenced(&self, fence: WriteFence) -> Self {
+        Self { fence: Some(Arc::new(fence)), ..self.clone() }
     }
 
     /// The store this directory writes to.
@@ -90,7 +117,14 @@ impl Directory {
     }
 
     async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, DirectoryError> {
-        Ok(self.store.begin(tenant, mode).await?)
+        let mut tx = self.store.begin(tenant, mode).await?;
+        if let (Some(fence), TxMode::Write) = (&self.fence, mode) {
+            let token = tx.share_lease(fence.job_tenant, &fence.job_id).await?;
+            if token != Some(fence.token) {
+                return Err(DirectoryError::LeaseMoved { job_id: fence.job_id.clone() });
+            }
+        }
+        Ok(tx)
     }
 
     /// Purges objects deleted more than [`RETENTION`] ago and prunes the change log, in every tenant.

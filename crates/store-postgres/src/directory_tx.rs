@@ -679,6 +679,10 @@ impl DirectoryTx for PgDirectoryTx {
         crate::leases::get(&mut self.tx, &self.tenant_text, job_id, true).await
     }
 
+    async fn share_lease(&mut self, job_tenant: TenantId, job_id: &str) -> Result<Option<i64>, StoreError> {
+        crate::leases::share(&mut self.tx, &job_tenant.to_string(), job_id).await
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         if self.changed {
             // Delivered with the commit, to every process listening: their jobs reading this tenant wake.

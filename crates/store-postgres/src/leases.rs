@@ -184,6 +184,17 @@ pub(crate) async fn get(
     row.as_ref().map(lease_from_row).transpose()
 }
 
+/// The token of a job's lease, `FOR KEY SHARE`: the fencing check of a sync job's target write (a claim, `FOR UPDATE
+/// SKIP LOCKED`, skips the row until the write commits; a renewal, an `UPDATE` of no key column, does not wait).
+pub(crate) async fn share(conn: &mut PgConnection, tenant: &str, job_id: &str) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT token FROM job_leases WHERE tenant_id = $1 AND job_id = $2 FOR KEY SHARE")
+        .bind(tenant)
+        .bind(job_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(unavailable)
+}
+
 /// `NOTIFY` on the wake channel, on `conn` (delivered when its transaction commits, at once outside one).
 pub(crate) async fn notify(conn: &mut PgConnection, wake: &Wake) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, $2)")

@@ -269,3 +269,65 @@ fn database_url_replaces_only_the_database() {
     assert_eq!(database_url("postgres://u:p@h/test?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
     assert_eq!(database_url("postgres://h:5432", "x"), "postgres://h:5432/x");
 }
+
+/// The fencing check of a sync job's target write (`share_lease`, `FOR KEY SHARE`) holds off a claim until the write
+/// commits — the claim skips the row rather than waiting — but never a renewal by the holder; once the write
+/// commits, the claim takes the lease and the next fenced write sees the new token.
+#[tokio::test]
+async fn a_fenced_target_write_holds_off_claims_but_not_renewals() {
+    with_fresh_database("a_fenced_target_write_holds_off_claims_but_not_renewals", |url| async move {
+        let store = PgStore::connect(&url).await.expect("connect");
+        let (source, credential) = sample_tenant("fence-source");
+        store.create_tenant(&source, &credential).await.expect("create source");
+        let (target, credential) = sample_tenant("fence-target");
+        store.create_tenant(&target, &credential).await.expect("create target");
+        let mut tx = store.begin(source.id, TxMode::Write).await.expect("begin");
+        tx.put_doc(&tenantsync_store::DocRow {
+            collection: "jobs".to_owned(),
+            key: "job1".to_owned(),
+            data: "{}".to_owned(),
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        })
+        .await
+        .expect("put job");
+        tx.commit().await.expect("commit");
+        let now = time::OffsetDateTime::now_utc();
+        let claim = |holder, now: time::OffsetDateTime| tenantsync_store::LeaseClaim {
+            holder,
+            jobs_collection: "jobs",
+            now,
+            expires_at: now + Duration::from_secs(30),
+            max: 1,
+        };
+        let first = store.claim_leases(&claim("p1", now)).await.expect("claim p1");
+        assert_eq!(first.len(), 1);
+
+        let mut write = store.begin(target.id, TxMode::Write).await.expect("begin target write");
+        assert_eq!(write.share_lease(source.id, "job1").await.expect("share"), Some(first[0].token));
+        // The holder renews while the write is open: not held up.
+        let renewed = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.renew_leases("p1", "jobs", now, now + Duration::from_secs(30)),
+        )
+        .await
+        .expect("a renewal does not wait for a fenced write")
+        .expect("renew");
+        assert_eq!(renewed.len(), 1, "still held by p1");
+        // Long after the expiry another process claims: the row is locked by the write, so the claim skips it.
+        let later = now + Duration::from_secs(120);
+        let skipped = tokio::time::timeout(Duration::from_secs(5), store.claim_leases(&claim("p2", later)))
+            .await
+            .expect("a claim does not wait for a fenced write")
+            .expect("claim p2");
+        assert!(skipped.is_empty(), "the claim skips the lease while a fenced write is open: {skipped:?}");
+        write.commit().await.expect("commit the write");
+
+        let second = store.claim_leases(&claim("p2", later)).await.expect("claim p2 again");
+        assert_eq!(second.len(), 1, "after the write the claim takes the expired lease");
+        assert!(second[0].token > first[0].token);
+        let mut write = store.begin(target.id, TxMode::Write).await.expect("begin target write");
+        assert_eq!(write.share_lease(source.id, "job1").await.expect("share"), Some(second[0].token));
+        drop(write);
+    })
+    .await;
+}

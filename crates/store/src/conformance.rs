@@ -790,6 +790,12 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     let mut tx = store.begin(other, TxMode::Read).await.expect("begin read");
     assert_eq!(tx.get_lease("job3").await.expect("get lease"), None, "leases are scoped by tenant");
     drop(tx);
+    // A sync job's target write checks the job's lease from the target tenant's transaction.
+    let mut tx = store.begin(other, TxMode::Write).await.expect("begin target write");
+    assert_eq!(tx.share_lease(tenant, "job3").await.expect("share lease"), Some(2), "the job's tenant is named");
+    assert_eq!(tx.share_lease(other, "job3").await.expect("share lease"), None, "not a job of the target");
+    assert_eq!(tx.share_lease(tenant, "no-such-job").await.expect("share lease"), None);
+    tx.commit().await.expect("commit");
 
     // Releasing frees at once: the next claim takes it with a new token even though it had not expired.
     let released = store.release_leases("c", Some(&[(tenant, "job3".to_owned())])).await.expect("release c");

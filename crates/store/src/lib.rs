@@ -200,6 +200,12 @@ pub trait DirectoryTx: Send {
     /// The lease of `job_id`, locked until the transaction ends so that no claim can move it before this
     /// transaction commits: the fencing check of a write. Write transactions only.
     async fn lock_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError>;
+    /// The fencing token of job `job_id` of tenant `job_tenant` — any tenant: a sync job writes into a tenant other
+    /// than its own — share-locked until the transaction ends, so that no claim can move the lease before this
+    /// transaction commits while renewals still can (PostgreSQL: `FOR KEY SHARE`, which a claim's `FOR UPDATE SKIP
+    /// LOCKED` skips and a renewal's `UPDATE` does not wait for). The fencing check of a sync job's target write.
+    /// Write transactions only.
+    async fn share_lease(&mut self, job_tenant: TenantId, job_id: &str) -> Result<Option<i64>, StoreError>;
 
     /// Makes the transaction's writes durable and visible.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

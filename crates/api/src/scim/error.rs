@@ -48,6 +48,7 @@ impl From<DirectoryError> for ScimApiError {
             ))),
             DirectoryError::TenantConflict { message } => ScimApiError::Scim(ScimError::uniqueness(message)),
             DirectoryError::SyncStateNotFound => ScimApiError::Scim(ScimError::with_status(410, err.to_string())),
+            DirectoryError::LeaseMoved { .. } => ScimApiError::Scim(ScimError::with_status(503, err.to_string())),
             err @ (DirectoryError::Store(_) | DirectoryError::Corrupt { .. }) => ScimApiError::Internal(Box::new(err)),
         }
     }
