@@ -553,6 +553,12 @@ fn run_error(err: RunError) -> ApiError {
             message: format!("The target tenant {tenant} was not found."),
         },
         RunError::OutboundNotAllowed => policy_check_failure(&RunError::OutboundNotAllowed.to_string()),
+        // Scale-out: the process that runs the job is needed and is not there, or did not answer in time.
+        err @ (RunError::NoHolder | RunError::NotAnswered { .. }) => ApiError::Coded {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "serviceNotAvailable",
+            message: err.to_string(),
+        },
         other => ApiError::internal(other),
     }
 }

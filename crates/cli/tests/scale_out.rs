@@ -426,6 +426,124 @@ async fn failover_after_sigkill_mid_initial_sync() {
     );
 }
 
+/// One-off operations on a job — provisioning on demand, approving staged deletions — run where the job runs: asked
+/// of an API-only process (`serve --no-jobs`), they are answered by the worker holding the job's lease, under its
+/// fencing token (job requests). With no process holding the lease they are refused with 503 and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_off_operations_run_in_the_process_holding_the_lease() {
+    let Some(db) = Db::create("scale_requests").await else { return };
+    let (source, secret) = db.tenant("reqsrc").await;
+    let (target, _) = db.tenant("reqtgt").await;
+    let users: Vec<_> = (0..4).map(|idx| source_user(idx, &source.initial_domain)).collect();
+    let ids: Vec<ObjectId> = db
+        .directory
+        .create_users(source.id, users)
+        .await
+        .expect("create users")
+        .into_iter()
+        .map(|result| result.expect("a user is created").id)
+        .collect();
+    let links = topology(db.url(), "outbound", "reqsrc,reqtgt");
+    let key = JobKey::new(source.id, links[0]["jobId"].as_str().expect("a job id"));
+    let principal = links[0]["servicePrincipalId"].as_str().expect("a service principal id");
+    let api =
+        Server::start_with(&["serve", "--no-jobs", "--listen", "127.0.0.1:0", "--database", db.url(), "--log", "warn"])
+            .await;
+    let http = reqwest::Client::new();
+    let bearer = token(&http, &api.url, &source, &secret.client_id.to_string(), secret.secret.expose()).await;
+    let job_url = format!("{}/v1.0/servicePrincipals/{principal}/synchronization/jobs/{}", api.url, key.job);
+    let post = |path: &str, body: Value| http.post(format!("{job_url}{path}")).bearer_auth(&bearer).json(&body).send();
+    // Paused, so that no cycle provisions anyone: only the operations below write.
+    assert_eq!(post("/pause", json!({})).await.expect("pause").status(), 204);
+    let schema: Value = http
+        .get(format!("{job_url}/schema"))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .expect("GET the schema")
+        .json()
+        .await
+        .expect("the schema's JSON");
+    let rule_id = schema["synchronizationRules"][0]["id"].as_str().expect("a rule id").to_owned();
+    let on_demand = |user: ObjectId| {
+        let subjects = json!([{"objectId": user.to_string(), "objectTypeName": "User"}]);
+        post("/provisionOnDemand", json!({"parameters": [{"ruleId": rule_id, "subjects": subjects}]}))
+    };
+
+    // Nobody runs the job: refused, and nothing written.
+    let refused = on_demand(ids[0]).await.expect("provisionOnDemand");
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.expect("a Graph error");
+    assert_eq!(body["error"]["code"], "serviceNotAvailable", "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|text| text.contains("no process runs this job")), "{body}");
+    assert_eq!(count_users(&db.directory, target.id).await, 0);
+    assert!(db.logs(&key).await.is_empty(), "no log entry");
+
+    // A worker takes the job (paused: it runs no cycle) and answers the API process's request.
+    let _worker = start("worker", db.url(), "requests-worker", 5).await;
+    wait_for(Duration::from_secs(30), "the worker claims the job", || async { db.live_lease(&key).await.is_some() })
+        .await;
+    let answered = on_demand(ids[0]).await.expect("provisionOnDemand");
+    assert_eq!(answered.status(), 200);
+    let body: Value = answered.json().await.expect("the on-demand answer");
+    let value: Value = serde_json::from_str(body["value"].as_str().expect("value")).expect("value is JSON");
+    assert_eq!(value["action"], "Create", "{value}");
+    assert_eq!(count_users(&db.directory, target.id).await, 1, "the worker created the one user");
+    let logs = db.logs(&key).await;
+    assert_eq!(logs.len(), 1, "one log entry: {logs:?}");
+    assert_eq!((logs[0].action.as_str(), logs[0].status.as_str()), ("create", "success"));
+    assert_eq!(logs[0].source_id.as_deref(), Some(ids[0].to_string().as_str()));
+
+    // Staged deletions approved through the API process are applied by the worker.
+    let guard = json!({"DeleteThresholdEnabled": true, "DeleteThresholdValue": 2}).to_string();
+    let secrets = json!({"value": [{"key": "SyncNotificationSettings", "value": guard}]});
+    let put = http
+        .put(format!("{}/v1.0/servicePrincipals/{principal}/synchronization/secrets", api.url))
+        .bearer_auth(&bearer)
+        .json(&secrets)
+        .send()
+        .await
+        .expect("PUT secrets");
+    assert_eq!(put.status(), 204);
+    assert_eq!(post("/start", json!({})).await.expect("start").status(), 204);
+    wait_for(Duration::from_secs(60), "the worker syncs every user", || async {
+        count_users(&db.directory, target.id).await == 4
+    })
+    .await;
+    for id in &ids[2..] {
+        db.directory
+            .delete_object(source.id, tenantsync_model::ObjectKind::User, &id.to_string())
+            .await
+            .expect("delete");
+    }
+    let staged = || async {
+        let job: Value = http
+            .get(&job_url)
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .expect("GET the job")
+            .json()
+            .await
+            .expect("the job's JSON");
+        job["status"]["pendingStagedDeletions"].as_u64()
+    };
+    wait_for(Duration::from_secs(60), "the deletion guard stages both deletions", || async {
+        staged().await == Some(2)
+    })
+    .await;
+    assert_eq!(count_users(&db.directory, target.id).await, 4, "nothing deleted while staged");
+    let approved = post("/stagedDeletions/approve", json!({})).await.expect("approve");
+    assert_eq!(approved.status(), 200);
+    let body: Value = approved.json().await.expect("the approval's JSON");
+    assert_eq!(body["approved"], 2, "{body}");
+    assert_eq!(staged().await, Some(0));
+    assert_eq!(count_users(&db.directory, target.id).await, 2, "the approved deletions were applied");
+    let mut tx = db.store.begin(source.id, TxMode::Read).await.expect("read tx");
+    let requests = tx.list_docs(&format!("syncJobRequest:{}", key.job), None, 10).await.expect("list requests");
+    assert!(requests.is_empty(), "every answered request was collected: {requests:?}");
+}
+
 /// The embedded default is one process: a second `serve` or `worker` on the same SQLite file is refused with an
 /// error that says why; `serve --no-jobs` needs PostgreSQL; one-shot commands work beside the running server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use tenantsync_directory::Directory;
 use tenantsync_engine::cycle::{CycleEnv, CycleReport, EngineError, run_cycle};
 use tenantsync_engine::ids::RANDOM;
 use tenantsync_engine::job::{JobKey, ScheduleState};
+use tenantsync_engine::repo::requests::{JobAnswer, JobRequest};
 use tenantsync_engine::repo::{JobSnapshot, SyncRepo};
 use tenantsync_model::{Clock, TenantId};
 use tenantsync_store::{LeaseRow, Wake};
@@ -118,6 +119,47 @@ pub enum RunError {
     Peer(#[source] tenantsync_engine::connector::PeerError),
     #[error("this process does not hold the job's lease")]
     NotHeld,
+    /// Scale-out: a one-off operation (on demand, approvals) must run where the job runs, and no live process
+    /// holds the job's lease now.
+    #[error("no process runs this job now (its lease is free or expired): start a worker or a server that runs jobs")]
+    NoHolder,
+    /// The process holding the job's lease did not answer a one-off operation in time.
+    #[error("the process running this job did not answer within {seconds} s{}", if *.taken { " (it took the request; it may still complete)" } else { "" })]
+    NotAnswered { seconds: u64, taken: bool },
+    /// The process holding the job's lease ran the operation and it failed there.
+    #[error("the process running this job reported: {0}")]
+    Holder(String),
+}
+
+/// How long a one-off operation waits for the process holding the job's lease to answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A failed one-off operation as the request document carries it back: the error kind and its detail.
+fn failure_of(err: &RunError) -> (String, String) {
+    let (code, message) = match err {
+        RunError::Engine(EngineError::JobNotFound(id)) => ("jobNotFound", id.clone()),
+        RunError::Engine(EngineError::Schema(schema)) => ("schemaInvalid", schema.message.clone()),
+        RunError::Engine(EngineError::NoTarget) => ("noTarget", String::new()),
+        RunError::UnknownTarget(tenant) => ("unknownTarget", tenant.to_string()),
+        RunError::OutboundNotAllowed => ("outboundNotAllowed", String::new()),
+        other => ("failed", other.to_string()),
+    };
+    (code.to_owned(), message)
+}
+
+/// The error a failure carried back by [`failure_of`] stands for.
+fn failure_from(code: &str, message: String) -> RunError {
+    match code {
+        "jobNotFound" => RunError::Engine(EngineError::JobNotFound(message)),
+        "schemaInvalid" => RunError::Engine(EngineError::Schema(tenantsync_engine::schema::SchemaError { message })),
+        "noTarget" => RunError::Engine(EngineError::NoTarget),
+        "unknownTarget" => match TenantId::parse(&message) {
+            Ok(tenant) => RunError::UnknownTarget(tenant),
+            Err(_) => RunError::Holder(message),
+        },
+        "outboundNotAllowed" => RunError::OutboundNotAllowed,
+        _ => RunError::Holder(message),
+    }
 }
 
 impl SyncRunner {
@@ -575,6 +617,9 @@ impl SyncRunner {
         let lock = self.cycle_lock(key);
         let _guard = lock.lock().await;
         let fence = self.fence(key)?;
+        if let JobRole::Leased(options) = &self.role {
+            self.answer_requests(key, &options.holder, fence).await;
+        }
         let job = self.load(key).await?;
         if job.config.schedule_state != ScheduleState::Active {
             return Ok((CycleReport { not_active: true, ..CycleReport::default() }, job));
@@ -628,12 +673,10 @@ impl SyncRunner {
         job_id: &str,
         user: tenantsync_model::ObjectId,
     ) -> Result<(tenantsync_engine::plan::ObjectPlan, tenantsync_engine::log::Status), RunError> {
-        let key = JobKey::new(source_tenant, job_id);
-        let lock = self.cycle_lock(&key);
-        let _guard = lock.lock().await;
-        let (job, source, target) = self.load_connectors(&key).await?;
-        let env = self.env(source.as_ref(), target.as_ref(), &key, false);
-        Ok(tenantsync_engine::cycle::provision_on_demand(&env, job, user).await?)
+        match self.request(JobKey::new(source_tenant, job_id), JobRequest::ProvisionUser { id: user }).await? {
+            JobAnswer::Provisioned { plan, status } => Ok((*plan, status)),
+            other => Err(RunError::Holder(format!("unexpected answer {other:?}"))),
+        }
     }
 
     /// Provisions one group now (`provisionOnDemand` with `objectTypeName` Group), between cycles.
@@ -643,12 +686,101 @@ impl SyncRunner {
         job_id: &str,
         group: tenantsync_model::ObjectId,
     ) -> Result<(tenantsync_engine::plan::ObjectPlan, tenantsync_engine::log::Status), RunError> {
-        let key = JobKey::new(source_tenant, job_id);
-        let lock = self.cycle_lock(&key);
-        let _guard = lock.lock().await;
-        let (job, source, target) = self.load_connectors(&key).await?;
-        let env = self.env(source.as_ref(), target.as_ref(), &key, false);
-        Ok(tenantsync_engine::groups::provision_group_on_demand(&env, job, group).await?)
+        match self.request(JobKey::new(source_tenant, job_id), JobRequest::ProvisionGroup { id: group }).await? {
+            JobAnswer::Provisioned { plan, status } => Ok((*plan, status)),
+            other => Err(RunError::Holder(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Runs a one-off operation where the job runs: here, under the job's cycle lock (and its fencing token when
+    /// leased), when this process runs it; otherwise asks the process holding its lease (job requests,
+    /// `tenantsync_engine::repo::requests`) and waits for the answer. A process that does not hold the lease never
+    /// writes the job's links, logs or target itself.
+    async fn request(&self, key: JobKey, request: JobRequest) -> Result<JobAnswer, RunError> {
+        {
+            let lock = self.cycle_lock(&key);
+            let _guard = lock.lock().await;
+            match self.fence(&key) {
+                Ok(fence) => return self.execute(&key, request, fence).await,
+                Err(RunError::NotHeld) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.ask_holder(&key, request).await
+    }
+
+    /// Runs a one-off operation here (the caller holds the job's cycle lock).
+    async fn execute(&self, key: &JobKey, request: JobRequest, fence: Option<i64>) -> Result<JobAnswer, RunError> {
+        let job = self.load(key).await?;
+        let (source, target) = self.fenced_connectors(&job, fence).await?;
+        let env = CycleEnv { fence, ..self.env(source.as_ref(), target.as_ref(), key, false) };
+        Ok(match request {
+            JobRequest::ProvisionUser { id } => {
+                let (plan, status) = tenantsync_engine::cycle::provision_on_demand(&env, job, id).await?;
+                JobAnswer::Provisioned { plan: Box::new(plan), status }
+            }
+            JobRequest::ProvisionGroup { id } => {
+                let (plan, status) = tenantsync_engine::groups::provision_group_on_demand(&env, job, id).await?;
+                JobAnswer::Provisioned { plan: Box::new(plan), status }
+            }
+            JobRequest::ApproveStaged { source_id } => {
+                JobAnswer::Approved { count: tenantsync_engine::cycle::approve_staged(&env, job, source_id).await? }
+            }
+        })
+    }
+
+    /// Leaves `request` for the process holding the job's lease, wakes it, and waits for its answer.
+    async fn ask_holder(&self, key: &JobKey, request: JobRequest) -> Result<JobAnswer, RunError> {
+        let store_error = |err: tenantsync_engine::job::JobError| RunError::Store(Box::new(err));
+        let lease = self.repo.lease(key).await.map_err(store_error)?;
+        let now = self.clock.now();
+        if lease.is_none_or(|lease| lease.holder.is_none() || lease.expires_at <= now) {
+            // The job may not exist at all: say that rather than that nobody runs it.
+            self.load(key).await?;
+            return Err(RunError::NoHolder);
+        }
+        let id = self.repo.submit_request(key, request).await.map_err(store_error)?;
+        if let Err(err) = self.repo.publish_wake(&Wake::Job(key.tenant, key.job.as_str().to_owned())).await {
+            tracing::warn!(error = %err, "the process running the job could not be woken; its sweep will find the request");
+        }
+        let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            if let Some(answer) = self.repo.collect_answer(key, &id).await.map_err(store_error)? {
+                return match answer {
+                    JobAnswer::Failed { code, message } => Err(failure_from(&code, message)),
+                    answer => Ok(answer),
+                };
+            }
+            if std::time::Instant::now() >= deadline {
+                let taken = self.repo.withdraw_request(key, &id).await.map_err(store_error)?;
+                return Err(RunError::NotAnswered { seconds: REQUEST_TIMEOUT.as_secs(), taken });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Answers the one-off operations other processes left for a job this process holds (the caller holds the
+    /// job's cycle lock and its lease's token `fence`).
+    async fn answer_requests(&self, key: &JobKey, holder: &str, fence: Option<i64>) {
+        let taken = match self.repo.take_requests(key, holder, 16).await {
+            Ok(taken) => taken,
+            Err(err) => {
+                tracing::warn!(job = %key.job, error = %err, "the job's requests could not be read");
+                return;
+            }
+        };
+        for (id, request) in taken {
+            let answer = match self.execute(key, request, fence).await {
+                Ok(answer) => answer,
+                Err(err) => {
+                    let (code, message) = failure_of(&err);
+                    JobAnswer::Failed { code, message }
+                }
+            };
+            if let Err(err) = self.repo.answer_request(key, &id, answer).await {
+                tracing::warn!(job = %key.job, error = %err, "the answer to a job request could not be saved");
+            }
+        }
     }
 
     /// What a full run of the job would do now, without writing (`plan`).
@@ -663,19 +795,18 @@ impl SyncRunner {
         Ok(tenantsync_engine::dry_run::dry_run(&env, job).await?)
     }
 
-    /// Applies held deprovisionings an administrator approved (`source_id` None: all). Returns how many.
+    /// Applies held deprovisionings an administrator approved (`source_id` None: all), where the job runs (see
+    /// [`SyncRunner::provision_on_demand`]). Returns how many.
     pub async fn approve_staged(
         &self,
         source_tenant: TenantId,
         job_id: &str,
         source_id: Option<tenantsync_model::ObjectId>,
     ) -> Result<usize, RunError> {
-        let key = JobKey::new(source_tenant, job_id);
-        let lock = self.cycle_lock(&key);
-        let _guard = lock.lock().await;
-        let (job, source, target) = self.load_connectors(&key).await?;
-        let env = self.env(source.as_ref(), target.as_ref(), &key, false);
-        Ok(tenantsync_engine::cycle::approve_staged(&env, job, source_id).await?)
+        match self.request(JobKey::new(source_tenant, job_id), JobRequest::ApproveStaged { source_id }).await? {
+            JobAnswer::Approved { count } => Ok(count),
+            other => Err(RunError::Holder(format!("unexpected answer {other:?}"))),
+        }
     }
 
     /// Tells the job's webhook (secret `QuarantineWebhookUrl`), if any, that it entered or left quarantine.

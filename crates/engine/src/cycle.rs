@@ -1147,7 +1147,7 @@ pub async fn provision_on_demand(
     env.repo
         .commit_on_demand(
             env.job,
-            job.config.generation,
+            WriteCondition { generation: job.config.generation, fence: env.fence },
             source_id,
             applied.connection.as_ref(),
             applied.escrow.as_ref(),
@@ -1548,6 +1548,7 @@ pub async fn approve_staged(
     let log = job.log_context(env, env.ids.new_id().to_string());
     let mut report = CycleReport::default();
     let record = apply_deprovisions(env, &log, &items, &mut report).await?;
-    env.repo.commit_approved(env.job, job.config.generation, &items, record).await?;
+    let condition = WriteCondition { generation: job.config.generation, fence: env.fence };
+    env.repo.commit_approved(env.job, condition, &items, record).await?;
     Ok(items.len())
 }

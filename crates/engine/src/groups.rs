@@ -552,7 +552,7 @@ pub async fn provision_group_on_demand(
         env.clock.now(),
         applied.duration_ms,
     );
-    env.repo.commit_group_on_demand(env.job, applied.connection.as_ref(), &row).await?;
+    env.repo.commit_group_on_demand(env.job, env.fence, applied.connection.as_ref(), &row).await?;
     Ok((applied.plan, applied.status))
 }
 

@@ -86,7 +86,7 @@ impl<T> Collection<T> {
     }
 
     /// One job's collection of `kind`, named `<kind>:<job id>`.
-    fn of_job(kind: &str, job: &(impl AsRef<str> + ?Sized)) -> Collection<T> {
+    pub(crate) fn of_job(kind: &str, job: &(impl AsRef<str> + ?Sized)) -> Collection<T> {
         Collection { name: Cow::Owned(format!("{kind}:{}", job.as_ref())), _doc: PhantomData }
     }
 

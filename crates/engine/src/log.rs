@@ -12,7 +12,7 @@ use crate::ids::IdSource;
 use crate::plan::{ObjectPlan, Step};
 
 /// How an applied plan ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     Success,
     Skipped,

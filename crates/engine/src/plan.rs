@@ -96,7 +96,7 @@ pub struct Observed {
 }
 
 /// What to do with the target user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PlannedAction {
     Create,
     Update,
@@ -122,7 +122,7 @@ impl PlannedAction {
 }
 
 /// An attribute's old and new value, as Graph's `modifiedProperty`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModifiedProperty {
     pub display_name: String,
@@ -158,8 +158,9 @@ impl IdentityType {
     }
 }
 
-/// The decision for one source user (or group: see `crate::groups`).
-#[derive(Clone, Debug)]
+/// The decision for one source user (or group: see `crate::groups`). Serializable so that the process holding a
+/// job's lease can answer a provisioning on demand asked of another process (`crate::repo` job requests).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ObjectPlan {
     pub identity_type: IdentityType,
     pub source_id: ObjectId,

@@ -14,6 +14,7 @@
 //! It does not decide anything: planning and guards live in `cycle`, configuration rules in `admin`.
 
 mod leases;
+pub mod requests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -529,12 +530,13 @@ impl SyncRepo {
     pub async fn commit_on_demand(
         &self,
         key: &JobKey,
-        generation: u64,
+        condition: WriteCondition,
         source_id: ObjectId,
         connection: Option<&Connection>,
         escrow: Option<&Escrow>,
         log: &LogRow,
-    ) -> Result<(), JobError> {
+    ) -> Result<(), EngineError> {
+        let generation = condition.generation;
         let now = self.now();
         let job_id = key.job.as_str();
         let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
@@ -558,6 +560,7 @@ impl SyncRepo {
             }
         }
         tx.append_log(log).await?;
+        check_fence(tx.as_mut(), key, condition.fence, true).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -566,9 +569,10 @@ impl SyncRepo {
     pub async fn commit_group_on_demand(
         &self,
         key: &JobKey,
+        fence: Option<i64>,
         connection: Option<&GroupConnection>,
         log: &LogRow,
-    ) -> Result<(), JobError> {
+    ) -> Result<(), EngineError> {
         let now = self.now();
         let job_id = key.job.as_str();
         let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
@@ -584,6 +588,7 @@ impl SyncRepo {
             job::write(tx.as_mut(), &collection, &link_key, link, now).await?;
         }
         tx.append_log(log).await?;
+        check_fence(tx.as_mut(), key, fence, true).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -593,10 +598,11 @@ impl SyncRepo {
     pub async fn commit_approved(
         &self,
         key: &JobKey,
-        generation: u64,
+        condition: WriteCondition,
         items: &[Deprovision],
         record: PageRecord,
-    ) -> Result<(), JobError> {
+    ) -> Result<(), EngineError> {
+        let generation = condition.generation;
         let now = self.now();
         let job_id = key.job.as_str();
         let staged = staged_collection(job_id);
@@ -624,6 +630,7 @@ impl SyncRepo {
         }
         state.recent_deprovisions.extend(std::iter::repeat_n(now, items.len()));
         job::write(tx.as_mut(), &JOB_STATES, job_id, &state, now).await?;
+        check_fence(tx.as_mut(), key, condition.fence, true).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -93,8 +93,14 @@ async fn an_assigned_group_arrives_with_its_members_and_follows_the_source() {
 
     let group_id = wait_members(&sync, "Sales", &[&ada, &bob]).await;
     assert_ne!(group_id, theirs);
-    let counts = sync.job().await["status"]["synchronizedEntryCountByType"].clone();
-    assert_eq!(counts[1], json!({"key": "group to Group", "value": 1}), "{counts}");
+    // The members are written before the page that counts the group commits: wait for the count.
+    let expected = json!({"key": "group to Group", "value": 1});
+    let counts = wait_for("the group counted", || async {
+        let counts = sync.job().await["status"]["synchronizedEntryCountByType"].clone();
+        (counts[1] == expected).then_some(counts)
+    })
+    .await;
+    assert_eq!(counts[1], expected, "{counts}");
     let synced = synced_group(&sync, "Sales").await.expect("the synced group");
     assert_eq!((synced["securityEnabled"].clone(), synced["mailEnabled"].clone()), (json!(true), json!(false)));
     assert_eq!(synced["crossTenantSynchronizationResource"]["originId"], sales.as_str());
