@@ -426,6 +426,60 @@ async fn failover_after_sigkill_mid_initial_sync() {
     );
 }
 
+/// Shares stay within one job of each other when they cannot be equal: six jobs on four workers end 2/2/1/1 (not
+/// 2/2/2/0), and when one worker stops, the three left end 2/2/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uneven_shares_stay_within_one_job() {
+    let Some(db) = Db::create("scale_uneven").await else { return };
+    let names = ["unevena", "unevenb", "unevenc"];
+    let mut tenants = HashMap::new();
+    for name in names {
+        tenants.insert(name.to_owned(), db.tenant(name).await.0.id);
+    }
+    let links = topology(db.url(), "mesh", &names.join(","));
+    let jobs: Vec<JobKey> = links
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|link| {
+            let source = tenants[link["source"].as_str().expect("the link's source")];
+            JobKey::new(source, link["jobId"].as_str().expect("a job id"))
+        })
+        .collect();
+    assert_eq!(jobs.len(), 6);
+    let process_names: Vec<String> = (0..4).map(|idx| format!("uneven-p{idx}")).collect();
+    let mut workers = Vec::new();
+    for name in &process_names {
+        workers.push(start("worker", db.url(), name, 4).await);
+    }
+    let shares = |holders: Vec<Option<String>>, names: &[String]| -> Option<Vec<usize>> {
+        if holders.iter().any(Option::is_none) {
+            return None;
+        }
+        let mut shares: Vec<usize> = names
+            .iter()
+            .map(|name| holders.iter().filter(|holder| holder.as_deref() == Some(name.as_str())).count())
+            .collect();
+        shares.sort_unstable();
+        Some(shares)
+    };
+    wait_for(Duration::from_secs(40), "six jobs spread 1/1/2/2 over four workers", || async {
+        shares(holders(&db, &jobs).await, &process_names) == Some(vec![1, 1, 2, 2])
+    })
+    .await;
+    // Stable: a few lease rounds later the spread is the same (nobody gives back and claims in a loop).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(shares(holders(&db, &jobs).await, &process_names), Some(vec![1, 1, 2, 2]));
+
+    let status = workers.pop().expect("the last worker").terminate().await;
+    assert!(status.success(), "the worker stops cleanly: {status:?}");
+    let left = &process_names[..3];
+    wait_for(Duration::from_secs(40), "the three workers left hold two jobs each", || async {
+        shares(holders(&db, &jobs).await, left) == Some(vec![2, 2, 2])
+    })
+    .await;
+}
+
 /// One-off operations on a job — provisioning on demand, approving staged deletions — run where the job runs: asked
 /// of an API-only process (`serve --no-jobs`), they are answered by the worker holding the job's lease, under its
 /// fencing token (job requests). With no process holding the lease they are refused with 503 and nothing is written.
