@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tenantsync_directory::NewTenant;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::bench_table::{Table, grouped};
 use crate::client::{GraphClient, ServerArgs};
 
 #[derive(Debug, clap::Subcommand)]
@@ -236,31 +237,38 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         bail!("delta returned {n_read} users, expected {users}");
     }
     let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
-    println!("backend            {backend}");
-    println!("users              {users}");
-    println!(
-        "import             {import_seconds:.1} s  {:.0} users/s  (POST /v1.0/users, {concurrency} in flight)",
-        users as f64 / import_seconds
+    let rate = |seconds: f64| users as f64 / seconds;
+    let mut table = Table::new("directory", &format!("{backend}, {} users", grouped(users as f64)));
+    table.row(
+        format!("import, $batch ({BATCH_SIZE} per batch, {batch_concurrency} in flight)"),
+        format!("{} users/s ({batch_seconds:.1} s)", grouped(rate(batch_seconds))),
+        &format!("single requests {} users/s", grouped(rate(import_seconds))),
+        "10,000 users/s (SQLite)",
     );
-    println!(
-        "import ($batch)    {batch_seconds:.1} s  {:.0} users/s  ({BATCH_SIZE} per batch, {batch_concurrency} batches in flight)",
-        users as f64 / batch_seconds
+    table.row(
+        format!("import, single requests ({concurrency} in flight)"),
+        format!("{} users/s ({import_seconds:.1} s)", grouped(rate(import_seconds))),
+        "",
+        "3,000 users/s (SQLite)",
     );
-    println!(
-        "delta read         {delta_seconds:.1} s  {:.0} users/s  (pages of {page_size})",
-        users as f64 / delta_seconds
+    table.row(
+        format!("delta read (pages of {page_size})"),
+        format!("{} users/s ({delta_seconds:.1} s)", grouped(rate(delta_seconds))),
+        "",
+        "100,000 users/s",
     );
-    println!(
-        "server peak RSS    {:.1} MiB  (idle after start: {:.1} MiB)",
-        peak_kib as f64 / 1024.0,
-        rss_idle as f64 / 1024.0
+    table.row(
+        "server peak RSS",
+        format!("{:.1} MiB", peak_kib as f64 / 1024.0),
+        &format!("idle after start {:.1} MiB", rss_idle as f64 / 1024.0),
+        "",
     );
     let summary: Value = json!({
-        "backend": backend, "users": users, "import_users_per_second": users as f64 / import_seconds,
-        "batch_import_users_per_second": users as f64 / batch_seconds,
-        "delta_users_per_second": users as f64 / delta_seconds, "server_peak_rss_kib": peak_kib,
+        "bench": "directory", "backend": backend, "users": users, "import_users_per_second": rate(import_seconds),
+        "batch_import_users_per_second": rate(batch_seconds),
+        "delta_users_per_second": rate(delta_seconds), "server_peak_rss_kib": peak_kib,
     });
-    println!("{summary}");
+    table.print(&summary);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bench::percentile;
+use crate::bench_table::{Table, grouped};
 use anyhow::{Context, bail};
 use serde_json::json;
 use tenantsync_connectors::SyncRunner;
@@ -162,26 +163,28 @@ pub async fn run(n_members: usize, database: Option<String>, samples: usize) -> 
     latencies.sort();
 
     let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
-    println!("backend                     {backend}");
-    println!("group members               {n_members}");
-    println!("users and group in target   {users_seconds:.1} s (initial cycle: {n_members} users, then the group)");
-    println!(
-        "group filled                {initial_seconds:.1} s  ({:.0} members/s overall)",
-        n_members as f64 / initial_seconds
+    let mut table = Table::new("group-sync", &format!("{backend}, a group of {} members", grouped(n_members as f64)));
+    table.row("users and the group in the target", format!("{users_seconds:.1} s"), "", "");
+    table.row(
+        "group filled",
+        format!("{initial_seconds:.1} s ({} members/s overall)", grouped(n_members as f64 / initial_seconds)),
+        "",
+        "",
     );
-    println!(
-        "membership change           p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} changes, source directory write to target group)",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0),
-        latencies.len()
+    table.row(
+        format!("membership change, source write to target group ({} changes)", latencies.len()),
+        format!(
+            "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0)
+        ),
+        "",
+        "p99 under 1 s",
     );
-    println!(
-        "{}",
-        json!({
-            "backend": backend, "members": n_members, "initial_seconds": initial_seconds,
-            "change_p50_ms": percentile(&latencies, 0.5), "change_p99_ms": percentile(&latencies, 0.99),
-        })
-    );
+    table.print(&json!({
+        "bench": "group-sync", "backend": backend, "members": n_members, "initial_seconds": initial_seconds,
+        "change_p50_ms": percentile(&latencies, 0.5), "change_p99_ms": percentile(&latencies, 0.99),
+    }));
     Ok(ExitCode::SUCCESS)
 }

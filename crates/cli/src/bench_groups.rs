@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::bench::percentile;
+use crate::bench_table::{Table, grouped};
 use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -262,31 +263,36 @@ pub async fn run(n_users: usize, n_rules: usize, database: Option<String>, sampl
 
     let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
     let n_groups = groups.len();
-    println!("backend                 {backend}");
-    println!("users                   {n_users}  (filled through the directory in {fill_seconds:.1} s)");
-    println!("dynamic groups          {n_groups}  ({n_memberships} memberships after the first evaluation)");
-    println!(
-        "first evaluation        {evaluation_seconds:.1} s  until all {n_groups} report Succeeded \
-         ({created_seconds:.2} s of it creating the groups)"
+    let mut table =
+        Table::new("groups", &format!("{backend}, {} users, {n_groups} dynamic groups", grouped(n_users as f64)));
+    table.row(
+        format!("first evaluation ({} memberships)", grouped(n_memberships as f64)),
+        format!("{evaluation_seconds:.1} s until every group reports Succeeded"),
+        &format!("creating the groups {created_seconds:.2} s; filling the users {fill_seconds:.1} s"),
+        "",
     );
-    println!(
-        "PATCH -> visible        p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({samples} samples, PATCH then GET memberOf)",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.last().map_or(0.0, |max| max.as_secs_f64() * 1000.0)
+    table.row(
+        format!("PATCH -> visible in memberOf ({samples} samples)"),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            latencies.last().map_or(0.0, |max| max.as_secs_f64() * 1000.0)
+        ),
+        &format!(
+            "PATCH alone p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&patch_latencies, 0.5),
+            percentile(&patch_latencies, 0.99)
+        ),
+        "",
     );
-    println!(
-        "PATCH alone             p50 {:.2} ms  p99 {:.2} ms",
-        percentile(&patch_latencies, 0.5),
-        percentile(&patch_latencies, 0.99)
-    );
-    println!("server peak RSS         {:.1} MiB", peak_kib as f64 / 1024.0);
+    table.row("server peak RSS", format!("{:.1} MiB", peak_kib as f64 / 1024.0), "", "");
     let summary: Value = json!({
-        "backend": backend, "users": n_users, "groups": n_groups, "memberships": n_memberships,
+        "bench": "groups", "backend": backend, "users": n_users, "groups": n_groups, "memberships": n_memberships,
         "first_evaluation_seconds": evaluation_seconds,
         "patch_to_visible_p50_ms": percentile(&latencies, 0.5), "patch_to_visible_p99_ms": percentile(&latencies, 0.99),
         "server_peak_rss_kib": peak_kib,
     });
-    println!("{summary}");
+    table.print(&summary);
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ use tenantsync_engine::repo::SyncRepo;
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
 
 use crate::bench::{percentile, start_child};
+use crate::bench_table::{Table, grouped};
 use crate::client::{GraphClient, ServerArgs};
 
 /// One pair's job, with what the samples need.
@@ -41,13 +42,34 @@ pub async fn run(
     }
     let (directory, store) = crate::store::directory(&database).await?;
     let repo = SyncRepo::new(store, directory.clock_arc());
-    let mut results = Vec::new();
+    let mut results: Vec<serde_json::Value> = Vec::new();
     for n_workers in worker_counts {
         let result = run_once(&database, &directory, &repo, n_workers, n_jobs, n_users, samples).await?;
-        println!("{result}");
+        eprintln!("{result}");
         results.push(result);
     }
-    println!("{}", json!({"bench": "scale", "runs": results}));
+    let mut table =
+        Table::new("scale", &format!("PostgreSQL, {n_jobs} jobs of {} users each", grouped(n_users as f64)));
+    let one_worker = results.first().and_then(|run| run["users_per_second"].as_f64()).unwrap_or(0.0);
+    for run in &results {
+        let n_workers = run["workers"].as_u64().unwrap_or(0);
+        let rate = run["users_per_second"].as_f64().unwrap_or(0.0);
+        let spread: Vec<String> =
+            run["jobs_per_worker"].as_array().into_iter().flatten().map(|entry| entry["jobs"].to_string()).collect();
+        table.row(
+            format!("{n_workers} worker process(es), jobs spread {}", spread.join("/")),
+            format!(
+                "initial sync {} users/s ({} s); propagation p50 {:.0} ms, p99 {:.0} ms",
+                grouped(rate),
+                run["initial_sync_seconds"],
+                run["propagation_ms"]["p50"].as_f64().unwrap_or(0.0),
+                run["propagation_ms"]["p99"].as_f64().unwrap_or(0.0)
+            ),
+            &format!("1 worker: {} users/s", grouped(one_worker)),
+            "propagation p99 under 1 s",
+        );
+    }
+    table.print(&json!({"bench": "scale", "runs": results}));
     Ok(ExitCode::SUCCESS)
 }
 

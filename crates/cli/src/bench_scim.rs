@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use tenantsync_directory::NewTenant;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::bench_table::{Table, grouped};
+
 /// Runs the mix `users` times with `concurrency` workers; returns requests per second.
 async fn run_mix(base: &str, token: &str, users: usize, concurrency: usize) -> anyhow::Result<(f64, usize)> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
@@ -143,12 +145,20 @@ pub async fn run(users: usize, concurrency: usize, shared: Option<String>) -> an
     let (theirs, n_theirs) = run_mix(&peer_base, peer_token, users, concurrency).await?;
     peer.kill().await.ok();
 
-    println!(
-        "mix per user: POST /Users, GET /Users/{{id}}, GET /Users?filter=userName eq, PATCH /Users/{{id}}; {concurrency} in flight"
+    let mut table = Table::new(
+        "scim",
+        &format!(
+            "SQLite, {users} users; mix per user: POST /Users, GET /Users/{{id}}, GET /Users?filter=userName eq, \
+             PATCH /Users/{{id}}; {concurrency} in flight"
+        ),
     );
-    println!("tenantsync /scim/v2     {ours:>8.0} requests/s  ({n_ours} requests)");
-    println!("scim2-server (harness)  {theirs:>8.0} requests/s  ({n_theirs} requests)");
-    println!("ratio tenantsync/peer   {:>8.2}", ours / theirs);
-    println!("{}", json!({"tenantsync_rps": ours, "peer_rps": theirs, "ratio": ours / theirs}));
+    table.row(
+        format!("tenantsync /scim/v2 ({n_ours} requests)"),
+        format!("{} requests/s", grouped(ours)),
+        &format!("scim2-server (harness, in memory) {} requests/s ({n_theirs} requests)", grouped(theirs)),
+        "",
+    );
+    table.row("ratio tenantsync / scim2-server", format!("{:.2}", ours / theirs), "", "at least 10");
+    table.print(&json!({"bench": "scim", "tenantsync_rps": ours, "peer_rps": theirs, "ratio": ours / theirs}));
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ mod bench_groups;
 mod bench_scale;
 mod bench_scim;
 mod bench_sync;
+mod bench_table;
 mod client;
 mod csv;
 mod demo;
