@@ -114,6 +114,20 @@ pub async fn record(tx: &mut dyn DirectoryTx, entry: &AuditEntry) -> Result<(), 
     .await
 }
 
+/// Records many entries in a few statements.
+pub async fn record_many(tx: &mut dyn DirectoryTx, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    let docs: Vec<DocRow> = entries
+        .iter()
+        .map(|entry| DocRow {
+            collection: AUDITS.to_owned(),
+            key: key_of(entry.activity_date_time, &entry.id),
+            data: serde_json::to_string(entry).expect("audit entries always serialize"),
+            updated_at: entry.activity_date_time,
+        })
+        .collect();
+    tx.put_docs(&docs).await
+}
+
 /// Up to `limit` entries, newest first, after the entry keyed `after`; with each entry's key for paging.
 pub async fn list(
     tx: &mut dyn DirectoryTx,

@@ -435,6 +435,26 @@ pub async fn write<T: Serialize>(
     Ok(())
 }
 
+/// Writes many documents of one collection in a few statements (for a key given twice, the last wins).
+pub async fn write_many<T: Serialize>(
+    tx: &mut dyn DirectoryTx,
+    collection: &Collection<T>,
+    items: &[(String, &T)],
+    now: OffsetDateTime,
+) -> Result<(), JobError> {
+    let docs: Vec<DocRow> = items
+        .iter()
+        .map(|(key, value)| DocRow {
+            collection: collection.name().to_owned(),
+            key: key.clone(),
+            data: serde_json::to_string(value).expect("job documents always serialize"),
+            updated_at: now,
+        })
+        .collect();
+    tx.put_docs(&docs).await?;
+    Ok(())
+}
+
 /// Writes a new document; `StoreError::Conflict` when the key exists.
 pub async fn insert<T: Serialize>(
     tx: &mut dyn DirectoryTx,

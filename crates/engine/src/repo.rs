@@ -473,21 +473,12 @@ impl SyncRepo {
         if matches!(phase, Phase::Full { .. }) {
             state.full_scope_seen += record.n_in_scope;
         }
-        for connection in &record.connections {
-            let link_key = connection.source_id.to_string();
-            if !job::exists(tx.as_mut(), &connections, &link_key).await? {
-                state.synchronized_users += 1;
-            }
-            job::write(tx.as_mut(), &connections, &link_key, connection, now).await?;
-        }
+        // Links in one read of which exist (new ones count) and a few multi-row writes.
+        state.synchronized_users +=
+            write_links(tx.as_mut(), &connections, &record.connections, |link| link.source_id, now).await?;
         let group_connections = group_connections_collection(job_id);
-        for link in &record.group_connections {
-            let link_key = link.source_id.to_string();
-            if !job::exists(tx.as_mut(), &group_connections, &link_key).await? {
-                state.synchronized_groups += 1;
-            }
-            job::write(tx.as_mut(), &group_connections, &link_key, link, now).await?;
-        }
+        state.synchronized_groups +=
+            write_links(tx.as_mut(), &group_connections, &record.group_connections, |link| link.source_id, now).await?;
         for source_id in &record.escrows_cleared {
             job::delete(tx.as_mut(), &escrows, &source_id.to_string()).await?;
             job::delete(tx.as_mut(), &dead_letters, &source_id.to_string()).await?;
@@ -509,12 +500,9 @@ impl SyncRepo {
                 job::write(tx.as_mut(), &escrows, &escrow_key, &retry, now).await?;
             }
         }
-        for log in &record.logs {
-            if log.status == "success" && log.action != "other" {
-                state.total_exports += 1;
-            }
-            tx.append_log(log).await?;
-        }
+        state.total_exports +=
+            record.logs.iter().filter(|log| log.status == "success" && log.action != "other").count() as u64;
+        tx.append_logs(&record.logs).await?;
         state.phase = phase;
         state.generation = generation;
         job::write(tx.as_mut(), &JOB_STATES, job_id, state, now).await?;
@@ -698,9 +686,7 @@ impl SyncRepo {
             return Ok(());
         }
         let mut tx = self.store.begin(tenant, TxMode::Write).await?;
-        for entry in entries {
-            audit::record(tx.as_mut(), entry).await?;
-        }
+        audit::record_many(tx.as_mut(), entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -729,6 +715,27 @@ impl SyncRepo {
         let mut tx = self.store.begin(tenant, TxMode::Read).await?;
         Ok(tx.read_logs(query).await?)
     }
+}
+
+/// Writes a page's links (`key_of` names each one's document) with one read of which exist and a few multi-row
+/// writes; answers how many are new (a link given twice counts once).
+async fn write_links<T: serde::Serialize>(
+    tx: &mut dyn tenantsync_store::DirectoryTx,
+    collection: &job::Collection<T>,
+    links: &[T],
+    key_of: impl Fn(&T) -> ObjectId,
+    now: OffsetDateTime,
+) -> Result<u64, JobError> {
+    if links.is_empty() {
+        return Ok(0);
+    }
+    let items: Vec<(String, &T)> = links.iter().map(|link| (key_of(link).to_string(), link)).collect();
+    let keys: Vec<String> = items.iter().map(|(key, _)| key.clone()).collect();
+    let existing = tx.existing_doc_keys(collection.name(), &keys).await?;
+    let mut new_keys = std::collections::HashSet::new();
+    let n_new = keys.iter().filter(|key| !existing.contains(*key) && new_keys.insert(key.as_str())).count();
+    job::write_many(tx, collection, &items, now).await?;
+    Ok(n_new as u64)
 }
 
 /// Fails with [`EngineError::Superseded`] unless the job is active at `generation`; with `lock`, the job's row

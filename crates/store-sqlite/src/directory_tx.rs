@@ -14,6 +14,9 @@ use crate::codec::{
 
 const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anchor";
 const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
+/// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
 const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
 pub(crate) struct SqliteDirectoryTx {
@@ -541,6 +544,106 @@ impl DirectoryTx for SqliteDirectoryTx {
             .await
             .map_err(unavailable)?;
         Ok(result.rows_affected())
+    }
+
+    async fn append_logs(&mut self, logs: &[LogRow]) -> Result<(), StoreError> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        // One counter update for the whole batch: the entries take the numbers up to the new value, in order.
+        let n_logs = i64::try_from(logs.len()).expect("a batch of logs fits in i64");
+        let last: i64 =
+            sqlx::query("UPDATE tenants SET last_log_seq = last_log_seq + ? WHERE id = ? RETURNING last_log_seq")
+                .bind(n_logs)
+                .bind(&self.tenant_text)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(unavailable)?
+                .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
+                .try_get("last_log_seq")
+                .map_err(unavailable)?;
+        let first = last - n_logs + 1;
+        for (chunk_idx, chunk) in logs.chunks(ROWS_PER_STATEMENT).enumerate() {
+            let base = first + (chunk_idx * ROWS_PER_STATEMENT) as i64;
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO provisioning_logs \
+                 (tenant_id, seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data) ",
+            );
+            insert.push_values(chunk.iter().enumerate(), |mut row, (idx, log)| {
+                row.push_bind(&self.tenant_text)
+                    .push_bind(base + idx as i64)
+                    .push_bind(&log.id)
+                    .push_bind(&log.job_id)
+                    .push_bind(&log.cycle_id)
+                    .push_bind(micros(log.at))
+                    .push_bind(&log.action)
+                    .push_bind(&log.status)
+                    .push_bind(&log.source_id)
+                    .push_bind(&log.target_id)
+                    .push_bind(&log.data);
+            });
+            insert.build().execute(&mut *self.tx).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn put_docs(&mut self, docs: &[DocRow]) -> Result<(), StoreError> {
+        // One statement may not touch a row twice: for a key given twice, keep the last.
+        let mut last_of: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+        for (idx, doc) in docs.iter().enumerate() {
+            last_of.insert((doc.collection.as_str(), doc.key.as_str()), idx);
+        }
+        let unique: Vec<&DocRow> = docs
+            .iter()
+            .enumerate()
+            .filter(|(idx, doc)| last_of[&(doc.collection.as_str(), doc.key.as_str())] == *idx)
+            .map(|(_, doc)| doc)
+            .collect();
+        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+            let mut upsert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) ",
+            );
+            upsert.push_values(chunk, |mut row, doc| {
+                row.push_bind(&self.tenant_text)
+                    .push_bind(&doc.collection)
+                    .push_bind(&doc.key)
+                    .push_bind(&doc.data)
+                    .push_bind(micros(doc.updated_at));
+            });
+            upsert.push(
+                " ON CONFLICT (tenant_id, collection, doc_key) \
+                 DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+            );
+            upsert.build().execute(&mut *self.tx).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn existing_doc_keys(
+        &mut self,
+        collection: &str,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let mut select =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT doc_key FROM documents WHERE tenant_id = ");
+            select
+                .push_bind(&self.tenant_text)
+                .push(" AND collection = ")
+                .push_bind(collection)
+                .push(" AND doc_key IN (");
+            let mut list = select.separated(", ");
+            for key in chunk {
+                list.push_bind(key);
+            }
+            select.push(")");
+            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+            for row in rows {
+                found.insert(row.try_get::<String, _>("doc_key").map_err(unavailable)?);
+            }
+        }
+        Ok(found)
     }
 
     async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError> {

@@ -27,10 +27,11 @@ pub async fn run_all(store: &dyn Store) {
     links_to_any_and_tenant_lock(store).await;
     leases_claim_renew_fence_and_release(store).await;
     users_are_found_by_scim_user_name(store).await;
+    batch_writes_match_single_writes(store).await;
 }
 
 /// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
-pub const TENANTS_CREATED_BY_RUN_ALL: usize = 21;
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 22;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -818,4 +819,46 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
     );
     // a released its heartbeat and b's expired: d is alone.
     assert_eq!(store.heartbeat("d", LEASE_TEST_JOBS, at(43), at(73)).await.expect("heartbeat d"), census(1, 2, 2));
+}
+
+/// The batch operations a page commit uses write what the single ones would: `append_logs` takes consecutive
+/// numbers after a single append and keeps every column, across statement chunks; `put_docs` keeps the last of a
+/// key given twice and updates existing documents; `existing_doc_keys` finds exactly the existing keys, across chunks.
+pub async fn batch_writes_match_single_writes(store: &dyn Store) {
+    let tenant = new_tenant(store, "batches").await;
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    let first = tx.append_log(&log_row("job1", "create", "success", Some("s0"), Some("t0"), 0)).await.expect("append");
+    let batch: Vec<LogRow> = (1..=1200)
+        .map(|idx| {
+            let status = if idx % 7 == 0 { "failure" } else { "success" };
+            log_row("job1", "create", status, Some(&format!("s{idx}")), (idx % 3 != 0).then_some("t"), idx)
+        })
+        .collect();
+    tx.append_logs(&batch).await.expect("append logs");
+    tx.append_logs(&[]).await.expect("an empty batch is fine");
+    let after = tx.append_log(&log_row("job1", "update", "success", None, None, 5000)).await.expect("append");
+    assert_eq!(after, first + 1201, "the batch took the 1,200 numbers in between");
+
+    let docs: Vec<DocRow> = (0..1200).map(|idx| doc("batchdocs", &format!("k{idx:04}"), "{\"v\":1}", idx)).collect();
+    tx.put_docs(&docs).await.expect("put docs");
+    let again = [doc("batchdocs", "k0001", "{\"v\":2}", 1), doc("batchdocs", "k0001", "{\"v\":3}", 2)];
+    tx.put_docs(&again).await.expect("put docs again");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin read");
+    let mut logs = tx.read_logs(&LogQuery { limit: 2000, ..LogQuery::default() }).await.expect("read logs");
+    logs.reverse();
+    assert_eq!(logs.len(), 1202);
+    for (idx, entry) in batch.iter().enumerate() {
+        assert_eq!(logs[idx + 1], LogRow { seq: first + 1 + idx as i64, ..entry.clone() }, "entry {idx}");
+    }
+    assert_eq!(tx.get_doc("batchdocs", "k0001").await.expect("get").expect("k0001").data, "{\"v\":3}", "the last wins");
+    assert_eq!(tx.get_doc("batchdocs", "k1199").await.expect("get").expect("k1199").data, "{\"v\":1}");
+    assert_eq!(tx.list_docs("batchdocs", None, 5000).await.expect("list").len(), 1200);
+    let asked: Vec<String> = (1100..1700).map(|idx| format!("k{idx:04}")).chain(["K1100".to_owned()]).collect();
+    let found = tx.existing_doc_keys("batchdocs", &asked).await.expect("existing keys");
+    let expected: std::collections::HashSet<String> = (1100..1200).map(|idx| format!("k{idx:04}")).collect();
+    assert_eq!(found, expected, "keys are exact (case too), across statement chunks");
+    assert!(tx.existing_doc_keys("batchdocs", &[]).await.expect("no keys").is_empty());
+    assert!(tx.existing_doc_keys("otherdocs", &asked).await.expect("other collection").is_empty());
 }

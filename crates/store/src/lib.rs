@@ -185,6 +185,36 @@ pub trait DirectoryTx: Send {
     /// per-tenant counter, so they increase and are never reused, even after [`DirectoryTx::prune_logs`]; like
     /// [`DirectoryTx::append_change`], the first append serializes the tenant's writers.
     async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError>;
+    /// Appends many entries in order, as [`DirectoryTx::append_log`] one by one would (consecutive sequence
+    /// numbers); the backends write them with a few multi-row statements.
+    async fn append_logs(&mut self, logs: &[LogRow]) -> Result<(), StoreError> {
+        for log in logs {
+            self.append_log(log).await?;
+        }
+        Ok(())
+    }
+    /// Writes many documents, as [`DirectoryTx::put_doc`] one by one would (for a key given twice, the last one
+    /// wins); the backends write them with a few multi-row statements.
+    async fn put_docs(&mut self, docs: &[DocRow]) -> Result<(), StoreError> {
+        for doc in docs {
+            self.put_doc(doc).await?;
+        }
+        Ok(())
+    }
+    /// Which of `keys` have a document in `collection` (one query on the backends).
+    async fn existing_doc_keys(
+        &mut self,
+        collection: &str,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for key in keys {
+            if self.get_doc(collection, key).await?.is_some() {
+                found.insert(key.clone());
+            }
+        }
+        Ok(found)
+    }
     /// Entries matching every filter of `query`, newest (highest sequence number) first, at most `query.limit`.
     async fn read_logs(&mut self, query: &LogQuery) -> Result<Vec<LogRow>, StoreError>;
     /// Deletes entries older than `before` (retention); returns how many went.
