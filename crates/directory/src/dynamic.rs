@@ -460,6 +460,26 @@ impl Directory {
         self.apply_rules(tx, &rules, after, changed.as_ref(), at).await
     }
 
+    /// [`Directory::user_written`] for many new users at once: the tenant's rules are read once.
+    pub(crate) async fn users_created(
+        &self,
+        tx: &mut dyn DirectoryTx,
+        users: &[&User],
+        at: OffsetDateTime,
+    ) -> Result<(), DirectoryError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let rules = self.tenant_rules(tx).await?;
+        if rules.rules.is_empty() {
+            return Ok(());
+        }
+        for user in users {
+            self.apply_rules(tx, &rules, user, None, at).await?;
+        }
+        Ok(())
+    }
+
     /// Re-evaluates every dynamic rule for one live user, in its own transaction: after an approval recorded a
     /// protected-group exception for the user (`crate::admission`), so the group admits them now.
     pub async fn reevaluate_memberships(&self, tenant: TenantId, user: ObjectId) -> Result<(), DirectoryError> {

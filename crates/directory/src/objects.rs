@@ -333,21 +333,31 @@ impl Directory {
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let now = self.now();
+        let users: Vec<User> = users.iter().map(|user| User { created_date_time: now, ..user.clone() }).collect();
+        let rows: Vec<ObjectRow> = users.iter().map(encode_user).collect();
+        // Multi-row inserts; a row a unique value kept out is inserted again alone, to name the clash.
+        let inserted = tx.insert_objects_skipping_conflicts(&rows).await?;
         let mut results = Vec::with_capacity(users.len());
-        for user in users {
-            let user = User { created_date_time: now, ..user.clone() };
-            match tx.insert_object(&encode_user(&user)).await {
-                Ok(()) => {
-                    tx.append_change(&change(user.id, ObjectKind::User, ChangeOp::Upsert, now)).await?;
-                    self.user_written(tx.as_mut(), None, Some(&user), now).await?;
-                    results.push(Ok(user));
-                }
+        for ((user, row), inserted) in users.into_iter().zip(&rows).zip(inserted) {
+            if inserted {
+                results.push(Ok(user));
+                continue;
+            }
+            match tx.insert_object(row).await {
+                Ok(()) => results.push(Ok(user)),
                 Err(tenantsync_store::StoreError::Conflict { what }) => {
                     results.push(Err(conflict_to_upn(tenantsync_store::StoreError::Conflict { what })));
                 }
                 Err(err) => return Err(err.into()),
             }
         }
+        let created: Vec<&User> = results.iter().flatten().collect();
+        let changes: Vec<ChangeRow> =
+            created.iter().map(|user| change(user.id, ObjectKind::User, ChangeOp::Upsert, now)).collect();
+        if !changes.is_empty() {
+            tx.append_changes(&changes).await?;
+        }
+        self.users_created(tx.as_mut(), &created, now).await?;
         tx.commit().await?;
         self.changed(tenant);
         Ok(results)

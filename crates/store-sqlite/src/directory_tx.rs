@@ -546,6 +546,36 @@ impl DirectoryTx for SqliteDirectoryTx {
         Ok(result.rows_affected())
     }
 
+    async fn insert_objects_skipping_conflicts(&mut self, rows: &[ObjectRow]) -> Result<Vec<bool>, StoreError> {
+        let mut inserted_ids = std::collections::HashSet::new();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO objects \
+                 (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) ",
+            );
+            insert.push_values(chunk, |mut values, row| {
+                values
+                    .push_bind(row.id.to_string())
+                    .push_bind(&self.tenant_text)
+                    .push_bind(row.kind.as_str())
+                    .push_bind(&row.upn)
+                    .push_bind(lower(&row.upn))
+                    .push_bind(&row.display_name)
+                    .push_bind(name_key(row))
+                    .push_bind(&row.data)
+                    .push_bind(row.deleted_at.map(micros))
+                    .push_bind(&row.anchor)
+                    .push_bind(lower(&row.anchor));
+            });
+            // Any unique clash (id, userPrincipalName, anchor) skips the row instead of failing the statement.
+            insert.push(" ON CONFLICT DO NOTHING RETURNING id");
+            for row in insert.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
+                inserted_ids.insert(row.try_get::<String, _>("id").map_err(unavailable)?);
+            }
+        }
+        Ok(rows.iter().map(|row| inserted_ids.contains(&row.id.to_string())).collect())
+    }
+
     async fn append_logs(&mut self, logs: &[LogRow]) -> Result<(), StoreError> {
         if logs.is_empty() {
             return Ok(());

@@ -843,7 +843,32 @@ pub async fn batch_writes_match_single_writes(store: &dyn Store) {
     tx.put_docs(&docs).await.expect("put docs");
     let again = [doc("batchdocs", "k0001", "{\"v\":2}", 1), doc("batchdocs", "k0001", "{\"v\":3}", 2)];
     tx.put_docs(&again).await.expect("put docs again");
+
+    let taken = anchored_user("taken@batches.example", "issuer/one");
+    tx.insert_object(&taken).await.expect("insert");
+    let rows = vec![
+        user_row("fresh@batches.example", "Fresh"),
+        user_row("TAKEN@batches.example", "Same UPN, other case"),
+        anchored_user("other@batches.example", "ISSUER/ONE"),
+        user_row("twice@batches.example", "First of two"),
+        user_row("twice@batches.example", "Second of two"),
+        ObjectRow { upn: Some("sameid@batches.example".to_owned()), ..taken.clone() },
+    ];
+    let inserted = tx.insert_objects_skipping_conflicts(&rows).await.expect("insert objects");
+    assert_eq!(inserted, [true, false, false, true, false, false]);
+    assert!(tx.insert_objects_skipping_conflicts(&[]).await.expect("no rows").is_empty());
+    // The transaction stays usable after the skipped rows, and the skipped ones clash as single inserts do.
+    assert!(matches!(tx.insert_object(&rows[1]).await, Err(StoreError::Conflict { .. })));
+    let many: Vec<ObjectRow> = (0..1100).map(|idx| user_row(&format!("many{idx}@batches.example"), "Many")).collect();
+    assert!(tx.insert_objects_skipping_conflicts(&many).await.expect("insert many").iter().all(|ok| *ok));
     tx.commit().await.expect("commit");
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin read");
+    assert_eq!(tx.get_object(rows[0].id).await.expect("get"), Some(rows[0].clone()));
+    assert_eq!(tx.get_object(rows[1].id).await.expect("get"), None);
+    assert_eq!(tx.get_object(rows[4].id).await.expect("get"), None);
+    assert_eq!(tx.get_object(many[1099].id).await.expect("get"), Some(many[1099].clone()));
+    assert_eq!(tx.get_object(taken.id).await.expect("get").and_then(|row| row.upn), taken.upn, "not overwritten");
+    drop(tx);
 
     let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin read");
     let mut logs = tx.read_logs(&LogQuery { limit: 2000, ..LogQuery::default() }).await.expect("read logs");

@@ -185,6 +185,20 @@ pub trait DirectoryTx: Send {
     /// per-tenant counter, so they increase and are never reused, even after [`DirectoryTx::prune_logs`]; like
     /// [`DirectoryTx::append_change`], the first append serializes the tenant's writers.
     async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError>;
+    /// Inserts many objects, skipping each one a unique value (id, userPrincipalName, anchor) keeps out — already
+    /// stored, or taken by an earlier row of the same batch; answers, per row, whether it was inserted. A caller
+    /// that needs to know which value clashed inserts a skipped row again with [`DirectoryTx::insert_object`].
+    async fn insert_objects_skipping_conflicts(&mut self, rows: &[ObjectRow]) -> Result<Vec<bool>, StoreError> {
+        let mut inserted = Vec::with_capacity(rows.len());
+        for row in rows {
+            match self.insert_object(row).await {
+                Ok(()) => inserted.push(true),
+                Err(StoreError::Conflict { .. }) => inserted.push(false),
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(inserted)
+    }
     /// Appends many entries in order, as [`DirectoryTx::append_log`] one by one would (consecutive sequence
     /// numbers); the backends write them with a few multi-row statements.
     async fn append_logs(&mut self, logs: &[LogRow]) -> Result<(), StoreError> {
