@@ -124,7 +124,15 @@ pub const USER_SCHEMA: Schema = Schema {
         ),
         required(string("displayName", "The name of the User, suitable for display (required by the directory).")),
         string("title", "The user's title (Graph jobTitle)."),
-        string("preferredLanguage", "The User's preferred written or spoken language (Graph preferredLanguage)."),
+        Attribute {
+            // Suggestions (RFC 7643 §2.2 canonicalValues): any ISO 639-1 language tag is accepted, as Graph does.
+            canonical_values: &["en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "ja-JP", "nl-NL", "pt-BR"],
+            ..string(
+                "preferredLanguage",
+                "The User's preferred written or spoken language, a language tag such as en or en-US (Graph \
+                 preferredLanguage).",
+            )
+        },
         Attribute {
             kind: AttrType::Boolean,
             ..required(string("active", "Whether the user may sign in (Graph accountEnabled; true when omitted)."))
@@ -170,7 +178,11 @@ pub const ENTERPRISE_SCHEMA: Schema = Schema {
     name: "EnterpriseUser",
     description: "Enterprise User",
     attributes: &[
-        string("employeeNumber", "Graph employeeId."),
+        Attribute {
+            // Examples of the shape Entra takes (RFC 7643 §2.2 canonicalValues are suggestions, not a closed set).
+            canonical_values: &["E1001", "42", "HR-000417"],
+            ..string("employeeNumber", "Graph employeeId: at most 16 characters, e.g. E1001.")
+        },
         string("department", "Graph department."),
         string("organization", "Graph companyName."),
         complex(
