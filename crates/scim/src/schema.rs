@@ -311,7 +311,10 @@ impl ResourceType {
         }
         if let Some(unknown) = urns.iter().find(|urn| !self.schemas().any(|schema| schema.id.eq_ignore_ascii_case(urn)))
         {
-            return Err(ScimError::invalid_value(format!("'{unknown}' is not a schema of {}", self.name())));
+            return Err(ScimError::invalid_value(format!(
+                "'schemas' names '{unknown}', which is not a schema of {}",
+                self.name()
+            )));
         }
         Ok(())
     }
@@ -698,7 +701,7 @@ mod tests {
             (
                 ResourceType::Group,
                 serde_json::json!({"schemas": [GROUP_URN, ENTERPRISE_URN]}),
-                "400 invalidValue: 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User' is not a schema of Group",
+                "400 invalidValue: 'schemas' names 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User', which is not a schema of Group",
             ),
         ];
         for (resource_type, body, expected) in cases {
