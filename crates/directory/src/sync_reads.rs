@@ -1,7 +1,7 @@
 //! Reads the sync engine needs that the Graph API does not: users with their deletion state and manager in one
 //! round trip, lookup by sync anchor, and the change log folded into "which users may have changed".
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
 use tenantsync_store::{ChangeOp, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode};
@@ -39,6 +39,43 @@ async fn user_state(tx: &mut dyn DirectoryTx, row: &ObjectRow) -> Result<Option<
         }
     }
     Ok(Some(UserState { user, deleted: row.deleted_at.is_some(), manager }))
+}
+
+/// [`user_state`] for many rows with two queries in all: every manager link of the rows at once, then whether
+/// those managers are live. Rows that are not users give None.
+async fn user_states_of(
+    tx: &mut dyn DirectoryTx,
+    rows: &[ObjectRow],
+) -> Result<Vec<Option<UserState>>, DirectoryError> {
+    let user_ids: Vec<ObjectId> = rows.iter().filter(|row| row.kind == ObjectKind::User).map(|row| row.id).collect();
+    let links = tx.links_from_many(LinkKind::Manager, &user_ids).await?;
+    let mut manager_ids: Vec<ObjectId> = links.iter().map(|(_, manager)| *manager).collect();
+    manager_ids.sort();
+    manager_ids.dedup();
+    let live: HashSet<ObjectId> = tx
+        .get_objects(&manager_ids)
+        .await?
+        .into_iter()
+        .filter(|row| row.deleted_at.is_none())
+        .map(|row| row.id)
+        .collect();
+    // As `user_state`: the last live manager in id order (there is at most one in practice).
+    let mut manager_of: HashMap<ObjectId, ObjectId> = HashMap::new();
+    for (user, manager) in links {
+        if live.contains(&manager) {
+            manager_of.insert(user, manager);
+        }
+    }
+    let mut states = Vec::with_capacity(rows.len());
+    for row in rows {
+        states.push(match decode(row)? {
+            DirectoryObject::User(user) => {
+                Some(UserState { manager: manager_of.get(&row.id).copied(), deleted: row.deleted_at.is_some(), user })
+            }
+            DirectoryObject::Group(_) => None,
+        });
+    }
+    Ok(states)
 }
 
 /// `id` itself if it is a user, else every user reachable from it through member links (deleted objects
@@ -80,14 +117,11 @@ impl Directory {
         ids: &[ObjectId],
     ) -> Result<Vec<Option<UserState>>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Read).await?;
-        let mut states = Vec::with_capacity(ids.len());
-        for id in ids {
-            states.push(match tx.get_object(*id).await? {
-                Some(row) if row.kind == ObjectKind::User => user_state(tx.as_mut(), &row).await?,
-                _ => None,
-            });
-        }
-        Ok(states)
+        let rows = tx.get_objects(ids).await?;
+        let states = user_states_of(tx.as_mut(), &rows).await?;
+        let mut by_id: HashMap<ObjectId, UserState> =
+            rows.iter().zip(states).filter_map(|(row, state)| state.map(|state| (row.id, state))).collect();
+        Ok(ids.iter().map(|id| by_id.remove(id)).collect())
     }
 
     /// Users by sync anchor in one transaction, deleted or not.
@@ -97,14 +131,14 @@ impl Directory {
         anchors: &[String],
     ) -> Result<Vec<Option<UserState>>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Read).await?;
-        let mut states = Vec::with_capacity(anchors.len());
-        for anchor in anchors {
-            states.push(match tx.find_by_anchor(anchor).await? {
-                Some(row) => user_state(tx.as_mut(), &row).await?,
-                None => None,
-            });
-        }
-        Ok(states)
+        let rows = tx.find_by_anchors(anchors).await?;
+        let states = user_states_of(tx.as_mut(), &rows).await?;
+        let by_anchor: HashMap<String, UserState> = rows
+            .iter()
+            .zip(states)
+            .filter_map(|(row, state)| Some((row.anchor.as_deref()?.to_lowercase(), state?)))
+            .collect();
+        Ok(anchors.iter().map(|anchor| by_anchor.get(&anchor.to_lowercase()).cloned()).collect())
     }
 
     /// Live users in id order after `after`.
@@ -123,13 +157,7 @@ impl Directory {
             limit,
         };
         let rows = tx.scan_objects(ObjectKind::User, &spec).await?;
-        let mut users = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(state) = user_state(tx.as_mut(), row).await? {
-                users.push(state);
-            }
-        }
-        Ok(users)
+        Ok(user_states_of(tx.as_mut(), &rows).await?.into_iter().flatten().collect())
     }
 
     /// The user whose sync anchor is `anchor`, deleted or not.

@@ -546,6 +546,66 @@ impl DirectoryTx for SqliteDirectoryTx {
         Ok(result.rows_affected())
     }
 
+    async fn get_objects(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectRow>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = "
+            ));
+            select.push_bind(&self.tenant_text).push(" AND id IN (");
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            select.push(")");
+            for row in select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
+                found.push(object_from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn find_by_anchors(&mut self, anchors: &[String]) -> Result<Vec<ObjectRow>, StoreError> {
+        let mut found = Vec::with_capacity(anchors.len());
+        for chunk in anchors.chunks(ROWS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = "
+            ));
+            select.push_bind(&self.tenant_text).push(" AND anchor_key IN (");
+            let mut list = select.separated(", ");
+            for anchor in chunk {
+                list.push_bind(anchor.to_lowercase());
+            }
+            select.push(")");
+            for row in select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
+                found.push(object_from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn links_from_many(
+        &mut self,
+        kind: LinkKind,
+        froms: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let mut pairs = Vec::new();
+        for chunk in froms.chunks(ROWS_PER_STATEMENT) {
+            let mut select =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT from_id, to_id FROM links WHERE tenant_id = ");
+            select.push_bind(&self.tenant_text).push(" AND kind = ").push_bind(kind.as_str()).push(" AND from_id IN (");
+            let mut list = select.separated(", ");
+            for from in chunk {
+                list.push_bind(from.to_string());
+            }
+            select.push(")");
+            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+            pairs.extend(ids(&rows, "from_id")?.into_iter().zip(ids(&rows, "to_id")?));
+        }
+        pairs.sort();
+        Ok(pairs)
+    }
+
     async fn insert_objects_skipping_conflicts(&mut self, rows: &[ObjectRow]) -> Result<Vec<bool>, StoreError> {
         let mut inserted_ids = std::collections::HashSet::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {

@@ -868,7 +868,42 @@ pub async fn batch_writes_match_single_writes(store: &dyn Store) {
     assert_eq!(tx.get_object(rows[4].id).await.expect("get"), None);
     assert_eq!(tx.get_object(many[1099].id).await.expect("get"), Some(many[1099].clone()));
     assert_eq!(tx.get_object(taken.id).await.expect("get").and_then(|row| row.upn), taken.upn, "not overwritten");
+
+    // Batched reads answer what the single ones do.
+    let mut asked: Vec<ObjectId> = many.iter().map(|row| row.id).collect();
+    asked.extend([rows[1].id, ObjectId::new_time_ordered()]);
+    let mut got: Vec<ObjectId> = tx.get_objects(&asked).await.expect("get objects").iter().map(|row| row.id).collect();
+    got.sort();
+    let mut expected: Vec<ObjectId> = many.iter().map(|row| row.id).collect();
+    expected.sort();
+    assert_eq!(got, expected, "existing ids only, across statement chunks");
+    assert_eq!(tx.get_objects(&[many[7].id]).await.expect("get one"), vec![many[7].clone()], "every column kept");
+    let anchors = ["ISSUER/one".to_owned(), "issuer/none".to_owned()];
+    assert_eq!(tx.find_by_anchors(&anchors).await.expect("find by anchors"), vec![taken.clone()], "ignoring case");
+    assert!(tx.get_objects(&[]).await.expect("no ids").is_empty());
+    assert!(tx.find_by_anchors(&[]).await.expect("no anchors").is_empty());
     drop(tx);
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    let (boss, other_boss) = (many[0].id, many[1].id);
+    let reports: Vec<ObjectId> = many[2..602].iter().map(|row| row.id).collect();
+    let pairs: Vec<(ObjectId, ObjectId)> = reports.iter().map(|report| (*report, boss)).collect();
+    tx.add_links(LinkKind::Manager, &pairs).await.expect("add manager links");
+    tx.add_link(LinkKind::Manager, reports[0], other_boss).await.expect("a second link");
+    tx.add_link(LinkKind::Member, reports[1], boss).await.expect("a link of another kind");
+    let mut froms = reports.clone();
+    froms.push(boss);
+    let found = tx.links_from_many(LinkKind::Manager, &froms).await.expect("links from many");
+    let mut single = Vec::new();
+    for from in &froms {
+        single.extend(
+            tx.links_from(LinkKind::Manager, *from).await.expect("links from").into_iter().map(|to| (*from, to)),
+        );
+    }
+    single.sort();
+    assert_eq!(found, single, "the same pairs as one query per object, sorted");
+    assert_eq!(found.len(), 601);
+    assert!(tx.links_from_many(LinkKind::Manager, &[]).await.expect("none").is_empty());
+    tx.commit().await.expect("commit");
 
     let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin read");
     let mut logs = tx.read_logs(&LogQuery { limit: 2000, ..LogQuery::default() }).await.expect("read logs");

@@ -185,6 +185,36 @@ pub trait DirectoryTx: Send {
     /// per-tenant counter, so they increase and are never reused, even after [`DirectoryTx::prune_logs`]; like
     /// [`DirectoryTx::append_change`], the first append serializes the tenant's writers.
     async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError>;
+    /// The objects of `ids` that exist (deleted or not), in no particular order; one query on the backends.
+    async fn get_objects(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectRow>, StoreError> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            rows.extend(self.get_object(*id).await?);
+        }
+        Ok(rows)
+    }
+    /// The objects whose sync anchor is one of `anchors` (ignoring case), in no particular order; one query on the
+    /// backends.
+    async fn find_by_anchors(&mut self, anchors: &[String]) -> Result<Vec<ObjectRow>, StoreError> {
+        let mut rows = Vec::with_capacity(anchors.len());
+        for anchor in anchors {
+            rows.extend(self.find_by_anchor(anchor).await?);
+        }
+        Ok(rows)
+    }
+    /// The `kind` links from any of `froms`, as (from, to) pairs ordered by both; one query on the backends.
+    async fn links_from_many(
+        &mut self,
+        kind: LinkKind,
+        froms: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let mut pairs = Vec::new();
+        for from in froms {
+            pairs.extend(self.links_from(kind, *from).await?.into_iter().map(|to| (*from, to)));
+        }
+        pairs.sort();
+        Ok(pairs)
+    }
     /// Inserts many objects, skipping each one a unique value (id, userPrincipalName, anchor) keeps out — already
     /// stored, or taken by an earlier row of the same batch; answers, per row, whether it was inserted. A caller
     /// that needs to know which value clashed inserts a skipped row again with [`DirectoryTx::insert_object`].
