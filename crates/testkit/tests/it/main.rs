@@ -16,6 +16,7 @@ mod guards;
 mod isolation;
 mod ops;
 mod postgres;
+mod protocol_errors;
 mod query;
 mod scim;
 mod sync;
