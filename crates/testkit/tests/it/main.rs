@@ -18,6 +18,7 @@ mod ops;
 mod postgres;
 mod protocol_errors;
 mod query;
+mod query_options;
 mod scim;
 mod sync;
 mod trust;
