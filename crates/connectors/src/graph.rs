@@ -363,6 +363,19 @@ fn rejected(status: u16, body: &Value) -> PeerError {
     }
 }
 
+/// Checks mapped attributes against the property table before anything is sent. Entra refuses a value past a
+/// documented limit, and its provisioning logs record the object as failed rather than truncating the value; so
+/// does this connector, with the same message as every other entry path, and without writing anything.
+fn check_mapped(
+    attributes: &Map<String, Value>,
+    check: fn(&str, &Value) -> Result<(), tenantsync_model::PropertyError>,
+) -> Result<(), PeerError> {
+    for (name, value) in attributes {
+        check(name, value).map_err(|err| PeerError::Rejected(err.to_string()))?;
+    }
+    Ok(())
+}
+
 fn parse_id(value: &Value) -> Option<ObjectId> {
     value.as_str().and_then(|text| uuid::Uuid::parse_str(text).ok()).map(ObjectId::from_uuid)
 }
@@ -846,6 +859,7 @@ impl TargetDirectory for GraphTarget {
     }
 
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
+        check_mapped(attributes, tenantsync_model::check_user_property)?;
         if self.client.settings.entra {
             return self.invite(attributes).await;
         }
@@ -868,6 +882,7 @@ impl TargetDirectory for GraphTarget {
     }
 
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        check_mapped(changes, tenantsync_model::check_user_property)?;
         let mut changes = changes.clone();
         changes.retain(|key, _| self.supports(key));
         self.patch("users", id, changes).await
@@ -959,6 +974,7 @@ impl TargetDirectory for GraphTarget {
     }
 
     async fn create_group(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetGroup, PeerError> {
+        check_mapped(attributes, tenantsync_model::check_group_property)?;
         self.group_ready().await?;
         let text = |name: &str| attributes.get(name).and_then(Value::as_str);
         let display_name =
@@ -985,6 +1001,7 @@ impl TargetDirectory for GraphTarget {
     }
 
     async fn update_group(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
+        check_mapped(changes, tenantsync_model::check_group_property)?;
         let mut changes = changes.clone();
         changes.retain(|key, _| self.supports_group_attribute(key));
         self.patch("groups", id, changes).await

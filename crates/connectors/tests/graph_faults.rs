@@ -767,3 +767,46 @@ fn a_token_endpoint_makes_base_address_a_graph_target_and_source_keys_a_graph_so
     assert!(source.graph_target.is_none() && source.scim.is_none() && source.target_tenant.is_some());
     assert!(format!("{:?}", target).contains("***"), "the client secret never shows in Debug");
 }
+
+/// Issue 16: toward Entra, a mapped value past the property table's limit is refused before any request (Entra
+/// would refuse it, and its provisioning log would record the object as failed), with the message every other entry
+/// path gives; nothing is invited or patched.
+#[tokio::test]
+async fn toward_entra_over_limit_values_are_refused_before_anything_is_sent() {
+    let peer = FakePeer::start().await;
+    let target = GraphTarget::new(Arc::new(GraphClient::new(entra_settings(&peer)).expect("a client")));
+    target.ready().await.expect("a token is obtained");
+    let anchor = Anchor { source_tenant: "source-tenant".to_owned(), source_id: ObjectId::new_random() };
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("displayName".to_owned(), json!("Ada Lovelace"));
+    attributes.insert("mail".to_owned(), json!("ada@source.example"));
+    let seen_before = peer.peer().seen.len();
+    for (property, value) in [
+        ("jobTitle", json!("x".repeat(129))),
+        ("displayName", json!("x".repeat(257))),
+        ("businessPhones", json!(["1", "2"])),
+        ("mail", json!("not-an-email")),
+    ] {
+        let mut over = attributes.clone();
+        over.insert(property.to_owned(), value.clone());
+        let expected = tenantsync_model::check_user_property(property, &value).expect_err("over the limit").to_string();
+        match target.create_user(&anchor, &over).await {
+            Err(PeerError::Rejected(message)) => assert_eq!(message, expected, "{property} on create"),
+            other => panic!("{property}: create is refused, not {other:?}"),
+        }
+        let changes = serde_json::Map::from_iter([(property.to_owned(), value)]);
+        match target.update_user(ObjectId::new_random(), &changes).await {
+            Err(PeerError::Rejected(message)) => assert_eq!(message, expected, "{property} on update"),
+            other => panic!("{property}: update is refused, not {other:?}"),
+        }
+    }
+    let state = peer.peer();
+    assert_eq!(state.seen.len(), seen_before, "no request reached the peer: {:?}", &state.seen[seen_before..]);
+    assert!(state.invitations.is_empty() && state.patches.is_empty());
+    // At the limit, the same user goes through.
+    drop(state);
+    let mut at_limit = attributes.clone();
+    at_limit.insert("jobTitle".to_owned(), json!("x".repeat(128)));
+    target.create_user(&anchor, &at_limit).await.expect("at the limit is written");
+    assert_eq!(peer.peer().patches.last().expect("patched")["jobTitle"], json!("x".repeat(128)));
+}

@@ -34,6 +34,12 @@ pub enum DirectoryError {
     },
 }
 
+impl From<tenantsync_model::PropertyError> for DirectoryError {
+    fn from(err: tenantsync_model::PropertyError) -> Self {
+        DirectoryError::Invalid { message: err.to_string() }
+    }
+}
+
 impl DirectoryError {
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         DirectoryError::Invalid { message: message.into() }

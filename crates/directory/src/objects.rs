@@ -141,26 +141,14 @@ fn refuse_nul(value: serde_json::Value, resource: &str) -> Result<(), DirectoryE
     }
 }
 
-fn validate_user(tenant: &Tenant, user: &User) -> Result<(), DirectoryError> {
+/// Every rule a stored user satisfies, run by every write path (Graph, SCIM, import, sync) before it stores one.
+pub(crate) fn validate_user(tenant: &Tenant, user: &User) -> Result<(), DirectoryError> {
     refuse_nul(serde_json::to_value(user).expect("a user always serializes"), "User")?;
     validate_upn(tenant, &user.user_principal_name)?;
     required(&user.display_name, "displayName")?;
     required(&user.mail_nickname, "mailNickname")?;
-    if let Some(nickname) = &user.mail_nickname
-        && (nickname.len() > 64 || nickname.chars().any(|c| c.is_whitespace() || "@()\\[]\";:<>,".contains(c)))
-    {
-        return Err(DirectoryError::invalid(format!(
-            "Invalid value specified for property 'mailNickname' of resource 'User': '{nickname}'."
-        )));
-    }
-    if let Some(location) = &user.usage_location
-        && (location.len() != 2 || !location.chars().all(|c| c.is_ascii_uppercase()))
-    {
-        return Err(DirectoryError::invalid(format!(
-            "Invalid value specified for property 'usageLocation' of resource 'User': '{location}' \
-             (use a two-letter ISO 3166 country code)."
-        )));
-    }
+    // Lengths, formats and multiplicity from the one property table every entry path shares.
+    tenantsync_model::properties::check_user(user)?;
     Ok(())
 }
 
@@ -168,6 +156,7 @@ pub(crate) fn validate_group(group: &Group) -> Result<(), DirectoryError> {
     refuse_nul(serde_json::to_value(group).expect("a group always serializes"), "Group")?;
     required(&Some(group.display_name.clone()), "displayName")?;
     required(&Some(group.mail_nickname.clone()), "mailNickname")?;
+    tenantsync_model::properties::check_group(group)?;
     if group.mail_enabled {
         return Err(DirectoryError::invalid(
             "Only security groups without mail are supported: set mailEnabled to false.",
@@ -241,6 +230,39 @@ async fn live_objects(tx: &mut dyn DirectoryTx, ids: Vec<ObjectId>) -> Result<Ve
     Ok(objects)
 }
 
+/// Loads the user and the manager `manager_key` names and checks the link may exist: both live users, not the same
+/// user, and no management cycle.
+async fn check_manager_in(
+    tx: &mut dyn DirectoryTx,
+    user_key: &str,
+    manager_key: &str,
+) -> Result<(DirectoryObject, DirectoryObject), DirectoryError> {
+    let user = live_of_kind(tx, user_key, ObjectKind::User).await?;
+    let manager = live_of_kind(tx, manager_key, ObjectKind::User).await?;
+    if user.id() == manager.id() {
+        return Err(DirectoryError::BadReference { message: "A user cannot be their own manager.".to_owned() });
+    }
+    // Invariant kept here: following manager links from any user never comes back to that user. Walk up from the
+    // new manager; reaching the user means the user already (directly or not) manages the new manager.
+    let mut current = manager.id();
+    let mut seen = HashSet::from([current]);
+    loop {
+        let Some(next) = tx.links_from(LinkKind::Manager, current).await?.into_iter().next() else { break };
+        if next == user.id() {
+            return Err(DirectoryError::BadReference {
+                message: "The manager cannot be set: the user already manages this manager, directly or through \
+                          others (a management cycle)."
+                    .to_owned(),
+            });
+        }
+        if !seen.insert(next) {
+            break;
+        }
+        current = next;
+    }
+    Ok((user, manager))
+}
+
 /// Sets a user's manager inside `tx`, recording the change (nothing when it is already that manager).
 async fn set_manager_in(
     tx: &mut dyn DirectoryTx,
@@ -248,11 +270,7 @@ async fn set_manager_in(
     manager_key: &str,
     now: OffsetDateTime,
 ) -> Result<(), DirectoryError> {
-    let user = live_of_kind(tx, user_key, ObjectKind::User).await?;
-    let manager = live_of_kind(tx, manager_key, ObjectKind::User).await?;
-    if user.id() == manager.id() {
-        return Err(DirectoryError::BadReference { message: "A user cannot be their own manager.".to_owned() });
-    }
+    let (user, manager) = check_manager_in(tx, user_key, manager_key).await?;
     for previous in tx.links_from(LinkKind::Manager, user.id()).await? {
         if previous == manager.id() {
             return Ok(());
@@ -688,7 +706,19 @@ impl Directory {
         Ok(live_objects(tx.as_mut(), ids).await?.into_iter().next())
     }
 
-    /// Sets (replacing) the user's manager. A user cannot manage themselves.
+    /// Whether `manager_key` may become `user_key`'s manager (both live users, no self-management, no management
+    /// cycle), without changing anything: for callers that must refuse before they write something else.
+    pub async fn check_manager(
+        &self,
+        tenant: TenantId,
+        user_key: &str,
+        manager_key: &str,
+    ) -> Result<(), DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        check_manager_in(tx.as_mut(), user_key, manager_key).await.map(drop)
+    }
+
+    /// Sets (replacing) the user's manager. A user cannot manage themselves, directly or through a cycle.
     pub async fn set_manager(&self, tenant: TenantId, user_key: &str, manager_key: &str) -> Result<(), DirectoryError> {
         let _timer = OpTimer::start("set_manager");
         let mut tx = self.begin(tenant, TxMode::Write).await?;

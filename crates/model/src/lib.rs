@@ -1,5 +1,5 @@
 //! Domain types shared by every tenantsync crate: identifiers, tenants, directory objects (users and groups),
-//! application roles and the clock.
+//! application roles, the property table every entry path checks values against, and the clock.
 //!
 //! This crate is pure data: no IO, no async, no knowledge of HTTP, JSON wire formats or storage.
 
@@ -10,12 +10,17 @@ mod roles;
 mod tenant;
 
 pub mod b2b;
+pub mod properties;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     AlternativeSecurityId, DirectoryObject, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,
     PasswordProfile, SyncOrigin, User, UserType, is_extension_attribute,
 };
 pub use ids::{ClientId, ObjectId, TenantId};
+pub use properties::{
+    Format, GROUP_PROPERTIES, PropertyError, PropertyKind, PropertySpec, USER_PROPERTIES, check_group_property,
+    check_user_property,
+};
 pub use roles::{AppRole, RoleSet};
 pub use tenant::{Tenant, TenantName, normalize_domain};
 

@@ -34,13 +34,16 @@ pub fn parse_request(body: &Value, resource_type: ResourceType) -> Result<Vec<Op
     let Value::Object(body) = body else {
         return Err(ScimError::invalid_syntax("a PatchOp request is a JSON object"));
     };
-    if let Some(schemas) = get_ci(body, "schemas") {
-        let names_patch = schemas.as_array().is_some_and(|schemas| {
-            schemas.iter().any(|urn| urn.as_str().is_some_and(|urn| urn.eq_ignore_ascii_case(crate::PATCH_OP_URN)))
-        });
-        if !names_patch {
-            return Err(ScimError::invalid_syntax(format!("'schemas' must contain {}", crate::PATCH_OP_URN)));
-        }
+    // RFC 7644 §3.5.2: "The body of each request MUST contain the schemas attribute with the URI value of
+    // urn:ietf:params:scim:api:messages:2.0:PatchOp."
+    let names_patch = get_ci(body, "schemas").and_then(Value::as_array).is_some_and(|schemas| {
+        schemas.iter().any(|urn| urn.as_str().is_some_and(|urn| urn.eq_ignore_ascii_case(crate::PATCH_OP_URN)))
+    });
+    if !names_patch {
+        return Err(ScimError::invalid_syntax(format!(
+            "'schemas' is required and must contain {}",
+            crate::PATCH_OP_URN
+        )));
     }
     let Some(Value::Array(operations)) = get_ci(body, "Operations") else {
         return Err(ScimError::invalid_syntax("a PatchOp request needs an 'Operations' array"));

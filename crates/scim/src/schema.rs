@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::filter::AttrName;
+use crate::filter::{AttrName, AttrPath, CompValue, CompareOp, Filter};
 use crate::path::PatchPath;
 use crate::{
     DIRECTORY_URN, ENTERPRISE_URN, GROUP_URN, RESOURCE_TYPE_URN, SCHEMA_URN, SERVICE_PROVIDER_CONFIG_URN, ScimError,
@@ -124,7 +124,15 @@ pub const USER_SCHEMA: Schema = Schema {
         ),
         required(string("displayName", "The name of the User, suitable for display (required by the directory).")),
         string("title", "The user's title (Graph jobTitle)."),
-        string("preferredLanguage", "The User's preferred written or spoken language (Graph preferredLanguage)."),
+        Attribute {
+            // Suggestions (RFC 7643 §2.2 canonicalValues): any ISO 639-1 language tag is accepted, as Graph does.
+            canonical_values: &["en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "ja-JP", "nl-NL", "pt-BR"],
+            ..string(
+                "preferredLanguage",
+                "The User's preferred written or spoken language, a language tag such as en or en-US (Graph \
+                 preferredLanguage).",
+            )
+        },
         Attribute {
             kind: AttrType::Boolean,
             ..required(string("active", "Whether the user may sign in (Graph accountEnabled; true when omitted)."))
@@ -170,7 +178,11 @@ pub const ENTERPRISE_SCHEMA: Schema = Schema {
     name: "EnterpriseUser",
     description: "Enterprise User",
     attributes: &[
-        string("employeeNumber", "Graph employeeId."),
+        Attribute {
+            // Examples of the shape Entra takes (RFC 7643 §2.2 canonicalValues are suggestions, not a closed set).
+            canonical_values: &["E1001", "42", "HR-000417"],
+            ..string("employeeNumber", "Graph employeeId: at most 16 characters, e.g. E1001.")
+        },
         string("department", "Graph department."),
         string("organization", "Graph companyName."),
         complex(
@@ -274,6 +286,110 @@ impl ResourceType {
         match self {
             ResourceType::User => &[ENTERPRISE_SCHEMA, DIRECTORY_SCHEMA],
             ResourceType::Group => &[],
+        }
+    }
+
+    /// Checks the `schemas` attribute of a POST or PUT body (RFC 7643 §3: required, the resource's core schema
+    /// and any extension it uses). Missing or not an array of strings: `invalidSyntax` (the body does not conform to
+    /// the request schema); lacking the core schema or naming one this resource type does not have: `invalidValue`.
+    /// Extension attributes sent without their URN in `schemas` are accepted, as Entra's own SCIM clients expect.
+    pub fn check_schemas(self, body: &serde_json::Value) -> Result<(), ScimError> {
+        let Some(schemas) = body.as_object().and_then(|body| crate::json::get_ci(body, "schemas")) else {
+            return Err(ScimError::invalid_syntax(format!(
+                "'schemas' is required: a {} body lists {} (RFC 7643 §3)",
+                self.name(),
+                self.core().id
+            )));
+        };
+        let Some(urns) =
+            schemas.as_array().and_then(|items| items.iter().map(|item| item.as_str()).collect::<Option<Vec<_>>>())
+        else {
+            return Err(ScimError::invalid_syntax("'schemas' must be an array of schema URNs"));
+        };
+        if !urns.iter().any(|urn| urn.eq_ignore_ascii_case(self.core().id)) {
+            return Err(ScimError::invalid_value(format!("'schemas' must contain {}", self.core().id)));
+        }
+        if let Some(unknown) = urns.iter().find(|urn| !self.schemas().any(|schema| schema.id.eq_ignore_ascii_case(urn)))
+        {
+            return Err(ScimError::invalid_value(format!(
+                "'schemas' names '{unknown}', which is not a schema of {}",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks every comparison of `filter` against the type of the attribute it names (RFC 7644 §3.4.2.2): a
+    /// dateTime attribute (`meta.created`, `meta.lastModified`) is compared with an RFC 3339 date and time, a
+    /// boolean only with `true`/`false` by `eq`/`ne`, a string with a string. A mismatch is `invalidFilter`.
+    /// Attributes the schemas do not publish are not checked here (they match nothing).
+    pub fn check_filter(self, filter: &Filter) -> Result<(), ScimError> {
+        self.check_filter_in(filter, None)
+    }
+
+    fn check_filter_in(self, filter: &Filter, parent: Option<&'static Attribute>) -> Result<(), ScimError> {
+        match filter {
+            Filter::And(left, right) | Filter::Or(left, right) => {
+                self.check_filter_in(left, parent)?;
+                self.check_filter_in(right, parent)
+            }
+            Filter::Not(inner) => self.check_filter_in(inner, parent),
+            Filter::Present(_) => Ok(()),
+            Filter::ValuePath(path, inner) => {
+                let attribute = match parent {
+                    None => self.filter_attribute(path),
+                    Some(parent) => parent.sub_attributes.iter().find(|candidate| path.name.is(candidate.name)),
+                };
+                self.check_filter_in(inner, attribute)
+            }
+            Filter::Compare(path, operator, value) => {
+                let kind = match parent {
+                    None => self.filter_type(path),
+                    Some(parent) => {
+                        parent.sub_attributes.iter().find(|candidate| path.name.is(candidate.name)).map(value_type)
+                    }
+                };
+                let Some(kind) = kind else { return Ok(()) };
+                check_operand(&path.to_string(), kind, *operator, value)
+            }
+        }
+    }
+
+    /// The published attribute a filter path's top level names (core first, then extensions, or the one its URN
+    /// names).
+    fn filter_attribute(self, path: &AttrPath) -> Option<&'static Attribute> {
+        match &path.urn {
+            Some(urn) => self
+                .schemas()
+                .find(|schema| schema.id.eq_ignore_ascii_case(urn))?
+                .attributes
+                .iter()
+                .find(|candidate| path.name.is(candidate.name)),
+            None => self
+                .schemas()
+                .find_map(|schema| schema.attributes.iter().find(|candidate| path.name.is(candidate.name))),
+        }
+    }
+
+    /// The type a filter path compares: common attributes (`id`, `externalId`, `meta.*`) by RFC 7643 §3.1, the
+    /// others from the published schemas; a complex attribute compares its `value` sub-attribute.
+    fn filter_type(self, path: &AttrPath) -> Option<FilterType> {
+        let in_core = path.urn.as_deref().is_none_or(|urn| urn.eq_ignore_ascii_case(self.core().id));
+        if in_core && (path.name.is("id") || path.name.is("externalId")) {
+            return Some(FilterType::String);
+        }
+        if in_core && path.name.is("meta") {
+            let sub = path.sub.as_ref()?;
+            return Some(if sub.is("created") || sub.is("lastModified") {
+                FilterType::DateTime
+            } else {
+                FilterType::String
+            });
+        }
+        let attribute = self.filter_attribute(path)?;
+        match &path.sub {
+            Some(sub) => attribute.sub_attributes.iter().find(|candidate| sub.is(candidate.name)).map(value_type),
+            None => Some(value_type(attribute)),
         }
     }
 
@@ -459,6 +575,60 @@ pub fn service_provider_config(base: &str) -> Value {
     })
 }
 
+/// What a filter comparison compares, as far as operand types go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FilterType {
+    String,
+    Boolean,
+    DateTime,
+    /// A complex attribute without a `value` sub-attribute: not comparable with a scalar.
+    Complex,
+}
+
+fn value_type(attribute: &Attribute) -> FilterType {
+    match attribute.kind {
+        AttrType::String | AttrType::Reference => FilterType::String,
+        AttrType::Boolean => FilterType::Boolean,
+        AttrType::Complex => match attribute.sub_attributes.iter().find(|sub| sub.name == "value") {
+            Some(value) => value_type(value),
+            None => FilterType::Complex,
+        },
+    }
+}
+
+fn check_operand(path: &str, kind: FilterType, operator: CompareOp, value: &CompValue) -> Result<(), ScimError> {
+    let refuse = |expected: &str| {
+        Err(ScimError::bad(
+            ScimType::InvalidFilter,
+            format!(
+                "invalid filter: '{path}' is {expected}; it cannot be compared with {value} by '{}'",
+                operator.as_str()
+            ),
+        ))
+    };
+    if *value == CompValue::Null {
+        return match operator {
+            CompareOp::Eq | CompareOp::Ne => Ok(()),
+            _ => refuse("compared with null only by 'eq' or 'ne'"),
+        };
+    }
+    match (kind, value) {
+        (FilterType::String, CompValue::String(_)) => Ok(()),
+        (FilterType::String, _) => refuse("a string"),
+        (FilterType::Boolean, CompValue::Bool(_)) if matches!(operator, CompareOp::Eq | CompareOp::Ne) => Ok(()),
+        (FilterType::Boolean, _) => refuse("a boolean, compared with true or false by 'eq' or 'ne'"),
+        (FilterType::DateTime, CompValue::String(text))
+            if time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).is_ok() =>
+        {
+            Ok(())
+        }
+        (FilterType::DateTime, _) => {
+            refuse("a dateTime, compared with a date and time such as \"2024-01-31T00:00:00Z\"")
+        }
+        (FilterType::Complex, _) => refuse("complex; compare one of its sub-attributes"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use expect_test::expect;
@@ -502,5 +672,89 @@ mod tests {
             name.middleName -> error: 400 invalidPath: 'name.middleName' is not an attribute of User
             title[value pr] -> error: 400 invalidPath: 'title[value pr]': only multi-valued complex attributes take a value filter"#]]
         .assert_eq(&actual.join("\n"));
+    }
+
+    #[test]
+    fn bodies_must_name_their_schemas() {
+        let cases = [
+            (ResourceType::User, serde_json::json!({"schemas": [USER_URN], "userName": "a"}), "ok"),
+            (
+                ResourceType::User,
+                serde_json::json!({"schemas": [USER_URN, ENTERPRISE_URN], ENTERPRISE_URN: {"department": "x"}}),
+                "ok",
+            ),
+            (
+                ResourceType::User,
+                serde_json::json!({"userName": "a"}),
+                "400 invalidSyntax: 'schemas' is required: a User body lists urn:ietf:params:scim:schemas:core:2.0:User (RFC 7643 §3)",
+            ),
+            (
+                ResourceType::User,
+                serde_json::json!({"schemas": "urn:ietf:params:scim:schemas:core:2.0:User"}),
+                "400 invalidSyntax: 'schemas' must be an array of schema URNs",
+            ),
+            (
+                ResourceType::User,
+                serde_json::json!({"schemas": [GROUP_URN]}),
+                "400 invalidValue: 'schemas' must contain urn:ietf:params:scim:schemas:core:2.0:User",
+            ),
+            (
+                ResourceType::Group,
+                serde_json::json!({"schemas": [GROUP_URN, ENTERPRISE_URN]}),
+                "400 invalidValue: 'schemas' names 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User', which is not a schema of Group",
+            ),
+        ];
+        for (resource_type, body, expected) in cases {
+            let actual = match resource_type.check_schemas(&body) {
+                Ok(()) => "ok".to_owned(),
+                Err(err) => err.to_string(),
+            };
+            assert_eq!(actual, expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn filter_operands_match_the_attribute_type() {
+        let cases = [
+            (r#"meta.lastModified gt "2024-01-31T00:00:00Z""#, "ok"),
+            (
+                r#"meta.lastModified gt "notadate""#,
+                r#"400 invalidFilter: invalid filter: 'meta.lastModified' is a dateTime, compared with a date and time such as "2024-01-31T00:00:00Z"; it cannot be compared with "notadate" by 'gt'"#,
+            ),
+            (
+                "meta.created eq 5",
+                r#"400 invalidFilter: invalid filter: 'meta.created' is a dateTime, compared with a date and time such as "2024-01-31T00:00:00Z"; it cannot be compared with 5 by 'eq'"#,
+            ),
+            ("active eq true", "ok"),
+            (
+                r#"active eq "yes""#,
+                r#"400 invalidFilter: invalid filter: 'active' is a boolean, compared with true or false by 'eq' or 'ne'; it cannot be compared with "yes" by 'eq'"#,
+            ),
+            (
+                "active ne 1",
+                "400 invalidFilter: invalid filter: 'active' is a boolean, compared with true or false by 'eq' or 'ne'; it cannot be compared with 1 by 'ne'",
+            ),
+            (
+                "userName eq 42",
+                "400 invalidFilter: invalid filter: 'userName' is a string; it cannot be compared with 42 by 'eq'",
+            ),
+            (r#"emails[type eq "work" and value co "@"]"#, "ok"),
+            (
+                "emails[type eq 1]",
+                "400 invalidFilter: invalid filter: 'type' is a string; it cannot be compared with 1 by 'eq'",
+            ),
+            (r#"emails co "@contoso""#, "ok"),
+            ("displayName eq null", "ok"),
+            (r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#, "ok"),
+            ("nickName eq 5", "ok"),
+        ];
+        for (text, expected) in cases {
+            let filter = Filter::parse(text).expect("test filters parse");
+            let actual = match ResourceType::User.check_filter(&filter) {
+                Ok(()) => "ok".to_owned(),
+                Err(err) => err.to_string(),
+            };
+            assert_eq!(actual, expected, "{text}");
+        }
     }
 }

@@ -107,6 +107,7 @@ pub(super) async fn create(
     ScimBody(body): ScimBody,
 ) -> ScimResult<Response> {
     caller.require(roles::GROUP_WRITE)?;
+    ResourceType::Group.check_schemas(&body)?;
     let tenant = caller.0.tenant;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
     let input = read_group(&body)?;
@@ -185,6 +186,7 @@ pub(super) async fn replace(
 ) -> ScimResult<Response> {
     caller.require(roles::GROUP_WRITE)?;
     let id = object_id(path)?;
+    ResourceType::Group.check_schemas(&body)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
     let (members, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
     check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;

@@ -235,6 +235,17 @@ pub(super) async fn list_page(
     params: &ListParams,
     base: &str,
 ) -> ScimResult<Response> {
+    if let Some(filter) = &params.filter {
+        // Operand types are checked before any object is read: a mistyped filter is the client's error, whatever the
+        // tenant holds.
+        for kind in kinds {
+            let resource_type = match kind {
+                ObjectKind::User => tenantsync_scim::schema::ResourceType::User,
+                ObjectKind::Group => tenantsync_scim::schema::ResourceType::Group,
+            };
+            resource_type.check_filter(filter)?;
+        }
+    }
     let mut found = Vec::new();
     for kind in kinds {
         found.extend(matching(state, tenant, *kind, params.filter.as_ref(), base).await?);

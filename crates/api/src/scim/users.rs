@@ -112,6 +112,12 @@ async fn write(
         },
         None => None,
     };
+    // A manager that would close a management cycle is refused before the user is saved: nothing half-written.
+    if let (Some(manager), Some((user, _))) = (manager, &existing)
+        && Some(manager) != current_manager
+    {
+        state.directory.check_manager(tenant, &user.id.to_string(), &manager.to_string()).await?;
+    }
     let saved = save(state, tenant, existing.is_some(), user.clone(), &user_name, &tenant_row).await?;
     if manager != current_manager {
         match manager {
@@ -164,6 +170,7 @@ pub(super) async fn create(
     ScimBody(body): ScimBody,
 ) -> ScimResult<Response> {
     caller.require(roles::USER_WRITE)?;
+    ResourceType::User.check_schemas(&body)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
     let created = write(&state, caller.0.tenant, None, &body, &base).await?;
     Ok(respond_resource(StatusCode::CREATED, &created, &projection.apply(created.clone())))
@@ -194,6 +201,7 @@ pub(super) async fn replace(
 ) -> ScimResult<Response> {
     caller.require(roles::USER_WRITE)?;
     let id = object_id(path)?;
+    ResourceType::User.check_schemas(&body)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
     let (user, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
     check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod batch;
 mod console;
+mod contract;
 mod deleted;
 mod delta;
 mod dynamic_groups;

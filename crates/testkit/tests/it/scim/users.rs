@@ -35,7 +35,10 @@ async fn a_scim_user_is_the_directory_user_graph_shows() {
     assert_eq!(graph.body["scimExternalId"], "ext-1");
 
     // A userName outside the tenant's domains is kept verbatim; the UPN is derived on the initial domain.
-    let other = client.post("/scim/v2/Users", scim_user("Bob Smith@partner.example")).await;
+    // (Its email is a real address: a work email is Graph's mail, which must be one.)
+    let mut bob = scim_user("Bob Smith@partner.example");
+    bob["emails"] = json!([{"value": "bob.smith@partner.example", "type": "work"}]);
+    let other = client.post("/scim/v2/Users", bob).await;
     other.assert_status(201);
     assert_eq!(other.body["userName"], "Bob Smith@partner.example");
     let graph = client.get(&format!("/v1.0/users/{}", other.id())).await;

@@ -9,6 +9,7 @@ mod groups;
 mod isolation;
 mod job_control;
 mod lifecycle;
+mod limits;
 mod manager;
 mod on_demand;
 mod schema;
