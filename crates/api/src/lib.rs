@@ -17,6 +17,7 @@ mod guardrails;
 mod links;
 mod objects;
 mod observe;
+pub mod openapi;
 mod partner_writes;
 mod policies;
 mod protocol;
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(token_endpoint::routes())
         .merge(observe::routes())
+        .merge(openapi::routes())
         .fallback(error::not_found_fallback)
         // After every route is in place: it applies to the method routers that exist when it is called.
         .method_not_allowed_fallback(error::method_not_allowed_fallback)

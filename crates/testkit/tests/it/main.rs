@@ -15,6 +15,7 @@ mod groups;
 mod guardrails;
 mod guards;
 mod isolation;
+mod openapi;
 mod ops;
 mod postgres;
 mod protocol_errors;
