@@ -69,6 +69,9 @@ async fn the_document_covers_every_route_the_router_serves() {
     assert!(reply.header("content-type").is_some_and(|value| value.starts_with("application/json")));
     assert_eq!(reply.body["openapi"], "3.1.0");
     let documented = documented(&reply.body);
+    // The console links it on every page.
+    let page = app.anonymous().get("/console/sign-in").await;
+    assert!(page.text.contains(r#"<a href="/openapi.json""#), "{}", page.text);
 
     let served = served_routes().await;
     let served: BTreeSet<_> = served.into_iter().filter(|(_, path)| !UNDOCUMENTED.contains(&path.as_str())).collect();
