@@ -800,11 +800,12 @@ async fn toward_entra_over_limit_values_are_refused_before_anything_is_sent() {
             other => panic!("{property}: update is refused, not {other:?}"),
         }
     }
-    let state = peer.peer();
-    assert_eq!(state.seen.len(), seen_before, "no request reached the peer: {:?}", &state.seen[seen_before..]);
-    assert!(state.invitations.is_empty() && state.patches.is_empty());
+    {
+        let state = peer.peer();
+        assert_eq!(state.seen.len(), seen_before, "no request reached the peer: {:?}", &state.seen[seen_before..]);
+        assert!(state.invitations.is_empty() && state.patches.is_empty());
+    }
     // At the limit, the same user goes through.
-    drop(state);
     let mut at_limit = attributes.clone();
     at_limit.insert("jobTitle".to_owned(), json!("x".repeat(128)));
     target.create_user(&anchor, &at_limit).await.expect("at the limit is written");

@@ -212,3 +212,32 @@ fn nested_path(parent: &'static str, child: &'static str) -> &'static str {
     let mut paths = PATHS.get_or_init(Default::default).lock().expect("path interner mutex is never poisoned");
     paths.entry((parent, child)).or_insert_with(|| Box::leak(format!("{parent}/{child}").into_boxed_str()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Graph entity tables (JSON shapes for bodies, `$select`, `$filter`) and the model's property table (limits
+    /// and formats, and the OpenAPI schemas built from it) name the same properties, read-only alike.
+    #[test]
+    fn entities_match_the_property_table() {
+        for (entity, table) in [(USER, tenantsync_model::USER_PROPERTIES), (GROUP, tenantsync_model::GROUP_PROPERTIES)]
+        {
+            for property in entity.properties {
+                let spec = table
+                    .iter()
+                    .find(|spec| spec.name == property.name)
+                    .unwrap_or_else(|| panic!("{}.{} is not in the property table", entity.resource, property.name));
+                assert_eq!(spec.read_only, property.read_only, "{}.{} read-only", entity.resource, property.name);
+            }
+            for spec in table {
+                assert!(
+                    entity.properties.iter().any(|property| property.name == spec.name),
+                    "{}.{} of the property table is not a Graph property",
+                    entity.resource,
+                    spec.name
+                );
+            }
+        }
+    }
+}

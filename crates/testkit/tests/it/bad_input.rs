@@ -101,6 +101,15 @@ async fn malformed_and_mistyped_bodies_are_refused() {
         ("foreign UPN domain", json!({"userPrincipalName": "ada@fabrikam.com"})),
         ("weak password", json!({"passwordProfile": {"password": "weak"}})),
         ("password not a string", json!({"passwordProfile": {"password": 12345678}})),
+        // Issue 16: past the property table's limits and formats.
+        ("displayName of 10,000 characters", json!({"displayName": "x".repeat(10_000)})),
+        ("givenName past 64", json!({"givenName": "x".repeat(65)})),
+        ("jobTitle past 128", json!({"jobTitle": "x".repeat(129)})),
+        ("two businessPhones", json!({"businessPhones": ["+1 1", "+1 2"]})),
+        ("10,000 businessPhones", json!({"businessPhones": vec!["+1"; 10_000]})),
+        ("mail not an address", json!({"mail": "not-an-email"})),
+        ("preferredLanguage not a tag", json!({"preferredLanguage": "Klingon, mostly"})),
+        ("mailNickname with a space", json!({"mailNickname": "ada lovelace"})),
     ];
     for (what, body) in &json_bodies {
         let reply = graph.patch(&user_path, body.clone()).await;

@@ -57,6 +57,9 @@ async fn bad_input_is_a_scim_4xx() {
     }
     let patches = [
         (json!({"Operations": []}), "invalidSyntax"),
+        (json!({"Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
+        (patch_body(json!([{"op": "replace", "path": "title", "value": "x".repeat(129)}])), "invalidValue"),
+        (patch_body(json!([{"op": "replace", "path": "preferredLanguage", "value": "not a tag"}])), "invalidValue"),
         (json!({"schemas": ["urn:x"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
         (patch_body(json!([{"op": "remove"}])), "noTarget"),
         (patch_body(json!([{"op": "copy", "path": "title"}])), "invalidSyntax"),

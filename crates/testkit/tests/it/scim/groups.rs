@@ -11,11 +11,16 @@ async fn group_members_are_directory_members() {
     let (_, client) = tenant_client(&app, "contoso").await;
     let ada = create_user(&client, "ada@contoso.example").await;
     let bob = create_user(&client, "bob@contoso.example").await;
-    let inner = client.post("/scim/v2/Groups", json!({"displayName": "Inner"})).await;
+    let inner = client
+        .post(
+            "/scim/v2/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Inner"}),
+        )
+        .await;
     inner.assert_status(201);
     let inner = inner.id();
     let created = client
-        .post("/scim/v2/Groups", json!({"displayName": "Engineering", "members": [{"value": ada}, {"value": inner}]}))
+        .post("/scim/v2/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "members": [{"value": ada}, {"value": inner}]}))
         .await;
     created.assert_status(201);
     let id = created.id();

@@ -11,7 +11,13 @@ async fn another_tenants_token_gets_404_for_this_tenants_ids() {
     let (_, contoso) = tenant_client(&app, "contoso").await;
     let (_, fabrikam) = tenant_client(&app, "fabrikam").await;
     let user = create_user(&contoso, "ada@contoso.example").await;
-    let group = contoso.post("/scim/v2/Groups", json!({"displayName": "Eng"})).await.id();
+    let group = contoso
+        .post(
+            "/scim/v2/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng"}),
+        )
+        .await
+        .id();
 
     for path in [format!("/scim/v2/Users/{user}"), format!("/scim/v2/Groups/{group}")] {
         assert_scim_error(&fabrikam.get(&path).await, 404, None);
@@ -22,7 +28,7 @@ async fn another_tenants_token_gets_404_for_this_tenants_ids() {
     let put = fabrikam.put(&format!("/scim/v2/Users/{user}"), super::scim_user("x@fabrikam.example")).await;
     assert_scim_error(&put, 404, None);
     // Nor can another tenant's user become a member or a manager here.
-    let foreign = fabrikam.post("/scim/v2/Groups", json!({"displayName": "G", "members": [{"value": user}]})).await;
+    let foreign = fabrikam.post("/scim/v2/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G", "members": [{"value": user}]})).await;
     assert_scim_error(&foreign, 400, Some("invalidValue"));
     let listed = fabrikam.get("/scim/v2/Users").await;
     listed.assert_status(200);
