@@ -118,20 +118,23 @@ impl IntoResponse for ApiError {
             }
             tracing::error!(error = %chain, "request failed");
         }
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let body = json!({
-            "error": {
-                "code": self.graph_code(),
-                "message": self.public_message(),
-                "innerError": {
-                    "request-id": request_id,
-                    "client-request-id": request_id,
-
-                }
-            }
-        });
-        (status, Json(body)).into_response()
+        (status, Json(graph_error_body(self.graph_code(), &self.public_message()))).into_response()
     }
+}
+
+/// Graph's error body: `{"error": {"code", "message", "innerError": {"request-id", "client-request-id"}}}`.
+pub(crate) fn graph_error_body(code: &str, message: &str) -> serde_json::Value {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "request-id": request_id,
+                "client-request-id": request_id,
+            }
+        }
+    })
 }
 
 impl From<DirectoryError> for ApiError {

@@ -16,6 +16,20 @@ pub(crate) struct GraphJson(pub Value);
 impl<S: Send + Sync> FromRequest<S> for GraphJson {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Direct requests are checked by `crate::protocol::check_request` already; a `$batch` step is checked here.
+        if let Some(content_type) = req.headers().get(axum::http::header::CONTENT_TYPE) {
+            let media_type =
+                content_type.to_str().unwrap_or("?").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if media_type != "application/json" {
+                return Err(ApiError::Coded {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    code: "Request_UnsupportedMediaType",
+                    message: format!(
+                        "The request body was sent as '{media_type}'; this resource reads application/json."
+                    ),
+                });
+            }
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(MAX_BODY_BYTES)

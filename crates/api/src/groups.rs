@@ -229,6 +229,7 @@ async fn members(
     State(state): State<AppState>,
     caller: Caller,
     GraphPath(id): GraphPath<String>,
+    query: ODataQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
     let mut members = state.directory.members(caller.tenant, &id).await?;
@@ -237,26 +238,28 @@ async fn members(
         partner_writes::check_visible(&caller, &group)?;
         members.retain(|member| partner_writes::visible(partner, member));
     }
-    Ok(mixed_collection(&members))
+    mixed_collection(&members, &query)
 }
 
 async fn transitive_members(
     State(state): State<AppState>,
     caller: Caller,
     GraphPath(id): GraphPath<String>,
+    query: ODataQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
-    Ok(mixed_collection(&state.directory.transitive_members(caller.tenant, &id).await?))
+    mixed_collection(&state.directory.transitive_members(caller.tenant, &id).await?, &query)
 }
 
 async fn member_of(
     State(state): State<AppState>,
     caller: Caller,
     GraphPath(id): GraphPath<String>,
+    query: ODataQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::GROUP_READ)?;
     state.directory.get_group(caller.tenant, &id).await?;
-    Ok(mixed_collection(&state.directory.member_of(caller.tenant, &id).await?))
+    mixed_collection(&state.directory.member_of(caller.tenant, &id).await?, &query)
 }
 
 async fn add_member(

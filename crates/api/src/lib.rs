@@ -17,8 +17,10 @@ mod guardrails;
 mod links;
 mod objects;
 mod observe;
+pub mod openapi;
 mod partner_writes;
 mod policies;
+mod protocol;
 mod scim;
 mod synchronization;
 mod token_endpoint;
@@ -37,6 +39,7 @@ use tokio::net::TcpListener;
 
 pub use auth::{Caller, SigningKey, TokenIssuer};
 pub use error::ApiError;
+pub use protocol::{MAX_HEADER_BYTES, MAX_URI_BYTES};
 
 /// Requests with a larger body get 413 `Request_EntityTooLarge`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -103,10 +106,12 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(token_endpoint::routes())
         .merge(observe::routes())
+        .merge(openapi::routes())
         .fallback(error::not_found_fallback)
         // After every route is in place: it applies to the method routers that exist when it is called.
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(protocol::check_request))
         .layer(axum::middleware::from_fn(observe::track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
@@ -139,7 +144,7 @@ pub async fn serve(
     start_jobs(&runner).await;
     let evaluator = spawn_rule_evaluator(state.directory.clone());
     let app = router(state);
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(protocol::GuardedListener(listener), app).with_graceful_shutdown(shutdown).await;
     evaluator.abort();
     runner.shutdown().await;
     served
@@ -154,8 +159,10 @@ pub async fn serve_worker(
 ) -> std::io::Result<()> {
     observe::install_recorder();
     start_jobs(&runner).await;
-    let app = observe::worker_routes(runner.clone()).layer(axum::middleware::from_fn(observe::track));
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let app = observe::worker_routes(runner.clone())
+        .layer(axum::middleware::from_fn(protocol::check_request))
+        .layer(axum::middleware::from_fn(observe::track));
+    let served = axum::serve(protocol::GuardedListener(listener), app).with_graceful_shutdown(shutdown).await;
     runner.shutdown().await;
     served
 }

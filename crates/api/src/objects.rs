@@ -12,7 +12,9 @@ use tenantsync_directory::{DeltaCursor, DeltaItem, ListSpec};
 use tenantsync_graph::body::select;
 use tenantsync_graph::entity::{Entity, GROUP, USER};
 use tenantsync_graph::filter::Filter;
-use tenantsync_graph::query::{DEFAULT_TOP, MAX_TOP, OrderBy, parse_count, parse_orderby, parse_select, parse_top};
+use tenantsync_graph::query::{
+    DEFAULT_TOP, MAX_TOP, OrderBy, parse_count, parse_orderby, parse_select, parse_select_any, parse_top,
+};
 use tenantsync_graph::tokens::{DeltaToken, PageToken};
 use tenantsync_model::{DirectoryObject, ObjectKind};
 use tenantsync_store::{ScanOrder, SortKey};
@@ -66,10 +68,28 @@ pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
     value
 }
 
-/// A mixed collection (members, memberOf, directReports) without paging.
-pub(crate) fn mixed_collection(objects: &[DirectoryObject]) -> Json<Value> {
-    let values: Vec<Value> = objects.iter().map(|object| object_json(object, true)).collect();
-    Json(json!({ "value": values }))
+/// `$select` on a route that shows users and groups alike (the only query option those routes read): each
+/// name must be a property of a user or a group.
+pub(crate) fn mixed_selection(query: &ODataQuery) -> Result<Option<Vec<&'static str>>, ApiError> {
+    query.only(&["select"])?;
+    Ok(query.option("select")?.map(|text| parse_select_any(&[&USER, &GROUP], text)).transpose()?)
+}
+
+/// An object of a mixed collection: typed, projected on `selected` (each object shows the selected properties
+/// it has), `@odata.type` kept.
+pub(crate) fn mixed_json(object: &DirectoryObject, selected: Option<&[&'static str]>) -> Value {
+    let mut value = select(object_json(object, true), selected);
+    if let Value::Object(map) = &mut value {
+        map.insert("@odata.type".to_owned(), Value::String(entity_of(object.kind()).odata_type()));
+    }
+    value
+}
+
+/// A mixed collection (members, memberOf, directReports) without paging, with the request's `$select`.
+pub(crate) fn mixed_collection(objects: &[DirectoryObject], query: &ODataQuery) -> Result<Json<Value>, ApiError> {
+    let selected = mixed_selection(query)?;
+    let values: Vec<Value> = objects.iter().map(|object| mixed_json(object, selected.as_deref())).collect();
+    Ok(Json(json!({ "value": values })))
 }
 
 fn read_roles(kind: ObjectKind) -> &'static [tenantsync_model::AppRole] {

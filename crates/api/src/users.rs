@@ -182,8 +182,10 @@ async fn get_manager(
     State(state): State<AppState>,
     caller: Caller,
     GraphPath(key): GraphPath<String>,
+    query: ODataQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
+    let selected = objects::mixed_selection(&query)?;
     if caller.partner.is_some() {
         let user = tenantsync_model::DirectoryObject::User(state.directory.get_user(caller.tenant, &key).await?);
         partner_writes::check_visible(&caller, &user)?;
@@ -194,7 +196,7 @@ async fn get_manager(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("{key}/manager")))?;
     partner_writes::check_visible(&caller, &manager)?;
-    Ok(Json(object_json(&manager, true)))
+    Ok(Json(objects::mixed_json(&manager, selected.as_deref())))
 }
 
 async fn get_manager_ref(
@@ -241,18 +243,20 @@ async fn direct_reports(
     State(state): State<AppState>,
     caller: Caller,
     GraphPath(key): GraphPath<String>,
+    query: ODataQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
-    Ok(mixed_collection(&state.directory.direct_reports(caller.tenant, &key).await?))
+    mixed_collection(&state.directory.direct_reports(caller.tenant, &key).await?, &query)
 }
 
 async fn member_of(
     State(state): State<AppState>,
     caller: Caller,
     GraphPath(key): GraphPath<String>,
+    query: ODataQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(roles::USER_READ)?;
     caller.require(roles::GROUP_READ).or_else(|_| caller.require(roles::DIRECTORY_READ))?;
     state.directory.get_user(caller.tenant, &key).await?;
-    Ok(mixed_collection(&state.directory.member_of(caller.tenant, &key).await?))
+    mixed_collection(&state.directory.member_of(caller.tenant, &key).await?, &query)
 }

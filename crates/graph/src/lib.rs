@@ -6,6 +6,8 @@
 pub mod body;
 pub mod entity;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod query;
 pub mod tokens;
 

@@ -9,26 +9,53 @@ pub const MAX_TOP: u32 = 999;
 /// The page size when `$top` is absent.
 pub const DEFAULT_TOP: u32 = 100;
 
-/// Parses `$select=a,b`: canonical property names, in the order given, without duplicates.
+/// Parses `$select=a,b`: canonical property names, in the order given, without duplicates. An empty item
+/// (`id,,displayName`, a trailing comma) is a syntax error, as in Graph.
 pub fn parse_select(entity: &Entity, text: &str) -> Result<Vec<&'static str>, GraphError> {
-    let mut selected = Vec::new();
-    for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
-        if let Some(extension) = entity.extension(name) {
-            if !selected.contains(&extension) {
-                selected.push(extension);
-            }
-            continue;
-        }
-        let property =
-            entity.property(name).filter(|property| property.shape != JsonShape::WriteOnly).ok_or_else(|| {
-                GraphError::bad(format!("Could not find a property named '{name}' on type '{}'.", entity.name))
-            })?;
-        if !selected.contains(&property.name) {
-            selected.push(property.name);
-        }
-    }
-    if selected.is_empty() {
+    parse_select_in(&[entity], entity.name, text)
+}
+
+/// Parses `$select` on a collection of directory objects of several types (`members`, `memberOf`,
+/// `directReports`): a name is valid when one of `entities` has it; each object then shows those it has.
+pub fn parse_select_any(entities: &[&Entity], text: &str) -> Result<Vec<&'static str>, GraphError> {
+    parse_select_in(entities, "microsoft.graph.directoryObject", text)
+}
+
+fn parse_select_in(entities: &[&Entity], type_name: &str, text: &str) -> Result<Vec<&'static str>, GraphError> {
+    if text.trim().is_empty() {
         return Err(GraphError::bad("The $select query option is empty."));
+    }
+    let mut selected = Vec::new();
+    let mut position = 0;
+    for item in text.split(',') {
+        let name = item.trim();
+        let item_end = position + item.chars().count();
+        if name.is_empty() {
+            return Err(GraphError::bad(if item_end < text.chars().count() {
+                format!("Syntax error: character ',' is not valid at position {item_end} in '{text}'.")
+            } else {
+                format!("Syntax error: a property name was expected at the end of '{text}'.")
+            }));
+        }
+        position = item_end + 1;
+        let mut found = false;
+        for entity in entities {
+            let canonical = entity.extension(name).or_else(|| {
+                entity
+                    .property(name)
+                    .filter(|property| property.shape != JsonShape::WriteOnly)
+                    .map(|property| property.name)
+            });
+            if let Some(canonical) = canonical {
+                found = true;
+                if !selected.contains(&canonical) {
+                    selected.push(canonical);
+                }
+            }
+        }
+        if !found {
+            return Err(GraphError::bad(format!("Could not find a property named '{name}' on type '{type_name}'.")));
+        }
     }
     Ok(selected)
 }
@@ -47,7 +74,12 @@ pub fn parse_orderby(entity: &Entity, text: &str) -> Result<(OrderBy, bool), Gra
     let descending = match words.next().map(str::to_ascii_lowercase).as_deref() {
         None | Some("asc") => false,
         Some("desc") => true,
-        Some(other) => return Err(GraphError::bad(format!("Syntax error: '{other}' in $orderby."))),
+        Some(other) => {
+            let position = text.find(other).unwrap_or(0);
+            return Err(GraphError::bad(format!(
+                "Syntax error at position {position} in '{text}': expected 'asc' or 'desc', not '{other}'."
+            )));
+        }
     };
     if words.next().is_some() || text.contains(',') {
         return Err(GraphError::bad("Sorting on more than one property is not supported."));
@@ -103,5 +135,41 @@ mod tests {
         assert_eq!(parse_top("5").unwrap(), 5);
         assert!(parse_top("0").is_err() && parse_top("1000").is_err() && parse_top("x").is_err());
         assert!(parse_count("TRUE").unwrap() && parse_count("maybe").is_err());
+    }
+
+    #[test]
+    fn empty_select_items_and_bad_directions_are_syntax_errors() {
+        let error = |result: Result<Vec<&str>, GraphError>| result.unwrap_err().to_string();
+        assert_eq!(
+            error(parse_select(&USER, "id,,")),
+            "Syntax error: character ',' is not valid at position 3 in 'id,,'."
+        );
+        assert_eq!(
+            error(parse_select(&USER, ",id")),
+            "Syntax error: character ',' is not valid at position 0 in ',id'."
+        );
+        assert_eq!(
+            error(parse_select(&USER, "id, ,mail")),
+            "Syntax error: character ',' is not valid at position 4 in 'id, ,mail'."
+        );
+        assert_eq!(
+            error(parse_select(&USER, "id,")),
+            "Syntax error: a property name was expected at the end of 'id,'."
+        );
+        assert_eq!(error(parse_select(&USER, " ")), "The $select query option is empty.");
+        assert_eq!(
+            parse_orderby(&USER, "displayName sideways").unwrap_err().to_string(),
+            "Syntax error at position 12 in 'displayName sideways': expected 'asc' or 'desc', not 'sideways'."
+        );
+        assert!(parse_orderby(&USER, "displayName desc,").is_err());
+        assert!(parse_orderby(&USER, "displayName,,").is_err());
+        assert!(parse_orderby(&USER, "").is_err());
+        // Directory objects of several types: a property of either, each object showing what it has.
+        assert_eq!(parse_select_any(&[&USER, &GROUP], "ID,mailNickname").unwrap(), vec!["id", "mailNickname"]);
+        assert_eq!(parse_select_any(&[&USER, &GROUP], "securityEnabled").unwrap(), vec!["securityEnabled"]);
+        assert_eq!(
+            error(parse_select_any(&[&USER, &GROUP], "id,shoeSize")),
+            "Could not find a property named 'shoeSize' on type 'microsoft.graph.directoryObject'."
+        );
     }
 }

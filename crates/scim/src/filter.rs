@@ -280,6 +280,12 @@ impl Filter {
         if length > MAX_FILTER_CHARS {
             return Err(FilterError::TooLong { length });
         }
+        Filter::parse_unbounded(text)
+    }
+
+    /// Parses without the length limit, which applies to what a client sends: the canonical printed form of a
+    /// filter just under the limit can be longer (`not(x)` prints as `not (x)`), and must still parse back.
+    pub(crate) fn parse_unbounded(text: &str) -> Result<Filter, FilterError> {
         if text.trim().is_empty() {
             return Err(FilterError::Empty);
         }

@@ -8,6 +8,8 @@
 
 pub mod error;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json;
 pub mod mapping;
 pub mod patch;

@@ -25,6 +25,18 @@ fn invalid(text: &str, why: &str) -> ScimError {
 
 impl PatchPath {
     pub fn parse(text: &str) -> Result<PatchPath, ScimError> {
+        PatchPath::parse_with(text, Filter::parse)
+    }
+
+    /// Parses without the length limit of a value filter (see `Filter::parse_unbounded`).
+    pub(crate) fn parse_unbounded(text: &str) -> Result<PatchPath, ScimError> {
+        PatchPath::parse_with(text, Filter::parse_unbounded)
+    }
+
+    fn parse_with(
+        text: &str,
+        parse_filter: fn(&str) -> Result<Filter, crate::filter::FilterError>,
+    ) -> Result<PatchPath, ScimError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(invalid(text, "the path is empty"));
@@ -33,7 +45,7 @@ impl PatchPath {
             None => (trimmed, None, ""),
             Some(open) => {
                 let close = closing_bracket(trimmed, open).ok_or_else(|| invalid(text, "no closing ']'"))?;
-                let filter = Filter::parse(&trimmed[open + 1..close]).map_err(|err| invalid(text, &err.to_string()))?;
+                let filter = parse_filter(&trimmed[open + 1..close]).map_err(|err| invalid(text, &err.to_string()))?;
                 (&trimmed[..open], Some(filter), &trimmed[close + 1..])
             }
         };

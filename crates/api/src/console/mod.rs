@@ -331,6 +331,18 @@ impl IntoResponse for ConsoleError {
     }
 }
 
+/// The console's page for a refusal of the HTTP layer (`crate::protocol`): URI or headers too long, body too large,
+/// wrong media type, a malformed request.
+pub(crate) fn transport_error_page(status: StatusCode, message: &str) -> String {
+    let page = ErrorPage {
+        chrome: Chrome::anonymous(),
+        heading: "Refused".to_owned(),
+        message: message.to_owned(),
+        hint: format!("The server answered {status}. Go back and try again."),
+    };
+    page.render().unwrap_or_else(|_| format!("<!doctype html><title>Refused</title><p>{status}</p>"))
+}
+
 /// A decoded `application/x-www-form-urlencoded` body or query string: name/value pairs in order.
 #[derive(Debug, Default)]
 pub(crate) struct FormData {
@@ -386,7 +398,7 @@ impl FromRequest<AppState> for SignedForm {
         let signed = Signed::from_request_parts(&mut parts, state).await?;
         let bytes = Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ConsoleError::BadRequest(format!("The form is larger than {MAX_BODY_BYTES} bytes."))
+                ConsoleError::Api(ApiError::PayloadTooLarge(MAX_BODY_BYTES))
             } else {
                 ConsoleError::BadRequest("The form could not be read.".to_owned())
             }

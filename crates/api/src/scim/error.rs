@@ -83,18 +83,23 @@ impl IntoResponse for ScimApiError {
             }
         };
         let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut body = json!({
-            "schemas": [tenantsync_scim::ERROR_URN],
-            "status": status.as_u16().to_string(),
-            "detail": err.detail,
-        });
-        if let Some(scim_type) = err.scim_type {
-            body["scimType"] = json!(scim_type.as_str());
-        }
-        let mut response = (status, body.to_string()).into_response();
+        let mut response = (status, scim_error_body(&err).to_string()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
         response
     }
+}
+
+/// RFC 7644 §3.12's error body (`status` as a string, `scimType` when there is one).
+pub(crate) fn scim_error_body(err: &ScimError) -> serde_json::Value {
+    let mut body = json!({
+        "schemas": [tenantsync_scim::ERROR_URN],
+        "status": err.status.to_string(),
+        "detail": err.detail,
+    });
+    if let Some(scim_type) = err.scim_type {
+        body["scimType"] = json!(scim_type.as_str());
+    }
+    body
 }
 
 pub(crate) type ScimResult<T> = Result<T, ScimApiError>;

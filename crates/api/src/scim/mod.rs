@@ -26,7 +26,7 @@ use tenantsync_scim::ScimError;
 use crate::auth::Caller;
 use crate::extract::{BaseUrl, ODataQuery};
 use crate::{AppState, MAX_BODY_BYTES};
-pub(crate) use error::{SCIM_CONTENT_TYPE, ScimApiError, ScimResult};
+pub(crate) use error::{SCIM_CONTENT_TYPE, ScimApiError, ScimResult, scim_error_body};
 
 /// The SCIM router, to nest at `/scim/v2`.
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
