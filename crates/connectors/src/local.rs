@@ -98,6 +98,10 @@ impl SourceDirectory for LocalSource {
         self.directory.direct_report_ids(self.tenant, manager).await.map_err(peer_error)
     }
 
+    async fn direct_reports_of(&self, managers: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, PeerError> {
+        self.directory.direct_report_pairs(self.tenant, managers).await.map_err(peer_error)
+    }
+
     async fn groups_of(&self, user: ObjectId) -> Result<Vec<ObjectId>, PeerError> {
         self.directory.group_ids_of(self.tenant, user).await.map_err(peer_error)
     }

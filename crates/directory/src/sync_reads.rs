@@ -295,4 +295,27 @@ impl Directory {
         }
         Ok(reports)
     }
+
+    /// [`Directory::direct_report_ids`] of many managers in two queries: (manager, live report) pairs.
+    pub async fn direct_report_pairs(
+        &self,
+        tenant: TenantId,
+        managers: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, DirectoryError> {
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let links = tx.links_to_many(LinkKind::Manager, managers).await?;
+        let reports: Vec<ObjectId> = links.iter().map(|(report, _)| *report).collect();
+        let live: HashSet<ObjectId> = tx
+            .get_objects(&reports)
+            .await?
+            .into_iter()
+            .filter(|row| row.deleted_at.is_none())
+            .map(|row| row.id)
+            .collect();
+        Ok(links
+            .into_iter()
+            .filter(|(report, _)| live.contains(report))
+            .map(|(report, manager)| (manager, report))
+            .collect())
+    }
 }

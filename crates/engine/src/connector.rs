@@ -103,6 +103,14 @@ pub trait SourceDirectory: Send + Sync {
     async fn group_members(&self, group: ObjectId, transitive: bool) -> Result<Vec<ObjectId>, PeerError>;
     /// Users who have `manager` as their manager.
     async fn direct_reports(&self, manager: ObjectId) -> Result<Vec<ObjectId>, PeerError>;
+    /// The direct reports of many managers, as (manager, report) pairs; the default asks one manager at a time.
+    async fn direct_reports_of(&self, managers: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, PeerError> {
+        let mut pairs = Vec::new();
+        for manager in managers {
+            pairs.extend(self.direct_reports(*manager).await?.into_iter().map(|report| (*manager, report)));
+        }
+        Ok(pairs)
+    }
     /// A group, deleted or not, with its users (direct, or through nesting when `transitive`); None when it no
     /// longer exists at all. Sources that cannot read groups refuse.
     async fn get_group(&self, id: ObjectId, transitive: bool) -> Result<Option<SourceGroup>, PeerError> {

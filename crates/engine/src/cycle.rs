@@ -934,14 +934,20 @@ pub(crate) fn is_quiet(plan: &ObjectPlan, observed: &Observed, full: bool) -> bo
 }
 
 /// Linked users a full read does not list: their source user is gone, or soft-deleted.
+/// The source is read a page of links at a time (one batched read each), not one user per link: at 100,000 links
+/// the one-by-one reads kept the end of every full pass busy for tens of seconds.
 pub(crate) async fn unlisted_links(env: &CycleEnv<'_>) -> Result<Vec<(ObjectId, Option<SourceUser>)>, EngineError> {
     let links = env.repo.all_connections(env.job).await?;
+    let ids: Vec<ObjectId> = links.iter().filter(|link| !link.deleted_by_sync).map(|link| link.source_id).collect();
     let mut missing = Vec::new();
-    for link in links.iter().filter(|link| !link.deleted_by_sync) {
-        match env.source.get_user(link.source_id).await.map_err(EngineError::Source)? {
-            None => missing.push((link.source_id, None)),
-            Some(user) if user.deleted => missing.push((link.source_id, Some(user))),
-            Some(_) => {}
+    for page in ids.chunks(PAGE_SIZE as usize) {
+        let users = env.source.get_users(page).await.map_err(EngineError::Source)?;
+        for (source_id, user) in page.iter().zip(users) {
+            match user {
+                None => missing.push((*source_id, None)),
+                Some(user) if user.deleted => missing.push((*source_id, Some(user))),
+                Some(_) => {}
+            }
         }
     }
     Ok(missing)
@@ -1061,11 +1067,16 @@ impl Cycle<'_, '_> {
     async fn manager_pairs(&self) -> Result<Vec<(ObjectId, ObjectId, ObjectId)>, EngineError> {
         let env = self.env;
         let mut work: Vec<(ObjectId, ObjectId)> = self.manager_work.clone();
-        // A user created now may be the manager of users synced earlier: their reference is due too.
-        for manager in &self.created {
-            let reports = env.source.direct_reports(*manager).await.map_err(EngineError::Source)?;
-            for connection in env.repo.connections(env.job, &reports).await?.into_values() {
-                work.push((connection.target_id, *manager));
+        // A user created now may be the manager of users synced earlier: their reference is due too. Read a page
+        // of managers at a time (an initial sync creates every user).
+        for managers in self.created.chunks(PAGE_SIZE as usize) {
+            let pairs = env.source.direct_reports_of(managers).await.map_err(EngineError::Source)?;
+            let reports: Vec<ObjectId> = pairs.iter().map(|(_, report)| *report).collect();
+            let connections = env.repo.connections(env.job, &reports).await?;
+            for (manager, report) in pairs {
+                if let Some(connection) = connections.get(&report) {
+                    work.push((connection.target_id, manager));
+                }
             }
         }
         let managers: Vec<ObjectId> =

@@ -606,6 +606,29 @@ impl DirectoryTx for SqliteDirectoryTx {
         Ok(pairs)
     }
 
+    async fn links_to_many(
+        &mut self,
+        kind: LinkKind,
+        tos: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let mut pairs = Vec::new();
+        for chunk in tos.chunks(ROWS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT from_id, to_id FROM links INDEXED BY links_by_target WHERE tenant_id = ",
+            );
+            select.push_bind(&self.tenant_text).push(" AND kind = ").push_bind(kind.as_str()).push(" AND to_id IN (");
+            let mut list = select.separated(", ");
+            for to in chunk {
+                list.push_bind(to.to_string());
+            }
+            select.push(")");
+            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+            pairs.extend(ids(&rows, "from_id")?.into_iter().zip(ids(&rows, "to_id")?));
+        }
+        pairs.sort();
+        Ok(pairs)
+    }
+
     async fn insert_objects_skipping_conflicts(&mut self, rows: &[ObjectRow]) -> Result<Vec<bool>, StoreError> {
         let mut inserted_ids = std::collections::HashSet::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {

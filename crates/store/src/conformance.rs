@@ -902,6 +902,14 @@ pub async fn batch_writes_match_single_writes(store: &dyn Store) {
     single.sort();
     assert_eq!(found, single, "the same pairs as one query per object, sorted");
     assert_eq!(found.len(), 601);
+    let to_many = tx.links_to_many(LinkKind::Manager, &[boss, other_boss, reports[5]]).await.expect("links to many");
+    let mut single = Vec::new();
+    for to in [boss, other_boss, reports[5]] {
+        single.extend(tx.links_to(LinkKind::Manager, to).await.expect("links to").into_iter().map(|from| (from, to)));
+    }
+    single.sort();
+    assert_eq!(to_many, single, "the same pairs as one query per object, sorted");
+    assert_eq!(to_many.len(), 601);
     assert!(tx.links_from_many(LinkKind::Manager, &[]).await.expect("none").is_empty());
     tx.commit().await.expect("commit");
 

@@ -215,6 +215,19 @@ pub trait DirectoryTx: Send {
         pairs.sort();
         Ok(pairs)
     }
+    /// The `kind` links to any of `tos`, as (from, to) pairs ordered by both; one query on the backends.
+    async fn links_to_many(
+        &mut self,
+        kind: LinkKind,
+        tos: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let mut pairs = Vec::new();
+        for to in tos {
+            pairs.extend(self.links_to(kind, *to).await?.into_iter().map(|from| (from, *to)));
+        }
+        pairs.sort();
+        Ok(pairs)
+    }
     /// Inserts many objects, skipping each one a unique value (id, userPrincipalName, anchor) keeps out — already
     /// stored, or taken by an earlier row of the same batch; answers, per row, whether it was inserted. A caller
     /// that needs to know which value clashed inserts a skipped row again with [`DirectoryTx::insert_object`].
