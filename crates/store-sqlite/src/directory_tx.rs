@@ -39,6 +39,56 @@ fn name_key(row: &ObjectRow) -> String {
     row.display_name.clone().unwrap_or_default().to_lowercase()
 }
 
+impl SqliteDirectoryTx {
+    /// The tenant's objects whose `column` (a trusted name) is one of `values`, a statement per chunk.
+    async fn objects_where_in(&mut self, column: &str, values: Vec<String>) -> Result<Vec<ObjectRow>, StoreError> {
+        let mut found = Vec::with_capacity(values.len());
+        for chunk in values.chunks(ROWS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = "
+            ));
+            select.push_bind(&self.tenant_text).push(format!(" AND {column} IN ("));
+            let mut list = select.separated(", ");
+            for value in chunk {
+                list.push_bind(value);
+            }
+            select.push(")");
+            for row in select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
+                found.push(object_from_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// (from, to) pairs of the tenant's `kind` links whose `column` (a trusted name) is one of `ids`, read from
+    /// `source` (the table, with an index hint where needed), sorted.
+    async fn link_pairs_where_in(
+        &mut self,
+        kind: LinkKind,
+        source: &str,
+        column: &str,
+        ids_in: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let mut pairs = Vec::new();
+        for chunk in ids_in.chunks(ROWS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT from_id, to_id FROM {source} WHERE tenant_id = "
+            ));
+            select.push_bind(&self.tenant_text).push(" AND kind = ").push_bind(kind.as_str());
+            select.push(format!(" AND {column} IN ("));
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            select.push(")");
+            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+            pairs.extend(ids(&rows, "from_id")?.into_iter().zip(ids(&rows, "to_id")?));
+        }
+        pairs.sort();
+        Ok(pairs)
+    }
+}
+
 #[async_trait]
 impl DirectoryTx for SqliteDirectoryTx {
     fn tenant(&self) -> TenantId {
@@ -547,41 +597,11 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn get_objects(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectRow>, StoreError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = "
-            ));
-            select.push_bind(&self.tenant_text).push(" AND id IN (");
-            let mut list = select.separated(", ");
-            for id in chunk {
-                list.push_bind(id.to_string());
-            }
-            select.push(")");
-            for row in select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
-                found.push(object_from_row(&row)?);
-            }
-        }
-        Ok(found)
+        self.objects_where_in("id", ids.iter().map(ToString::to_string).collect()).await
     }
 
     async fn find_by_anchors(&mut self, anchors: &[String]) -> Result<Vec<ObjectRow>, StoreError> {
-        let mut found = Vec::with_capacity(anchors.len());
-        for chunk in anchors.chunks(ROWS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = "
-            ));
-            select.push_bind(&self.tenant_text).push(" AND anchor_key IN (");
-            let mut list = select.separated(", ");
-            for anchor in chunk {
-                list.push_bind(anchor.to_lowercase());
-            }
-            select.push(")");
-            for row in select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
-                found.push(object_from_row(&row)?);
-            }
-        }
-        Ok(found)
+        self.objects_where_in("anchor_key", anchors.iter().map(|anchor| anchor.to_lowercase()).collect()).await
     }
 
     async fn links_from_many(
@@ -589,21 +609,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         kind: LinkKind,
         froms: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-        let mut pairs = Vec::new();
-        for chunk in froms.chunks(ROWS_PER_STATEMENT) {
-            let mut select =
-                sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT from_id, to_id FROM links WHERE tenant_id = ");
-            select.push_bind(&self.tenant_text).push(" AND kind = ").push_bind(kind.as_str()).push(" AND from_id IN (");
-            let mut list = select.separated(", ");
-            for from in chunk {
-                list.push_bind(from.to_string());
-            }
-            select.push(")");
-            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-            pairs.extend(ids(&rows, "from_id")?.into_iter().zip(ids(&rows, "to_id")?));
-        }
-        pairs.sort();
-        Ok(pairs)
+        self.link_pairs_where_in(kind, "links", "from_id", froms).await
     }
 
     async fn links_to_many(
@@ -611,22 +617,8 @@ impl DirectoryTx for SqliteDirectoryTx {
         kind: LinkKind,
         tos: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-        let mut pairs = Vec::new();
-        for chunk in tos.chunks(ROWS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "SELECT from_id, to_id FROM links INDEXED BY links_by_target WHERE tenant_id = ",
-            );
-            select.push_bind(&self.tenant_text).push(" AND kind = ").push_bind(kind.as_str()).push(" AND to_id IN (");
-            let mut list = select.separated(", ");
-            for to in chunk {
-                list.push_bind(to.to_string());
-            }
-            select.push(")");
-            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-            pairs.extend(ids(&rows, "from_id")?.into_iter().zip(ids(&rows, "to_id")?));
-        }
-        pairs.sort();
-        Ok(pairs)
+        // As in `links_to`: without statistics SQLite would scan the primary key instead of this index.
+        self.link_pairs_where_in(kind, "links INDEXED BY links_by_target", "to_id", tos).await
     }
 
     async fn insert_objects_skipping_conflicts(&mut self, rows: &[ObjectRow]) -> Result<Vec<bool>, StoreError> {
