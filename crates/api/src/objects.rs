@@ -68,10 +68,12 @@ pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
     value
 }
 
-/// `$select` on a route that shows users and groups alike (the only query option those routes read): each
-/// name must be a property of a user or a group.
+/// `$select` on a route that shows users and groups alike: each name must be a property of a user or a group.
+/// `$top` is accepted (validated, as Graph's SDKs send it when paging members) but these routes answer the whole
+/// collection in one page, so it never hides objects; any other option is refused.
 pub(crate) fn mixed_selection(query: &ODataQuery) -> Result<Option<Vec<&'static str>>, ApiError> {
-    query.only(&["select"])?;
+    query.only(&["select", "top"])?;
+    query.option("top")?.map(parse_top).transpose()?;
     Ok(query.option("select")?.map(|text| parse_select_any(&[&USER, &GROUP], text)).transpose()?)
 }
 

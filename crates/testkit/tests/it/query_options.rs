@@ -98,3 +98,28 @@ async fn select_and_orderby_are_validated_on_lists_and_gets() {
     }
     assert_eq!(snapshot(&graph).await, before, "a refused query changed nothing");
 }
+
+/// The mixed collections (members, memberOf, transitiveMembers, directReports) answer in one page: `$top`, as
+/// Graph's SDKs send it, is accepted and hides nobody; a bad `$top` and options they cannot apply are refused.
+#[tokio::test]
+async fn mixed_collections_accept_top_and_answer_everyone() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("contoso", &["contoso.com"]).await;
+    let graph = app.as_tenant(&tenant).await;
+    let group = graph.create_group("Team").await;
+    for name in ["ada", "bob", "cy"] {
+        let user = graph.create_user(fixtures::user(&format!("{name}@contoso.com"), name)).await;
+        graph.add_member(&group, &user).await.assert_status(204);
+    }
+    for path in ["members", "transitiveMembers"] {
+        let reply = graph.get(&format!("/v1.0/groups/{group}/{path}?$top=2&$select=id")).await;
+        reply.assert_status(200);
+        assert_eq!(reply.values().len(), 3, "{path}: one page holds everyone");
+        assert!(reply.body.get("@odata.nextLink").is_none());
+        graph.get(&format!("/v1.0/groups/{group}/{path}?$top=0")).await.assert_error(400, "Request_BadRequest");
+        graph
+            .get(&format!("/v1.0/groups/{group}/{path}?$filter=displayName eq 'ada'"))
+            .await
+            .assert_error(400, "Request_BadRequest");
+    }
+}
