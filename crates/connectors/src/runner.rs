@@ -36,6 +36,10 @@ struct JobHandle {
     /// The fencing token of the job's lease and until when this process may start cycles under it (leased role;
     /// None: not held).
     lease: Option<(i64, std::time::Instant)>,
+    /// Another process may have left one-off operations for this job (a job wake-up arrived, the lease was just
+    /// claimed, or notifications may have been lost): the next wake-up reads the job's requests. Otherwise a cycle
+    /// does not look, so the change-propagation path pays no extra query.
+    requests_due: bool,
 }
 
 impl JobHandle {
@@ -46,6 +50,7 @@ impl JobHandle {
             cycle_lock: Arc::new(tokio::sync::Mutex::new(())),
             task: None,
             lease: None,
+            requests_due: true,
         }
     }
 
@@ -344,13 +349,19 @@ impl SyncRunner {
             Wake::Tenant(tenant) => self.source_changed(tenant),
             Wake::Job(tenant, job) => {
                 let key = JobKey::new(tenant, job);
-                match self.jobs.lock().expect("runner lock is never poisoned").get(&key) {
-                    Some(handle) if handle.lease.is_some() => handle.notify.notify_one(),
+                match self.jobs.lock().expect("runner lock is never poisoned").get_mut(&key) {
+                    Some(handle) if handle.lease.is_some() => {
+                        handle.requests_due = true;
+                        handle.notify.notify_one();
+                    }
                     // Perhaps a new job: claim it if this process has room.
                     _ => self.lease_round.notify_one(),
                 }
             }
             Wake::All => {
+                for handle in self.jobs.lock().expect("runner lock is never poisoned").values_mut() {
+                    handle.requests_due = true;
+                }
                 self.wake_local();
                 self.lease_round.notify_one();
             }
@@ -438,6 +449,7 @@ impl SyncRunner {
             handle.lease = Some((token, held_until));
             self.spawn_task(&key, handle);
             if new_token {
+                handle.requests_due = true;
                 handle.notify.notify_one();
             }
         }
@@ -617,7 +629,9 @@ impl SyncRunner {
         let lock = self.cycle_lock(key);
         let _guard = lock.lock().await;
         let fence = self.fence(key)?;
-        if let JobRole::Leased(options) = &self.role {
+        if let JobRole::Leased(options) = &self.role
+            && self.take_requests_due(key)
+        {
             self.answer_requests(key, &options.holder, fence).await;
         }
         let job = self.load(key).await?;
@@ -757,6 +771,12 @@ impl SyncRunner {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether the job's requests are worth reading now (see `JobHandle::requests_due`); clears the flag.
+    fn take_requests_due(&self, key: &JobKey) -> bool {
+        let mut jobs = self.jobs.lock().expect("runner lock is never poisoned");
+        jobs.get_mut(key).is_some_and(|handle| std::mem::take(&mut handle.requests_due))
     }
 
     /// Answers the one-off operations other processes left for a job this process holds (the caller holds the

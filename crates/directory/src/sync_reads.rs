@@ -31,18 +31,11 @@ pub struct ChangedUsers {
 }
 
 async fn user_state(tx: &mut dyn DirectoryTx, row: &ObjectRow) -> Result<Option<UserState>, DirectoryError> {
-    let DirectoryObject::User(user) = decode(row)? else { return Ok(None) };
-    let mut manager = None;
-    for id in tx.links_from(LinkKind::Manager, row.id).await? {
-        if tx.get_object(id).await?.is_some_and(|manager_row| manager_row.deleted_at.is_none()) {
-            manager = Some(id);
-        }
-    }
-    Ok(Some(UserState { user, deleted: row.deleted_at.is_some(), manager }))
+    Ok(user_states_of(tx, std::slice::from_ref(row)).await?.pop().flatten())
 }
 
-/// [`user_state`] for many rows with two queries in all: every manager link of the rows at once, then whether
-/// those managers are live. Rows that are not users give None.
+/// Users with their deletion state and live manager, for many rows with two queries in all: every manager link of
+/// the rows at once, then whether those managers are live. Rows that are not users give None.
 async fn user_states_of(
     tx: &mut dyn DirectoryTx,
     rows: &[ObjectRow],
@@ -59,7 +52,7 @@ async fn user_states_of(
         .filter(|row| row.deleted_at.is_none())
         .map(|row| row.id)
         .collect();
-    // As `user_state`: the last live manager in id order (there is at most one in practice).
+    // The last live manager in id order (there is at most one in practice).
     let mut manager_of: HashMap<ObjectId, ObjectId> = HashMap::new();
     for (user, manager) in links {
         if live.contains(&manager) {
@@ -286,14 +279,8 @@ impl Directory {
         tenant: TenantId,
         manager: ObjectId,
     ) -> Result<Vec<ObjectId>, DirectoryError> {
-        let mut tx = self.begin(tenant, TxMode::Read).await?;
-        let mut reports = Vec::new();
-        for id in tx.links_to(LinkKind::Manager, manager).await? {
-            if tx.get_object(id).await?.is_some_and(|row| row.deleted_at.is_none()) {
-                reports.push(id);
-            }
-        }
-        Ok(reports)
+        let pairs = self.direct_report_pairs(tenant, &[manager]).await?;
+        Ok(pairs.into_iter().map(|(_, report)| report).collect())
     }
 
     /// [`Directory::direct_report_ids`] of many managers in two queries: (manager, live report) pairs.

@@ -89,6 +89,35 @@ impl SqliteDirectoryTx {
     }
 }
 
+/// The tenant's counters of sequence numbers (the change log's and the provisioning log's).
+#[derive(Clone, Copy)]
+enum Counter {
+    Changes,
+    Logs,
+}
+
+impl SqliteDirectoryTx {
+    /// Takes the next `n` numbers of `counter` and answers the last of them. The update locks the tenant row, so
+    /// the tenant's appenders wait for each other; numbers are never reused, even after pruning.
+    async fn take_numbers(&mut self, counter: Counter, n: i64) -> Result<i64, StoreError> {
+        let sql = match counter {
+            Counter::Changes => "UPDATE tenants SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq AS last",
+            Counter::Logs => {
+                "UPDATE tenants SET last_log_seq = last_log_seq + ? WHERE id = ? RETURNING last_log_seq AS last"
+            }
+        };
+        sqlx::query(sql)
+            .bind(n)
+            .bind(&self.tenant_text)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(unavailable)?
+            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
+            .try_get("last")
+            .map_err(unavailable)
+    }
+}
+
 #[async_trait]
 impl DirectoryTx for SqliteDirectoryTx {
     fn tenant(&self) -> TenantId {
@@ -379,15 +408,7 @@ impl DirectoryTx for SqliteDirectoryTx {
 
     async fn append_changes(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
         let n_changes = changes.len() as i64;
-        let last: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq")
-            .bind(n_changes)
-            .bind(&self.tenant_text)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
-            .try_get("last_seq")
-            .map_err(unavailable)?;
+        let last = self.take_numbers(Counter::Changes, n_changes).await?;
         let mut seq = last - n_changes;
         for batch in changes.chunks(100) {
             let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
@@ -427,14 +448,7 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
-        let seq: i64 = sqlx::query("UPDATE tenants SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
-            .bind(&self.tenant_text)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
-            .try_get("last_seq")
-            .map_err(unavailable)?;
+        let seq = self.take_numbers(Counter::Changes, 1).await?;
         sqlx::query(
             "INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -657,16 +671,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         }
         // One counter update for the whole batch: the entries take the numbers up to the new value, in order.
         let n_logs = i64::try_from(logs.len()).expect("a batch of logs fits in i64");
-        let last: i64 =
-            sqlx::query("UPDATE tenants SET last_log_seq = last_log_seq + ? WHERE id = ? RETURNING last_log_seq")
-                .bind(n_logs)
-                .bind(&self.tenant_text)
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
-                .try_get("last_log_seq")
-                .map_err(unavailable)?;
+        let last = self.take_numbers(Counter::Logs, n_logs).await?;
         let first = last - n_logs + 1;
         for (chunk_idx, chunk) in logs.chunks(ROWS_PER_STATEMENT).enumerate() {
             let base = first + (chunk_idx * ROWS_PER_STATEMENT) as i64;
@@ -754,15 +759,7 @@ impl DirectoryTx for SqliteDirectoryTx {
     async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError> {
         // A counter on the tenant row, not MAX(seq) + 1: pruning may delete the newest entries, and their numbers
         // must not come back.
-        let seq: i64 =
-            sqlx::query("UPDATE tenants SET last_log_seq = last_log_seq + 1 WHERE id = ? RETURNING last_log_seq")
-                .bind(&self.tenant_text)
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
-                .try_get("last_log_seq")
-                .map_err(unavailable)?;
+        let seq = self.take_numbers(Counter::Logs, 1).await?;
         sqlx::query(trusted(format!(
             "INSERT INTO provisioning_logs (tenant_id, {LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
