@@ -543,14 +543,29 @@ impl<'e, 'a> Cycle<'e, 'a> {
                 (snapshot, None)
             }
         };
+        let mut users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
         loop {
-            let users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
-            let n_page = users.len();
+            let more = users.len() == PAGE_SIZE as usize;
             after = users.last().map(|user| user.id).or(after);
-            let record = self.process_page(users.into_iter().map(|user| (user.id, Some(user))).collect()).await?;
-            self.commit(record, Phase::Full { snapshot, after }).await?;
-            if n_page < PAGE_SIZE as usize {
-                break;
+            // The next page is read while this one is planned, written and committed: the source read runs on
+            // another connection (and, on SQLite, another thread) while the target holds the writer. What is
+            // committed stays this page's position, so a crash resumes exactly as without the read-ahead.
+            let next = async {
+                match more {
+                    true => Some(env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)),
+                    false => None,
+                }
+            };
+            let page = users.into_iter().map(|user| (user.id, Some(user))).collect();
+            let work = async {
+                let record = self.process_page(page).await?;
+                self.commit(record, Phase::Full { snapshot, after }).await
+            };
+            let (done, next) = tokio::join!(work, next);
+            done?;
+            match next {
+                Some(read) => users = read?,
+                None => break,
             }
         }
         // Users linked earlier whose source user is gone or deleted were not listed: deprovision them.

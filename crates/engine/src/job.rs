@@ -416,6 +416,22 @@ fn decode<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The documents of `keys` that exist, decoded, with their keys, in no particular order (one read).
+pub async fn read_many<T: serde::de::DeserializeOwned>(
+    tx: &mut dyn DirectoryTx,
+    collection: &Collection<T>,
+    keys: &[String],
+) -> Result<Vec<(String, T)>, JobError> {
+    let docs = tx.get_docs(collection.name(), keys).await?;
+    let mut values = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let value = serde_json::from_str(&doc.data)
+            .map_err(|source| JobError::Corrupt { key: format!("{}/{}", collection.name(), doc.key), source })?;
+        values.push((doc.key, value));
+    }
+    Ok(values)
+}
+
 /// Whether a document exists.
 pub async fn exists<T>(tx: &mut dyn DirectoryTx, collection: &Collection<T>, key: &str) -> Result<bool, JobError> {
     Ok(tx.get_doc(collection.name(), key).await?.is_some())

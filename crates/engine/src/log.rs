@@ -88,7 +88,6 @@ pub fn entry(
 ) -> LogRow {
     let id = ids.new_id().to_string();
     let change_id = ids.new_id().to_string();
-    let mut steps: Vec<Step> = plan.steps.clone();
     let export = match status {
         Status::Success | Status::Warning { .. } if action != "other" => Some((
             "success",
@@ -102,19 +101,19 @@ pub fn entry(
         Status::Failure { code, reason } => Some(("failure", format!("{code}: {reason}"))),
         _ => None,
     };
-    if let Some((step_status, description)) = export {
+    let export = export.map(|(step_status, description)| {
         let mut details = serde_json::Map::new();
         if let Some(target) = plan.target_id {
             details.insert("ReportableIdentifier".to_owned(), json!(target.to_string()));
         }
-        steps.push(Step {
+        Step {
             name: "EntryExport".to_owned(),
             provisioning_step_type: "export".to_owned(),
             status: if step_status == "success" { "success" } else { "failure" }.to_owned(),
             description,
             details,
-        });
-    }
+        }
+    });
     let error = match status {
         Status::Failure { code, reason } => json!({
             "errorCode": code, "reason": reason, "errorCategory": "failure", "additionalDetails": null,
@@ -130,25 +129,37 @@ pub fn entry(
         }),
         _ => Value::Null,
     };
-    let data = json!({
-        "id": id,
-        "activityDateTime": timestamp(at),
-        "tenantId": ctx.source_tenant.to_string(),
-        "jobId": ctx.job_id,
-        "cycleId": ctx.cycle_id,
-        "changeId": change_id,
-        "provisioningAction": action,
-        "durationInMilliseconds": duration_ms,
-        "initiatedBy": {"id": "", "displayName": "tenantsync provisioning service", "initiatorType": "system"},
-        "servicePrincipal": {"id": ctx.service_principal_id, "displayName": ctx.service_principal_name},
-        "sourceSystem": {"id": ctx.source_tenant.to_string(), "displayName": "Microsoft Entra ID", "details": {}},
-        "targetSystem": {"id": ctx.target_tenant, "displayName": ctx.target_system, "details": {}},
-        "sourceIdentity": {"id": plan.source_id.to_string(), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str(), "details": {}},
-        "targetIdentity": {"id": plan.target_id.map(|id| id.to_string()).unwrap_or_default(), "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str(), "details": {}},
-        "provisioningStatusInfo": {"status": status.name(), "errorInformation": error},
-        "provisioningSteps": steps,
-        "modifiedProperties": plan.modified,
-    });
+    let source_id = plan.source_id.to_string();
+    let target_id = plan.target_id.map(|id| id.to_string());
+    let source_tenant = ctx.source_tenant.to_string();
+    let identity = |id: &str| {
+        json!({
+            "id": id, "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str(), "details": {},
+        })
+    };
+    // Serialized straight from borrowed parts: the plan's steps (with the source object's attributes) and modified
+    // properties are not copied into a JSON tree first — at a bulk sync's rate that copy was a tenth of the work.
+    // Fields in key order, as a JSON object map would print them.
+    let summary = Summary {
+        activity_date_time: timestamp(at),
+        change_id: &change_id,
+        cycle_id: &ctx.cycle_id,
+        duration_in_milliseconds: duration_ms,
+        id: &id,
+        initiated_by: json!({"id": "", "displayName": "tenantsync provisioning service", "initiatorType": "system"}),
+        job_id: &ctx.job_id,
+        modified_properties: &plan.modified,
+        provisioning_action: action,
+        provisioning_status_info: json!({"status": status.name(), "errorInformation": error}),
+        provisioning_steps: Steps { traced: &plan.steps, export: export.as_ref() },
+        service_principal: json!({"id": ctx.service_principal_id, "displayName": ctx.service_principal_name}),
+        source_identity: identity(&source_id),
+        source_system: json!({"id": source_tenant, "displayName": "Microsoft Entra ID", "details": {}}),
+        target_identity: identity(target_id.as_deref().unwrap_or_default()),
+        target_system: json!({"id": ctx.target_tenant, "displayName": ctx.target_system, "details": {}}),
+        tenant_id: &source_tenant,
+    };
+    let data = serde_json::to_string(&summary).expect("a log entry serializes");
     LogRow {
         seq: 0,
         id,
@@ -157,8 +168,43 @@ pub fn entry(
         at,
         action: action.to_owned(),
         status: status.name().to_owned(),
-        source_id: Some(plan.source_id.to_string()),
-        target_id: plan.target_id.map(|id| id.to_string()),
-        data: data.to_string(),
+        source_id: Some(source_id),
+        target_id,
+        data,
+    }
+}
+
+/// A provisioning log entry's JSON (Graph's `provisioningObjectSummary`), borrowing the plan's parts.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary<'a> {
+    activity_date_time: String,
+    change_id: &'a str,
+    cycle_id: &'a str,
+    duration_in_milliseconds: u64,
+    id: &'a str,
+    initiated_by: Value,
+    job_id: &'a str,
+    modified_properties: &'a [crate::plan::ModifiedProperty],
+    provisioning_action: &'a str,
+    provisioning_status_info: Value,
+    provisioning_steps: Steps<'a>,
+    service_principal: Value,
+    source_identity: Value,
+    source_system: Value,
+    target_identity: Value,
+    target_system: Value,
+    tenant_id: &'a str,
+}
+
+/// The plan's traced steps, then the export step when there was one.
+struct Steps<'a> {
+    traced: &'a [Step],
+    export: Option<&'a Step>,
+}
+
+impl serde::Serialize for Steps<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.traced.iter().chain(self.export))
     }
 }

@@ -370,13 +370,10 @@ impl SyncRepo {
     pub async fn connections(&self, key: &JobKey, ids: &[ObjectId]) -> Result<HashMap<ObjectId, Connection>, JobError> {
         let collection = connections_collection(&key.job);
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        let mut connections = HashMap::new();
-        for id in ids {
-            if let Some(connection) = job::read(tx.as_mut(), &collection, &id.to_string()).await? {
-                connections.insert(*id, connection);
-            }
-        }
-        Ok(connections)
+        let keys: Vec<String> = ids.iter().map(ObjectId::to_string).collect();
+        let by_key: HashMap<String, ObjectId> = keys.iter().cloned().zip(ids.iter().copied()).collect();
+        let found: Vec<(String, Connection)> = job::read_many(tx.as_mut(), &collection, &keys).await?;
+        Ok(found.into_iter().filter_map(|(key, connection)| Some((*by_key.get(&key)?, connection))).collect())
     }
 
     pub async fn connection(&self, key: &JobKey, id: ObjectId) -> Result<Option<Connection>, JobError> {

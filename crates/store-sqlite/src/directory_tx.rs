@@ -729,6 +729,29 @@ impl DirectoryTx for SqliteDirectoryTx {
         Ok(())
     }
 
+    async fn get_docs(&mut self, collection: &str, keys: &[String]) -> Result<Vec<DocRow>, StoreError> {
+        let mut docs = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = "
+            ));
+            select
+                .push_bind(&self.tenant_text)
+                .push(" AND collection = ")
+                .push_bind(collection)
+                .push(" AND doc_key IN (");
+            let mut list = select.separated(", ");
+            for key in chunk {
+                list.push_bind(key);
+            }
+            select.push(")");
+            for row in select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
+                docs.push(doc_from_row(&row)?);
+            }
+        }
+        Ok(docs)
+    }
+
     async fn existing_doc_keys(
         &mut self,
         collection: &str,

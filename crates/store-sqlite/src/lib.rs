@@ -42,7 +42,14 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // SQLite's default page cache is 2 MiB per connection: a bulk write into a tenant of 100,000 users then
+            // reads most index pages back from the file. 32 MiB (the most a connection may grow to; idle ones stay
+            // small) keeps the indexes a page of writes touches in memory.
+            .pragma("cache_size", "-32768")
+            // Checkpoints copy the write-ahead log into the database on the writer's commit. Every 4,000 pages
+            // (16 MiB) instead of 1,000, a page written by several commits (an index's, a counter's) is copied once.
+            .pragma("wal_autocheckpoint", "4000");
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(unavailable)?;
         migrate::run(&pool).await?;
         Ok(SqliteStore { pool })

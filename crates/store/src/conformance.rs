@@ -929,4 +929,14 @@ pub async fn batch_writes_match_single_writes(store: &dyn Store) {
     assert_eq!(found, expected, "keys are exact (case too), across statement chunks");
     assert!(tx.existing_doc_keys("batchdocs", &[]).await.expect("no keys").is_empty());
     assert!(tx.existing_doc_keys("otherdocs", &asked).await.expect("other collection").is_empty());
+    let mut got = tx.get_docs("batchdocs", &asked).await.expect("get docs");
+    got.sort_by(|left, right| left.key.cmp(&right.key));
+    let mut single = Vec::new();
+    for key in &asked {
+        single.extend(tx.get_doc("batchdocs", key).await.expect("get doc"));
+    }
+    assert_eq!(got, single, "the same documents as one read per key, every column kept");
+    assert_eq!(got.len(), 100);
+    assert!(tx.get_docs("batchdocs", &[]).await.expect("no keys").is_empty());
+    assert!(tx.get_docs("otherdocs", &asked).await.expect("other collection").is_empty());
 }

@@ -258,6 +258,14 @@ pub trait DirectoryTx: Send {
         }
         Ok(())
     }
+    /// The documents of `collection` among `keys` that exist, in no particular order (one query on the backends).
+    async fn get_docs(&mut self, collection: &str, keys: &[String]) -> Result<Vec<DocRow>, StoreError> {
+        let mut docs = Vec::with_capacity(keys.len());
+        for key in keys {
+            docs.extend(self.get_doc(collection, key).await?);
+        }
+        Ok(docs)
+    }
     /// Which of `keys` have a document in `collection` (one query on the backends).
     async fn existing_doc_keys(
         &mut self,
