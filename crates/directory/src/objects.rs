@@ -132,8 +132,8 @@ fn path_with_nul(value: &serde_json::Value, path: &str) -> Option<String> {
     }
 }
 
-fn refuse_nul(value: serde_json::Value, resource: &str) -> Result<(), DirectoryError> {
-    match path_with_nul(&value, "") {
+fn refuse_nul(value: &serde_json::Value, resource: &str) -> Result<(), DirectoryError> {
+    match path_with_nul(value, "") {
         Some(property) => Err(DirectoryError::invalid(format!(
             "Invalid value specified for property '{property}' of resource '{resource}': the NUL character is not allowed."
         ))),
@@ -143,20 +143,23 @@ fn refuse_nul(value: serde_json::Value, resource: &str) -> Result<(), DirectoryE
 
 /// Every rule a stored user satisfies, run by every write path (Graph, SCIM, import, sync) before it stores one.
 pub(crate) fn validate_user(tenant: &Tenant, user: &User) -> Result<(), DirectoryError> {
-    refuse_nul(serde_json::to_value(user).expect("a user always serializes"), "User")?;
+    // The user's JSON form, made once for both checks that read it.
+    let json = serde_json::to_value(user).expect("a user always serializes");
+    refuse_nul(&json, "User")?;
     validate_upn(tenant, &user.user_principal_name)?;
     required(&user.display_name, "displayName")?;
     required(&user.mail_nickname, "mailNickname")?;
     // Lengths, formats and multiplicity from the one property table every entry path shares.
-    tenantsync_model::properties::check_user(user)?;
+    tenantsync_model::properties::check_user_json(&json)?;
     Ok(())
 }
 
 pub(crate) fn validate_group(group: &Group) -> Result<(), DirectoryError> {
-    refuse_nul(serde_json::to_value(group).expect("a group always serializes"), "Group")?;
+    let json = serde_json::to_value(group).expect("a group always serializes");
+    refuse_nul(&json, "Group")?;
     required(&Some(group.display_name.clone()), "displayName")?;
     required(&Some(group.mail_nickname.clone()), "mailNickname")?;
-    tenantsync_model::properties::check_group(group)?;
+    tenantsync_model::properties::check_group_json(&json)?;
     if group.mail_enabled {
         return Err(DirectoryError::invalid(
             "Only security groups without mail are supported: set mailEnabled to false.",
