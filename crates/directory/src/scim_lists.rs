@@ -4,10 +4,12 @@
 //!
 //! This module does not evaluate SCIM filters or render SCIM JSON; `tenantsync-api` does, on what it returns.
 
-use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId};
-use tenantsync_store::{KeyMatch, ScimKey, ScimSelect, TxMode};
+use std::collections::HashMap;
 
-use crate::objects::decode;
+use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
+use tenantsync_store::{KeyMatch, LinkKind, ScimKey, ScimSelect, TxMode};
+
+use crate::objects::{decode, live_of_kind};
 use crate::{Directory, DirectoryError, OpTimer};
 
 /// A window of a SCIM list that storage answers entirely: the live objects of `kind` passing `conditions`, ordered
@@ -37,16 +39,21 @@ impl Directory {
     pub async fn scim_window(&self, tenant: TenantId, window: &ScimWindow) -> Result<ScimWindowPage, DirectoryError> {
         let _timer = OpTimer::start("scim_window");
         let mut tx = self.begin(tenant, TxMode::Read).await?;
-        let total = tx.count_scim(window.kind, &window.conditions).await?;
         let select = |conditions: Vec<(ScimKey, KeyMatch)>, order: ScimKey, descending: bool, offset: u64, limit| {
             ScimSelect { kind: window.kind, conditions, order, descending, after: None, offset, limit }
         };
         let mut rows = Vec::new();
-        if window.limit == 0 || window.offset >= total {
-            // Nothing to read beyond the count.
+        let mut total = None;
+        if window.limit == 0 {
+            // Only the count.
         } else if !window.empty_is_missing || window.order == ScimKey::Id {
             let all = select(window.conditions.clone(), window.order, window.descending, window.offset, window.limit);
             rows = tx.select_scim(&all).await?;
+            // A window that is not full and not empty ends the matches: no count needed (the common case of an
+            // `eq` filter).
+            if !rows.is_empty() && rows.len() < window.limit as usize {
+                total = Some(window.offset + rows.len() as u64);
+            }
         } else {
             // Two segments, each served by the order's index: the objects with a value in order, and those
             // without one in id order.
@@ -76,9 +83,66 @@ impl Directory {
                 rows.extend(tx.select_scim(&page).await?);
             }
         }
+        let total = match total {
+            Some(total) => total,
+            None => tx.count_scim(window.kind, &window.conditions).await?,
+        };
         tx.commit().await?;
         let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(ScimWindowPage { total, items })
+    }
+
+    /// A live user (by object id or userPrincipalName) and its live manager's id, from one read transaction: what
+    /// SCIM shows of a user.
+    pub async fn user_with_manager(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> Result<(User, Option<ObjectId>), DirectoryError> {
+        let _timer = OpTimer::start("user_with_manager");
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let DirectoryObject::User(user) = live_of_kind(tx.as_mut(), key, ObjectKind::User).await? else {
+            return Err(DirectoryError::not_found(key));
+        };
+        let managers = tx.links_from(LinkKind::Manager, user.id).await?;
+        let manager = if managers.is_empty() { None } else { first_live(tx.get_objects(&managers).await?) };
+        tx.commit().await?;
+        Ok((user, manager))
+    }
+
+    /// The live managers of `users` (user id → manager id), as [`Directory::user_with_manager`] finds them, in
+    /// two queries: for rendering a page of users.
+    pub async fn managers_of(
+        &self,
+        tenant: TenantId,
+        users: &[ObjectId],
+    ) -> Result<HashMap<ObjectId, ObjectId>, DirectoryError> {
+        if users.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let _timer = OpTimer::start("managers_of");
+        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let pairs = tx.links_from_many(LinkKind::Manager, users).await?;
+        let manager_ids: Vec<ObjectId> = pairs.iter().map(|(_, manager)| *manager).collect();
+        let live: std::collections::HashSet<ObjectId> = if manager_ids.is_empty() {
+            Default::default()
+        } else {
+            tx.get_objects(&manager_ids)
+                .await?
+                .into_iter()
+                .filter(|row| row.deleted_at.is_none())
+                .map(|row| row.id)
+                .collect()
+        };
+        tx.commit().await?;
+        let mut managers = HashMap::new();
+        // Pairs come ordered by user then manager: the first live one wins, as for a single user.
+        for (user, manager) in pairs {
+            if live.contains(&manager) {
+                managers.entry(user).or_insert(manager);
+            }
+        }
+        Ok(managers)
     }
 
     /// Up to `limit` live objects of `kind` passing `conditions` with an id above `after`, in id order: one page
@@ -106,4 +170,9 @@ impl Directory {
         tx.commit().await?;
         rows.iter().map(decode).collect()
     }
+}
+
+/// The smallest id among the live rows, as `links_from` order would give first.
+fn first_live(rows: Vec<tenantsync_store::ObjectRow>) -> Option<ObjectId> {
+    rows.into_iter().filter(|row| row.deleted_at.is_none()).map(|row| row.id).min()
 }

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 use tenantsync_directory::ScimWindow;
-use tenantsync_model::{DirectoryObject, ObjectKind, TenantId};
+use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId};
 use tenantsync_scim::filter::{AttrPath, CompValue, CompareOp};
 use tenantsync_scim::mapping::{group_to_scim, user_to_scim};
 use tenantsync_scim::projection::Projection;
@@ -419,9 +419,17 @@ pub(super) async fn list_page(
             (streamed.total, streamed.page)
         }
     };
+    // The users' managers in two queries for the whole page; a group's members per group.
+    let user_ids: Vec<ObjectId> =
+        page.iter().filter_map(|object| matches!(object, DirectoryObject::User(_)).then(|| object.id())).collect();
+    let managers = state.directory.managers_of(tenant, &user_ids).await?;
     let mut resources = Vec::with_capacity(page.len());
     for object in &page {
-        resources.push(params.projection.apply(render(state, tenant, object, base).await?));
+        let rendered = match object {
+            DirectoryObject::User(user) => user_to_scim(user, managers.get(&user.id).copied(), base),
+            DirectoryObject::Group(_) => render(state, tenant, object, base).await?,
+        };
+        resources.push(params.projection.apply(rendered));
     }
     let body = json!({
         "schemas": [LIST_RESPONSE_URN],

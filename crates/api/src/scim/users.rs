@@ -53,8 +53,7 @@ pub(super) fn object_id(path: Result<GraphPath<String>, crate::ApiError>) -> Sci
 
 /// A live user and its SCIM JSON.
 async fn current(state: &AppState, tenant: TenantId, id: &str, base: &str) -> ScimResult<(User, Value)> {
-    let user = state.directory.get_user(tenant, id).await?;
-    let manager = state.directory.manager(tenant, id).await?.map(|manager| manager.id());
+    let (user, manager) = state.directory.user_with_manager(tenant, id).await?;
     let rendered = user_to_scim(&user, manager, base);
     Ok((user, rendered))
 }
