@@ -103,7 +103,23 @@ fn push_scim_where(
     kind: ObjectKind,
     conditions: &[(ScimKey, KeyMatch)],
 ) {
-    query.push(" FROM objects WHERE tenant_id = ").push_bind(tenant.to_owned());
+    // Without statistics SQLite prefers walking `objects_by_id` in id order (no sort) over the index of a
+    // condition, which reads the tenant's whole kind for one `userName eq`: the index of the first equality or
+    // prefix condition is named.
+    let index = conditions.iter().find_map(|(key, condition)| match (key, condition) {
+        (ScimKey::Id, _) | (_, KeyMatch::Empty | KeyMatch::NotEmpty) => None,
+        (_, KeyMatch::StartsWith(prefix)) if prefix.is_empty() => None,
+        // The partial indexes hold users only.
+        (ScimKey::UserName | ScimKey::ExternalId, _) if kind != ObjectKind::User => None,
+        (ScimKey::UserName, _) => Some("objects_by_scim_user_name"),
+        (ScimKey::ExternalId, _) => Some("objects_by_scim_external_id"),
+        (ScimKey::DisplayName, _) => Some("objects_by_name"),
+    });
+    match index {
+        Some(index) => query.push(format!(" FROM objects INDEXED BY {index} WHERE tenant_id = ")),
+        None => query.push(" FROM objects WHERE tenant_id = "),
+    };
+    query.push_bind(tenant.to_owned());
     query.push(format!(" AND kind = '{}' AND deleted_at IS NULL", kind.as_str()));
     for (key, condition) in conditions {
         let column = match key {

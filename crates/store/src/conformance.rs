@@ -1052,6 +1052,9 @@ pub async fn scim_selects_filter_order_and_page(store: &dyn Store) {
         ..select(vec![(ScimKey::DisplayName, KeyMatch::Equals("alpha".into()))], ScimKey::Id, false)
     };
     assert_eq!(ids(groups).await.0.len(), 1, "a group by display name");
+    let by_user_name = vec![(ScimKey::UserName, KeyMatch::Equals("alpha".into()))];
+    let groups = ScimSelect { kind: ObjectKind::Group, ..select(by_user_name, ScimKey::Id, false) };
+    assert_eq!(ids(groups).await, (vec![], 0), "groups have no userName");
     drop(ids);
     tx.commit().await.expect("commit");
 }
