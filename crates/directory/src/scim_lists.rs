@@ -4,10 +4,10 @@
 //!
 //! This module does not evaluate SCIM filters or render SCIM JSON; `tenantsync-api` does, on what it returns.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
-use tenantsync_store::{KeyMatch, LinkKind, ScimKey, ScimSelect, TxMode};
+use tenantsync_store::{DirectoryTx, KeyMatch, LinkKind, ScimKey, ScimSelect, TxMode};
 
 use crate::objects::{decode, live_of_kind};
 use crate::{Directory, DirectoryError, OpTimer};
@@ -27,11 +27,13 @@ pub struct ScimWindow {
     pub limit: u32,
 }
 
-/// What [`Directory::scim_window`] found: how many objects pass the conditions, and the window's objects.
+/// What [`Directory::scim_window`] found: how many objects pass the conditions, the window's objects, and the
+/// live managers of its users (user id → manager id, as [`Directory::managers_of`] gives them).
 #[derive(Clone, Debug)]
 pub struct ScimWindowPage {
     pub total: u64,
     pub items: Vec<DirectoryObject>,
+    pub managers: HashMap<ObjectId, ObjectId>,
 }
 
 impl Directory {
@@ -87,9 +89,12 @@ impl Directory {
             Some(total) => total,
             None => tx.count_scim(window.kind, &window.conditions).await?,
         };
+        let user_ids: Vec<ObjectId> =
+            rows.iter().filter(|row| row.kind == ObjectKind::User).map(|row| row.id).collect();
+        let managers = managers_in(tx.as_mut(), &user_ids).await?;
         tx.commit().await?;
         let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        Ok(ScimWindowPage { total, items })
+        Ok(ScimWindowPage { total, items, managers })
     }
 
     /// A live user (by object id or userPrincipalName) and its live manager's id, from one read transaction: what
@@ -122,26 +127,8 @@ impl Directory {
         }
         let _timer = OpTimer::start("managers_of");
         let mut tx = self.begin(tenant, TxMode::Read).await?;
-        let pairs = tx.links_from_many(LinkKind::Manager, users).await?;
-        let manager_ids: Vec<ObjectId> = pairs.iter().map(|(_, manager)| *manager).collect();
-        let live: std::collections::HashSet<ObjectId> = if manager_ids.is_empty() {
-            Default::default()
-        } else {
-            tx.get_objects(&manager_ids)
-                .await?
-                .into_iter()
-                .filter(|row| row.deleted_at.is_none())
-                .map(|row| row.id)
-                .collect()
-        };
+        let managers = managers_in(tx.as_mut(), users).await?;
         tx.commit().await?;
-        let mut managers = HashMap::new();
-        // Pairs come ordered by user then manager: the first live one wins, as for a single user.
-        for (user, manager) in pairs {
-            if live.contains(&manager) {
-                managers.entry(user).or_insert(manager);
-            }
-        }
         Ok(managers)
     }
 
@@ -175,4 +162,34 @@ impl Directory {
 /// The smallest id among the live rows, as `links_from` order would give first.
 fn first_live(rows: Vec<tenantsync_store::ObjectRow>) -> Option<ObjectId> {
     rows.into_iter().filter(|row| row.deleted_at.is_none()).map(|row| row.id).min()
+}
+
+/// The live managers of `users` (user id → manager id): one query for the links, one more only when there are some.
+async fn managers_in(
+    tx: &mut dyn DirectoryTx,
+    users: &[ObjectId],
+) -> Result<HashMap<ObjectId, ObjectId>, DirectoryError> {
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let pairs = tx.links_from_many(LinkKind::Manager, users).await?;
+    if pairs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let manager_ids: Vec<ObjectId> = pairs.iter().map(|(_, manager)| *manager).collect();
+    let live: HashSet<ObjectId> = tx
+        .get_objects(&manager_ids)
+        .await?
+        .into_iter()
+        .filter(|row| row.deleted_at.is_none())
+        .map(|row| row.id)
+        .collect();
+    let mut managers = HashMap::new();
+    // Pairs come ordered by user then manager: the first live one wins, as for a single user.
+    for (user, manager) in pairs {
+        if live.contains(&manager) {
+            managers.entry(user).or_insert(manager);
+        }
+    }
+    Ok(managers)
 }

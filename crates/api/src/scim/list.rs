@@ -409,20 +409,24 @@ pub(super) async fn list_page(
         }
         _ => None,
     };
-    let (total, page) = match in_store {
+    // The users' managers come for the whole page at once (in the window's transaction when storage answers); a
+    // group's members per group.
+    let (total, page, managers) = match in_store {
         Some(window) => {
             let found = state.directory.scim_window(tenant, &window).await?;
-            (found.total as usize, found.items)
+            (found.total as usize, found.items, found.managers)
         }
         None => {
             let streamed = stream_matches(state, tenant, kinds, params, base).await?;
-            (streamed.total, streamed.page)
+            let user_ids: Vec<ObjectId> = streamed
+                .page
+                .iter()
+                .filter_map(|object| matches!(object, DirectoryObject::User(_)).then(|| object.id()))
+                .collect();
+            let managers = state.directory.managers_of(tenant, &user_ids).await?;
+            (streamed.total, streamed.page, managers)
         }
     };
-    // The users' managers in two queries for the whole page; a group's members per group.
-    let user_ids: Vec<ObjectId> =
-        page.iter().filter_map(|object| matches!(object, DirectoryObject::User(_)).then(|| object.id())).collect();
-    let managers = state.directory.managers_of(tenant, &user_ids).await?;
     let mut resources = Vec::with_capacity(page.len());
     for object in &page {
         let rendered = match object {

@@ -96,7 +96,11 @@ async fn write(
         PasswordProfile::check_complexity(password).map_err(ScimError::invalid_value)?;
     }
     let user_name = mapping::user_name(&user).to_owned();
-    if user_name_taken(state, tenant, &user_name, existing.as_ref().map(|(user, _)| user.id)).await? {
+    // A replace or patch that keeps the userName (ignoring ASCII case, as uniqueness compares) cannot make it
+    // clash: the lookup is for creates and renames.
+    let renamed =
+        existing.as_ref().is_none_or(|(current, _)| !mapping::user_name(current).eq_ignore_ascii_case(&user_name));
+    if renamed && user_name_taken(state, tenant, &user_name, existing.as_ref().map(|(user, _)| user.id)).await? {
         return Err(ScimError::uniqueness(format!("userName '{user_name}' is already taken")).into());
     }
     let manager = match &links.manager {
