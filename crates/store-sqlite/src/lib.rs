@@ -43,7 +43,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(unavailable)?;
+        // No ping before each acquire (sqlx's default): a connection to a local file does not go stale, and the
+        // ping is one more round trip to the connection's worker thread per transaction and per pool query, which
+        // with the thread hand-offs is most of a small request's cost (issue 14, the SCIM profile).
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
         migrate::run(&pool).await?;
         Ok(SqliteStore { pool })
     }
