@@ -421,7 +421,8 @@ pub(super) async fn list_page(
             let user_ids: Vec<ObjectId> = streamed
                 .page
                 .iter()
-                .filter_map(|object| matches!(object, DirectoryObject::User(_)).then(|| object.id()))
+                .filter(|object| matches!(object, DirectoryObject::User(_)))
+                .map(DirectoryObject::id)
                 .collect();
             let managers = state.directory.managers_of(tenant, &user_ids).await?;
             (streamed.total, streamed.page, managers)

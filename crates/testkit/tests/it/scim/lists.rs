@@ -25,8 +25,8 @@ fn user_body(idx: usize) -> (Value, Option<String>, Option<String>) {
     let user_name = format!("{prefix}{idx:04}@lists.example");
     // Many ties (and ties in different cases); every fifth user is created without a display name, and the
     // directory gives it its userName (a directory user always has one).
-    let display_name = (idx % 5 != 0).then(|| {
-        let person = if idx % 2 == 0 { "Person" } else { "person" };
+    let display_name = (!idx.is_multiple_of(5)).then(|| {
+        let person = if idx.is_multiple_of(2) { "Person" } else { "person" };
         format!("{person} {}", (idx * 7) % 100)
     });
     let external_id = match idx % 3 {
@@ -76,14 +76,14 @@ async fn create_users(client: &ApiClient) -> Vec<Written> {
 
 /// What a list must answer: the matches in id order, stably sorted as RFC 7644 §3.4.2.3 says (strings ignoring
 /// case; missing values last when ascending, first when descending), then the window.
-fn expected<'u>(
-    users: &'u [Written],
+fn expected(
+    users: &[Written],
     matches: impl Fn(&Written) -> bool,
     sort_value: Option<fn(&Written) -> Option<String>>,
     descending: bool,
     start_index: usize,
     count: usize,
-) -> (usize, Vec<&'u str>) {
+) -> (usize, Vec<&str>) {
     let mut found: Vec<&Written> = users.iter().filter(|user| matches(user)).collect();
     if let Some(sort_value) = sort_value {
         found.sort_by(|left, right| {
