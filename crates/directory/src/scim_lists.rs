@@ -70,18 +70,17 @@ impl Directory {
                 (with_condition(KeyMatch::NotEmpty), with_condition(KeyMatch::Empty))
             };
             let first_is_valued = !window.descending;
-            let n_first = tx.count_scim(window.kind, &first).await?;
             let first_order = if first_is_valued { window.order } else { ScimKey::Id };
             let second_order = if first_is_valued { ScimKey::Id } else { window.order };
-            if window.offset < n_first {
-                let page =
-                    select(first, first_order, window.descending && first_is_valued, window.offset, window.limit);
-                rows = tx.select_scim(&page).await?;
-            }
+            // The segment without values is in ascending id order whichever the direction.
+            let page = select(first.clone(), first_order, false, window.offset, window.limit);
+            rows = tx.select_scim(&page).await?;
             let remaining = window.limit.saturating_sub(rows.len() as u32);
+            // Only a window reaching past the first segment needs its size (where the second one starts).
             if remaining > 0 {
+                let n_first = tx.count_scim(window.kind, &first).await?;
                 let offset = window.offset.saturating_sub(n_first);
-                let page = select(second, second_order, window.descending && !first_is_valued, offset, remaining);
+                let page = select(second, second_order, window.descending, offset, remaining);
                 rows.extend(tx.select_scim(&page).await?);
             }
         }
@@ -192,4 +191,82 @@ async fn managers_in(
         }
     }
     Ok(managers)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, User};
+    use tenantsync_store::{ScimKey, TxMode};
+
+    use crate::{Directory, ScimWindow};
+
+    fn user(idx: usize, id: ObjectId, display_name: Option<&str>) -> User {
+        let mut json = serde_json::json!({
+            "id": id,
+            "userPrincipalName": format!("user{idx}@contoso.example"),
+            "mailNickname": format!("user{idx}"),
+            "accountEnabled": true,
+            "createdDateTime": "2030-01-01T09:00:00Z",
+        });
+        if let Some(display_name) = display_name {
+            json["displayName"] = display_name.into();
+        }
+        serde_json::from_value(json).expect("a valid user")
+    }
+
+    /// Users without a display name are "missing" for `sortBy=displayName`: last when ascending, first when
+    /// descending, in id order either way (RFC 7644 §3.4.2.3), across windows that straddle the two segments.
+    #[tokio::test]
+    async fn display_name_windows_put_missing_values_last_or_first() {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", data_dir.path().join("directory.db").display());
+        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
+        let directory = Directory::new(Arc::new(store), Arc::new(tenantsync_model::SystemClock));
+        let new_tenant = crate::NewTenant {
+            name: "contoso".to_owned(),
+            display_name: None,
+            domains: vec!["contoso.example".to_owned()],
+        };
+        let (tenant, _) = directory.create_tenant(new_tenant).await.expect("create the tenant");
+        // Directory writes refuse a user without a display name, so the rows are written as storage holds them.
+        let names = [Some("b"), None, Some("A"), Some(""), Some("c"), None, Some("a"), Some("B")];
+        // Ids in the order of `names`, so that positions name the id order.
+        let mut ids: Vec<ObjectId> = names.iter().map(|_| ObjectId::new_random()).collect();
+        ids.sort();
+        let users: Vec<User> = names.iter().enumerate().map(|(idx, name)| user(idx, ids[idx], *name)).collect();
+        let mut tx = directory.store.begin(tenant.id, TxMode::Write).await.expect("begin");
+        for user in &users {
+            tx.insert_object(&crate::objects::encode_user(user)).await.expect("insert");
+        }
+        tx.commit().await.expect("commit");
+
+        let id = |idx: usize| users[idx].id;
+        // Ascending: a, A (ties by id: 2 before 6), b/B, c, then the missing ones (1, 3, 5) by id.
+        let ascending = [2, 6, 0, 7, 4, 1, 3, 5].map(id);
+        // Descending: the missing ones by id, then c, b/B, a/A (ties still by ascending id).
+        let descending = [1, 3, 5, 4, 0, 7, 2, 6].map(id);
+        for (is_descending, expected) in [(false, ascending), (true, descending)] {
+            for offset in 0..8u64 {
+                for limit in [1u32, 2, 3, 8] {
+                    let window = ScimWindow {
+                        kind: ObjectKind::User,
+                        conditions: vec![],
+                        order: ScimKey::DisplayName,
+                        descending: is_descending,
+                        empty_is_missing: true,
+                        offset,
+                        limit,
+                    };
+                    let page = directory.scim_window(tenant.id, &window).await.expect("window");
+                    let ids: Vec<ObjectId> = page.items.iter().map(DirectoryObject::id).collect();
+                    let want: Vec<ObjectId> =
+                        expected.iter().skip(offset as usize).take(limit as usize).copied().collect();
+                    assert_eq!(ids, want, "descending {is_descending}, offset {offset}, limit {limit}");
+                    assert_eq!(page.total, 8, "descending {is_descending}, offset {offset}, limit {limit}");
+                }
+            }
+        }
+    }
 }
