@@ -102,7 +102,22 @@ struct Claims {
 pub struct TokenIssuer {
     key: SigningKey,
     clock: Arc<dyn Clock>,
+    /// Tokens whose signature and claims were checked, by their exact text: a client sends the same token with
+    /// every request for an hour, and a map lookup costs far less than an Ed25519 verification (issue 14). The
+    /// lifetime is still checked on every request. Bounded: emptied when full.
+    verified: std::sync::Mutex<std::collections::HashMap<Box<str>, VerifiedToken>>,
 }
+
+/// What a token's checked claims say, kept by [`TokenIssuer::verify`].
+#[derive(Clone)]
+struct VerifiedToken {
+    caller: Caller,
+    nbf: i64,
+    exp: i64,
+}
+
+/// How many verified tokens [`TokenIssuer`] keeps.
+const VERIFIED_TOKENS_KEPT: usize = 4096;
 
 /// An access token just issued.
 #[derive(Debug)]
@@ -113,7 +128,7 @@ pub struct IssuedToken {
 
 impl TokenIssuer {
     pub fn new(key: SigningKey, clock: Arc<dyn Clock>) -> Self {
-        Self { key, clock }
+        Self { key, clock, verified: std::sync::Mutex::new(std::collections::HashMap::new()) }
     }
 
     pub fn jwks(&self) -> serde_json::Value {
@@ -154,6 +169,31 @@ impl TokenIssuer {
 
     /// Checks a bearer token's signature, audience and lifetime (on the injected clock).
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let known = self.verified.lock().expect("the verified-token map is never poisoned").get(token).cloned();
+        let verified = match known {
+            Some(verified) => verified,
+            None => {
+                let verified = self.verify_signature(token)?;
+                let mut kept = self.verified.lock().expect("the verified-token map is never poisoned");
+                if kept.len() >= VERIFIED_TOKENS_KEPT {
+                    kept.clear();
+                }
+                kept.insert(token.into(), verified.clone());
+                verified
+            }
+        };
+        let now = self.clock.now().unix_timestamp();
+        if verified.exp <= now {
+            return Err(ApiError::Unauthenticated("Lifetime validation failed, the token is expired.".to_owned()));
+        }
+        if verified.nbf > now + 300 {
+            return Err(ApiError::Unauthenticated("Access token validation failure.".to_owned()));
+        }
+        Ok(verified.caller)
+    }
+
+    /// The signature, audience and claims of a token, without its lifetime.
+    fn verify_signature(&self, token: &str) -> Result<VerifiedToken, ApiError> {
         let invalid = || ApiError::Unauthenticated("Access token validation failure.".to_owned());
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[GRAPH_AUDIENCE]);
@@ -162,18 +202,11 @@ impl TokenIssuer {
         validation.required_spec_claims.clear();
         let data = jsonwebtoken::decode::<Claims>(token, &self.key.decoding, &validation).map_err(|_| invalid())?;
         let claims = data.claims;
-        let now = self.clock.now().unix_timestamp();
-        if claims.exp <= now {
-            return Err(ApiError::Unauthenticated("Lifetime validation failed, the token is expired.".to_owned()));
-        }
-        if claims.nbf > now + 300 {
-            return Err(invalid());
-        }
         let tenant = TenantId::parse(&claims.tid).map_err(|_| invalid())?;
         let client_id = ClientId::parse(&claims.appid).map_err(|_| invalid())?;
         let roles = RoleSet::parse_list(&claims.roles.join(",")).map_err(|_| invalid())?;
         let partner = claims.partner_tid.as_deref().map(TenantId::parse).transpose().map_err(|_| invalid())?;
-        Ok(Caller { tenant, client_id, roles, partner })
+        Ok(VerifiedToken { caller: Caller { tenant, client_id, roles, partner }, nbf: claims.nbf, exp: claims.exp })
     }
 }
 

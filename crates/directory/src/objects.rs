@@ -208,7 +208,7 @@ async fn live_object(tx: &mut dyn DirectoryTx, key: &str) -> Result<(ObjectRow, 
     }
 }
 
-async fn live_of_kind(
+pub(crate) async fn live_of_kind(
     tx: &mut dyn DirectoryTx,
     key: &str,
     kind: ObjectKind,

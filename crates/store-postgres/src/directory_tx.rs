@@ -12,8 +12,8 @@ use sqlx::query::Query;
 use sqlx::{Acquire, Postgres, Row, Transaction};
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
 use tenantsync_store::{
-    ChangeRow, DirectoryTx, DocRow, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, StoreError,
-    Wake,
+    ChangeRow, DirectoryTx, DocRow, KeyMatch, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec,
+    ScimKey, ScimSelect, StoreError, Wake, prefix_upper_bound,
 };
 use time::OffsetDateTime;
 
@@ -25,6 +25,12 @@ const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anc
 const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
 /// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
+
+/// The SCIM userName as migration 0020 indexes it (bytewise, the "C" collation): the expression must stay
+/// identical for PostgreSQL to use the index.
+const USER_NAME_KEY: &str = "(lower(coalesce((data::jsonb) ->> 'scimUserName', upn)) COLLATE \"C\")";
+/// The SCIM externalId as migration 0020 indexes it.
+const EXTERNAL_ID_KEY: &str = "(((data::jsonb) ->> 'scimExternalId') COLLATE \"C\")";
 
 const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
@@ -48,6 +54,44 @@ fn lower(value: &Option<String>) -> Option<String> {
 
 fn name_key(row: &ObjectRow) -> String {
     row.display_name.clone().unwrap_or_default().to_lowercase()
+}
+
+/// `FROM objects WHERE …` for the live objects of `kind` passing every condition. The kind is written as a
+/// literal, so that the planner sees the `kind = 'user'` of the partial indexes of userName and externalId.
+fn push_scim_where(
+    query: &mut sqlx::QueryBuilder<Postgres>,
+    tenant: &str,
+    kind: ObjectKind,
+    conditions: &[(ScimKey, KeyMatch)],
+) {
+    query.push(" FROM objects WHERE tenant_id = ").push_bind(tenant.to_owned());
+    query.push(format!(" AND kind = '{}' AND deleted_at IS NULL", kind.as_str()));
+    for (key, condition) in conditions {
+        let column = match key {
+            ScimKey::Id => "id",
+            ScimKey::UserName => USER_NAME_KEY,
+            ScimKey::ExternalId => EXTERNAL_ID_KEY,
+            ScimKey::DisplayName => "name_key",
+        };
+        match condition {
+            KeyMatch::Equals(value) => {
+                query.push(format!(" AND {column} = ")).push_bind(value.clone());
+            }
+            KeyMatch::StartsWith(prefix) if prefix.is_empty() => {}
+            KeyMatch::StartsWith(prefix) => {
+                query.push(format!(" AND {column} >= ")).push_bind(prefix.clone());
+                if let Some(upper) = prefix_upper_bound(prefix) {
+                    query.push(format!(" AND {column} < ")).push_bind(upper);
+                }
+            }
+            KeyMatch::Empty => {
+                query.push(format!(" AND coalesce({column}, '') = ''"));
+            }
+            KeyMatch::NotEmpty => {
+                query.push(format!(" AND {column} > ''"));
+            }
+        }
+    }
 }
 
 /// The tenant's counters of sequence numbers (the change log's and the provisioning log's).
@@ -120,10 +164,10 @@ impl DirectoryTx for PgDirectoryTx {
     }
 
     async fn find_users_by_scim_user_name(&mut self, user_name: &str) -> Result<Vec<ObjectRow>, StoreError> {
-        // The expression is the index's (migration 0014), so PostgreSQL uses it.
+        // The expression is the index's (migration 0020), so PostgreSQL uses it.
         let rows = sqlx::query(trusted(format!(
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND kind = 'user' \
-             AND lower(coalesce((data::jsonb) ->> 'scimUserName', upn)) = lower($2) AND deleted_at IS NULL"
+             AND {USER_NAME_KEY} = lower($2) AND deleted_at IS NULL"
         )))
         .bind(&self.tenant_text)
         .bind(user_name)
@@ -227,6 +271,32 @@ impl DirectoryTx for PgDirectoryTx {
         }
         let rows = query.bind(i64::from(spec.limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
         rows.iter().map(object_from_row).collect()
+    }
+
+    async fn select_scim(&mut self, select: &ScimSelect) -> Result<Vec<ObjectRow>, StoreError> {
+        let mut query = sqlx::QueryBuilder::<Postgres>::new(format!("SELECT {OBJECT_COLUMNS}"));
+        push_scim_where(&mut query, &self.tenant_text, select.kind, &select.conditions);
+        if let Some(after) = select.after {
+            query.push(" AND id > ").push_bind(after.to_string());
+        }
+        let direction = if select.descending { "DESC" } else { "ASC" };
+        match select.order {
+            ScimKey::Id => query.push(format!(" ORDER BY id {direction}")),
+            ScimKey::UserName => query.push(format!(" ORDER BY {USER_NAME_KEY} {direction}, id ASC")),
+            ScimKey::ExternalId => query.push(format!(" ORDER BY coalesce({EXTERNAL_ID_KEY}, '') {direction}, id ASC")),
+            ScimKey::DisplayName => query.push(format!(" ORDER BY name_key {direction}, id ASC")),
+        };
+        query.push(" LIMIT ").push_bind(i64::from(select.limit));
+        query.push(" OFFSET ").push_bind(i64::try_from(select.offset).unwrap_or(i64::MAX));
+        let rows = query.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        rows.iter().map(object_from_row).collect()
+    }
+
+    async fn count_scim(&mut self, kind: ObjectKind, conditions: &[(ScimKey, KeyMatch)]) -> Result<u64, StoreError> {
+        let mut query = sqlx::QueryBuilder::<Postgres>::new("SELECT COUNT(*) AS n");
+        push_scim_where(&mut query, &self.tenant_text, kind, conditions);
+        let row = query.build().fetch_one(&mut *self.tx).await.map_err(unavailable)?;
+        Ok(row.try_get::<i64, _>("n").map_err(unavailable)?.max(0) as u64)
     }
 
     async fn count_objects(&mut self, kind: ObjectKind, deleted: bool) -> Result<u64, StoreError> {

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use sqlx::{Row, Sqlite, Transaction};
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
 use tenantsync_store::{
-    ChangeRow, DirectoryTx, DocRow, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, StoreError,
+    ChangeRow, DirectoryTx, DocRow, KeyMatch, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec,
+    ScimKey, ScimSelect, StoreError, prefix_upper_bound,
 };
 use time::OffsetDateTime;
 
@@ -16,6 +17,11 @@ const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anc
 const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
 /// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
+
+/// The SCIM userName as migration 0014 indexes it: the expression must stay identical for SQLite to use the index.
+const USER_NAME_KEY: &str = "lower(coalesce(json_extract(data, '$.scimUserName'), upn))";
+/// The SCIM externalId as migration 0020 indexes it.
+const EXTERNAL_ID_KEY: &str = "json_extract(data, '$.scimExternalId')";
 
 const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
@@ -86,6 +92,60 @@ impl SqliteDirectoryTx {
         }
         pairs.sort();
         Ok(pairs)
+    }
+}
+
+/// `FROM objects WHERE …` for the live objects of `kind` passing every condition. The kind is written as a
+/// literal, so that SQLite sees the `kind = 'user'` of the partial indexes of userName and externalId.
+fn push_scim_where(
+    query: &mut sqlx::QueryBuilder<Sqlite>,
+    tenant: &str,
+    kind: ObjectKind,
+    conditions: &[(ScimKey, KeyMatch)],
+) {
+    // Without statistics SQLite prefers walking `objects_by_id` in id order (no sort) over the index of a
+    // condition, which reads the tenant's whole kind for one `userName eq`: the index of the first equality or
+    // prefix condition is named.
+    let index = conditions.iter().find_map(|(key, condition)| match (key, condition) {
+        (ScimKey::Id, _) | (_, KeyMatch::Empty | KeyMatch::NotEmpty) => None,
+        (_, KeyMatch::StartsWith(prefix)) if prefix.is_empty() => None,
+        // The partial indexes hold users only.
+        (ScimKey::UserName | ScimKey::ExternalId, _) if kind != ObjectKind::User => None,
+        (ScimKey::UserName, _) => Some("objects_by_scim_user_name"),
+        (ScimKey::ExternalId, _) => Some("objects_by_scim_external_id"),
+        (ScimKey::DisplayName, _) => Some("objects_by_name"),
+    });
+    match index {
+        Some(index) => query.push(format!(" FROM objects INDEXED BY {index} WHERE tenant_id = ")),
+        None => query.push(" FROM objects WHERE tenant_id = "),
+    };
+    query.push_bind(tenant.to_owned());
+    query.push(format!(" AND kind = '{}' AND deleted_at IS NULL", kind.as_str()));
+    for (key, condition) in conditions {
+        let column = match key {
+            ScimKey::Id => "id",
+            ScimKey::UserName => USER_NAME_KEY,
+            ScimKey::ExternalId => EXTERNAL_ID_KEY,
+            ScimKey::DisplayName => "name_key",
+        };
+        match condition {
+            KeyMatch::Equals(value) => {
+                query.push(format!(" AND {column} = ")).push_bind(value.clone());
+            }
+            KeyMatch::StartsWith(prefix) if prefix.is_empty() => {}
+            KeyMatch::StartsWith(prefix) => {
+                query.push(format!(" AND {column} >= ")).push_bind(prefix.clone());
+                if let Some(upper) = prefix_upper_bound(prefix) {
+                    query.push(format!(" AND {column} < ")).push_bind(upper);
+                }
+            }
+            KeyMatch::Empty => {
+                query.push(format!(" AND coalesce({column}, '') = ''"));
+            }
+            KeyMatch::NotEmpty => {
+                query.push(format!(" AND {column} > ''"));
+            }
+        }
     }
 }
 
@@ -276,6 +336,32 @@ impl DirectoryTx for SqliteDirectoryTx {
         .fetch_one(&mut *self.tx)
         .await
         .map_err(unavailable)?;
+        Ok(row.try_get::<i64, _>("n").map_err(unavailable)?.max(0) as u64)
+    }
+
+    async fn select_scim(&mut self, select: &ScimSelect) -> Result<Vec<ObjectRow>, StoreError> {
+        let mut query = sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {OBJECT_COLUMNS}"));
+        push_scim_where(&mut query, &self.tenant_text, select.kind, &select.conditions);
+        if let Some(after) = select.after {
+            query.push(" AND id > ").push_bind(after.to_string());
+        }
+        let direction = if select.descending { "DESC" } else { "ASC" };
+        match select.order {
+            ScimKey::Id => query.push(format!(" ORDER BY id {direction}")),
+            ScimKey::UserName => query.push(format!(" ORDER BY {USER_NAME_KEY} {direction}, id ASC")),
+            ScimKey::ExternalId => query.push(format!(" ORDER BY coalesce({EXTERNAL_ID_KEY}, '') {direction}, id ASC")),
+            ScimKey::DisplayName => query.push(format!(" ORDER BY name_key {direction}, id ASC")),
+        };
+        query.push(" LIMIT ").push_bind(i64::from(select.limit));
+        query.push(" OFFSET ").push_bind(i64::try_from(select.offset).unwrap_or(i64::MAX));
+        let rows = query.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        rows.iter().map(object_from_row).collect()
+    }
+
+    async fn count_scim(&mut self, kind: ObjectKind, conditions: &[(ScimKey, KeyMatch)]) -> Result<u64, StoreError> {
+        let mut query = sqlx::QueryBuilder::<Sqlite>::new("SELECT COUNT(*) AS n");
+        push_scim_where(&mut query, &self.tenant_text, kind, conditions);
+        let row = query.build().fetch_one(&mut *self.tx).await.map_err(unavailable)?;
         Ok(row.try_get::<i64, _>("n").map_err(unavailable)?.max(0) as u64)
     }
 

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_sync.sql")),
     (14, include_str!("../migrations/0014_scim_user_name.sql")),
     (15, include_str!("../migrations/0015_job_leases.sql")),
+    (20, include_str!("../migrations/0020_scim_external_id.sql")),
 ];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {

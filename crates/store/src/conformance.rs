@@ -7,8 +7,8 @@ use tenantsync_model::{ClientId, ObjectId, ObjectKind, TenantId};
 use time::OffsetDateTime;
 
 use crate::{
-    ChangeOp, ChangeRow, CredentialRow, DocRow, LeaseCensus, LeaseClaim, LeaseRow, LinkKind, LogQuery, LogRow,
-    ObjectRow, ScanOrder, ScanSpec, Store, StoreError, TenantRow, TxMode,
+    ChangeOp, ChangeRow, CredentialRow, DocRow, KeyMatch, LeaseCensus, LeaseClaim, LeaseRow, LinkKind, LogQuery,
+    LogRow, ObjectRow, ScanOrder, ScanSpec, ScimKey, ScimSelect, Store, StoreError, TenantRow, TxMode,
 };
 
 /// Runs every check, in order, on one store.
@@ -28,10 +28,11 @@ pub async fn run_all(store: &dyn Store) {
     leases_claim_renew_fence_and_release(store).await;
     users_are_found_by_scim_user_name(store).await;
     batch_writes_match_single_writes(store).await;
+    scim_selects_filter_order_and_page(store).await;
 }
 
 /// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
-pub const TENANTS_CREATED_BY_RUN_ALL: usize = 22;
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 24;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -939,4 +940,130 @@ pub async fn batch_writes_match_single_writes(store: &dyn Store) {
     assert_eq!(got.len(), 100);
     assert!(tx.get_docs("batchdocs", &[]).await.expect("no keys").is_empty());
     assert!(tx.get_docs("otherdocs", &asked).await.expect("other collection").is_empty());
+}
+
+/// A user as SCIM writes it: userName, optional externalId and display name.
+fn scim_user_with(
+    upn: &str,
+    user_name: Option<&str>,
+    external_id: Option<&str>,
+    display_name: Option<&str>,
+) -> ObjectRow {
+    let mut data = format!(r#"{{"userPrincipalName":"{upn}""#);
+    if let Some(user_name) = user_name {
+        data.push_str(&format!(r#","scimUserName":"{user_name}""#));
+    }
+    if let Some(external_id) = external_id {
+        data.push_str(&format!(r#","scimExternalId":"{external_id}""#));
+    }
+    data.push('}');
+    ObjectRow { data, display_name: display_name.map(str::to_owned), ..user_row(upn, "unused") }
+}
+
+pub async fn scim_selects_filter_order_and_page(store: &dyn Store) {
+    let tenant = new_tenant(store, "scimselect").await;
+    let other = new_tenant(store, "scimselectother").await;
+    // Ids are time-ordered, so the rows are in id order as listed.
+    let rows = [
+        scim_user_with("u0@scimselect.example", Some("Carol@x.example"), Some("EXT-1"), Some("Zed")),
+        scim_user_with("alice@scimselect.example", None, Some("ext-1"), Some("alice")),
+        scim_user_with("u2@scimselect.example", Some("ALAN@x.example"), None, None),
+        scim_user_with("u3@scimselect.example", Some("bob@x.example"), Some("EXT-2"), Some("Alice")),
+        scim_user_with("u4@scimselect.example", Some("al@y.example"), None, Some("")),
+        ObjectRow {
+            deleted_at: Some(at(5)),
+            ..scim_user_with("u5@scimselect.example", Some("albert@x.example"), Some("EXT-3"), Some("Al"))
+        },
+    ];
+    let id = |idx: usize| rows[idx].id;
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    for row in &rows {
+        tx.insert_object(row).await.expect("insert");
+    }
+    tx.insert_object(&ObjectRow {
+        id: ObjectId::new_time_ordered(),
+        kind: ObjectKind::Group,
+        upn: None,
+        display_name: Some("Alpha".to_owned()),
+        data: "{}".to_owned(),
+        deleted_at: None,
+        anchor: None,
+    })
+    .await
+    .expect("insert group");
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(other, TxMode::Write).await.expect("begin");
+    tx.insert_object(&scim_user_with("al@other.example", Some("al@x.example"), Some("EXT-1"), Some("Al")))
+        .await
+        .expect("insert in another tenant");
+    tx.commit().await.expect("commit");
+
+    let select = |conditions: Vec<(ScimKey, KeyMatch)>, order: ScimKey, descending: bool| ScimSelect {
+        kind: ObjectKind::User,
+        conditions,
+        order,
+        descending,
+        after: None,
+        offset: 0,
+        limit: 100,
+    };
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
+    let mut ids = async |select: ScimSelect| {
+        let found = tx.select_scim(&select).await.expect("select");
+        let count = tx.count_scim(select.kind, &select.conditions).await.expect("count");
+        (found.into_iter().map(|row| row.id).collect::<Vec<_>>(), count)
+    };
+    let user_name = |text: &str| vec![(ScimKey::UserName, KeyMatch::StartsWith(text.to_owned()))];
+
+    // Live users of this tenant, by id; the group and the deleted user are not among them.
+    let all = ids(select(vec![], ScimKey::Id, false)).await;
+    assert_eq!(all, (vec![id(0), id(1), id(2), id(3), id(4)], 5), "every live user by id");
+    // userName: what SCIM wrote, else the userPrincipalName, lowercased in ASCII.
+    let found = ids(select(vec![(ScimKey::UserName, KeyMatch::Equals("alan@x.example".into()))], ScimKey::Id, false));
+    assert_eq!(found.await, (vec![id(2)], 1), "userName eq ignores case");
+    let found =
+        ids(select(vec![(ScimKey::UserName, KeyMatch::Equals("alice@scimselect.example".into()))], ScimKey::Id, false));
+    assert_eq!(found.await, (vec![id(1)], 1), "the userPrincipalName is the userName when SCIM wrote none");
+    assert_eq!(ids(select(user_name("al"), ScimKey::Id, false)).await, (vec![id(1), id(2), id(4)], 3), "userName sw");
+    assert_eq!(ids(select(user_name("ala"), ScimKey::Id, false)).await, (vec![id(2)], 1), "userName sw, longer");
+    assert_eq!(ids(select(user_name(""), ScimKey::Id, false)).await.1, 5, "an empty prefix matches all");
+    // externalId is case-exact.
+    let external = |op: KeyMatch| vec![(ScimKey::ExternalId, op)];
+    assert_eq!(ids(select(external(KeyMatch::Equals("EXT-1".into())), ScimKey::Id, false)).await, (vec![id(0)], 1));
+    assert_eq!(
+        ids(select(external(KeyMatch::StartsWith("EXT-".into())), ScimKey::Id, false)).await,
+        (vec![id(0), id(3)], 2)
+    );
+    assert_eq!(ids(select(external(KeyMatch::StartsWith("ext".into())), ScimKey::Id, false)).await, (vec![id(1)], 1));
+    assert_eq!(ids(select(external(KeyMatch::Empty), ScimKey::Id, false)).await, (vec![id(2), id(4)], 2));
+    // Orders: ties by ascending id in both directions.
+    let by_name = ids(select(vec![], ScimKey::UserName, false)).await.0;
+    assert_eq!(by_name, vec![id(4), id(2), id(1), id(3), id(0)], "by userName");
+    let by_name = ids(select(vec![], ScimKey::UserName, true)).await.0;
+    assert_eq!(by_name, vec![id(0), id(3), id(1), id(2), id(4)], "by userName, descending");
+    let present = vec![(ScimKey::DisplayName, KeyMatch::NotEmpty)];
+    let by_display =
+        ids(ScimSelect { kind: ObjectKind::User, ..select(present.clone(), ScimKey::DisplayName, false) }).await;
+    assert_eq!(by_display, (vec![id(1), id(3), id(0)], 3), "by display name; 'alice' and 'Alice' tie");
+    let by_display = ids(select(present.clone(), ScimKey::DisplayName, true)).await;
+    assert_eq!(by_display, (vec![id(0), id(1), id(3)], 3), "descending, ties still by ascending id");
+    let missing = ids(select(vec![(ScimKey::DisplayName, KeyMatch::Empty)], ScimKey::Id, false)).await;
+    assert_eq!(missing, (vec![id(2), id(4)], 2), "absent and empty display names");
+    let display = ids(select(vec![(ScimKey::DisplayName, KeyMatch::StartsWith("al".into()))], ScimKey::Id, false));
+    assert_eq!(display.await, (vec![id(1), id(3)], 2), "display name sw (lowercase operand)");
+    // Windows and streaming.
+    let window = ScimSelect { offset: 1, limit: 2, ..select(vec![], ScimKey::UserName, false) };
+    assert_eq!(ids(window).await.0, vec![id(2), id(1)], "offset and limit");
+    let after = ScimSelect { after: Some(id(2)), limit: 2, ..select(vec![], ScimKey::Id, false) };
+    assert_eq!(ids(after).await.0, vec![id(3), id(4)], "after an id");
+    // Groups by display name.
+    let groups = ScimSelect {
+        kind: ObjectKind::Group,
+        ..select(vec![(ScimKey::DisplayName, KeyMatch::Equals("alpha".into()))], ScimKey::Id, false)
+    };
+    assert_eq!(ids(groups).await.0.len(), 1, "a group by display name");
+    let by_user_name = vec![(ScimKey::UserName, KeyMatch::Equals("alpha".into()))];
+    let groups = ScimSelect { kind: ObjectKind::Group, ..select(by_user_name, ScimKey::Id, false) };
+    assert_eq!(ids(groups).await, (vec![], 0), "groups have no userName");
+    tx.commit().await.expect("commit");
 }

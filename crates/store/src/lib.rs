@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 pub use error::StoreError;
 pub use lease::{LeaseCensus, LeaseClaim, LeaseRow, Wake, WakeFeed};
 pub use rows::{
-    ChangeOp, ChangeRow, CredentialRow, DocRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec, SortKey,
-    TenantRow,
+    ChangeOp, ChangeRow, CredentialRow, DocRow, KeyMatch, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec,
+    ScimKey, ScimSelect, SortKey, TenantRow, prefix_upper_bound,
 };
 
 /// Whether a transaction may write. Backends use it to take write locks up front (SQLite `BEGIN IMMEDIATE`).
@@ -118,6 +118,11 @@ pub trait DirectoryTx: Send {
     /// Objects of one kind in the order and window of `spec`.
     async fn scan_objects(&mut self, kind: ObjectKind, spec: &ScanSpec) -> Result<Vec<ObjectRow>, StoreError>;
     async fn count_objects(&mut self, kind: ObjectKind, deleted: bool) -> Result<u64, StoreError>;
+    /// The live objects in the window of `select` (SCIM lists and filters, issue 14): conditions on userName and
+    /// externalId are answered by index, orders by userName and display name page through an index.
+    async fn select_scim(&mut self, select: &ScimSelect) -> Result<Vec<ObjectRow>, StoreError>;
+    /// How many live objects of `kind` pass every condition (the `totalResults` of a SCIM list).
+    async fn count_scim(&mut self, kind: ObjectKind, conditions: &[(ScimKey, KeyMatch)]) -> Result<u64, StoreError>;
     /// Soft-deleted objects whose deletion is older than `before`.
     async fn deleted_before(&mut self, before: OffsetDateTime) -> Result<Vec<ObjectId>, StoreError>;
 

@@ -221,3 +221,65 @@ pub struct LogQuery {
     /// At most this many entries.
     pub limit: u32,
 }
+
+/// A value of a directory object that SCIM filters and sorts by and that storage indexes (issue 14), as the
+/// backends compare it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScimKey {
+    /// The object's id, bytewise.
+    Id,
+    /// Users only: the SCIM userName (`scimUserName` in the object's JSON, else the userPrincipalName), lowercased
+    /// in ASCII only, as its uniqueness rule compares it.
+    UserName,
+    /// Users only: the SCIM externalId (`scimExternalId` in the object's JSON), as written (it is case-exact);
+    /// absent reads as the empty string.
+    ExternalId,
+    /// The display name lowercased (Rust's `to_lowercase`, the `name_key` of [`ScanOrder::DisplayName`]); absent
+    /// reads as the empty string.
+    DisplayName,
+}
+
+/// A condition on a [`ScimKey`]. Operands are compared with the key's value as the backends store it: lowercase
+/// them (ASCII only for [`ScimKey::UserName`]) before asking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyMatch {
+    Equals(String),
+    /// Starts with the operand (bytewise); an empty operand matches every value.
+    StartsWith(String),
+    /// The value is the empty string (or absent).
+    Empty,
+    NotEmpty,
+}
+
+/// A window over the live objects of one kind that pass every condition, ordered by `order` (ascending or
+/// descending), ties always by ascending id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScimSelect {
+    pub kind: ObjectKind,
+    pub conditions: Vec<(ScimKey, KeyMatch)>,
+    pub order: ScimKey,
+    pub descending: bool,
+    /// Only objects with an id above this one; for streaming in [`ScimKey::Id`] order (ascending) only.
+    pub after: Option<ObjectId>,
+    /// How many of the ordered objects to skip.
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// The exclusive upper bound of the strings starting with `prefix` in bytewise order (the prefix with its last
+/// character incremented), or None when every string above `prefix` qualifies. Backends answer
+/// [`KeyMatch::StartsWith`] as a range, which an index serves.
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(next) = char::from_u32(next) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}

@@ -2,24 +2,29 @@
 //! `sortOrder`, `startIndex`, `count`, `attributes` and `excludedAttributes`, and rendering directory objects with
 //! their links (manager, members).
 //!
-//! Candidates come from `Directory::list_objects` with the filter as its predicate, evaluated on the SCIM JSON of
-//! each object, or, when the filter requires a `userName`, from the directory's userName index. Filters on links (`manager`, `members`) need each candidate's links, so they are checked after the
-//! links are read.
+//! Storage answers what it can (issue 14): a list of one resource type whose filter is `eq`/`sw` comparisons on
+//! indexed attributes (userName, externalId, displayName) joined by `and`, sorted by nothing, userName or
+//! displayName, is counted and paged by the store (`Directory::scim_window`). Any other list streams candidates
+//! from the store (narrowed by the filter's indexed terms), evaluates the filter on each one's SCIM JSON, counts
+//! the matches and keeps only the requested window, or with `sortBy` a bounded heap of `startIndex + count - 1`
+//! entries: no list holds a whole tenant in memory. Filters on links (`manager`, `members`) need each candidate's
+//! links, so they are checked after the links are read.
 
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
-use tenantsync_directory::ListSpec;
-use tenantsync_model::{DirectoryObject, ObjectKind, TenantId};
-use tenantsync_scim::filter::AttrPath;
+use tenantsync_directory::ScimWindow;
+use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId};
+use tenantsync_scim::filter::{AttrPath, CompValue, CompareOp};
 use tenantsync_scim::mapping::{group_to_scim, user_to_scim};
 use tenantsync_scim::projection::Projection;
 use tenantsync_scim::schema::MAX_RESULTS;
-use tenantsync_scim::{Filter, LIST_RESPONSE_URN, SEARCH_REQUEST_URN, ScimError};
-use tenantsync_store::ScanOrder;
+use tenantsync_scim::{Filter, GROUP_URN, LIST_RESPONSE_URN, SEARCH_REQUEST_URN, ScimError, USER_URN};
+use tenantsync_store::{KeyMatch, ScimKey};
 
 use super::{ScimApiError, ScimBase, ScimBody, ScimCaller, ScimQuery, ScimResult, respond};
 use crate::AppState;
@@ -162,55 +167,81 @@ fn names_links(filter: &Filter, kind: ObjectKind) -> bool {
     }
 }
 
-/// Every object of `kind` passing the filter, with its SCIM JSON (links included only when the filter needed them).
-async fn matching(
-    state: &AppState,
-    tenant: TenantId,
-    kind: ObjectKind,
-    filter: Option<&Filter>,
-    base: &str,
-) -> ScimResult<Vec<(DirectoryObject, Value)>> {
-    let with_links = filter.is_some_and(|filter| names_links(filter, kind));
-    // `userName eq "…"` (alone or in an `and`): the candidates come from the index, not a scan of the tenant.
-    if kind == ObjectKind::User
-        && let Some(user_name) = filter.and_then(|filter| filter.required_eq("userName"))
-    {
-        let mut found = Vec::new();
-        for user in state.directory.users_by_scim_user_name(tenant, user_name).await? {
-            let object = DirectoryObject::User(user);
-            let rendered = if with_links {
-                render(state, tenant, &object, base).await?
-            } else {
-                render_without_links(&object, base)
-            };
-            if filter.is_none_or(|filter| filter.matches(&rendered)) {
-                found.push((object, rendered));
-            }
-        }
-        return Ok(found);
-    }
-    let keep = |object: &DirectoryObject| {
-        with_links || filter.is_none_or(|filter| filter.matches(&render_without_links(object, base)))
+/// The indexed key a core attribute path of `kind` names, if any: userName and externalId of users, displayName
+/// of both.
+fn indexed_key(path: &AttrPath, kind: ObjectKind) -> Option<ScimKey> {
+    let core_urn = match kind {
+        ObjectKind::User => USER_URN,
+        ObjectKind::Group => GROUP_URN,
     };
-    let mut spec = ListSpec { order: ScanOrder::Id, descending: false, after: None, limit: 500, deleted: false };
-    let mut found = Vec::new();
-    loop {
-        let page = state.directory.list_objects(tenant, kind, &spec, &keep).await?;
-        for object in page.items {
-            if with_links {
-                let rendered = render(state, tenant, &object, base).await?;
-                if filter.is_none_or(|filter| filter.matches(&rendered)) {
-                    found.push((object, rendered));
-                }
-            } else {
-                let rendered = render_without_links(&object, base);
-                found.push((object, rendered));
-            }
+    if path.sub.is_some() || path.urn.as_deref().is_some_and(|urn| !urn.eq_ignore_ascii_case(core_urn)) {
+        return None;
+    }
+    match kind {
+        ObjectKind::User if path.name.is("userName") => Some(ScimKey::UserName),
+        ObjectKind::User if path.name.is("externalId") => Some(ScimKey::ExternalId),
+        _ if path.name.is("displayName") => Some(ScimKey::DisplayName),
+        _ => None,
+    }
+}
+
+/// The store condition equivalent to one `eq` or `sw` comparison on an indexed attribute, with the operand folded
+/// as the store keeps the key (userName ignoring ASCII case, as its uniqueness rule; displayName as `name_key`;
+/// externalId case-exact). Empty operands are left to the filter: an empty value reads as missing in SCIM JSON.
+fn store_condition(filter: &Filter, kind: ObjectKind) -> Option<(ScimKey, KeyMatch)> {
+    let Filter::Compare(path, operator, CompValue::String(operand)) = filter else { return None };
+    if operand.is_empty() {
+        return None;
+    }
+    let key = indexed_key(path, kind)?;
+    let operand = match key {
+        ScimKey::UserName => operand.to_ascii_lowercase(),
+        ScimKey::DisplayName => operand.to_lowercase(),
+        ScimKey::ExternalId | ScimKey::Id => operand.clone(),
+    };
+    match operator {
+        CompareOp::Eq => Some((key, KeyMatch::Equals(operand))),
+        CompareOp::Sw => Some((key, KeyMatch::StartsWith(operand))),
+        _ => None,
+    }
+}
+
+/// Store conditions that say exactly what `filter` says (comparisons joined by `and`), or None.
+fn exact_conditions(filter: &Filter, kind: ObjectKind) -> Option<Vec<(ScimKey, KeyMatch)>> {
+    match filter {
+        Filter::And(left, right) => {
+            let mut conditions = exact_conditions(left, kind)?;
+            conditions.extend(exact_conditions(right, kind)?);
+            Some(conditions)
         }
-        match page.next {
-            Some(next) => spec.after = Some(next),
-            None => return Ok(found),
+        other => Some(vec![store_condition(other, kind)?]),
+    }
+}
+
+/// Store conditions every match of `filter` passes (its top-level `and` terms that storage can check): they narrow
+/// the candidates, and the whole filter is evaluated on those.
+fn necessary_conditions(filter: &Filter, kind: ObjectKind) -> Vec<(ScimKey, KeyMatch)> {
+    match filter {
+        Filter::And(left, right) => {
+            let mut conditions = necessary_conditions(left, kind);
+            conditions.extend(necessary_conditions(right, kind));
+            conditions
         }
+        other => store_condition(other, kind).into_iter().collect(),
+    }
+}
+
+/// The store order equal to sorting by `sort_by`, and whether an empty key means a missing value; None when the
+/// order needs the SCIM JSON.
+fn store_order(sort_by: Option<&AttrPath>, kind: ObjectKind) -> Option<(ScimKey, bool)> {
+    let Some(sort_by) = sort_by else { return Some((ScimKey::Id, false)) };
+    match indexed_key(sort_by, kind)? {
+        // Every user has a userName (an empty one sorts first, as in memory).
+        ScimKey::UserName => Some((ScimKey::UserName, false)),
+        // A user's empty display name is left out of its SCIM JSON; a group always shows its display name.
+        ScimKey::DisplayName => Some((ScimKey::DisplayName, kind == ObjectKind::User)),
+        // externalId sorts ignoring case in memory but is indexed case-exact.
+        ScimKey::ExternalId | ScimKey::Id => None,
     }
 }
 
@@ -225,6 +256,117 @@ fn compare_sort_values(left: Option<&Value>, right: Option<&Value>) -> Ordering 
         (None, Some(_)) => Ordering::Greater,
         _ => Ordering::Equal,
     }
+}
+
+/// A match kept for a sorted page: its sort value, its position among the matches in scan order (ties keep it,
+/// as a stable sort would) and the object.
+struct Ranked {
+    value: Option<Value>,
+    position: usize,
+    descending: bool,
+    object: DirectoryObject,
+}
+
+impl Ranked {
+    fn order(&self, other: &Ranked) -> Ordering {
+        let by_value = compare_sort_values(self.value.as_ref(), other.value.as_ref());
+        let by_value = if self.descending { by_value.reverse() } else { by_value };
+        by_value.then(self.position.cmp(&other.position))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Ranked) -> bool {
+        self.order(other) == Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Ranked) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Ranked) -> Ordering {
+        self.order(other)
+    }
+}
+
+/// Candidates read per store round trip while streaming.
+const STREAM_PAGE: u32 = 500;
+
+/// The matches of a streamed list: how many there were, and the page's objects in order.
+struct Streamed {
+    total: usize,
+    page: Vec<DirectoryObject>,
+}
+
+/// Streams the candidates of every kind through the filter, counting matches and keeping only what the page
+/// needs: the window itself in scan order, or, with `sortBy`, the first `startIndex + count - 1` matches in sort
+/// order (a bounded heap).
+async fn stream_matches(
+    state: &AppState,
+    tenant: TenantId,
+    kinds: &[ObjectKind],
+    params: &ListParams,
+    base: &str,
+) -> ScimResult<Streamed> {
+    let skip = params.start_index - 1;
+    let keep = skip.saturating_add(params.count);
+    let mut total = 0usize;
+    let mut window = Vec::new();
+    let mut heap: BinaryHeap<Ranked> = BinaryHeap::new();
+    for kind in kinds {
+        let filter = params.filter.as_ref();
+        let with_links = filter.is_some_and(|filter| names_links(filter, *kind));
+        let conditions = filter.map(|filter| necessary_conditions(filter, *kind)).unwrap_or_default();
+        let mut after = None;
+        loop {
+            let candidates = state.directory.scim_candidates(tenant, *kind, &conditions, after, STREAM_PAGE).await?;
+            let exhausted = candidates.len() < STREAM_PAGE as usize;
+            after = candidates.last().map(DirectoryObject::id);
+            for object in candidates {
+                let rendered = if with_links {
+                    render(state, tenant, &object, base).await?
+                } else {
+                    render_without_links(&object, base)
+                };
+                if !filter.is_none_or(|filter| filter.matches(&rendered)) {
+                    continue;
+                }
+                let position = total;
+                total += 1;
+                match &params.sort_by {
+                    None => {
+                        if position >= skip && position < keep {
+                            window.push(object);
+                        }
+                    }
+                    Some(sort_by) => {
+                        let ranked = Ranked {
+                            value: sort_by.sort_value(&rendered).cloned(),
+                            position,
+                            descending: params.descending,
+                            object,
+                        };
+                        if heap.len() < keep {
+                            heap.push(ranked);
+                        } else if heap.peek().is_some_and(|last| ranked < *last) {
+                            heap.pop();
+                            heap.push(ranked);
+                        }
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+    }
+    if params.sort_by.is_some() {
+        window = heap.into_sorted_vec().into_iter().skip(skip).map(|ranked| ranked.object).collect();
+    }
+    Ok(Streamed { total, page: window })
 }
 
 /// One page of the objects of `kinds` matching `params`, as a `ListResponse`.
@@ -246,20 +388,53 @@ pub(super) async fn list_page(
             resource_type.check_filter(filter)?;
         }
     }
-    let mut found = Vec::new();
-    for kind in kinds {
-        found.extend(matching(state, tenant, *kind, params.filter.as_ref(), base).await?);
-    }
-    if let Some(sort_by) = &params.sort_by {
-        found.sort_by(|(_, left), (_, right)| {
-            let ordering = compare_sort_values(sort_by.sort_value(left), sort_by.sort_value(right));
-            if params.descending { ordering.reverse() } else { ordering }
-        });
-    }
-    let total = found.len();
-    let mut resources = Vec::new();
-    for (object, _) in found.iter().skip(params.start_index - 1).take(params.count) {
-        resources.push(params.projection.apply(render(state, tenant, object, base).await?));
+    // One kind, a filter storage can say exactly and an indexed order (or none): storage counts and pages.
+    let in_store = match kinds {
+        [kind] if !params.filter.as_ref().is_some_and(|filter| names_links(filter, *kind)) => {
+            let conditions = match &params.filter {
+                None => Some(Vec::new()),
+                Some(filter) => exact_conditions(filter, *kind),
+            };
+            conditions.zip(store_order(params.sort_by.as_ref(), *kind)).map(
+                |(conditions, (order, empty_is_missing))| ScimWindow {
+                    kind: *kind,
+                    conditions,
+                    order,
+                    descending: params.descending && order != ScimKey::Id,
+                    empty_is_missing,
+                    offset: (params.start_index - 1) as u64,
+                    limit: params.count as u32,
+                },
+            )
+        }
+        _ => None,
+    };
+    // The users' managers come for the whole page at once (in the window's transaction when storage answers); a
+    // group's members per group.
+    let (total, page, managers) = match in_store {
+        Some(window) => {
+            let found = state.directory.scim_window(tenant, &window).await?;
+            (found.total as usize, found.items, found.managers)
+        }
+        None => {
+            let streamed = stream_matches(state, tenant, kinds, params, base).await?;
+            let user_ids: Vec<ObjectId> = streamed
+                .page
+                .iter()
+                .filter(|object| matches!(object, DirectoryObject::User(_)))
+                .map(DirectoryObject::id)
+                .collect();
+            let managers = state.directory.managers_of(tenant, &user_ids).await?;
+            (streamed.total, streamed.page, managers)
+        }
+    };
+    let mut resources = Vec::with_capacity(page.len());
+    for object in &page {
+        let rendered = match object {
+            DirectoryObject::User(user) => user_to_scim(user, managers.get(&user.id).copied(), base),
+            DirectoryObject::Group(_) => render(state, tenant, object, base).await?,
+        };
+        resources.push(params.projection.apply(rendered));
     }
     let body = json!({
         "schemas": [LIST_RESPONSE_URN],

@@ -53,8 +53,7 @@ pub(super) fn object_id(path: Result<GraphPath<String>, crate::ApiError>) -> Sci
 
 /// A live user and its SCIM JSON.
 async fn current(state: &AppState, tenant: TenantId, id: &str, base: &str) -> ScimResult<(User, Value)> {
-    let user = state.directory.get_user(tenant, id).await?;
-    let manager = state.directory.manager(tenant, id).await?.map(|manager| manager.id());
+    let (user, manager) = state.directory.user_with_manager(tenant, id).await?;
     let rendered = user_to_scim(&user, manager, base);
     Ok((user, rendered))
 }
@@ -97,7 +96,11 @@ async fn write(
         PasswordProfile::check_complexity(password).map_err(ScimError::invalid_value)?;
     }
     let user_name = mapping::user_name(&user).to_owned();
-    if user_name_taken(state, tenant, &user_name, existing.as_ref().map(|(user, _)| user.id)).await? {
+    // A replace or patch that keeps the userName (ignoring ASCII case, as uniqueness compares) cannot make it
+    // clash: the lookup is for creates and renames.
+    let renamed =
+        existing.as_ref().is_none_or(|(current, _)| !mapping::user_name(current).eq_ignore_ascii_case(&user_name));
+    if renamed && user_name_taken(state, tenant, &user_name, existing.as_ref().map(|(user, _)| user.id)).await? {
         return Err(ScimError::uniqueness(format!("userName '{user_name}' is already taken")).into());
     }
     let manager = match &links.manager {

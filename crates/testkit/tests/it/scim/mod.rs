@@ -4,6 +4,7 @@
 mod bad_input;
 mod groups;
 mod isolation;
+mod lists;
 mod users;
 
 use serde_json::{Value, json};
