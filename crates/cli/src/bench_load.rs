@@ -259,8 +259,16 @@ pub async fn run(n_clients: usize, seconds: u64, n_users: usize, database: Optio
         .create_tenant(NewTenant { name: format!("tgt{suffix}"), display_name: None, domains: vec![] })
         .await?;
     let users: Vec<_> = (0..n_users).map(|idx| crate::bench_sync::bench_user(idx, &domain)).collect();
-    let ids: Vec<ObjectId> = users.iter().map(|user| user.id).collect();
     crate::bench_sync::fill(&directory, source.id, users).await?;
+    // The directory gives created users their own ids: read them back.
+    let mut ids: Vec<ObjectId> = Vec::with_capacity(n_users);
+    loop {
+        let page = directory.user_states_after(source.id, ids.last().copied(), 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        ids.extend(page.into_iter().map(|state| state.user.id));
+    }
     let admin = Admin { store: store.as_ref(), clock: &SystemClock, actor: "tenantsync cli".to_owned() };
     crate::topology::connect(&admin, &source, &target, true).await?;
 
