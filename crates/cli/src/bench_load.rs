@@ -137,7 +137,7 @@ fn pick_user(dice: &mut Dice, ids: &[ObjectId], own_ids: &[String]) -> String {
 /// One client: picks a kind, sends it, records the latency (or the error), until the deadline.
 async fn client_loop(shared: Arc<Shared>, client_idx: usize) -> ClientReport {
     let mut report = ClientReport::default();
-    let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ ((client_idx as u64 + 1) * 0x2545_F491_4F6C_DD1D));
+    let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (client_idx as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
     let mut own_ids: Vec<String> = Vec::new();
     let mut delta_link: Option<String> = None;
     let mut n_sent = 0usize;
