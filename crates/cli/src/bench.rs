@@ -95,6 +95,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// The server under load: N clients for S seconds sending a mix of creates, changes, reads, filtered lists and
+    /// delta rounds while a SyncAll job runs.
+    Load {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        /// How long the clients send.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Users in the source tenant before the run.
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Database (default: a new SQLite file under target/bench).
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// SCIM requests per second for a fixed mix against tenantsync and against the harness's scim2-server.
     Scim {
         /// Users created (4 requests each).
@@ -171,6 +187,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::Scale { database, workers, jobs, users, samples } => {
             return crate::bench_scale::run(database, workers, jobs, users, samples).await;
+        }
+        BenchCommand::Load { clients, seconds, users, database } => {
+            return crate::bench_load::run(clients, seconds, users, database).await;
         }
         BenchCommand::Scim { users, concurrency, shared } => {
             return crate::bench_scim::run(users, concurrency, shared).await;

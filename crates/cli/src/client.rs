@@ -39,7 +39,14 @@ pub struct Reply {
 
 impl GraphClient {
     pub async fn connect(args: &ServerArgs) -> anyhow::Result<GraphClient> {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().context("building the HTTP client")?;
+        GraphClient::connect_pooled(args, 64).await
+    }
+
+    /// As [`GraphClient::connect`], keeping up to `max_idle` connections open for reuse (one per concurrent caller
+    /// avoids reconnecting under load).
+    pub async fn connect_pooled(args: &ServerArgs, max_idle: usize) -> anyhow::Result<GraphClient> {
+        let http =
+            reqwest::Client::builder().pool_max_idle_per_host(max_idle).build().context("building the HTTP client")?;
         let base = args.server.trim_end_matches('/').to_owned();
         let token = match (&args.token, &args.client_id, &args.client_secret) {
             (Some(token), _, _) => token.clone(),
@@ -69,20 +76,36 @@ impl GraphClient {
 
     /// Sends a request to `path` (relative to the base, or an absolute link) and returns status and JSON.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Reply> {
-        let url = if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
-        };
-        let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.with_context(|| format!("{method} {url}"))?;
+        let url = self.url(path);
+        let response = self.send_raw(method.clone(), path, body).await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.with_context(|| format!("reading {method} {url}"))?;
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         Ok(Reply { status, body })
+    }
+
+    /// Sends a request as [`GraphClient::send`] does and returns the response unread, for callers that only need
+    /// the status or parse the body themselves.
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let url = self.url(path);
+        let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.with_context(|| format!("{method} {url}"))
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
     }
 }
 

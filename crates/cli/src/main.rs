@@ -13,6 +13,7 @@ mod admin;
 mod bench;
 mod bench_group_sync;
 mod bench_groups;
+mod bench_load;
 mod bench_scale;
 mod bench_scim;
 mod bench_sync;
