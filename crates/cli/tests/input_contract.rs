@@ -214,7 +214,17 @@ async fn graph_groups(contract: &Contract, cases: &[Case]) {
         let id = created["id"].as_str().expect("an id").to_owned();
         let refused = contract.send(reqwest::Method::POST, "/v1.0/groups", Some(&body(&case.refused))).await;
         assert_graph_refusal(&format!("{what} POST"), &refused, &case.message);
-        let before = contract.get(&format!("/v1.0/groups/{id}")).await;
+        // A dynamic group's first evaluation runs in the background and updates its processing status: wait for it,
+        // so that "before" and "after" differ only by what the refused PATCH might have changed.
+        let mut before = contract.get(&format!("/v1.0/groups/{id}")).await;
+        let started = std::time::Instant::now();
+        while case.property == "membershipRule"
+            && before["membershipRuleProcessingStatus"]["status"] != json!("Succeeded")
+            && started.elapsed() < std::time::Duration::from_secs(30)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            before = contract.get(&format!("/v1.0/groups/{id}")).await;
+        }
         let patch = json!({ case.property: case.refused });
         let refused = contract.send(reqwest::Method::PATCH, &format!("/v1.0/groups/{id}"), Some(&patch)).await;
         assert_graph_refusal(&format!("{what} PATCH"), &refused, &case.message);
