@@ -376,22 +376,7 @@ impl DirectoryTx for PgDirectoryTx {
     }
 
     async fn links_to_any(&mut self, kind: LinkKind, to: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-        let targets: Vec<String> = to.iter().map(ObjectId::to_string).collect();
-        // One index probe per id, whatever the planner believes about the table: a LATERAL subquery kept apart by
-        // OFFSET 0. Written as `to_id = ANY($3)`, a generic plan without statistics (autovacuum off, or a table that
-        // grew since its last ANALYZE) read every link of the tenant and filtered, once per page.
-        let rows = sqlx::query(
-            "SELECT found.from_id, found.to_id FROM UNNEST($3::text[]) AS target(id) CROSS JOIN LATERAL \
-             (SELECT from_id, to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND to_id = target.id OFFSET 0) \
-             AS found",
-        )
-        .bind(&self.tenant_text)
-        .bind(kind.as_str())
-        .bind(targets)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        let mut pairs = link_pairs(&rows)?;
+        let mut pairs = self.links_by(kind, LinkEnd::To, to).await?;
         pairs.sort_by_key(|pair| (pair.1, pair.0));
         Ok(pairs)
     }
@@ -754,19 +739,7 @@ impl DirectoryTx for PgDirectoryTx {
         kind: LinkKind,
         froms: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-        let keys: Vec<String> = froms.iter().map(ObjectId::to_string).collect();
-        let rows = sqlx::query(
-            "SELECT found.from_id, found.to_id FROM UNNEST($3::text[]) AS source(id) CROSS JOIN LATERAL \
-             (SELECT from_id, to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND from_id = source.id OFFSET 0) \
-             AS found",
-        )
-        .bind(&self.tenant_text)
-        .bind(kind.as_str())
-        .bind(keys)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        let mut pairs = link_pairs(&rows)?;
+        let mut pairs = self.links_by(kind, LinkEnd::From, froms).await?;
         pairs.sort();
         Ok(pairs)
     }
@@ -1010,4 +983,42 @@ fn link_pairs(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<(ObjectId, ObjectId)
     let from = ids(rows, "from_id")?;
     let to = ids(rows, "to_id")?;
     Ok(from.into_iter().zip(to).collect())
+}
+
+/// Which end of a link a batched read names.
+#[derive(Clone, Copy)]
+enum LinkEnd {
+    From,
+    To,
+}
+
+impl PgDirectoryTx {
+    /// The `kind` links with one of `ids` at `end`, as (from, to) pairs in no particular order. One index probe per
+    /// id, whatever the planner believes about the table: a LATERAL subquery kept apart by OFFSET 0. Written as
+    /// `to_id = ANY($3)`, a generic plan without statistics (autovacuum off, or a table that grew since its last
+    /// ANALYZE) read every link of the tenant and filtered, once per page.
+    async fn links_by(
+        &mut self,
+        kind: LinkKind,
+        end: LinkEnd,
+        ids_in: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let keys: Vec<String> = ids_in.iter().map(ObjectId::to_string).collect();
+        let column = match end {
+            LinkEnd::From => "from_id",
+            LinkEnd::To => "to_id",
+        };
+        let rows = sqlx::query(trusted(format!(
+            "SELECT found.from_id, found.to_id FROM UNNEST($3::text[]) AS wanted(id) CROSS JOIN LATERAL \
+             (SELECT from_id, to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND {column} = wanted.id OFFSET 0) \
+             AS found"
+        )))
+        .bind(&self.tenant_text)
+        .bind(kind.as_str())
+        .bind(keys)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        link_pairs(&rows)
+    }
 }
