@@ -561,7 +561,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
                 let record = self.process_page(page).await?;
                 self.commit(record, Phase::Full { snapshot, after }).await
             };
-            let (done, next) = tokio::join!(work, next);
+            let (done, next) = join(work, next).await;
             done?;
             match next {
                 Some(read) => users = read?,
@@ -1577,4 +1577,30 @@ pub async fn approve_staged(
     let condition = WriteCondition { generation: job.config.generation, fence: env.fence };
     env.repo.commit_approved(env.job, condition, &items, record).await?;
     Ok(items.len())
+}
+
+/// Runs two futures concurrently in the calling task and answers both outputs (the engine depends on no runtime, so
+/// not `tokio::join!`).
+async fn join<A: Future, B: Future>(first: A, second: B) -> (A::Output, B::Output) {
+    let mut first = std::pin::pin!(first);
+    let mut second = std::pin::pin!(second);
+    let (mut first_out, mut second_out) = (None, None);
+    std::future::poll_fn(|cx| {
+        if first_out.is_none()
+            && let std::task::Poll::Ready(out) = first.as_mut().poll(cx)
+        {
+            first_out = Some(out);
+        }
+        if second_out.is_none()
+            && let std::task::Poll::Ready(out) = second.as_mut().poll(cx)
+        {
+            second_out = Some(out);
+        }
+        if first_out.is_some() && second_out.is_some() {
+            std::task::Poll::Ready((first_out.take().expect("ready"), second_out.take().expect("ready")))
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
