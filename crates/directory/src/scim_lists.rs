@@ -4,12 +4,13 @@
 //!
 //! This module does not evaluate SCIM filters or render SCIM JSON; `tenantsync-api` does, on what it returns.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
-use tenantsync_store::{DirectoryTx, KeyMatch, LinkKind, ScimKey, ScimSelect, TxMode};
+use tenantsync_store::{KeyMatch, ScimKey, ScimSelect, TxMode};
 
 use crate::objects::{decode, live_of_kind};
+use crate::sync_reads::live_managers;
 use crate::{Directory, DirectoryError, OpTimer};
 
 /// A window of a SCIM list that storage answers entirely: the live objects of `kind` passing `conditions`, ordered
@@ -90,7 +91,7 @@ impl Directory {
         };
         let user_ids: Vec<ObjectId> =
             rows.iter().filter(|row| row.kind == ObjectKind::User).map(|row| row.id).collect();
-        let managers = managers_in(tx.as_mut(), &user_ids).await?;
+        let managers = live_managers(tx.as_mut(), &user_ids).await?;
         tx.commit().await?;
         let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
         Ok(ScimWindowPage { total, items, managers })
@@ -108,8 +109,7 @@ impl Directory {
         let DirectoryObject::User(user) = live_of_kind(tx.as_mut(), key, ObjectKind::User).await? else {
             return Err(DirectoryError::not_found(key));
         };
-        let managers = tx.links_from(LinkKind::Manager, user.id).await?;
-        let manager = if managers.is_empty() { None } else { first_live(tx.get_objects(&managers).await?) };
+        let manager = live_managers(tx.as_mut(), &[user.id]).await?.remove(&user.id);
         tx.commit().await?;
         Ok((user, manager))
     }
@@ -126,7 +126,7 @@ impl Directory {
         }
         let _timer = OpTimer::start("managers_of");
         let mut tx = self.begin(tenant, TxMode::Read).await?;
-        let managers = managers_in(tx.as_mut(), users).await?;
+        let managers = live_managers(tx.as_mut(), users).await?;
         tx.commit().await?;
         Ok(managers)
     }
@@ -156,41 +156,6 @@ impl Directory {
         tx.commit().await?;
         rows.iter().map(decode).collect()
     }
-}
-
-/// The smallest id among the live rows, as `links_from` order would give first.
-fn first_live(rows: Vec<tenantsync_store::ObjectRow>) -> Option<ObjectId> {
-    rows.into_iter().filter(|row| row.deleted_at.is_none()).map(|row| row.id).min()
-}
-
-/// The live managers of `users` (user id → manager id): one query for the links, one more only when there are some.
-async fn managers_in(
-    tx: &mut dyn DirectoryTx,
-    users: &[ObjectId],
-) -> Result<HashMap<ObjectId, ObjectId>, DirectoryError> {
-    if users.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let pairs = tx.links_from_many(LinkKind::Manager, users).await?;
-    if pairs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let manager_ids: Vec<ObjectId> = pairs.iter().map(|(_, manager)| *manager).collect();
-    let live: HashSet<ObjectId> = tx
-        .get_objects(&manager_ids)
-        .await?
-        .into_iter()
-        .filter(|row| row.deleted_at.is_none())
-        .map(|row| row.id)
-        .collect();
-    let mut managers = HashMap::new();
-    // Pairs come ordered by user then manager: the first live one wins, as for a single user.
-    for (user, manager) in pairs {
-        if live.contains(&manager) {
-            managers.entry(user).or_insert(manager);
-        }
-    }
-    Ok(managers)
 }
 
 #[cfg(test)]

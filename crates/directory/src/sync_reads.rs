@@ -34,14 +34,20 @@ async fn user_state(tx: &mut dyn DirectoryTx, row: &ObjectRow) -> Result<Option<
     Ok(user_states_of(tx, std::slice::from_ref(row)).await?.pop().flatten())
 }
 
-/// Users with their deletion state and live manager, for many rows with two queries in all: every manager link of
-/// the rows at once, then whether those managers are live. Rows that are not users give None.
-async fn user_states_of(
+/// The live manager of each of `users` (user id → manager id), in two queries at most: every manager link at once,
+/// then whether those managers are live. The first live one in id order, as `Directory::manager` (Graph's
+/// `/manager`) answers it; there is at most one in practice. Every batched reader of managers goes through here.
+pub(crate) async fn live_managers(
     tx: &mut dyn DirectoryTx,
-    rows: &[ObjectRow],
-) -> Result<Vec<Option<UserState>>, DirectoryError> {
-    let user_ids: Vec<ObjectId> = rows.iter().filter(|row| row.kind == ObjectKind::User).map(|row| row.id).collect();
-    let links = tx.links_from_many(LinkKind::Manager, &user_ids).await?;
+    users: &[ObjectId],
+) -> Result<HashMap<ObjectId, ObjectId>, DirectoryError> {
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let links = tx.links_from_many(LinkKind::Manager, users).await?;
+    if links.is_empty() {
+        return Ok(HashMap::new());
+    }
     let mut manager_ids: Vec<ObjectId> = links.iter().map(|(_, manager)| *manager).collect();
     manager_ids.sort();
     manager_ids.dedup();
@@ -52,13 +58,24 @@ async fn user_states_of(
         .filter(|row| row.deleted_at.is_none())
         .map(|row| row.id)
         .collect();
-    // The last live manager in id order (there is at most one in practice).
-    let mut manager_of: HashMap<ObjectId, ObjectId> = HashMap::new();
+    let mut managers = HashMap::new();
+    // Links come ordered by user, then manager.
     for (user, manager) in links {
         if live.contains(&manager) {
-            manager_of.insert(user, manager);
+            managers.entry(user).or_insert(manager);
         }
     }
+    Ok(managers)
+}
+
+/// Users with their deletion state and live manager, for many rows with two queries in all: every manager link of
+/// the rows at once, then whether those managers are live. Rows that are not users give None.
+async fn user_states_of(
+    tx: &mut dyn DirectoryTx,
+    rows: &[ObjectRow],
+) -> Result<Vec<Option<UserState>>, DirectoryError> {
+    let user_ids: Vec<ObjectId> = rows.iter().filter(|row| row.kind == ObjectKind::User).map(|row| row.id).collect();
+    let manager_of = live_managers(tx, &user_ids).await?;
     let mut states = Vec::with_capacity(rows.len());
     for row in rows {
         states.push(match decode(row)? {

@@ -755,18 +755,7 @@ impl DirectoryTx for PgDirectoryTx {
     }
 
     async fn get_docs(&mut self, collection: &str, keys: &[String]) -> Result<Vec<DocRow>, StoreError> {
-        let rows = sqlx::query(trusted(format!(
-            "SELECT found.* FROM UNNEST($3::text[]) AS wanted(doc_key) CROSS JOIN LATERAL \
-             (SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = $1 AND collection = $2 \
-             AND doc_key = wanted.doc_key OFFSET 0) AS found"
-        )))
-        .bind(&self.tenant_text)
-        .bind(collection)
-        .bind(keys)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        rows.iter().map(doc_from_row).collect()
+        self.docs_with_keys(DOC_COLUMNS, collection, keys).await?.iter().map(doc_from_row).collect()
     }
 
     async fn existing_doc_keys(
@@ -774,17 +763,7 @@ impl DirectoryTx for PgDirectoryTx {
         collection: &str,
         keys: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT found.doc_key FROM UNNEST($3::text[]) AS wanted(doc_key) CROSS JOIN LATERAL \
-             (SELECT doc_key FROM documents WHERE tenant_id = $1 AND collection = $2 AND doc_key = wanted.doc_key \
-             OFFSET 0) AS found",
-        )
-        .bind(&self.tenant_text)
-        .bind(collection)
-        .bind(keys)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
+        let rows = self.docs_with_keys("doc_key", collection, keys).await?;
         rows.iter().map(|row| row.try_get::<String, _>("doc_key").map_err(unavailable)).collect()
     }
 
@@ -993,6 +972,26 @@ enum LinkEnd {
 }
 
 impl PgDirectoryTx {
+    /// `columns` of the documents of `collection` among `keys`, one index probe per key (see `links_by`).
+    async fn docs_with_keys(
+        &mut self,
+        columns: &str,
+        collection: &str,
+        keys: &[String],
+    ) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+        sqlx::query(trusted(format!(
+            "SELECT found.* FROM UNNEST($3::text[]) AS wanted(doc_key) CROSS JOIN LATERAL \
+             (SELECT {columns} FROM documents WHERE tenant_id = $1 AND collection = $2 \
+             AND doc_key = wanted.doc_key OFFSET 0) AS found"
+        )))
+        .bind(&self.tenant_text)
+        .bind(collection)
+        .bind(keys)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)
+    }
+
     /// The `kind` links with one of `ids` at `end`, as (from, to) pairs in no particular order. One index probe per
     /// id, whatever the planner believes about the table: a LATERAL subquery kept apart by OFFSET 0. Written as
     /// `to_id = ANY($3)`, a generic plan without statistics (autovacuum off, or a table that grew since its last

@@ -157,6 +157,32 @@ enum Counter {
 }
 
 impl SqliteDirectoryTx {
+    /// `columns` of the documents of `collection` among `keys`, a statement per chunk of keys.
+    async fn docs_with_keys(
+        &mut self,
+        columns: &str,
+        collection: &str,
+        keys: &[String],
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+        let mut rows = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let mut select =
+                sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM documents WHERE tenant_id = "));
+            select
+                .push_bind(&self.tenant_text)
+                .push(" AND collection = ")
+                .push_bind(collection)
+                .push(" AND doc_key IN (");
+            let mut list = select.separated(", ");
+            for key in chunk {
+                list.push_bind(key);
+            }
+            select.push(")");
+            rows.extend(select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?);
+        }
+        Ok(rows)
+    }
+
     /// Takes the next `n` numbers of `counter` and answers the last of them. The update locks the tenant row, so
     /// the tenant's appenders wait for each other; numbers are never reused, even after pruning.
     async fn take_numbers(&mut self, counter: Counter, n: i64) -> Result<i64, StoreError> {
@@ -816,26 +842,7 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn get_docs(&mut self, collection: &str, keys: &[String]) -> Result<Vec<DocRow>, StoreError> {
-        let mut docs = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = "
-            ));
-            select
-                .push_bind(&self.tenant_text)
-                .push(" AND collection = ")
-                .push_bind(collection)
-                .push(" AND doc_key IN (");
-            let mut list = select.separated(", ");
-            for key in chunk {
-                list.push_bind(key);
-            }
-            select.push(")");
-            for row in select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
-                docs.push(doc_from_row(&row)?);
-            }
-        }
-        Ok(docs)
+        self.docs_with_keys(DOC_COLUMNS, collection, keys).await?.iter().map(doc_from_row).collect()
     }
 
     async fn existing_doc_keys(
@@ -843,26 +850,8 @@ impl DirectoryTx for SqliteDirectoryTx {
         collection: &str,
         keys: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let mut found = std::collections::HashSet::new();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let mut select =
-                sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT doc_key FROM documents WHERE tenant_id = ");
-            select
-                .push_bind(&self.tenant_text)
-                .push(" AND collection = ")
-                .push_bind(collection)
-                .push(" AND doc_key IN (");
-            let mut list = select.separated(", ");
-            for key in chunk {
-                list.push_bind(key);
-            }
-            select.push(")");
-            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-            for row in rows {
-                found.insert(row.try_get::<String, _>("doc_key").map_err(unavailable)?);
-            }
-        }
-        Ok(found)
+        let rows = self.docs_with_keys("doc_key", collection, keys).await?;
+        rows.iter().map(|row| row.try_get::<String, _>("doc_key").map_err(unavailable)).collect()
     }
 
     async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError> {
