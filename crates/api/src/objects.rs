@@ -11,13 +11,13 @@ use serde_json::{Value, json};
 use tenantsync_directory::{DeltaCursor, DeltaItem, ListSpec};
 use tenantsync_graph::body::select;
 use tenantsync_graph::entity::{Entity, GROUP, USER};
-use tenantsync_graph::filter::Filter;
+use tenantsync_graph::filter::{Filter, KeyMatchText};
 use tenantsync_graph::query::{
     DEFAULT_TOP, MAX_TOP, OrderBy, parse_count, parse_orderby, parse_select, parse_select_any, parse_top,
 };
 use tenantsync_graph::tokens::{DeltaToken, PageToken};
 use tenantsync_model::{DirectoryObject, ObjectKind};
-use tenantsync_store::{ScanOrder, SortKey};
+use tenantsync_store::{KeyMatch, ScanOrder, SortKey};
 
 use crate::auth::{Caller, roles};
 use crate::extract::{BaseUrl, GraphPath, ODataQuery};
@@ -115,6 +115,35 @@ fn parse_filter(entity: &Entity, query: &ODataQuery) -> Result<Option<Filter>, A
     }
 }
 
+/// A condition on a key that storage indexes, implied by `filter`: the display name's or the userPrincipalName's
+/// `eq` or `startswith` among the filter's top-level `and` terms (an equality first). Storage reads only the
+/// objects passing it; the filter still decides on each.
+fn indexed_condition(filter: Option<&Filter>, kind: ObjectKind) -> Option<(ScanOrder, KeyMatch)> {
+    let filter = filter?;
+    let as_key_match = |text: KeyMatchText| match text {
+        KeyMatchText::Equals(value) => KeyMatch::Equals(value),
+        KeyMatchText::StartsWith(prefix) => KeyMatch::StartsWith(prefix),
+    };
+    let upn = match kind {
+        ObjectKind::User => filter.key_match_on("userPrincipalName"),
+        ObjectKind::Group => None,
+    };
+    let name = filter.key_match_on("displayName");
+    let (order, text) = match (upn, name) {
+        (Some(upn @ KeyMatchText::Equals(_)), _) => (ScanOrder::Upn, upn),
+        (_, Some(name @ KeyMatchText::Equals(_))) => (ScanOrder::DisplayName, name),
+        (_, Some(KeyMatchText::StartsWith(prefix))) if !prefix.is_empty() => {
+            (ScanOrder::DisplayName, KeyMatchText::StartsWith(prefix))
+        }
+        (Some(upn), _) => (ScanOrder::Upn, upn),
+        _ => return None,
+    };
+    match &text {
+        KeyMatchText::StartsWith(prefix) if prefix.is_empty() => None,
+        _ => Some((order, as_key_match(text))),
+    }
+}
+
 fn order_name(order: ScanOrder) -> &'static str {
     match order {
         ScanOrder::Id => "id",
@@ -162,7 +191,8 @@ pub(crate) async fn list(
         caller.partner.is_none_or(|partner| crate::partner_writes::visible(partner, object))
             && filter.as_ref().is_none_or(|filter| filter.matches(&object_json(object, false)))
     };
-    let spec = ListSpec { order, descending, after, limit: top, deleted };
+    let within = indexed_condition(filter.as_ref(), kind);
+    let spec = ListSpec { order, descending, after, limit: top, deleted, within: within.clone() };
     let page = state.directory.list_objects(caller.tenant, kind, &spec, &keep).await?;
     let values: Vec<Value> =
         page.items.iter().map(|object| select(object_json(object, deleted), selected.as_deref())).collect();
@@ -170,9 +200,9 @@ pub(crate) async fn list(
     body.insert("@odata.context".to_owned(), json!(format!("{base}/v1.0/$metadata#{}", path.trim_start_matches('/'))));
     if count {
         let n = if filter.is_some() || caller.partner.is_some() {
-            state.directory.count_objects(caller.tenant, kind, deleted, Some(&keep)).await?
+            state.directory.count_objects(caller.tenant, kind, deleted, within, Some(&keep)).await?
         } else {
-            state.directory.count_objects(caller.tenant, kind, deleted, None).await?
+            state.directory.count_objects(caller.tenant, kind, deleted, None, None).await?
         };
         body.insert("@odata.count".to_owned(), json!(n));
     }
@@ -199,9 +229,10 @@ pub(crate) async fn count(
     let n = match &filter {
         Some(filter) => {
             let keep = |object: &DirectoryObject| filter.matches(&object_json(object, false));
-            state.directory.count_objects(caller.tenant, kind, false, Some(&keep)).await?
+            let within = indexed_condition(Some(filter), kind);
+            state.directory.count_objects(caller.tenant, kind, false, within, Some(&keep)).await?
         }
-        None => state.directory.count_objects(caller.tenant, kind, false, None).await?,
+        None => state.directory.count_objects(caller.tenant, kind, false, None, None).await?,
     };
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], n.to_string()).into_response())
 }

@@ -166,7 +166,8 @@ async fn disable_partner_users(
         DirectoryObject::Group(_) => false,
     };
     let mut disabled = Vec::new();
-    let mut spec = ListSpec { order: ScanOrder::Id, descending: false, after: None, limit: 500, deleted: false };
+    let mut spec =
+        ListSpec { order: ScanOrder::Id, descending: false, after: None, limit: 500, deleted: false, within: None };
     loop {
         let page = state.directory.list_objects(tenant, ObjectKind::User, &spec, &keep).await?;
         let mut ids = Vec::with_capacity(page.items.len());

@@ -311,7 +311,7 @@ pub async fn run(n_clients: usize, seconds: u64, n_users: usize, database: Optio
     let cpu_used = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
     let load_after = load_average();
     let peak_kib = peak_rss_kib(pid).unwrap_or(0);
-    let n_synced = directory.count_objects(target.id, ObjectKind::User, false, None).await?;
+    let n_synced = directory.count_objects(target.id, ObjectKind::User, false, None, None).await?;
     child.kill().await.ok();
     let _ = child.wait().await;
 

@@ -142,7 +142,7 @@ async fn run_once(
     loop {
         let mut arrived = 0;
         for pair in &pairs {
-            arrived += directory.count_objects(pair.target, ObjectKind::User, false, None).await?;
+            arrived += directory.count_objects(pair.target, ObjectKind::User, false, None, None).await?;
         }
         if arrived >= total {
             break;

@@ -152,7 +152,11 @@ pub async fn run(
     let last_anchor = after.map(|last| format!("{}/{last}", source.id)).unwrap_or_default();
     loop {
         let last_arrived = last_anchor.is_empty() || directory.user_by_anchor(target.id, &last_anchor).await?.is_some();
-        let n = if last_arrived { directory.count_objects(target.id, ObjectKind::User, false, None).await? } else { 0 };
+        let n = if last_arrived {
+            directory.count_objects(target.id, ObjectKind::User, false, None, None).await?
+        } else {
+            0
+        };
         if n as usize >= n_users + n_own {
             break;
         }

@@ -303,7 +303,7 @@ async fn populate(
 async fn synced_count(directory: &Directory, target: &Tenant, source: &Tenant) -> anyhow::Result<u64> {
     let issuer = source.id.to_string();
     let keep = move |object: &DirectoryObject| matches!(object, DirectoryObject::User(user) if user.anchor().is_some_and(|anchor| anchor.starts_with(&issuer)));
-    Ok(directory.count_objects(target.id, ObjectKind::User, false, Some(&keep)).await?)
+    Ok(directory.count_objects(target.id, ObjectKind::User, false, None, Some(&keep)).await?)
 }
 
 /// Waits until the B2B user of `source_user` satisfies `arrived` in every target; returns the latency.

@@ -170,7 +170,8 @@ pub(crate) async fn session(
     let now = directory.clock().now();
     let mut outcome = GuardrailOutcome::default();
     if purpose == Purpose::Create {
-        let tenant_users = directory.count_objects(tenant, ObjectKind::User, false, None).await.map_err(unavailable)?;
+        let tenant_users =
+            directory.count_objects(tenant, ObjectKind::User, false, None, None).await.map_err(unavailable)?;
         let partner_users = match &state.ledger {
             Some(ledger) => ledger.partner_users,
             None => {
@@ -183,7 +184,7 @@ pub(crate) async fn session(
                     DirectoryObject::Group(_) => false,
                 };
                 let count = directory
-                    .count_objects(tenant, ObjectKind::User, false, Some(&is_partner_user))
+                    .count_objects(tenant, ObjectKind::User, false, None, Some(&is_partner_user))
                     .await
                     .map_err(unavailable)?;
                 outcome.seed_partner_users = Some(count);

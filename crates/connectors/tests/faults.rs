@@ -500,7 +500,7 @@ impl World {
     }
 
     async fn live_target_count(&self) -> u64 {
-        self.directory.count_objects(self.target.id, ObjectKind::User, false, None).await.unwrap()
+        self.directory.count_objects(self.target.id, ObjectKind::User, false, None, None).await.unwrap()
     }
 
     /// The target mirrors the source: one live B2B user per live internal source user with the same title and

@@ -114,6 +114,7 @@ impl Directory {
             descending: false,
             after: after.map(|id| SortKey { value: String::new(), id }),
             limit: page_size,
+            within: None,
         };
         let rows = tx.scan_objects(kind, &spec).await?;
         let mut items = Vec::with_capacity(rows.len());

@@ -741,6 +741,7 @@ impl Directory {
             descending: false,
             after: start.map(|id| SortKey { value: String::new(), id }),
             limit: EVALUATION_PAGE,
+            within: None,
         };
         let rows = tx.scan_objects(ObjectKind::User, &spec).await?;
         let exhausted = rows.len() < EVALUATION_PAGE as usize;

@@ -4,7 +4,9 @@
 use std::collections::{HashSet, VecDeque};
 
 use tenantsync_model::{DirectoryObject, Group, ObjectId, ObjectKind, Tenant, TenantId, User};
-use tenantsync_store::{ChangeOp, ChangeRow, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode};
+use tenantsync_store::{
+    ChangeOp, ChangeRow, DirectoryTx, KeyMatch, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode,
+};
 use time::OffsetDateTime;
 
 use crate::{Directory, DirectoryError, OpTimer};
@@ -17,6 +19,9 @@ pub struct ListSpec {
     pub after: Option<SortKey>,
     pub limit: u32,
     pub deleted: bool,
+    /// A condition on a key that storage indexes (see [`ScanSpec::within`]), implied by the caller's `keep`: it
+    /// narrows what is read, `keep` still decides.
+    pub within: Option<(ScanOrder, KeyMatch)>,
 }
 
 /// One page of a list, and where the next one starts (None on the last page).
@@ -660,6 +665,7 @@ impl Directory {
             descending: spec.descending,
             after: spec.after.clone(),
             limit: spec.limit.saturating_add(1).clamp(1, SCAN_BATCH),
+            within: spec.within.clone(),
         };
         let mut items = Vec::new();
         let mut last_key = None;
@@ -684,18 +690,21 @@ impl Directory {
         }
     }
 
-    /// How many objects of `kind` satisfy `keep` (None counts all, without reading them).
+    /// How many objects of `kind` satisfy `keep` (None counts all, without reading them). `within` narrows what
+    /// is read to the objects passing an indexed condition that `keep` implies (see [`ListSpec::within`]).
     pub async fn count_objects(
         &self,
         tenant: TenantId,
         kind: ObjectKind,
         deleted: bool,
+        within: Option<(ScanOrder, KeyMatch)>,
         keep: Option<&(dyn Fn(&DirectoryObject) -> bool + Sync)>,
     ) -> Result<u64, DirectoryError> {
         let _timer = OpTimer::start("count_objects");
         let mut tx = self.begin(tenant, TxMode::Read).await?;
         let Some(keep) = keep else { return Ok(tx.count_objects(kind, deleted).await?) };
-        let mut scan = ScanSpec { deleted, order: ScanOrder::Id, descending: false, after: None, limit: SCAN_BATCH };
+        let mut scan =
+            ScanSpec { deleted, order: ScanOrder::Id, descending: false, after: None, limit: SCAN_BATCH, within };
         let mut n_matching = 0;
         loop {
             let rows = tx.scan_objects(kind, &scan).await?;

@@ -44,7 +44,14 @@ impl Directory {
         {
             let mut tx = self.begin(tenant, TxMode::Read).await?;
             for deleted in [false, true] {
-                let mut scan = ScanSpec { deleted, order: ScanOrder::Id, descending: false, after: None, limit: 500 };
+                let mut scan = ScanSpec {
+                    deleted,
+                    order: ScanOrder::Id,
+                    descending: false,
+                    after: None,
+                    limit: 500,
+                    within: None,
+                };
                 loop {
                     let rows = tx.scan_objects(ObjectKind::Group, &scan).await?;
                     for row in &rows {

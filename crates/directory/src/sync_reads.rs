@@ -165,6 +165,7 @@ impl Directory {
             descending: false,
             after: after.map(|id| SortKey { value: String::new(), id }),
             limit,
+            within: None,
         };
         let rows = tx.scan_objects(ObjectKind::User, &spec).await?;
         Ok(user_states_of(tx.as_mut(), &rows).await?.into_iter().flatten().collect())

@@ -143,6 +143,59 @@ impl Filter {
     pub fn equality_on(&self, property: &str) -> Option<&str> {
         equality_in(&self.root, property)
     }
+
+    /// A condition on `property`'s value lowercased (Rust's `to_lowercase`, as storage keeps names and
+    /// userPrincipalNames) that every object passing the filter meets, taken from a `<property> eq '<value>'` or
+    /// a `startswith(<property>,'<prefix>')` alone or among the terms joined by `and` at the top: what an index
+    /// can narrow candidates with. The candidates must still go through [`Filter::matches`].
+    ///
+    /// Exact because characters that fold alike lowercase alike ([`fold_case`]), except for the sigmas, whose
+    /// lowercase depends on the position in a word: a value is only used up to its first sigma (as a prefix).
+    pub fn key_match_on(&self, property: &str) -> Option<KeyMatchText> {
+        key_match_in(&self.root, property)
+    }
+}
+
+/// What [`Filter::key_match_on`] finds: the lowercased key equals, or starts with, the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyMatchText {
+    Equals(String),
+    StartsWith(String),
+}
+
+fn key_match_in(node: &Node, property: &str) -> Option<KeyMatchText> {
+    let (value, whole) = match node {
+        Node::And(left, right) => {
+            return match (key_match_in(left, property), key_match_in(right, property)) {
+                // Prefer an equality, then the longer prefix.
+                (Some(KeyMatchText::StartsWith(a)), Some(KeyMatchText::StartsWith(b))) => {
+                    Some(KeyMatchText::StartsWith(if b.len() > a.len() { b } else { a }))
+                }
+                (Some(equals @ KeyMatchText::Equals(_)), _) | (_, Some(equals @ KeyMatchText::Equals(_))) => {
+                    Some(equals)
+                }
+                (left, right) => left.or(right),
+            };
+        }
+        Node::Compare {
+            operand: Operand { variable: None, path },
+            operator: CompareOp::Eq,
+            value: Literal::String(value),
+        } if path.eq_ignore_ascii_case(property) => (value, true),
+        Node::Text { function: TextFunction::StartsWith, operand: Operand { variable: None, path }, argument }
+            if path.eq_ignore_ascii_case(property) =>
+        {
+            (argument, false)
+        }
+        _ => return None,
+    };
+    let is_sigma = |c: char| matches!(c, 'Σ' | 'σ' | 'ς');
+    let key: String = value.chars().take_while(|&c| !is_sigma(c)).flat_map(char::to_lowercase).collect();
+    if whole && !value.chars().any(is_sigma) {
+        Some(KeyMatchText::Equals(key))
+    } else {
+        Some(KeyMatchText::StartsWith(key))
+    }
 }
 
 impl fmt::Display for Filter {
@@ -1031,10 +1084,15 @@ fn compare(actual: &Value, literal: &Literal) -> Option<Ordering> {
 
 /// Folds a character for case-insensitive ordinal comparison: its simple uppercase mapping, like .NET's
 /// `OrdinalIgnoreCase` that Entra uses, so `'_'` sorts after letters in either case.
+///
+/// A character whose uppercase lowercases to another letter keeps itself, as .NET's invariant casing keeps the
+/// dotless `ı` (its ICU shim special-cases U+0131 "to match the Windows invariant behavior"): `ı`, the long `ſ`
+/// and the final `ς` do not equal `i`, `s` and `σ`. So two characters that fold alike also lowercase alike, which
+/// lets storage answer `eq` and `startswith` from a lowercased key ([`Filter::key_match_on`]).
 fn fold_case(c: char) -> char {
     let mut upper = c.to_uppercase();
     match (upper.next(), upper.next()) {
-        (Some(single), None) => single,
+        (Some(single), None) if single.to_lowercase().eq(c.to_lowercase()) => single,
         _ => c,
     }
 }

@@ -1504,3 +1504,84 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn letters_whose_uppercase_lowercases_elsewhere_fold_to_themselves() {
+    // .NET's invariant casing keeps the dotless ı; the long ſ and the final ς likewise keep themselves, so every
+    // pair of characters that compare equal also lowercase equal.
+    check(
+        "displayName eq 'yilmaz'",
+        r#"[{"displayName": "YILMAZ"}, {"displayName": "Yılmaz"}, {"displayName": "yilmaz"}]"#,
+        expect![[r#"
+            (eq displayName 'yilmaz')
+            displayName eq 'yilmaz'
+            matches: [true, false, true]"#]],
+    );
+    check(
+        "startswith(displayName,'sa')",
+        r#"[{"displayName": "Sam"}, {"displayName": "ſam"}, {"displayName": "SAM"}]"#,
+        expect![[r#"
+            (startswith displayName 'sa')
+            startswith(displayName,'sa')
+            matches: [true, false, true]"#]],
+    );
+}
+
+#[test]
+fn key_match_on_takes_an_equality_or_a_prefix_among_top_level_and_terms() {
+    use tenantsync_graph::filter::KeyMatchText::{Equals, StartsWith};
+    let key_match = |text: &str, property: &str| Filter::parse(text, &USER).expect("parses").key_match_on(property);
+    assert_eq!(key_match("displayName eq 'Ada Lovelace'", "displayName"), Some(Equals("ada lovelace".to_owned())));
+    assert_eq!(key_match("startswith(displayName,'ADA')", "DISPLAYNAME"), Some(StartsWith("ada".to_owned())));
+    assert_eq!(
+        key_match("startswith(displayName,'a') and accountEnabled eq true and displayName eq 'Ab'", "displayName"),
+        Some(Equals("ab".to_owned()))
+    );
+    assert_eq!(
+        key_match("startswith(displayName,'a') and startswith(displayName,'abc')", "displayName"),
+        Some(StartsWith("abc".to_owned()))
+    );
+    // A sigma ends what can be used: its lowercase depends on where it stands in a word.
+    assert_eq!(key_match("displayName eq 'ΟΔΟΣ'", "displayName"), Some(StartsWith("οδο".to_owned())));
+    for unusable in [
+        "startswith(displayName,'a') or accountEnabled eq true",
+        "not(displayName eq 'a')",
+        "displayName ne 'a'",
+        "displayName ge 'a'",
+        "endswith(displayName,'a')",
+        "mail eq 'a'",
+        "identities/any(i:i/issuer eq 'a')",
+    ] {
+        assert_eq!(key_match(unusable, "displayName"), None, "{unusable}");
+    }
+}
+
+/// Characters chosen for their casing: ASCII, Turkish i's, long s, sigmas, sharp s, Kelvin sign, a titlecase.
+const TRICKY: &[char] =
+    &['a', 'A', 's', 'S', 'ſ', 'i', 'I', 'ı', 'İ', 'σ', 'Σ', 'ς', 'ß', 'ẞ', 'k', 'K', '\u{212A}', 'ǅ', 'ǆ', 'Ǆ', ' '];
+
+fn tricky_text(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::sample::select(TRICKY), 0..max).prop_map(|chars| chars.into_iter().collect())
+}
+
+proptest! {
+    /// Whatever `eq` or `startswith` matches, the condition from `key_match_on` holds on the lowercased value:
+    /// an index on the lowercased value never hides a match.
+    #[test]
+    fn key_match_never_excludes_a_match(name in tricky_text(6), operand in tricky_text(4), equality in any::<bool>()) {
+        let quoted = operand.replace('\'', "''");
+        let text = if equality {
+            format!("displayName eq '{quoted}'")
+        } else {
+            format!("startswith(displayName,'{quoted}')")
+        };
+        let filter = Filter::parse(&text, &USER).expect("parses");
+        let key = name.to_lowercase();
+        if filter.matches(&serde_json::json!({ "displayName": name })) {
+            match filter.key_match_on("displayName").expect("a condition") {
+                tenantsync_graph::filter::KeyMatchText::Equals(value) => prop_assert_eq!(key, value),
+                tenantsync_graph::filter::KeyMatchText::StartsWith(prefix) => prop_assert!(key.starts_with(&prefix), "{key:?} {prefix:?}"),
+            }
+        }
+    }
+}

@@ -73,23 +73,31 @@ fn push_scim_where(
             ScimKey::ExternalId => EXTERNAL_ID_KEY,
             ScimKey::DisplayName => "name_key",
         };
-        match condition {
-            KeyMatch::Equals(value) => {
-                query.push(format!(" AND {column} = ")).push_bind(value.clone());
+        push_key_match(query, column, condition);
+    }
+}
+
+/// ` AND <column> …` for a condition on an indexed key; an absent value reads as the empty string.
+fn push_key_match(query: &mut sqlx::QueryBuilder<Postgres>, column: &str, condition: &KeyMatch) {
+    match condition {
+        KeyMatch::Equals(value) if value.is_empty() => {
+            query.push(format!(" AND coalesce({column}, '') = ''"));
+        }
+        KeyMatch::Equals(value) => {
+            query.push(format!(" AND {column} = ")).push_bind(value.clone());
+        }
+        KeyMatch::StartsWith(prefix) if prefix.is_empty() => {}
+        KeyMatch::StartsWith(prefix) => {
+            query.push(format!(" AND {column} >= ")).push_bind(prefix.clone());
+            if let Some(upper) = prefix_upper_bound(prefix) {
+                query.push(format!(" AND {column} < ")).push_bind(upper);
             }
-            KeyMatch::StartsWith(prefix) if prefix.is_empty() => {}
-            KeyMatch::StartsWith(prefix) => {
-                query.push(format!(" AND {column} >= ")).push_bind(prefix.clone());
-                if let Some(upper) = prefix_upper_bound(prefix) {
-                    query.push(format!(" AND {column} < ")).push_bind(upper);
-                }
-            }
-            KeyMatch::Empty => {
-                query.push(format!(" AND coalesce({column}, '') = ''"));
-            }
-            KeyMatch::NotEmpty => {
-                query.push(format!(" AND {column} > ''"));
-            }
+        }
+        KeyMatch::Empty => {
+            query.push(format!(" AND coalesce({column}, '') = ''"));
+        }
+        KeyMatch::NotEmpty => {
+            query.push(format!(" AND {column} > ''"));
         }
     }
 }
@@ -238,38 +246,45 @@ impl DirectoryTx for PgDirectoryTx {
     }
 
     async fn scan_objects(&mut self, kind: ObjectKind, spec: &ScanSpec) -> Result<Vec<ObjectRow>, StoreError> {
-        let key_column = match spec.order {
-            ScanOrder::Id => None,
-            ScanOrder::DisplayName => Some("name_key"),
-            ScanOrder::Upn => Some("COALESCE(upn_key, '')"),
+        let key_column = |order: ScanOrder| match order {
+            ScanOrder::Id => "id",
+            ScanOrder::DisplayName => "name_key",
+            ScanOrder::Upn => "COALESCE(upn_key, '')",
         };
         let (cmp, direction) = if spec.descending { ("<", "DESC") } else { (">", "ASC") };
         let deleted = if spec.deleted { "deleted_at IS NOT NULL" } else { "deleted_at IS NULL" };
-        let mut sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND kind = $2 AND {deleted}");
-        let limit_param = match (&spec.after, key_column) {
-            (None, _) => 3,
-            (Some(_), None) => {
-                sql.push_str(&format!(" AND id {cmp} $3"));
-                4
-            }
-            (Some(_), Some(column)) => {
-                sql.push_str(&format!(" AND ({column} {cmp} $3 OR ({column} = $3 AND id {cmp} $4))"));
-                5
-            }
-        };
-        match key_column {
-            None => sql.push_str(&format!(" ORDER BY id {direction}")),
-            Some(column) => sql.push_str(&format!(" ORDER BY {column} {direction}, id {direction}")),
+        let mut query =
+            sqlx::QueryBuilder::<Postgres>::new(format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = "));
+        query.push_bind(self.tenant_text.clone());
+        query.push(" AND kind = ").push_bind(kind.as_str());
+        query.push(format!(" AND {deleted}"));
+        if let Some((key, condition)) = &spec.within {
+            let column = match key {
+                ScanOrder::Id => "id",
+                ScanOrder::DisplayName => "name_key",
+                ScanOrder::Upn => "upn_key",
+            };
+            push_key_match(&mut query, column, condition);
         }
-        sql.push_str(&format!(" LIMIT ${limit_param}"));
-        let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str());
+        let column = key_column(spec.order);
         if let Some(after) = &spec.after {
-            if key_column.is_some() {
-                query = query.bind(after.value.clone());
+            match spec.order {
+                ScanOrder::Id => {
+                    query.push(format!(" AND id {cmp} ")).push_bind(after.id.to_string());
+                }
+                _ => {
+                    query.push(format!(" AND ({column} {cmp} ")).push_bind(after.value.clone());
+                    query.push(format!(" OR ({column} = ")).push_bind(after.value.clone());
+                    query.push(format!(" AND id {cmp} ")).push_bind(after.id.to_string()).push("))");
+                }
             }
-            query = query.bind(after.id.to_string());
         }
-        let rows = query.bind(i64::from(spec.limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        match spec.order {
+            ScanOrder::Id => query.push(format!(" ORDER BY id {direction}")),
+            _ => query.push(format!(" ORDER BY {column} {direction}, id {direction}")),
+        };
+        query.push(" LIMIT ").push_bind(i64::from(spec.limit));
+        let rows = query.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
         rows.iter().map(object_from_row).collect()
     }
 

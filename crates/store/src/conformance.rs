@@ -133,7 +133,8 @@ pub async fn objects_are_scoped_by_tenant(store: &dyn Store) {
     assert_eq!(tx.get_object(user.id).await.expect("get"), None, "tenant B cannot see A's object by id");
     assert_eq!(tx.find_by_upn("ada@scopea.example").await.expect("find"), None);
     assert_eq!(tx.count_objects(ObjectKind::User, false).await.expect("count"), 0);
-    let spec = ScanSpec { deleted: false, order: ScanOrder::Id, descending: false, after: None, limit: 10 };
+    let spec =
+        ScanSpec { deleted: false, order: ScanOrder::Id, descending: false, after: None, limit: 10, within: None };
     assert!(tx.scan_objects(ObjectKind::User, &spec).await.expect("scan").is_empty());
     drop(tx);
 
@@ -200,7 +201,7 @@ pub async fn scans_page_in_every_order(store: &dyn Store) {
         (ScanOrder::Upn, false),
         (ScanOrder::Upn, true),
     ] {
-        let mut spec = ScanSpec { deleted: false, order, descending, after: None, limit: 4 };
+        let mut spec = ScanSpec { deleted: false, order, descending, after: None, limit: 4, within: None };
         let mut seen = Vec::new();
         let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
         loop {
@@ -223,11 +224,89 @@ pub async fn scans_page_in_every_order(store: &dyn Store) {
     let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
     assert_eq!(tx.count_objects(ObjectKind::User, false).await.expect("count"), names.len() as u64);
     assert_eq!(tx.count_objects(ObjectKind::User, true).await.expect("count"), 1);
-    let spec = ScanSpec { deleted: true, order: ScanOrder::Id, descending: false, after: None, limit: 10 };
+    let spec =
+        ScanSpec { deleted: true, order: ScanOrder::Id, descending: false, after: None, limit: 10, within: None };
     let deleted_rows = tx.scan_objects(ObjectKind::User, &spec).await.expect("scan deleted");
     assert_eq!(deleted_rows, vec![deleted.clone()]);
     assert_eq!(tx.deleted_before(at(6)).await.expect("deleted before"), vec![deleted.id]);
     assert!(tx.deleted_before(at(5)).await.expect("deleted before").is_empty());
+    drop(tx);
+    scans_narrow_to_an_indexed_key(store, tenant, &deleted).await;
+}
+
+/// `ScanSpec::within`: every order and direction, paged two at a time, gives exactly the rows whose key passes
+/// the condition, in the order's sequence; deleted rows only when asked for.
+async fn scans_narrow_to_an_indexed_key(store: &dyn Store, tenant: TenantId, deleted: &ObjectRow) {
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
+    let all_spec =
+        ScanSpec { deleted: false, order: ScanOrder::Id, descending: false, after: None, limit: 100, within: None };
+    let all = tx.scan_objects(ObjectKind::User, &all_spec).await.expect("scan all");
+    let some_id = all[2].id;
+    let key = |row: &ObjectRow, on: ScanOrder| ScanSpec { order: on, ..all_spec.clone() }.key_of(row).value;
+    let conditions = [
+        (ScanOrder::DisplayName, KeyMatch::StartsWith("al".to_owned()), 2),
+        (ScanOrder::DisplayName, KeyMatch::Equals("bravo".to_owned()), 1),
+        (ScanOrder::DisplayName, KeyMatch::StartsWith("Al".to_owned()), 0),
+        (ScanOrder::DisplayName, KeyMatch::StartsWith(String::new()), 6),
+        (ScanOrder::Upn, KeyMatch::StartsWith("u".to_owned()), 6),
+        (ScanOrder::Upn, KeyMatch::Equals("u4@paging.example".to_owned()), 1),
+        (ScanOrder::Upn, KeyMatch::StartsWith("u4@paging.examplf".to_owned()), 0),
+        (ScanOrder::Id, KeyMatch::Equals(some_id.to_string()), 1),
+        (ScanOrder::DisplayName, KeyMatch::StartsWith("g".to_owned()), 0),
+    ];
+    for (on, condition, n_expected) in conditions {
+        let passes = |row: &ObjectRow| {
+            let value = if on == ScanOrder::Id { row.id.to_string() } else { key(row, on) };
+            match &condition {
+                KeyMatch::Equals(text) => value == *text,
+                KeyMatch::StartsWith(prefix) => value.starts_with(prefix.as_str()),
+                KeyMatch::Empty => value.is_empty(),
+                KeyMatch::NotEmpty => !value.is_empty(),
+            }
+        };
+        for (order, descending) in [
+            (ScanOrder::Id, false),
+            (ScanOrder::Id, true),
+            (ScanOrder::DisplayName, false),
+            (ScanOrder::DisplayName, true),
+            (ScanOrder::Upn, false),
+            (ScanOrder::Upn, true),
+        ] {
+            let mut spec = ScanSpec {
+                deleted: false,
+                order,
+                descending,
+                after: None,
+                limit: 2,
+                within: Some((on, condition.clone())),
+            };
+            let mut seen = Vec::new();
+            loop {
+                let page = tx.scan_objects(ObjectKind::User, &spec).await.expect("scan within");
+                if page.is_empty() {
+                    break;
+                }
+                spec.after = Some(spec.key_of(page.last().expect("non-empty page")));
+                seen.extend(page);
+            }
+            let mut expected: Vec<ObjectRow> = all.iter().filter(|row| passes(row)).cloned().collect();
+            expected.sort_by_key(|row| (spec.key_of(row).value, row.id));
+            if descending {
+                expected.reverse();
+            }
+            assert_eq!(expected.len(), n_expected, "{on:?} {condition:?}: the test's own expectation");
+            assert_eq!(seen, expected, "{on:?} {condition:?} by {order:?} descending={descending}");
+        }
+    }
+    let spec = ScanSpec {
+        deleted: true,
+        order: ScanOrder::Id,
+        descending: false,
+        after: None,
+        limit: 10,
+        within: Some((ScanOrder::DisplayName, KeyMatch::StartsWith("go".to_owned()))),
+    };
+    assert_eq!(tx.scan_objects(ObjectKind::User, &spec).await.expect("scan deleted within"), vec![deleted.clone()]);
 }
 
 pub async fn links_and_purge(store: &dyn Store) {
@@ -504,7 +583,8 @@ pub async fn anchors_are_unique_per_tenant_ignoring_case(store: &dyn Store) {
     tx.update_object(&deleted_bob).await.expect("soft delete");
     assert_eq!(tx.find_by_anchor("HTTPS://sts.example/Issuer/Bob-1").await.expect("find"), Some(deleted_bob.clone()));
     assert_eq!(tx.get_object(ada.id).await.expect("get"), Some(ada.clone()));
-    let spec = ScanSpec { deleted: true, order: ScanOrder::Id, descending: false, after: None, limit: 10 };
+    let spec =
+        ScanSpec { deleted: true, order: ScanOrder::Id, descending: false, after: None, limit: 10, within: None };
     assert_eq!(tx.scan_objects(ObjectKind::User, &spec).await.expect("scan"), vec![deleted_bob.clone()]);
     tx.commit().await.expect("commit");
 

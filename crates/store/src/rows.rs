@@ -141,6 +141,10 @@ pub struct ScanSpec {
     pub descending: bool,
     pub after: Option<SortKey>,
     pub limit: u32,
+    /// Only objects whose key under that order (the value [`ScanSpec::key_of`] gives: the id, or the display name
+    /// or userPrincipalName lowercased by Rust's `to_lowercase`) passes the match: an index narrows the scan, e.g.
+    /// for a Graph `$filter` of `startswith(displayName,'…')`. Any order may be combined with any key.
+    pub within: Option<(ScanOrder, KeyMatch)>,
 }
 
 impl ScanSpec {

@@ -65,7 +65,7 @@ impl Server {
 }
 
 pub async fn count_users(directory: &Directory, tenant: TenantId) -> u64 {
-    directory.count_objects(tenant, ObjectKind::User, false, None).await.expect("count users")
+    directory.count_objects(tenant, ObjectKind::User, false, None, None).await.expect("count users")
 }
 
 /// A live user of a tenant: its id, for a B2B user its anchor (issuer tenant, source id), and its jobTitle.

@@ -186,7 +186,7 @@ async fn a_benign_organization_of_10000_holds_nothing_under_the_default_guardrai
     sync.start().await;
     // Waits on the directory's own count (a filtered API count decodes every user, slowing the sync it watches).
     wait_long("the whole organization synced", || async {
-        let users = app.directory().count_objects(target.id, ObjectKind::User, false, None).await.expect("count");
+        let users = app.directory().count_objects(target.id, ObjectKind::User, false, None, None).await.expect("count");
         users == 2 * PEOPLE as u64
     })
     .await;
