@@ -129,8 +129,12 @@ const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
 
 /// Starts `tenantsync serve` on a free port over `database` in a child process (killed when dropped); returns it,
 /// its pid and its URL. The rest of its standard output is drained in the background.
+///
+/// The server logs warnings only, on the bench's stderr; `TENANTSYNC_BENCH_SERVER_LOG` sets another filter (e.g.
+/// `sqlx::query=debug` to see every statement while profiling).
 pub(crate) async fn start_server(database: &str) -> anyhow::Result<(tokio::process::Child, u32, String)> {
-    start_child(&["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", "warn"]).await
+    let log = std::env::var("TENANTSYNC_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned());
+    start_child(&["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", &log]).await
 }
 
 /// Starts this binary with `args` (`serve` or `worker`, listening on a free port) as [`start_server`] does.
