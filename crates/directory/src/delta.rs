@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId};
-use tenantsync_store::{ChangeOp, DirectoryTx, LinkKind, ScanOrder, ScanSpec, SortKey, TxMode};
+use tenantsync_store::{ChangeOp, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode};
 
 use crate::objects::decode;
 use crate::{Directory, DirectoryError, OpTimer};
@@ -47,9 +47,13 @@ pub struct DeltaPage {
     pub more: bool,
 }
 
+/// The kind of each member (None once purged), from one read.
 async fn member_kinds(tx: &mut dyn DirectoryTx, members: &mut [MemberDelta]) -> Result<(), DirectoryError> {
+    let ids: Vec<ObjectId> = members.iter().map(|member| member.id).collect();
+    let kinds: HashMap<ObjectId, ObjectKind> =
+        tx.get_objects(&ids).await?.into_iter().map(|row| (row.id, row.kind)).collect();
     for member in members {
-        member.kind = tx.get_object(member.id).await?.map(|row| row.kind);
+        member.kind = kinds.get(&member.id).copied();
     }
     Ok(())
 }
@@ -117,20 +121,34 @@ impl Directory {
             within: None,
         };
         let rows = tx.scan_objects(kind, &spec).await?;
+        // A page of groups reads its members' links and the members' kinds in one query each.
+        let mut members_of: HashMap<ObjectId, Vec<MemberDelta>> = HashMap::new();
+        if kind == ObjectKind::Group {
+            let groups: Vec<ObjectId> = rows.iter().map(|row| row.id).collect();
+            let pairs = tx.links_from_many(LinkKind::Member, &groups).await?;
+            let member_ids: Vec<ObjectId> =
+                pairs.iter().map(|(_, member)| *member).collect::<HashSet<_>>().into_iter().collect();
+            let live: HashMap<ObjectId, ObjectKind> = tx
+                .get_objects(&member_ids)
+                .await?
+                .into_iter()
+                .filter(|row| row.deleted_at.is_none())
+                .map(|row| (row.id, row.kind))
+                .collect();
+            for (group, member) in pairs {
+                if let Some(kind) = live.get(&member) {
+                    members_of.entry(group).or_default().push(MemberDelta {
+                        id: member,
+                        kind: Some(*kind),
+                        removed: false,
+                    });
+                }
+            }
+        }
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             let members = match kind {
-                ObjectKind::Group => {
-                    let mut members: Vec<MemberDelta> = Vec::new();
-                    for id in tx.links_from(LinkKind::Member, row.id).await? {
-                        if let Some(member) = tx.get_object(id).await?
-                            && member.deleted_at.is_none()
-                        {
-                            members.push(MemberDelta { id, kind: Some(member.kind), removed: false });
-                        }
-                    }
-                    Some(members)
-                }
+                ObjectKind::Group => Some(members_of.remove(&row.id).unwrap_or_default()),
                 ObjectKind::User => None,
             };
             items.push(DeltaItem::Object { object: decode(row)?, members });
@@ -170,9 +188,11 @@ impl Directory {
             }
         }
         order.reverse();
+        let mut rows: HashMap<ObjectId, ObjectRow> =
+            tx.get_objects(&order).await?.into_iter().map(|row| (row.id, row)).collect();
         let mut items = Vec::with_capacity(order.len());
         for id in order {
-            let item = match tx.get_object(id).await? {
+            let item = match rows.remove(&id) {
                 None => DeltaItem::Removed { id, purged: true },
                 Some(row) if row.deleted_at.is_some() => DeltaItem::Removed { id, purged: false },
                 Some(row) => {

@@ -293,3 +293,43 @@ async fn links_keep_the_host_and_scheme_the_client_used() {
     let https_link = proxied.body["@odata.nextLink"].as_str().expect("nextLink");
     assert!(https_link.starts_with(&format!("https://127.0.0.1:{port}/v1.0/users?")), "{https_link}");
 }
+
+/// An initial round of groups shows each group's live members, whatever the page holds: members shared between
+/// groups, a deleted member left out, an empty group with an empty list.
+#[tokio::test]
+async fn initial_group_pages_show_each_groups_live_members() {
+    let app = TestApp::spawn().await;
+    let (_, graph) = contoso(&app).await;
+    let mut users = Vec::new();
+    for idx in 0..4 {
+        users.push(graph.create_user(fixtures::user(&format!("m{idx}@contoso.com"), &format!("Member {idx}"))).await);
+    }
+    let mut groups = Vec::new();
+    for idx in 0..5 {
+        let group = graph.create_group(&format!("Group {idx}")).await;
+        // Group idx holds the users below idx: group 0 is empty, group 4 holds all four.
+        for user in users.iter().take(idx) {
+            graph.add_member(&group, user).await.assert_status(204);
+        }
+        groups.push(group);
+    }
+    graph.delete(&format!("/v1.0/users/{}", users[1])).await.assert_status(204);
+    for headers in [PAGE_OF_TWO, &[][..]] {
+        let (values, _, _) = round(&graph, "/v1.0/groups/delta()", headers).await;
+        assert_eq!(values.len(), groups.len());
+        for (idx, group) in groups.iter().enumerate() {
+            let entry = values.iter().find(|value| value["id"] == group.as_str()).expect("each group");
+            let mut members: Vec<String> = entry["members@delta"]
+                .as_array()
+                .expect("members@delta on every group of an initial round")
+                .iter()
+                .map(|member| member["id"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            members.sort();
+            let mut expected: Vec<String> =
+                users.iter().take(idx).enumerate().filter(|(at, _)| *at != 1).map(|(_, id)| id.clone()).collect();
+            expected.sort();
+            assert_eq!(members, expected, "group {idx} with {headers:?}");
+        }
+    }
+}
