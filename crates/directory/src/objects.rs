@@ -225,11 +225,13 @@ pub(crate) async fn live_of_kind(
     Ok(object)
 }
 
-/// The live objects among `ids`, in the given order.
+/// The live objects among `ids`, in the given order, from one read.
 async fn live_objects(tx: &mut dyn DirectoryTx, ids: Vec<ObjectId>) -> Result<Vec<DirectoryObject>, DirectoryError> {
+    let mut rows: std::collections::HashMap<ObjectId, ObjectRow> =
+        tx.get_objects(&ids).await?.into_iter().map(|row| (row.id, row)).collect();
     let mut objects = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(row) = tx.get_object(id).await?
+        if let Some(row) = rows.remove(&id)
             && row.deleted_at.is_none()
         {
             objects.push(decode(&row)?);
@@ -414,7 +416,7 @@ impl Directory {
     /// A live user by object id or userPrincipalName.
     pub async fn get_user(&self, tenant: TenantId, key: &str) -> Result<User, DirectoryError> {
         let _timer = OpTimer::start("get_user");
-        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut tx = self.begin(tenant, TxMode::ReadStatements).await?;
         match live_of_kind(tx.as_mut(), key, ObjectKind::User).await? {
             DirectoryObject::User(user) => Ok(user),
             DirectoryObject::Group(_) => Err(DirectoryError::not_found(key)),
@@ -429,7 +431,7 @@ impl Directory {
         user_name: &str,
     ) -> Result<Vec<User>, DirectoryError> {
         let _timer = OpTimer::start("users_by_scim_user_name");
-        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut tx = self.begin(tenant, TxMode::ReadStatements).await?;
         let rows = tx.find_users_by_scim_user_name(user_name).await?;
         tx.commit().await?;
         let mut users = Vec::with_capacity(rows.len());
@@ -521,7 +523,7 @@ impl Directory {
 
     pub async fn get_group(&self, tenant: TenantId, id: &str) -> Result<Group, DirectoryError> {
         let _timer = OpTimer::start("get_group");
-        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut tx = self.begin(tenant, TxMode::ReadStatements).await?;
         match live_of_kind(tx.as_mut(), id, ObjectKind::Group).await? {
             DirectoryObject::Group(group) => Ok(group),
             DirectoryObject::User(_) => Err(DirectoryError::not_found(id)),
@@ -566,7 +568,7 @@ impl Directory {
 
     /// Any live object (user or group) by id, as `/directoryObjects/{id}` resolves it.
     pub async fn get_object(&self, tenant: TenantId, id: &str) -> Result<DirectoryObject, DirectoryError> {
-        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut tx = self.begin(tenant, TxMode::ReadStatements).await?;
         Ok(live_object(tx.as_mut(), id).await?.1)
     }
 
@@ -595,7 +597,7 @@ impl Directory {
 
     /// A soft-deleted object.
     pub async fn get_deleted(&self, tenant: TenantId, id: &str) -> Result<DirectoryObject, DirectoryError> {
-        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut tx = self.begin(tenant, TxMode::ReadStatements).await?;
         let id = ObjectId::parse(id).map_err(|_| DirectoryError::not_found(id))?;
         match tx.get_object(id).await? {
             Some(row) if row.deleted_at.is_some() => decode(&row),
@@ -658,7 +660,7 @@ impl Directory {
         keep: &(dyn Fn(&DirectoryObject) -> bool + Sync),
     ) -> Result<ListPage, DirectoryError> {
         let _timer = OpTimer::start("list_objects");
-        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut tx = self.begin(tenant, TxMode::ReadStatements).await?;
         let mut scan = ScanSpec {
             deleted: spec.deleted,
             order: spec.order,
@@ -701,7 +703,7 @@ impl Directory {
         keep: Option<&(dyn Fn(&DirectoryObject) -> bool + Sync)>,
     ) -> Result<u64, DirectoryError> {
         let _timer = OpTimer::start("count_objects");
-        let mut tx = self.begin(tenant, TxMode::Read).await?;
+        let mut tx = self.begin(tenant, TxMode::ReadStatements).await?;
         let Some(keep) = keep else { return Ok(tx.count_objects(kind, deleted).await?) };
         let mut scan =
             ScanSpec { deleted, order: ScanOrder::Id, descending: false, after: None, limit: SCAN_BATCH, within };

@@ -34,16 +34,52 @@ const EXTERNAL_ID_KEY: &str = "(((data::jsonb) ->> 'scimExternalId') COLLATE \"C
 
 const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
+/// What a directory transaction runs its statements on: a transaction, or for [`TxMode::ReadStatements`] a
+/// pooled connection whose statements each commit alone.
+pub(crate) enum TxConn {
+    Tx(Transaction<'static, Postgres>),
+    Statements(sqlx::pool::PoolConnection<Postgres>),
+}
+
+impl std::ops::Deref for TxConn {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            TxConn::Tx(tx) => tx,
+            TxConn::Statements(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for TxConn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            TxConn::Tx(tx) => tx,
+            TxConn::Statements(conn) => conn,
+        }
+    }
+}
+
+impl TxConn {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            TxConn::Tx(tx) => tx.commit().await,
+            TxConn::Statements(_) => Ok(()),
+        }
+    }
+}
+
 pub(crate) struct PgDirectoryTx {
     tenant: TenantId,
     tenant_text: String,
-    tx: Transaction<'static, Postgres>,
+    tx: TxConn,
     /// A change was appended: the commit notifies other processes (`leases::notify`).
     changed: bool,
 }
 
 impl PgDirectoryTx {
-    pub(crate) fn new(tenant: TenantId, tx: Transaction<'static, Postgres>) -> Self {
+    pub(crate) fn new(tenant: TenantId, tx: TxConn) -> Self {
         Self { tenant, tenant_text: tenant.to_string(), tx, changed: false }
     }
 }

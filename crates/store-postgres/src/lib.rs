@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use codec::{
     classify, credential_from_row, doc_from_row, micros, tenant_from_row, tenant_id_from_row, trusted, unavailable,
 };
-use directory_tx::PgDirectoryTx;
+use directory_tx::{PgDirectoryTx, TxConn};
 
 /// The PostgreSQL store.
 #[derive(Clone, Debug)]
@@ -201,10 +201,12 @@ impl Store for PgStore {
 
     async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError> {
         let tx = match mode {
-            TxMode::Read => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await,
-            TxMode::Write => self.pool.begin().await,
-        }
-        .map_err(unavailable)?;
+            TxMode::Read => TxConn::Tx(
+                self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(unavailable)?,
+            ),
+            TxMode::Write => TxConn::Tx(self.pool.begin().await.map_err(unavailable)?),
+            TxMode::ReadStatements => TxConn::Statements(self.pool.acquire().await.map_err(unavailable)?),
+        };
         Ok(Box::new(PgDirectoryTx::new(tenant, tx)))
     }
 

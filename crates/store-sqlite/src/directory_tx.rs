@@ -25,14 +25,50 @@ const EXTERNAL_ID_KEY: &str = "json_extract(data, '$.scimExternalId')";
 
 const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
+/// What a directory transaction runs its statements on: a transaction, or for [`TxMode::ReadStatements`] a
+/// pooled connection whose statements each commit alone.
+pub(crate) enum TxConn {
+    Tx(Transaction<'static, Sqlite>),
+    Statements(sqlx::pool::PoolConnection<Sqlite>),
+}
+
+impl std::ops::Deref for TxConn {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            TxConn::Tx(tx) => tx,
+            TxConn::Statements(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for TxConn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            TxConn::Tx(tx) => tx,
+            TxConn::Statements(conn) => conn,
+        }
+    }
+}
+
+impl TxConn {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            TxConn::Tx(tx) => tx.commit().await,
+            TxConn::Statements(_) => Ok(()),
+        }
+    }
+}
+
 pub(crate) struct SqliteDirectoryTx {
     tenant: TenantId,
     tenant_text: String,
-    tx: Transaction<'static, Sqlite>,
+    tx: TxConn,
 }
 
 impl SqliteDirectoryTx {
-    pub(crate) fn new(tenant: TenantId, tx: Transaction<'static, Sqlite>) -> Self {
+    pub(crate) fn new(tenant: TenantId, tx: TxConn) -> Self {
         Self { tenant, tenant_text: tenant.to_string(), tx }
     }
 }

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use codec::{
     classify, credential_from_row, doc_from_row, micros, tenant_from_row, tenant_id_from_row, trusted, unavailable,
 };
-use directory_tx::SqliteDirectoryTx;
+use directory_tx::{SqliteDirectoryTx, TxConn};
 
 /// The SQLite store.
 #[derive(Clone, Debug)]
@@ -219,10 +219,10 @@ impl Store for SqliteStore {
 
     async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError> {
         let tx = match mode {
-            TxMode::Read => self.pool.begin().await,
-            TxMode::Write => self.pool.begin_with("BEGIN IMMEDIATE").await,
-        }
-        .map_err(unavailable)?;
+            TxMode::Read => TxConn::Tx(self.pool.begin().await.map_err(unavailable)?),
+            TxMode::Write => TxConn::Tx(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?),
+            TxMode::ReadStatements => TxConn::Statements(self.pool.acquire().await.map_err(unavailable)?),
+        };
         Ok(Box::new(SqliteDirectoryTx::new(tenant, tx)))
     }
 

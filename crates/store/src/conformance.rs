@@ -29,10 +29,11 @@ pub async fn run_all(store: &dyn Store) {
     users_are_found_by_scim_user_name(store).await;
     batch_writes_match_single_writes(store).await;
     scim_selects_filter_order_and_page(store).await;
+    read_statements_see_each_commit(store).await;
 }
 
 /// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
-pub const TENANTS_CREATED_BY_RUN_ALL: usize = 24;
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 25;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -1146,4 +1147,32 @@ pub async fn scim_selects_filter_order_and_page(store: &dyn Store) {
     let groups = ScimSelect { kind: ObjectKind::Group, ..select(by_user_name, ScimKey::Id, false) };
     assert_eq!(ids(groups).await, (vec![], 0), "groups have no userName");
     tx.commit().await.expect("commit");
+}
+
+/// A `Read` transaction reads one snapshot; `ReadStatements` reads each commit as it lands, and its commit is a
+/// no-op.
+pub async fn read_statements_see_each_commit(store: &dyn Store) {
+    let tenant = new_tenant(store, "statements").await;
+    let first = user_row("first@statements.example", "First");
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    tx.insert_object(&first).await.expect("insert");
+    tx.commit().await.expect("commit");
+
+    let mut snapshot = store.begin(tenant, TxMode::Read).await.expect("begin read");
+    let mut statements = store.begin(tenant, TxMode::ReadStatements).await.expect("begin statements");
+    assert_eq!(snapshot.get_object(first.id).await.expect("get"), Some(first.clone()));
+    assert_eq!(statements.get_object(first.id).await.expect("get"), Some(first.clone()));
+    let second = user_row("second@statements.example", "Second");
+    assert_eq!(statements.get_object(second.id).await.expect("get"), None);
+
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    tx.insert_object(&second).await.expect("insert");
+    tx.commit().await.expect("commit");
+
+    assert_eq!(snapshot.get_object(second.id).await.expect("get"), None, "a Read transaction keeps its snapshot");
+    assert_eq!(statements.get_object(second.id).await.expect("get"), Some(second.clone()), "each statement reads anew");
+    statements.commit().await.expect("a no-op commit");
+    snapshot.commit().await.expect("commit read");
+    let mut statements = store.begin(tenant, TxMode::ReadStatements).await.expect("begin statements");
+    assert_eq!(statements.count_objects(ObjectKind::User, false).await.expect("count"), 2);
 }

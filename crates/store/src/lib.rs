@@ -26,8 +26,13 @@ pub use rows::{
 /// Whether a transaction may write. Backends use it to take write locks up front (SQLite `BEGIN IMMEDIATE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxMode {
+    /// Reads from one snapshot.
     Read,
     Write,
+    /// Reads without a transaction: each statement sees what was committed when it ran, and `commit` does
+    /// nothing. For an operation that reads once, or whose reads need no common snapshot (a page of a list); it
+    /// saves the `BEGIN` and `COMMIT` round trips, most of a point read's cost. Never for writes.
+    ReadStatements,
 }
 
 /// The storage of all tenants.
