@@ -544,9 +544,12 @@ impl<'e, 'a> Cycle<'e, 'a> {
             }
         };
         let mut users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
+        // The source users this pass lists, for finding the links it did not (16 bytes a user).
+        let mut listed: HashSet<ObjectId> = HashSet::new();
         loop {
             let more = users.len() == PAGE_SIZE as usize;
             after = users.last().map(|user| user.id).or(after);
+            listed.extend(users.iter().map(|user| user.id));
             // The next page is read while this one is planned, written and committed: the source read runs on
             // another connection (and, on SQLite, another thread) while the target holds the writer. What is
             // committed stays this page's position, so a crash resumes exactly as without the read-ahead.
@@ -569,7 +572,8 @@ impl<'e, 'a> Cycle<'e, 'a> {
             }
         }
         // Users linked earlier whose source user is gone or deleted were not listed: deprovision them.
-        let missing = unlisted_links(env).await?;
+        let missing = unlisted_links(env, &listed).await?;
+        drop(listed);
         for chunk in missing.chunks(PAGE_SIZE as usize) {
             let record = self.process_page(chunk.to_vec()).await?;
             self.commit(record, Phase::Full { snapshot, after }).await?;
@@ -951,21 +955,40 @@ pub(crate) fn is_quiet(plan: &ObjectPlan, observed: &Observed, full: bool) -> bo
 /// Linked users a full read does not list: their source user is gone, or soft-deleted.
 /// The source is read a page of links at a time (one batched read each), not one user per link: at 100,000 links
 /// the one-by-one reads kept the end of every full pass busy for tens of seconds.
-pub(crate) async fn unlisted_links(env: &CycleEnv<'_>) -> Result<Vec<(ObjectId, Option<SourceUser>)>, EngineError> {
-    let links = env.repo.all_connections(env.job).await?;
-    let ids: Vec<ObjectId> = links.iter().filter(|link| !link.deleted_by_sync).map(|link| link.source_id).collect();
+///
+/// `listed` holds the source users the pass listed (live, so not missing): only the other links' source users
+/// are read back, and the links are walked page by page, so a pass over a million users neither reads the source
+/// twice nor holds every link in memory. A pass resumed after a restart did not list the users before its resume
+/// point in this process: those are read back.
+pub(crate) async fn unlisted_links(
+    env: &CycleEnv<'_>,
+    listed: &HashSet<ObjectId>,
+) -> Result<Vec<(ObjectId, Option<SourceUser>)>, EngineError> {
     let mut missing = Vec::new();
-    for page in ids.chunks(PAGE_SIZE as usize) {
-        let users = env.source.get_users(page).await.map_err(EngineError::Source)?;
-        for (source_id, user) in page.iter().zip(users) {
-            match user {
-                None => missing.push((*source_id, None)),
-                Some(user) if user.deleted => missing.push((*source_id, Some(user))),
-                Some(_) => {}
+    let mut after: Option<String> = None;
+    loop {
+        let links = env.repo.connections_page(env.job, after.as_deref(), PAGE_SIZE).await?;
+        let n_links = links.len();
+        after = links.last().map(|(key, _)| key.clone());
+        let unlisted: Vec<ObjectId> = links
+            .iter()
+            .filter(|(_, link)| !link.deleted_by_sync && !listed.contains(&link.source_id))
+            .map(|(_, link)| link.source_id)
+            .collect();
+        if !unlisted.is_empty() {
+            let users = env.source.get_users(&unlisted).await.map_err(EngineError::Source)?;
+            for (source_id, user) in unlisted.iter().zip(users) {
+                match user {
+                    None => missing.push((*source_id, None)),
+                    Some(user) if user.deleted => missing.push((*source_id, Some(user))),
+                    Some(_) => {}
+                }
             }
         }
+        if n_links < PAGE_SIZE as usize {
+            return Ok(missing);
+        }
     }
-    Ok(missing)
 }
 
 /// Observes a page of users with two batched target reads: linked users by id, the others by anchor.

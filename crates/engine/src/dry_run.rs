@@ -73,10 +73,12 @@ pub async fn dry_run(env: &CycleEnv<'_>, snapshot: JobSnapshot) -> Result<Vec<Pl
     // Active internal users the source returns, as a real full pass counts them for the integrity guard.
     let mut n_active = 0;
     let mut after = None;
+    let mut listed = std::collections::HashSet::new();
     loop {
         let users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
         let n_page = users.len();
         after = users.last().map(|user| user.id).or(after);
+        listed.extend(users.iter().map(|user| user.id));
         plan_page(
             env,
             &job,
@@ -91,7 +93,7 @@ pub async fn dry_run(env: &CycleEnv<'_>, snapshot: JobSnapshot) -> Result<Vec<Pl
         }
     }
     // Linked users whose source user is gone or deleted.
-    let missing = unlisted_links(env).await?;
+    let missing = unlisted_links(env, &listed).await?;
     for chunk in missing.chunks(PAGE_SIZE as usize) {
         plan_page(env, &job, chunk.to_vec(), true, &mut rows, &mut n_active).await?;
     }

@@ -503,6 +503,24 @@ pub async fn read_all<T: serde::de::DeserializeOwned>(
     Ok(read_all_keyed(tx, collection).await?.into_iter().map(|(_, value)| value).collect())
 }
 
+/// At most `limit` documents of a collection after the key `after`, with their keys, decoded, in key order: for
+/// walking a large collection page by page.
+pub async fn read_page<T: serde::de::DeserializeOwned>(
+    tx: &mut dyn DirectoryTx,
+    collection: &Collection<T>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(String, T)>, JobError> {
+    let page = tx.list_docs(collection.name(), after, limit).await?;
+    let mut values = Vec::with_capacity(page.len());
+    for doc in page {
+        let value = serde_json::from_str(&doc.data)
+            .map_err(|source| JobError::Corrupt { key: format!("{}/{}", collection.name(), doc.key), source })?;
+        values.push((doc.key, value));
+    }
+    Ok(values)
+}
+
 /// Every document of a collection with its key, decoded, in key order.
 pub async fn read_all_keyed<T: serde::de::DeserializeOwned>(
     tx: &mut dyn DirectoryTx,

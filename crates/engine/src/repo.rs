@@ -386,6 +386,18 @@ impl SyncRepo {
         job::read_all(tx.as_mut(), &connections_collection(&key.job)).await
     }
 
+    /// At most `limit` connections of a job after the connection keyed `after` (keys are source ids), with their
+    /// keys, in key order: a job with a million links is walked page by page.
+    pub async fn connections_page(
+        &self,
+        key: &JobKey,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Connection)>, JobError> {
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        job::read_page(tx.as_mut(), &connections_collection(&key.job), after, limit).await
+    }
+
     /// Every group link of a job, by source group id.
     pub async fn group_connections(&self, key: &JobKey) -> Result<HashMap<ObjectId, GroupConnection>, JobError> {
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
@@ -402,14 +414,11 @@ impl SyncRepo {
     /// The escrows of `ids` that exist.
     pub async fn escrows_of(&self, key: &JobKey, ids: &[ObjectId]) -> Result<HashMap<ObjectId, Escrow>, JobError> {
         let collection = escrows_collection(&key.job);
+        let keys: HashMap<String, ObjectId> = ids.iter().map(|id| (id.to_string(), *id)).collect();
+        let key_list: Vec<String> = keys.keys().cloned().collect();
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        let mut escrows = HashMap::new();
-        for id in ids {
-            if let Some(escrow) = job::read(tx.as_mut(), &collection, &id.to_string()).await? {
-                escrows.insert(*id, escrow);
-            }
-        }
-        Ok(escrows)
+        let found = job::read_many(tx.as_mut(), &collection, &key_list).await?;
+        Ok(found.into_iter().filter_map(|(key, escrow)| keys.get(&key).map(|id| (*id, escrow))).collect())
     }
 
     /// The deprovisionings the running cycle decided and has not applied yet.

@@ -151,3 +151,19 @@ async fn deleting_the_service_principal_leaves_synced_users_in_place() {
     // The logs outlive the configuration.
     assert!(!sync.logs().await.is_empty());
 }
+
+/// A source user deleted while the job is paused is not listed by the full pass a `Watermark` restart runs (links
+/// kept, the change log skipped): the pass finds its link among the links it did not list, reads the user back,
+/// and soft-deletes the B2B user; the user it listed stays.
+#[tokio::test]
+async fn full_pass_deprovisions_a_user_deleted_while_paused() {
+    let app = TestApp::spawn().await;
+    let (sync, ada, bob) = two_synced(&app).await;
+    sync.pause().await;
+    sync.src.delete(&format!("/v1.0/users/{ada}")).await.assert_status(204);
+    sync.restart("Watermark").await;
+    sync.start().await;
+    sync.wait_b2b_deleted(&ada).await;
+    sync.wait_log(&ada, "delete", "success").await;
+    assert!(sync.b2b_user_of(&bob).await.is_some(), "Bob was listed and stays");
+}
