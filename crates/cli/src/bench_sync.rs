@@ -233,24 +233,31 @@ pub async fn run(
     child.kill().await.ok();
     let _ = child.wait().await;
 
-    // 5. One incremental run over 10 changes on the full tenant, in this process.
+    // 5. Incremental runs over 10 changes on the full tenant, in this process: three rounds, the median reported
+    // (the first run of a process, or one whose commit checkpoints the write-ahead log, is slower).
     let clock: std::sync::Arc<dyn tenantsync_model::Clock> = std::sync::Arc::new(SystemClock);
     let runner = SyncRunner::new(directory.clone(), SyncRepo::new(store.clone(), clock.clone()), clock, None);
     runner.run_once(source.id, &link.job_id, false).await?;
-    for (idx, id) in ids.iter().take(10).enumerate() {
-        directory
-            .update_user(source.id, &id.to_string(), |user| {
-                user.department = Some(format!("Incremental {idx}"));
-                Ok(())
-            })
-            .await?;
+    let mut rounds_ms = Vec::new();
+    for round in 0..3 {
+        for (idx, id) in ids.iter().take(10).enumerate() {
+            directory
+                .update_user(source.id, &id.to_string(), |user| {
+                    user.department = Some(format!("Incremental {round}-{idx}"));
+                    Ok(())
+                })
+                .await?;
+        }
+        let started = Instant::now();
+        let report = runner.run_once(source.id, &link.job_id, false).await?;
+        rounds_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        if report.n_updated != 10.min(ids.len()) as u64 {
+            bail!("the incremental run updated {} users, expected 10", report.n_updated);
+        }
     }
-    let started = Instant::now();
-    let report = runner.run_once(source.id, &link.job_id, false).await?;
-    let incremental_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if report.n_updated != 10.min(ids.len()) as u64 {
-        bail!("the incremental run updated {} users, expected 10", report.n_updated);
-    }
+    let rounds_text = rounds_ms.iter().map(|ms| format!("{ms:.1}")).collect::<Vec<_>>().join(", ");
+    rounds_ms.sort_by(f64::total_cmp);
+    let incremental_ms = rounds_ms[1];
 
     let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
     let sync_rate = n_users as f64 / sync_seconds;
@@ -290,7 +297,12 @@ pub async fn run(
         "",
         "p99 under 100 ms",
     );
-    table.row("incremental cycle with 10 changes", format!("{incremental_ms:.1} ms"), "", "under 50 ms");
+    table.row(
+        "incremental cycle with 10 changes (median of 3)",
+        format!("{incremental_ms:.1} ms (rounds: {rounds_text} ms)"),
+        "",
+        "under 50 ms",
+    );
     table.row(
         "filling the source (directory batches, no engine)",
         format!("{fill_seconds:.1} s, {} users/s", grouped(n_users as f64 / fill_seconds)),
