@@ -1,5 +1,5 @@
 //! `/Users`: list, search, create, read, replace, patch, delete. A SCIM user is a directory user; the mapping is
-//! `tenantsync_scim::mapping`. Writes go through `Directory::create_user`/`update_user`, the manager link through
+//! `tenantsync_scim::mapping`. Writes go through `Directory::create_scim_user`/`update_user`, the manager link through
 //! `set_manager`/`remove_manager`; delete is the directory's soft delete, as on Graph.
 
 use axum::extract::State;
@@ -15,7 +15,7 @@ use tenantsync_scim::projection::Projection;
 use tenantsync_scim::schema::ResourceType;
 
 use super::list::{ListParams, list_page};
-use super::{ScimBase, ScimBody, ScimCaller, ScimQuery, ScimResult, check_if_match, respond_resource};
+use super::{ScimApiError, ScimBase, ScimBody, ScimCaller, ScimQuery, ScimResult, check_if_match, respond_resource};
 use crate::AppState;
 use crate::auth::roles;
 use crate::extract::GraphPath;
@@ -78,6 +78,11 @@ async fn user_name_taken(
     Ok(holders.iter().any(|user| Some(user.id) != except))
 }
 
+/// SCIM's answer to a userName another user holds: 409 `uniqueness`.
+fn user_name_taken_error(user_name: &str) -> ScimApiError {
+    ScimError::uniqueness(format!("userName '{user_name}' is already taken")).into()
+}
+
 /// Creates (`existing` None) or replaces a user from a full SCIM body; applies the manager link.
 async fn write(
     state: &AppState,
@@ -97,11 +102,11 @@ async fn write(
     }
     let user_name = mapping::user_name(&user).to_owned();
     // A replace or patch that keeps the userName (ignoring ASCII case, as uniqueness compares) cannot make it
-    // clash: the lookup is for creates and renames.
+    // clash: the lookup is for renames. A create's lookup runs in its insert's transaction (`create_scim_user`).
     let renamed =
-        existing.as_ref().is_none_or(|(current, _)| !mapping::user_name(current).eq_ignore_ascii_case(&user_name));
+        existing.as_ref().is_some_and(|(current, _)| !mapping::user_name(current).eq_ignore_ascii_case(&user_name));
     if renamed && user_name_taken(state, tenant, &user_name, existing.as_ref().map(|(user, _)| user.id)).await? {
-        return Err(ScimError::uniqueness(format!("userName '{user_name}' is already taken")).into());
+        return Err(user_name_taken_error(&user_name));
     }
     let manager = match &links.manager {
         Some(manager_id) => match state.directory.get_user(tenant, manager_id).await {
@@ -151,7 +156,7 @@ async fn save(
                 })
                 .await
         } else {
-            state.directory.create_user(tenant, user.clone()).await
+            state.directory.create_scim_user(tenant, user.clone()).await
         };
         match result {
             Err(DirectoryError::Conflict { property: "userPrincipalName" })
@@ -159,6 +164,7 @@ async fn save(
             {
                 user.user_principal_name = mapping::user_principal_name(user_name, tenant_row, true);
             }
+            Err(DirectoryError::Conflict { property: "userName" }) => return Err(user_name_taken_error(user_name)),
             other => return Ok(other?),
         }
     }

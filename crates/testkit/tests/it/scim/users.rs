@@ -115,7 +115,39 @@ async fn put_replaces_and_usernames_are_unique() {
     let replaced = client.put(&format!("/scim/v2/Users/{id}"), body).await;
     replaced.assert_status(200);
     assert_eq!(replaced.body["title"], "Countess");
-    assert_scim_error(&client.post("/scim/v2/Users", scim_user("ADA@contoso.example")).await, 409, Some("uniqueness"));
+    let clash = client.post("/scim/v2/Users", scim_user("ADA@contoso.example")).await;
+    assert_scim_error(&clash, 409, Some("uniqueness"));
+    assert_eq!(clash.body["detail"], "userName 'ADA@contoso.example' is already taken");
+}
+
+/// The create's userName lookup runs in its insert's transaction: of many concurrent creates of one userName (in
+/// any case), exactly one gets in, whether they share a group commit or not; the others get SCIM's 409.
+#[tokio::test]
+async fn concurrent_creates_of_one_user_name_let_exactly_one_in() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    let mut creates = tokio::task::JoinSet::new();
+    for idx in 0..12 {
+        let client = client.clone();
+        // Not on a domain of the tenant: the userPrincipalName is derived (a clash there gets a suffix), so only
+        // the userName check can refuse the copies.
+        let user_name = if idx % 2 == 0 { "grace@partner.example" } else { "GRACE@partner.example" };
+        creates.spawn(async move { (user_name, client.post("/scim/v2/Users", scim_user(user_name)).await) });
+    }
+    let mut n_created = 0;
+    while let Some(joined) = creates.join_next().await {
+        let (user_name, reply) = joined.expect("the request task finished");
+        if reply.status == 201 {
+            n_created += 1;
+            continue;
+        }
+        assert_scim_error(&reply, 409, Some("uniqueness"));
+        assert_eq!(reply.body["detail"], format!("userName '{user_name}' is already taken"));
+    }
+    assert_eq!(n_created, 1);
+    let found =
+        client.get(&format!("/scim/v2/Users?filter={}", urlencode(r#"userName eq "grace@partner.example""#))).await;
+    assert_eq!(found.body["totalResults"], 1, "{}", found.text);
 }
 
 #[tokio::test]
