@@ -37,6 +37,15 @@ pub struct NewGroup {
     pub group_types: Vec<String>,
 }
 
+/// What [`Directory::edit_user_with_manager`] did: the user as written (or as read, when `written` is false) and its
+/// live manager's id, which the edit does not change.
+#[derive(Clone, Debug)]
+pub struct UserEdit {
+    pub user: User,
+    pub manager: Option<ObjectId>,
+    pub written: bool,
+}
+
 /// A user that passed [`validate_user`] (id set), waiting to be inserted.
 #[derive(Clone, Debug)]
 pub(crate) struct CheckedUser {
@@ -537,13 +546,57 @@ impl Directory {
         after.deleted_date_time = None;
         validate_user(&tenant_row, &after)?;
         if after != before {
-            tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
-            tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
-            self.user_written(tx.as_mut(), Some(&before), Some(&after), self.now()).await?;
-            tx.commit().await?;
-            self.changed(tenant);
+            self.write_user_in(tx, &before, &after).await?;
         }
         Ok(after)
+    }
+
+    /// Reads a live user (by object id or userPrincipalName) and its live manager's id in a write transaction, and
+    /// writes the user `edit` returns in that same transaction, checked as [`Directory::update_user`] checks it: a
+    /// SCIM replace or patch that keeps the userName, the userPrincipalName and the manager is one transaction, and
+    /// its `If-Match` is checked against what it writes over. When `edit` returns None nothing is written and the
+    /// answer holds what was read (the caller takes its general path); an error from `edit` is returned as is.
+    pub async fn edit_user_with_manager<E: From<DirectoryError>>(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        edit: impl FnOnce(&User, Option<ObjectId>) -> Result<Option<User>, E> + Send,
+    ) -> Result<UserEdit, E> {
+        let _timer = OpTimer::start("edit_user_with_manager");
+        let tenant_row = self.tenant_or_not_found(tenant).await?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let DirectoryObject::User(before) = live_of_kind(tx.as_mut(), key, ObjectKind::User).await? else {
+            return Err(DirectoryError::not_found(key).into());
+        };
+        let manager = crate::sync_reads::live_managers(tx.as_mut(), &[before.id]).await?.remove(&before.id);
+        let Some(mut after) = edit(&before, manager)? else {
+            return Ok(UserEdit { user: before, manager, written: false });
+        };
+        after.id = before.id;
+        after.created_date_time = before.created_date_time;
+        after.deleted_date_time = None;
+        validate_user(&tenant_row, &after)?;
+        if after != before {
+            self.write_user_in(tx, &before, &after).await?;
+        }
+        Ok(UserEdit { user: after, manager, written: true })
+    }
+
+    /// Writes `after` over `before` in `tx` with its change-log entry and rule re-evaluation, commits, and tells
+    /// the listener.
+    async fn write_user_in(
+        &self,
+        mut tx: Box<dyn DirectoryTx>,
+        before: &User,
+        after: &User,
+    ) -> Result<(), DirectoryError> {
+        tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
+        tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
+        self.user_written(tx.as_mut(), Some(before), Some(after), self.now()).await?;
+        let tenant = tx.tenant();
+        tx.commit().await?;
+        self.changed(tenant);
+        Ok(())
     }
 
     pub async fn create_group(&self, tenant: TenantId, new: NewGroup) -> Result<Group, DirectoryError> {

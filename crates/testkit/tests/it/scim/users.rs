@@ -251,3 +251,53 @@ async fn user_name_lookups_follow_what_the_client_wrote() {
     let again = client.post("/scim/v2/Users", scim_user("Ada.Lovelace@Partner.example")).await;
     again.assert_status(201);
 }
+
+/// A PATCH or PUT that keeps the userName and the manager is written in the transaction that read the user; one that
+/// renames or moves the manager takes the general path. Both answer the same.
+#[tokio::test]
+async fn edits_in_place_and_edits_that_rename_or_move_the_manager() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    let boss = create_user(&client, "boss@contoso.example").await;
+    let taken = create_user(&client, "taken@contoso.example").await;
+    let id = create_user(&client, "ada@contoso.example").await;
+    let manager_path = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager";
+    let set_manager = patch_body(json!([{"op": "replace", "path": manager_path, "value": boss}]));
+    client.patch(&format!("/scim/v2/Users/{id}"), set_manager).await.assert_status(200);
+
+    // In place: the title changes, the manager stays, the version moves.
+    let before = client.get(&format!("/scim/v2/Users/{id}")).await;
+    let retitle = patch_body(json!([{"op": "replace", "path": "title", "value": "Analyst"}]));
+    let patched = client.patch(&format!("/scim/v2/Users/{id}"), retitle).await;
+    patched.assert_status(200);
+    assert_eq!(patched.body["title"], "Analyst");
+    assert_eq!(patched.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"], boss);
+    assert_ne!(patched.body["meta"]["version"], before.body["meta"]["version"]);
+    assert_eq!(client.get(&format!("/v1.0/users/{id}")).await.body["jobTitle"], "Analyst");
+    // The old version no longer matches.
+    let version = before.body["meta"]["version"].as_str().expect("meta.version").to_owned();
+    let stale = client
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            Some(&patch_body(json!([{"op": "replace", "path": "title", "value": "Stale"}]))),
+            &[("If-Match", &version)],
+        )
+        .await;
+    assert_scim_error(&stale, 412, None);
+
+    // A rename onto a taken userName: the general path's 409, nothing written.
+    let rename = patch_body(json!([{"op": "replace", "path": "userName", "value": "TAKEN@contoso.example"}]));
+    let clash = client.patch(&format!("/scim/v2/Users/{id}"), rename).await;
+    assert_scim_error(&clash, 409, Some("uniqueness"));
+    assert_eq!(clash.body["detail"], "userName 'TAKEN@contoso.example' is already taken");
+    assert_eq!(client.get(&format!("/scim/v2/Users/{id}")).await.body["userName"], "ada@contoso.example");
+
+    // A PUT that moves the manager and renames: both written.
+    let mut body = scim_user("ada.l@contoso.example");
+    body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = json!({"manager": {"value": taken}});
+    let replaced = client.put(&format!("/scim/v2/Users/{id}"), body).await;
+    replaced.assert_status(200);
+    assert_eq!(replaced.body["userName"], "ada.l@contoso.example");
+    assert_eq!(client.get(&format!("/v1.0/users/{id}/manager")).await.body["id"], taken);
+}
