@@ -15,6 +15,7 @@ use tenantsync_model::{TenantId, User};
 use tenantsync_store::StoreError;
 use tokio::sync::oneshot;
 
+use crate::objects::CheckedUser;
 use crate::{Directory, DirectoryError};
 
 /// The most users one shared transaction carries; the rest wait for the next.
@@ -23,7 +24,7 @@ const MAX_GROUP: usize = 256;
 type Outcome = Result<User, DirectoryError>;
 
 /// A queued create and where its outcome goes.
-type Waiter = (User, oneshot::Sender<Outcome>);
+type Waiter = (CheckedUser, oneshot::Sender<Outcome>);
 
 /// The creates waiting for a commit, per tenant. A tenant has an entry exactly while its committer runs.
 #[derive(Default)]
@@ -33,7 +34,7 @@ pub(crate) struct CreateQueue {
 
 impl CreateQueue {
     /// Queues `user`; true when no committer runs for the tenant (the caller must start one).
-    fn push(&self, tenant: TenantId, user: User, reply: oneshot::Sender<Outcome>) -> bool {
+    fn push(&self, tenant: TenantId, user: CheckedUser, reply: oneshot::Sender<Outcome>) -> bool {
         match self.tenants.lock().expect("the create queue lock is never poisoned").entry(tenant) {
             Entry::Occupied(mut queue) => {
                 queue.get_mut().push((user, reply));
@@ -84,7 +85,7 @@ impl Drop for Committing<'_> {
 
 impl Directory {
     /// Inserts a checked user (id set, rules passed), sharing a transaction with concurrent creates of the tenant.
-    pub(crate) async fn create_checked_user(&self, tenant: TenantId, user: User) -> Outcome {
+    pub(crate) async fn create_checked_user(&self, tenant: TenantId, user: CheckedUser) -> Outcome {
         if self.fence.is_some() {
             // A fenced create must not be committed by another caller's transaction, which does not check the fence.
             let mut outcomes = self.insert_checked_users(tenant, std::slice::from_ref(&user)).await?;
@@ -103,7 +104,7 @@ impl Directory {
     async fn commit_queued_creates(&self, tenant: TenantId) {
         let mut committing = Committing { queue: &self.creates, tenant, drained: false };
         while let Some(group) = self.creates.next_group(tenant) {
-            let (users, replies): (Vec<User>, Vec<_>) = group.into_iter().unzip();
+            let (users, replies): (Vec<CheckedUser>, Vec<_>) = group.into_iter().unzip();
             let n_users = users.len();
             match self.insert_checked_users(tenant, &users).await {
                 Ok(outcomes) => {

@@ -17,6 +17,7 @@ mod scim_lists;
 mod secret;
 mod sync_groups;
 mod sync_reads;
+mod tenant_cache;
 mod tenants;
 
 use std::sync::{Arc, RwLock};
@@ -29,11 +30,12 @@ pub use credentials::{CredentialInfo, IssuedSecret, VerifiedClient};
 pub use delta::{DeltaCursor, DeltaItem, DeltaPage, MemberDelta};
 pub use dynamic::{EVALUATION_PAGE, ProcessingStatus, RuleEvaluationWaker, RuleProcessingStatus};
 pub use error::DirectoryError;
-pub use objects::{ListPage, ListSpec, NewGroup};
+pub use objects::{ListPage, ListSpec, NewGroup, UserEdit};
 pub use scim_lists::{ScimWindow, ScimWindowPage};
 pub use secret::ClientSecret;
 pub use sync_groups::GroupState;
 pub use sync_reads::{ChangedUsers, UserState};
+pub use tenant_cache::TENANT_TTL;
 pub use tenants::NewTenant;
 
 /// How long soft-deleted objects stay restorable, and how long the change log keeps entries, as in Entra.
@@ -53,6 +55,8 @@ pub struct Directory {
     creates: Arc<group_commit::CreateQueue>,
     /// Set on the clone a sync job writes its target through ([`Directory::fenced`]).
     fence: Option<Arc<WriteFence>>,
+    /// Tenant records read lately ([`TENANT_TTL`]), shared by every clone.
+    tenants: Arc<tenant_cache::TenantCache>,
 }
 
 /// The lease a sync job's target writes are made under (scale-out): every write transaction of a fenced directory
@@ -76,6 +80,7 @@ impl Directory {
             dynamic: Arc::default(),
             creates: Arc::default(),
             fence: None,
+            tenants: Arc::default(),
         }
     }
 

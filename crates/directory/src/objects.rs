@@ -42,6 +42,66 @@ pub struct NewGroup {
     pub group_types: Vec<String>,
 }
 
+/// What [`Directory::edit_user_with_manager`] did: the user as written (or as read, when `written` is false) and its
+/// live manager's id, which the edit does not change.
+#[derive(Clone, Debug)]
+pub struct UserEdit {
+    pub user: User,
+    pub manager: Option<ObjectId>,
+    pub written: bool,
+}
+
+/// A user that passed [`validate_user`] (id set), waiting to be inserted.
+#[derive(Clone, Debug)]
+pub(crate) struct CheckedUser {
+    pub user: User,
+    /// Refuse the user with `Conflict { property: "userName" }` when another live user already has its SCIM
+    /// userName (ignoring ASCII case), checked in the insert's own transaction (SCIM creates).
+    pub unique_scim_user_name: bool,
+}
+
+/// A user's SCIM userName: what a SCIM client wrote, else its userPrincipalName.
+fn scim_user_name(user: &User) -> &str {
+    user.scim_user_name.as_deref().unwrap_or(&user.user_principal_name)
+}
+
+/// The live users of the transaction's tenant whose SCIM userName equals `user_name` ignoring ASCII case.
+async fn live_users_by_scim_user_name(tx: &mut dyn DirectoryTx, user_name: &str) -> Result<Vec<User>, DirectoryError> {
+    let rows = tx.find_users_by_scim_user_name(user_name).await?;
+    let mut users = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let DirectoryObject::User(user) = decode(row)?
+            && scim_user_name(&user).eq_ignore_ascii_case(user_name)
+        {
+            users.push(user);
+        }
+    }
+    Ok(users)
+}
+
+/// For each of `users`, whether it asks for a unique SCIM userName and that name is taken, by a live user of the
+/// tenant or by a user ahead of it in `users`. When any user asks, the tenant's writers are serialized first, so no
+/// other create or rename of the tenant commits between these lookups and the inserts that follow.
+async fn scim_user_names_taken(tx: &mut dyn DirectoryTx, users: &[CheckedUser]) -> Result<Vec<bool>, DirectoryError> {
+    if !users.iter().any(|checked| checked.unique_scim_user_name) {
+        return Ok(vec![false; users.len()]);
+    }
+    tx.lock_tenant().await?;
+    let mut names_ahead = HashSet::with_capacity(users.len());
+    let mut taken = Vec::with_capacity(users.len());
+    for checked in users {
+        let user_name = scim_user_name(&checked.user);
+        let key = user_name.to_ascii_lowercase();
+        let clash = checked.unique_scim_user_name
+            && (names_ahead.contains(&key) || !live_users_by_scim_user_name(tx, user_name).await?.is_empty());
+        if !clash {
+            names_ahead.insert(key);
+        }
+        taken.push(clash);
+    }
+    Ok(taken)
+}
+
 /// The largest number of rows read per store round trip while filling a filtered page.
 const SCAN_BATCH: u32 = 500;
 
@@ -312,13 +372,31 @@ impl Directory {
     }
 
     /// Creates a user. The id, creation time and deletion time are set here, whatever `user` holds.
-    pub async fn create_user(&self, tenant: TenantId, mut user: User) -> Result<User, DirectoryError> {
+    pub async fn create_user(&self, tenant: TenantId, user: User) -> Result<User, DirectoryError> {
         let _timer = OpTimer::start("create_user");
+        self.create_user_checking(tenant, user, false).await
+    }
+
+    /// Creates a user as [`Directory::create_user`] does, refusing it with
+    /// `DirectoryError::Conflict { property: "userName" }` when another live user already has its SCIM userName
+    /// (`scimUserName`, else the userPrincipalName; ignoring ASCII case), which SCIM requires to be unique. The
+    /// lookup runs in the insert's transaction.
+    pub async fn create_scim_user(&self, tenant: TenantId, user: User) -> Result<User, DirectoryError> {
+        let _timer = OpTimer::start("create_scim_user");
+        self.create_user_checking(tenant, user, true).await
+    }
+
+    async fn create_user_checking(
+        &self,
+        tenant: TenantId,
+        mut user: User,
+        unique_scim_user_name: bool,
+    ) -> Result<User, DirectoryError> {
         let tenant_row = self.tenant_or_not_found(tenant).await?;
         user.id = ObjectId::new_time_ordered();
         user.deleted_date_time = None;
         validate_user(&tenant_row, &user)?;
-        self.create_checked_user(tenant, user).await
+        self.create_checked_user(tenant, CheckedUser { user, unique_scim_user_name }).await
     }
 
     /// Creates many users in one transaction (the sync engine's initial load). Each user is checked and inserted
@@ -337,7 +415,7 @@ impl Directory {
             user.deleted_date_time = None;
             let check = validate_user(&tenant_row, &user);
             if check.is_ok() {
-                checked.push(user);
+                checked.push(CheckedUser { user, unique_scim_user_name: false });
             }
             checks.push(check);
         }
@@ -353,15 +431,22 @@ impl Directory {
     }
 
     /// Inserts users that passed [`validate_user`] in one transaction, each succeeding or failing (a taken
-    /// userPrincipalName or anchor) on its own; they get the commit's creation time.
+    /// userPrincipalName or anchor, a taken SCIM userName when it asks) on its own; they get the commit's creation
+    /// time.
     pub(crate) async fn insert_checked_users(
         &self,
         tenant: TenantId,
-        users: &[User],
+        checked: &[CheckedUser],
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let now = self.now();
-        let users: Vec<User> = users.iter().map(|user| User { created_date_time: now, ..user.clone() }).collect();
+        let taken = scim_user_names_taken(tx.as_mut(), checked).await?;
+        let users: Vec<User> = checked
+            .iter()
+            .zip(&taken)
+            .filter(|(_, taken)| !**taken)
+            .map(|(checked, _)| User { created_date_time: now, ..checked.user.clone() })
+            .collect();
         let rows: Vec<ObjectRow> = users.iter().map(encode_user).collect();
         // Multi-row inserts; a row a unique value kept out is inserted again alone, to name the clash.
         let inserted = tx.insert_objects_skipping_conflicts(&rows).await?;
@@ -388,7 +473,17 @@ impl Directory {
         self.users_created(tx.as_mut(), &created, now).await?;
         tx.commit().await?;
         self.changed(tenant);
-        Ok(results)
+        let mut results = results.into_iter();
+        Ok(taken
+            .into_iter()
+            .map(|taken| {
+                if taken {
+                    Err(DirectoryError::Conflict { property: "userName" })
+                } else {
+                    results.next().unwrap_or_else(|| Err(DirectoryError::invalid("the user was not inserted")))
+                }
+            })
+            .collect())
     }
 
     /// Sets many managers in one transaction; each pair (user, manager) succeeds or fails on its own.
@@ -432,17 +527,8 @@ impl Directory {
     ) -> Result<Vec<User>, DirectoryError> {
         let _timer = OpTimer::start("users_by_scim_user_name");
         let mut tx = self.begin(tenant, TxMode::ReadStatements).await?;
-        let rows = tx.find_users_by_scim_user_name(user_name).await?;
+        let users = live_users_by_scim_user_name(tx.as_mut(), user_name).await?;
         tx.commit().await?;
-        let mut users = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let DirectoryObject::User(user) = decode(row)? {
-                let name = user.scim_user_name.as_deref().unwrap_or(&user.user_principal_name);
-                if name.eq_ignore_ascii_case(user_name) {
-                    users.push(user);
-                }
-            }
-        }
         Ok(users)
     }
 
@@ -467,13 +553,57 @@ impl Directory {
         after.deleted_date_time = None;
         validate_user(&tenant_row, &after)?;
         if after != before {
-            tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
-            tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
-            self.user_written(tx.as_mut(), Some(&before), Some(&after), self.now()).await?;
-            tx.commit().await?;
-            self.changed(tenant);
+            self.write_user_in(tx, &before, &after).await?;
         }
         Ok(after)
+    }
+
+    /// Reads a live user (by object id or userPrincipalName) and its live manager's id in a write transaction, and
+    /// writes the user `edit` returns in that same transaction, checked as [`Directory::update_user`] checks it: a
+    /// SCIM replace or patch that keeps the userName, the userPrincipalName and the manager is one transaction, and
+    /// its `If-Match` is checked against what it writes over. When `edit` returns None nothing is written and the
+    /// answer holds what was read (the caller takes its general path); an error from `edit` is returned as is.
+    pub async fn edit_user_with_manager<E: From<DirectoryError>>(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        edit: impl FnOnce(&User, Option<ObjectId>) -> Result<Option<User>, E> + Send,
+    ) -> Result<UserEdit, E> {
+        let _timer = OpTimer::start("edit_user_with_manager");
+        let tenant_row = self.tenant_or_not_found(tenant).await?;
+        let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let DirectoryObject::User(before) = live_of_kind(tx.as_mut(), key, ObjectKind::User).await? else {
+            return Err(DirectoryError::not_found(key).into());
+        };
+        let manager = crate::sync_reads::live_managers(tx.as_mut(), &[before.id]).await?.remove(&before.id);
+        let Some(mut after) = edit(&before, manager)? else {
+            return Ok(UserEdit { user: before, manager, written: false });
+        };
+        after.id = before.id;
+        after.created_date_time = before.created_date_time;
+        after.deleted_date_time = None;
+        validate_user(&tenant_row, &after)?;
+        if after != before {
+            self.write_user_in(tx, &before, &after).await?;
+        }
+        Ok(UserEdit { user: after, manager, written: true })
+    }
+
+    /// Writes `after` over `before` in `tx` with its change-log entry and rule re-evaluation, commits, and tells
+    /// the listener.
+    async fn write_user_in(
+        &self,
+        mut tx: Box<dyn DirectoryTx>,
+        before: &User,
+        after: &User,
+    ) -> Result<(), DirectoryError> {
+        tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
+        tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
+        self.user_written(tx.as_mut(), Some(before), Some(after), self.now()).await?;
+        let tenant = tx.tenant();
+        tx.commit().await?;
+        self.changed(tenant);
+        Ok(())
     }
 
     pub async fn create_group(&self, tenant: TenantId, new: NewGroup) -> Result<Group, DirectoryError> {
@@ -883,5 +1013,95 @@ impl Directory {
         tx.commit().await?;
         self.changed(tenant);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tenantsync_model::SystemClock;
+
+    use super::*;
+
+    async fn directory_with_tenant(path: &std::path::Path) -> (Directory, TenantId) {
+        let url = format!("sqlite://{}", path.join("directory.db").display());
+        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
+        let directory = Directory::new(Arc::new(store), Arc::new(SystemClock));
+        let new_tenant = crate::NewTenant {
+            name: "contoso".to_owned(),
+            display_name: None,
+            domains: vec!["contoso.example".into()],
+        };
+        let (tenant, _) = directory.create_tenant(new_tenant).await.expect("create the tenant");
+        (directory, tenant.id)
+    }
+
+    fn scim_user(upn: &str, scim_user_name: &str) -> User {
+        let nickname = upn.split('@').next().expect("a UPN has a local part");
+        serde_json::from_value(serde_json::json!({
+            "id": ObjectId::new_random(),
+            "userPrincipalName": upn,
+            "displayName": nickname,
+            "mailNickname": nickname,
+            "accountEnabled": true,
+            "scimUserName": scim_user_name,
+            "createdDateTime": "2030-01-01T09:00:00Z",
+        }))
+        .expect("a valid user")
+    }
+
+    fn outcome(result: &Result<User, DirectoryError>) -> String {
+        match result {
+            Ok(user) => format!("created {}", user.user_principal_name),
+            Err(err) => format!("error: {err:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scim_create_refuses_a_taken_user_name_in_its_own_transaction() {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let (directory, tenant) = directory_with_tenant(data_dir.path()).await;
+        let first = directory.create_scim_user(tenant, scim_user("ada1@contoso.example", "Ada")).await;
+        assert_eq!(outcome(&first), "created ada1@contoso.example");
+        // Another case of the same userName: refused, nothing written.
+        let clash = directory.create_scim_user(tenant, scim_user("ada2@contoso.example", "ADA")).await;
+        assert_eq!(outcome(&clash), r#"error: Conflict { property: "userName" }"#);
+        assert!(directory.get_user(tenant, "ada2@contoso.example").await.is_err(), "the refused user was not saved");
+        // A Graph create does not ask (Graph has no userName).
+        let graph = directory.create_user(tenant, scim_user("ada3@contoso.example", "ada")).await;
+        assert_eq!(outcome(&graph), "created ada3@contoso.example");
+        // A userName only a deleted user has is free.
+        let holders = directory.users_by_scim_user_name(tenant, "ada").await.expect("lookup");
+        for holder in holders {
+            directory.delete_object(tenant, ObjectKind::User, &holder.id.to_string()).await.expect("delete");
+        }
+        let again = directory.create_scim_user(tenant, scim_user("ada4@contoso.example", "Ada")).await;
+        assert_eq!(outcome(&again), "created ada4@contoso.example");
+    }
+
+    #[tokio::test]
+    async fn concurrent_scim_creates_of_one_user_name_let_exactly_one_in() {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let (directory, tenant) = directory_with_tenant(data_dir.path()).await;
+        // With the tenant cached, no create waits before it queues: on this test's one thread all of them share one
+        // group commit, so the clash is found between users of one transaction, not against the table.
+        directory.get_tenant(tenant).await.expect("read the tenant");
+        let mut creates = tokio::task::JoinSet::new();
+        for idx in 0..16 {
+            let directory = directory.clone();
+            let user = scim_user(&format!("bob{idx}@contoso.example"), if idx % 2 == 0 { "bob" } else { "BOB" });
+            creates.spawn(async move { directory.create_scim_user(tenant, user).await });
+        }
+        let mut n_created = 0;
+        while let Some(result) = creates.join_next().await {
+            match result.expect("the create task finished") {
+                Ok(_) => n_created += 1,
+                Err(DirectoryError::Conflict { property: "userName" }) => {}
+                Err(err) => panic!("unexpected error {err:?}"),
+            }
+        }
+        assert_eq!(n_created, 1);
+        assert_eq!(directory.users_by_scim_user_name(tenant, "Bob").await.expect("lookup").len(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! Creating and finding tenants. A new tenant comes with its first app credential, holding the roles of a
-//! tenant administrator ([`AppRole::TENANT_ADMIN`]).
+//! tenant administrator ([`AppRole::TENANT_ADMIN`]). Reads by id go through the tenant cache (`tenant_cache`);
+//! every write of a tenant row or its domains must forget the tenant's cached record once it has committed.
 
 use tenantsync_model::{AppRole, RoleSet, Tenant, TenantId, TenantName, normalize_domain};
 use tenantsync_store::{CredentialRow, StoreError, TenantRow};
@@ -63,6 +64,9 @@ impl Directory {
             },
             other => DirectoryError::Store(other),
         })?;
+        // Invariant (`tenant_cache`): every write of a tenant row or its domains forgets the cached record once
+        // committed. A new id has no record yet; this keeps the rule visible where tenants are written.
+        self.tenants.forget(tenant.id);
         tracing::info!(tenant_id = %tenant.id, tenant_name = %tenant.name, "tenant created");
         let issued = IssuedSecret { client_id: credential.client_id, secret };
         Ok((tenant_from_row(tenant)?, issued))
@@ -72,8 +76,19 @@ impl Directory {
         self.store.list_tenants().await?.into_iter().map(tenant_from_row).collect()
     }
 
+    /// The tenant's record, from the tenant cache when it was read less than [`crate::TENANT_TTL`] ago (see
+    /// `tenant_cache`: in this process a write of the tenant is seen at once, another process's within the TTL).
     pub async fn get_tenant(&self, tenant: TenantId) -> Result<Option<Tenant>, DirectoryError> {
-        self.store.get_tenant(tenant).await?.map(tenant_from_row).transpose()
+        if let Some(record) = self.tenants.get(tenant, self.clock.now()) {
+            return Ok(Some(record));
+        }
+        let epoch = self.tenants.epoch();
+        let read_at = self.clock.now();
+        let record = self.store.get_tenant(tenant).await?.map(tenant_from_row).transpose()?;
+        if let Some(record) = &record {
+            self.tenants.put(record, read_at, epoch);
+        }
+        Ok(record)
     }
 
     /// Finds a tenant by id, name or any of its domains, as the token endpoint's `{tenant}` path segment allows.
@@ -103,5 +118,40 @@ impl Directory {
             revoked_at: None,
         };
         (row, secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tenantsync_model::SystemClock;
+
+    use super::*;
+
+    async fn open(path: &std::path::Path) -> Directory {
+        let url = format!("sqlite://{}", path.join("directory.db").display());
+        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
+        Directory::new(Arc::new(store), Arc::new(SystemClock))
+    }
+
+    fn new_tenant(name: &str) -> NewTenant {
+        NewTenant { name: name.to_owned(), display_name: None, domains: vec![format!("{name}.example")] }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_another_process_creates_is_found_at_once() {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let (here, elsewhere) = (open(data_dir.path()).await, open(data_dir.path()).await);
+        let (contoso, _) = here.create_tenant(new_tenant("contoso")).await.expect("create contoso");
+        assert_eq!(here.get_tenant(contoso.id).await.expect("read"), Some(contoso.clone()));
+        assert_eq!(here.get_tenant(contoso.id).await.expect("read again, cached"), Some(contoso.clone()));
+
+        // An unknown tenant is not remembered as missing: one created by another process is seen at once.
+        let (fabrikam, _) = elsewhere.create_tenant(new_tenant("fabrikam")).await.expect("create fabrikam");
+        assert_eq!(here.get_tenant(fabrikam.id).await.expect("read"), Some(fabrikam.clone()));
+        assert_eq!(here.find_tenant(&fabrikam.id.to_string()).await.expect("find by id"), Some(fabrikam.clone()));
+        assert_eq!(here.find_tenant("fabrikam.example").await.expect("find by domain"), Some(fabrikam));
+        assert_eq!(here.get_tenant(TenantId::new_random()).await.expect("read"), None);
     }
 }

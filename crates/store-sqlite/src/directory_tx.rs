@@ -8,6 +8,7 @@ use tenantsync_store::{
     ScimKey, ScimSelect, StoreError, prefix_upper_bound,
 };
 use time::OffsetDateTime;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::codec::{
     change_from_row, classify, doc_from_row, log_from_row, micros, object_from_row, trusted, unavailable,
@@ -65,11 +66,14 @@ pub(crate) struct SqliteDirectoryTx {
     tenant: TenantId,
     tenant_text: String,
     tx: TxConn,
+    /// A write transaction's turn among this process's writers, given back when the transaction ends (declared
+    /// after `tx`, so dropped after it).
+    _writer: Option<OwnedSemaphorePermit>,
 }
 
 impl SqliteDirectoryTx {
-    pub(crate) fn new(tenant: TenantId, tx: TxConn) -> Self {
-        Self { tenant, tenant_text: tenant.to_string(), tx }
+    pub(crate) fn new(tenant: TenantId, tx: TxConn, writer: Option<OwnedSemaphorePermit>) -> Self {
+        Self { tenant, tenant_text: tenant.to_string(), tx, _writer: writer }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `/Users`: list, search, create, read, replace, patch, delete. A SCIM user is a directory user; the mapping is
-//! `tenantsync_scim::mapping`. Writes go through `Directory::create_user`/`update_user`, the manager link through
+//! `tenantsync_scim::mapping`. Writes go through `Directory::create_scim_user`/`update_user`, the manager link through
 //! `set_manager`/`remove_manager`; delete is the directory's soft delete, as on Graph.
 
 use axum::extract::State;
@@ -15,7 +15,7 @@ use tenantsync_scim::projection::Projection;
 use tenantsync_scim::schema::ResourceType;
 
 use super::list::{ListParams, list_page};
-use super::{ScimBase, ScimBody, ScimCaller, ScimQuery, ScimResult, check_if_match, respond_resource};
+use super::{ScimApiError, ScimBase, ScimBody, ScimCaller, ScimQuery, ScimResult, check_if_match, respond_resource};
 use crate::AppState;
 use crate::auth::roles;
 use crate::extract::GraphPath;
@@ -78,6 +78,11 @@ async fn user_name_taken(
     Ok(holders.iter().any(|user| Some(user.id) != except))
 }
 
+/// SCIM's answer to a userName another user holds: 409 `uniqueness`.
+fn user_name_taken_error(user_name: &str) -> ScimApiError {
+    ScimError::uniqueness(format!("userName '{user_name}' is already taken")).into()
+}
+
 /// Creates (`existing` None) or replaces a user from a full SCIM body; applies the manager link.
 async fn write(
     state: &AppState,
@@ -97,11 +102,11 @@ async fn write(
     }
     let user_name = mapping::user_name(&user).to_owned();
     // A replace or patch that keeps the userName (ignoring ASCII case, as uniqueness compares) cannot make it
-    // clash: the lookup is for creates and renames.
+    // clash: the lookup is for renames. A create's lookup runs in its insert's transaction (`create_scim_user`).
     let renamed =
-        existing.as_ref().is_none_or(|(current, _)| !mapping::user_name(current).eq_ignore_ascii_case(&user_name));
+        existing.as_ref().is_some_and(|(current, _)| !mapping::user_name(current).eq_ignore_ascii_case(&user_name));
     if renamed && user_name_taken(state, tenant, &user_name, existing.as_ref().map(|(user, _)| user.id)).await? {
-        return Err(ScimError::uniqueness(format!("userName '{user_name}' is already taken")).into());
+        return Err(user_name_taken_error(&user_name));
     }
     let manager = match &links.manager {
         Some(manager_id) => match state.directory.get_user(tenant, manager_id).await {
@@ -151,7 +156,7 @@ async fn save(
                 })
                 .await
         } else {
-            state.directory.create_user(tenant, user.clone()).await
+            state.directory.create_scim_user(tenant, user.clone()).await
         };
         match result {
             Err(DirectoryError::Conflict { property: "userPrincipalName" })
@@ -159,6 +164,7 @@ async fn save(
             {
                 user.user_principal_name = mapping::user_principal_name(user_name, tenant_row, true);
             }
+            Err(DirectoryError::Conflict { property: "userName" }) => return Err(user_name_taken_error(user_name)),
             other => return Ok(other?),
         }
     }
@@ -206,15 +212,59 @@ pub(super) async fn replace(
     let id = object_id(path)?;
     ResourceType::User.check_schemas(&body)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
-    let (user, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
-    check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
-    let manager = manager_of(&rendered);
-    let saved = write(&state, caller.0.tenant, Some((user, manager)), &body, &base).await?;
+    let saved = edit(&state, caller.0.tenant, &id, &headers, &base, |_| Ok(body.clone())).await?;
     Ok(respond_resource(StatusCode::OK, &saved, &projection.apply(saved.clone())))
 }
 
-fn manager_of(rendered: &Value) -> Option<ObjectId> {
-    rendered[tenantsync_scim::ENTERPRISE_URN]["manager"]["value"].as_str().and_then(|id| ObjectId::parse(id).ok())
+/// A replace or patch of a live user: `body_from` turns the user's current SCIM form into the full body to write.
+/// `If-Match` is checked against the current form. When the body keeps the userName, the userPrincipalName and the
+/// manager (most edits), reading, checking and writing share one write transaction; otherwise the general path
+/// ([`write`]) runs with what that transaction read.
+async fn edit(
+    state: &AppState,
+    tenant: TenantId,
+    id: &str,
+    headers: &HeaderMap,
+    base: &str,
+    body_from: impl Fn(&Value) -> ScimResult<Value> + Send + Sync,
+) -> ScimResult<Value> {
+    let tenant_row = tenant_row(state, tenant).await?;
+    let body_of = |user: &User, manager: Option<ObjectId>| -> ScimResult<Value> {
+        let rendered = user_to_scim(user, manager, base);
+        check_if_match(headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
+        body_from(&rendered)
+    };
+    let edited = state
+        .directory
+        .edit_user_with_manager(tenant, id, |current, manager| {
+            let body = body_of(current, manager)?;
+            edit_in_place(current, manager, &body, &tenant_row)
+        })
+        .await?;
+    if edited.written {
+        return Ok(user_to_scim(&edited.user, edited.manager, base));
+    }
+    let body = body_of(&edited.user, edited.manager)?;
+    write(state, tenant, Some((edited.user, edited.manager)), &body, base).await
+}
+
+/// `current` with `body` applied, when that needs nothing but a write of the user: the same userName (ignoring ASCII
+/// case) and userPrincipalName, and the same manager. None when it needs more (a uniqueness lookup, a manager check).
+fn edit_in_place(
+    current: &User,
+    manager: Option<ObjectId>,
+    body: &Value,
+    tenant_row: &Tenant,
+) -> ScimResult<Option<User>> {
+    let mut user = current.clone();
+    let links = apply_user(body, &mut user, tenant_row)?;
+    if let Some(password) = &links.password {
+        PasswordProfile::check_complexity(password).map_err(ScimError::invalid_value)?;
+    }
+    let same_manager = links.manager.as_deref() == manager.map(|manager| manager.to_string()).as_deref();
+    let same_names = mapping::user_name(&user).eq_ignore_ascii_case(mapping::user_name(current))
+        && user.user_principal_name == current.user_principal_name;
+    Ok((same_manager && same_names).then_some(user))
 }
 
 pub(super) async fn patch(
@@ -230,12 +280,12 @@ pub(super) async fn patch(
     let id = object_id(path)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
     let operations = patch::parse_request(&body, ResourceType::User)?;
-    let (user, rendered) = current(&state, caller.0.tenant, &id, &base).await?;
-    check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
-    let manager = manager_of(&rendered);
-    let mut patched = rendered.clone();
-    patch::apply(&mut patched, &operations, ResourceType::User)?;
-    let saved = write(&state, caller.0.tenant, Some((user, manager)), &patched, &base).await?;
+    let saved = edit(&state, caller.0.tenant, &id, &headers, &base, |rendered| {
+        let mut patched = rendered.clone();
+        patch::apply(&mut patched, &operations, ResourceType::User)?;
+        Ok(patched)
+    })
+    .await?;
     Ok(respond_resource(StatusCode::OK, &saved, &projection.apply(saved.clone())))
 }
 

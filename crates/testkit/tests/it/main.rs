@@ -23,5 +23,6 @@ mod query;
 mod query_options;
 mod scim;
 mod sync;
+mod tenants;
 mod trust;
 mod users;

@@ -110,3 +110,37 @@ async fn two_servers_on_one_postgres_database_share_tokens_and_data() {
     first.shutdown().await;
     second.shutdown().await;
 }
+
+/// Two servers on one database take SCIM creates of one userName (in two cases) at the same time: exactly one gets
+/// in across both processes, the others answer 409 uniqueness. (The userName lookup runs in the insert's
+/// transaction under the tenant's writer lock; here the userPrincipalName derived from the userName clashes too.)
+#[tokio::test]
+async fn scim_user_names_stay_unique_across_two_servers_on_postgres() {
+    let Some(database) = PgTestDatabase::create("scim_user_names_two_servers").await else { return };
+    let first = TestApp::spawn_on(database.store().await).await;
+    let second = TestApp::spawn_on(database.store().await).await;
+    let tenant = first.create_tenant("contoso", &["contoso.com"]).await;
+    let token = first.token(&tenant).await;
+    let mut creates = tokio::task::JoinSet::new();
+    for idx in 0..16 {
+        let client = if idx % 2 == 0 { first.client(&token) } else { second.client(&token) };
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": if idx % 4 < 2 { "grace@partner.example" } else { "Grace@Partner.example" },
+            "displayName": "Grace",
+            "active": true,
+        });
+        creates.spawn(async move { client.post("/scim/v2/Users", body).await });
+    }
+    let mut statuses = Vec::new();
+    while let Some(reply) = creates.join_next().await {
+        let reply = reply.expect("the request task finished");
+        if reply.status != 201 {
+            assert_eq!(reply.body["scimType"], "uniqueness", "{}", reply.text);
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses.iter().filter(|status| **status == 201).count(), 1, "{statuses:?}");
+    first.shutdown().await;
+    second.shutdown().await;
+}

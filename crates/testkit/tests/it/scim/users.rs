@@ -115,7 +115,39 @@ async fn put_replaces_and_usernames_are_unique() {
     let replaced = client.put(&format!("/scim/v2/Users/{id}"), body).await;
     replaced.assert_status(200);
     assert_eq!(replaced.body["title"], "Countess");
-    assert_scim_error(&client.post("/scim/v2/Users", scim_user("ADA@contoso.example")).await, 409, Some("uniqueness"));
+    let clash = client.post("/scim/v2/Users", scim_user("ADA@contoso.example")).await;
+    assert_scim_error(&clash, 409, Some("uniqueness"));
+    assert_eq!(clash.body["detail"], "userName 'ADA@contoso.example' is already taken");
+}
+
+/// The create's userName lookup runs in its insert's transaction: of many concurrent creates of one userName (in
+/// any case), exactly one gets in, whether they share a group commit or not; the others get SCIM's 409.
+#[tokio::test]
+async fn concurrent_creates_of_one_user_name_let_exactly_one_in() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    let mut creates = tokio::task::JoinSet::new();
+    for idx in 0..12 {
+        let client = client.clone();
+        // Not on a domain of the tenant: the userPrincipalName is derived (a clash there gets a suffix), so only
+        // the userName check can refuse the copies.
+        let user_name = if idx % 2 == 0 { "grace@partner.example" } else { "GRACE@partner.example" };
+        creates.spawn(async move { (user_name, client.post("/scim/v2/Users", scim_user(user_name)).await) });
+    }
+    let mut n_created = 0;
+    while let Some(joined) = creates.join_next().await {
+        let (user_name, reply) = joined.expect("the request task finished");
+        if reply.status == 201 {
+            n_created += 1;
+            continue;
+        }
+        assert_scim_error(&reply, 409, Some("uniqueness"));
+        assert_eq!(reply.body["detail"], format!("userName '{user_name}' is already taken"));
+    }
+    assert_eq!(n_created, 1);
+    let found =
+        client.get(&format!("/scim/v2/Users?filter={}", urlencode(r#"userName eq "grace@partner.example""#))).await;
+    assert_eq!(found.body["totalResults"], 1, "{}", found.text);
 }
 
 #[tokio::test]
@@ -218,4 +250,54 @@ async fn user_name_lookups_follow_what_the_client_wrote() {
     assert_eq!(find(r#"userName eq "ada.lovelace@partner.example""#).await, Vec::<String>::new());
     let again = client.post("/scim/v2/Users", scim_user("Ada.Lovelace@Partner.example")).await;
     again.assert_status(201);
+}
+
+/// A PATCH or PUT that keeps the userName and the manager is written in the transaction that read the user; one that
+/// renames or moves the manager takes the general path. Both answer the same.
+#[tokio::test]
+async fn edits_in_place_and_edits_that_rename_or_move_the_manager() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    let boss = create_user(&client, "boss@contoso.example").await;
+    let taken = create_user(&client, "taken@contoso.example").await;
+    let id = create_user(&client, "ada@contoso.example").await;
+    let manager_path = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager";
+    let set_manager = patch_body(json!([{"op": "replace", "path": manager_path, "value": boss}]));
+    client.patch(&format!("/scim/v2/Users/{id}"), set_manager).await.assert_status(200);
+
+    // In place: the title changes, the manager stays, the version moves.
+    let before = client.get(&format!("/scim/v2/Users/{id}")).await;
+    let retitle = patch_body(json!([{"op": "replace", "path": "title", "value": "Analyst"}]));
+    let patched = client.patch(&format!("/scim/v2/Users/{id}"), retitle).await;
+    patched.assert_status(200);
+    assert_eq!(patched.body["title"], "Analyst");
+    assert_eq!(patched.body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"], boss);
+    assert_ne!(patched.body["meta"]["version"], before.body["meta"]["version"]);
+    assert_eq!(client.get(&format!("/v1.0/users/{id}")).await.body["jobTitle"], "Analyst");
+    // The old version no longer matches.
+    let version = before.body["meta"]["version"].as_str().expect("meta.version").to_owned();
+    let stale = client
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            Some(&patch_body(json!([{"op": "replace", "path": "title", "value": "Stale"}]))),
+            &[("If-Match", &version)],
+        )
+        .await;
+    assert_scim_error(&stale, 412, None);
+
+    // A rename onto a taken userName: the general path's 409, nothing written.
+    let rename = patch_body(json!([{"op": "replace", "path": "userName", "value": "TAKEN@contoso.example"}]));
+    let clash = client.patch(&format!("/scim/v2/Users/{id}"), rename).await;
+    assert_scim_error(&clash, 409, Some("uniqueness"));
+    assert_eq!(clash.body["detail"], "userName 'TAKEN@contoso.example' is already taken");
+    assert_eq!(client.get(&format!("/scim/v2/Users/{id}")).await.body["userName"], "ada@contoso.example");
+
+    // A PUT that moves the manager and renames: both written.
+    let mut body = scim_user("ada.l@contoso.example");
+    body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = json!({"manager": {"value": taken}});
+    let replaced = client.put(&format!("/scim/v2/Users/{id}"), body).await;
+    replaced.assert_status(200);
+    assert_eq!(replaced.body["userName"], "ada.l@contoso.example");
+    assert_eq!(client.get(&format!("/v1.0/users/{id}/manager")).await.body["id"], taken);
 }
