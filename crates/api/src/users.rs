@@ -149,15 +149,13 @@ async fn update_user(
     // Checked once before the transaction so that a bad body never opens one.
     let extras = merge_body(&USER, &mut Map::new(), &body)?;
     check_password(extras.password.as_deref())?;
-    state
-        .directory
-        .update_user(caller.tenant, &key, |user| {
-            *user = patch_object(&USER, &*user, &body)
-                .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?
-                .0;
-            Ok(())
-        })
-        .await?;
+    // Concurrent updates of the tenant share a commit (group commit); each keeps its own outcome.
+    let edit: tenantsync_directory::SharedUserEdit = std::sync::Arc::new(move |user| {
+        *user =
+            patch_object(&USER, &*user, &body).map_err(|err| DirectoryError::Invalid { message: err.to_string() })?.0;
+        Ok(())
+    });
+    state.directory.update_user_shared(caller.tenant, key, edit).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,21 +1,24 @@
-//! Group commit of user creates: creates that arrive in one tenant while an earlier one is committing share the
-//! next transaction, instead of each waiting for the write lock and committing alone. A create that arrives when
-//! nothing is committing starts at once, so a lone request pays no delay; under load (32 clients, or the steps of a
-//! `$batch`) one transaction carries many users.
+//! Group commit of user creates and user updates: writes that arrive in one tenant while an earlier one is
+//! committing share the next transaction, instead of each waiting for the write lock and committing alone. A write
+//! that arrives when nothing is committing starts at once, so a lone request pays no delay; under load (32
+//! clients, or the steps of a `$batch`) one transaction carries many users.
 //!
-//! Each create keeps its own outcome: a taken userPrincipalName fails that user only. Should the shared
-//! transaction fail as a whole, every user of it is retried in a transaction of its own, so one bad write never
-//! fails its neighbours.
+//! Each write keeps its own outcome: a taken userPrincipalName fails that user only, a bad edit or an unknown user
+//! fails that update only. Should the shared transaction fail as a whole (or an update fail while writing, which
+//! on PostgreSQL spoils the transaction), every write of it is retried in a transaction of its own, so one bad write
+//! never fails its neighbours. Updates of one user in one group apply in arrival order, each seeing the one before.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Mutex;
 
-use tenantsync_model::{TenantId, User};
-use tenantsync_store::StoreError;
+use std::sync::Arc;
+
+use tenantsync_model::{DirectoryObject, ObjectKind, TenantId, User};
+use tenantsync_store::{StoreError, TxMode};
 use tokio::sync::oneshot;
 
-use crate::objects::CheckedUser;
+use crate::objects::{CheckedUser, live_of_kind};
 use crate::{Directory, DirectoryError};
 
 /// The most users one shared transaction carries; the rest wait for the next.
@@ -26,30 +29,47 @@ type Outcome = Result<User, DirectoryError>;
 /// A queued create and where its outcome goes.
 type Waiter = (CheckedUser, oneshot::Sender<Outcome>);
 
-/// The creates waiting for a commit, per tenant. A tenant has an entry exactly while its committer runs.
-#[derive(Default)]
-pub(crate) struct CreateQueue {
-    tenants: Mutex<HashMap<TenantId, Vec<Waiter>>>,
+/// An edit of a user for [`Directory::update_user_shared`]: called on the stored user (again, on a fresh copy, if
+/// its group's transaction is retried write by write).
+pub type SharedUserEdit = Arc<dyn Fn(&mut User) -> Result<(), DirectoryError> + Send + Sync>;
+
+/// A queued update (the user's id or userPrincipalName, the edit) and where its outcome goes.
+type UpdateWaiter = (String, SharedUserEdit, oneshot::Sender<Outcome>);
+
+/// The writes waiting for a commit, per tenant. A tenant has an entry exactly while its committer runs.
+pub(crate) struct WriteQueue<W> {
+    tenants: Mutex<HashMap<TenantId, Vec<W>>>,
 }
 
-impl CreateQueue {
-    /// Queues `user`; true when no committer runs for the tenant (the caller must start one).
-    fn push(&self, tenant: TenantId, user: CheckedUser, reply: oneshot::Sender<Outcome>) -> bool {
-        match self.tenants.lock().expect("the create queue lock is never poisoned").entry(tenant) {
+impl<W> Default for WriteQueue<W> {
+    fn default() -> Self {
+        Self { tenants: Mutex::new(HashMap::new()) }
+    }
+}
+
+/// Creates waiting to share a commit.
+pub(crate) type CreateQueue = WriteQueue<Waiter>;
+/// Updates waiting to share a commit.
+pub(crate) type UpdateQueue = WriteQueue<UpdateWaiter>;
+
+impl<W> WriteQueue<W> {
+    /// Queues a write; true when no committer runs for the tenant (the caller must start one).
+    fn push(&self, tenant: TenantId, waiter: W) -> bool {
+        match self.tenants.lock().expect("the write queue lock is never poisoned").entry(tenant) {
             Entry::Occupied(mut queue) => {
-                queue.get_mut().push((user, reply));
+                queue.get_mut().push(waiter);
                 false
             }
             Entry::Vacant(slot) => {
-                slot.insert(vec![(user, reply)]);
+                slot.insert(vec![waiter]);
                 true
             }
         }
     }
 
     /// The next group to commit, or `None` (and the tenant's entry removed) when the queue is empty.
-    fn next_group(&self, tenant: TenantId) -> Option<Vec<Waiter>> {
-        let mut tenants = self.tenants.lock().expect("the create queue lock is never poisoned");
+    fn next_group(&self, tenant: TenantId) -> Option<Vec<W>> {
+        let mut tenants = self.tenants.lock().expect("the write queue lock is never poisoned");
         let queue = tenants.get_mut(&tenant)?;
         if queue.is_empty() {
             tenants.remove(&tenant);
@@ -67,15 +87,15 @@ impl CreateQueue {
     }
 }
 
-/// Removes the tenant's queue if the committer task ends without draining it (a panic), so later creates start
+/// Removes the tenant's queue if the committer task ends without draining it (a panic), so later writes start
 /// a new committer instead of waiting forever.
-struct Committing<'a> {
-    queue: &'a CreateQueue,
+struct Committing<'a, W> {
+    queue: &'a WriteQueue<W>,
     tenant: TenantId,
     drained: bool,
 }
 
-impl Drop for Committing<'_> {
+impl<W> Drop for Committing<'_, W> {
     fn drop(&mut self) {
         if !self.drained {
             self.queue.abandon(self.tenant);
@@ -92,7 +112,7 @@ impl Directory {
             return outcomes.pop().unwrap_or_else(|| Err(DirectoryError::invalid("the user was not inserted")));
         }
         let (reply, outcome) = oneshot::channel();
-        if self.creates.push(tenant, user, reply) {
+        if self.creates.push(tenant, (user, reply)) {
             let directory = self.clone();
             tokio::spawn(async move { directory.commit_queued_creates(tenant).await });
         }
@@ -132,5 +152,83 @@ impl Directory {
             }
         }
         committing.drained = true;
+    }
+
+    /// Updates a live user (by object id or userPrincipalName) with `edit`, checked as [`Directory::update_user`]
+    /// checks it, sharing a transaction with concurrent updates of the tenant. Answers the user as written.
+    pub async fn update_user_shared(&self, tenant: TenantId, key: String, edit: SharedUserEdit) -> Outcome {
+        if self.fence.is_some() {
+            // A fenced update must not be committed by another caller's transaction, which does not check the fence.
+            return self.update_user(tenant, &key, |user| edit(user)).await;
+        }
+        let (reply, outcome) = oneshot::channel();
+        if self.updates.push(tenant, (key, edit, reply)) {
+            let directory = self.clone();
+            tokio::spawn(async move { directory.commit_queued_updates(tenant).await });
+        }
+        outcome.await.map_err(|_| {
+            DirectoryError::Store(StoreError::Unavailable("the commit of this update stopped unexpectedly".into()))
+        })?
+    }
+
+    async fn commit_queued_updates(&self, tenant: TenantId) {
+        let mut committing = Committing { queue: &self.updates, tenant, drained: false };
+        while let Some(group) = self.updates.next_group(tenant) {
+            if group.len() > 1
+                && let Some(outcomes) = self.apply_updates_together(tenant, &group).await
+            {
+                for ((_, _, reply), outcome) in group.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+                continue;
+            }
+            // Alone, or the shared transaction did not commit: each update in a transaction of its own.
+            for (key, edit, reply) in group {
+                let _ = reply.send(self.update_user(tenant, &key, |user| edit(user)).await);
+            }
+        }
+        committing.drained = true;
+    }
+
+    /// The group's updates in one transaction: each update's outcome, or None when the transaction must not
+    /// commit (a store error, or an update that failed while writing) and each update is to be retried alone.
+    async fn apply_updates_together(&self, tenant: TenantId, group: &[UpdateWaiter]) -> Option<Vec<Outcome>> {
+        let tenant_row = self.tenant_or_not_found(tenant).await.ok()?;
+        let mut tx = self.begin(tenant, TxMode::Write).await.ok()?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut written = false;
+        for (key, edit, _) in group {
+            // Reading, editing and checking write nothing: their errors are the update's own, except a store
+            // error, which may have spoiled the transaction.
+            let before = match live_of_kind(tx.as_mut(), key, ObjectKind::User).await {
+                Ok(DirectoryObject::User(user)) => user,
+                Ok(DirectoryObject::Group(_)) => {
+                    outcomes.push(Err(DirectoryError::not_found(key)));
+                    continue;
+                }
+                Err(DirectoryError::Store(_)) => return None,
+                Err(err) => {
+                    outcomes.push(Err(err));
+                    continue;
+                }
+            };
+            let after = match self.checked_edit(&tenant_row, &before, |user| edit(user)) {
+                Ok(after) => after,
+                Err(err) => {
+                    outcomes.push(Err(err));
+                    continue;
+                }
+            };
+            if after != before {
+                self.write_user(tx.as_mut(), &before, &after).await.ok()?;
+                written = true;
+            }
+            outcomes.push(Ok(after));
+        }
+        tx.commit().await.ok()?;
+        if written {
+            self.changed(tenant);
+        }
+        Some(outcomes)
     }
 }

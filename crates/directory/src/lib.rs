@@ -30,6 +30,7 @@ pub use credentials::{CredentialInfo, IssuedSecret, VerifiedClient};
 pub use delta::{DeltaCursor, DeltaItem, DeltaPage, MemberDelta};
 pub use dynamic::{EVALUATION_PAGE, ProcessingStatus, RuleEvaluationWaker, RuleProcessingStatus};
 pub use error::DirectoryError;
+pub use group_commit::SharedUserEdit;
 pub use objects::{ListPage, ListSpec, NewGroup, UserEdit};
 pub use scim_lists::{ScimWindow, ScimWindowPage};
 pub use secret::ClientSecret;
@@ -53,6 +54,8 @@ pub struct Directory {
     dynamic: Arc<dynamic::DynamicState>,
     /// User creates waiting to share a commit.
     creates: Arc<group_commit::CreateQueue>,
+    /// User updates waiting to share a commit.
+    updates: Arc<group_commit::UpdateQueue>,
     /// Set on the clone a sync job writes its target through ([`Directory::fenced`]).
     fence: Option<Arc<WriteFence>>,
     /// Tenant records read lately ([`TENANT_TTL`]), shared by every clone.
@@ -79,6 +82,7 @@ impl Directory {
             listener: Arc::new(RwLock::new(None)),
             dynamic: Arc::default(),
             creates: Arc::default(),
+            updates: Arc::default(),
             fence: None,
             tenants: Arc::default(),
         }

@@ -546,15 +546,26 @@ impl Directory {
         let DirectoryObject::User(before) = live_of_kind(tx.as_mut(), key, ObjectKind::User).await? else {
             return Err(DirectoryError::not_found(key));
         };
+        let after = self.checked_edit(&tenant_row, &before, edit)?;
+        if after != before {
+            self.write_user_in(tx, &before, &after).await?;
+        }
+        Ok(after)
+    }
+
+    /// `before` edited by `edit`, its id, creation time and liveness kept, and checked.
+    pub(crate) fn checked_edit(
+        &self,
+        tenant_row: &Tenant,
+        before: &User,
+        edit: impl FnOnce(&mut User) -> Result<(), DirectoryError>,
+    ) -> Result<User, DirectoryError> {
         let mut after = before.clone();
         edit(&mut after)?;
         after.id = before.id;
         after.created_date_time = before.created_date_time;
         after.deleted_date_time = None;
-        validate_user(&tenant_row, &after)?;
-        if after != before {
-            self.write_user_in(tx, &before, &after).await?;
-        }
+        validate_user(tenant_row, &after)?;
         Ok(after)
     }
 
@@ -597,13 +608,23 @@ impl Directory {
         before: &User,
         after: &User,
     ) -> Result<(), DirectoryError> {
-        tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
-        tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
-        self.user_written(tx.as_mut(), Some(before), Some(after), self.now()).await?;
+        self.write_user(tx.as_mut(), before, after).await?;
         let tenant = tx.tenant();
         tx.commit().await?;
         self.changed(tenant);
         Ok(())
+    }
+
+    /// Writes `after` over `before` in `tx` with its change-log entry and rule re-evaluation (no commit).
+    pub(crate) async fn write_user(
+        &self,
+        tx: &mut dyn DirectoryTx,
+        before: &User,
+        after: &User,
+    ) -> Result<(), DirectoryError> {
+        tx.update_object(&encode(&DirectoryObject::User(after.clone()))).await.map_err(conflict_to_upn)?;
+        tx.append_change(&change(after.id, ObjectKind::User, ChangeOp::Upsert, self.now())).await?;
+        self.user_written(tx, Some(before), Some(after), self.now()).await
     }
 
     pub async fn create_group(&self, tenant: TenantId, new: NewGroup) -> Result<Group, DirectoryError> {

@@ -202,3 +202,66 @@ async fn concurrent_creates_keep_their_own_outcomes() {
     assert_eq!(statuses, [[201; 15].as_slice(), &[400]].concat());
     assert_eq!(graph.count("users").await, 34);
 }
+
+/// Concurrent PATCHes of one tenant share commits (group commit of updates) and keep their own outcomes: two edits
+/// of one user both land, an unknown user is a 404 and a bad value a 400 without failing their neighbours, and of
+/// two users renamed to the same userPrincipalName exactly one is.
+#[tokio::test]
+async fn concurrent_updates_share_commits_and_keep_their_own_outcomes() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("contoso", &["contoso.com"]).await;
+    let graph = app.as_tenant(&tenant).await;
+    let mut ids = Vec::new();
+    for idx in 0..10 {
+        ids.push(graph.create_user(fixtures::user(&format!("edit{idx}@contoso.com"), &format!("Edit {idx}"))).await);
+    }
+    for round in 0..3 {
+        let mut updates = tokio::task::JoinSet::new();
+        let mut spawn = |label: String, path: String, body: Value| {
+            let graph = graph.clone();
+            updates.spawn(async move { (label, graph.patch(&path, body).await.status) });
+        };
+        for (idx, id) in ids.iter().enumerate() {
+            let path = format!("/v1.0/users/{id}");
+            spawn(format!("title {idx}"), path.clone(), json!({"jobTitle": format!("Title {round}-{idx}")}));
+            spawn(format!("department {idx}"), path, json!({"department": format!("Dept {round}-{idx}")}));
+        }
+        spawn(
+            "unknown".into(),
+            format!("/v1.0/users/{}", "00000000-0000-0000-0000-000000000001"),
+            json!({"jobTitle": "x"}),
+        );
+        spawn("bad value".into(), format!("/v1.0/users/{}", ids[2]), json!({"accountEnabled": "yes"}));
+        // The last round also renames two users to one userPrincipalName: the write that clashes spoils its
+        // group's transaction, whose updates are then retried one by one.
+        let taken = format!("taken{round}@contoso.com");
+        let clash = round == 2;
+        if clash {
+            spawn("rename a".into(), format!("/v1.0/users/{}", ids[0]), json!({"userPrincipalName": taken}));
+            spawn("rename b".into(), format!("/v1.0/users/{}", ids[1]), json!({"userPrincipalName": taken}));
+        }
+        let mut statuses = std::collections::BTreeMap::new();
+        while let Some(answer) = updates.join_next().await {
+            let (label, status) = answer.expect("the request task ends");
+            statuses.insert(label, status);
+        }
+        for idx in 0..10 {
+            assert_eq!(statuses[&format!("title {idx}")], 204, "round {round}: {statuses:?}");
+            assert_eq!(statuses[&format!("department {idx}")], 204, "round {round}: {statuses:?}");
+        }
+        assert_eq!(statuses["unknown"], 404, "round {round}");
+        assert_eq!(statuses["bad value"], 400, "round {round}");
+        if clash {
+            let mut renames = [statuses["rename a"], statuses["rename b"]];
+            renames.sort_unstable();
+            assert_eq!(renames, [204, 400], "round {round}: exactly one rename wins");
+        }
+        for (idx, id) in ids.iter().enumerate() {
+            let user = graph.get(&format!("/v1.0/users/{id}")).await;
+            assert_eq!(user.body["jobTitle"], format!("Title {round}-{idx}"), "round {round}, user {idx}");
+            assert_eq!(user.body["department"], format!("Dept {round}-{idx}"), "round {round}, user {idx}");
+        }
+        let holders = graph.get(&format!("/v1.0/users?$filter=userPrincipalName eq '{taken}'")).await;
+        assert_eq!(holders.values().len(), usize::from(clash), "round {round}: who holds {taken}");
+    }
+}
