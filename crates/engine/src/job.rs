@@ -390,7 +390,7 @@ pub async fn read<T: serde::de::DeserializeOwned>(
     key: &str,
 ) -> Result<Option<T>, JobError> {
     let doc = tx.get_doc(collection.name(), key).await?;
-    decode(collection, key, doc)
+    decode(collection, doc)
 }
 
 /// Reads a document and keeps it locked until the transaction ends (the condition of a conditional write).
@@ -400,20 +400,23 @@ pub async fn read_for_update<T: serde::de::DeserializeOwned>(
     key: &str,
 ) -> Result<Option<T>, JobError> {
     let doc = tx.get_doc_for_update(collection.name(), key).await?;
-    decode(collection, key, doc)
+    decode(collection, doc)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(
     collection: &Collection<T>,
-    key: &str,
     doc: Option<tenantsync_store::DocRow>,
 ) -> Result<Option<T>, JobError> {
-    match doc {
-        Some(doc) => serde_json::from_str(&doc.data)
-            .map(Some)
-            .map_err(|source| JobError::Corrupt { key: format!("{}/{key}", collection.name()), source }),
-        None => Ok(None),
-    }
+    doc.map(|doc| decode_doc(collection, &doc)).transpose()
+}
+
+/// A stored document of `collection`, decoded.
+fn decode_doc<T: serde::de::DeserializeOwned>(
+    collection: &Collection<T>,
+    doc: &tenantsync_store::DocRow,
+) -> Result<T, JobError> {
+    serde_json::from_str(&doc.data)
+        .map_err(|source| JobError::Corrupt { key: format!("{}/{}", collection.name(), doc.key), source })
 }
 
 /// The documents of `keys` that exist, decoded, with their keys, in no particular order (one read).
@@ -425,8 +428,7 @@ pub async fn read_many<T: serde::de::DeserializeOwned>(
     let docs = tx.get_docs(collection.name(), keys).await?;
     let mut values = Vec::with_capacity(docs.len());
     for doc in docs {
-        let value = serde_json::from_str(&doc.data)
-            .map_err(|source| JobError::Corrupt { key: format!("{}/{}", collection.name(), doc.key), source })?;
+        let value = decode_doc(collection, &doc)?;
         values.push((doc.key, value));
     }
     Ok(values)
@@ -514,8 +516,7 @@ pub async fn read_page<T: serde::de::DeserializeOwned>(
     let page = tx.list_docs(collection.name(), after, limit).await?;
     let mut values = Vec::with_capacity(page.len());
     for doc in page {
-        let value = serde_json::from_str(&doc.data)
-            .map_err(|source| JobError::Corrupt { key: format!("{}/{}", collection.name(), doc.key), source })?;
+        let value = decode_doc(collection, &doc)?;
         values.push((doc.key, value));
     }
     Ok(values)
@@ -532,8 +533,7 @@ pub async fn read_all_keyed<T: serde::de::DeserializeOwned>(
         let page = tx.list_docs(collection.name(), after.as_deref(), 500).await?;
         let n_page = page.len();
         for doc in &page {
-            let value = serde_json::from_str(&doc.data)
-                .map_err(|source| JobError::Corrupt { key: format!("{}/{}", collection.name(), doc.key), source })?;
+            let value = decode_doc(collection, doc)?;
             values.push((doc.key.clone(), value));
         }
         if n_page < 500 {
