@@ -89,9 +89,13 @@ impl SqliteDirectoryTx {
     /// The tenant's objects whose `column` (a trusted name) is one of `values`, a statement per chunk.
     async fn objects_where_in(&mut self, column: &str, values: Vec<String>) -> Result<Vec<ObjectRow>, StoreError> {
         let mut found = Vec::with_capacity(values.len());
+        // By id, the tenant term is written `+tenant_id`, which no index serves: without statistics SQLite otherwise
+        // walks the tenant's whole `objects_by_id` range testing each id against the list (18 ms for 5 ids among
+        // 100,000 users, growing with the tenant) instead of probing the primary key once per id (0.06 ms).
+        let tenant_term = if column == "id" { "+tenant_id" } else { "tenant_id" };
         for chunk in values.chunks(ROWS_PER_STATEMENT) {
             let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = "
+                "SELECT {OBJECT_COLUMNS} FROM objects WHERE {tenant_term} = "
             ));
             select.push_bind(&self.tenant_text).push(format!(" AND {column} IN ("));
             let mut list = select.separated(", ");
