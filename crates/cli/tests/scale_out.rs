@@ -564,12 +564,16 @@ async fn one_off_operations_run_in_the_process_holding_the_lease() {
         count_users(&db.directory, target.id).await == 4
     })
     .await;
+    // Both deletions must meet the guard in one cycle (it counts a cycle's deletions with the window's): the job
+    // is paused while they are made, so that a fast worker cannot apply the first before the second commits.
+    assert_eq!(post("/pause", json!({})).await.expect("pause").status(), 204);
     for id in &ids[2..] {
         db.directory
             .delete_object(source.id, tenantsync_model::ObjectKind::User, &id.to_string())
             .await
             .expect("delete");
     }
+    assert_eq!(post("/start", json!({})).await.expect("start").status(), 204);
     let staged = || async {
         let job: Value = http
             .get(&job_url)
