@@ -79,6 +79,21 @@ pub(crate) struct PgDirectoryTx {
 }
 
 impl PgDirectoryTx {
+    /// The tenant's objects whose `column` (a trusted name) is one of `keys`, one index probe per key (see the
+    /// batched reads of the `DirectoryTx` impl).
+    async fn objects_with_keys(&mut self, column: &str, keys: Vec<String>) -> Result<Vec<ObjectRow>, StoreError> {
+        let rows = sqlx::query(trusted(format!(
+            "SELECT found.* FROM UNNEST($2::text[]) AS wanted(key) CROSS JOIN LATERAL \
+             (SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND {column} = wanted.key OFFSET 0) AS found"
+        )))
+        .bind(&self.tenant_text)
+        .bind(keys)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(object_from_row).collect()
+    }
+
     pub(crate) fn new(tenant: TenantId, tx: TxConn) -> Self {
         Self { tenant, tenant_text: tenant.to_string(), tx, changed: false }
     }
@@ -766,32 +781,11 @@ impl DirectoryTx for PgDirectoryTx {
     // apart by `OFFSET 0`. Written as `IN (…)` or `= ANY($n)`, PostgreSQL planned scans of a whole collection on the
     // statistics of tables still being bulk-loaded (see `links_to_any`).
     async fn get_objects(&mut self, ids_in: &[ObjectId]) -> Result<Vec<ObjectRow>, StoreError> {
-        let keys: Vec<String> = ids_in.iter().map(ObjectId::to_string).collect();
-        let rows = sqlx::query(trusted(format!(
-            "SELECT found.* FROM UNNEST($2::text[]) AS wanted(id) CROSS JOIN LATERAL \
-             (SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND id = wanted.id OFFSET 0) AS found"
-        )))
-        .bind(&self.tenant_text)
-        .bind(keys)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        rows.iter().map(object_from_row).collect()
+        self.objects_with_keys("id", ids_in.iter().map(ObjectId::to_string).collect()).await
     }
 
     async fn find_by_anchors(&mut self, anchors: &[String]) -> Result<Vec<ObjectRow>, StoreError> {
-        let keys: Vec<String> = anchors.iter().map(|anchor| anchor.to_lowercase()).collect();
-        let rows = sqlx::query(trusted(format!(
-            "SELECT found.* FROM UNNEST($2::text[]) AS wanted(anchor_key) CROSS JOIN LATERAL \
-             (SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND anchor_key = wanted.anchor_key OFFSET 0) \
-             AS found"
-        )))
-        .bind(&self.tenant_text)
-        .bind(keys)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        rows.iter().map(object_from_row).collect()
+        self.objects_with_keys("anchor_key", anchors.iter().map(|anchor| anchor.to_lowercase()).collect()).await
     }
 
     async fn links_from_many(
