@@ -953,15 +953,7 @@ mod tests {
     #[tokio::test]
     async fn evaluation_pages_report_their_status_and_let_writers_in() {
         let data_dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", data_dir.path().join("directory.db").display());
-        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
-        let directory = Directory::new(Arc::new(store), Arc::new(tenantsync_model::SystemClock));
-        let new_tenant = crate::NewTenant {
-            name: "contoso".to_owned(),
-            display_name: None,
-            domains: vec!["contoso.example".to_owned()],
-        };
-        let (tenant, _) = directory.create_tenant(new_tenant).await.expect("create the tenant");
+        let (directory, tenant) = crate::test_support::directory_with_tenant(data_dir.path()).await;
         let users: Vec<User> =
             (0..1_100).map(|idx| new_user(idx, if idx % 2 == 0 { "Sales" } else { "Legal" })).collect();
         let users: Vec<User> = directory

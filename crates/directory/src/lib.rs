@@ -182,3 +182,30 @@ impl From<StoreError> for DirectoryError {
         DirectoryError::Store(err)
     }
 }
+
+/// What the crate's unit tests share: a directory over a new SQLite file, and one with a tenant in it.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use tenantsync_model::{SystemClock, Tenant};
+
+    use crate::{Directory, NewTenant};
+
+    /// A directory over `directory.db` in `path` (a second call opens the same file, as another process would).
+    pub(crate) async fn open(path: &Path) -> Directory {
+        let url = format!("sqlite://{}", path.join("directory.db").display());
+        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
+        Directory::new(Arc::new(store), Arc::new(SystemClock))
+    }
+
+    /// [`open`], with the tenant `contoso` (domain `contoso.example`) created.
+    pub(crate) async fn directory_with_tenant(path: &Path) -> (Directory, Tenant) {
+        let directory = open(path).await;
+        let new_tenant =
+            NewTenant { name: "contoso".to_owned(), display_name: None, domains: vec!["contoso.example".to_owned()] };
+        let (tenant, _) = directory.create_tenant(new_tenant).await.expect("create the tenant");
+        (directory, tenant)
+    }
+}

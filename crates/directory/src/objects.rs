@@ -1039,22 +1039,11 @@ impl Directory {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use tenantsync_model::SystemClock;
 
     use super::*;
 
     async fn directory_with_tenant(path: &std::path::Path) -> (Directory, TenantId) {
-        let url = format!("sqlite://{}", path.join("directory.db").display());
-        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
-        let directory = Directory::new(Arc::new(store), Arc::new(SystemClock));
-        let new_tenant = crate::NewTenant {
-            name: "contoso".to_owned(),
-            display_name: None,
-            domains: vec!["contoso.example".into()],
-        };
-        let (tenant, _) = directory.create_tenant(new_tenant).await.expect("create the tenant");
+        let (directory, tenant) = crate::test_support::directory_with_tenant(path).await;
         (directory, tenant.id)
     }
 

@@ -160,12 +160,11 @@ impl Directory {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, User};
     use tenantsync_store::{ScimKey, TxMode};
 
-    use crate::{Directory, ScimWindow};
+    use crate::ScimWindow;
 
     fn user(idx: usize, id: ObjectId, display_name: Option<&str>) -> User {
         let mut json = serde_json::json!({
@@ -186,15 +185,7 @@ mod tests {
     #[tokio::test]
     async fn display_name_windows_put_missing_values_last_or_first() {
         let data_dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", data_dir.path().join("directory.db").display());
-        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
-        let directory = Directory::new(Arc::new(store), Arc::new(tenantsync_model::SystemClock));
-        let new_tenant = crate::NewTenant {
-            name: "contoso".to_owned(),
-            display_name: None,
-            domains: vec!["contoso.example".to_owned()],
-        };
-        let (tenant, _) = directory.create_tenant(new_tenant).await.expect("create the tenant");
+        let (directory, tenant) = crate::test_support::directory_with_tenant(data_dir.path()).await;
         // Directory writes refuse a user without a display name, so the rows are written as storage holds them.
         let names = [Some("b"), None, Some("A"), Some(""), Some("c"), None, Some("a"), Some("B")];
         // Ids in the order of `names`, so that positions name the id order.

@@ -123,17 +123,8 @@ impl Directory {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use tenantsync_model::SystemClock;
 
     use super::*;
-
-    async fn open(path: &std::path::Path) -> Directory {
-        let url = format!("sqlite://{}", path.join("directory.db").display());
-        let store = tenantsync_store_sqlite::SqliteStore::open(&url).await.expect("open the store");
-        Directory::new(Arc::new(store), Arc::new(SystemClock))
-    }
 
     fn new_tenant(name: &str) -> NewTenant {
         NewTenant { name: name.to_owned(), display_name: None, domains: vec![format!("{name}.example")] }
@@ -142,7 +133,8 @@ mod tests {
     #[tokio::test]
     async fn a_tenant_another_process_creates_is_found_at_once() {
         let data_dir = tempfile::tempdir().expect("temporary directory");
-        let (here, elsewhere) = (open(data_dir.path()).await, open(data_dir.path()).await);
+        let (here, elsewhere) =
+            (crate::test_support::open(data_dir.path()).await, crate::test_support::open(data_dir.path()).await);
         let (contoso, _) = here.create_tenant(new_tenant("contoso")).await.expect("create contoso");
         assert_eq!(here.get_tenant(contoso.id).await.expect("read"), Some(contoso.clone()));
         assert_eq!(here.get_tenant(contoso.id).await.expect("read again, cached"), Some(contoso.clone()));
