@@ -1090,6 +1090,10 @@ fn compare(actual: &Value, literal: &Literal) -> Option<Ordering> {
 /// and the final `ς` do not equal `i`, `s` and `σ`. So two characters that fold alike also lowercase alike, which
 /// lets storage answer `eq` and `startswith` from a lowercased key ([`Filter::key_match_on`]).
 fn fold_case(c: char) -> char {
+    // Every comparison of every object a list tests goes through here: ASCII, the common case, needs no tables.
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
     let mut upper = c.to_uppercase();
     match (upper.next(), upper.next()) {
         (Some(single), None) if single.to_lowercase().eq(c.to_lowercase()) => single,
