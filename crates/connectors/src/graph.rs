@@ -1098,7 +1098,7 @@ impl TargetDirectory for ReissuedTarget {
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
         self.inner.create_user(&self.anchor(anchor), attributes).await
     }
-    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<TargetUser, PeerError>> {
+    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
         let items: Vec<(Anchor, Map<String, Value>)> =
             items.iter().map(|(anchor, attributes)| (self.anchor(anchor), attributes.clone())).collect();
         self.inner.create_users(&items).await

@@ -215,6 +215,92 @@ impl LocalTarget {
         self.repo.record_audits(self.tenant, &[entry]).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
     }
 
+    /// Creates a batch of users in the target ([`TargetDirectory::create_users`]).
+    async fn create_batch(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
+        if let Err(err) = self.check_consent().await {
+            return items.iter().map(|_| Err(PeerError::ConsentDenied(err.to_string()))).collect();
+        }
+        // One read of the target's guardrails for the whole batch.
+        let source_ids: Vec<String> = items.iter().map(|(anchor, _)| anchor.source_id.to_string()).collect();
+        let mut guard = match inbound_guard::session(self, &source_ids, &[], Purpose::Create).await {
+            Ok(guard) => guard,
+            Err(err) => {
+                let message = err.to_string();
+                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
+            }
+        };
+        let anchors: Vec<Anchor> = items.iter().map(|(anchor, _)| anchor.clone()).collect();
+        let mut buried = match self.tombstoned(&anchors).await {
+            Ok(buried) => buried,
+            Err(err) => {
+                let message = err.to_string();
+                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
+            }
+        };
+        let mut built = Vec::with_capacity(items.len());
+        let mut slots: Vec<Result<usize, PeerError>> = Vec::with_capacity(items.len());
+        for ((anchor, proposed), source_id) in items.iter().zip(&source_ids) {
+            if let Some(refusal) = buried.remove(&anchor.key()) {
+                slots.push(Err(refusal));
+                continue;
+            }
+            let decision = match guard.as_mut() {
+                None => Decision::Write(proposed.clone()),
+                Some(guard) => guard.decide(ChangeAction::Create, source_id, None, None, proposed),
+            };
+            let attributes = match decision {
+                Decision::Write(changes) => changes,
+                Decision::Held(held) => {
+                    slots.push(Err(held));
+                    continue;
+                }
+            };
+            match self.build_user(anchor, &attributes) {
+                Ok(user) => {
+                    slots.push(Ok(built.len()));
+                    built.push(user);
+                }
+                Err(err) => slots.push(Err(err)),
+            }
+        }
+        let created = match self.directory.create_users(self.tenant, built).await {
+            Ok(created) => created,
+            Err(err) => {
+                let message = err.to_string();
+                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
+            }
+        };
+        if let Some(mut guard) = guard {
+            guard.created(created.iter().filter(|result| result.is_ok()).count() as u64);
+            if let Err(err) = guard.finish(self).await {
+                tracing::warn!(error = %err, "the guardrail state of inbound creates was not saved");
+            }
+        }
+        let added: Vec<(&str, ObjectId, Option<String>)> =
+            created.iter().flatten().map(|user| ("Add user", user.id, user.display_name.clone())).collect();
+        if let Err(err) = self.audit(&added).await {
+            tracing::warn!(error = %err, "inbound writes were not recorded in the target's directory audit");
+        }
+        let mut results = Vec::with_capacity(items.len());
+        for ((anchor, _), slot) in items.iter().zip(slots) {
+            results.push(match slot {
+                Err(err) => Err(err),
+                Ok(idx) => match &created[idx] {
+                    Ok(user) => Ok(user.id),
+                    Err(DirectoryError::Conflict { property: "identities" }) => {
+                        self.find_by_anchor(anchor).await.and_then(|found| {
+                            found
+                                .map(|user| user.id)
+                                .ok_or_else(|| PeerError::Rejected("anchor conflict without a user".to_owned()))
+                        })
+                    }
+                    Err(err) => Err(PeerError::Rejected(err.to_string())),
+                },
+            });
+        }
+        results
+    }
+
     /// Refuses unless the target tenant allows user sync from the source (checked on every write).
     pub async fn check_consent(&self) -> Result<(), PeerError> {
         self.check_partner(
@@ -391,89 +477,18 @@ impl TargetDirectory for LocalTarget {
         }
     }
 
-    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<TargetUser, PeerError>> {
-        if let Err(err) = self.check_consent().await {
-            return items.iter().map(|_| Err(PeerError::ConsentDenied(err.to_string()))).collect();
-        }
-        // One read of the target's guardrails for the whole batch.
-        let source_ids: Vec<String> = items.iter().map(|(anchor, _)| anchor.source_id.to_string()).collect();
-        let mut guard = match inbound_guard::session(self, &source_ids, &[], Purpose::Create).await {
-            Ok(guard) => guard,
+    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
+        // The batch runs as its own task: its CPU work (guardrails, building, validating and encoding users) goes
+        // to another worker of the runtime while the engine plans its next page.
+        let target = self.clone();
+        let batch = items.to_vec();
+        match tokio::spawn(async move { target.create_batch(&batch).await }).await {
+            Ok(results) => results,
             Err(err) => {
-                let message = err.to_string();
-                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
-            }
-        };
-        let anchors: Vec<Anchor> = items.iter().map(|(anchor, _)| anchor.clone()).collect();
-        let mut buried = match self.tombstoned(&anchors).await {
-            Ok(buried) => buried,
-            Err(err) => {
-                let message = err.to_string();
-                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
-            }
-        };
-        let mut built = Vec::with_capacity(items.len());
-        let mut slots: Vec<Result<usize, PeerError>> = Vec::with_capacity(items.len());
-        for ((anchor, proposed), source_id) in items.iter().zip(&source_ids) {
-            if let Some(refusal) = buried.remove(&anchor.key()) {
-                slots.push(Err(refusal));
-                continue;
-            }
-            let decision = match guard.as_mut() {
-                None => Decision::Write(proposed.clone()),
-                Some(guard) => guard.decide(ChangeAction::Create, source_id, None, None, proposed),
-            };
-            let attributes = match decision {
-                Decision::Write(changes) => changes,
-                Decision::Held(held) => {
-                    slots.push(Err(held));
-                    continue;
-                }
-            };
-            match self.build_user(anchor, &attributes) {
-                Ok(user) => {
-                    slots.push(Ok(built.len()));
-                    built.push(user);
-                }
-                Err(err) => slots.push(Err(err)),
+                let message = format!("the batch of creates stopped: {err}");
+                items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect()
             }
         }
-        let created = match self.directory.create_users(self.tenant, built).await {
-            Ok(created) => created,
-            Err(err) => {
-                let message = err.to_string();
-                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
-            }
-        };
-        if let Some(mut guard) = guard {
-            guard.created(created.iter().filter(|result| result.is_ok()).count() as u64);
-            if let Err(err) = guard.finish(self).await {
-                tracing::warn!(error = %err, "the guardrail state of inbound creates was not saved");
-            }
-        }
-        let added: Vec<(&str, ObjectId, Option<String>)> =
-            created.iter().flatten().map(|user| ("Add user", user.id, user.display_name.clone())).collect();
-        if let Err(err) = self.audit(&added).await {
-            tracing::warn!(error = %err, "inbound writes were not recorded in the target's directory audit");
-        }
-        let mut results = Vec::with_capacity(items.len());
-        for ((anchor, _), slot) in items.iter().zip(slots) {
-            results.push(match slot {
-                Err(err) => Err(err),
-                Ok(idx) => match &created[idx] {
-                    Ok(user) => {
-                        Ok(TargetUser { id: user.id, attributes: user_json(user), deleted: false, manager: None })
-                    }
-                    Err(DirectoryError::Conflict { property: "identities" }) => {
-                        self.find_by_anchor(anchor).await.and_then(|found| {
-                            found.ok_or_else(|| PeerError::Rejected("anchor conflict without a user".to_owned()))
-                        })
-                    }
-                    Err(err) => Err(PeerError::Rejected(err.to_string())),
-                },
-            });
-        }
-        results
     }
 
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {

@@ -167,7 +167,7 @@ impl TargetDirectory for FaultyTarget {
         self.write(anchor.source_id).await?;
         self.inner.create_user(anchor, attributes).await
     }
-    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<TargetUser, PeerError>> {
+    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
         // Each item is decided on its own; the survivors go to the real target in one batch.
         let mut decided = Vec::with_capacity(items.len());
         for (anchor, _) in items {

@@ -233,11 +233,12 @@ pub trait TargetDirectory: Send + Sync {
     }
     /// Creates a B2B user for `anchor` with `attributes` (Graph names). Creating one that exists returns it.
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError>;
-    /// Creates many users; each succeeds or fails on its own. The default creates one by one.
-    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<TargetUser, PeerError>> {
+    /// Creates many users; each succeeds or fails on its own and answers the target user's id (a bulk create is
+    /// not read back: the engine needs only the id). The default creates one by one.
+    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
         let mut results = Vec::with_capacity(items.len());
         for (anchor, attributes) in items {
-            results.push(self.create_user(anchor, attributes).await);
+            results.push(self.create_user(anchor, attributes).await.map(|user| user.id));
         }
         results
     }

@@ -543,33 +543,68 @@ impl<'e, 'a> Cycle<'e, 'a> {
                 (snapshot, None)
             }
         };
-        let mut users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
+        let users = env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)?;
         // The source users this pass lists, for finding the links it did not (16 bytes a user).
         let mut listed: HashSet<ObjectId> = HashSet::new();
-        loop {
-            let more = users.len() == PAGE_SIZE as usize;
-            after = users.last().map(|user| user.id).or(after);
-            listed.extend(users.iter().map(|user| user.id));
-            // The next page is read while this one is planned, written and committed: the source read runs on
-            // another connection (and, on SQLite, another thread) while the target holds the writer. What is
-            // committed stays this page's position, so a crash resumes exactly as without the read-ahead.
-            let next = async {
+        let failures = self.job.settings.failures.clone();
+        let condition = self.write_condition();
+        // Pages go through a pipeline: while page N is observed and planned, page N-1 is written to the target,
+        // page N-2's record (links, logs, escrows, the pass's position after it) is saved, and page N+1 is read —
+        // four steps on different connections (on SQLite, different threads). Writes stay in page order; a crash
+        // resumes from the last saved position and replays the pages after it, whose creates find what they
+        // wrote by anchor, as any replay does.
+        let mut planned: Option<(PlannedPage, Phase)> = None;
+        let mut unsaved: Option<(PageRecord, Phase)> = None;
+        let mut page = Some(users);
+        while page.is_some() || planned.is_some() || unsaved.is_some() {
+            let mut more = false;
+            if let Some(users) = &page {
+                more = users.len() == PAGE_SIZE as usize;
+                after = users.last().map(|user| user.id).or(after);
+                listed.extend(users.iter().map(|user| user.id));
+            }
+            let read = async {
                 match more {
                     true => Some(env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)),
                     false => None,
                 }
             };
-            let page = users.into_iter().map(|user| (user.id, Some(user))).collect();
-            let work = async {
-                let record = self.process_page(page).await?;
-                self.commit(record, Phase::Full { snapshot, after }).await
+            let plan = async {
+                match page.take() {
+                    Some(users) => {
+                        let users = users.into_iter().map(|user| (user.id, Some(user))).collect();
+                        Some(self.plan_page(users).await)
+                    }
+                    None => None,
+                }
             };
-            let (done, next) = join(work, next).await;
-            done?;
-            match next {
-                Some(read) => users = read?,
-                None => break,
+            let write = async {
+                match planned.take() {
+                    Some((planned, phase)) => Some((self.write_page(planned).await, phase)),
+                    None => None,
+                }
+            };
+            let mut state = self.state.clone();
+            let save = async {
+                match unsaved.take() {
+                    Some((record, phase)) => {
+                        env.repo.commit_page(env.job, condition, &failures, &mut state, record, phase).await
+                    }
+                    None => Ok(()),
+                }
+            };
+            let (plan, (write, (saved, read))) = join(plan, join(write, join(save, read))).await;
+            self.state = state;
+            saved?;
+            if let Some((written, phase)) = write {
+                let (record, tally) = written?;
+                self.absorb(tally);
+                unsaved = Some((record, phase));
             }
+            if let Some(plan) = plan {
+                planned = Some((plan?, Phase::Full { snapshot, after }));
+            }
+            page = read.transpose()?;
         }
         // Users linked earlier whose source user is gone or deleted were not listed: deprovision them.
         let missing = unlisted_links(env, &listed).await?;
@@ -733,28 +768,63 @@ fn escrow_for(source_id: ObjectId, err: &PeerError, prior: Option<&Escrow>, now:
     }
 }
 
+/// A page observed and planned, not yet written.
+struct PlannedPage {
+    record: PageRecord,
+    tally: PageTally,
+    /// Updates, restores and skips (with whether their log entry is left out), applied one by one.
+    singles: Vec<(ObjectPlan, Observed, bool)>,
+    /// Creates, applied in one batch.
+    creates: Vec<(ObjectPlan, Observed)>,
+}
+
+/// What a page adds to the cycle's report and follow-up work, kept apart while the page is in flight (the next
+/// page is planned at the same time) and added to the cycle with [`Cycle::absorb`].
+#[derive(Default)]
+struct PageTally {
+    report: CycleReport,
+    /// (target user, source manager) pairs to resolve at the end of the cycle.
+    managers: Vec<(ObjectId, ObjectId)>,
+    /// Source users created on this page.
+    created: Vec<ObjectId>,
+}
+
 impl Cycle<'_, '_> {
     /// Plans and applies one page of users: one read of their links, two batched target reads, creates in one
     /// batch; deprovisionings are only decided here (applied at the end of the cycle, through the guards).
     async fn process_page(&mut self, users: Vec<(ObjectId, Option<SourceUser>)>) -> Result<PageRecord, EngineError> {
+        let planned = self.plan_page(users).await?;
+        let (record, tally) = self.write_page(planned).await?;
+        self.absorb(tally);
+        Ok(record)
+    }
+
+    /// Observes and plans a page; writes nothing (deprovisionings and read failures go into the page's record).
+    async fn plan_page(&self, users: Vec<(ObjectId, Option<SourceUser>)>) -> Result<PlannedPage, EngineError> {
         let env = self.env;
-        let mut record = PageRecord::default();
+        let mut planned = PlannedPage {
+            record: PageRecord::default(),
+            tally: PageTally::default(),
+            singles: Vec::new(),
+            creates: Vec::new(),
+        };
         if users.is_empty() {
-            return Ok(record);
+            return Ok(planned);
         }
-        self.ensure_current().await?;
-        let (ids, observed) = self.observe_users(users, &mut record).await?;
+        let (ids, observed) = self.observe_users(users, &mut planned.record, &mut planned.tally).await?;
         let source_tenant = env.job.tenant.to_string();
         let external_upn = |upn: &str| env.target.external_upn(upn);
         let supports = |attribute: &str| env.target.supports(attribute);
         let ctx = plan_context(env, &self.job, &source_tenant, &external_upn, &supports);
-        let mut applied_all = Vec::with_capacity(ids.len());
-        let mut creates: Vec<(ObjectPlan, Observed)> = Vec::new();
-        for (source_id, observed) in ids.into_iter().zip(observed) {
+        let record = &mut planned.record;
+        for (idx, (source_id, observed)) in ids.into_iter().zip(observed).enumerate() {
+            if idx % YIELD_EVERY == YIELD_EVERY - 1 {
+                yield_now().await;
+            }
             let observed = match observed {
                 Ok(observed) => observed,
                 Err(err) => {
-                    self.report.n_failed += 1;
+                    planned.tally.report.n_failed += 1;
                     let prior = self.escrow_index.get(&source_id);
                     record.escrows_set.push(escrow_for(source_id, &err, prior, env.clock.now()));
                     continue;
@@ -762,7 +832,7 @@ impl Cycle<'_, '_> {
             };
             let plan = plan_user(&ctx, source_id, &observed);
             match (plan.action, plan.target_id) {
-                (PlannedAction::Create, _) => creates.push((plan, observed)),
+                (PlannedAction::Create, _) => planned.creates.push((plan, observed)),
                 (PlannedAction::Delete | PlannedAction::Disable, Some(target_id)) => {
                     // Deprovisioning waits for the end of the cycle, where the guards count it with the rest.
                     record.pending.push(pending_deprovision(&plan, target_id, env.clock.now()));
@@ -770,38 +840,79 @@ impl Cycle<'_, '_> {
                 _ => {
                     record.unstage.push(source_id);
                     let quiet = is_quiet(&plan, &observed, self.report.full);
-                    let applied = apply(env, plan, &observed, self.escrow_index.get(&source_id)).await;
-                    applied_all.push((applied, quiet));
+                    planned.singles.push((plan, observed, quiet));
                 }
             }
         }
-        applied_all.extend(self.apply_creates(creates).await.into_iter().map(|applied| (applied, false)));
-        for (applied, quiet) in applied_all {
-            self.record_applied(applied, quiet, &mut record);
+        Ok(planned)
+    }
+
+    /// Writes a planned page to the target (after checking the job is still the one planned for) and answers its
+    /// record: links, log entries, escrows.
+    async fn write_page(&self, planned: PlannedPage) -> Result<(PageRecord, PageTally), EngineError> {
+        let env = self.env;
+        let PlannedPage { mut record, mut tally, singles, creates } = planned;
+        if singles.is_empty() && creates.is_empty() {
+            return Ok((record, tally));
         }
-        Ok(record)
+        self.ensure_current().await?;
+        let mut applied_all = Vec::with_capacity(singles.len() + creates.len());
+        for (plan, observed, quiet) in singles {
+            let prior = self.escrow_index.get(&plan.source_id);
+            applied_all.push((apply(env, plan, &observed, prior).await, quiet));
+        }
+        applied_all.extend(self.apply_creates(creates).await.into_iter().map(|applied| (applied, false)));
+        for (idx, (applied, quiet)) in applied_all.into_iter().enumerate() {
+            if idx % YIELD_EVERY == YIELD_EVERY - 1 {
+                yield_now().await;
+            }
+            self.record_applied(applied, quiet, &mut record, &mut tally);
+        }
+        Ok((record, tally))
+    }
+
+    /// Adds a written page's counts and follow-up work to the cycle.
+    fn absorb(&mut self, tally: PageTally) {
+        let (report, page) = (&mut self.report, tally.report);
+        report.n_evaluated += page.n_evaluated;
+        report.n_created += page.n_created;
+        report.n_updated += page.n_updated;
+        report.n_disabled += page.n_disabled;
+        report.n_deleted += page.n_deleted;
+        report.n_skipped += page.n_skipped;
+        report.n_failed += page.n_failed;
+        report.n_refused += page.n_refused;
+        if page.last_error_code.is_some() {
+            report.last_error_code = page.last_error_code;
+        }
+        self.manager_work.extend(tally.managers);
+        // A user linked now may be a member of a provisioned group (a restored one gets its memberships back with
+        // its restore).
+        self.linked_users.extend(tally.created.iter().copied());
+        self.created.extend(tally.created);
     }
 
     /// Reads the links of a page and observes the users worth looking at in the target (batched; one by one when
     /// a batch read fails, so one bad object cannot hold up the page).
     #[allow(clippy::type_complexity)]
     async fn observe_users(
-        &mut self,
+        &self,
         users: Vec<(ObjectId, Option<SourceUser>)>,
         record: &mut PageRecord,
+        tally: &mut PageTally,
     ) -> Result<(Vec<ObjectId>, Vec<Result<Observed, PeerError>>), EngineError> {
         let env = self.env;
         let page_ids: Vec<ObjectId> = users.iter().map(|(id, _)| *id).collect();
         let mut connections = env.repo.connections(env.job, &page_ids).await?;
         let mut items = Vec::with_capacity(users.len());
         for (source_id, source) in users {
-            self.report.n_evaluated += 1;
+            tally.report.n_evaluated += 1;
             if source.as_ref().is_some_and(|user| !user.deleted && !user.external) {
                 record.n_in_scope += 1;
             }
             let connection = connections.remove(&source_id);
             if passes_over(source.as_ref(), connection.as_ref()) && !self.escrow_index.contains_key(&source_id) {
-                self.report.n_skipped += 1;
+                tally.report.n_skipped += 1;
                 continue;
             }
             items.push((source_id, source, connection));
@@ -840,10 +951,10 @@ impl Cycle<'_, '_> {
             .into_iter()
             .zip(results)
             .map(|((mut plan, observed), result)| match result {
-                Ok(target) => {
-                    plan.target_id = Some(target.id);
-                    let connection = Connection::of(&plan, target.id, false, observed.connection.as_ref());
-                    let status = Status::written(env.target.take_warning(plan.source_id, Some(target.id)));
+                Ok(target_id) => {
+                    plan.target_id = Some(target_id);
+                    let connection = Connection::of(&plan, target_id, false, observed.connection.as_ref());
+                    let status = Status::written(env.target.take_warning(plan.source_id, Some(target_id)));
                     Applied { plan, status, connection: Some(connection), escrow: None, duration_ms }
                 }
                 Err(PeerError::Held { reason }) => Applied {
@@ -869,8 +980,8 @@ impl Cycle<'_, '_> {
     }
 
     /// Counts an applied plan and adds its link, escrow, log entry and follow-up work to the page.
-    fn record_applied(&mut self, applied: Applied, quiet: bool, record: &mut PageRecord) {
-        count(&mut self.report, &applied);
+    fn record_applied(&self, applied: Applied, quiet: bool, record: &mut PageRecord, tally: &mut PageTally) {
+        count(&mut tally.report, &applied);
         let source_id = applied.plan.source_id;
         if matches!(applied.status, Status::Held { .. }) && self.escrow_index.contains_key(&source_id) {
             // A held object is not retried by escrow: the target's administrator decides.
@@ -878,15 +989,10 @@ impl Cycle<'_, '_> {
         }
         if applied.status.is_done() {
             if let (Some(manager), Some(target)) = (applied.plan.manager, applied.plan.target_id) {
-                self.manager_work.push((target, manager));
+                tally.managers.push((target, manager));
             }
             if applied.plan.action == PlannedAction::Create {
-                self.created.push(source_id);
-            }
-            // A user linked now may be a member of a provisioned group (a restored one gets its memberships back
-            // with its restore).
-            if applied.plan.action == PlannedAction::Create {
-                self.linked_users.push(source_id);
+                tally.created.push(source_id);
             }
             if self.escrow_index.contains_key(&source_id) {
                 record.escrows_cleared.push(source_id);
@@ -1601,6 +1707,26 @@ pub async fn approve_staged(
     env.repo.commit_approved(env.job, condition, &items, record).await?;
     Ok(items.len())
 }
+
+/// Lets the other futures of the calling task run: the full pass polls a page's planning, the writing of the page
+/// before and the saving of the one before that in one task, and a long stretch of CPU work in one would leave the
+/// others' statements waiting (and the store's writer idle) until it ends.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Users planned (or recorded) between two [`yield_now`]s.
+const YIELD_EVERY: usize = 25;
 
 /// Runs two futures concurrently in the calling task and answers both outputs (the engine depends on no runtime, so
 /// not `tokio::join!`).

@@ -365,9 +365,25 @@ pub fn plan_user(ctx: &PlanContext<'_>, source_id: ObjectId, observed: &Observed
     let attributes = source.map(source_attributes);
     let mut import_details = Map::new();
     if let Some(user) = source {
+        // What the source holds: nulls, empty lists and unset extension attributes are not shown (a log entry is
+        // written for every user of an initial sync).
         for (name, value) in &user.attributes {
-            if !value.is_null() {
-                import_details.insert(name.clone(), value.clone());
+            match value {
+                Value::Null => {}
+                Value::Array(items) if items.is_empty() => {}
+                Value::Object(fields) => {
+                    let set: Map<String, Value> = fields
+                        .iter()
+                        .filter(|(_, value)| !value.is_null())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    if !set.is_empty() {
+                        import_details.insert(name.clone(), Value::Object(set));
+                    }
+                }
+                _ => {
+                    import_details.insert(name.clone(), value.clone());
+                }
             }
         }
         import_details.insert("IsSoftDeleted".to_owned(), json!(user.deleted));

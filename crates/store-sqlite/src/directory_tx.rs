@@ -1,5 +1,7 @@
 //! [`DirectoryTx`] over one SQLite transaction. Every statement names the tenant fixed at `begin`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::{Row, Sqlite, Transaction};
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
@@ -10,6 +12,7 @@ use tenantsync_store::{
 use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::checkpoint::Checkpoints;
 use crate::codec::{
     change_from_row, classify, doc_from_row, log_from_row, micros, object_from_row, trusted, unavailable,
 };
@@ -69,11 +72,18 @@ pub(crate) struct SqliteDirectoryTx {
     /// A write transaction's turn among this process's writers, given back when the transaction ends (declared
     /// after `tx`, so dropped after it).
     _writer: Option<OwnedSemaphorePermit>,
+    /// A write transaction tells the store's checkpoint task when it commits.
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 impl SqliteDirectoryTx {
-    pub(crate) fn new(tenant: TenantId, tx: TxConn, writer: Option<OwnedSemaphorePermit>) -> Self {
-        Self { tenant, tenant_text: tenant.to_string(), tx, _writer: writer }
+    pub(crate) fn new(
+        tenant: TenantId,
+        tx: TxConn,
+        writer: Option<OwnedSemaphorePermit>,
+        checkpoints: Option<Arc<Checkpoints>>,
+    ) -> Self {
+        Self { tenant, tenant_text: tenant.to_string(), tx, _writer: writer, checkpoints }
     }
 }
 
@@ -1026,7 +1036,14 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(unavailable)
+        let SqliteDirectoryTx { tx, _writer: turn, checkpoints, .. } = *self;
+        tx.commit().await.map_err(unavailable)?;
+        // The turn passes to the next writer once the transaction has ended.
+        drop(turn);
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.committed();
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 //! Writers open `BEGIN IMMEDIATE` transactions so that two writers never deadlock on a lock upgrade; readers use
 //! plain deferred transactions and see a consistent snapshot. This crate owns its SQL and its migrations.
 
+mod checkpoint;
 mod codec;
 mod directory_tx;
 mod leases;
@@ -42,6 +43,10 @@ pub struct SqliteStore {
     /// instead hands the lock over as soon as the writer before ends. Other processes on the same file still meet
     /// the busy handler.
     writers: Arc<Semaphore>,
+    /// Told of each committed write, for the checkpoint task.
+    checkpoints: Arc<checkpoint::Checkpoints>,
+    /// Stops the checkpoint task with the last clone of the store.
+    _checkpoint_task: Arc<checkpoint::StopOnDrop>,
 }
 
 impl SqliteStore {
@@ -59,9 +64,9 @@ impl SqliteStore {
             // reads most index pages back from the file. 32 MiB (the most a connection may grow to; idle ones stay
             // small) keeps the indexes a page of writes touches in memory.
             .pragma("cache_size", "-32768")
-            // Checkpoints copy the write-ahead log into the database on the writer's commit. Every 4,000 pages
-            // (16 MiB) instead of 1,000, a page written by several commits (an index's, a counter's) is copied once.
-            .pragma("wal_autocheckpoint", "4000");
+            // No checkpoint inside a writer's commit: the store's checkpoint task copies the write-ahead log into
+            // the database beside the writers (see `checkpoint`).
+            .pragma("wal_autocheckpoint", "0");
         // No ping before each acquire (sqlx's default): a connection to a local file does not go stale, and the
         // ping is one more round trip to the connection's worker thread per transaction and per pool query, which
         // with the thread hand-offs is most of a small request's cost (issue 14, the SCIM profile).
@@ -72,7 +77,9 @@ impl SqliteStore {
             .await
             .map_err(unavailable)?;
         migrate::run(&pool).await?;
-        Ok(SqliteStore { pool, writers: Arc::new(Semaphore::new(1)) })
+        let writers = Arc::new(Semaphore::new(1));
+        let (checkpoints, stop) = checkpoint::start(pool.clone(), writers.clone());
+        Ok(SqliteStore { pool, writers, checkpoints, _checkpoint_task: Arc::new(stop) })
     }
 
     async fn domains_of(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
@@ -244,7 +251,8 @@ impl Store for SqliteStore {
             TxMode::Write => TxConn::Tx(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?),
             TxMode::ReadStatements => TxConn::Statements(self.pool.acquire().await.map_err(unavailable)?),
         };
-        Ok(Box::new(SqliteDirectoryTx::new(tenant, tx, writer)))
+        let committed = matches!(mode, TxMode::Write).then(|| self.checkpoints.clone());
+        Ok(Box::new(SqliteDirectoryTx::new(tenant, tx, writer, committed)))
     }
 
     async fn heartbeat(
