@@ -135,7 +135,7 @@ pub(crate) fn encode_user(user: &User) -> ObjectRow {
         kind: ObjectKind::User,
         upn: Some(user.user_principal_name.clone()),
         display_name: user.display_name.clone(),
-        data: serde_json::to_string(user).expect("a user always serializes"),
+        data: tenantsync_model::compact::to_string_without_nulls(user).expect("a user always serializes"),
         deleted_at: user.deleted_date_time,
         anchor: user.anchor(),
     }

@@ -10,6 +10,7 @@ mod roles;
 mod tenant;
 
 pub mod b2b;
+pub mod compact;
 pub mod properties;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
