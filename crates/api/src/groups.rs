@@ -40,7 +40,7 @@ async fn list_groups(
     caller: Caller,
     query: ODataQuery,
     BaseUrl(base): BaseUrl,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     objects::list(&state, &caller, ObjectKind::Group, &query, &base, "/groups", false).await
 }
 
@@ -54,7 +54,7 @@ async fn delta_groups(
     query: ODataQuery,
     headers: HeaderMap,
     BaseUrl(base): BaseUrl,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     objects::delta(&state, &caller, ObjectKind::Group, &query, &headers, &base).await
 }
 

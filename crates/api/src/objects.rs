@@ -68,6 +68,64 @@ pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
     value
 }
 
+/// Writes an object as Graph renders it (what [`object_json`] and [`select`] give) into `out`. A user without
+/// `$select` or extension attributes is written straight from its fields, without a JSON tree: list and delta
+/// pages write up to 999 of them (issue 14's delta-read profile).
+pub(crate) fn write_object(
+    out: &mut Vec<u8>,
+    object: &DirectoryObject,
+    typed: bool,
+    selected: Option<&[&'static str]>,
+) -> Result<(), ApiError> {
+    match object {
+        DirectoryObject::User(user) if selected.is_none() && user.extensions.is_empty() => {
+            serde_json::to_writer(&mut *out, user).map_err(ApiError::internal)?;
+            // A struct is written as an object with at least one field: its closing brace goes after the additions.
+            if out.pop() != Some(b'}') {
+                return Err(ApiError::internal(std::io::Error::other("a user did not serialize as a JSON object")));
+            }
+            if let Some(origin) = crate::trust::origin_of(user) {
+                out.extend_from_slice(b",\"crossTenantSynchronizationResource\":");
+                serde_json::to_writer(&mut *out, &origin).map_err(ApiError::internal)?;
+            }
+            if typed {
+                out.extend_from_slice(b",\"@odata.type\":");
+                serde_json::to_writer(&mut *out, &USER.odata_type()).map_err(ApiError::internal)?;
+            }
+            out.push(b'}');
+        }
+        _ => serde_json::to_writer(&mut *out, &select(object_json(object, typed), selected))
+            .map_err(ApiError::internal)?,
+    }
+    Ok(())
+}
+
+/// A collection page written as bytes: `head` (the envelope's other members, an object) with `"value"` holding the
+/// items `write_item` writes.
+pub(crate) fn page_response<T>(
+    head: serde_json::Map<String, Value>,
+    items: &[T],
+    mut write_item: impl FnMut(&mut Vec<u8>, &T) -> Result<(), ApiError>,
+) -> Result<Response, ApiError> {
+    let mut out = Vec::with_capacity(256 + items.len() * 1024);
+    out.push(b'{');
+    for (key, value) in &head {
+        serde_json::to_writer(&mut out, key).map_err(ApiError::internal)?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, value).map_err(ApiError::internal)?;
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"value\":[");
+    for (idx, item) in items.iter().enumerate() {
+        if idx > 0 {
+            out.push(b',');
+        }
+        write_item(&mut out, item)?;
+    }
+    out.extend_from_slice(b"]}");
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
 /// `$select` on a route that shows users and groups alike: each name must be a property of a user or a group.
 /// `$top` is accepted (validated, as Graph's SDKs send it when paging members) but these routes answer the whole
 /// collection in one page, so it never hides objects; any other option is refused.
@@ -161,7 +219,7 @@ pub(crate) async fn list(
     base: &str,
     path: &str,
     deleted: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(read_roles(kind))?;
     query.only(&["filter", "select", "orderby", "top", "count", "skiptoken"])?;
     let entity = entity_of(kind);
@@ -194,8 +252,6 @@ pub(crate) async fn list(
     let within = indexed_condition(filter.as_ref(), kind);
     let spec = ListSpec { order, descending, after, limit: top, deleted, within: within.clone() };
     let page = state.directory.list_objects(caller.tenant, kind, &spec, &keep).await?;
-    let values: Vec<Value> =
-        page.items.iter().map(|object| select(object_json(object, deleted), selected.as_deref())).collect();
     let mut body = serde_json::Map::new();
     body.insert("@odata.context".to_owned(), json!(format!("{base}/v1.0/$metadata#{}", path.trim_start_matches('/'))));
     if count {
@@ -212,8 +268,7 @@ pub(crate) async fn list(
         pairs.push(("$skiptoken".to_owned(), token));
         body.insert("@odata.nextLink".to_owned(), json!(link(base, &format!("/v1.0{path}"), &pairs)));
     }
-    body.insert("value".to_owned(), Value::Array(values));
-    Ok(Json(Value::Object(body)))
+    page_response(body, &page.items, |out, object| write_object(out, object, deleted, selected.as_deref()))
 }
 
 /// `GET /users/$count`: the number as plain text, honouring `$filter`.
@@ -258,7 +313,7 @@ pub(crate) async fn delta(
     query: &ODataQuery,
     headers: &HeaderMap,
     base: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(read_roles(kind))?;
     query.only(&["select", "deltatoken", "skiptoken", "top"])?;
     let entity = entity_of(kind);
@@ -290,45 +345,13 @@ pub(crate) async fn delta(
         };
         let mut pairs = select_pairs;
         pairs.push(("$deltatoken".to_owned(), DeltaToken::Changes { after }.encode(resource)));
-        return Ok(Json(json!({ "value": [], "@odata.deltaLink": link(base, &path, &pairs) })));
+        return Ok(Json(json!({ "value": [], "@odata.deltaLink": link(base, &path, &pairs) })).into_response());
     }
     let cursor = token.map(|token| DeltaToken::decode(token, resource)).transpose()?.map(|token| match token {
         DeltaToken::Initial { snapshot, after } => DeltaCursor::Initial { snapshot, after },
         DeltaToken::Changes { after } => DeltaCursor::Changes { after },
     });
     let page = state.directory.delta(caller.tenant, kind, cursor, page_size).await?;
-    let mut values = Vec::with_capacity(page.items.len());
-    for item in &page.items {
-        values.push(match item {
-            DeltaItem::Object { object, members } => {
-                let mut value = select(object_json(object, false), selected.as_deref());
-                if let Value::Object(map) = &mut value {
-                    map.insert("id".to_owned(), json!(object.id().to_string()));
-                    if let (Some(members), true) = (members, members_selected) {
-                        let members: Vec<Value> = members
-                            .iter()
-                            .map(|member| {
-                                let mut entry = json!({ "id": member.id.to_string() });
-                                if let Some(kind) = member.kind {
-                                    entry["@odata.type"] = json!(entity_of(kind).odata_type());
-                                }
-                                if member.removed {
-                                    entry["@removed"] = json!({ "reason": "deleted" });
-                                }
-                                entry
-                            })
-                            .collect();
-                        map.insert("members@delta".to_owned(), Value::Array(members));
-                    }
-                }
-                value
-            }
-            DeltaItem::Removed { id, purged } => json!({
-                "id": id.to_string(),
-                "@removed": { "reason": if *purged { "deleted" } else { "changed" } },
-            }),
-        });
-    }
     let next_token = match page.next {
         DeltaCursor::Initial { snapshot, after } => DeltaToken::Initial { snapshot, after },
         DeltaCursor::Changes { after } => DeltaToken::Changes { after },
@@ -337,11 +360,48 @@ pub(crate) async fn delta(
     let mut pairs = select_pairs;
     let link_name = if page.more { "@odata.nextLink" } else { "@odata.deltaLink" };
     pairs.push((if page.more { "$skiptoken" } else { "$deltatoken" }.to_owned(), next_token));
-    Ok(Json(json!({
-        "@odata.context": format!("{base}/v1.0/$metadata#{resource}"),
-        "value": values,
-        link_name: link(base, &path, &pairs),
-    })))
+    let mut head = serde_json::Map::new();
+    head.insert("@odata.context".to_owned(), json!(format!("{base}/v1.0/$metadata#{resource}")));
+    head.insert(link_name.to_owned(), json!(link(base, &path, &pairs)));
+    page_response(head, &page.items, |out, item| match item {
+        DeltaItem::Object { object, members: None } if selected.is_none() => write_object(out, object, false, None),
+        _ => serde_json::to_writer(&mut *out, &delta_item_json(item, selected.as_deref(), members_selected))
+            .map_err(ApiError::internal),
+    })
+}
+
+/// One item of a delta page as a JSON tree: an object (projected on `$select`, with its id, and a group's
+/// `members@delta` when members are selected) or a removal.
+fn delta_item_json(item: &DeltaItem, selected: Option<&[&'static str]>, members_selected: bool) -> Value {
+    match item {
+        DeltaItem::Object { object, members } => {
+            let mut value = select(object_json(object, false), selected);
+            if let Value::Object(map) = &mut value {
+                map.insert("id".to_owned(), json!(object.id().to_string()));
+                if let (Some(members), true) = (members, members_selected) {
+                    let members: Vec<Value> = members
+                        .iter()
+                        .map(|member| {
+                            let mut entry = json!({ "id": member.id.to_string() });
+                            if let Some(kind) = member.kind {
+                                entry["@odata.type"] = json!(entity_of(kind).odata_type());
+                            }
+                            if member.removed {
+                                entry["@removed"] = json!({ "reason": "deleted" });
+                            }
+                            entry
+                        })
+                        .collect();
+                    map.insert("members@delta".to_owned(), Value::Array(members));
+                }
+            }
+            value
+        }
+        DeltaItem::Removed { id, purged } => json!({
+            "id": id.to_string(),
+            "@removed": { "reason": if *purged { "deleted" } else { "changed" } },
+        }),
+    }
 }
 
 /// The object id named by a `$ref` body: `{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{id}"}`.
@@ -375,7 +435,7 @@ async fn list_deleted_users(
     caller: Caller,
     query: ODataQuery,
     BaseUrl(base): BaseUrl,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     list(&state, &caller, ObjectKind::User, &query, &base, "/directory/deletedItems/microsoft.graph.user", true).await
 }
 
@@ -384,7 +444,7 @@ async fn list_deleted_groups(
     caller: Caller,
     query: ODataQuery,
     BaseUrl(base): BaseUrl,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     list(&state, &caller, ObjectKind::Group, &query, &base, "/directory/deletedItems/microsoft.graph.group", true).await
 }
 
@@ -472,4 +532,59 @@ async fn organization_by_id(
         return Err(ApiError::NotFound(id));
     }
     Ok(Json(organization_value(&state, &caller).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tenantsync_model::{DirectoryObject, User};
+
+    use super::*;
+
+    fn user(extra: Value) -> User {
+        let mut body = json!({
+            "id": "01a24ccc-cee7-71dc-86db-cb37ddfa40a6",
+            "userPrincipalName": "ada_fabrikam.com#EXT#@contoso.com",
+            "displayName": "Ada \"the first\" Lovelace",
+            "accountEnabled": true,
+            "userType": "Member",
+            "createdDateTime": "2026-12-06T19:20:20.463977Z",
+        });
+        if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+            body.extend(extra);
+        }
+        serde_json::from_value(body).expect("a user")
+    }
+
+    #[test]
+    fn users_written_straight_read_as_their_json_tree() {
+        let synced = json!({
+            "identities": [{"signInType": "federated", "issuer": "6028af31-2f3c-4b5e-9d0e-3a1f7c2b9e10",
+                            "issuerAssignedId": "01a24ccc-0000-7000-8000-000000000001"}],
+            "creationType": "Invitation",
+        });
+        let extended = json!({"extensions": {"extension_0123456789abcdef0123456789abcdef_costCenter": "42"}});
+        for extra in [json!({}), synced, extended] {
+            let object = DirectoryObject::User(user(extra.clone()));
+            for typed in [false, true] {
+                let mut out = Vec::new();
+                write_object(&mut out, &object, typed, None).expect("writes");
+                let written: Value = serde_json::from_slice(&out).expect("valid JSON");
+                assert_eq!(written, object_json(&object, typed), "user with {extra}, typed {typed}");
+                assert_eq!(
+                    written.get("crossTenantSynchronizationResource").is_some(),
+                    extra.get("identities").is_some(),
+                    "a synced user shows its origin: {written}"
+                );
+            }
+        }
+        // With $select, the selected properties only.
+        let object = DirectoryObject::User(user(json!({})));
+        let mut out = Vec::new();
+        write_object(&mut out, &object, false, Some(&["displayName"])).expect("writes");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out).expect("JSON"),
+            json!({"displayName": "Ada \"the first\" Lovelace"})
+        );
+    }
 }

@@ -35,7 +35,7 @@ async fn list_users(
     caller: Caller,
     query: ODataQuery,
     BaseUrl(base): BaseUrl,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     objects::list(&state, &caller, ObjectKind::User, &query, &base, "/users", false).await
 }
 
@@ -49,7 +49,7 @@ async fn delta_users(
     query: ODataQuery,
     headers: HeaderMap,
     BaseUrl(base): BaseUrl,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     objects::delta(&state, &caller, ObjectKind::User, &query, &headers, &base).await
 }
 
