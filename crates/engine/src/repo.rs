@@ -469,6 +469,15 @@ impl SyncRepo {
             }
             job::write(tx.as_mut(), &staged, &held.source_id.to_string(), held, now).await?;
         }
+        // A user this page found in scope is no longer to be deprovisioned: a deprovisioning decided before a crash
+        // (saved with its page, applied at the end of the cycle the crash cut short) must not delete a user the
+        // source has since restored (found by the crash test).
+        if !record.unstage.is_empty() {
+            let keys: Vec<String> = record.unstage.iter().map(ObjectId::to_string).collect();
+            for key in tx.existing_doc_keys(pending.name(), &keys).await? {
+                job::delete(tx.as_mut(), &pending, &key).await?;
+            }
+        }
         if state.staged_deletions > 0 {
             for source_id in &record.unstage {
                 if job::delete(tx.as_mut(), &staged, &source_id.to_string()).await? {

@@ -167,3 +167,48 @@ async fn full_pass_deprovisions_a_user_deleted_while_paused() {
     sync.wait_log(&ada, "delete", "success").await;
     assert!(sync.b2b_user_of(&bob).await.is_some(), "Bob was listed and stays");
 }
+
+/// A deprovisioning saved with its page but not applied (the process stopped before its cycle ended) is dropped when
+/// a later page finds the user in scope: the source may have restored the user meanwhile (found by the crash test,
+/// where a restored user was deleted by the deprovisioning its deletion had left pending).
+#[tokio::test]
+async fn a_deprovisioning_left_by_an_interrupted_cycle_spares_a_user_back_in_scope() {
+    use tenantsync_engine::job::{self, Deprovision, DeprovisionAction};
+    use tenantsync_model::ObjectId;
+    use tenantsync_store::TxMode;
+
+    let app = TestApp::spawn().await;
+    let (sync, ada, bob) = two_synced(&app).await;
+    sync.pause().await;
+    let ada_b2b = sync.b2b_user_of(&ada).await.expect("Ada's B2B user");
+    let parse = |id: &str| id.parse::<ObjectId>().expect("an object id");
+    let pending = job::pending_collection(&sync.job_id);
+    // What an interrupted cycle leaves behind: Ada's deletion decided and saved, not applied.
+    let left = Deprovision {
+        object_type: Default::default(),
+        source_id: parse(&ada),
+        target_id: parse(ada_b2b["id"].as_str().expect("id")),
+        action: DeprovisionAction::Delete,
+        reason: "The user was deleted in the source (before the crash)".to_owned(),
+        display_name: Some("Ada Lovelace".to_owned()),
+        guard: None,
+        decided_at: app.clock().now(),
+        steps: Vec::new(),
+    };
+    let mut tx = app.store().begin(sync.source.id, TxMode::Write).await.expect("begin");
+    job::write(tx.as_mut(), &pending, &ada, &left, app.clock().now()).await.expect("write pending");
+    tx.commit().await.expect("commit");
+
+    // Ada is live in the source and changes: the next cycle processes her, then ends with its deprovisionings.
+    sync.src.patch(&format!("/v1.0/users/{ada}"), json!({"jobTitle": "Lead"})).await.assert_status(204);
+    sync.start().await;
+    sync.wait_b2b_user(&ada, "updated", |user| user["jobTitle"] == "Lead").await;
+    wait_until("the pending deprovisionings are decided", || async {
+        let mut tx = app.store().begin(sync.source.id, TxMode::Read).await.expect("begin");
+        job::read_all(tx.as_mut(), &pending).await.expect("read pending").is_empty()
+    })
+    .await;
+    let ada_now = sync.b2b_user_of(&ada).await.expect("Ada's B2B user is still live");
+    assert_eq!(ada_now["id"], ada_b2b["id"]);
+    assert!(sync.b2b_user_of(&bob).await.is_some());
+}
