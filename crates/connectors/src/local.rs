@@ -18,6 +18,7 @@ use tenantsync_graph::entity::USER;
 use tenantsync_guardrails::{ChangeAction, Outcome, PartnerContext, ProposedChange};
 use tenantsync_model::b2b::b2b_user_body;
 use tenantsync_model::{DirectoryObject, Group, ObjectId, ObjectKind, SyncOrigin, TenantId, User};
+use tenantsync_store::DocRow;
 
 use crate::inbound_guard::{self, Decision, Purpose};
 
@@ -158,8 +159,14 @@ fn target_user(state: UserState) -> TargetUser {
 impl LocalTarget {
     /// Records inbound writes (activity, target user id, display name) in the target's directory audit.
     async fn audit(&self, writes: &[(&str, ObjectId, Option<String>)]) -> Result<(), PeerError> {
+        let entries = self.audit_entries(writes);
+        self.repo.record_audits(self.tenant, &entries).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
+    }
+
+    /// The target's directory audit entries of inbound writes (activity, user, display name).
+    fn audit_entries(&self, writes: &[(&str, ObjectId, Option<String>)]) -> Vec<AuditEntry> {
         let now = self.directory.clock().now();
-        let entries: Vec<AuditEntry> = writes
+        writes
             .iter()
             .map(|(activity, id, display_name)| {
                 let operation = match *activity {
@@ -180,8 +187,7 @@ impl LocalTarget {
                 .detail("SourceTenantId", self.source_tenant.to_string())
                 .detail("JobId", self.job_id.clone())
             })
-            .collect();
-        self.repo.record_audits(self.tenant, &entries).await.map_err(|err| PeerError::Unavailable(Box::new(err)))
+            .collect()
     }
 
     /// Refuses unless the target tenant allows group sync from the source (checked on every group write).
@@ -263,7 +269,13 @@ impl LocalTarget {
                 Err(err) => slots.push(Err(err)),
             }
         }
-        let created = match self.directory.create_users(self.tenant, built).await {
+        // The users and their audit entries in one transaction.
+        let audit_docs = |created: &[&User]| -> Vec<DocRow> {
+            let added: Vec<(&str, ObjectId, Option<String>)> =
+                created.iter().map(|user| ("Add user", user.id, user.display_name.clone())).collect();
+            self.audit_entries(&added).iter().map(tenantsync_engine::audit::doc_of).collect()
+        };
+        let created = match self.directory.create_users_with_docs(self.tenant, built, &audit_docs).await {
             Ok(created) => created,
             Err(err) => {
                 let message = err.to_string();
@@ -275,11 +287,6 @@ impl LocalTarget {
             if let Err(err) = guard.finish(self).await {
                 tracing::warn!(error = %err, "the guardrail state of inbound creates was not saved");
             }
-        }
-        let added: Vec<(&str, ObjectId, Option<String>)> =
-            created.iter().flatten().map(|user| ("Add user", user.id, user.display_name.clone())).collect();
-        if let Err(err) = self.audit(&added).await {
-            tracing::warn!(error = %err, "inbound writes were not recorded in the target's directory audit");
         }
         let mut results = Vec::with_capacity(items.len());
         for ((anchor, _), slot) in items.iter().zip(slots) {

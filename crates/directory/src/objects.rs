@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 
 use tenantsync_model::{DirectoryObject, Group, ObjectId, ObjectKind, Tenant, TenantId, User};
 use tenantsync_store::{
-    ChangeOp, ChangeRow, DirectoryTx, KeyMatch, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode,
+    ChangeOp, ChangeRow, DirectoryTx, DocRow, KeyMatch, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode,
 };
 use time::OffsetDateTime;
 
@@ -406,6 +406,17 @@ impl Directory {
         tenant: TenantId,
         users: Vec<User>,
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
+        self.create_users_with_docs(tenant, users, &|_| Vec::new()).await
+    }
+
+    /// [`Directory::create_users`], writing in the same transaction the documents `docs` makes of the users
+    /// created (a sync target's audit entries: one commit for a page of creates and their record).
+    pub async fn create_users_with_docs(
+        &self,
+        tenant: TenantId,
+        users: Vec<User>,
+        docs: &(dyn Fn(&[&User]) -> Vec<DocRow> + Sync),
+    ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let _timer = OpTimer::start("create_users");
         let tenant_row = self.tenant_or_not_found(tenant).await?;
         let mut checks = Vec::with_capacity(users.len());
@@ -419,7 +430,7 @@ impl Directory {
             }
             checks.push(check);
         }
-        let mut inserted = self.insert_checked_users(tenant, &checked).await?.into_iter();
+        let mut inserted = self.insert_checked_users(tenant, &checked, docs).await?.into_iter();
         Ok(checks
             .into_iter()
             .map(|check| {
@@ -437,6 +448,7 @@ impl Directory {
         &self,
         tenant: TenantId,
         checked: &[CheckedUser],
+        docs: &(dyn Fn(&[&User]) -> Vec<DocRow> + Sync),
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let now = self.now();
@@ -471,6 +483,10 @@ impl Directory {
             tx.append_changes(&changes).await?;
         }
         self.users_created(tx.as_mut(), &created, now).await?;
+        let docs = docs(&created);
+        if !docs.is_empty() {
+            tx.put_docs(&docs).await?;
+        }
         tx.commit().await?;
         self.changed(tenant);
         let mut results = results.into_iter();

@@ -114,17 +114,19 @@ pub async fn record(tx: &mut dyn DirectoryTx, entry: &AuditEntry) -> Result<(), 
     .await
 }
 
+/// An entry as the document it is stored as (for a caller writing it in its own transaction).
+pub fn doc_of(entry: &AuditEntry) -> DocRow {
+    DocRow {
+        collection: AUDITS.to_owned(),
+        key: key_of(entry.activity_date_time, &entry.id),
+        data: serde_json::to_string(entry).expect("audit entries always serialize"),
+        updated_at: entry.activity_date_time,
+    }
+}
+
 /// Records many entries in a few statements.
 pub async fn record_many(tx: &mut dyn DirectoryTx, entries: &[AuditEntry]) -> Result<(), StoreError> {
-    let docs: Vec<DocRow> = entries
-        .iter()
-        .map(|entry| DocRow {
-            collection: AUDITS.to_owned(),
-            key: key_of(entry.activity_date_time, &entry.id),
-            data: serde_json::to_string(entry).expect("audit entries always serialize"),
-            updated_at: entry.activity_date_time,
-        })
-        .collect();
+    let docs: Vec<DocRow> = entries.iter().map(doc_of).collect();
     tx.put_docs(&docs).await
 }
 
