@@ -232,6 +232,11 @@ async fn concurrent_updates_share_commits_and_keep_their_own_outcomes() {
             json!({"jobTitle": "x"}),
         );
         spawn("bad value".into(), format!("/v1.0/users/{}", ids[2]), json!({"accountEnabled": "yes"}));
+        // Users named by userPrincipalName, alongside their updates by id.
+        for idx in 5..10 {
+            let path = format!("/v1.0/users/edit{idx}@contoso.com");
+            spawn(format!("office {idx}"), path, json!({"officeLocation": format!("Office {round}-{idx}")}));
+        }
         // The last round also renames two users to one userPrincipalName: the write that clashes spoils its
         // group's transaction, whose updates are then retried one by one.
         let taken = format!("taken{round}@contoso.com");
@@ -249,6 +254,9 @@ async fn concurrent_updates_share_commits_and_keep_their_own_outcomes() {
             assert_eq!(statuses[&format!("title {idx}")], 204, "round {round}: {statuses:?}");
             assert_eq!(statuses[&format!("department {idx}")], 204, "round {round}: {statuses:?}");
         }
+        for idx in 5..10 {
+            assert_eq!(statuses[&format!("office {idx}")], 204, "round {round}: {statuses:?}");
+        }
         assert_eq!(statuses["unknown"], 404, "round {round}");
         assert_eq!(statuses["bad value"], 400, "round {round}");
         if clash {
@@ -260,6 +268,9 @@ async fn concurrent_updates_share_commits_and_keep_their_own_outcomes() {
             let user = graph.get(&format!("/v1.0/users/{id}")).await;
             assert_eq!(user.body["jobTitle"], format!("Title {round}-{idx}"), "round {round}, user {idx}");
             assert_eq!(user.body["department"], format!("Dept {round}-{idx}"), "round {round}, user {idx}");
+            if idx >= 5 {
+                assert_eq!(user.body["officeLocation"], format!("Office {round}-{idx}"), "round {round}, user {idx}");
+            }
         }
         let holders = graph.get(&format!("/v1.0/users?$filter=userPrincipalName eq '{taken}'")).await;
         assert_eq!(holders.values().len(), usize::from(clash), "round {round}: who holds {taken}");
