@@ -839,6 +839,9 @@ impl Cycle<'_, '_> {
                 }
                 _ => {
                     record.unstage.push(source_id);
+                    if plan.in_scope {
+                        record.in_scope.push(source_id);
+                    }
                     let quiet = is_quiet(&plan, &observed, self.report.full);
                     planned.singles.push((plan, observed, quiet));
                 }

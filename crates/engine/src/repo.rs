@@ -65,6 +65,8 @@ pub struct PageRecord {
     pub pending: Vec<Deprovision>,
     /// Processed users that are no longer candidates for a held deprovisioning.
     pub unstage: Vec<ObjectId>,
+    /// Users this page found in scope: a deprovisioning an interrupted cycle left pending for them is dropped.
+    pub in_scope: Vec<ObjectId>,
     /// Active internal users the source returned on this page (full passes count them for the source-read
     /// integrity guard; users out of scope by configuration count too, so unassigning or filtering is not a bad
     /// read).
@@ -472,8 +474,8 @@ impl SyncRepo {
         // A user this page found in scope is no longer to be deprovisioned: a deprovisioning decided before a crash
         // (saved with its page, applied at the end of the cycle the crash cut short) must not delete a user the
         // source has since restored (found by the crash test).
-        if !record.unstage.is_empty() {
-            let keys: Vec<String> = record.unstage.iter().map(ObjectId::to_string).collect();
+        if !record.in_scope.is_empty() {
+            let keys: Vec<String> = record.in_scope.iter().map(ObjectId::to_string).collect();
             for key in tx.existing_doc_keys(pending.name(), &keys).await? {
                 job::delete(tx.as_mut(), &pending, &key).await?;
             }
