@@ -122,6 +122,12 @@ impl SourceDirectory for LocalSource {
     }
 }
 
+/// Every item of a batch failed for one reason the target could not help (a read or the transaction failed).
+fn unavailable_for_each<T>(items: &[T], err: &dyn std::fmt::Display) -> Vec<Result<ObjectId, PeerError>> {
+    let message = err.to_string();
+    items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect()
+}
+
 /// A tenant hosted here, written as a sync target for one source tenant. Every write is also recorded in the
 /// target's directory audit, naming the source tenant and the job.
 #[derive(Clone)]
@@ -230,18 +236,12 @@ impl LocalTarget {
         let source_ids: Vec<String> = items.iter().map(|(anchor, _)| anchor.source_id.to_string()).collect();
         let mut guard = match inbound_guard::session(self, &source_ids, &[], Purpose::Create).await {
             Ok(guard) => guard,
-            Err(err) => {
-                let message = err.to_string();
-                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
-            }
+            Err(err) => return unavailable_for_each(items, &err),
         };
         let anchors: Vec<Anchor> = items.iter().map(|(anchor, _)| anchor.clone()).collect();
         let mut buried = match self.tombstoned(&anchors).await {
             Ok(buried) => buried,
-            Err(err) => {
-                let message = err.to_string();
-                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
-            }
+            Err(err) => return unavailable_for_each(items, &err),
         };
         let mut built = Vec::with_capacity(items.len());
         let mut slots: Vec<Result<usize, PeerError>> = Vec::with_capacity(items.len());
@@ -277,10 +277,7 @@ impl LocalTarget {
         };
         let created = match self.directory.create_users_with_docs(self.tenant, built, &audit_docs).await {
             Ok(created) => created,
-            Err(err) => {
-                let message = err.to_string();
-                return items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect();
-            }
+            Err(err) => return unavailable_for_each(items, &err),
         };
         if let Some(mut guard) = guard {
             guard.created(created.iter().filter(|result| result.is_ok()).count() as u64);

@@ -18,7 +18,7 @@ use tenantsync_model::{DirectoryObject, ObjectKind, TenantId, User};
 use tenantsync_store::{StoreError, TxMode};
 use tokio::sync::oneshot;
 
-use crate::objects::{CheckedUser, live_of_kind};
+use crate::objects::{CheckedUser, live_of_kind, no_docs};
 use crate::{Directory, DirectoryError};
 
 /// The most users one shared transaction carries; the rest wait for the next.
@@ -108,7 +108,7 @@ impl Directory {
     pub(crate) async fn create_checked_user(&self, tenant: TenantId, user: CheckedUser) -> Outcome {
         if self.fence.is_some() {
             // A fenced create must not be committed by another caller's transaction, which does not check the fence.
-            let mut outcomes = self.insert_checked_users(tenant, std::slice::from_ref(&user), &|_| Vec::new()).await?;
+            let mut outcomes = self.insert_checked_users(tenant, std::slice::from_ref(&user), &no_docs).await?;
             return outcomes.pop().unwrap_or_else(|| Err(DirectoryError::invalid("the user was not inserted")));
         }
         let (reply, outcome) = oneshot::channel();
@@ -126,7 +126,7 @@ impl Directory {
         while let Some(group) = self.creates.next_group(tenant) {
             let (users, replies): (Vec<CheckedUser>, Vec<_>) = group.into_iter().unzip();
             let n_users = users.len();
-            match self.insert_checked_users(tenant, &users, &|_| Vec::new()).await {
+            match self.insert_checked_users(tenant, &users, &no_docs).await {
                 Ok(outcomes) => {
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(outcome);
@@ -141,7 +141,7 @@ impl Directory {
                     tracing::warn!(error = %err, n_users, "a shared create transaction failed; committing its users one by one");
                     for (reply, user) in replies.into_iter().zip(users) {
                         let outcome = match self
-                            .insert_checked_users(tenant, std::slice::from_ref(&user), &|_| Vec::new())
+                            .insert_checked_users(tenant, std::slice::from_ref(&user), &no_docs)
                             .await
                         {
                             Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {

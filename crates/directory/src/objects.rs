@@ -141,6 +141,11 @@ pub(crate) fn encode_user(user: &User) -> ObjectRow {
     }
 }
 
+/// For [`Directory::create_users_with_docs`] and the inserts behind it: no documents beside the users.
+pub(crate) fn no_docs(_: &[&User]) -> Vec<DocRow> {
+    Vec::new()
+}
+
 pub(crate) fn change(object: ObjectId, kind: ObjectKind, op: ChangeOp, at: OffsetDateTime) -> ChangeRow {
     ChangeRow { seq: 0, object_id: object, kind, op, related: None, link_kind: None, at }
 }
@@ -406,7 +411,7 @@ impl Directory {
         tenant: TenantId,
         users: Vec<User>,
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
-        self.create_users_with_docs(tenant, users, &|_| Vec::new()).await
+        self.create_users_with_docs(tenant, users, &no_docs).await
     }
 
     /// [`Directory::create_users`], writing in the same transaction the documents `docs` makes of the users
