@@ -136,6 +136,14 @@ impl Filter {
         evaluate(&self.root, object, &mut Vec::new())
     }
 
+    /// The entity's top-level properties the filter reads (canonical spelling, each once; for a nested path its first
+    /// segment): an object rendered with only these passes exactly when the whole object does.
+    pub fn properties(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        properties_in(&self.root, &mut names);
+        names
+    }
+
     /// If the filter is `<property> eq '<value>'`, alone or as one of the terms joined by `and` at the top, the value,
     /// so that a caller can narrow candidates with an index. `property` is compared ignoring ASCII case.
     ///
@@ -1103,6 +1111,31 @@ fn fold_case(c: char) -> char {
 
 fn starts_with_ignore_case(mut text: impl Iterator<Item = char>, prefix: impl Iterator<Item = char>) -> bool {
     prefix.map(fold_case).all(|expected| text.next().map(fold_case) == Some(expected))
+}
+
+fn properties_in(node: &Node, names: &mut Vec<&'static str>) {
+    let mut add = |operand: &Operand| {
+        if operand.variable.is_none() {
+            let name = operand.path.split('/').next().unwrap_or(operand.path);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    };
+    match node {
+        Node::And(left, right) | Node::Or(left, right) => {
+            properties_in(left, names);
+            properties_in(right, names);
+        }
+        Node::Not(inner) => properties_in(inner, names),
+        Node::Compare { operand, .. } | Node::In { operand, .. } | Node::Text { operand, .. } => add(operand),
+        Node::Lambda { collection, body, .. } => {
+            add(collection);
+            if let Some((_, body)) = body {
+                properties_in(body, names);
+            }
+        }
+    }
 }
 
 fn equality_in<'f>(node: &'f Node, property: &str) -> Option<&'f str> {

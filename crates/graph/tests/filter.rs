@@ -106,6 +106,22 @@ fn check_with(schema: &TestSchema, filter: &str, objects: &str, expect: Expect) 
             let printed = parsed.to_string();
             assert_eq!(Filter::parse(&printed, schema).as_ref(), Ok(&parsed), "printed filter parses back");
             let results = objects.iter().map(|object| parsed.matches(object)).collect::<Vec<_>>();
+            // An object holding only the properties the filter says it reads matches as the whole object does.
+            let read = parsed.properties();
+            let narrowed = objects.iter().map(|object| match object {
+                Value::Object(map) => Value::Object(
+                    map.iter()
+                        .filter(|(name, _)| read.contains(&name.as_str()))
+                        .map(|(name, value)| (name.clone(), value.clone()))
+                        .collect(),
+                ),
+                other => other.clone(),
+            });
+            assert_eq!(
+                narrowed.map(|object| parsed.matches(&object)).collect::<Vec<_>>(),
+                results,
+                "{filter} on {read:?}"
+            );
             format!("{parsed:?}\n{printed}\nmatches: {results:?}")
         }
         Err(err) => format!("error: {err}"),
@@ -608,6 +624,17 @@ fn quotes_are_escaped_by_doubling() {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Lambdas and nested paths.
+
+#[test]
+fn properties_read_are_the_top_level_names() {
+    let filter = Filter::parse(
+        "startswith(DISPLAYNAME,'a') and (onPremisesExtensionAttributes/extensionAttribute1 eq 'x' or \
+         identities/any(i:i/issuer eq 'y' and accountEnabled eq true)) and not(displayName in ('b'))",
+        &USER,
+    )
+    .expect("parses");
+    assert_eq!(filter.properties(), ["displayName", "onPremisesExtensionAttributes", "identities", "accountEnabled"]);
+}
 
 #[test]
 fn lambdas() {

@@ -15,32 +15,47 @@ use serde::ser::{self, Impossible, Serialize, SerializeStruct, Serializer};
 /// `value` as compact JSON, without struct fields whose value is `null` (an unset `Option`).
 pub fn to_string_without_nulls<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
     let mut out = Vec::with_capacity(512);
-    value.serialize(SkipNullFields(&mut serde_json::Serializer::new(&mut out)))?;
+    value.serialize(SkipNullFields(&mut serde_json::Serializer::new(&mut out), None))?;
     // serde_json writes only valid UTF-8.
     Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
-/// Serializes through `S`, leaving out struct fields that serialize as `null`.
-struct SkipNullFields<S>(S);
+/// The struct `value` as a JSON tree holding only the fields `keep` accepts (by their serialized name) and that are
+/// set, nested structs without their `null` fields: what a `$filter` reads of an object (a missing property is
+/// `null` to it), without building the tree of every property for each object a list tests (issue 14's load
+/// profile).
+pub fn to_value_keeping<T: Serialize + ?Sized>(
+    value: &T,
+    keep: &dyn Fn(&str) -> bool,
+) -> serde_json::Result<serde_json::Value> {
+    value.serialize(SkipNullFields(serde_json::value::Serializer, Some(keep)))
+}
+
+/// Which fields of the outermost struct to write (all when None); nested structs write all their set fields.
+type Keep<'k> = Option<&'k dyn Fn(&str) -> bool>;
+
+/// Serializes through `S`, leaving out struct fields that serialize as `null` (and, in the outermost struct, those
+/// its [`Keep`] refuses).
+struct SkipNullFields<'k, S>(S, Keep<'k>);
 
 /// A value whose structs (if any) leave out their `null` fields.
 struct Nested<'a, T: ?Sized>(&'a T);
 
 impl<T: Serialize + ?Sized> Serialize for Nested<'_, T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(SkipNullFields(serializer))
+        self.0.serialize(SkipNullFields(serializer, None))
     }
 }
 
-/// A struct's fields, each left out when `null`.
-struct Fields<S>(S);
+/// A struct's fields, each left out when `null` or refused.
+struct Fields<'k, S>(S, Keep<'k>);
 
-impl<S: SerializeStruct> SerializeStruct for Fields<S> {
+impl<S: SerializeStruct> SerializeStruct for Fields<'_, S> {
     type Ok = S::Ok;
     type Error = S::Error;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), S::Error> {
-        if value.serialize(NullProbe).is_ok() {
+        if self.1.is_some_and(|keep| !keep(key)) || value.serialize(NullProbe).is_ok() {
             return self.0.skip_field(key);
         }
         self.0.serialize_field(key, &Nested(value))
@@ -51,7 +66,7 @@ impl<S: SerializeStruct> SerializeStruct for Fields<S> {
     }
 }
 
-impl<S: Serializer> Serializer for SkipNullFields<S> {
+impl<'k, S: Serializer> Serializer for SkipNullFields<'k, S> {
     type Ok = S::Ok;
     type Error = S::Error;
     type SerializeSeq = S::SerializeSeq;
@@ -59,11 +74,11 @@ impl<S: Serializer> Serializer for SkipNullFields<S> {
     type SerializeTupleStruct = S::SerializeTupleStruct;
     type SerializeTupleVariant = S::SerializeTupleVariant;
     type SerializeMap = S::SerializeMap;
-    type SerializeStruct = Fields<S::SerializeStruct>;
+    type SerializeStruct = Fields<'k, S::SerializeStruct>;
     type SerializeStructVariant = S::SerializeStructVariant;
 
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
-        Ok(Fields(self.0.serialize_struct(name, len)?))
+        Ok(Fields(self.0.serialize_struct(name, len)?, self.1))
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
@@ -357,5 +372,27 @@ mod tests {
         assert!(text.len() * 2 < serde_json::to_string(&user).expect("serializes").len(), "{text}");
         let back: User = serde_json::from_str(&text).expect("reads back");
         assert_eq!(back, user);
+    }
+
+    #[test]
+    fn kept_fields_are_the_named_set_ones() {
+        let user = sample();
+        let keep =
+            |name: &str| ["displayName", "jobTitle", "onPremisesExtensionAttributes", "accountEnabled"].contains(&name);
+        let value = to_value_keeping(&user, &keep).expect("serializes");
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "displayName": "Ada",
+                "accountEnabled": false,
+                "onPremisesExtensionAttributes": {"extensionAttribute3": "x"},
+            })
+        );
+        let everything = serde_json::to_value(&user).expect("serializes");
+        for (name, kept) in value.as_object().expect("an object") {
+            if name != "onPremisesExtensionAttributes" {
+                assert_eq!(&everything[name], kept, "{name}");
+            }
+        }
     }
 }

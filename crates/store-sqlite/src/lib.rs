@@ -37,6 +37,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The connections directory write transactions use, apart from `pool`: a writer that has its turn starts at
+    /// once instead of queueing for a connection behind readers (under 200 clients a writer waited tens of
+    /// milliseconds for one of `pool`'s connections while holding the turn every other writer waits for, issue 14).
+    /// Two: one for the writer whose turn it is, one for a writer that goes ahead without its turn (see `begin`).
+    writer_pool: SqlitePool,
     /// One directory write transaction at a time in this process. SQLite allows one writer anyway; a second
     /// `BEGIN IMMEDIATE` would meet a busy database and SQLite's busy handler, which polls with sleeps of 1 ms and
     /// more (about one sleep per write under the SCIM benchmark's 8 requests in flight, issue 14). Waiting here
@@ -73,13 +78,20 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
         migrate::run(&pool).await?;
+        let writer_pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
         let writers = Arc::new(Semaphore::new(1));
         let (checkpoints, stop) = checkpoint::start(pool.clone(), writers.clone());
-        Ok(SqliteStore { pool, writers, checkpoints, _checkpoint_task: Arc::new(stop) })
+        Ok(SqliteStore { pool, writer_pool, writers, checkpoints, _checkpoint_task: Arc::new(stop) })
     }
 
     async fn domains_of(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
@@ -248,7 +260,7 @@ impl Store for SqliteStore {
         };
         let tx = match mode {
             TxMode::Read => TxConn::Tx(self.pool.begin().await.map_err(unavailable)?),
-            TxMode::Write => TxConn::Tx(self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?),
+            TxMode::Write => TxConn::Tx(self.writer_pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?),
             TxMode::ReadStatements => TxConn::Statements(self.pool.acquire().await.map_err(unavailable)?),
         };
         let committed = matches!(mode, TxMode::Write).then(|| self.checkpoints.clone());
