@@ -773,7 +773,8 @@ async fn check_generation(
 }
 
 /// Fails with [`EngineError::LeaseLost`] unless the job's lease still carries `fence` (None: no lease to check);
-/// with `lock`, the lease row stays locked until `tx` ends.
+/// with `lock`, the lease row stays share-locked until `tx` ends (no claim moves it; the job's target writes, which
+/// share-lock it too, go on beside).
 async fn check_fence(
     tx: &mut dyn tenantsync_store::DirectoryTx,
     key: &JobKey,
@@ -782,8 +783,12 @@ async fn check_fence(
 ) -> Result<(), EngineError> {
     let Some(token) = fence else { return Ok(()) };
     let job_id = key.job.as_str();
-    let lease = if lock { tx.lock_lease(job_id).await? } else { tx.get_lease(job_id).await? };
-    if lease.is_none_or(|lease| lease.token != token) {
+    let held = if lock {
+        tx.share_lease(key.tenant, job_id).await?
+    } else {
+        tx.get_lease(job_id).await?.map(|lease| lease.token)
+    };
+    if held != Some(token) {
         return Err(EngineError::LeaseLost);
     }
     Ok(())

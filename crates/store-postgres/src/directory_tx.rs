@@ -950,11 +950,7 @@ impl DirectoryTx for PgDirectoryTx {
     }
 
     async fn get_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
-        crate::leases::get(&mut self.tx, &self.tenant_text, job_id, false).await
-    }
-
-    async fn lock_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
-        crate::leases::get(&mut self.tx, &self.tenant_text, job_id, true).await
+        crate::leases::get(&mut self.tx, &self.tenant_text, job_id).await
     }
 
     async fn share_lease(&mut self, job_tenant: TenantId, job_id: &str) -> Result<Option<i64>, StoreError> {

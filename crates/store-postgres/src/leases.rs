@@ -165,27 +165,22 @@ pub(crate) async fn release(
     Ok(result.rows_affected())
 }
 
-/// Reads (and, with `lock`, row-locks) one job's lease inside a directory transaction.
-pub(crate) async fn get(
-    conn: &mut PgConnection,
-    tenant: &str,
-    job_id: &str,
-    lock: bool,
-) -> Result<Option<LeaseRow>, StoreError> {
-    let suffix = if lock { " FOR UPDATE" } else { "" };
-    let row = sqlx::query(trusted(format!(
-        "SELECT {LEASE_COLUMNS} FROM job_leases WHERE tenant_id = $1 AND job_id = $2{suffix}"
-    )))
-    .bind(tenant)
-    .bind(job_id)
-    .fetch_optional(conn)
-    .await
-    .map_err(unavailable)?;
+/// Reads one job's lease inside a directory transaction.
+pub(crate) async fn get(conn: &mut PgConnection, tenant: &str, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
+    let row =
+        sqlx::query(trusted(format!("SELECT {LEASE_COLUMNS} FROM job_leases WHERE tenant_id = $1 AND job_id = $2")))
+            .bind(tenant)
+            .bind(job_id)
+            .fetch_optional(conn)
+            .await
+            .map_err(unavailable)?;
     row.as_ref().map(lease_from_row).transpose()
 }
 
-/// The token of a job's lease, `FOR KEY SHARE`: the fencing check of a sync job's target write (a claim, `FOR UPDATE
-/// SKIP LOCKED`, skips the row until the write commits; a renewal, an `UPDATE` of no key column, does not wait).
+/// The token of a job's lease, `FOR KEY SHARE`: the fencing check of a sync job's writes (a claim, `FOR UPDATE
+/// SKIP LOCKED`, skips the row until the write commits; a renewal, an `UPDATE` of no key column, does not wait; nor
+/// do the job's other fenced writes, which share the lock: a page's record saved while the next page's target
+/// write is open, issue 14).
 pub(crate) async fn share(conn: &mut PgConnection, tenant: &str, job_id: &str) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar("SELECT token FROM job_leases WHERE tenant_id = $1 AND job_id = $2 FOR KEY SHARE")
         .bind(tenant)

@@ -271,7 +271,8 @@ fn database_url_replaces_only_the_database() {
 }
 
 /// The fencing check of a sync job's target write (`share_lease`, `FOR KEY SHARE`) holds off a claim until the write
-/// commits — the claim skips the row rather than waiting — but never a renewal by the holder; once the write
+/// commits — the claim skips the row rather than waiting — but never a renewal by the holder nor the job's own save
+/// of a page (fenced the same way); once the write
 /// commits, the claim takes the lease and the next fenced write sees the new token.
 #[tokio::test]
 async fn a_fenced_target_write_holds_off_claims_but_not_renewals() {
@@ -313,6 +314,14 @@ async fn a_fenced_target_write_holds_off_claims_but_not_renewals() {
         .expect("a renewal does not wait for a fenced write")
         .expect("renew");
         assert_eq!(renewed.len(), 1, "still held by p1");
+        // The job saves a page's record in its own tenant while the target write is open: not held up either.
+        let mut save = store.begin(source.id, TxMode::Write).await.expect("begin the job's save");
+        let token = tokio::time::timeout(Duration::from_secs(5), save.share_lease(source.id, "job1"))
+            .await
+            .expect("a job's save does not wait for its own open target write")
+            .expect("share");
+        assert_eq!(token, Some(first[0].token));
+        save.commit().await.expect("commit the save");
         // Long after the expiry another process claims: the row is locked by the write, so the claim skips it.
         let later = now + Duration::from_secs(120);
         let skipped = tokio::time::timeout(Duration::from_secs(5), store.claim_leases(&claim("p2", later)))

@@ -1024,13 +1024,8 @@ impl DirectoryTx for SqliteDirectoryTx {
         crate::leases::get(&mut self.tx, &self.tenant_text, job_id).await
     }
 
-    async fn lock_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
-        // As for documents: the write lock covers the lease row.
-        crate::leases::get(&mut self.tx, &self.tenant_text, job_id).await
-    }
-
     async fn share_lease(&mut self, job_tenant: TenantId, job_id: &str) -> Result<Option<i64>, StoreError> {
-        // The write lock covers the lease row, as for `lock_lease`.
+        // As for documents: the write lock covers the lease row.
         let lease = crate::leases::get(&mut self.tx, &job_tenant.to_string(), job_id).await?;
         Ok(lease.map(|lease| lease.token))
     }

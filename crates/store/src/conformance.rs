@@ -860,14 +860,14 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
         "b's lease is lost"
     );
 
-    // The fencing check inside a write sees the new holder and token; a read sees the same.
+    // The fencing check inside a write of the job's own tenant sees the new token; a read sees the new holder too.
     let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
-    let locked = tx.lock_lease("job3").await.expect("lock lease").expect("job3 has a lease");
-    assert_eq!((locked.holder.as_deref(), locked.token), (Some("c"), 2));
-    assert_eq!(tx.lock_lease("no-such-job").await.expect("lock lease"), None);
+    assert_eq!(tx.share_lease(tenant, "job3").await.expect("share lease"), Some(2));
+    assert_eq!(tx.share_lease(tenant, "no-such-job").await.expect("share lease"), None);
     tx.commit().await.expect("commit");
     let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin read");
-    assert_eq!(tx.get_lease("job3").await.expect("get lease"), Some(locked));
+    let lease = tx.get_lease("job3").await.expect("get lease").expect("job3 has a lease");
+    assert_eq!((lease.holder.as_deref(), lease.token, lease.expires_at), (Some("c"), 2, at(30 + 40)));
     drop(tx);
     let other = new_tenant(store, "leases2").await;
     let mut tx = store.begin(other, TxMode::Read).await.expect("begin read");

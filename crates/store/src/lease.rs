@@ -3,8 +3,8 @@
 //!
 //! A lease names its holder (a process), its fencing token and when it expires. A claim takes only free or expired
 //! leases and bumps the token; a renewal moves the expiry and keeps the token; the write that saves a cycle's work
-//! locks the lease row ([`crate::DirectoryTx::lock_lease`]) and compares the token, so a process whose lease moved
-//! can no longer save anything.
+//! share-locks the lease row ([`crate::DirectoryTx::share_lease`]: no claim takes it until that write commits) and
+//! compares the token, so a process whose lease moved can no longer save anything.
 
 use async_trait::async_trait;
 use tenantsync_model::TenantId;

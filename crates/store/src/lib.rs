@@ -302,13 +302,11 @@ pub trait DirectoryTx: Send {
 
     /// The lease of this tenant's job `job_id`, if one was ever claimed.
     async fn get_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError>;
-    /// The lease of `job_id`, locked until the transaction ends so that no claim can move it before this
-    /// transaction commits: the fencing check of a write. Write transactions only.
-    async fn lock_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError>;
     /// The fencing token of job `job_id` of tenant `job_tenant` — any tenant: a sync job writes into a tenant other
     /// than its own — share-locked until the transaction ends, so that no claim can move the lease before this
     /// transaction commits while renewals still can (PostgreSQL: `FOR KEY SHARE`, which a claim's `FOR UPDATE SKIP
-    /// LOCKED` skips and a renewal's `UPDATE` does not wait for). The fencing check of a sync job's target write.
+    /// LOCKED` skips and a renewal's `UPDATE` does not wait for). The fencing check of a sync job's writes: its
+    /// target writes and the saves of its own state, which share the lock and so never wait for one another.
     /// Write transactions only.
     async fn share_lease(&mut self, job_tenant: TenantId, job_id: &str) -> Result<Option<i64>, StoreError>;
 
