@@ -340,3 +340,48 @@ async fn a_fenced_target_write_holds_off_claims_but_not_renewals() {
     })
     .await;
 }
+
+/// Whether the connection `options` opens is encrypted, as the server sees it.
+async fn encrypted(options: sqlx::postgres::PgConnectOptions) -> bool {
+    let mut conn = PgConnection::connect_with(&options).await.expect("connect");
+    sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .expect("read pg_stat_ssl")
+}
+
+/// A connection to this machine skips TLS unless its URL asks for it; a URL's `sslmode` is kept; another host keeps
+/// libpq's default (`prefer`).
+#[tokio::test]
+async fn tls_is_left_out_on_this_machine_unless_asked_for() {
+    use sqlx::postgres::PgSslMode;
+    use tenantsync_store_postgres::connect_options;
+
+    let remote = connect_options("postgres://u@db.example.com:5432/x").expect("options");
+    assert!(matches!(remote.get_ssl_mode(), PgSslMode::Prefer), "{:?}", remote.get_ssl_mode());
+    let asked = connect_options("postgres://u@127.0.0.1:5432/x?sslmode=require").expect("options");
+    assert!(matches!(asked.get_ssl_mode(), PgSslMode::Require), "{:?}", asked.get_ssl_mode());
+    for local in ["postgres://u@127.0.0.1/x", "postgres://u@localhost:5432/x", "postgres://u@[::1]:5432/x"] {
+        let options = connect_options(local).expect("options");
+        assert!(matches!(options.get_ssl_mode(), PgSslMode::Disable), "{local}: {:?}", options.get_ssl_mode());
+    }
+
+    let Ok(server_url) = std::env::var(URL_VARIABLE) else {
+        eprintln!(
+            "skipped the connections of tls_is_left_out_on_this_machine_unless_asked_for: {URL_VARIABLE} is not set"
+        );
+        return;
+    };
+    if server_url.contains("sslmode") || !server_url.contains("127.0.0.1") {
+        eprintln!("skipped the connections: the test server's URL is not a plain loopback one");
+        return;
+    }
+    assert!(!encrypted(connect_options(&server_url).expect("options")).await, "a loopback connection is not encrypted");
+    let mut admin = PgConnection::connect(&server_url).await.expect("connect");
+    let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&mut admin).await.expect("show ssl");
+    if ssl == "on" {
+        let separator = if server_url.contains('?') { '&' } else { '?' };
+        let asked = connect_options(&format!("{server_url}{separator}sslmode=require")).expect("options");
+        assert!(encrypted(asked).await, "sslmode=require is kept on loopback");
+    }
+}
