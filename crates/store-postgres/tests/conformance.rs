@@ -94,7 +94,7 @@ async fn concurrent_connects_migrate_once() {
             .fetch_all(&mut conn)
             .await
             .expect("read schema_migrations");
-        assert_eq!(versions, vec![1, 2, 14, 15, 20], "each migration recorded once");
+        assert_eq!(versions, vec![1, 2, 14, 15, 20, 21], "each migration recorded once");
     })
     .await;
 }
@@ -384,4 +384,32 @@ async fn tls_is_left_out_on_this_machine_unless_asked_for() {
         let asked = connect_options(&format!("{server_url}{separator}sslmode=require")).expect("options");
         assert!(encrypted(asked).await, "sslmode=require is kept on loopback");
     }
+}
+
+/// Large JSON columns are compressed with lz4 when the server has it (migration 21).
+#[tokio::test]
+async fn large_json_columns_use_lz4_where_the_server_has_it() {
+    with_fresh_database("large_json_columns_use_lz4_where_the_server_has_it", |url| async move {
+        PgStore::connect(&url).await.expect("connect and migrate");
+        let mut conn = PgConnection::connect(&url).await.expect("connect");
+        let has_lz4: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' \
+             AND 'lz4' = ANY (enumvals))",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("read the settings");
+        let methods: Vec<(String, String)> = sqlx::query_as(
+            "SELECT attrelid::regclass::text, attcompression::text FROM pg_attribute \
+             WHERE attname = 'data' AND attrelid IN ('provisioning_logs'::regclass, 'documents'::regclass, \
+             'objects'::regclass) ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("read the columns");
+        assert_eq!(methods.len(), 3, "{methods:?}");
+        let expected = if has_lz4 { "l" } else { "" };
+        assert!(methods.iter().all(|(_, method)| method == expected), "lz4 available: {has_lz4}: {methods:?}");
+    })
+    .await;
 }
