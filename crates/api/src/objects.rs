@@ -584,13 +584,18 @@ mod tests {
         serde_json::from_value(body).expect("a user")
     }
 
-    #[test]
-    fn users_written_straight_read_as_their_json_tree() {
-        let synced = json!({
+    /// The properties that make a user a B2B user a partner synced (its origin shows).
+    fn synced() -> Value {
+        json!({
             "identities": [{"signInType": "federated", "issuer": "6028af31-2f3c-4b5e-9d0e-3a1f7c2b9e10",
                             "issuerAssignedId": "01a24ccc-0000-7000-8000-000000000001"}],
             "creationType": "Invitation",
-        });
+        })
+    }
+
+    #[test]
+    fn users_written_straight_read_as_their_json_tree() {
+        let synced = synced();
         let extended = json!({"extensions": {"extension_0123456789abcdef0123456789abcdef_costCenter": "42"}});
         for extra in [json!({}), synced, extended] {
             let object = DirectoryObject::User(user(extra.clone()));
@@ -618,12 +623,8 @@ mod tests {
 
     #[test]
     fn a_filter_decides_on_its_properties_as_on_the_whole_object() {
-        let synced = json!({
-            "identities": [{"signInType": "federated", "issuer": "6028af31-2f3c-4b5e-9d0e-3a1f7c2b9e10",
-                            "issuerAssignedId": "01a24ccc-0000-7000-8000-000000000001"}],
-            "creationType": "Invitation",
-            "department": "Research",
-        });
+        let mut synced = synced();
+        synced["department"] = json!("Research");
         let extended = json!({
             "extensions": {"extension_0123456789abcdef0123456789abcdef_costCenter": "42"},
             "onPremisesExtensionAttributes": {"extensionAttribute1": "x"},
