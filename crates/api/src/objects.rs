@@ -16,7 +16,7 @@ use tenantsync_graph::query::{
     DEFAULT_TOP, MAX_TOP, OrderBy, parse_count, parse_orderby, parse_select, parse_select_any, parse_top,
 };
 use tenantsync_graph::tokens::{DeltaToken, PageToken};
-use tenantsync_model::{DirectoryObject, ObjectKind};
+use tenantsync_model::{DirectoryObject, ObjectKind, User};
 use tenantsync_store::{KeyMatch, ScanOrder, SortKey};
 
 use crate::auth::{Caller, roles};
@@ -43,6 +43,14 @@ pub(crate) fn entity_of(kind: ObjectKind) -> &'static Entity {
     }
 }
 
+/// What Graph shows of a user beyond its struct's own fields: a synced B2B user's origin (who manages it, read-only,
+/// as synced groups show theirs), then its directory extension attributes, which are top-level properties in Graph
+/// (the struct keeps them under `extensions`). [`object_json`], [`write_object`] and [`filter_subject`] add these.
+fn user_additions(user: &User) -> impl Iterator<Item = (String, Value)> + '_ {
+    let origin = crate::trust::origin_of(user).map(|origin| ("crossTenantSynchronizationResource".to_owned(), origin));
+    origin.into_iter().chain(user.extensions.iter().map(|(name, value)| (name.clone(), value.clone())))
+}
+
 /// An object as Graph renders it; `typed` adds `@odata.type`, which mixed collections need.
 pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
     let mut value = match object {
@@ -50,17 +58,9 @@ pub(crate) fn object_json(object: &DirectoryObject, typed: bool) -> Value {
         DirectoryObject::Group(group) => serde_json::to_value(group),
     }
     .expect("directory objects always serialize to JSON");
-    // A synced B2B user shows who manages it, read-only, as synced groups do.
-    if let (DirectoryObject::User(user), Value::Object(map)) = (object, &mut value)
-        && let Some(origin) = crate::trust::origin_of(user)
-    {
-        map.insert("crossTenantSynchronizationResource".to_owned(), origin);
-    }
-    // Directory extension attributes are top-level properties in Graph.
-    if let Value::Object(map) = &mut value
-        && let Some(Value::Object(extensions)) = map.remove("extensions")
-    {
-        map.extend(extensions);
+    if let (DirectoryObject::User(user), Value::Object(map)) = (object, &mut value) {
+        map.remove("extensions");
+        map.extend(user_additions(user));
     }
     if typed && let Value::Object(map) = &mut value {
         map.insert("@odata.type".to_owned(), Value::String(entity_of(object.kind()).odata_type()));
@@ -81,15 +81,7 @@ fn filter_subject(object: &DirectoryObject, read: &[&str]) -> Value {
     };
     let Ok(mut value) = value else { return object_json(object, false) };
     if let (DirectoryObject::User(user), Value::Object(map)) = (object, &mut value) {
-        for name in read {
-            if let Some(extension) = user.extensions.get(*name) {
-                map.insert((*name).to_owned(), extension.clone());
-            } else if *name == "crossTenantSynchronizationResource"
-                && let Some(origin) = crate::trust::origin_of(user)
-            {
-                map.insert((*name).to_owned(), origin);
-            }
-        }
+        map.extend(user_additions(user).filter(|(name, _)| read.contains(&name.as_str())));
     }
     value
 }
@@ -110,9 +102,12 @@ pub(crate) fn write_object(
             if out.pop() != Some(b'}') {
                 return Err(ApiError::internal(std::io::Error::other("a user did not serialize as a JSON object")));
             }
-            if let Some(origin) = crate::trust::origin_of(user) {
-                out.extend_from_slice(b",\"crossTenantSynchronizationResource\":");
-                serde_json::to_writer(&mut *out, &origin).map_err(ApiError::internal)?;
+            // Without extension attributes, the origin at most.
+            for (name, value) in user_additions(user) {
+                out.push(b',');
+                serde_json::to_writer(&mut *out, &name).map_err(ApiError::internal)?;
+                out.push(b':');
+                serde_json::to_writer(&mut *out, &value).map_err(ApiError::internal)?;
             }
             if typed {
                 out.extend_from_slice(b",\"@odata.type\":");
