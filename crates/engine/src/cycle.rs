@@ -1613,8 +1613,14 @@ impl Cycle<'_, '_> {
     /// deletion guard, then are applied, staged for an administrator, or dropped (suspect read).
     async fn finish_deprovisioning(&mut self) -> Result<(), EngineError> {
         let env = self.env;
+        if !self.state.pending_deprovisions {
+            return Ok(());
+        }
         let pending = env.repo.pending(env.job).await?;
         if pending.is_empty() {
+            // Nothing waits (its pages found the users back in scope, or a state saved before the flag was unsure):
+            // this execution's record says so, and the next cycles skip the looks.
+            self.state.pending_deprovisions = false;
             return Ok(());
         }
         self.ensure_current().await?;

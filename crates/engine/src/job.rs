@@ -279,6 +279,11 @@ pub struct JobState {
     /// Deprovisionings held for an administrator.
     #[serde(default)]
     pub staged_deletions: u64,
+    /// Whether deprovisionings a cycle decided may still wait in its pending list (saved with their page, applied
+    /// at the cycle's end; a crash can leave them for the next cycle): only then does a page look for those of the
+    /// users it finds in scope, to drop them. States saved before this field existed say yes.
+    #[serde(default = "pending_unknown")]
+    pub pending_deprovisions: bool,
     #[serde(default)]
     pub quarantine: Option<Quarantine>,
     /// Totals since the job was created.
@@ -286,6 +291,11 @@ pub struct JobState {
     pub total_exports: u64,
     #[serde(default)]
     pub total_failures: u64,
+}
+
+/// A state saved without [`JobState::pending_deprovisions`] may have pending deprovisionings.
+fn pending_unknown() -> bool {
+    true
 }
 
 impl JobState {
@@ -306,6 +316,7 @@ impl JobState {
             last_full_scope: None,
             full_scope_seen: 0,
             staged_deletions: 0,
+            pending_deprovisions: false,
             quarantine: None,
             total_exports: 0,
             total_failures: 0,

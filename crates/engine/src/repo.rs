@@ -461,6 +461,10 @@ impl SyncRepo {
         let dead_letters = dead_letters_collection(job_id);
         if record.clear_pending {
             job::clear(tx.as_mut(), &pending).await?;
+            state.pending_deprovisions = false;
+        }
+        if !record.pending.is_empty() {
+            state.pending_deprovisions = true;
         }
         for deprovision in &record.pending {
             job::write(tx.as_mut(), &pending, &deprovision.source_id.to_string(), deprovision, now).await?;
@@ -474,7 +478,7 @@ impl SyncRepo {
         // A user this page found in scope is no longer to be deprovisioned: a deprovisioning decided before a crash
         // (saved with its page, applied at the end of the cycle the crash cut short) must not delete a user the
         // source has since restored (found by the crash test).
-        if !record.in_scope.is_empty() {
+        if state.pending_deprovisions && !record.in_scope.is_empty() {
             let keys: Vec<String> = record.in_scope.iter().map(ObjectId::to_string).collect();
             for key in tx.existing_doc_keys(pending.name(), &keys).await? {
                 job::delete(tx.as_mut(), &pending, &key).await?;

@@ -195,8 +195,12 @@ async fn a_deprovisioning_left_by_an_interrupted_cycle_spares_a_user_back_in_sco
         decided_at: app.clock().now(),
         steps: Vec::new(),
     };
+    // Saved as a page's record saves it: the entry, and the job's state saying entries may be pending.
     let mut tx = app.store().begin(sync.source.id, TxMode::Write).await.expect("begin");
     job::write(tx.as_mut(), &pending, &ada, &left, app.clock().now()).await.expect("write pending");
+    let mut state = job::read(tx.as_mut(), &job::JOB_STATES, &sync.job_id).await.expect("read").expect("a state");
+    state.pending_deprovisions = true;
+    job::write(tx.as_mut(), &job::JOB_STATES, &sync.job_id, &state, app.clock().now()).await.expect("write state");
     tx.commit().await.expect("commit");
 
     // Ada is live in the source and changes: the next cycle processes her, then ends with its deprovisionings.
@@ -206,6 +210,12 @@ async fn a_deprovisioning_left_by_an_interrupted_cycle_spares_a_user_back_in_sco
     wait_until("the pending deprovisionings are decided", || async {
         let mut tx = app.store().begin(sync.source.id, TxMode::Read).await.expect("begin");
         job::read_all(tx.as_mut(), &pending).await.expect("read pending").is_empty()
+    })
+    .await;
+    wait_until("the job's state says nothing is pending again", || async {
+        let mut tx = app.store().begin(sync.source.id, TxMode::Read).await.expect("begin");
+        let state = job::read(tx.as_mut(), &job::JOB_STATES, &sync.job_id).await.expect("read").expect("a state");
+        !state.pending_deprovisions
     })
     .await;
     let ada_now = sync.b2b_user_of(&ada).await.expect("Ada's B2B user is still live");
