@@ -38,6 +38,11 @@ while IFS= read -r file; do
     esac
 done < <(find crates -path '*/src/*' -name '*.rs' | sort)
 
+# SQLite prepares a statement again on every execution when its planner read a bound parameter: a bound LIMIT or
+# OFFSET does that (store-sqlite's codec::trusted says why); write the count as a literal.
+if grep -rnE "(LIMIT|OFFSET) \?|(LIMIT|OFFSET) \").push_bind" crates/store-sqlite/src; then
+    fail "store-sqlite: write LIMIT/OFFSET counts as literals, not bound parameters (see codec::trusted)"
+fi
 # No debugging leftovers.
 if grep -rnE '\bdbg!\(|\btodo!\(|\bunimplemented!\(' crates --include='*.rs'; then
     fail "remove dbg!/todo!/unimplemented! above"

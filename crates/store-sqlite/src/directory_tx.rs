@@ -405,8 +405,7 @@ impl DirectoryTx for SqliteDirectoryTx {
             "SELECT {OBJECT_COLUMNS} FROM objects{index} WHERE tenant_id = "
         ));
         query.push_bind(self.tenant_text.clone());
-        query.push(" AND kind = ").push_bind(kind.as_str());
-        query.push(format!(" AND {deleted}"));
+        query.push(format!(" AND kind = '{}' AND {deleted}", kind.as_str()));
         if let Some((key, condition)) = &spec.within {
             let column = match key {
                 ScanOrder::Id => "id",
@@ -432,7 +431,7 @@ impl DirectoryTx for SqliteDirectoryTx {
             ScanOrder::Id => query.push(format!(" ORDER BY id {direction}")),
             _ => query.push(format!(" ORDER BY {column} {direction}, id {direction}")),
         };
-        query.push(" LIMIT ").push_bind(i64::from(spec.limit));
+        query.push(format!(" LIMIT {}", spec.limit));
         let rows = query.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
         rows.iter().map(object_from_row).collect()
     }
@@ -440,10 +439,10 @@ impl DirectoryTx for SqliteDirectoryTx {
     async fn count_objects(&mut self, kind: ObjectKind, deleted: bool) -> Result<u64, StoreError> {
         let deleted = if deleted { "deleted_at IS NOT NULL" } else { "deleted_at IS NULL" };
         let row = sqlx::query(trusted(format!(
-            "SELECT COUNT(*) AS n FROM objects WHERE tenant_id = ? AND kind = ? AND {deleted}"
+            "SELECT COUNT(*) AS n FROM objects WHERE tenant_id = ? AND kind = '{}' AND {deleted}",
+            kind.as_str()
         )))
         .bind(&self.tenant_text)
-        .bind(kind.as_str())
         .fetch_one(&mut *self.tx)
         .await
         .map_err(unavailable)?;
@@ -463,8 +462,7 @@ impl DirectoryTx for SqliteDirectoryTx {
             ScimKey::ExternalId => query.push(format!(" ORDER BY coalesce({EXTERNAL_ID_KEY}, '') {direction}, id ASC")),
             ScimKey::DisplayName => query.push(format!(" ORDER BY name_key {direction}, id ASC")),
         };
-        query.push(" LIMIT ").push_bind(i64::from(select.limit));
-        query.push(" OFFSET ").push_bind(i64::try_from(select.offset).unwrap_or(i64::MAX));
+        query.push(format!(" LIMIT {} OFFSET {}", select.limit, i64::try_from(select.offset).unwrap_or(i64::MAX)));
         let rows = query.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
         rows.iter().map(object_from_row).collect()
     }
@@ -665,14 +663,13 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn read_changes(&mut self, kind: ObjectKind, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(trusted(format!(
             "SELECT seq, object_id, kind, op, related, link_kind, at FROM changes \
-             WHERE tenant_id = ? AND seq > ? AND kind = ? ORDER BY seq LIMIT ?",
-        )
+             WHERE tenant_id = ? AND seq > ? AND kind = ? ORDER BY seq LIMIT {limit}"
+        )))
         .bind(&self.tenant_text)
         .bind(after)
         .bind(kind.as_str())
-        .bind(i64::from(limit))
         .fetch_all(&mut *self.tx)
         .await
         .map_err(unavailable)?;
@@ -786,14 +783,14 @@ impl DirectoryTx for SqliteDirectoryTx {
         let after = if after_key.is_some() { " AND doc_key > ?" } else { "" };
         let mut query = sqlx::query(trusted(format!(
             "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = ? AND collection = ?{after} \
-             ORDER BY doc_key LIMIT ?"
+             ORDER BY doc_key LIMIT {limit}"
         )))
         .bind(&self.tenant_text)
         .bind(collection);
         if let Some(after_key) = after_key {
             query = query.bind(after_key);
         }
-        let rows = query.bind(i64::from(limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        let rows = query.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
         rows.iter().map(doc_from_row).collect()
     }
 
@@ -987,7 +984,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         if query.before_seq.is_some() {
             sql.push_str(" AND seq < ?");
         }
-        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", query.limit));
         let mut statement = sqlx::query(trusted(sql)).bind(&self.tenant_text);
         for value in text_filters.iter().filter_map(|(_, value)| value.as_ref()) {
             statement = statement.bind(value.clone());
@@ -1001,7 +998,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         if let Some(before_seq) = query.before_seq {
             statement = statement.bind(before_seq);
         }
-        let rows = statement.bind(i64::from(query.limit)).fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+        let rows = statement.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
         rows.iter().map(log_from_row).collect()
     }
 

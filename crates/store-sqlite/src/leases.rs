@@ -79,14 +79,14 @@ pub(crate) async fn claim(pool: &SqlitePool, claim: &LeaseClaim<'_>) -> Result<V
              SELECT l.tenant_id, l.job_id FROM job_leases l \
              WHERE l.expires_at <= ?3 AND EXISTS (SELECT 1 FROM documents d \
                  WHERE d.tenant_id = l.tenant_id AND d.collection = ?4 AND d.doc_key = l.job_id) \
-             ORDER BY l.expires_at, l.tenant_id, l.job_id LIMIT ?5) \
-         RETURNING {LEASE_COLUMNS}"
+             ORDER BY l.expires_at, l.tenant_id, l.job_id LIMIT {max}) \
+         RETURNING {LEASE_COLUMNS}",
+        max = claim.max
     )))
     .bind(claim.holder)
     .bind(micros(claim.expires_at))
     .bind(micros(claim.now))
     .bind(claim.jobs_collection)
-    .bind(i64::from(claim.max))
     .fetch_all(&mut *tx)
     .await
     .map_err(unavailable)?;
