@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde_json::Map;
 use tenantsync_model::{Clock, ObjectId};
-use tenantsync_store::StoreError;
+use tenantsync_store::{LogRow, StoreError};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
@@ -24,7 +24,7 @@ use crate::job::{
     Assignment as AssignmentDoc, Deprovision, DeprovisionAction, Escrow, Execution, GroupConnection, JobConfig,
     JobError, JobKey, JobState, Phase, ScheduleState,
 };
-use crate::log::{LogContext, PendingEntry, Status, entry};
+use crate::log::{LogContext, PendingEntry, Status, draw_ids, entry};
 use crate::plan::{
     Assignment, Connection, IdentityType, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user,
 };
@@ -970,6 +970,11 @@ impl Cycle<'_, '_> {
         Ok(written)
     }
 
+    /// A log entry of this cycle (its context, new ids).
+    fn log_entry(&self, plan: &ObjectPlan, action: &str, status: &Status, at: OffsetDateTime, ms: u64) -> LogRow {
+        entry(&self.log, draw_ids(self.env.ids), plan, action, status, at, ms)
+    }
+
     /// A written page's record (links, escrows, log entries) and tally, from what its writes did.
     async fn record_page(&self, written: WrittenPage) -> (PageRecord, PageTally) {
         let WrittenPage { mut record, mut tally, applied } = written;
@@ -1306,7 +1311,7 @@ impl Cycle<'_, '_> {
                 }
                 Err(err) => Status::Failure { code: err.code().to_owned(), reason: err.to_string() },
             };
-            record.logs.push(entry(&self.log, env.ids, &plan, "update", &status, env.clock.now(), duration_ms));
+            record.logs.push(self.log_entry(&plan, "update", &status, env.clock.now(), duration_ms));
         }
         if !record.logs.is_empty() {
             let phase = self.state.phase;
@@ -1406,8 +1411,15 @@ pub async fn provision_on_demand(
     let applied = apply(env, plan, &observed, prior.as_ref()).await;
     let log = job.log_context(env, env.ids.new_id().to_string());
     let now = env.clock.now();
-    let row =
-        entry(&log, env.ids, &applied.plan, applied.plan.action.log_name(), &applied.status, now, applied.duration_ms);
+    let row = entry(
+        &log,
+        draw_ids(env.ids),
+        &applied.plan,
+        applied.plan.action.log_name(),
+        &applied.status,
+        now,
+        applied.duration_ms,
+    );
     env.repo
         .commit_on_demand(
             env.job,
@@ -1545,7 +1557,15 @@ async fn apply_deprovisions(
             }
         };
         let elapsed = started.elapsed().as_millis() as u64;
-        record.logs.push(entry(log, env.ids, &plan, item.action.log_name(), &status, env.clock.now(), elapsed));
+        record.logs.push(entry(
+            log,
+            draw_ids(env.ids),
+            &plan,
+            item.action.log_name(),
+            &status,
+            env.clock.now(),
+            elapsed,
+        ));
     }
     Ok(record)
 }
@@ -1654,7 +1674,7 @@ impl Cycle<'_, '_> {
         }
         if !quiet {
             let action = applied.plan.action.log_name();
-            let row = entry(&self.log, env.ids, &applied.plan, action, &applied.status, now, applied.duration_ms);
+            let row = self.log_entry(&applied.plan, action, &applied.status, now, applied.duration_ms);
             record.logs.push(row);
         }
     }
@@ -1708,7 +1728,7 @@ impl Cycle<'_, '_> {
                 }
             };
             let duration_ms = started.elapsed().as_millis() as u64;
-            record.logs.push(entry(&self.log, env.ids, &plan, "update", &status, env.clock.now(), duration_ms));
+            record.logs.push(self.log_entry(&plan, "update", &status, env.clock.now(), duration_ms));
         }
         Ok(full)
     }
@@ -1735,7 +1755,7 @@ impl Cycle<'_, '_> {
         if let Some(why) = &self.suspect {
             for item in &pending {
                 let plan = deprovision_plan(item, why.clone());
-                record.logs.push(entry(&self.log, env.ids, &plan, "other", &Status::Skipped, now, 0));
+                record.logs.push(self.log_entry(&plan, "other", &Status::Skipped, now, 0));
                 self.report.n_skipped += 1;
             }
         } else {
@@ -1778,7 +1798,7 @@ impl Cycle<'_, '_> {
                             item,
                             format!("Held by the deletion guard: {why}. Approve or reject it in stagedDeletions."),
                         );
-                        record.logs.push(entry(&self.log, env.ids, &plan, "stagedDelete", &Status::Skipped, now, 0));
+                        record.logs.push(self.log_entry(&plan, "stagedDelete", &Status::Skipped, now, 0));
                     }
                     self.report.n_skipped += fresh.len() as u64;
                     self.report.staged_now = fresh.iter().map(|item| (item.source_id, why.clone())).collect();

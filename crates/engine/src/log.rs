@@ -79,18 +79,9 @@ fn timestamp(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
-/// The log row of one applied plan.
-pub fn entry(
-    ctx: &LogContext,
-    ids: &dyn IdSource,
-    plan: &ObjectPlan,
-    action: &str,
-    status: &Status,
-    at: OffsetDateTime,
-    duration_ms: u64,
-) -> LogRow {
-    let drawn = [ids.new_id(), ids.new_id()];
-    entry_with_ids(ctx, drawn, plan, action, status, at, duration_ms)
+/// The two ids a log entry takes (its id and its change id).
+pub fn draw_ids(ids: &dyn IdSource) -> [Uuid; 2] {
+    [ids.new_id(), ids.new_id()]
 }
 
 /// A log entry decided but not yet written out: its JSON (about 4 KB) is made by [`PendingEntry::build`] where the
@@ -108,11 +99,12 @@ pub struct PendingEntry {
 
 impl PendingEntry {
     pub fn build(&self) -> LogRow {
-        entry_with_ids(&self.ctx, self.ids, &self.plan, self.action, &self.status, self.at, self.duration_ms)
+        entry(&self.ctx, self.ids, &self.plan, self.action, &self.status, self.at, self.duration_ms)
     }
 }
 
-fn entry_with_ids(
+/// The log row of one applied plan.
+pub fn entry(
     ctx: &LogContext,
     [id, change_id]: [Uuid; 2],
     plan: &ObjectPlan,
