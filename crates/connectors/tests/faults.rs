@@ -454,7 +454,6 @@ impl World {
             job: &key,
             force_full: false,
             fence,
-            spawner: &tenantsync_connectors::runner::TokioSpawner,
         };
         run_cycle(&env, snapshot).await
     }

@@ -83,16 +83,6 @@ pub struct PageRecord {
     /// Groups whose deletion failed (groups are not escrowed; the caller plans them again next cycle).
     pub groups_retry: Vec<ObjectId>,
     pub logs: Vec<LogRow>,
-    /// Entries whose JSON is made when the page is saved (after `logs`): see [`crate::log::PendingEntry`].
-    pub unbuilt_logs: Vec<crate::log::PendingEntry>,
-}
-
-impl PageRecord {
-    /// Makes the entries left unbuilt and adds them to `logs`.
-    fn build_logs(&mut self) {
-        let unbuilt = std::mem::take(&mut self.unbuilt_logs);
-        self.logs.extend(unbuilt.iter().map(crate::log::PendingEntry::build));
-    }
 }
 
 /// What a cycle's writes are conditional on: the job is active at the generation the cycle loaded, and (scale-out)
@@ -454,10 +444,9 @@ impl SyncRepo {
         condition: WriteCondition,
         policy: &FailurePolicy,
         state: &mut JobState,
-        mut record: PageRecord,
+        record: PageRecord,
         phase: Phase,
     ) -> Result<(), EngineError> {
-        record.build_logs();
         let now = self.now();
         let job_id = key.job.as_str();
         let generation = condition.generation;
@@ -620,9 +609,8 @@ impl SyncRepo {
         key: &JobKey,
         condition: WriteCondition,
         items: &[Deprovision],
-        mut record: PageRecord,
+        record: PageRecord,
     ) -> Result<(), EngineError> {
-        record.build_logs();
         let generation = condition.generation;
         let now = self.now();
         let job_id = key.job.as_str();
