@@ -87,6 +87,13 @@ impl SqliteDirectoryTx {
     }
 }
 
+/// `kind = '<kind>'` for a query on `objects`, the kind as a literal: SQLite compares a bound kind with the
+/// `kind = 'user'` of the partial indexes on `objects` and then prepares the statement again on every execution
+/// (see [`trusted`]); with the literal it also sees which of those indexes apply.
+fn kind_is(kind: ObjectKind) -> String {
+    format!("kind = '{}'", kind.as_str())
+}
+
 fn lower(value: &Option<String>) -> Option<String> {
     value.as_ref().map(|text| text.to_lowercase())
 }
@@ -174,7 +181,7 @@ fn push_scim_where(
         None => query.push(" FROM objects WHERE tenant_id = "),
     };
     query.push_bind(tenant.to_owned());
-    query.push(format!(" AND kind = '{}' AND deleted_at IS NULL", kind.as_str()));
+    query.push(format!(" AND {} AND deleted_at IS NULL", kind_is(kind)));
     for (key, condition) in conditions {
         let column = match key {
             ScimKey::Id => "id",
@@ -405,7 +412,7 @@ impl DirectoryTx for SqliteDirectoryTx {
             "SELECT {OBJECT_COLUMNS} FROM objects{index} WHERE tenant_id = "
         ));
         query.push_bind(self.tenant_text.clone());
-        query.push(format!(" AND kind = '{}' AND {deleted}", kind.as_str()));
+        query.push(format!(" AND {} AND {deleted}", kind_is(kind)));
         if let Some((key, condition)) = &spec.within {
             let column = match key {
                 ScanOrder::Id => "id",
@@ -439,8 +446,8 @@ impl DirectoryTx for SqliteDirectoryTx {
     async fn count_objects(&mut self, kind: ObjectKind, deleted: bool) -> Result<u64, StoreError> {
         let deleted = if deleted { "deleted_at IS NOT NULL" } else { "deleted_at IS NULL" };
         let row = sqlx::query(trusted(format!(
-            "SELECT COUNT(*) AS n FROM objects WHERE tenant_id = ? AND kind = '{}' AND {deleted}",
-            kind.as_str()
+            "SELECT COUNT(*) AS n FROM objects WHERE tenant_id = ? AND {} AND {deleted}",
+            kind_is(kind)
         )))
         .bind(&self.tenant_text)
         .fetch_one(&mut *self.tx)
