@@ -247,11 +247,11 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     }
     let peak_kib = peak_rss_kib(pid).unwrap_or(0);
     child.kill().await.ok();
-    let per_round: Vec<String> = rounds.iter().map(|took| grouped(users as f64 / took.as_secs_f64())).collect();
-    rounds.sort();
-    let delta_seconds = percentile(&rounds, 0.5) / 1000.0;
     let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
     let rate = |seconds: f64| users as f64 / seconds;
+    let per_round: Vec<String> = rounds.iter().map(|took| grouped(rate(took.as_secs_f64()))).collect();
+    rounds.sort();
+    let delta_seconds = rounds[DELTA_ROUNDS / 2].as_secs_f64();
     let mut table = Table::new("directory", &format!("{backend}, {} users", grouped(users as f64)));
     table.row(
         format!("import, $batch ({BATCH_SIZE} per batch, {batch_concurrency} in flight)"),
