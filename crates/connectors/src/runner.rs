@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tenantsync_directory::Directory;
-use tenantsync_engine::cycle::{CycleEnv, CycleReport, EngineError, run_cycle};
+use tenantsync_engine::cycle::{CycleEnv, CycleReport, EngineError, Spawner, Task, run_cycle};
 use tenantsync_engine::ids::RANDOM;
 use tenantsync_engine::job::{JobKey, ScheduleState};
 use tenantsync_engine::repo::requests::{JobAnswer, JobRequest};
@@ -677,6 +677,7 @@ impl SyncRunner {
             job: key,
             force_full,
             fence: None,
+            spawner: &TokioSpawner,
         }
     }
 
@@ -1027,5 +1028,18 @@ async fn wake_loop(me: Weak<SyncRunner>) {
                 }
             }
         }
+    }
+}
+
+/// Runs the engine's side work ([`Spawner`]) as tasks of the process's runtime, on its other threads.
+pub struct TokioSpawner;
+
+impl Spawner for TokioSpawner {
+    fn spawn(&self, task: Task) -> Task {
+        let handle = tokio::spawn(task);
+        Box::pin(async move {
+            // A panic in the task shows as a missing answer (see the engine's `spawned`).
+            let _ = handle.await;
+        })
     }
 }

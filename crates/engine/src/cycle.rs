@@ -8,11 +8,13 @@
 //! record. Each step is a method of [`Cycle`], which carries what the steps share.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use serde_json::Map;
 use tenantsync_model::{Clock, ObjectId};
-use tenantsync_store::StoreError;
+use tenantsync_store::{LogRow, StoreError};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
@@ -22,7 +24,7 @@ use crate::job::{
     Assignment as AssignmentDoc, Deprovision, DeprovisionAction, Escrow, Execution, GroupConnection, JobConfig,
     JobError, JobKey, JobState, Phase, ScheduleState,
 };
-use crate::log::{LogContext, Status, entry};
+use crate::log::{LogContext, PendingEntry, Status, draw_ids, entry};
 use crate::plan::{
     Assignment, Connection, IdentityType, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user,
 };
@@ -117,6 +119,59 @@ pub struct CycleEnv<'a> {
     pub force_full: bool,
     /// The fencing token of the lease the cycle runs under; None where one process owns the database.
     pub fence: Option<i64>,
+    /// Where work that can run beside the cycle's own task goes (a full pass saves its pages there).
+    pub spawner: &'a dyn Spawner,
+}
+
+/// A future that can be handed to a [`Spawner`].
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Runs tasks beside the calling one, on another thread where the runtime has one. The engine depends on no
+/// runtime; the process hands in its own (`tokio::spawn`), tests may run tasks in place ([`InPlace`]).
+pub trait Spawner: Send + Sync {
+    /// Starts `task`; the answer completes once it has ended (also when it panicked).
+    fn spawn(&self, task: Task) -> Task;
+}
+
+/// Runs each task in the caller's own task, when awaited.
+pub struct InPlace;
+
+impl Spawner for InPlace {
+    fn spawn(&self, task: Task) -> Task {
+        task
+    }
+}
+
+/// Work started through a [`Spawner`], not yet waited for.
+struct InFlight<T> {
+    done: Task,
+    slot: Arc<Mutex<Option<T>>>,
+}
+
+/// Starts `work` through `spawner`.
+fn start<T: Send + 'static>(spawner: &dyn Spawner, work: impl Future<Output = T> + Send + 'static) -> InFlight<T> {
+    let slot = Arc::new(Mutex::new(None));
+    let out = slot.clone();
+    let done = spawner.spawn(Box::pin(async move {
+        let value = work.await;
+        *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+    }));
+    InFlight { done, slot }
+}
+
+impl<T> InFlight<T> {
+    /// Waits for the work to end; its output, or None when it stopped without one (a panic).
+    async fn finish(self) -> Option<T> {
+        self.done.await;
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// A page save's result and the job state it saved.
+type SaveOutcome = (Result<(), EngineError>, JobState);
+
+fn save_stopped() -> EngineError {
+    EngineError::Store(StoreError::Unavailable("a page's save stopped".into()))
 }
 
 impl CycleEnv<'_> {
@@ -391,7 +446,7 @@ async fn apply(
 pub struct Cycle<'e, 'a> {
     env: &'e CycleEnv<'a>,
     job: LoadedJob,
-    log: LogContext,
+    log: Arc<LogContext>,
     state: JobState,
     report: CycleReport,
     began: OffsetDateTime,
@@ -451,7 +506,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
         if env.force_full && matches!(state.phase, Phase::Incremental { .. }) {
             state.phase = Phase::FullPending;
         }
-        let log = job.log_context(env, cycle_id.clone());
+        let log = Arc::new(job.log_context(env, cycle_id.clone()));
         let groups_due =
             crate::groups::GroupsDue { ids: state.groups_retry.iter().copied().collect(), ..Default::default() };
         Cycle {
@@ -549,62 +604,128 @@ impl<'e, 'a> Cycle<'e, 'a> {
         let failures = self.job.settings.failures.clone();
         let condition = self.write_condition();
         // Pages go through a pipeline: while page N is observed and planned, page N-1 is written to the target,
-        // page N-2's record (links, logs, escrows, the pass's position after it) is saved, and page N+1 is read —
-        // four steps on different connections (on SQLite, different threads). Writes stay in page order; a crash
-        // resumes from the last saved position and replays the pages after it, whose creates find what they
-        // wrote by anchor, as any replay does.
+        // page N-2's record (links, logs, escrows, the pass's position after it) is made, and page N+1 is read —
+        // on different connections (on SQLite, different threads). The record is saved by a task of its own
+        // (`CycleEnv::spawner`), which may run on into the next iterations: the steps no longer wait for the
+        // slowest of them in each iteration (on 100,000 users, SQLite 8.9–9.5 s → 7.7–7.9 s). Saves stay in page
+        // order, one at a time. Writes stay in page order; a crash resumes from the last saved position and
+        // replays the pages after it (up to three), whose creates find what they wrote by anchor, as any replay
+        // does.
         let mut planned: Option<(PlannedPage, Phase)> = None;
-        let mut unsaved: Option<(PageRecord, Phase)> = None;
+        let mut unsaved: Option<(WrittenPage, Phase)> = None;
+        // The page save in flight (its own task) with its page's tally: it may run on while the next iterations
+        // plan and write, and is waited for only when the next record is ready (saves stay in order, each starting
+        // from the job state the one before left).
+        let mut saving: Option<(InFlight<SaveOutcome>, PageTally)> = None;
+        // A record made when the save before it failed: written to the target, not saved.
+        let mut stranded: Option<(PageRecord, Phase)> = None;
         let mut page = Some(users);
-        while page.is_some() || planned.is_some() || unsaved.is_some() {
-            let mut more = false;
-            if let Some(users) = &page {
-                more = users.len() == PAGE_SIZE as usize;
-                after = users.last().map(|user| user.id).or(after);
-                listed.extend(users.iter().map(|user| user.id));
-            }
-            let read = async {
-                match more {
-                    true => Some(env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)),
-                    false => None,
+        // On the heap: the pass's steps make a large future (a debug build's test thread overflowed its stack).
+        let pipeline = Box::pin(async {
+            while page.is_some() || planned.is_some() || unsaved.is_some() {
+                let mut more = false;
+                if let Some(users) = &page {
+                    more = users.len() == PAGE_SIZE as usize;
+                    after = users.last().map(|user| user.id).or(after);
+                    listed.extend(users.iter().map(|user| user.id));
                 }
-            };
-            let plan = async {
-                match page.take() {
-                    Some(users) => {
-                        let users = users.into_iter().map(|user| (user.id, Some(user))).collect();
-                        Some(self.plan_page(users).await)
+                let read = async {
+                    match more {
+                        true => Some(env.source.list_users(after, PAGE_SIZE).await.map_err(EngineError::Source)),
+                        false => None,
                     }
-                    None => None,
-                }
-            };
-            let write = async {
-                match planned.take() {
-                    Some((planned, phase)) => Some((self.write_page(planned).await, phase)),
-                    None => None,
-                }
-            };
-            let mut state = self.state.clone();
-            let save = async {
-                match unsaved.take() {
-                    Some((record, phase)) => {
-                        env.repo.commit_page(env.job, condition, &failures, &mut state, record, phase).await
+                };
+                let plan = async {
+                    match page.take() {
+                        Some(users) => {
+                            let users = users.into_iter().map(|user| (user.id, Some(user))).collect();
+                            Some(self.plan_page(users).await)
+                        }
+                        None => None,
                     }
+                };
+                let write = async {
+                    match planned.take() {
+                        Some((planned, phase)) => Some((self.write_page(planned).await, phase)),
+                        None => None,
+                    }
+                };
+                let current = self.state.clone();
+                let save = async {
+                    let Some((written, phase)) = unsaved.take() else { return Ok(None) };
+                    let (record, tally) = self.record_page(written).await;
+                    // The previous save must have ended: this one starts from the state it saved.
+                    let (state, finished) = match saving.take() {
+                        Some((in_flight, previous)) => match in_flight.finish().await {
+                            Some((Ok(()), state)) => (state, Some(previous)),
+                            failed => {
+                                stranded = Some((record, phase));
+                                return Err(match failed {
+                                    Some((Err(err), _)) => err,
+                                    _ => save_stopped(),
+                                });
+                            }
+                        },
+                        None => (current, None),
+                    };
+                    let (repo, key, failures) = (env.repo.clone(), env.job.clone(), failures.clone());
+                    let mut next = state.clone();
+                    let save = async move {
+                        let saved = repo.commit_page(&key, condition, &failures, &mut next, record, phase).await;
+                        (saved, next)
+                    };
+                    saving = Some((start(env.spawner, save), tally));
+                    Ok::<_, EngineError>(finished.map(|tally| (tally, state)))
+                };
+                let (plan, (write, (saved, read))) = join(plan, join(write, join(save, read))).await;
+                // A page written is kept before any failure is raised (see `save_stranded`).
+                let written = match write {
+                    Some((Ok(written), phase)) => {
+                        unsaved = Some((written, phase));
+                        Ok(())
+                    }
+                    Some((Err(err), _)) => Err(err),
                     None => Ok(()),
+                };
+                if let Some((tally, state)) = saved? {
+                    self.state = state;
+                    self.absorb(tally);
                 }
-            };
-            let (plan, (write, (saved, read))) = join(plan, join(write, join(save, read))).await;
-            self.state = state;
-            saved?;
-            if let Some((written, phase)) = write {
-                let (record, tally) = written?;
+                written?;
+                if let Some(plan) = plan {
+                    planned = Some((plan?, Phase::Full { snapshot, after }));
+                }
+                page = read.transpose()?;
+            }
+            Ok::<_, EngineError>(())
+        })
+        .await;
+        // The last save ends before the pass goes on or returns, also after a failure: no page of this cycle may
+        // commit once the cycle is over.
+        let last = match saving.take() {
+            Some((in_flight, tally)) => Some((in_flight.finish().await, tally)),
+            None => None,
+        };
+        let outcome = match (pipeline, last) {
+            (Err(err), _) => Err(err),
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some((Some((Ok(()), state)), tally))) => {
+                self.state = state;
                 self.absorb(tally);
-                unsaved = Some((record, phase));
+                Ok(())
             }
-            if let Some(plan) = plan {
-                planned = Some((plan?, Phase::Full { snapshot, after }));
+            (Ok(()), Some((Some((Err(err), _)), _))) => Err(err),
+            (Ok(()), Some((None, _))) => Err(save_stopped()),
+        };
+        if let Err(err) = outcome {
+            if matches!(err, EngineError::Superseded) {
+                let unsaved = match unsaved.take() {
+                    Some((written, phase)) => Some((self.record_page(written).await.0, phase)),
+                    None => None,
+                };
+                self.save_stranded(stranded.take().into_iter().chain(unsaved)).await;
             }
-            page = read.transpose()?;
+            return Err(err);
         }
         // Users linked earlier whose source user is gone or deleted were not listed: deprovision them.
         let missing = unlisted_links(env, &listed).await?;
@@ -626,6 +747,22 @@ impl<'e, 'a> Cycle<'e, 'a> {
         }
         self.state.phase = Phase::Incremental { watermark: snapshot };
         Ok(())
+    }
+
+    /// Saves the facts of pages a superseded full pass wrote to the target but had not saved (the pipeline holds up
+    /// to two: the page whose save would have followed the one refused, and the page written beside it), in page
+    /// order; [`SyncRepo::commit_page`] keeps only their facts (links, escrows, log entries), so the next pass finds
+    /// its users linked and their creates logged.
+    async fn save_stranded(&mut self, records: impl Iterator<Item = (PageRecord, Phase)>) {
+        for (record, phase) in records {
+            match self.commit(record, phase).await {
+                Ok(()) | Err(EngineError::Superseded) => {}
+                Err(err) => {
+                    tracing::warn!(job_id = self.env.job_id(), error = %err, "a superseded pass's written pages could not be recorded; the next pass matches their users by anchor");
+                    return;
+                }
+            }
+        }
     }
 
     /// The change log after the watermark (after a full pass: the changes made while it ran).
@@ -778,6 +915,14 @@ struct PlannedPage {
     creates: Vec<(ObjectPlan, Observed)>,
 }
 
+/// A page whose writes were made: the plans as applied (with whether their log entry is left out), not yet
+/// recorded.
+struct WrittenPage {
+    record: PageRecord,
+    tally: PageTally,
+    applied: Vec<(Applied, bool)>,
+}
+
 /// What a page adds to the cycle's report and follow-up work, kept apart while the page is in flight (the next
 /// page is planned at the same time) and added to the cycle with [`Cycle::absorb`].
 #[derive(Default)]
@@ -794,7 +939,8 @@ impl Cycle<'_, '_> {
     /// batch; deprovisionings are only decided here (applied at the end of the cycle, through the guards).
     async fn process_page(&mut self, users: Vec<(ObjectId, Option<SourceUser>)>) -> Result<PageRecord, EngineError> {
         let planned = self.plan_page(users).await?;
-        let (record, tally) = self.write_page(planned).await?;
+        let written = self.write_page(planned).await?;
+        let (record, tally) = self.record_page(written).await;
         self.absorb(tally);
         Ok(record)
     }
@@ -852,26 +998,37 @@ impl Cycle<'_, '_> {
 
     /// Writes a planned page to the target (after checking the job is still the one planned for) and answers its
     /// record: links, log entries, escrows.
-    async fn write_page(&self, planned: PlannedPage) -> Result<(PageRecord, PageTally), EngineError> {
+    async fn write_page(&self, planned: PlannedPage) -> Result<WrittenPage, EngineError> {
         let env = self.env;
-        let PlannedPage { mut record, mut tally, singles, creates } = planned;
+        let PlannedPage { record, tally, singles, creates } = planned;
+        let mut written = WrittenPage { record, tally, applied: Vec::with_capacity(singles.len() + creates.len()) };
         if singles.is_empty() && creates.is_empty() {
-            return Ok((record, tally));
+            return Ok(written);
         }
         self.ensure_current().await?;
-        let mut applied_all = Vec::with_capacity(singles.len() + creates.len());
         for (plan, observed, quiet) in singles {
             let prior = self.escrow_index.get(&plan.source_id);
-            applied_all.push((apply(env, plan, &observed, prior).await, quiet));
+            written.applied.push((apply(env, plan, &observed, prior).await, quiet));
         }
-        applied_all.extend(self.apply_creates(creates).await.into_iter().map(|applied| (applied, false)));
-        for (idx, (applied, quiet)) in applied_all.into_iter().enumerate() {
+        written.applied.extend(self.apply_creates(creates).await.into_iter().map(|applied| (applied, false)));
+        Ok(written)
+    }
+
+    /// A log entry of this cycle (its context, new ids).
+    fn log_entry(&self, plan: &ObjectPlan, action: &str, status: &Status, at: OffsetDateTime, ms: u64) -> LogRow {
+        entry(&self.log, draw_ids(self.env.ids), plan, action, status, at, ms)
+    }
+
+    /// A written page's record (links, escrows, log entries) and tally, from what its writes did.
+    async fn record_page(&self, written: WrittenPage) -> (PageRecord, PageTally) {
+        let WrittenPage { mut record, mut tally, applied } = written;
+        for (idx, (applied, quiet)) in applied.into_iter().enumerate() {
             if idx % YIELD_EVERY == YIELD_EVERY - 1 {
                 yield_now().await;
             }
             self.record_applied(applied, quiet, &mut record, &mut tally);
         }
-        Ok((record, tally))
+        (record, tally)
     }
 
     /// Adds a written page's counts and follow-up work to the cycle.
@@ -1001,24 +1158,22 @@ impl Cycle<'_, '_> {
                 record.escrows_cleared.push(source_id);
             }
         }
-        if !quiet {
-            let action = applied.plan.action.log_name();
-            let now = self.env.clock.now();
-            record.logs.push(entry(
-                &self.log,
-                self.env.ids,
-                &applied.plan,
-                action,
-                &applied.status,
-                now,
-                applied.duration_ms,
-            ));
-        }
         if let Some(connection) = applied.connection {
             record.connections.push(connection);
         }
         if let Some(escrow) = applied.escrow {
             record.escrows_set.push(escrow);
+        }
+        if !quiet {
+            record.unbuilt_logs.push(PendingEntry {
+                ctx: self.log.clone(),
+                ids: [self.env.ids.new_id(), self.env.ids.new_id()],
+                action: applied.plan.action.log_name(),
+                plan: applied.plan,
+                status: applied.status,
+                at: self.env.clock.now(),
+                duration_ms: applied.duration_ms,
+            });
         }
     }
 }
@@ -1200,7 +1355,7 @@ impl Cycle<'_, '_> {
                 }
                 Err(err) => Status::Failure { code: err.code().to_owned(), reason: err.to_string() },
             };
-            record.logs.push(entry(&self.log, env.ids, &plan, "update", &status, env.clock.now(), duration_ms));
+            record.logs.push(self.log_entry(&plan, "update", &status, env.clock.now(), duration_ms));
         }
         if !record.logs.is_empty() {
             let phase = self.state.phase;
@@ -1300,8 +1455,15 @@ pub async fn provision_on_demand(
     let applied = apply(env, plan, &observed, prior.as_ref()).await;
     let log = job.log_context(env, env.ids.new_id().to_string());
     let now = env.clock.now();
-    let row =
-        entry(&log, env.ids, &applied.plan, applied.plan.action.log_name(), &applied.status, now, applied.duration_ms);
+    let row = entry(
+        &log,
+        draw_ids(env.ids),
+        &applied.plan,
+        applied.plan.action.log_name(),
+        &applied.status,
+        now,
+        applied.duration_ms,
+    );
     env.repo
         .commit_on_demand(
             env.job,
@@ -1439,7 +1601,15 @@ async fn apply_deprovisions(
             }
         };
         let elapsed = started.elapsed().as_millis() as u64;
-        record.logs.push(entry(log, env.ids, &plan, item.action.log_name(), &status, env.clock.now(), elapsed));
+        record.logs.push(entry(
+            log,
+            draw_ids(env.ids),
+            &plan,
+            item.action.log_name(),
+            &status,
+            env.clock.now(),
+            elapsed,
+        ));
     }
     Ok(record)
 }
@@ -1548,7 +1718,7 @@ impl Cycle<'_, '_> {
         }
         if !quiet {
             let action = applied.plan.action.log_name();
-            let row = entry(&self.log, env.ids, &applied.plan, action, &applied.status, now, applied.duration_ms);
+            let row = self.log_entry(&applied.plan, action, &applied.status, now, applied.duration_ms);
             record.logs.push(row);
         }
     }
@@ -1602,7 +1772,7 @@ impl Cycle<'_, '_> {
                 }
             };
             let duration_ms = started.elapsed().as_millis() as u64;
-            record.logs.push(entry(&self.log, env.ids, &plan, "update", &status, env.clock.now(), duration_ms));
+            record.logs.push(self.log_entry(&plan, "update", &status, env.clock.now(), duration_ms));
         }
         Ok(full)
     }
@@ -1629,7 +1799,7 @@ impl Cycle<'_, '_> {
         if let Some(why) = &self.suspect {
             for item in &pending {
                 let plan = deprovision_plan(item, why.clone());
-                record.logs.push(entry(&self.log, env.ids, &plan, "other", &Status::Skipped, now, 0));
+                record.logs.push(self.log_entry(&plan, "other", &Status::Skipped, now, 0));
                 self.report.n_skipped += 1;
             }
         } else {
@@ -1672,7 +1842,7 @@ impl Cycle<'_, '_> {
                             item,
                             format!("Held by the deletion guard: {why}. Approve or reject it in stagedDeletions."),
                         );
-                        record.logs.push(entry(&self.log, env.ids, &plan, "stagedDelete", &Status::Skipped, now, 0));
+                        record.logs.push(self.log_entry(&plan, "stagedDelete", &Status::Skipped, now, 0));
                     }
                     self.report.n_skipped += fresh.len() as u64;
                     self.report.staged_now = fresh.iter().map(|item| (item.source_id, why.clone())).collect();
@@ -1681,7 +1851,8 @@ impl Cycle<'_, '_> {
                 None => {
                     record = apply_deprovisions(env, &self.log, &fresh, &mut self.report).await?;
                     self.state.groups_retry.extend(record.groups_retry.iter().copied());
-                    self.state.recent_deprovisions.extend(std::iter::repeat_n(now, fresh.len()));
+                    // Counted in the guard's window with the record (also when a change supersedes the cycle).
+                    record.deprovisioned_at = vec![now; fresh.len()];
                 }
             }
         }

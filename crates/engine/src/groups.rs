@@ -545,7 +545,7 @@ pub async fn provision_group_on_demand(
     let log = job.log_context(env, env.ids.new_id().to_string());
     let row = crate::log::entry(
         &log,
-        env.ids,
+        crate::log::draw_ids(env.ids),
         &applied.plan,
         applied.plan.action.log_name(),
         &applied.status,

@@ -2,11 +2,14 @@
 //! `provisioningObjectSummary` (action, status, steps, modified properties old → new, cycle and change ids, source
 //! and target identities).
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 use tenantsync_model::TenantId;
 use tenantsync_store::LogRow;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
 
 use crate::ids::IdSource;
 use crate::plan::{ObjectPlan, Step};
@@ -76,18 +79,42 @@ fn timestamp(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
+/// The two ids a log entry takes (its id and its change id).
+pub fn draw_ids(ids: &dyn IdSource) -> [Uuid; 2] {
+    [ids.new_id(), ids.new_id()]
+}
+
+/// A log entry decided but not yet written out: its JSON (about 4 KB) is made by [`PendingEntry::build`] where the
+/// page is saved, so that a bulk pass does that work beside its planning instead of in the same task.
+pub struct PendingEntry {
+    pub ctx: Arc<LogContext>,
+    /// The entry's id and change id, drawn when the entry was decided.
+    pub ids: [Uuid; 2],
+    pub plan: ObjectPlan,
+    pub action: &'static str,
+    pub status: Status,
+    pub at: OffsetDateTime,
+    pub duration_ms: u64,
+}
+
+impl PendingEntry {
+    pub fn build(&self) -> LogRow {
+        entry(&self.ctx, self.ids, &self.plan, self.action, &self.status, self.at, self.duration_ms)
+    }
+}
+
 /// The log row of one applied plan.
 pub fn entry(
     ctx: &LogContext,
-    ids: &dyn IdSource,
+    [id, change_id]: [Uuid; 2],
     plan: &ObjectPlan,
     action: &str,
     status: &Status,
     at: OffsetDateTime,
     duration_ms: u64,
 ) -> LogRow {
-    let id = ids.new_id().to_string();
-    let change_id = ids.new_id().to_string();
+    let id = id.to_string();
+    let change_id = change_id.to_string();
     let export = match status {
         Status::Success | Status::Warning { .. } if action != "other" => Some((
             "success",

@@ -82,7 +82,19 @@ pub struct PageRecord {
     pub escrows_cleared: Vec<ObjectId>,
     /// Groups whose deletion failed (groups are not escrowed; the caller plans them again next cycle).
     pub groups_retry: Vec<ObjectId>,
+    /// When the deprovisionings applied with this record were decided: they count in the deletion guard's window.
+    pub deprovisioned_at: Vec<OffsetDateTime>,
     pub logs: Vec<LogRow>,
+    /// Entries whose JSON is made when the page is saved (after `logs`): see [`crate::log::PendingEntry`].
+    pub unbuilt_logs: Vec<crate::log::PendingEntry>,
+}
+
+impl PageRecord {
+    /// Makes the entries left unbuilt and adds them to `logs`.
+    fn build_logs(&mut self) {
+        let unbuilt = std::mem::take(&mut self.unbuilt_logs);
+        self.logs.extend(unbuilt.iter().map(crate::log::PendingEntry::build));
+    }
 }
 
 /// What a cycle's writes are conditional on: the job is active at the generation the cycle loaded, and (scale-out)
@@ -436,24 +448,48 @@ impl SyncRepo {
     }
 
     /// Saves a page's connections, escrows, deprovisionings and logs with the job's new progress, in one
-    /// transaction, if `condition` holds (see [`SyncRepo::ensure_current`]); otherwise saves nothing. The job and
-    /// lease rows stay locked until the commit, so neither a configuration change nor a claim slips in between.
+    /// transaction, if `condition` holds (see [`SyncRepo::ensure_current`]). The job and lease rows stay locked
+    /// until the commit, so neither a configuration change nor a claim slips in between.
+    ///
+    /// When the job changed since the cycle loaded it (a restart, a pause, an assignment, new mappings), the page's
+    /// target writes were made all the same (the change came after the cycle's last [`SyncRepo::ensure_current`]):
+    /// their facts are saved into the job's state as it is now (links, escrows, log entries, held and applied
+    /// deprovisionings, which count in the deletion guard's window) and the cycle stops with
+    /// [`EngineError::Superseded`]; its decisions (deprovisionings still to apply, the pass's progress) are not
+    /// saved: the next cycle, a full pass, makes them again. Were the facts dropped, a deletion made in the target
+    /// would stay pending, be counted by the deletion guard a second time and be held as a phantom. A job that is
+    /// gone or whose lease moved saves nothing.
     pub async fn commit_page(
         &self,
         key: &JobKey,
         condition: WriteCondition,
         policy: &FailurePolicy,
         state: &mut JobState,
-        record: PageRecord,
+        mut record: PageRecord,
         phase: Phase,
     ) -> Result<(), EngineError> {
+        record.build_logs();
         let now = self.now();
         let job_id = key.job.as_str();
         let generation = condition.generation;
         let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
         // The condition of the write: the cycle's view of the job is still the job (locked first, in the order a
         // configuration change takes its locks), and its lease is still ours (checked last, below).
-        check_generation(tx.as_mut(), key, generation, true).await?;
+        let current = match job_currency(tx.as_mut(), key, generation, true).await? {
+            Currency::Current => true,
+            Currency::Changed => false,
+            Currency::Gone => return Err(EngineError::Superseded),
+        };
+        // A superseded cycle's facts go into the state the change left (see above), not the cycle's view of it.
+        let mut stored;
+        let state = match current {
+            true => state,
+            false => {
+                stored =
+                    job::read(tx.as_mut(), &JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(generation));
+                &mut stored
+            }
+        };
         let connections = connections_collection(job_id);
         let escrows = escrows_collection(job_id);
         let pending = pending_collection(job_id);
@@ -463,11 +499,11 @@ impl SyncRepo {
             job::clear(tx.as_mut(), &pending).await?;
             state.pending_deprovisions = false;
         }
-        if !record.pending.is_empty() {
+        if current && !record.pending.is_empty() {
             state.pending_deprovisions = true;
-        }
-        for deprovision in &record.pending {
-            job::write(tx.as_mut(), &pending, &deprovision.source_id.to_string(), deprovision, now).await?;
+            for deprovision in &record.pending {
+                job::write(tx.as_mut(), &pending, &deprovision.source_id.to_string(), deprovision, now).await?;
+            }
         }
         for held in &record.staged {
             if !job::exists(tx.as_mut(), &staged, &held.source_id.to_string()).await? {
@@ -491,9 +527,10 @@ impl SyncRepo {
                 }
             }
         }
-        if matches!(phase, Phase::Full { .. }) {
+        if current && matches!(phase, Phase::Full { .. }) {
             state.full_scope_seen += record.n_in_scope;
         }
+        state.recent_deprovisions.extend(record.deprovisioned_at.iter().copied());
         // Links in one read of which exist (new ones count) and a few multi-row writes.
         state.synchronized_users +=
             write_links(tx.as_mut(), &connections, &record.connections, |link| link.source_id, now).await?;
@@ -524,14 +561,19 @@ impl SyncRepo {
         state.total_exports +=
             record.logs.iter().filter(|log| log.status == "success" && log.action != "other").count() as u64;
         tx.append_logs(&record.logs).await?;
-        state.phase = phase;
-        state.generation = generation;
+        if current {
+            state.phase = phase;
+            state.generation = generation;
+        }
         job::write(tx.as_mut(), &JOB_STATES, job_id, state, now).await?;
         // Last, so that the lease row stays locked only for the commit itself: renewals are not held up by a long
         // page, and no claim can move the lease between this check and the commit.
         check_fence(tx.as_mut(), key, condition.fence, true).await?;
         tx.commit().await?;
-        Ok(())
+        match current {
+            true => Ok(()),
+            false => Err(EngineError::Superseded),
+        }
     }
 
     /// Saves what provisioning one object on demand did: its connection (counted when new), its escrow (set or
@@ -609,8 +651,9 @@ impl SyncRepo {
         key: &JobKey,
         condition: WriteCondition,
         items: &[Deprovision],
-        record: PageRecord,
+        mut record: PageRecord,
     ) -> Result<(), EngineError> {
+        record.build_logs();
         let generation = condition.generation;
         let now = self.now();
         let job_id = key.job.as_str();
@@ -761,18 +804,45 @@ async fn write_links<T: serde::Serialize>(
 
 /// Fails with [`EngineError::Superseded`] unless the job is active at `generation`; with `lock`, the job's row
 /// stays locked until `tx` ends.
+/// Whether the job is still the one a cycle loaded.
+enum Currency {
+    /// Active at the cycle's generation.
+    Current,
+    /// Changed since (paused, restarted, reconfigured).
+    Changed,
+    /// Deleted.
+    Gone,
+}
+
+/// Reads (with `lock`, locks) the job's configuration and answers whether it is still at `generation` and active.
+async fn job_currency(
+    tx: &mut dyn tenantsync_store::DirectoryTx,
+    key: &JobKey,
+    generation: u64,
+    lock: bool,
+) -> Result<Currency, EngineError> {
+    let job_id = key.job.as_str();
+    let config =
+        if lock { job::read_for_update(tx, &JOBS, job_id).await? } else { job::read(tx, &JOBS, job_id).await? };
+    Ok(match config {
+        Some(config) if config.generation == generation && config.schedule_state == ScheduleState::Active => {
+            Currency::Current
+        }
+        Some(_) => Currency::Changed,
+        None => Currency::Gone,
+    })
+}
+
+/// Fails with [`EngineError::Superseded`] unless the job is still at `generation` and active.
 async fn check_generation(
     tx: &mut dyn tenantsync_store::DirectoryTx,
     key: &JobKey,
     generation: u64,
     lock: bool,
 ) -> Result<(), EngineError> {
-    let job_id = key.job.as_str();
-    let config =
-        if lock { job::read_for_update(tx, &JOBS, job_id).await? } else { job::read(tx, &JOBS, job_id).await? };
-    match config {
-        Some(config) if config.generation == generation && config.schedule_state == ScheduleState::Active => Ok(()),
-        _ => Err(EngineError::Superseded),
+    match job_currency(tx, key, generation, lock).await? {
+        Currency::Current => Ok(()),
+        Currency::Changed | Currency::Gone => Err(EngineError::Superseded),
     }
 }
 
