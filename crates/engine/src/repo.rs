@@ -802,8 +802,6 @@ async fn write_links<T: serde::Serialize>(
     Ok(n_new as u64)
 }
 
-/// Fails with [`EngineError::Superseded`] unless the job is active at `generation`; with `lock`, the job's row
-/// stays locked until `tx` ends.
 /// Whether the job is still the one a cycle loaded.
 enum Currency {
     /// Active at the cycle's generation.
@@ -814,7 +812,8 @@ enum Currency {
     Gone,
 }
 
-/// Reads (with `lock`, locks) the job's configuration and answers whether it is still at `generation` and active.
+/// Reads the job's configuration (with `lock`, locked until `tx` ends) and answers whether it is still at
+/// `generation` and active.
 async fn job_currency(
     tx: &mut dyn tenantsync_store::DirectoryTx,
     key: &JobKey,
@@ -833,7 +832,8 @@ async fn job_currency(
     })
 }
 
-/// Fails with [`EngineError::Superseded`] unless the job is still at `generation` and active.
+/// Fails with [`EngineError::Superseded`] unless the job is active at `generation`; with `lock`, the job's row
+/// stays locked until `tx` ends.
 async fn check_generation(
     tx: &mut dyn tenantsync_store::DirectoryTx,
     key: &JobKey,
