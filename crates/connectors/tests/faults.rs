@@ -463,6 +463,24 @@ impl World {
         run_cycle(&env, snapshot).await
     }
 
+    /// A cycle whose target write (the next one, or the one `pause_at` names) pauses while an administrator
+    /// changes a setting (the job's generation moves on), then goes on: the cycle ends superseded.
+    async fn cycle_superseded_at_write(&self, target: &FaultyTarget) {
+        let (paused_tx, paused_rx) = tokio::sync::oneshot::channel();
+        let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+        *target.pause.lock().unwrap() = Some((paused_tx, resume_rx));
+        let source = self.local_source();
+        let cycle = self.cycle_with(&source, target);
+        let administrator = async {
+            paused_rx.await.expect("the cycle reaches the write");
+            let secret = Secret { key: "EscrowBackoffSeconds".to_owned(), value: "20".to_owned() };
+            self.admin().put_secrets(self.source.id, &self.principal, vec![secret]).await.expect("secrets");
+            resume_tx.send(()).expect("resume the write");
+        };
+        let (superseded, ()) = tokio::join!(cycle, administrator);
+        assert!(matches!(superseded, Err(EngineError::Superseded)), "{superseded:?}");
+    }
+
     async fn cycle(&self, target: &FaultyTarget) -> CycleReport {
         self.cycle_with(&self.local_source(), target).await.expect("the cycle runs")
     }
@@ -1065,20 +1083,8 @@ async fn a_deletion_made_as_the_configuration_changes_is_recorded_once() {
     world.advance(60);
 
     let generation = world.repo().load(&key).await.expect("load").expect("the job").config.generation;
-    let (paused_tx, paused_rx) = tokio::sync::oneshot::channel();
-    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
-    *target.pause.lock().unwrap() = Some((paused_tx, resume_rx));
-    let source = world.local_source();
-    let cycle = world.cycle_with(&source, &target);
-    let administrator = async {
-        // The cycle passed its last check and is about to delete; a setting changes meanwhile.
-        paused_rx.await.expect("the cycle reaches the deletion");
-        let secret = Secret { key: "EscrowBackoffSeconds".to_owned(), value: "20".to_owned() };
-        world.admin().put_secrets(world.source.id, &world.principal, vec![secret]).await.expect("secrets");
-        resume_tx.send(()).expect("resume the deletion");
-    };
-    let (superseded, ()) = tokio::join!(cycle, administrator);
-    assert!(matches!(superseded, Err(EngineError::Superseded)), "{superseded:?}");
+    // The cycle passed its last check and is about to delete; a setting changes meanwhile.
+    world.cycle_superseded_at_write(&target).await;
     let config = world.repo().load(&key).await.expect("load").expect("the job").config;
     assert_eq!(config.generation, generation + 1, "the setting moved the job on");
     assert!(world.b2b(gone).await.expect("the B2B user").deleted, "the target made the deletion");
@@ -1117,20 +1123,9 @@ async fn a_full_pass_superseded_mid_page_records_the_pages_it_wrote() {
     let world = World::new(3 * page as usize, 0).await;
     let target = world.faulty_target();
     let key = JobKey::new(world.source.id, world.job_id.as_str());
-    let (paused_tx, paused_rx) = tokio::sync::oneshot::channel();
-    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    // The pass pauses at its second page's first create; a setting changes meanwhile.
     target.pause_at.store(page, Ordering::Relaxed);
-    *target.pause.lock().unwrap() = Some((paused_tx, resume_rx));
-    let source = world.local_source();
-    let cycle = world.cycle_with(&source, &target);
-    let administrator = async {
-        paused_rx.await.expect("the pass reaches its second page's creates");
-        let secret = Secret { key: "EscrowBackoffSeconds".to_owned(), value: "20".to_owned() };
-        world.admin().put_secrets(world.source.id, &world.principal, vec![secret]).await.expect("secrets");
-        resume_tx.send(()).expect("resume the creates");
-    };
-    let (superseded, ()) = tokio::join!(cycle, administrator);
-    assert!(matches!(superseded, Err(EngineError::Superseded)), "{superseded:?}");
+    world.cycle_superseded_at_write(&target).await;
     let created = world.live_target_count().await;
     assert_eq!(created, 2 * page, "two pages written, the third stopped by the change");
 
