@@ -24,9 +24,12 @@ use tenantsync_engine::connector::{
 use tenantsync_engine::cycle::{CycleEnv, CycleReport, EngineError, escrow_delay, run_cycle};
 use tenantsync_engine::ids::RANDOM;
 use tenantsync_engine::job::JobKey;
-use tenantsync_engine::job::{self, Escrow, JOB_STATES, JobState, escrows_collection};
+use tenantsync_engine::job::{
+    self, Deprovision, DeprovisionAction, Escrow, JOB_STATES, JobState, Phase, escrows_collection,
+};
+use tenantsync_engine::plan::IdentityType;
 use tenantsync_engine::policy::{IdentitySynchronization, Partner, UserSyncInbound};
-use tenantsync_engine::repo::SyncRepo;
+use tenantsync_engine::repo::{PageRecord, SyncRepo, WriteCondition};
 use tenantsync_engine::schema::AZURE2AZURE_TEMPLATE;
 use tenantsync_engine::settings::Secret;
 use tenantsync_model::{Clock, ManualClock, ObjectId, ObjectKind, Tenant, User};
@@ -1146,4 +1149,78 @@ async fn a_full_pass_superseded_mid_page_records_the_pages_it_wrote() {
     assert!(report.full, "{report:?}");
     assert_eq!((report.n_created, report.n_failed), (page, 0), "only the third page is created: {report:?}");
     world.assert_mirrored().await;
+}
+
+/// What a superseded page saves, at the repository: its facts (a link the sync deleted, the deletion's log entry and
+/// its place in the deletion guard's window), not its decisions (a deprovisioning still pending, one held by the
+/// guard with its log entry: the next cycle makes and announces them again) nor its progress (the pass's phase).
+#[tokio::test]
+async fn a_superseded_page_saves_its_facts_and_not_its_decisions() {
+    let world = World::new(2, 0).await;
+    let target = world.faulty_target();
+    assert_eq!(world.cycle(&target).await.n_created, 2);
+    let key = JobKey::new(world.source.id, world.job_id.as_str());
+    let repo = world.repo();
+    let loaded = repo.load(&key).await.expect("load").expect("the job");
+    let stale = WriteCondition { generation: loaded.config.generation, fence: None };
+    let secret = Secret { key: "EscrowBackoffSeconds".to_owned(), value: "20".to_owned() };
+    world.admin().put_secrets(world.source.id, &world.principal, vec![secret]).await.expect("secrets");
+    let before = world.state().await;
+
+    let (deleted, held) = (world.users[0], world.users[1]);
+    let mut link = repo.connections(&key, &[deleted]).await.expect("links").remove(&deleted).expect("a link");
+    link.deleted_by_sync = true;
+    let now = world.now();
+    let decision = |source_id| Deprovision {
+        object_type: IdentityType::User,
+        source_id,
+        target_id: ObjectId::new_time_ordered(),
+        action: DeprovisionAction::Delete,
+        reason: "The user is no longer assigned".to_owned(),
+        display_name: None,
+        guard: Some("over the threshold".to_owned()),
+        decided_at: now,
+        steps: Vec::new(),
+    };
+    let entry = |source_id: ObjectId, action: &str, status: &str| LogRow {
+        seq: 0,
+        id: format!("{action}-{source_id}"),
+        job_id: world.job_id.clone(),
+        cycle_id: "superseded".to_owned(),
+        at: now,
+        action: action.to_owned(),
+        status: status.to_owned(),
+        source_id: Some(source_id.to_string()),
+        target_id: None,
+        data: "{}".to_owned(),
+    };
+    let record = PageRecord {
+        connections: vec![link],
+        deprovisioned_at: vec![now],
+        logs: vec![entry(deleted, "delete", "success"), entry(held, "stagedDelete", "skipped")],
+        pending: vec![decision(held)],
+        staged: vec![decision(held)],
+        ..PageRecord::default()
+    };
+    let mut state = loaded.state.clone();
+    let phase = Phase::Full { snapshot: 0, after: Some(held) };
+    let saved = repo.commit_page(&key, stale, &loaded.settings.failures, &mut state, record, phase).await;
+    assert!(matches!(saved, Err(EngineError::Superseded)), "{saved:?}");
+
+    let link = repo.connections(&key, &[deleted]).await.expect("links").remove(&deleted).expect("the link");
+    assert!(link.deleted_by_sync, "the deletion's link is saved");
+    let logged: Vec<(String, Option<String>)> = world
+        .logs()
+        .await
+        .into_iter()
+        .filter(|log| log.cycle_id == "superseded")
+        .map(|log| (log.action, log.source_id))
+        .collect();
+    assert_eq!(logged, [("delete".to_owned(), Some(deleted.to_string()))], "the write's entry, not the hold's");
+    let after = world.state().await;
+    assert_eq!(after.recent_deprovisions.len(), before.recent_deprovisions.len() + 1, "counted in the window");
+    assert!(repo.pending(&key).await.expect("pending").is_empty(), "no decision left pending");
+    assert!(repo.staged(&key).await.expect("staged").is_empty(), "no hold saved");
+    assert_eq!(after.staged_deletions, before.staged_deletions);
+    assert_eq!((after.phase, after.generation), (before.phase, before.generation), "no progress saved");
 }

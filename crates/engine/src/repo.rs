@@ -453,10 +453,10 @@ impl SyncRepo {
     ///
     /// When the job changed since the cycle loaded it (a restart, a pause, an assignment, new mappings), the page's
     /// target writes were made all the same (the change came after the cycle's last [`SyncRepo::ensure_current`]):
-    /// their facts are saved into the job's state as it is now (links, escrows, log entries, held and applied
+    /// their facts are saved into the job's state as it is now (links, escrows, log entries, applied
     /// deprovisionings, which count in the deletion guard's window) and the cycle stops with
-    /// [`EngineError::Superseded`]; its decisions (deprovisionings still to apply, the pass's progress) are not
-    /// saved: the next cycle, a full pass, makes them again. Were the facts dropped, a deletion made in the target
+    /// [`EngineError::Superseded`]; its decisions (deprovisionings still to apply or held by the guard, the pass's
+    /// progress) are not saved: the next cycle, a full pass, makes them again (and announces what it holds). Were the facts dropped, a deletion made in the target
     /// would stay pending, be counted by the deletion guard a second time and be held as a phantom. A job that is
     /// gone or whose lease moved saves nothing.
     pub async fn commit_page(
@@ -481,10 +481,13 @@ impl SyncRepo {
             Currency::Gone => return Err(EngineError::Superseded),
         };
         // A superseded cycle's facts go into the state the change left (see above), not the cycle's view of it.
+        // Deletions the guard held are decisions, not writes: they are made (and announced) again by the next cycle.
         let mut stored;
         let state = match current {
             true => state,
             false => {
+                record.staged.clear();
+                record.logs.retain(|log| log.action != "stagedDelete");
                 stored =
                     job::read(tx.as_mut(), &JOB_STATES, job_id).await?.unwrap_or_else(|| JobState::new(generation));
                 &mut stored
