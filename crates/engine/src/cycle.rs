@@ -618,7 +618,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
         // from the job state the one before left).
         let mut saving: Option<(InFlight<SaveOutcome>, PageTally)> = None;
         // A record made when the save before it failed: written to the target, not saved.
-        let mut stranded: Option<(PageRecord, Phase)> = None;
+        let mut stranded: Option<PageRecord> = None;
         let mut page = Some(users);
         // On the heap: the pass's steps make a large future (a debug build's test thread overflowed its stack).
         let pipeline = Box::pin(async {
@@ -659,7 +659,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
                         Some((in_flight, previous)) => match in_flight.finish().await {
                             Some((Ok(()), state)) => (state, Some(previous)),
                             failed => {
-                                stranded = Some((record, phase));
+                                stranded = Some(record);
                                 return Err(match failed {
                                     Some((Err(err), _)) => err,
                                     _ => save_stopped(),
@@ -720,7 +720,7 @@ impl<'e, 'a> Cycle<'e, 'a> {
         if let Err(err) = outcome {
             if matches!(err, EngineError::Superseded) {
                 let unsaved = match unsaved.take() {
-                    Some((written, phase)) => Some((self.record_page(written).await.0, phase)),
+                    Some((written, _)) => Some(self.record_page(written).await.0),
                     None => None,
                 };
                 self.save_stranded(stranded.take().into_iter().chain(unsaved)).await;
@@ -751,11 +751,12 @@ impl<'e, 'a> Cycle<'e, 'a> {
 
     /// Saves the facts of pages a superseded full pass wrote to the target but had not saved (the pipeline holds up
     /// to two: the page whose save would have followed the one refused, and the page written beside it), in page
-    /// order; [`SyncRepo::commit_page`] keeps only their facts (links, escrows, log entries), so the next pass finds
+    /// order; only their facts (links, escrows, log entries: [`SyncRepo::commit_facts`]), so the next pass finds
     /// its users linked and their creates logged.
-    async fn save_stranded(&mut self, records: impl Iterator<Item = (PageRecord, Phase)>) {
-        for (record, phase) in records {
-            match self.commit(record, phase).await {
+    async fn save_stranded(&mut self, records: impl Iterator<Item = PageRecord>) {
+        let env = self.env;
+        for record in records {
+            match env.repo.commit_facts(env.job, self.write_condition(), &self.job.settings.failures, record).await {
                 Ok(()) | Err(EngineError::Superseded) => {}
                 Err(err) => {
                     tracing::warn!(job_id = self.env.job_id(), error = %err, "a superseded pass's written pages could not be recorded; the next pass matches their users by anchor");

@@ -465,8 +465,36 @@ impl SyncRepo {
         condition: WriteCondition,
         policy: &FailurePolicy,
         state: &mut JobState,
+        record: PageRecord,
+        phase: Phase,
+    ) -> Result<(), EngineError> {
+        self.save_page(key, condition, policy, state, record, phase, false).await
+    }
+
+    /// [`SyncRepo::commit_page`] for a page written by a cycle already superseded: its facts only, whatever the job
+    /// is now (were a pause undone since, the cycle's view of the job state, older than what the superseded save
+    /// kept, would overwrite it). Answers [`EngineError::Superseded`] once saved.
+    pub async fn commit_facts(
+        &self,
+        key: &JobKey,
+        condition: WriteCondition,
+        policy: &FailurePolicy,
+        record: PageRecord,
+    ) -> Result<(), EngineError> {
+        let mut unused = JobState::new(condition.generation);
+        self.save_page(key, condition, policy, &mut unused, record, Phase::FullPending, true).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn save_page(
+        &self,
+        key: &JobKey,
+        condition: WriteCondition,
+        policy: &FailurePolicy,
+        state: &mut JobState,
         mut record: PageRecord,
         phase: Phase,
+        facts_only: bool,
     ) -> Result<(), EngineError> {
         record.build_logs();
         let now = self.now();
@@ -476,7 +504,7 @@ impl SyncRepo {
         // The condition of the write: the cycle's view of the job is still the job (locked first, in the order a
         // configuration change takes its locks), and its lease is still ours (checked last, below).
         let current = match job_currency(tx.as_mut(), key, generation, true).await? {
-            Currency::Current => true,
+            Currency::Current => !facts_only,
             Currency::Changed => false,
             Currency::Gone => return Err(EngineError::Superseded),
         };
