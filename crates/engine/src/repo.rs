@@ -228,7 +228,7 @@ impl SyncRepo {
     /// pause, restart or lost lease stops writes at once, not only at the next page commit).
     pub async fn ensure_current(&self, key: &JobKey, condition: WriteCondition) -> Result<(), EngineError> {
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        check_generation(tx.as_mut(), key, condition.generation, false).await?;
+        check_generation(tx.as_mut(), key, condition.generation).await?;
         check_fence(tx.as_mut(), key, condition.fence, false).await
     }
 
@@ -863,15 +863,14 @@ async fn job_currency(
     })
 }
 
-/// Fails with [`EngineError::Superseded`] unless the job is active at `generation`; with `lock`, the job's row
-/// stays locked until `tx` ends.
+/// Fails with [`EngineError::Superseded`] unless the job is active at `generation` (read, not locked: the page
+/// commits lock it through [`job_currency`]).
 async fn check_generation(
     tx: &mut dyn tenantsync_store::DirectoryTx,
     key: &JobKey,
     generation: u64,
-    lock: bool,
 ) -> Result<(), EngineError> {
-    match job_currency(tx, key, generation, lock).await? {
+    match job_currency(tx, key, generation, false).await? {
         Currency::Current => Ok(()),
         Currency::Changed | Currency::Gone => Err(EngineError::Superseded),
     }
