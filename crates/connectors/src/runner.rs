@@ -1038,7 +1038,7 @@ impl Spawner for TokioSpawner {
     fn spawn(&self, task: Task) -> Task {
         let handle = tokio::spawn(task);
         Box::pin(async move {
-            // A panic in the task shows as a missing answer (see the engine's `spawned`).
+            // A panic in the task shows as a missing answer (the engine's `InFlight::finish` answers None).
             let _ = handle.await;
         })
     }

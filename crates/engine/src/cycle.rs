@@ -127,19 +127,10 @@ pub struct CycleEnv<'a> {
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Runs tasks beside the calling one, on another thread where the runtime has one. The engine depends on no
-/// runtime; the process hands in its own (`tokio::spawn`), tests may run tasks in place ([`InPlace`]).
+/// runtime; the process hands in its own (the runner's `TokioSpawner`, `tokio::spawn`).
 pub trait Spawner: Send + Sync {
     /// Starts `task`; the answer completes once it has ended (also when it panicked).
     fn spawn(&self, task: Task) -> Task;
-}
-
-/// Runs each task in the caller's own task, when awaited.
-pub struct InPlace;
-
-impl Spawner for InPlace {
-    fn spawn(&self, task: Task) -> Task {
-        task
-    }
 }
 
 /// Work started through a [`Spawner`], not yet waited for.
@@ -650,7 +641,6 @@ impl<'e, 'a> Cycle<'e, 'a> {
                         None => None,
                     }
                 };
-                let current = self.state.clone();
                 let save = async {
                     let Some((written, phase)) = unsaved.take() else { return Ok(None) };
                     let (record, tally) = self.record_page(written).await;
@@ -666,7 +656,8 @@ impl<'e, 'a> Cycle<'e, 'a> {
                                 });
                             }
                         },
-                        None => (current, None),
+                        // The first save of the pass starts from the cycle's state.
+                        None => (self.state.clone(), None),
                     };
                     let (repo, key, failures) = (env.repo.clone(), env.job.clone(), failures.clone());
                     let mut next = state.clone();
@@ -1168,7 +1159,7 @@ impl Cycle<'_, '_> {
         if !quiet {
             record.unbuilt_logs.push(PendingEntry {
                 ctx: self.log.clone(),
-                ids: [self.env.ids.new_id(), self.env.ids.new_id()],
+                ids: draw_ids(self.env.ids),
                 action: applied.plan.action.log_name(),
                 plan: applied.plan,
                 status: applied.status,
