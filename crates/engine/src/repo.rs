@@ -456,9 +456,9 @@ impl SyncRepo {
     /// their facts are saved into the job's state as it is now (links, escrows, log entries, applied
     /// deprovisionings, which count in the deletion guard's window) and the cycle stops with
     /// [`EngineError::Superseded`]; its decisions (deprovisionings still to apply or held by the guard, the pass's
-    /// progress) are not saved: the next cycle, a full pass, makes them again (and announces what it holds). Were the facts dropped, a deletion made in the target
-    /// would stay pending, be counted by the deletion guard a second time and be held as a phantom. A job that is
-    /// gone or whose lease moved saves nothing.
+    /// progress) are not saved: the next cycle, a full pass, makes them again (and announces what it holds). Were
+    /// the facts dropped, a deletion made in the target would stay pending, be counted by the deletion guard a
+    /// second time and be held as a phantom. A job that is gone or whose lease moved saves nothing.
     pub async fn commit_page(
         &self,
         key: &JobKey,
@@ -468,7 +468,7 @@ impl SyncRepo {
         record: PageRecord,
         phase: Phase,
     ) -> Result<(), EngineError> {
-        self.save_page(key, condition, policy, state, record, phase, false).await
+        self.save_page(key, condition, policy, Some((state, phase)), record).await
     }
 
     /// [`SyncRepo::commit_page`] for a page written by a cycle already superseded: its facts only, whatever the job
@@ -481,20 +481,18 @@ impl SyncRepo {
         policy: &FailurePolicy,
         record: PageRecord,
     ) -> Result<(), EngineError> {
-        let mut unused = JobState::new(condition.generation);
-        self.save_page(key, condition, policy, &mut unused, record, Phase::FullPending, true).await
+        self.save_page(key, condition, policy, None, record).await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Saves `record`, with the cycle's view of the job state and the pass's new phase (`progress`) while the job is
+    /// current; otherwise, or without `progress`, its facts only (see [`SyncRepo::commit_page`]).
     async fn save_page(
         &self,
         key: &JobKey,
         condition: WriteCondition,
         policy: &FailurePolicy,
-        state: &mut JobState,
+        progress: Option<(&mut JobState, Phase)>,
         mut record: PageRecord,
-        phase: Phase,
-        facts_only: bool,
     ) -> Result<(), EngineError> {
         record.build_logs();
         let now = self.now();
@@ -503,17 +501,19 @@ impl SyncRepo {
         let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
         // The condition of the write: the cycle's view of the job is still the job (locked first, in the order a
         // configuration change takes its locks), and its lease is still ours (checked last, below).
-        let current = match job_currency(tx.as_mut(), key, generation, true).await? {
-            Currency::Current => !facts_only,
-            Currency::Changed => false,
+        let progress = match job_currency(tx.as_mut(), key, generation, true).await? {
+            Currency::Current => progress,
+            Currency::Changed => None,
             Currency::Gone => return Err(EngineError::Superseded),
         };
+        let phase = progress.as_ref().map(|(_, phase)| *phase);
+        let current = phase.is_some();
         // A superseded cycle's facts go into the state the change left (see above), not the cycle's view of it.
         // Deletions the guard held are decisions, not writes: they are made (and announced) again by the next cycle.
         let mut stored;
-        let state = match current {
-            true => state,
-            false => {
+        let state = match progress {
+            Some((state, _)) => state,
+            None => {
                 record.staged.clear();
                 record.logs.retain(|log| log.action != "stagedDelete");
                 stored =
@@ -558,7 +558,7 @@ impl SyncRepo {
                 }
             }
         }
-        if current && matches!(phase, Phase::Full { .. }) {
+        if matches!(phase, Some(Phase::Full { .. })) {
             state.full_scope_seen += record.n_in_scope;
         }
         state.recent_deprovisions.extend(record.deprovisioned_at.iter().copied());
@@ -592,7 +592,7 @@ impl SyncRepo {
         state.total_exports +=
             record.logs.iter().filter(|log| log.status == "success" && log.action != "other").count() as u64;
         tx.append_logs(&record.logs).await?;
-        if current {
+        if let Some(phase) = phase {
             state.phase = phase;
             state.generation = generation;
         }
