@@ -604,10 +604,7 @@ impl Directory {
         let _timer = OpTimer::start("edit_user_with_manager");
         let tenant_row = self.tenant_or_not_found(tenant).await?;
         let mut tx = self.begin(tenant, TxMode::Write).await?;
-        let DirectoryObject::User(before) = live_of_kind(tx.as_mut(), key, ObjectKind::User).await? else {
-            return Err(DirectoryError::not_found(key).into());
-        };
-        let manager = crate::sync_reads::live_managers(tx.as_mut(), &[before.id]).await?.remove(&before.id);
+        let (before, manager) = crate::sync_reads::live_user_with_manager(tx.as_mut(), key).await?;
         let Some(mut after) = edit(&before, manager)? else {
             return Ok(UserEdit { user: before, manager, written: false });
         };

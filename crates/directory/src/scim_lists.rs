@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
 use tenantsync_store::{KeyMatch, ScimKey, ScimSelect, TxMode};
 
-use crate::objects::{decode, live_of_kind};
-use crate::sync_reads::live_managers;
+use crate::objects::decode;
+use crate::sync_reads::{live_managers, live_user_with_manager};
 use crate::{Directory, DirectoryError, OpTimer};
 
 /// A window of a SCIM list that storage answers entirely: the live objects of `kind` passing `conditions`, ordered
@@ -106,10 +106,7 @@ impl Directory {
     ) -> Result<(User, Option<ObjectId>), DirectoryError> {
         let _timer = OpTimer::start("user_with_manager");
         let mut tx = self.begin(tenant, TxMode::Read).await?;
-        let DirectoryObject::User(user) = live_of_kind(tx.as_mut(), key, ObjectKind::User).await? else {
-            return Err(DirectoryError::not_found(key));
-        };
-        let manager = live_managers(tx.as_mut(), &[user.id]).await?.remove(&user.id);
+        let (user, manager) = live_user_with_manager(tx.as_mut(), key).await?;
         tx.commit().await?;
         Ok((user, manager))
     }

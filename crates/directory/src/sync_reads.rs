@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
 use tenantsync_store::{ChangeOp, DirectoryTx, LinkKind, ObjectRow, ScanOrder, ScanSpec, SortKey, TxMode};
 
-use crate::objects::decode;
+use crate::objects::{decode, live_of_kind};
 use crate::{Directory, DirectoryError};
 
 /// A user with what its JSON does not say.
@@ -34,8 +34,8 @@ async fn user_state(tx: &mut dyn DirectoryTx, row: &ObjectRow) -> Result<Option<
     Ok(user_states_of(tx, std::slice::from_ref(row)).await?.pop().flatten())
 }
 
-/// The live manager of each of `users` (user id → manager id), in two queries at most: every manager link at once,
-/// then whether those managers are live. The first live one in id order, as `Directory::manager` (Graph's
+/// The live manager of each of `users` (user id → manager id), in one query (the links joined with their targets'
+/// liveness). The first live one in id order, as `Directory::manager` (Graph's
 /// `/manager`) answers it; there is at most one in practice. Every batched reader of managers goes through here.
 pub(crate) async fn live_managers(
     tx: &mut dyn DirectoryTx,
@@ -44,32 +44,38 @@ pub(crate) async fn live_managers(
     if users.is_empty() {
         return Ok(HashMap::new());
     }
-    let links = tx.links_from_many(LinkKind::Manager, users).await?;
-    if links.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut manager_ids: Vec<ObjectId> = links.iter().map(|(_, manager)| *manager).collect();
-    manager_ids.sort();
-    manager_ids.dedup();
-    let live: HashSet<ObjectId> = tx
-        .get_objects(&manager_ids)
-        .await?
-        .into_iter()
-        .filter(|row| row.deleted_at.is_none())
-        .map(|row| row.id)
-        .collect();
     let mut managers = HashMap::new();
-    // Links come ordered by user, then manager.
-    for (user, manager) in links {
-        if live.contains(&manager) {
-            managers.entry(user).or_insert(manager);
-        }
+    // Links come ordered by user, then manager; only those to live managers.
+    for (user, manager) in tx.live_links_from_many(LinkKind::Manager, users).await? {
+        managers.entry(user).or_insert(manager);
     }
     Ok(managers)
 }
 
-/// Users with their deletion state and live manager, for many rows with two queries in all: every manager link of
-/// the rows at once, then whether those managers are live. Rows that are not users give None.
+/// The live user `key` (an id or a userPrincipalName) and its live manager. By id, one query reads both (a SCIM
+/// read or edit of one user).
+pub(crate) async fn live_user_with_manager(
+    tx: &mut dyn DirectoryTx,
+    key: &str,
+) -> Result<(User, Option<ObjectId>), DirectoryError> {
+    let Ok(id) = ObjectId::parse(key) else {
+        let DirectoryObject::User(user) = live_of_kind(tx, key, ObjectKind::User).await? else {
+            return Err(DirectoryError::not_found(key));
+        };
+        let manager = live_managers(tx, &[user.id]).await?.remove(&user.id);
+        return Ok((user, manager));
+    };
+    match tx.get_object_with_live_links(id, LinkKind::Manager).await? {
+        Some((row, managers)) if row.kind == ObjectKind::User && row.deleted_at.is_none() => match decode(&row)? {
+            DirectoryObject::User(user) => Ok((user, managers.first().copied())),
+            DirectoryObject::Group(_) => Err(DirectoryError::not_found(key)),
+        },
+        _ => Err(DirectoryError::not_found(key)),
+    }
+}
+
+/// Users with their deletion state and live manager, for many rows with one more query: every live manager link of
+/// the rows at once. Rows that are not users give None.
 async fn user_states_of(
     tx: &mut dyn DirectoryTx,
     rows: &[ObjectRow],

@@ -650,23 +650,26 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
-        let seq = self.take_numbers(Counter::Changes, 1).await?;
-        sqlx::query(
-            "INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        // The counter's update and the entry's insert are one command to the connection's worker thread (two
+        // statements, numbered parameters shared between them): every user write appends one, and each command
+        // is a thread hand-off each way (issue 14, the SCIM profile).
+        let row = sqlx::query(
+            "UPDATE tenants SET last_seq = last_seq + 1 WHERE id = ?1; \
+             INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) \
+             SELECT id, last_seq, ?2, ?3, ?4, ?5, ?6, ?7 FROM tenants WHERE id = ?1 RETURNING seq",
         )
         .bind(&self.tenant_text)
-        .bind(seq)
         .bind(change.object_id.to_string())
         .bind(change.kind.as_str())
         .bind(change.op.as_str())
         .bind(change.related.map(|id| id.to_string()))
         .bind(change.link_kind.map(LinkKind::as_str))
         .bind(micros(change.at))
-        .execute(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await
-        .map_err(unavailable)?;
-        Ok(seq)
+        .map_err(unavailable)?
+        .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?;
+        row.try_get("seq").map_err(unavailable)
     }
 
     async fn read_changes(&mut self, kind: ObjectKind, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
@@ -825,6 +828,66 @@ impl DirectoryTx for SqliteDirectoryTx {
         froms: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
         self.link_pairs_where_in(kind, "links", "from_id", froms).await
+    }
+
+    async fn live_links_from_many(
+        &mut self,
+        kind: LinkKind,
+        froms: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let mut pairs = Vec::new();
+        for chunk in froms.chunks(ROWS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT links.from_id, links.to_id FROM links JOIN objects AS target \
+                 ON target.tenant_id = links.tenant_id AND target.id = links.to_id WHERE links.tenant_id = ",
+            );
+            select.push_bind(&self.tenant_text).push(" AND links.kind = ").push_bind(kind.as_str());
+            select.push(" AND target.deleted_at IS NULL AND links.from_id IN (");
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            select.push(")");
+            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
+            pairs.extend(link_pairs(&rows)?);
+        }
+        pairs.sort();
+        Ok(pairs)
+    }
+
+    async fn get_object_with_live_links(
+        &mut self,
+        id: ObjectId,
+        kind: LinkKind,
+    ) -> Result<Option<(ObjectRow, Vec<ObjectId>)>, StoreError> {
+        // A row per live link target (or one row without), in one statement instead of two or three.
+        let rows = sqlx::query(
+            "SELECT objects.id, objects.kind, objects.upn, objects.display_name, objects.data, objects.deleted_at, \
+             objects.anchor, live.to_id AS link_to FROM objects LEFT JOIN \
+             (SELECT links.from_id, links.to_id FROM links JOIN objects AS target \
+              ON target.tenant_id = links.tenant_id AND target.id = links.to_id \
+              WHERE links.tenant_id = ?1 AND links.kind = ?2 AND links.from_id = ?3 AND target.deleted_at IS NULL) \
+             AS live ON live.from_id = objects.id \
+             WHERE objects.tenant_id = ?1 AND objects.id = ?3 ORDER BY live.to_id",
+        )
+        .bind(&self.tenant_text)
+        .bind(kind.as_str())
+        .bind(id.to_string())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let object = object_from_row(first)?;
+        let mut targets = Vec::new();
+        for row in &rows {
+            if let Some(text) = row.try_get::<Option<String>, _>("link_to").map_err(unavailable)? {
+                targets.push(
+                    text.parse::<ObjectId>()
+                        .map_err(|_| StoreError::Corrupt { detail: format!("bad id '{text}' in column to_id") })?,
+                );
+            }
+        }
+        Ok(Some((object, targets)))
     }
 
     async fn links_to_many(

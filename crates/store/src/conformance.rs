@@ -25,6 +25,7 @@ pub async fn run_all(store: &dyn Store) {
     documents_crud_order_and_isolation(store).await;
     provisioning_logs_filter_page_and_prune(store).await;
     links_to_any_and_tenant_lock(store).await;
+    live_links_and_an_object_with_them(store).await;
     leases_claim_renew_fence_and_release(store).await;
     users_are_found_by_scim_user_name(store).await;
     batch_writes_match_single_writes(store).await;
@@ -33,7 +34,7 @@ pub async fn run_all(store: &dyn Store) {
 }
 
 /// How many tenants [`run_all`] creates, for backends' tests that count them afterwards.
-pub const TENANTS_CREATED_BY_RUN_ALL: usize = 25;
+pub const TENANTS_CREATED_BY_RUN_ALL: usize = 27;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000 + seconds).expect("valid test timestamp")
@@ -438,6 +439,71 @@ pub async fn links_to_any_and_tenant_lock(store: &dyn Store) {
 
     let mut tx = store.begin(TenantId::new_random(), TxMode::Write).await.expect("begin");
     assert!(matches!(tx.lock_tenant().await, Err(StoreError::NotFound { .. })), "an unknown tenant is not found");
+    drop(tx);
+    let mut tx = store.begin(TenantId::new_random(), TxMode::Write).await.expect("begin");
+    assert!(
+        matches!(tx.append_change(&change(ada.id, ChangeOp::Upsert)).await, Err(StoreError::NotFound { .. })),
+        "an unknown tenant's change log is not found"
+    );
+}
+
+/// `live_links_from_many` keeps only links to live objects; `get_object_with_live_links` reads an object (deleted
+/// or not) with them, scoped by tenant and link kind.
+pub async fn live_links_and_an_object_with_them(store: &dyn Store) {
+    let tenant = new_tenant(store, "livelinks").await;
+    let other = new_tenant(store, "livelinksother").await;
+    let ada = user_row("ada@livelinks.example", "Ada");
+    let bob = user_row("bob@livelinks.example", "Bob");
+    let cat = user_row("cat@livelinks.example", "Cat");
+    let dan = ObjectRow { deleted_at: Some(at(5)), ..user_row("dan@livelinks.example", "Dan") };
+    let eve = user_row("eve@livelinks.example", "Eve");
+    let team = ObjectRow {
+        kind: ObjectKind::Group,
+        upn: None,
+        data: "{}".to_owned(),
+        ..user_row("team@livelinks.example", "Team")
+    };
+    let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
+    for row in [&ada, &bob, &cat, &dan, &eve, &team] {
+        tx.insert_object(row).await.expect("insert");
+    }
+    // Ada has three managers, one of them deleted; Dan (deleted) manages Eve; Team has Ada as a member.
+    for (from, to) in [(&ada, &cat), (&ada, &bob), (&ada, &dan), (&eve, &dan)] {
+        tx.add_link(LinkKind::Manager, from.id, to.id).await.expect("manager");
+    }
+    tx.add_link(LinkKind::Member, team.id, ada.id).await.expect("member");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
+    let mut live = vec![bob.id, cat.id];
+    live.sort();
+    let unknown = ObjectId::new_time_ordered();
+    let found = tx.live_links_from_many(LinkKind::Manager, &[eve.id, ada.id, unknown]).await.expect("live links");
+    assert_eq!(found, live.iter().map(|to| (ada.id, *to)).collect::<Vec<_>>(), "live targets only, in order");
+    assert!(tx.live_links_from_many(LinkKind::Manager, &[]).await.expect("none asked").is_empty());
+    assert_eq!(tx.live_links_from_many(LinkKind::Member, &[team.id]).await.expect("members"), vec![(team.id, ada.id)]);
+    let many: Vec<ObjectId> = (0..1200).map(|_| ObjectId::new_time_ordered()).chain([ada.id]).collect();
+    assert_eq!(
+        tx.live_links_from_many(LinkKind::Manager, &many).await.expect("more ids than one statement binds").len(),
+        2
+    );
+
+    let read = tx.get_object_with_live_links(ada.id, LinkKind::Manager).await.expect("ada");
+    assert_eq!(read, Some((ada.clone(), live.clone())), "the row with its live managers in id order");
+    let read = tx.get_object_with_live_links(eve.id, LinkKind::Manager).await.expect("eve");
+    assert_eq!(read, Some((eve.clone(), vec![])), "a deleted manager is left out");
+    let read = tx.get_object_with_live_links(dan.id, LinkKind::Manager).await.expect("dan");
+    assert_eq!(read, Some((dan.clone(), vec![])), "a deleted object is read too");
+    let read = tx.get_object_with_live_links(team.id, LinkKind::Member).await.expect("team");
+    assert_eq!(read, Some((team.clone(), vec![ada.id])), "links of the kind asked for");
+    let read = tx.get_object_with_live_links(team.id, LinkKind::Manager).await.expect("team's managers");
+    assert_eq!(read, Some((team.clone(), vec![])));
+    assert_eq!(tx.get_object_with_live_links(unknown, LinkKind::Manager).await.expect("unknown"), None);
+    drop(tx);
+
+    let mut tx = store.begin(other, TxMode::Read).await.expect("begin");
+    assert_eq!(tx.get_object_with_live_links(ada.id, LinkKind::Manager).await.expect("other tenant"), None);
+    assert!(tx.live_links_from_many(LinkKind::Manager, &[ada.id]).await.expect("other tenant").is_empty());
 }
 
 fn change(object_id: ObjectId, op: ChangeOp) -> ChangeRow {

@@ -225,6 +225,41 @@ pub trait DirectoryTx: Send {
         pairs.sort();
         Ok(pairs)
     }
+    /// The `kind` links from any of `froms` whose target is a live object (not soft-deleted), as (from, to) pairs
+    /// ordered by both; one query on the backends, where [`DirectoryTx::links_from_many`] and
+    /// [`DirectoryTx::get_objects`] are two (users' live managers).
+    async fn live_links_from_many(
+        &mut self,
+        kind: LinkKind,
+        froms: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
+        let pairs = self.links_from_many(kind, froms).await?;
+        if pairs.is_empty() {
+            return Ok(pairs);
+        }
+        let mut targets: Vec<ObjectId> = pairs.iter().map(|(_, to)| *to).collect();
+        targets.sort();
+        targets.dedup();
+        let live: std::collections::HashSet<ObjectId> = self
+            .get_objects(&targets)
+            .await?
+            .into_iter()
+            .filter(|row| row.deleted_at.is_none())
+            .map(|row| row.id)
+            .collect();
+        Ok(pairs.into_iter().filter(|(_, to)| live.contains(to)).collect())
+    }
+    /// The object `id` (deleted or not) with the targets of its `kind` links that are live objects, in id order;
+    /// one query on the backends (a user and its manager, read to show or edit one user).
+    async fn get_object_with_live_links(
+        &mut self,
+        id: ObjectId,
+        kind: LinkKind,
+    ) -> Result<Option<(ObjectRow, Vec<ObjectId>)>, StoreError> {
+        let Some(row) = self.get_object(id).await? else { return Ok(None) };
+        let targets = self.live_links_from_many(kind, &[id]).await?.into_iter().map(|(_, to)| to).collect();
+        Ok(Some((row, targets)))
+    }
     /// The `kind` links to any of `tos`, as (from, to) pairs ordered by both; one query on the backends.
     async fn links_to_many(
         &mut self,
