@@ -126,7 +126,7 @@ pub(crate) fn log_from_row(row: &SqliteRow) -> Result<LogRow, StoreError> {
         status: get(row, "status")?,
         source_id: get(row, "source_id")?,
         target_id: get(row, "target_id")?,
-        data: get(row, "data")?,
+        data: crate::log_data::decode(get(row, "data")?)?,
     })
 }
 

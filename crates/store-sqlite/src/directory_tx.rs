@@ -937,13 +937,16 @@ impl DirectoryTx for SqliteDirectoryTx {
         let n_logs = i64::try_from(logs.len()).expect("a batch of logs fits in i64");
         let last = self.take_numbers(Counter::Logs, n_logs).await?;
         let first = last - n_logs + 1;
-        for (chunk_idx, chunk) in logs.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let stored: Vec<Vec<u8>> = logs.iter().map(|log| crate::log_data::encode(&log.data)).collect();
+        for (chunk_idx, (chunk, stored)) in
+            logs.chunks(ROWS_PER_STATEMENT).zip(stored.chunks(ROWS_PER_STATEMENT)).enumerate()
+        {
             let base = first + (chunk_idx * ROWS_PER_STATEMENT) as i64;
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO provisioning_logs \
                  (tenant_id, seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data) ",
             );
-            insert.push_values(chunk.iter().enumerate(), |mut row, (idx, log)| {
+            insert.push_values(chunk.iter().zip(stored).enumerate(), |mut row, (idx, (log, data))| {
                 row.push_bind(&self.tenant_text)
                     .push_bind(base + idx as i64)
                     .push_bind(&log.id)
@@ -954,7 +957,7 @@ impl DirectoryTx for SqliteDirectoryTx {
                     .push_bind(&log.status)
                     .push_bind(&log.source_id)
                     .push_bind(&log.target_id)
-                    .push_bind(&log.data);
+                    .push_bind(data);
             });
             insert.build().execute(&mut *self.tx).await.map_err(unavailable)?;
         }
@@ -1023,7 +1026,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         .bind(&log.status)
         .bind(&log.source_id)
         .bind(&log.target_id)
-        .bind(&log.data)
+        .bind(crate::log_data::encode(&log.data))
         .execute(&mut *self.tx)
         .await
         .map_err(unavailable)?;

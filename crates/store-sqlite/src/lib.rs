@@ -7,6 +7,7 @@ mod checkpoint;
 mod codec;
 mod directory_tx;
 mod leases;
+mod log_data;
 mod migrate;
 
 use std::str::FromStr;
