@@ -1098,10 +1098,10 @@ impl TargetDirectory for ReissuedTarget {
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError> {
         self.inner.create_user(&self.anchor(anchor), attributes).await
     }
-    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
+    async fn create_users(&self, items: Vec<(Anchor, Map<String, Value>)>) -> Vec<Result<ObjectId, PeerError>> {
         let items: Vec<(Anchor, Map<String, Value>)> =
-            items.iter().map(|(anchor, attributes)| (self.anchor(anchor), attributes.clone())).collect();
-        self.inner.create_users(&items).await
+            items.into_iter().map(|(anchor, attributes)| (self.anchor(&anchor), attributes)).collect();
+        self.inner.create_users(items).await
     }
     async fn update_user(&self, id: ObjectId, changes: &Map<String, Value>) -> Result<(), PeerError> {
         self.inner.update_user(id, changes).await

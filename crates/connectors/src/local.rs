@@ -228,7 +228,7 @@ impl LocalTarget {
     }
 
     /// Creates a batch of users in the target ([`TargetDirectory::create_users`]).
-    async fn create_batch(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
+    async fn create_batch(&self, items: Vec<(Anchor, Map<String, Value>)>) -> Vec<Result<ObjectId, PeerError>> {
         if let Err(err) = self.check_consent().await {
             return items.iter().map(|_| Err(PeerError::ConsentDenied(err.to_string()))).collect();
         }
@@ -236,23 +236,24 @@ impl LocalTarget {
         let source_ids: Vec<String> = items.iter().map(|(anchor, _)| anchor.source_id.to_string()).collect();
         let mut guard = match inbound_guard::session(self, &source_ids, &[], Purpose::Create).await {
             Ok(guard) => guard,
-            Err(err) => return unavailable_for_each(items, &err),
+            Err(err) => return unavailable_for_each(&items, &err),
         };
         let anchors: Vec<Anchor> = items.iter().map(|(anchor, _)| anchor.clone()).collect();
         let mut buried = match self.tombstoned(&anchors).await {
             Ok(buried) => buried,
-            Err(err) => return unavailable_for_each(items, &err),
+            Err(err) => return unavailable_for_each(&items, &err),
         };
         let mut built = Vec::with_capacity(items.len());
         let mut slots: Vec<Result<usize, PeerError>> = Vec::with_capacity(items.len());
-        for ((anchor, proposed), source_id) in items.iter().zip(&source_ids) {
+        // The proposed values move into the users built from them.
+        for ((anchor, proposed), source_id) in items.into_iter().zip(&source_ids) {
             if let Some(refusal) = buried.remove(&anchor.key()) {
                 slots.push(Err(refusal));
                 continue;
             }
             let decision = match guard.as_mut() {
-                None => Decision::Write(proposed.clone()),
-                Some(guard) => guard.decide(ChangeAction::Create, source_id, None, None, proposed),
+                None => Decision::Write(proposed),
+                Some(guard) => guard.decide(ChangeAction::Create, source_id, None, None, &proposed),
             };
             let attributes = match decision {
                 Decision::Write(changes) => changes,
@@ -261,7 +262,7 @@ impl LocalTarget {
                     continue;
                 }
             };
-            match self.build_user(anchor, &attributes) {
+            match self.build_user(&anchor, &attributes) {
                 Ok(user) => {
                     slots.push(Ok(built.len()));
                     built.push(user);
@@ -277,7 +278,7 @@ impl LocalTarget {
         };
         let created = match self.directory.create_users_with_docs(self.tenant, built, &audit_docs).await {
             Ok(created) => created,
-            Err(err) => return unavailable_for_each(items, &err),
+            Err(err) => return unavailable_for_each(&anchors, &err),
         };
         if let Some(mut guard) = guard {
             guard.created(created.iter().filter(|result| result.is_ok()).count() as u64);
@@ -285,8 +286,8 @@ impl LocalTarget {
                 tracing::warn!(error = %err, "the guardrail state of inbound creates was not saved");
             }
         }
-        let mut results = Vec::with_capacity(items.len());
-        for ((anchor, _), slot) in items.iter().zip(slots) {
+        let mut results = Vec::with_capacity(anchors.len());
+        for (anchor, slot) in anchors.iter().zip(slots) {
             results.push(match slot {
                 Err(err) => Err(err),
                 Ok(idx) => match &created[idx] {
@@ -481,16 +482,16 @@ impl TargetDirectory for LocalTarget {
         }
     }
 
-    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
+    async fn create_users(&self, items: Vec<(Anchor, Map<String, Value>)>) -> Vec<Result<ObjectId, PeerError>> {
         // The batch runs as its own task: its CPU work (guardrails, building, validating and encoding users) goes
         // to another worker of the runtime while the engine plans its next page.
         let target = self.clone();
-        let batch = items.to_vec();
-        match tokio::spawn(async move { target.create_batch(&batch).await }).await {
+        let n_items = items.len();
+        match tokio::spawn(async move { target.create_batch(items).await }).await {
             Ok(results) => results,
             Err(err) => {
                 let message = format!("the batch of creates stopped: {err}");
-                items.iter().map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect()
+                (0..n_items).map(|_| Err(PeerError::Unavailable(message.clone().into()))).collect()
             }
         }
     }

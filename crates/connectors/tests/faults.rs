@@ -174,15 +174,15 @@ impl TargetDirectory for FaultyTarget {
         self.write(anchor.source_id).await?;
         self.inner.create_user(anchor, attributes).await
     }
-    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
+    async fn create_users(&self, items: Vec<(Anchor, Map<String, Value>)>) -> Vec<Result<ObjectId, PeerError>> {
         // Each item is decided on its own; the survivors go to the real target in one batch.
         let mut decided = Vec::with_capacity(items.len());
-        for (anchor, _) in items {
+        for (anchor, _) in &items {
             decided.push(self.write(anchor.source_id).await);
         }
         let survivors: Vec<(Anchor, Map<String, Value>)> =
-            items.iter().zip(&decided).filter(|(_, decision)| decision.is_ok()).map(|(item, _)| item.clone()).collect();
-        let mut created = self.inner.create_users(&survivors).await.into_iter();
+            items.into_iter().zip(&decided).filter(|(_, decision)| decision.is_ok()).map(|(item, _)| item).collect();
+        let mut created = self.inner.create_users(survivors).await.into_iter();
         decided
             .into_iter()
             .map(|decision| match decision {

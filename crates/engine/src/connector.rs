@@ -234,10 +234,11 @@ pub trait TargetDirectory: Send + Sync {
     /// Creates a B2B user for `anchor` with `attributes` (Graph names). Creating one that exists returns it.
     async fn create_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<TargetUser, PeerError>;
     /// Creates many users; each succeeds or fails on its own and answers the target user's id (a bulk create is
-    /// not read back: the engine needs only the id). The default creates one by one.
-    async fn create_users(&self, items: &[(Anchor, Map<String, Value>)]) -> Vec<Result<ObjectId, PeerError>> {
+    /// not read back: the engine needs only the id). The items are given, not lent: a bulk create builds its users
+    /// from them without copying the values. The default creates one by one.
+    async fn create_users(&self, items: Vec<(Anchor, Map<String, Value>)>) -> Vec<Result<ObjectId, PeerError>> {
         let mut results = Vec::with_capacity(items.len());
-        for (anchor, attributes) in items {
+        for (anchor, attributes) in &items {
             results.push(self.create_user(anchor, attributes).await.map(|user| user.id));
         }
         results

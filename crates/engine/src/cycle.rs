@@ -1084,20 +1084,23 @@ impl Cycle<'_, '_> {
     }
 
     /// Creates go to the target in one batch.
-    async fn apply_creates(&self, creates: Vec<(ObjectPlan, Observed)>) -> Vec<Applied> {
+    async fn apply_creates(&self, mut creates: Vec<(ObjectPlan, Observed)>) -> Vec<Applied> {
         let env = self.env;
         if creates.is_empty() {
             return Vec::new();
         }
         let started = Instant::now();
         let source_tenant = env.job.tenant.to_string();
+        // The mapped values go to the target, not a copy of them: what is left to do with the plan (its link,
+        // escrow and log entry) needs its modified properties and steps, not its changes.
         let batch: Vec<(Anchor, Map<String, serde_json::Value>)> = creates
-            .iter()
+            .iter_mut()
             .map(|(plan, _)| {
-                (Anchor { source_tenant: source_tenant.clone(), source_id: plan.source_id }, plan.changes.clone())
+                let anchor = Anchor { source_tenant: source_tenant.clone(), source_id: plan.source_id };
+                (anchor, std::mem::take(&mut plan.changes))
             })
             .collect();
-        let results = env.target.create_users(&batch).await;
+        let results = env.target.create_users(batch).await;
         let duration_ms = started.elapsed().as_millis() as u64 / creates.len().max(1) as u64;
         creates
             .into_iter()
@@ -1105,7 +1108,7 @@ impl Cycle<'_, '_> {
             .map(|((mut plan, observed), result)| match result {
                 Ok(target_id) => {
                     plan.target_id = Some(target_id);
-                    let connection = Connection::of(&plan, target_id, false, observed.connection.as_ref());
+                    let connection = Connection::taking(&mut plan, target_id, false, observed.connection.as_ref());
                     let status = Status::written(env.target.take_warning(plan.source_id, Some(target_id)));
                     Applied { plan, status, connection: Some(connection), escrow: None, duration_ms }
                 }

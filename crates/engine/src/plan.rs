@@ -36,13 +36,34 @@ impl Connection {
     /// The link of `plan`'s source user to `target_id`, remembering what the plan found or wrote (else what
     /// `prior` remembered).
     pub fn of(plan: &ObjectPlan, target_id: ObjectId, deleted_by_sync: bool, prior: Option<&Connection>) -> Connection {
+        Connection::remembering(plan, plan.memory.clone(), target_id, deleted_by_sync, prior)
+    }
+
+    /// [`Connection::of`], taking what the plan remembers instead of copying it (a bulk create's links).
+    pub fn taking(
+        plan: &mut ObjectPlan,
+        target_id: ObjectId,
+        deleted_by_sync: bool,
+        prior: Option<&Connection>,
+    ) -> Connection {
+        let memory = plan.memory.take();
+        Connection::remembering(plan, memory, target_id, deleted_by_sync, prior)
+    }
+
+    fn remembering(
+        plan: &ObjectPlan,
+        memory: Option<LinkMemory>,
+        target_id: ObjectId,
+        deleted_by_sync: bool,
+        prior: Option<&Connection>,
+    ) -> Connection {
         Connection {
             source_id: plan.source_id,
             target_id,
             deleted_by_sync,
             display_name: plan.source_display_name.clone(),
             delete_rejected: false,
-            memory: plan.memory.clone().or_else(|| prior.map(|link| link.memory.clone())).unwrap_or_default(),
+            memory: memory.or_else(|| prior.map(|link| link.memory.clone())).unwrap_or_default(),
         }
     }
 }
