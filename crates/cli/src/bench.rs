@@ -119,6 +119,9 @@ pub enum BenchCommand {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Rounds of the mix against each server, taken in turn; the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// The shared folder holding `harness/` (default ../shared).
         #[arg(long)]
         shared: Option<String>,
@@ -195,8 +198,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Load { clients, seconds, users, database } => {
             return crate::bench_load::run(clients, seconds, users, database).await;
         }
-        BenchCommand::Scim { users, concurrency, shared } => {
-            return crate::bench_scim::run(users, concurrency, shared).await;
+        BenchCommand::Scim { users, concurrency, rounds, shared } => {
+            return crate::bench_scim::run(users, concurrency, rounds, shared).await;
         }
     };
     let database = match database {
@@ -241,7 +244,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     // Three rounds, the median reported: the first starts right after the imports, while SQLite's checkpoint task
     // copies their write-ahead log on the same two cores (single rounds of one build ranged from 70,000 to 95,000
     // users/s).
-    let mut rounds = Vec::with_capacity(DELTA_ROUNDS);
+    let mut rounds: Vec<Duration> = Vec::with_capacity(DELTA_ROUNDS);
     for _ in 0..DELTA_ROUNDS {
         rounds.push(read_delta(&client, &server, page_size, users).await?);
     }
@@ -250,8 +253,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
     let rate = |seconds: f64| users as f64 / seconds;
     let per_round: Vec<String> = rounds.iter().map(|took| grouped(rate(took.as_secs_f64()))).collect();
-    rounds.sort();
-    let delta_seconds = rounds[DELTA_ROUNDS / 2].as_secs_f64();
+    let delta_seconds = crate::bench_table::median(&rounds.iter().map(Duration::as_secs_f64).collect::<Vec<_>>());
     let mut table = Table::new("directory", &format!("{backend}, {} users", grouped(users as f64)));
     table.row(
         format!("import, $batch ({BATCH_SIZE} per batch, {batch_concurrency} in flight)"),

@@ -256,8 +256,7 @@ pub async fn run(
         }
     }
     let rounds_text = rounds_ms.iter().map(|ms| format!("{ms:.1}")).collect::<Vec<_>>().join(", ");
-    rounds_ms.sort_by(f64::total_cmp);
-    let incremental_ms = rounds_ms[1];
+    let incremental_ms = crate::bench_table::median(&rounds_ms);
 
     let backend = if database.starts_with("postgres") { "postgres" } else { "sqlite" };
     let sync_rate = n_users as f64 / sync_seconds;

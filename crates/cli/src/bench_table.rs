@@ -4,6 +4,13 @@
 
 use std::fmt::Write as _;
 
+/// The middle of the rounds a benchmark repeats (the lower middle for an even count; 0 for none).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
+}
+
 /// A benchmark's figures.
 pub(crate) struct Table {
     title: String,
@@ -91,6 +98,14 @@ mod tests {
         assert_eq!(lines[3], "| --------------- | ------- | ------------------- | ------------ |");
         assert_eq!(lines[4], "| initial sync    | 3.1 s   | raw copy 0.3 s      | 5 s          |");
         assert_eq!(lines[5], "| propagation p99 | 13.2 ms |                     | under 100 ms |");
+    }
+
+    #[test]
+    fn the_median_is_the_middle_round() {
+        assert_eq!(median(&[12.0, 9.5, 30.0]), 12.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.0, "the lower middle of an even count");
+        assert_eq!(median(&[7.0]), 7.0);
+        assert_eq!(median(&[]), 0.0);
     }
 
     #[test]
