@@ -14,11 +14,11 @@ use std::sync::Mutex;
 
 use std::sync::Arc;
 
-use tenantsync_model::{DirectoryObject, ObjectKind, TenantId, User};
+use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
 use tenantsync_store::{StoreError, TxMode};
 use tokio::sync::oneshot;
 
-use crate::objects::{CheckedUser, live_of_kind, no_docs};
+use crate::objects::{CheckedUser, UserEdit, live_of_kind, no_docs};
 use crate::{Directory, DirectoryError};
 
 /// The most users one shared transaction carries; the rest wait for the next.
@@ -33,8 +33,15 @@ type Waiter = (CheckedUser, oneshot::Sender<Outcome>);
 /// its group's transaction is retried write by write).
 pub type SharedUserEdit = Arc<dyn Fn(&mut User) -> Result<(), DirectoryError> + Send + Sync>;
 
-/// A queued update (the user's id or userPrincipalName, the edit) and where its outcome goes.
-type UpdateWaiter = (String, SharedUserEdit, oneshot::Sender<Outcome>);
+/// An edit for [`Directory::edit_user_with_manager_shared`]: called on the stored user and its live manager; None
+/// when the edit needs more than a write of the user (nothing is written, the caller takes its general path).
+pub type SharedManagedEdit = Arc<dyn Fn(&User, Option<ObjectId>) -> Result<Option<User>, DirectoryError> + Send + Sync>;
+
+/// A queued update: the user's id or userPrincipalName, the edit, and where its outcome goes.
+pub(crate) enum UpdateWaiter {
+    Plain(String, SharedUserEdit, oneshot::Sender<Outcome>),
+    WithManager(String, SharedManagedEdit, oneshot::Sender<Result<UserEdit, DirectoryError>>),
+}
 
 /// The writes waiting for a commit, per tenant. A tenant has an entry exactly while its committer runs.
 pub(crate) struct WriteQueue<W> {
@@ -165,13 +172,32 @@ impl Directory {
             return self.update_user(tenant, &key, |user| edit(user)).await;
         }
         let (reply, outcome) = oneshot::channel();
-        if self.updates.push(tenant, (key, edit, reply)) {
+        self.queue_update(tenant, UpdateWaiter::Plain(key, edit, reply));
+        outcome.await.map_err(|_| update_stopped())?
+    }
+
+    /// [`Directory::edit_user_with_manager`] (a SCIM replace or patch), sharing a transaction with concurrent
+    /// updates of the tenant; `edit` may be called again on a fresh read if that transaction is retried alone.
+    pub async fn edit_user_with_manager_shared(
+        &self,
+        tenant: TenantId,
+        key: String,
+        edit: SharedManagedEdit,
+    ) -> Result<UserEdit, DirectoryError> {
+        if self.fence.is_some() {
+            // A fenced update must not be committed by another caller's transaction, which does not check the fence.
+            return self.edit_user_with_manager(tenant, &key, |user, manager| edit(user, manager)).await;
+        }
+        let (reply, outcome) = oneshot::channel();
+        self.queue_update(tenant, UpdateWaiter::WithManager(key, edit, reply));
+        outcome.await.map_err(|_| update_stopped())?
+    }
+
+    fn queue_update(&self, tenant: TenantId, waiter: UpdateWaiter) {
+        if self.updates.push(tenant, waiter) {
             let directory = self.clone();
             tokio::spawn(async move { directory.commit_queued_updates(tenant).await });
         }
-        outcome.await.map_err(|_| {
-            DirectoryError::Store(StoreError::Unavailable("the commit of this update stopped unexpectedly".into()))
-        })?
     }
 
     async fn commit_queued_updates(&self, tenant: TenantId) {
@@ -180,14 +206,29 @@ impl Directory {
             if group.len() > 1
                 && let Some(outcomes) = self.apply_updates_together(tenant, &group).await
             {
-                for ((_, _, reply), outcome) in group.into_iter().zip(outcomes) {
-                    let _ = reply.send(outcome);
+                for (waiter, outcome) in group.into_iter().zip(outcomes) {
+                    match waiter {
+                        UpdateWaiter::Plain(_, _, reply) => {
+                            let _ = reply.send(outcome.map(|edited| edited.user));
+                        }
+                        UpdateWaiter::WithManager(_, _, reply) => {
+                            let _ = reply.send(outcome);
+                        }
+                    }
                 }
                 continue;
             }
             // Alone, or the shared transaction did not commit: each update in a transaction of its own.
-            for (key, edit, reply) in group {
-                let _ = reply.send(self.update_user(tenant, &key, |user| edit(user)).await);
+            for waiter in group {
+                match waiter {
+                    UpdateWaiter::Plain(key, edit, reply) => {
+                        let _ = reply.send(self.update_user(tenant, &key, |user| edit(user)).await);
+                    }
+                    UpdateWaiter::WithManager(key, edit, reply) => {
+                        let outcome = self.edit_user_with_manager(tenant, &key, |user, manager| edit(user, manager));
+                        let _ = reply.send(outcome.await);
+                    }
+                }
             }
         }
         committing.drained = true;
@@ -195,28 +236,45 @@ impl Directory {
 
     /// The group's updates in one transaction: each update's outcome, or None when the transaction must not
     /// commit (a store error, or an update that failed while writing) and each update is to be retried alone.
-    async fn apply_updates_together(&self, tenant: TenantId, group: &[UpdateWaiter]) -> Option<Vec<Outcome>> {
+    async fn apply_updates_together(
+        &self,
+        tenant: TenantId,
+        group: &[UpdateWaiter],
+    ) -> Option<Vec<Result<UserEdit, DirectoryError>>> {
         let tenant_row = self.tenant_or_not_found(tenant).await.ok()?;
         let mut tx = self.begin(tenant, TxMode::Write).await.ok()?;
         let mut outcomes = Vec::with_capacity(group.len());
         let mut written = false;
-        for (key, edit, _) in group {
+        for waiter in group {
             // Reading, editing and checking write nothing: their errors are the update's own, except a store
             // error, which may have spoiled the transaction.
-            let before = match live_of_kind(tx.as_mut(), key, ObjectKind::User).await {
-                Ok(DirectoryObject::User(user)) => user,
-                Ok(DirectoryObject::Group(_)) => {
-                    outcomes.push(Err(DirectoryError::not_found(key)));
-                    continue;
-                }
+            let read = match waiter {
+                UpdateWaiter::Plain(key, ..) => match live_of_kind(tx.as_mut(), key, ObjectKind::User).await {
+                    Ok(DirectoryObject::User(user)) => Ok((user, None)),
+                    Ok(DirectoryObject::Group(_)) => Err(DirectoryError::not_found(key)),
+                    Err(err) => Err(err),
+                },
+                UpdateWaiter::WithManager(key, ..) => crate::sync_reads::live_user_with_manager(tx.as_mut(), key).await,
+            };
+            let (before, manager) = match read {
+                Ok(read) => read,
                 Err(DirectoryError::Store(_)) => return None,
                 Err(err) => {
                     outcomes.push(Err(err));
                     continue;
                 }
             };
-            let after = match self.checked_edit(&tenant_row, &before, |user| edit(user)) {
-                Ok(after) => after,
+            let edited = match waiter {
+                UpdateWaiter::Plain(_, edit, _) => self.checked_edit(&tenant_row, &before, |user| edit(user)).map(Some),
+                UpdateWaiter::WithManager(_, edit, _) => edit(&before, manager)
+                    .and_then(|after| after.map(|after| self.checked_user(&tenant_row, &before, after)).transpose()),
+            };
+            let after = match edited {
+                Ok(Some(after)) => after,
+                Ok(None) => {
+                    outcomes.push(Ok(UserEdit { user: before, manager, written: false }));
+                    continue;
+                }
                 Err(err) => {
                     outcomes.push(Err(err));
                     continue;
@@ -226,7 +284,7 @@ impl Directory {
                 self.write_user(tx.as_mut(), &before, &after).await.ok()?;
                 written = true;
             }
-            outcomes.push(Ok(after));
+            outcomes.push(Ok(UserEdit { user: after, manager, written: true }));
         }
         tx.commit().await.ok()?;
         if written {
@@ -234,4 +292,8 @@ impl Directory {
         }
         Some(outcomes)
     }
+}
+
+fn update_stopped() -> DirectoryError {
+    DirectoryError::Store(StoreError::Unavailable("the commit of this update stopped unexpectedly".into()))
 }

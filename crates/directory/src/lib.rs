@@ -30,7 +30,7 @@ pub use credentials::{CredentialInfo, IssuedSecret, VerifiedClient};
 pub use delta::{DeltaCursor, DeltaItem, DeltaPage, MemberDelta};
 pub use dynamic::{EVALUATION_PAGE, ProcessingStatus, RuleEvaluationWaker, RuleProcessingStatus};
 pub use error::DirectoryError;
-pub use group_commit::SharedUserEdit;
+pub use group_commit::{SharedManagedEdit, SharedUserEdit};
 pub use objects::{ListPage, ListSpec, NewGroup, UserEdit};
 pub use scim_lists::{ScimWindow, ScimWindowPage};
 pub use secret::ClientSecret;

@@ -583,6 +583,16 @@ impl Directory {
     ) -> Result<User, DirectoryError> {
         let mut after = before.clone();
         edit(&mut after)?;
+        self.checked_user(tenant_row, before, after)
+    }
+
+    /// `after` as an edit of `before` writes it: the same id and creation time, live, and checked.
+    pub(crate) fn checked_user(
+        &self,
+        tenant_row: &Tenant,
+        before: &User,
+        mut after: User,
+    ) -> Result<User, DirectoryError> {
         after.id = before.id;
         after.created_date_time = before.created_date_time;
         after.deleted_date_time = None;
@@ -605,13 +615,10 @@ impl Directory {
         let tenant_row = self.tenant_or_not_found(tenant).await?;
         let mut tx = self.begin(tenant, TxMode::Write).await?;
         let (before, manager) = crate::sync_reads::live_user_with_manager(tx.as_mut(), key).await?;
-        let Some(mut after) = edit(&before, manager)? else {
+        let Some(after) = edit(&before, manager)? else {
             return Ok(UserEdit { user: before, manager, written: false });
         };
-        after.id = before.id;
-        after.created_date_time = before.created_date_time;
-        after.deleted_date_time = None;
-        validate_user(&tenant_row, &after)?;
+        let after = self.checked_user(&tenant_row, &before, after)?;
         if after != before {
             self.write_user_in(tx, &before, &after).await?;
         }

@@ -212,35 +212,53 @@ pub(super) async fn replace(
     let id = object_id(path)?;
     ResourceType::User.check_schemas(&body)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
-    let saved = edit(&state, caller.0.tenant, &id, &headers, &base, |_| Ok(body.clone())).await?;
+    let saved = edit(&state, caller.0.tenant, &id, &headers, &base, move |_| Ok(body.clone())).await?;
     Ok(respond_resource(StatusCode::OK, &saved, &projection.apply(saved.clone())))
 }
 
 /// A replace or patch of a live user: `body_from` turns the user's current SCIM form into the full body to write.
 /// `If-Match` is checked against the current form. When the body keeps the userName, the userPrincipalName and the
-/// manager (most edits), reading, checking and writing share one write transaction; otherwise the general path
-/// ([`write`]) runs with what that transaction read.
+/// manager (most edits), reading, checking and writing share one write transaction, and concurrent edits of the
+/// tenant share that transaction (group commit: an identity provider pushes many at once); otherwise the general
+/// path ([`write`]) runs with what that transaction read.
 async fn edit(
     state: &AppState,
     tenant: TenantId,
     id: &str,
     headers: &HeaderMap,
     base: &str,
-    body_from: impl Fn(&Value) -> ScimResult<Value> + Send + Sync,
+    body_from: impl Fn(&Value) -> ScimResult<Value> + Send + Sync + 'static,
 ) -> ScimResult<Value> {
     let tenant_row = tenant_row(state, tenant).await?;
-    let body_of = |user: &User, manager: Option<ObjectId>| -> ScimResult<Value> {
-        let rendered = user_to_scim(user, manager, base);
-        check_if_match(headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
+    let if_match = headers.clone();
+    let rendering_base = base.to_owned();
+    let body_of = move |user: &User, manager: Option<ObjectId>| -> ScimResult<Value> {
+        let rendered = user_to_scim(user, manager, &rendering_base);
+        check_if_match(&if_match, rendered["meta"]["version"].as_str().unwrap_or_default())?;
         body_from(&rendered)
     };
-    let edited = state
-        .directory
-        .edit_user_with_manager(tenant, id, |current, manager| {
-            let body = body_of(current, manager)?;
-            edit_in_place(current, manager, &body, &tenant_row)
-        })
-        .await?;
+    let body_of = std::sync::Arc::new(body_of);
+    // The shared commit speaks the directory's errors; the edit's own SCIM error (412, 400) waits here. Each call
+    // starts by clearing it: a retry on a fresh read may succeed where the first call refused.
+    let refused: std::sync::Arc<std::sync::Mutex<Option<ScimApiError>>> = std::sync::Arc::default();
+    let shared: tenantsync_directory::SharedManagedEdit = std::sync::Arc::new({
+        let (body_of, refused) = (body_of.clone(), refused.clone());
+        move |current: &User, manager: Option<ObjectId>| {
+            let mut slot = refused.lock().expect("the refusal slot is never poisoned");
+            *slot = None;
+            let attempt =
+                body_of(current, manager).and_then(|body| edit_in_place(current, manager, &body, &tenant_row));
+            attempt.map_err(|err| {
+                *slot = Some(err);
+                DirectoryError::Invalid { message: "the SCIM edit was refused".to_owned() }
+            })
+        }
+    });
+    let edited = state.directory.edit_user_with_manager_shared(tenant, id.to_owned(), shared).await;
+    if let Some(err) = refused.lock().expect("the refusal slot is never poisoned").take() {
+        return Err(err);
+    }
+    let edited = edited?;
     if edited.written {
         return Ok(user_to_scim(&edited.user, edited.manager, base));
     }
@@ -280,7 +298,7 @@ pub(super) async fn patch(
     let id = object_id(path)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
     let operations = patch::parse_request(&body, ResourceType::User)?;
-    let saved = edit(&state, caller.0.tenant, &id, &headers, &base, |rendered| {
+    let saved = edit(&state, caller.0.tenant, &id, &headers, &base, move |rendered| {
         let mut patched = rendered.clone();
         patch::apply(&mut patched, &operations, ResourceType::User)?;
         Ok(patched)

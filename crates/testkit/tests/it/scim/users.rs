@@ -1,7 +1,7 @@
 //! SCIM users: the userName/userPrincipalName mapping, Graph seeing the same user, PATCH answered 200 with the
 //! resource, ETags, filters, sorting and paging.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tenantsync_testkit::TestApp;
 
 use super::{assert_scim_error, create_user, patch_body, scim_user, tenant_client, urlencode};
@@ -148,6 +148,90 @@ async fn concurrent_creates_of_one_user_name_let_exactly_one_in() {
     let found =
         client.get(&format!("/scim/v2/Users?filter={}", urlencode(r#"userName eq "grace@partner.example""#))).await;
     assert_eq!(found.body["totalResults"], 1, "{}", found.text);
+}
+
+/// Concurrent SCIM edits of one tenant share commits (group commit) and keep their own outcomes: two patches of
+/// one user both land, a stale `If-Match` is 412, a bad value 400 and an unknown user 404 without failing their
+/// neighbours, a replace lands beside them, and a patch that renames its user (the general path) does too.
+#[tokio::test]
+async fn concurrent_edits_share_commits_and_keep_their_own_outcomes() {
+    let app = TestApp::spawn().await;
+    let (_, client) = tenant_client(&app, "contoso").await;
+    let mut ids = Vec::new();
+    for idx in 0..8 {
+        ids.push(create_user(&client, &format!("edit{idx}@contoso.example")).await);
+    }
+    let stale = client.get(&format!("/scim/v2/Users/{}", ids[3])).await.header("etag").expect("etag").to_owned();
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    for round in 0..3 {
+        let mut edits = tokio::task::JoinSet::new();
+        let mut spawn =
+            |label: String, method: reqwest::Method, path: String, body: Value, if_match: Option<String>| {
+                let client = client.clone();
+                edits.spawn(async move {
+                    let headers: Vec<(&str, &str)> = if_match.iter().map(|tag| ("If-Match", tag.as_str())).collect();
+                    (label, client.send(method, &path, Some(&body), &headers).await)
+                });
+            };
+        for (idx, id) in ids.iter().enumerate().skip(1) {
+            let path = format!("/scim/v2/Users/{id}");
+            let title = json!([{"op": "replace", "path": "title", "value": format!("Title {round}-{idx}")}]);
+            spawn(format!("title {idx}"), reqwest::Method::PATCH, path.clone(), patch_body(title), None);
+            let department = json!([{"op": "replace", "path": format!("{enterprise}:department"),
+                                      "value": format!("Dept {round}-{idx}")}]);
+            spawn(format!("department {idx}"), reqwest::Method::PATCH, path, patch_body(department), None);
+        }
+        let mut replaced = scim_user("edit0@contoso.example");
+        replaced["title"] = json!(format!("Replaced {round}"));
+        spawn("replace 0".into(), reqwest::Method::PUT, format!("/scim/v2/Users/{}", ids[0]), replaced, None);
+        let nothing = json!([{"op": "replace", "path": "title", "value": "never"}]);
+        spawn(
+            "stale".into(),
+            reqwest::Method::PATCH,
+            format!("/scim/v2/Users/{}", ids[3]),
+            patch_body(nothing.clone()),
+            Some(stale.clone()),
+        );
+        spawn(
+            "unknown".into(),
+            reqwest::Method::PATCH,
+            "/scim/v2/Users/00000000-0000-0000-0000-000000000001".into(),
+            patch_body(nothing),
+            None,
+        );
+        let bad = json!([{"op": "replace", "path": "active", "value": "maybe"}]);
+        spawn("bad value".into(), reqwest::Method::PATCH, format!("/scim/v2/Users/{}", ids[2]), patch_body(bad), None);
+        let rename = json!([{"op": "replace", "path": "userName", "value": format!("renamed{round}@contoso.example")}]);
+        spawn("rename".into(), reqwest::Method::PATCH, format!("/scim/v2/Users/{}", ids[4]), patch_body(rename), None);
+
+        let mut replies = std::collections::BTreeMap::new();
+        while let Some(joined) = edits.join_next().await {
+            let (label, reply) = joined.expect("the request task finished");
+            replies.insert(label, reply);
+        }
+        for idx in 1..8 {
+            for label in [format!("title {idx}"), format!("department {idx}")] {
+                assert_eq!(replies[&label].status, 200, "round {round}, {label}: {}", replies[&label].text);
+            }
+        }
+        assert_eq!(replies["replace 0"].status, 200, "round {round}: {}", replies["replace 0"].text);
+        assert_eq!(replies["rename"].status, 200, "round {round}: {}", replies["rename"].text);
+        assert_eq!(replies["rename"].body["userName"], format!("renamed{round}@contoso.example"));
+        assert_scim_error(&replies["stale"], 412, None);
+        assert_scim_error(&replies["unknown"], 404, None);
+        assert_scim_error(&replies["bad value"], 400, Some("invalidValue"));
+
+        for (idx, id) in ids.iter().enumerate().skip(1) {
+            let user = client.get(&format!("/scim/v2/Users/{id}")).await;
+            assert_eq!(user.body["title"], format!("Title {round}-{idx}"), "round {round}, user {idx}");
+            assert_eq!(user.body[enterprise]["department"], format!("Dept {round}-{idx}"), "round {round}, user {idx}");
+            if idx == 4 {
+                assert_eq!(user.body["userName"], format!("renamed{round}@contoso.example"));
+            }
+        }
+        let first = client.get(&format!("/scim/v2/Users/{}", ids[0])).await;
+        assert_eq!(first.body["title"], format!("Replaced {round}"), "round {round}");
+    }
 }
 
 #[tokio::test]
