@@ -1,5 +1,6 @@
 //! Group commit of user creates and user updates: writes that arrive in one tenant while an earlier one is
-//! committing share the next transaction, instead of each waiting for the write lock and committing alone. A write
+//! committing share the next transaction (creates and updates together), instead of each waiting for the write
+//! lock and committing alone. A write
 //! that arrives when nothing is committing starts at once, so a lone request pays no delay; under load (32
 //! clients, or the steps of a `$batch`) one transaction carries many users.
 //!
@@ -54,10 +55,15 @@ impl<W> Default for WriteQueue<W> {
     }
 }
 
-/// Creates waiting to share a commit.
-pub(crate) type CreateQueue = WriteQueue<Waiter>;
-/// Updates waiting to share a commit.
-pub(crate) type UpdateQueue = WriteQueue<UpdateWaiter>;
+/// A user write waiting to share a commit.
+pub(crate) enum QueuedWrite {
+    Create(Waiter),
+    Update(UpdateWaiter),
+}
+
+/// Creates and updates waiting to share a commit: one queue, so that one transaction carries both (a SCIM client
+/// creates and patches at once).
+pub(crate) type Writes = WriteQueue<QueuedWrite>;
 
 impl<W> WriteQueue<W> {
     /// Queues a write; true when no committer runs for the tenant (the caller must start one).
@@ -111,7 +117,7 @@ impl<W> Drop for Committing<'_, W> {
 }
 
 impl Directory {
-    /// Inserts a checked user (id set, rules passed), sharing a transaction with concurrent creates of the tenant.
+    /// Inserts a checked user (id set, rules passed), sharing a transaction with concurrent writes of the tenant.
     pub(crate) async fn create_checked_user(&self, tenant: TenantId, user: CheckedUser) -> Outcome {
         if self.fence.is_some() {
             // A fenced create must not be committed by another caller's transaction, which does not check the fence.
@@ -119,65 +125,26 @@ impl Directory {
             return outcomes.pop().unwrap_or_else(|| Err(DirectoryError::invalid("the user was not inserted")));
         }
         let (reply, outcome) = oneshot::channel();
-        if self.creates.push(tenant, (user, reply)) {
-            let directory = self.clone();
-            tokio::spawn(async move { directory.commit_queued_creates(tenant).await });
-        }
+        self.queue_write(tenant, QueuedWrite::Create((user, reply)));
         outcome.await.map_err(|_| {
             DirectoryError::Store(StoreError::Unavailable("the commit of this create stopped unexpectedly".into()))
         })?
     }
 
-    async fn commit_queued_creates(&self, tenant: TenantId) {
-        let mut committing = Committing { queue: &self.creates, tenant, drained: false };
-        while let Some(group) = self.creates.next_group(tenant) {
-            let (users, replies): (Vec<CheckedUser>, Vec<_>) = group.into_iter().unzip();
-            let n_users = users.len();
-            match self.insert_checked_users(tenant, &users, &no_docs).await {
-                Ok(outcomes) => {
-                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                        let _ = reply.send(outcome);
-                    }
-                }
-                Err(err) if n_users == 1 => {
-                    if let Some(reply) = replies.into_iter().next() {
-                        let _ = reply.send(Err(err));
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, n_users, "a shared create transaction failed; committing its users one by one");
-                    for (reply, user) in replies.into_iter().zip(users) {
-                        let outcome = match self
-                            .insert_checked_users(tenant, std::slice::from_ref(&user), &no_docs)
-                            .await
-                        {
-                            Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
-                                Err(DirectoryError::Store(StoreError::Unavailable("no outcome for a create".into())))
-                            }),
-                            Err(err) => Err(err),
-                        };
-                        let _ = reply.send(outcome);
-                    }
-                }
-            }
-        }
-        committing.drained = true;
-    }
-
     /// Updates a live user (by object id or userPrincipalName) with `edit`, checked as [`Directory::update_user`]
-    /// checks it, sharing a transaction with concurrent updates of the tenant. Answers the user as written.
+    /// checks it, sharing a transaction with concurrent writes of the tenant. Answers the user as written.
     pub async fn update_user_shared(&self, tenant: TenantId, key: String, edit: SharedUserEdit) -> Outcome {
         if self.fence.is_some() {
             // A fenced update must not be committed by another caller's transaction, which does not check the fence.
             return self.update_user(tenant, &key, |user| edit(user)).await;
         }
         let (reply, outcome) = oneshot::channel();
-        self.queue_update(tenant, UpdateWaiter::Plain(key, edit, reply));
+        self.queue_write(tenant, QueuedWrite::Update(UpdateWaiter::Plain(key, edit, reply)));
         outcome.await.map_err(|_| update_stopped())?
     }
 
     /// [`Directory::edit_user_with_manager`] (a SCIM replace or patch), sharing a transaction with concurrent
-    /// updates of the tenant; `edit` may be called again on a fresh read if that transaction is retried alone.
+    /// writes of the tenant; `edit` may be called again on a fresh read if that transaction is retried alone.
     pub async fn edit_user_with_manager_shared(
         &self,
         tenant: TenantId,
@@ -189,62 +156,114 @@ impl Directory {
             return self.edit_user_with_manager(tenant, &key, |user, manager| edit(user, manager)).await;
         }
         let (reply, outcome) = oneshot::channel();
-        self.queue_update(tenant, UpdateWaiter::WithManager(key, edit, reply));
+        self.queue_write(tenant, QueuedWrite::Update(UpdateWaiter::WithManager(key, edit, reply)));
         outcome.await.map_err(|_| update_stopped())?
     }
 
-    fn queue_update(&self, tenant: TenantId, waiter: UpdateWaiter) {
-        if self.updates.push(tenant, waiter) {
+    fn queue_write(&self, tenant: TenantId, write: QueuedWrite) {
+        if self.writes.push(tenant, write) {
             let directory = self.clone();
-            tokio::spawn(async move { directory.commit_queued_updates(tenant).await });
+            tokio::spawn(async move { directory.commit_queued_writes(tenant).await });
         }
     }
 
-    async fn commit_queued_updates(&self, tenant: TenantId) {
-        let mut committing = Committing { queue: &self.updates, tenant, drained: false };
-        while let Some(group) = self.updates.next_group(tenant) {
-            if group.len() > 1
-                && let Some(outcomes) = self.apply_updates_together(tenant, &group).await
+    async fn commit_queued_writes(&self, tenant: TenantId) {
+        let mut committing = Committing { queue: &self.writes, tenant, drained: false };
+        while let Some(group) = self.writes.next_group(tenant) {
+            let mut creates = Vec::new();
+            let mut updates = Vec::new();
+            for write in group {
+                match write {
+                    QueuedWrite::Create(waiter) => creates.push(waiter),
+                    QueuedWrite::Update(waiter) => updates.push(waiter),
+                }
+            }
+            let (users, replies): (Vec<CheckedUser>, Vec<_>) = creates.into_iter().unzip();
+            // A lone write needs no sharing: it takes the path of its kind, which answers its own error.
+            if users.len() + updates.len() > 1
+                && let Some((created, updated)) = self.apply_writes_together(tenant, &users, &updates).await
             {
-                for (waiter, outcome) in group.into_iter().zip(outcomes) {
-                    match waiter {
-                        UpdateWaiter::Plain(_, _, reply) => {
-                            let _ = reply.send(outcome.map(|edited| edited.user));
-                        }
-                        UpdateWaiter::WithManager(_, _, reply) => {
-                            let _ = reply.send(outcome);
-                        }
-                    }
+                for (reply, outcome) in replies.into_iter().zip(created) {
+                    let _ = reply.send(outcome);
+                }
+                for (waiter, outcome) in updates.into_iter().zip(updated) {
+                    waiter.answer(outcome);
                 }
                 continue;
             }
-            // Alone, or the shared transaction did not commit: each update in a transaction of its own.
-            for waiter in group {
-                match waiter {
-                    UpdateWaiter::Plain(key, edit, reply) => {
-                        let _ = reply.send(self.update_user(tenant, &key, |user| edit(user)).await);
+            // Alone, or the shared transaction did not commit: the creates as one group (one by one if that fails
+            // too), each update in a transaction of its own.
+            if !users.is_empty() {
+                self.commit_creates_apart(tenant, users, replies).await;
+            }
+            for waiter in updates {
+                let outcome = match &waiter {
+                    UpdateWaiter::Plain(key, edit, _) => self
+                        .update_user(tenant, key, |user| edit(user))
+                        .await
+                        .map(|user| UserEdit { user, manager: None, written: true }),
+                    UpdateWaiter::WithManager(key, edit, _) => {
+                        self.edit_user_with_manager(tenant, key, |user, manager| edit(user, manager)).await
                     }
-                    UpdateWaiter::WithManager(key, edit, reply) => {
-                        let outcome = self.edit_user_with_manager(tenant, &key, |user, manager| edit(user, manager));
-                        let _ = reply.send(outcome.await);
-                    }
-                }
+                };
+                waiter.answer(outcome);
             }
         }
         committing.drained = true;
     }
 
-    /// The group's updates in one transaction: each update's outcome, or None when the transaction must not
-    /// commit (a store error, or an update that failed while writing) and each update is to be retried alone.
-    async fn apply_updates_together(
+    /// Creates that could not share a transaction with other writes: in one of their own, or one by one.
+    async fn commit_creates_apart(
         &self,
         tenant: TenantId,
+        users: Vec<CheckedUser>,
+        replies: Vec<oneshot::Sender<Outcome>>,
+    ) {
+        let n_users = users.len();
+        match self.insert_checked_users(tenant, &users, &no_docs).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(err) if n_users == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(err));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, n_users, "a shared create transaction failed; committing its users one by one");
+                for (reply, user) in replies.into_iter().zip(users) {
+                    let outcome = match self.insert_checked_users(tenant, std::slice::from_ref(&user), &no_docs).await {
+                        Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
+                            Err(DirectoryError::Store(StoreError::Unavailable("no outcome for a create".into())))
+                        }),
+                        Err(err) => Err(err),
+                    };
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// The group's creates, then its updates, in one transaction: each write's outcome, or None when the
+    /// transaction must not commit (a store error, or an update that failed while writing) and each write is to be
+    /// retried apart.
+    async fn apply_writes_together(
+        &self,
+        tenant: TenantId,
+        users: &[CheckedUser],
         group: &[UpdateWaiter],
-    ) -> Option<Vec<Result<UserEdit, DirectoryError>>> {
+    ) -> Option<(Vec<Outcome>, Vec<Result<UserEdit, DirectoryError>>)> {
         let tenant_row = self.tenant_or_not_found(tenant).await.ok()?;
         let mut tx = self.begin(tenant, TxMode::Write).await.ok()?;
+        let created = if users.is_empty() {
+            Vec::new()
+        } else {
+            self.insert_checked_users_in(tx.as_mut(), users, &no_docs).await.ok()?
+        };
+        let mut written = created.iter().any(Result::is_ok);
         let mut outcomes = Vec::with_capacity(group.len());
-        let mut written = false;
         for waiter in group {
             // Reading, editing and checking write nothing: their errors are the update's own, except a store
             // error, which may have spoiled the transaction.
@@ -290,7 +309,21 @@ impl Directory {
         if written {
             self.changed(tenant);
         }
-        Some(outcomes)
+        Some((created, outcomes))
+    }
+}
+
+impl UpdateWaiter {
+    /// Sends the outcome to the waiting caller, in the form its call answers.
+    fn answer(self, outcome: Result<UserEdit, DirectoryError>) {
+        match self {
+            UpdateWaiter::Plain(_, _, reply) => {
+                let _ = reply.send(outcome.map(|edited| edited.user));
+            }
+            UpdateWaiter::WithManager(_, _, reply) => {
+                let _ = reply.send(outcome);
+            }
+        }
     }
 }
 

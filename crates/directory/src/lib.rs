@@ -52,10 +52,8 @@ pub struct Directory {
     clock: Arc<dyn Clock>,
     listener: Arc<RwLock<Option<ChangeListener>>>,
     dynamic: Arc<dynamic::DynamicState>,
-    /// User creates waiting to share a commit.
-    creates: Arc<group_commit::CreateQueue>,
-    /// User updates waiting to share a commit.
-    updates: Arc<group_commit::UpdateQueue>,
+    /// User creates and updates waiting to share a commit.
+    writes: Arc<group_commit::Writes>,
     /// Set on the clone a sync job writes its target through ([`Directory::fenced`]).
     fence: Option<Arc<WriteFence>>,
     /// Tenant records read lately ([`TENANT_TTL`]), shared by every clone.
@@ -81,8 +79,7 @@ impl Directory {
             clock,
             listener: Arc::new(RwLock::new(None)),
             dynamic: Arc::default(),
-            creates: Arc::default(),
-            updates: Arc::default(),
+            writes: Arc::default(),
             fence: None,
             tenants: Arc::default(),
         }

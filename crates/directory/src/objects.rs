@@ -456,8 +456,21 @@ impl Directory {
         docs: &(dyn Fn(&[&User]) -> Vec<DocRow> + Sync),
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let mut tx = self.begin(tenant, TxMode::Write).await?;
+        let outcomes = self.insert_checked_users_in(tx.as_mut(), checked, docs).await?;
+        tx.commit().await?;
+        self.changed(tenant);
+        Ok(outcomes)
+    }
+
+    /// [`Directory::insert_checked_users`] in `tx`, which the caller commits (and then calls `changed`).
+    pub(crate) async fn insert_checked_users_in(
+        &self,
+        tx: &mut dyn DirectoryTx,
+        checked: &[CheckedUser],
+        docs: &(dyn Fn(&[&User]) -> Vec<DocRow> + Sync),
+    ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let now = self.now();
-        let taken = scim_user_names_taken(tx.as_mut(), checked).await?;
+        let taken = scim_user_names_taken(tx, checked).await?;
         let users: Vec<User> = checked
             .iter()
             .zip(&taken)
@@ -487,13 +500,11 @@ impl Directory {
         if !changes.is_empty() {
             tx.append_changes(&changes).await?;
         }
-        self.users_created(tx.as_mut(), &created, now).await?;
+        self.users_created(tx, &created, now).await?;
         let docs = docs(&created);
         if !docs.is_empty() {
             tx.put_docs(&docs).await?;
         }
-        tx.commit().await?;
-        self.changed(tenant);
         let mut results = results.into_iter();
         Ok(taken
             .into_iter()

@@ -152,7 +152,8 @@ async fn concurrent_creates_of_one_user_name_let_exactly_one_in() {
 
 /// Concurrent SCIM edits of one tenant share commits (group commit) and keep their own outcomes: two patches of
 /// one user both land, a stale `If-Match` is 412, a bad value 400 and an unknown user 404 without failing their
-/// neighbours, a replace lands beside them, and a patch that renames its user (the general path) does too.
+/// neighbours, a replace lands beside them, a patch that renames its user (the general path) does too, and creates
+/// in the same burst go in (a taken userName is 409).
 #[tokio::test]
 async fn concurrent_edits_share_commits_and_keep_their_own_outcomes() {
     let app = TestApp::spawn().await;
@@ -201,6 +202,13 @@ async fn concurrent_edits_share_commits_and_keep_their_own_outcomes() {
         );
         let bad = json!([{"op": "replace", "path": "active", "value": "maybe"}]);
         spawn("bad value".into(), reqwest::Method::PATCH, format!("/scim/v2/Users/{}", ids[2]), patch_body(bad), None);
+        // Creates join the same commits: new users go in, a taken userName is SCIM's 409.
+        for idx in 0..4 {
+            let user = scim_user(&format!("new{round}x{idx}@contoso.example"));
+            spawn(format!("create {idx}"), reqwest::Method::POST, "/scim/v2/Users".into(), user, None);
+        }
+        let taken = scim_user("EDIT5@contoso.example");
+        spawn("create taken".into(), reqwest::Method::POST, "/scim/v2/Users".into(), taken, None);
         let rename = json!([{"op": "replace", "path": "userName", "value": format!("renamed{round}@contoso.example")}]);
         spawn("rename".into(), reqwest::Method::PATCH, format!("/scim/v2/Users/{}", ids[4]), patch_body(rename), None);
 
@@ -220,6 +228,12 @@ async fn concurrent_edits_share_commits_and_keep_their_own_outcomes() {
         assert_scim_error(&replies["stale"], 412, None);
         assert_scim_error(&replies["unknown"], 404, None);
         assert_scim_error(&replies["bad value"], 400, Some("invalidValue"));
+        for idx in 0..4 {
+            let created = &replies[&format!("create {idx}")];
+            assert_eq!(created.status, 201, "round {round}: {}", created.text);
+            assert_eq!(created.body["userName"], format!("new{round}x{idx}@contoso.example"));
+        }
+        assert_scim_error(&replies["create taken"], 409, Some("uniqueness"));
 
         for (idx, id) in ids.iter().enumerate().skip(1) {
             let user = client.get(&format!("/scim/v2/Users/{id}")).await;
@@ -231,6 +245,8 @@ async fn concurrent_edits_share_commits_and_keep_their_own_outcomes() {
         }
         let first = client.get(&format!("/scim/v2/Users/{}", ids[0])).await;
         assert_eq!(first.body["title"], format!("Replaced {round}"), "round {round}");
+        let all = client.get("/scim/v2/Users?count=0").await;
+        assert_eq!(all.body["totalResults"], 8 + 4 * (round + 1), "round {round}: the creates, once each");
     }
 }
 
