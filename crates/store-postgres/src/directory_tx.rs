@@ -804,21 +804,7 @@ impl DirectoryTx for PgDirectoryTx {
         kind: LinkKind,
         froms: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-        let keys: Vec<String> = froms.iter().map(ObjectId::to_string).collect();
-        let rows = sqlx::query(
-            "SELECT found.from_id, found.to_id FROM UNNEST($3::text[]) AS wanted(id) CROSS JOIN LATERAL \
-             (SELECT links.from_id, links.to_id FROM links JOIN objects AS target \
-              ON target.tenant_id = links.tenant_id AND target.id = links.to_id \
-              WHERE links.tenant_id = $1 AND links.kind = $2 AND links.from_id = wanted.id \
-              AND target.deleted_at IS NULL OFFSET 0) AS found",
-        )
-        .bind(&self.tenant_text)
-        .bind(kind.as_str())
-        .bind(keys)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        let mut pairs = link_pairs(&rows)?;
+        let mut pairs = self.links_by(kind, LinkEnd::FromLiveTarget, froms).await?;
         pairs.sort();
         Ok(pairs)
     }
@@ -1080,6 +1066,8 @@ fn link_pairs(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<(ObjectId, ObjectId)
 enum LinkEnd {
     From,
     To,
+    /// From, and only links whose target object is live.
+    FromLiveTarget,
 }
 
 impl PgDirectoryTx {
@@ -1114,14 +1102,19 @@ impl PgDirectoryTx {
         ids_in: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
         let keys: Vec<String> = ids_in.iter().map(ObjectId::to_string).collect();
-        let column = match end {
-            LinkEnd::From => "from_id",
-            LinkEnd::To => "to_id",
+        let (source, column) = match end {
+            LinkEnd::From => ("links", "from_id"),
+            LinkEnd::To => ("links", "to_id"),
+            LinkEnd::FromLiveTarget => (
+                "links JOIN objects AS target ON target.tenant_id = links.tenant_id AND target.id = links.to_id \
+                 AND target.deleted_at IS NULL",
+                "from_id",
+            ),
         };
         let rows = sqlx::query(trusted(format!(
             "SELECT found.from_id, found.to_id FROM UNNEST($3::text[]) AS wanted(id) CROSS JOIN LATERAL \
-             (SELECT from_id, to_id FROM links WHERE tenant_id = $1 AND kind = $2 AND {column} = wanted.id OFFSET 0) \
-             AS found"
+             (SELECT links.from_id, links.to_id FROM {source} WHERE links.tenant_id = $1 AND links.kind = $2 \
+              AND links.{column} = wanted.id OFFSET 0) AS found"
         )))
         .bind(&self.tenant_text)
         .bind(kind.as_str())

@@ -128,7 +128,7 @@ impl SqliteDirectoryTx {
     }
 
     /// (from, to) pairs of the tenant's `kind` links whose `column` (a trusted name) is one of `ids`, read from
-    /// `source` (the table, with an index hint where needed), sorted.
+    /// `source` (the `links` table, with an index hint or a join where needed), sorted.
     async fn link_pairs_where_in(
         &mut self,
         kind: LinkKind,
@@ -139,10 +139,10 @@ impl SqliteDirectoryTx {
         let mut pairs = Vec::new();
         for chunk in ids_in.chunks(ROWS_PER_STATEMENT) {
             let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT from_id, to_id FROM {source} WHERE tenant_id = "
+                "SELECT links.from_id, links.to_id FROM {source} WHERE links.tenant_id = "
             ));
-            select.push_bind(&self.tenant_text).push(" AND kind = ").push_bind(kind.as_str());
-            select.push(format!(" AND {column} IN ("));
+            select.push_bind(&self.tenant_text).push(" AND links.kind = ").push_bind(kind.as_str());
+            select.push(format!(" AND links.{column} IN ("));
             let mut list = select.separated(", ");
             for id in chunk {
                 list.push_bind(id.to_string());
@@ -835,24 +835,9 @@ impl DirectoryTx for SqliteDirectoryTx {
         kind: LinkKind,
         froms: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-        let mut pairs = Vec::new();
-        for chunk in froms.chunks(ROWS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "SELECT links.from_id, links.to_id FROM links JOIN objects AS target \
-                 ON target.tenant_id = links.tenant_id AND target.id = links.to_id WHERE links.tenant_id = ",
-            );
-            select.push_bind(&self.tenant_text).push(" AND links.kind = ").push_bind(kind.as_str());
-            select.push(" AND target.deleted_at IS NULL AND links.from_id IN (");
-            let mut list = select.separated(", ");
-            for id in chunk {
-                list.push_bind(id.to_string());
-            }
-            select.push(")");
-            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-            pairs.extend(link_pairs(&rows)?);
-        }
-        pairs.sort();
-        Ok(pairs)
+        let live_targets = "links JOIN objects AS target \
+             ON target.tenant_id = links.tenant_id AND target.id = links.to_id AND target.deleted_at IS NULL";
+        self.link_pairs_where_in(kind, live_targets, "from_id", froms).await
     }
 
     async fn get_object_with_live_links(
