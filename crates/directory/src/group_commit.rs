@@ -1,13 +1,14 @@
-//! Group commit of user creates and user updates: writes that arrive in one tenant while an earlier one is
-//! committing share the next transaction (creates and updates together), instead of each waiting for the write
-//! lock and committing alone. A write
-//! that arrives when nothing is committing starts at once, so a lone request pays no delay; under load (32
-//! clients, or the steps of a `$batch`) one transaction carries many users.
+//! Group commit of user writes: creates and updates (Graph `PATCH`, SCIM replace and patch) that arrive in one
+//! tenant while an earlier one is committing share the next transaction, creates and updates together, instead of
+//! each waiting for the write lock and committing alone. A write that arrives when nothing is committing starts at
+//! once, so a lone request pays no delay; under load (32 clients, the steps of a `$batch`, a SCIM client creating
+//! and patching at once) one transaction carries many users.
 //!
-//! Each write keeps its own outcome: a taken userPrincipalName fails that user only, a bad edit or an unknown user
-//! fails that update only. Should the shared transaction fail as a whole (or an update fail while writing, which
-//! on PostgreSQL spoils the transaction), every write of it is retried in a transaction of its own, so one bad write
-//! never fails its neighbours. Updates of one user in one group apply in arrival order, each seeing the one before.
+//! Each write keeps its own outcome: a taken userPrincipalName or userName fails that user only, a bad edit or an
+//! unknown user fails that update only. Should the shared transaction fail as a whole (or an update fail while
+//! writing, which on PostgreSQL spoils the transaction), its creates are retried in a transaction of their own (one
+//! by one if that fails too) and each of its updates in one of its own, so one bad write never fails its
+//! neighbours. Updates of one user in one group apply in arrival order, each seeing the one before.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
