@@ -153,7 +153,10 @@ impl From<DirectoryError> for ApiError {
                 code: "serviceNotAvailable",
                 message: err.to_string(),
             },
-            err @ (DirectoryError::Store(_) | DirectoryError::Corrupt { .. }) => ApiError::internal(err),
+            // Graph's edits never refuse with an error of their own; another caller's would be a defect here.
+            err @ (DirectoryError::Store(_) | DirectoryError::Corrupt { .. } | DirectoryError::EditRefused { .. }) => {
+                ApiError::internal(err)
+            }
         }
     }
 }

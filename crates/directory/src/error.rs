@@ -27,6 +27,13 @@ pub enum DirectoryError {
     /// written.
     #[error("this process no longer holds the lease of job {job_id}: the write was not made")]
     LeaseMoved { job_id: String },
+    /// A caller's shared edit ([`crate::SharedManagedEdit`]) refused the write with an error of its own protocol
+    /// (a SCIM `If-Match` or value error): handed back to that caller as it was.
+    #[error("the edit was refused: {source}")]
+    EditRefused {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("storage failed")]
     Store(#[source] StoreError),
     /// Stored data could not be decoded: an internal invariant broke.

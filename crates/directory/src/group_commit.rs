@@ -36,7 +36,8 @@ type Waiter = (CheckedUser, oneshot::Sender<Outcome>);
 pub type SharedUserEdit = Arc<dyn Fn(&mut User) -> Result<(), DirectoryError> + Send + Sync>;
 
 /// An edit for [`Directory::edit_user_with_manager_shared`]: called on the stored user and its live manager; None
-/// when the edit needs more than a write of the user (nothing is written, the caller takes its general path).
+/// when the edit needs more than a write of the user (nothing is written, the caller takes its general path). An
+/// edit that refuses with its own protocol's error wraps it in [`DirectoryError::EditRefused`].
 pub type SharedManagedEdit = Arc<dyn Fn(&User, Option<ObjectId>) -> Result<Option<User>, DirectoryError> + Send + Sync>;
 
 /// A queued update: the user's id or userPrincipalName, the edit, and where its outcome goes.

@@ -22,6 +22,19 @@ pub(crate) enum ScimApiError {
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl std::fmt::Display for ScimApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScimApiError::Scim(err) => err.fmt(f),
+            ScimApiError::Internal(source) => source.fmt(f),
+        }
+    }
+}
+
+/// So that a SCIM edit's error can travel through the directory's shared commit
+/// ([`DirectoryError::EditRefused`]) and come back as it was.
+impl std::error::Error for ScimApiError {}
+
 impl From<ScimError> for ScimApiError {
     fn from(err: ScimError) -> Self {
         ScimApiError::Scim(err)
@@ -49,6 +62,11 @@ impl From<DirectoryError> for ScimApiError {
             DirectoryError::TenantConflict { message } => ScimApiError::Scim(ScimError::uniqueness(message)),
             DirectoryError::SyncStateNotFound => ScimApiError::Scim(ScimError::with_status(410, err.to_string())),
             DirectoryError::LeaseMoved { .. } => ScimApiError::Scim(ScimError::with_status(503, err.to_string())),
+            // A SCIM edit's own error, back from the shared commit it travelled through.
+            DirectoryError::EditRefused { source } => match source.downcast::<ScimApiError>() {
+                Ok(refusal) => *refusal,
+                Err(other) => ScimApiError::Internal(other),
+            },
             err @ (DirectoryError::Store(_) | DirectoryError::Corrupt { .. }) => ScimApiError::Internal(Box::new(err)),
         }
     }

@@ -238,27 +238,17 @@ async fn edit(
         body_from(&rendered)
     };
     let body_of = std::sync::Arc::new(body_of);
-    // The shared commit speaks the directory's errors; the edit's own SCIM error (412, 400) waits here. Each call
-    // starts by clearing it: a retry on a fresh read may succeed where the first call refused.
-    let refused: std::sync::Arc<std::sync::Mutex<Option<ScimApiError>>> = std::sync::Arc::default();
+    // The edit's own SCIM error (412, 400) travels through the shared commit and comes back as it was
+    // (`From<DirectoryError>` unwraps it).
     let shared: tenantsync_directory::SharedManagedEdit = std::sync::Arc::new({
-        let (body_of, refused) = (body_of.clone(), refused.clone());
+        let body_of = body_of.clone();
         move |current: &User, manager: Option<ObjectId>| {
-            let mut slot = refused.lock().expect("the refusal slot is never poisoned");
-            *slot = None;
-            let attempt =
-                body_of(current, manager).and_then(|body| edit_in_place(current, manager, &body, &tenant_row));
-            attempt.map_err(|err| {
-                *slot = Some(err);
-                DirectoryError::Invalid { message: "the SCIM edit was refused".to_owned() }
-            })
+            body_of(current, manager)
+                .and_then(|body| edit_in_place(current, manager, &body, &tenant_row))
+                .map_err(|refusal| DirectoryError::EditRefused { source: Box::new(refusal) })
         }
     });
-    let edited = state.directory.edit_user_with_manager_shared(tenant, id.to_owned(), shared).await;
-    if let Some(err) = refused.lock().expect("the refusal slot is never poisoned").take() {
-        return Err(err);
-    }
-    let edited = edited?;
+    let edited = state.directory.edit_user_with_manager_shared(tenant, id.to_owned(), shared).await?;
     if edited.written {
         return Ok(user_to_scim(&edited.user, edited.manager, base));
     }
