@@ -832,15 +832,10 @@ impl DirectoryTx for PgDirectoryTx {
         .map_err(unavailable)?;
         let Some(first) = rows.first() else { return Ok(None) };
         let object = object_from_row(first)?;
-        let mut targets = Vec::new();
-        for row in &rows {
-            if let Some(text) = row.try_get::<Option<String>, _>("link_to").map_err(unavailable)? {
-                targets.push(
-                    text.parse::<ObjectId>()
-                        .map_err(|_| StoreError::Corrupt { detail: format!("bad id '{text}' in column to_id") })?,
-                );
-            }
-        }
+        // A row without a live link has NULL there; anything else (an id, or a value that does not decode) is
+        // `ids`' to read or refuse.
+        let linked = rows.iter().filter(|row| !matches!(row.try_get::<Option<&str>, _>("link_to"), Ok(None)));
+        let targets = ids(linked, "link_to")?;
         Ok(Some((object, targets)))
     }
 
@@ -1044,8 +1039,11 @@ impl PgDirectoryTx {
     }
 }
 
-fn ids(rows: &[sqlx::postgres::PgRow], column: &str) -> Result<Vec<ObjectId>, StoreError> {
-    rows.iter()
+fn ids<'a>(
+    rows: impl IntoIterator<Item = &'a sqlx::postgres::PgRow>,
+    column: &str,
+) -> Result<Vec<ObjectId>, StoreError> {
+    rows.into_iter()
         .map(|row| {
             let text: String = row.try_get(column).map_err(unavailable)?;
             text.parse::<ObjectId>()
