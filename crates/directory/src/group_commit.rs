@@ -128,9 +128,7 @@ impl Directory {
         }
         let (reply, outcome) = oneshot::channel();
         self.queue_write(tenant, QueuedWrite::Create((user, reply)));
-        outcome.await.map_err(|_| {
-            DirectoryError::Store(StoreError::Unavailable("the commit of this create stopped unexpectedly".into()))
-        })?
+        outcome.await.map_err(|_| commit_stopped("create"))?
     }
 
     /// Updates a live user (by object id or userPrincipalName) with `edit`, checked as [`Directory::update_user`]
@@ -142,7 +140,7 @@ impl Directory {
         }
         let (reply, outcome) = oneshot::channel();
         self.queue_write(tenant, QueuedWrite::Update(UpdateWaiter::Plain(key, edit, reply)));
-        outcome.await.map_err(|_| update_stopped())?
+        outcome.await.map_err(|_| commit_stopped("update"))?
     }
 
     /// [`Directory::edit_user_with_manager`] (a SCIM replace or patch), sharing a transaction with concurrent
@@ -159,7 +157,7 @@ impl Directory {
         }
         let (reply, outcome) = oneshot::channel();
         self.queue_write(tenant, QueuedWrite::Update(UpdateWaiter::WithManager(key, edit, reply)));
-        outcome.await.map_err(|_| update_stopped())?
+        outcome.await.map_err(|_| commit_stopped("update"))?
     }
 
     fn queue_write(&self, tenant: TenantId, write: QueuedWrite) {
@@ -329,6 +327,7 @@ impl UpdateWaiter {
     }
 }
 
-fn update_stopped() -> DirectoryError {
-    DirectoryError::Store(StoreError::Unavailable("the commit of this update stopped unexpectedly".into()))
+/// A queued write whose committer went away without answering (it panicked).
+fn commit_stopped(write: &str) -> DirectoryError {
+    DirectoryError::Store(StoreError::Unavailable(format!("the commit of this {write} stopped unexpectedly").into()))
 }
