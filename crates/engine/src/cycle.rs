@@ -344,7 +344,7 @@ async fn apply(
             PlannedAction::Create => {
                 let created = env.target.create_user(&anchor, &plan.changes).await?;
                 plan.target_id = Some(created.id);
-                connection = Some(Connection::of(&plan, created.id, false, prior));
+                connection = Some(Connection::taking(&mut plan, created.id, false, prior));
             }
             PlannedAction::Update | PlannedAction::Disable => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
@@ -352,7 +352,7 @@ async fn apply(
                 if !plan.changes.is_empty() {
                     env.target.update_user(target, &plan.changes).await?;
                 }
-                connection = Some(Connection::of(&plan, target, false, prior));
+                connection = Some(Connection::taking(&mut plan, target, false, prior));
             }
             PlannedAction::Restore => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
@@ -360,12 +360,12 @@ async fn apply(
                 if !plan.changes.is_empty() {
                     env.target.update_user(target, &plan.changes).await?;
                 }
-                connection = Some(Connection::of(&plan, target, false, prior));
+                connection = Some(Connection::taking(&mut plan, target, false, prior));
             }
             PlannedAction::Delete => {
                 let target = plan.target_id.ok_or_else(|| PeerError::NotFound(plan.source_id.to_string()))?;
                 env.target.delete_user(target).await?;
-                connection = Some(Connection::of(&plan, target, true, prior));
+                connection = Some(Connection::taking(&mut plan, target, true, prior));
             }
             PlannedAction::Skip => {
                 // An adopted user already in step: keep the link so later cycles find it directly.

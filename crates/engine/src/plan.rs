@@ -39,7 +39,8 @@ impl Connection {
         Connection::remembering(plan, plan.memory.clone(), target_id, deleted_by_sync, prior)
     }
 
-    /// [`Connection::of`], taking what the plan remembers instead of copying it (a bulk create's links).
+    /// [`Connection::of`], taking what the plan remembers instead of copying it (a plan that has been applied:
+    /// nothing reads its memory after its link is made).
     pub fn taking(
         plan: &mut ObjectPlan,
         target_id: ObjectId,
