@@ -440,6 +440,19 @@ impl Directory {
         at: OffsetDateTime,
     ) -> Result<(), DirectoryError> {
         let rules = self.tenant_rules(tx).await?;
+        self.user_written_under(tx, &rules, before, after, at).await
+    }
+
+    /// [`Directory::user_written`] under rules already read in this transaction (a group commit reads them once
+    /// for all its users).
+    pub(crate) async fn user_written_under(
+        &self,
+        tx: &mut dyn DirectoryTx,
+        rules: &TenantRules,
+        before: Option<&User>,
+        after: Option<&User>,
+        at: OffsetDateTime,
+    ) -> Result<(), DirectoryError> {
         if rules.rules.is_empty() {
             return Ok(());
         }
@@ -457,7 +470,7 @@ impl Directory {
             let (old, new) = (RuleSubject { user: before, manager: None }, RuleSubject { user: after, manager: None });
             rules.properties.iter().map(String::as_str).filter(|name| old.get(name) != new.get(name)).collect()
         });
-        self.apply_rules(tx, &rules, after, changed.as_ref(), at).await
+        self.apply_rules(tx, rules, after, changed.as_ref(), at).await
     }
 
     /// [`Directory::user_written`] for many new users at once: the tenant's rules are read once.

@@ -17,10 +17,10 @@ use std::sync::Mutex;
 use std::sync::Arc;
 
 use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
-use tenantsync_store::{StoreError, TxMode};
+use tenantsync_store::{ChangeOp, ChangeRow, DirectoryTx, StoreError, TxMode};
 use tokio::sync::oneshot;
 
-use crate::objects::{CheckedUser, UserEdit, live_of_kind, no_docs};
+use crate::objects::{CheckedUser, UserEdit, change, decode, encode_user, live_of_kind, no_docs};
 use crate::{Directory, DirectoryError};
 
 /// The most users one shared transaction carries; the rest wait for the next.
@@ -263,17 +263,27 @@ impl Directory {
             self.insert_checked_users_in(tx.as_mut(), users, &no_docs).await.ok()?
         };
         let mut written = created.iter().any(Result::is_ok);
+        // The users the updates name by id, with their live managers, in two reads (a key naming a
+        // userPrincipalName is read when its turn comes). Each write lands at once and replaces its user here, so a
+        // later update of the same user, by id or by name, sees it.
+        let mut current = users_by_id(tx.as_mut(), group).await.ok()?;
+        let now = self.now();
+        let mut writes: Vec<(User, User)> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         for waiter in group {
+            let key = waiter.key();
             // Reading, editing and checking write nothing: their errors are the update's own, except a store
             // error, which may have spoiled the transaction.
-            let read = match waiter {
-                UpdateWaiter::Plain(key, ..) => match live_of_kind(tx.as_mut(), key, ObjectKind::User).await {
+            let read = match (ObjectId::parse(key), waiter) {
+                (Ok(id), _) => current.get(&id).cloned().ok_or_else(|| DirectoryError::not_found(key)),
+                (Err(_), UpdateWaiter::Plain(..)) => match live_of_kind(tx.as_mut(), key, ObjectKind::User).await {
                     Ok(DirectoryObject::User(user)) => Ok((user, None)),
                     Ok(DirectoryObject::Group(_)) => Err(DirectoryError::not_found(key)),
                     Err(err) => Err(err),
                 },
-                UpdateWaiter::WithManager(key, ..) => crate::sync_reads::live_user_with_manager(tx.as_mut(), key).await,
+                (Err(_), UpdateWaiter::WithManager(..)) => {
+                    crate::sync_reads::live_user_with_manager(tx.as_mut(), key).await
+                }
             };
             let (before, manager) = match read {
                 Ok(read) => read,
@@ -300,10 +310,22 @@ impl Directory {
                 }
             };
             if after != before {
-                self.write_user(tx.as_mut(), &before, &after).await.ok()?;
-                written = true;
+                tx.update_object(&encode_user(&after)).await.ok()?;
+                current.insert(after.id, (after.clone(), manager));
+                writes.push((before, after.clone()));
             }
             outcomes.push(Ok(UserEdit { user: after, manager, written: true }));
+        }
+        if !writes.is_empty() {
+            // The change-log entries in one command, then the dynamic rules (read once) for each write in order.
+            let changes: Vec<ChangeRow> =
+                writes.iter().map(|(_, after)| change(after.id, ObjectKind::User, ChangeOp::Upsert, now)).collect();
+            tx.append_changes(&changes).await.ok()?;
+            let rules = self.tenant_rules(tx.as_mut()).await.ok()?;
+            for (before, after) in &writes {
+                self.user_written_under(tx.as_mut(), &rules, Some(before), Some(after), now).await.ok()?;
+            }
+            written = true;
         }
         tx.commit().await.ok()?;
         if written {
@@ -314,6 +336,13 @@ impl Directory {
 }
 
 impl UpdateWaiter {
+    /// The user the update names: an object id or a userPrincipalName.
+    fn key(&self) -> &str {
+        match self {
+            UpdateWaiter::Plain(key, ..) | UpdateWaiter::WithManager(key, ..) => key,
+        }
+    }
+
     /// Sends the outcome to the waiting caller, in the form its call answers.
     fn answer(self, outcome: Result<UserEdit, DirectoryError>) {
         match self {
@@ -325,6 +354,38 @@ impl UpdateWaiter {
             }
         }
     }
+}
+
+/// The live users among the updates' keys that are object ids, each with its live manager: one read of the rows
+/// and one of the managers.
+async fn users_by_id(
+    tx: &mut dyn DirectoryTx,
+    group: &[UpdateWaiter],
+) -> Result<HashMap<ObjectId, (User, Option<ObjectId>)>, DirectoryError> {
+    let mut ids: Vec<ObjectId> = group.iter().filter_map(|waiter| ObjectId::parse(waiter.key()).ok()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut users = Vec::with_capacity(ids.len());
+    for row in tx.get_objects(&ids).await? {
+        if row.kind == ObjectKind::User
+            && row.deleted_at.is_none()
+            && let DirectoryObject::User(user) = decode(&row)?
+        {
+            users.push(user);
+        }
+    }
+    let live: Vec<ObjectId> = users.iter().map(|user| user.id).collect();
+    let mut managers = crate::sync_reads::live_managers(tx, &live).await?;
+    Ok(users
+        .into_iter()
+        .map(|user| {
+            let manager = managers.remove(&user.id);
+            (user.id, (user, manager))
+        })
+        .collect())
 }
 
 /// A queued write whose committer went away without answering (it panicked).

@@ -32,6 +32,11 @@ macro_rules! on_both_backends {
 
 on_both_backends!(documented_examples, documented_examples_on_sqlite, documented_examples_on_postgres);
 on_both_backends!(user_writes_move_members, user_writes_move_members_on_sqlite, user_writes_move_members_on_postgres);
+on_both_backends!(
+    concurrent_writes_move_members,
+    concurrent_writes_move_members_on_sqlite,
+    concurrent_writes_move_members_on_postgres
+);
 on_both_backends!(bad_requests, bad_requests_on_sqlite, bad_requests_on_postgres);
 on_both_backends!(rule_edits_and_pauses, rule_edits_and_pauses_on_sqlite, rule_edits_and_pauses_on_postgres);
 on_both_backends!(members_show_everywhere, members_show_everywhere_on_sqlite, members_show_everywhere_on_postgres);
@@ -211,6 +216,91 @@ async fn user_writes_move_members(app: &TestApp) {
     assert_eq!(member_ids(&graph, &reports).await, set(&[&ada]));
     graph.delete(&manager_path).await.assert_status(204);
     assert!(member_ids(&graph, &reports).await.is_empty());
+}
+
+/// Concurrent writes of one tenant share commits (group commit) and each still moves its user's memberships:
+/// PATCHes by id and by userPrincipalName, SCIM patches and creates, a user changed twice in one burst, all at once;
+/// afterwards the group holds exactly the users whose last write put them in.
+async fn concurrent_writes_move_members(app: &TestApp) {
+    let graph = contoso(app).await;
+    let sales = create_dynamic(&graph, "Sales", r#"user.department -eq "Sales""#).await;
+    let leads = create_dynamic(&graph, "Leads", r#"user.jobTitle -startsWith "Lead""#).await;
+    let mut ids = Vec::new();
+    for idx in 0..12 {
+        let department = if idx % 2 == 0 { "Sales" } else { "Marketing" };
+        ids.push(user(&graph, &format!("burst{idx}"), json!({"department": department})).await);
+    }
+    for round in 0..3 {
+        let mut writes = tokio::task::JoinSet::new();
+        for (idx, id) in ids.iter().enumerate() {
+            let graph = graph.clone();
+            let in_sales = (idx + round) % 3 == 0;
+            let department = if in_sales { "Sales" } else { "Marketing" };
+            let (path, id) = match idx % 3 {
+                0 => (format!("/v1.0/users/{id}"), id.clone()),
+                1 => (format!("/v1.0/users/burst{idx}@contoso.com"), id.clone()),
+                _ => (format!("/scim/v2/Users/{id}"), id.clone()),
+            };
+            writes.spawn(async move {
+                let status = if path.starts_with("/scim") {
+                    let patch = json!({
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": department}],
+                    });
+                    graph.patch(&path, patch).await.status
+                } else {
+                    graph.patch(&path, json!({"department": department})).await.status
+                };
+                (id, status)
+            });
+        }
+        // One user changed twice in the burst: a title that makes them a lead, then the same title again with an
+        // office (the second sees the first).
+        for office in ["North", "South"] {
+            let (graph, path) = (graph.clone(), format!("/v1.0/users/{}", ids[0]));
+            writes.spawn(async move {
+                let status = graph
+                    .patch(&path, json!({"jobTitle": format!("Lead {round}"), "officeLocation": office}))
+                    .await
+                    .status;
+                (format!("title {office}"), status)
+            });
+        }
+        // A create joins the burst and enters the group at once.
+        let created = {
+            let graph = graph.clone();
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+                "userName": format!("new{round}@contoso.com"), "active": true,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales"},
+            });
+            tokio::spawn(async move { graph.post("/scim/v2/Users", body).await })
+        };
+        while let Some(answer) = writes.join_next().await {
+            let (label, status) = answer.expect("the write task ends");
+            assert!(status == 204 || status == 200, "round {round}: {label} answered {status}");
+        }
+        let created = created.await.expect("the create task ends");
+        created.assert_status(201);
+        let new_id = created.body["id"].as_str().expect("the created user has an id").to_owned();
+
+        let mut expected: BTreeSet<String> =
+            ids.iter().enumerate().filter(|(idx, _)| (idx + round) % 3 == 0).map(|(_, id)| id.clone()).collect();
+        expected.insert(new_id.clone());
+        for earlier in 0..round {
+            let earlier_user = graph.get(&format!("/v1.0/users/new{earlier}@contoso.com")).await;
+            expected.insert(earlier_user.body["id"].as_str().expect("an earlier create").to_owned());
+        }
+        assert_eq!(member_ids(&graph, &sales).await, expected, "round {round}: Sales follows the last writes");
+        assert_eq!(
+            member_ids(&graph, &leads).await,
+            set(&[&ids[0]]),
+            "round {round}: the twice-changed user is a lead"
+        );
+        let first = graph.get(&format!("/v1.0/users/{}", ids[0])).await;
+        assert_eq!(first.body["jobTitle"], format!("Lead {round}"));
+        assert!(["North", "South"].contains(&first.body["officeLocation"].as_str().unwrap_or_default()));
+    }
 }
 
 /// Graph 400s, and nothing half-written behind them.
