@@ -426,6 +426,18 @@ pub async fn links_to_any_and_tenant_lock(store: &dyn Store) {
         .collect();
     assert_eq!(tx.append_changes(&changes).await.expect("append many"), before + 150);
     assert_eq!(tx.append_change(&change(ada.id, ChangeOp::Upsert)).await.expect("append one"), before + 151);
+    // A few entries at once (a group commit's), some without a related object.
+    let few = vec![
+        ChangeRow { kind: ObjectKind::Group, ..change(sales.id, ChangeOp::Upsert) },
+        ChangeRow {
+            kind: ObjectKind::Group,
+            related: Some(eve.id),
+            link_kind: Some(LinkKind::Member),
+            ..change(sales.id, ChangeOp::LinkRemoved)
+        },
+        ChangeRow { kind: ObjectKind::Group, ..change(admins.id, ChangeOp::SoftDelete) },
+    ];
+    assert_eq!(tx.append_changes(&few).await.expect("append a few"), before + 154);
     tx.commit().await.expect("commit");
     let mut tx = store.begin(tenant, TxMode::Read).await.expect("begin");
     let read = tx.read_changes(ObjectKind::Group, before, 1000).await.expect("read");
@@ -433,6 +445,7 @@ pub async fn links_to_any_and_tenant_lock(store: &dyn Store) {
         .iter()
         .enumerate()
         .map(|(idx, row)| ChangeRow { seq: before + 1 + idx as i64, ..row.clone() })
+        .chain(few.iter().enumerate().map(|(idx, row)| ChangeRow { seq: before + 152 + idx as i64, ..row.clone() }))
         .collect();
     assert_eq!(read, expected, "in order, with consecutive sequence numbers");
     drop(tx);
@@ -444,6 +457,10 @@ pub async fn links_to_any_and_tenant_lock(store: &dyn Store) {
     assert!(
         matches!(tx.append_change(&change(ada.id, ChangeOp::Upsert)).await, Err(StoreError::NotFound { .. })),
         "an unknown tenant's change log is not found"
+    );
+    assert!(
+        matches!(tx.append_changes(&few).await, Err(StoreError::NotFound { .. })),
+        "nor is it for a few entries at once"
     );
 }
 
