@@ -228,16 +228,6 @@ async fn client_loop(shared: Arc<Shared>, client_idx: usize) -> ClientReport {
     report
 }
 
-/// The server's CPU time so far (user and system), in seconds, from `/proc`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at state, field 3; utime and stime are 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -282,7 +272,7 @@ pub async fn run(n_clients: usize, seconds: u64, n_users: usize, database: Optio
     };
     let api = GraphClient::connect_pooled(&args, n_clients.max(1)).await?;
     let load_before = load_average();
-    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
+    let cpu_before = crate::bench::cpu_seconds(pid).unwrap_or(0.0);
     let started = Instant::now();
     let shared = Arc::new(Shared {
         api,
@@ -308,7 +298,7 @@ pub async fn run(n_clients: usize, seconds: u64, n_users: usize, database: Optio
         first_errors.extend(report.first_errors);
     }
     let wall_seconds = started.elapsed().as_secs_f64();
-    let cpu_used = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+    let cpu_used = crate::bench::cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
     let load_after = load_average();
     let peak_kib = peak_rss_kib(pid).unwrap_or(0);
     let n_synced = directory.count_objects(target.id, ObjectKind::User, false, None, None).await?;

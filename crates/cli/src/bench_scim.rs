@@ -148,10 +148,18 @@ pub async fn run(users: usize, concurrency: usize, rounds: usize, shared: Option
 
     // The two servers take turns, round by round, so that a change in the machine's speed during the run (another
     // VM on the same host, a checkpoint) falls on both; each is idle while the other runs.
+    // The server's CPU per request is steadier than requests per second when the machine's speed wanders: it says
+    // whether a change made the server's work smaller even where the rate stays within the noise.
+    let server_pid = server.id().context("the server's process id")?;
     let (mut ours, mut theirs) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let mut cpu_per_request = Vec::with_capacity(rounds);
     let (mut n_ours, mut n_theirs) = (0, 0);
     for _ in 0..rounds {
+        let cpu_before = crate::bench::cpu_seconds(server_pid);
         let (rps, n) = run_mix(&format!("{url}/scim/v2"), &token, users, concurrency).await?;
+        if let (Some(before), Some(after)) = (cpu_before, crate::bench::cpu_seconds(server_pid)) {
+            cpu_per_request.push((after - before) * 1000.0 / n.max(1) as f64);
+        }
         ours.push(rps);
         n_ours += n;
         let (rps, n) = run_mix(&peer_base, peer_token, users, concurrency).await?;
@@ -181,6 +189,16 @@ pub async fn run(users: usize, concurrency: usize, rounds: usize, shared: Option
         ),
         "",
     );
+    let cpu_median = (!cpu_per_request.is_empty()).then(|| median(&cpu_per_request));
+    if let Some(cpu_median) = cpu_median {
+        let cpu_list = cpu_per_request.iter().map(|ms| format!("{ms:.3}")).collect::<Vec<_>>().join(", ");
+        table.row(
+            "tenantsync server CPU per request, median of the rounds",
+            format!("{cpu_median:.3} ms (rounds: {cpu_list})"),
+            "",
+            "",
+        );
+    }
     let ratio_list = ratios.iter().map(|ratio| format!("{ratio:.2}")).collect::<Vec<_>>().join(", ");
     table.row(
         "ratio tenantsync / scim2-server, median of the rounds' ratios",
@@ -191,6 +209,7 @@ pub async fn run(users: usize, concurrency: usize, rounds: usize, shared: Option
     table.print(&json!({
         "bench": "scim", "rounds": rounds, "tenantsync_rps": ours_median, "peer_rps": theirs_median,
         "ratio": ratio_median, "tenantsync_rps_rounds": ours, "peer_rps_rounds": theirs, "ratio_rounds": ratios,
+        "tenantsync_cpu_ms_per_request": cpu_median, "tenantsync_cpu_ms_per_request_rounds": cpu_per_request,
     }));
     Ok(ExitCode::SUCCESS)
 }
