@@ -97,6 +97,20 @@ fn kind_is(kind: ObjectKind) -> String {
     format!("kind = '{}'", kind.as_str())
 }
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds a change-log entry's own values (object, kind, operation, related object, link kind, time), in the order of
+/// `changes`' columns after the tenant and the number.
+fn bind_change<'q>(query: SqliteQuery<'q>, change: &ChangeRow) -> SqliteQuery<'q> {
+    query
+        .bind(change.object_id.to_string())
+        .bind(change.kind.as_str())
+        .bind(change.op.as_str())
+        .bind(change.related.map(|id| id.to_string()))
+        .bind(change.link_kind.map(LinkKind::as_str))
+        .bind(micros(change.at))
+}
+
 fn lower(value: &Option<String>) -> Option<String> {
     value.as_ref().map(|text| text.to_lowercase())
 }
@@ -257,9 +271,8 @@ impl SqliteDirectoryTx {
 
     /// Takes the next `n` numbers of `counter` and answers the last of them. The update locks the tenant row, so
     /// the tenant's appenders wait for each other; numbers are never reused, even after pruning.
-    /// [`DirectoryTx::append_changes`] for a group commit's or a page's few entries: the counter's update and the
-    /// inserts are one command to the connection's worker thread (two statements sharing the tenant parameter `?1`),
-    /// as [`DirectoryTx::append_change`] is for one.
+    /// [`DirectoryTx::append_changes`] for one entry or a group commit's few: the counter's update and the inserts
+    /// are one command to the connection's worker thread (two statements sharing the tenant parameter `?1`).
     async fn append_changes_in_one_command(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
         let n_changes = changes.len();
         let values = (0..n_changes)
@@ -280,13 +293,7 @@ impl SqliteDirectoryTx {
         );
         let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text);
         for change in changes {
-            query = query
-                .bind(change.object_id.to_string())
-                .bind(change.kind.as_str())
-                .bind(change.op.as_str())
-                .bind(change.related.map(|id| id.to_string()))
-                .bind(change.link_kind.map(LinkKind::as_str))
-                .bind(micros(change.at));
+            query = bind_change(query, change);
         }
         let rows = query.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
         let mut last = None;
@@ -666,15 +673,7 @@ impl DirectoryTx for SqliteDirectoryTx {
             let mut query = sqlx::query(trusted(sql));
             for change in batch {
                 seq += 1;
-                query = query
-                    .bind(&self.tenant_text)
-                    .bind(seq)
-                    .bind(change.object_id.to_string())
-                    .bind(change.kind.as_str())
-                    .bind(change.op.as_str())
-                    .bind(change.related.map(|id| id.to_string()))
-                    .bind(change.link_kind.map(LinkKind::as_str))
-                    .bind(micros(change.at));
+                query = bind_change(query.bind(&self.tenant_text).bind(seq), change);
             }
             query.execute(&mut *self.tx).await.map_err(unavailable)?;
         }
@@ -696,26 +695,9 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
-        // The counter's update and the entry's insert are one command to the connection's worker thread (two
-        // statements, numbered parameters shared between them): every user write appends one, and each command
-        // is a thread hand-off each way (issue 14, the SCIM profile).
-        let row = sqlx::query(
-            "UPDATE tenants SET last_seq = last_seq + 1 WHERE id = ?1; \
-             INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) \
-             SELECT id, last_seq, ?2, ?3, ?4, ?5, ?6, ?7 FROM tenants WHERE id = ?1 RETURNING seq",
-        )
-        .bind(&self.tenant_text)
-        .bind(change.object_id.to_string())
-        .bind(change.kind.as_str())
-        .bind(change.op.as_str())
-        .bind(change.related.map(|id| id.to_string()))
-        .bind(change.link_kind.map(LinkKind::as_str))
-        .bind(micros(change.at))
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(unavailable)?
-        .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?;
-        row.try_get("seq").map_err(unavailable)
+        // One command to the connection's worker thread: every user write appends one, and each command is a thread
+        // hand-off each way (issue 14, the SCIM profile).
+        self.append_changes_in_one_command(std::slice::from_ref(change)).await
     }
 
     async fn read_changes(&mut self, kind: ObjectKind, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
