@@ -651,7 +651,8 @@ impl Directory {
         Ok(())
     }
 
-    /// Writes `after` over `before` in `tx` with its change-log entry and rule re-evaluation (no commit).
+    /// Writes `after` over `before` in `tx` with its change-log entry and rule re-evaluation (no commit). A group
+    /// commit does the same for many users at once (`group_commit::apply_writes_together`): keep the two alike.
     pub(crate) async fn write_user(
         &self,
         tx: &mut dyn DirectoryTx,
