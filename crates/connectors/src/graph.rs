@@ -734,7 +734,7 @@ impl GraphTarget {
         Value::Object(tenantsync_model::b2b::b2b_user_body(
             &anchor.source_tenant,
             anchor.source_id,
-            attributes,
+            attributes.clone(),
             initial_domain,
         ))
     }

@@ -262,7 +262,7 @@ impl LocalTarget {
                     continue;
                 }
             };
-            match self.build_user(&anchor, &attributes) {
+            match self.build_user(&anchor, attributes) {
                 Ok(user) => {
                     slots.push(Ok(built.len()));
                     built.push(user);
@@ -333,11 +333,11 @@ impl LocalTarget {
     }
 
     /// The B2B user for `anchor`: the mapped attributes, the external identity and the invitation state.
-    fn build_user(&self, anchor: &Anchor, attributes: &Map<String, Value>) -> Result<User, PeerError> {
+    fn build_user(&self, anchor: &Anchor, attributes: Map<String, Value>) -> Result<User, PeerError> {
         let mut map = Map::new();
         merge_body(&USER, &mut map, &Value::Object(nest_extension_attributes(attributes)))
             .map_err(|err| PeerError::Rejected(err.to_string()))?;
-        let mut map = b2b_user_body(&anchor.source_tenant, anchor.source_id, &map, &self.initial_domain);
+        let mut map = b2b_user_body(&anchor.source_tenant, anchor.source_id, map, &self.initial_domain);
         map.insert("id".to_owned(), json!(ObjectId::new_random()));
         map.insert("createdDateTime".to_owned(), json!("1970-01-01T00:00:00Z"));
         serde_json::from_value(Value::Object(map)).map_err(|err| PeerError::Rejected(err.to_string()))
@@ -386,7 +386,7 @@ impl LocalTarget {
                 Ok((id, false))
             }
             None => {
-                let user = self.build_user(&anchor, &proposed)?;
+                let user = self.build_user(&anchor, proposed)?;
                 let created = self.directory.create_user(self.tenant, user).await.map_err(peer_error)?;
                 self.audit(&[("Add user", created.id, created.display_name.clone())]).await?;
                 Ok((created.id, true))
@@ -395,7 +395,7 @@ impl LocalTarget {
     }
 
     fn apply_changes(user: &mut User, changes: &Map<String, Value>) -> Result<(), DirectoryError> {
-        *user = patch_object(&USER, &*user, &Value::Object(nest_extension_attributes(changes)))
+        *user = patch_object(&USER, &*user, &Value::Object(nest_extension_attributes(changes.clone())))
             .map_err(|err| DirectoryError::Invalid { message: err.to_string() })?
             .0;
         Ok(())
@@ -461,7 +461,7 @@ impl TargetDirectory for LocalTarget {
                 return Err(held);
             }
         };
-        let user = self.build_user(anchor, &attributes)?;
+        let user = self.build_user(anchor, attributes)?;
         let result = self.directory.create_user(self.tenant, user).await;
         if let Some(mut guard) = guard {
             guard.created(u64::from(result.is_ok()));
@@ -696,11 +696,11 @@ impl TargetDirectory for LocalTarget {
 
 /// The attributes with `extensionAttribute1..15` (the schema's flat target names) moved into Graph's
 /// `onPremisesExtensionAttributes`, the only place a user body accepts them.
-fn nest_extension_attributes(attributes: &Map<String, Value>) -> Map<String, Value> {
-    let mut nested = attributes.clone();
+fn nest_extension_attributes(attributes: Map<String, Value>) -> Map<String, Value> {
+    let mut nested = attributes;
     for name in tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES {
-        let Some(key) = attributes.keys().find(|key| key.eq_ignore_ascii_case(name)) else { continue };
-        let value = nested.remove(key).unwrap_or(Value::Null);
+        let Some(key) = nested.keys().find(|key| key.eq_ignore_ascii_case(name)).cloned() else { continue };
+        let value = nested.remove(&key).unwrap_or(Value::Null);
         if let Value::Object(fields) =
             nested.entry("onPremisesExtensionAttributes").or_insert_with(|| Value::Object(Map::new()))
         {

@@ -49,10 +49,10 @@ pub fn alternative_security_id(identity_provider: &str, net_id: &str) -> Alterna
 pub fn b2b_user_body(
     source_tenant: &str,
     source_id: ObjectId,
-    attributes: &Map<String, Value>,
+    attributes: Map<String, Value>,
     initial_domain: &str,
 ) -> Map<String, Value> {
-    let mut map = attributes.clone();
+    let mut map = attributes;
     let source_id = source_id.to_string();
     map.insert("creationType".to_owned(), json!("Invitation"));
     map.insert("externalUserState".to_owned(), json!("Accepted"));
@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn the_anchor_names_the_source_tenant_and_user() {
         let source_id = ObjectId::parse("6f1c2a9e-5b0d-4c8e-9a4f-0d2b7e3c1a55").unwrap();
-        let body = b2b_user_body("tenant-a", source_id, &Map::new(), "b.onmicrosoft.test");
+        let body = b2b_user_body("tenant-a", source_id, Map::new(), "b.onmicrosoft.test");
         assert_eq!(body["userPrincipalName"], "6f1c2a9e-5b0d-4c8e-9a4f-0d2b7e3c1a55#EXT#@b.onmicrosoft.test");
         assert_eq!(body["identities"][0]["issuerAssignedId"], "6f1c2a9e-5b0d-4c8e-9a4f-0d2b7e3c1a55");
         assert_eq!(body["alternativeSecurityIds"][0]["type"], 6);
@@ -99,7 +99,7 @@ mod tests {
         let mut attributes = Map::new();
         attributes.insert("displayName".to_owned(), json!("Ada"));
         attributes.insert("accountEnabled".to_owned(), json!(false));
-        let body = b2b_user_body("t", ObjectId::new_random(), &attributes, "d.test");
+        let body = b2b_user_body("t", ObjectId::new_random(), attributes, "d.test");
         assert_eq!(body["displayName"], "Ada");
         assert_eq!(body["accountEnabled"], false);
         assert_eq!(body["userType"], "Member");
