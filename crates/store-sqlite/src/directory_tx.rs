@@ -97,20 +97,6 @@ fn kind_is(kind: ObjectKind) -> String {
     format!("kind = '{}'", kind.as_str())
 }
 
-type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
-
-/// Binds a change-log entry's own values (object, kind, operation, related object, link kind, time), in the order of
-/// `changes`' columns after the tenant and the number.
-fn bind_change<'q>(query: SqliteQuery<'q>, change: &ChangeRow) -> SqliteQuery<'q> {
-    query
-        .bind(change.object_id.to_string())
-        .bind(change.kind.as_str())
-        .bind(change.op.as_str())
-        .bind(change.related.map(|id| id.to_string()))
-        .bind(change.link_kind.map(LinkKind::as_str))
-        .bind(micros(change.at))
-}
-
 fn lower(value: &Option<String>) -> Option<String> {
     value.as_ref().map(|text| text.to_lowercase())
 }
@@ -269,10 +255,8 @@ impl SqliteDirectoryTx {
         Ok(rows)
     }
 
-    /// Takes the next `n` numbers of `counter` and answers the last of them. The update locks the tenant row, so
-    /// the tenant's appenders wait for each other; numbers are never reused, even after pruning.
-    /// [`DirectoryTx::append_changes`] for one entry or a group commit's few: the counter's update and the inserts
-    /// are one command to the connection's worker thread (two statements sharing the tenant parameter `?1`).
+    /// Up to [`CHANGES_PER_COMMAND`] change-log entries: the counter's update and the inserts are one command to
+    /// the connection's worker thread (two statements sharing the tenant parameter `?1`). Answers the last number.
     async fn append_changes_in_one_command(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
         let n_changes = changes.len();
         let values = (0..n_changes)
@@ -293,7 +277,13 @@ impl SqliteDirectoryTx {
         );
         let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text);
         for change in changes {
-            query = bind_change(query, change);
+            query = query
+                .bind(change.object_id.to_string())
+                .bind(change.kind.as_str())
+                .bind(change.op.as_str())
+                .bind(change.related.map(|id| id.to_string()))
+                .bind(change.link_kind.map(LinkKind::as_str))
+                .bind(micros(change.at));
         }
         let rows = query.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
         let mut last = None;
@@ -304,6 +294,8 @@ impl SqliteDirectoryTx {
         last.ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })
     }
 
+    /// Takes the next `n` numbers of `counter` and answers the last of them. The update locks the tenant row, so
+    /// the tenant's appenders wait for each other; numbers are never reused, even after pruning.
     async fn take_numbers(&mut self, counter: Counter, n: i64) -> Result<i64, StoreError> {
         let sql = match counter {
             Counter::Changes => "UPDATE tenants SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq AS last",
@@ -659,23 +651,13 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn append_changes(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
-        if !changes.is_empty() && changes.len() <= CHANGES_PER_COMMAND {
-            return self.append_changes_in_one_command(changes).await;
+        if changes.is_empty() {
+            return self.take_numbers(Counter::Changes, 0).await;
         }
-        let n_changes = changes.len() as i64;
-        let last = self.take_numbers(Counter::Changes, n_changes).await?;
-        let mut seq = last - n_changes;
-        for batch in changes.chunks(100) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) VALUES {values}"
-            );
-            let mut query = sqlx::query(trusted(sql));
-            for change in batch {
-                seq += 1;
-                query = bind_change(query.bind(&self.tenant_text).bind(seq), change);
-            }
-            query.execute(&mut *self.tx).await.map_err(unavailable)?;
+        // A command per hundred entries, each taking the numbers after the one before (one transaction).
+        let mut last = 0;
+        for chunk in changes.chunks(CHANGES_PER_COMMAND) {
+            last = self.append_changes_in_one_command(chunk).await?;
         }
         Ok(last)
     }
