@@ -20,7 +20,7 @@ use tenantsync_model::{DirectoryObject, ObjectId, ObjectKind, TenantId, User};
 use tenantsync_store::{ChangeOp, ChangeRow, DirectoryTx, StoreError, TxMode};
 use tokio::sync::oneshot;
 
-use crate::objects::{CheckedUser, UserEdit, change, decode, encode_user, live_of_kind, no_docs};
+use crate::objects::{CheckedUser, UserEdit, change, encode_user, live_objects, live_of_kind, no_docs};
 use crate::{Directory, DirectoryError};
 
 /// The most users one shared transaction carries; the rest wait for the next.
@@ -263,7 +263,7 @@ impl Directory {
             self.insert_checked_users_in(tx.as_mut(), users, &no_docs).await.ok()?
         };
         let mut written = created.iter().any(Result::is_ok);
-        // The users the updates name by id, with their live managers, in two reads (a key naming a
+        // The users the updates name by id, with the live managers SCIM edits want, in two reads (a key naming a
         // userPrincipalName is read when its turn comes). Each write lands at once and replaces its user here, so a
         // later update of the same user, by id or by name, sees it.
         let mut current = users_by_id(tx.as_mut(), group).await.ok()?;
@@ -356,8 +356,8 @@ impl UpdateWaiter {
     }
 }
 
-/// The live users among the updates' keys that are object ids, each with its live manager: one read of the rows
-/// and one of the managers.
+/// The live users among the updates' keys that are object ids, each with its live manager where an edit wants it
+/// (a SCIM edit; a Graph `PATCH` does not): one read of the rows and one of the managers.
 async fn users_by_id(
     tx: &mut dyn DirectoryTx,
     group: &[UpdateWaiter],
@@ -368,19 +368,19 @@ async fn users_by_id(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut users = Vec::with_capacity(ids.len());
-    for row in tx.get_objects(&ids).await? {
-        if row.kind == ObjectKind::User
-            && row.deleted_at.is_none()
-            && let DirectoryObject::User(user) = decode(&row)?
-        {
-            users.push(user);
-        }
-    }
-    let live: Vec<ObjectId> = users.iter().map(|user| user.id).collect();
-    let mut managers = crate::sync_reads::live_managers(tx, &live).await?;
-    Ok(users
+    let wanting_managers: Vec<ObjectId> = group
+        .iter()
+        .filter(|waiter| matches!(waiter, UpdateWaiter::WithManager(..)))
+        .filter_map(|waiter| ObjectId::parse(waiter.key()).ok())
+        .collect();
+    let mut managers = crate::sync_reads::live_managers(tx, &wanting_managers).await?;
+    Ok(live_objects(tx, ids)
+        .await?
         .into_iter()
+        .filter_map(|object| match object {
+            DirectoryObject::User(user) => Some(user),
+            DirectoryObject::Group(_) => None,
+        })
         .map(|user| {
             let manager = managers.remove(&user.id);
             (user.id, (user, manager))

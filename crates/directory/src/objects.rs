@@ -291,7 +291,10 @@ pub(crate) async fn live_of_kind(
 }
 
 /// The live objects among `ids`, in the given order, from one read.
-async fn live_objects(tx: &mut dyn DirectoryTx, ids: Vec<ObjectId>) -> Result<Vec<DirectoryObject>, DirectoryError> {
+pub(crate) async fn live_objects(
+    tx: &mut dyn DirectoryTx,
+    ids: Vec<ObjectId>,
+) -> Result<Vec<DirectoryObject>, DirectoryError> {
     let mut rows: std::collections::HashMap<ObjectId, ObjectRow> =
         tx.get_objects(&ids).await?.into_iter().map(|row| (row.id, row)).collect();
     let mut objects = Vec::with_capacity(ids.len());
