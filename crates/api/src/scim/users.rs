@@ -212,7 +212,7 @@ pub(super) async fn replace(
     let id = object_id(path)?;
     ResourceType::User.check_schemas(&body)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
-    let saved = edit(&state, caller.0.tenant, &id, &headers, &base, move |_| Ok(body.clone())).await?;
+    let saved = edit(&state, caller.0.tenant, &id, headers, &base, move |_| Ok(body.clone())).await?;
     Ok(respond_resource(StatusCode::OK, &saved, &projection.apply(saved.clone())))
 }
 
@@ -225,16 +225,15 @@ async fn edit(
     state: &AppState,
     tenant: TenantId,
     id: &str,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     base: &str,
     body_from: impl Fn(&Value) -> ScimResult<Value> + Send + Sync + 'static,
 ) -> ScimResult<Value> {
     let tenant_row = tenant_row(state, tenant).await?;
-    let if_match = headers.clone();
     let rendering_base = base.to_owned();
     let body_of = move |user: &User, manager: Option<ObjectId>| -> ScimResult<Value> {
         let rendered = user_to_scim(user, manager, &rendering_base);
-        check_if_match(&if_match, rendered["meta"]["version"].as_str().unwrap_or_default())?;
+        check_if_match(&headers, rendered["meta"]["version"].as_str().unwrap_or_default())?;
         body_from(&rendered)
     };
     let body_of = std::sync::Arc::new(body_of);
@@ -288,7 +287,7 @@ pub(super) async fn patch(
     let id = object_id(path)?;
     let projection = Projection::parse(query.get("attributes"), query.get("excludedAttributes"))?;
     let operations = patch::parse_request(&body, ResourceType::User)?;
-    let saved = edit(&state, caller.0.tenant, &id, &headers, &base, move |rendered| {
+    let saved = edit(&state, caller.0.tenant, &id, headers, &base, move |rendered| {
         let mut patched = rendered.clone();
         patch::apply(&mut patched, &operations, ResourceType::User)?;
         Ok(patched)
