@@ -2,7 +2,8 @@
 //!
 //! An entry is about 3.9 KB of JSON, most of it the same keys, step names and sentences in every entry: a bulk
 //! sync wrote more log than users, and SQLite's write-ahead log and checkpoints copied all of it twice. Against a
-//! dictionary of two typical entries it compresses to about 400 bytes at several hundred MB/s. The stored value is
+//! dictionary of two typical entries it compresses at several hundred MB/s to 877 bytes on average in a bench sync
+//! (the job, cycle and tenant ids of each entry are not in the dictionary). The stored value is
 //! a BLOB: a format byte, then the LZ4 block with its length before it. Entries written before (JSON text) read as
 //! they are. PostgreSQL compresses large values itself (TOAST, migration 0021 there).
 //!
