@@ -3,18 +3,19 @@
 //! SQLite's automatic checkpoint runs inside the commit that crosses its threshold: that writer copies the log into
 //! the database file and syncs both while every other writer waits (about a sixth of an initial sync's time,
 //! issue 14). Here the connections never checkpoint by themselves (`wal_autocheckpoint = 0`); a task of the store
-//! runs a `PASSIVE` checkpoint shortly after writes, on its own connection and thread, which copies what is
-//! committed without blocking anyone. A passive checkpoint cannot restart the log while writers keep appending, so
-//! once the log holds [`RESTART_AT`] frames the task takes the writers' turn and runs a `RESTART` checkpoint, which
-//! copies the few frames left and lets the next writer start the log from its beginning: the log stays bounded and
-//! writers wait only for that tail.
+//! runs a `PASSIVE` checkpoint shortly after writes, on its own connection and a blocking thread, which copies what
+//! is committed without blocking anyone. A passive checkpoint cannot restart the log while writers keep appending,
+//! so once the log holds [`RESTART_AT`] frames the task takes the writers' turn and runs a `RESTART` checkpoint,
+//! which copies the few frames left and lets the next writer start the log from its beginning: the log stays
+//! bounded and writers wait only for that tail.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::{Row, SqlitePool};
 use tokio::sync::{Notify, Semaphore};
+
+use crate::conn::Pool;
 
 /// Frames (pages of 4 KiB) in the log above which the task restarts it under the writers' turn (128 MiB): a bulk
 /// load writes about 100 MiB a second, and each restart makes the writers wait.
@@ -52,8 +53,8 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Starts the checkpoint task of a store.
-pub(crate) fn start(pool: SqlitePool, writers: Arc<Semaphore>) -> (Arc<Checkpoints>, StopOnDrop) {
+/// Starts the checkpoint task of a store; it checkpoints through a connection of `pool` (a pool of one of its own).
+pub(crate) fn start(pool: Pool, writers: Arc<Semaphore>) -> (Arc<Checkpoints>, StopOnDrop) {
     let shared = Arc::new(Checkpoints::default());
     let task = shared.clone();
     tokio::spawn(async move {
@@ -75,7 +76,7 @@ pub(crate) fn start(pool: SqlitePool, writers: Arc<Semaphore>) -> (Arc<Checkpoin
 }
 
 /// One passive checkpoint; a restart under the writers' turn when the log has grown past [`RESTART_AT`].
-async fn checkpoint(pool: &SqlitePool, writers: &Semaphore) -> Result<(), sqlx::Error> {
+async fn checkpoint(pool: &Pool, writers: &Semaphore) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let frames = run(pool, "PRAGMA wal_checkpoint(PASSIVE)").await?;
     if frames >= RESTART_AT {
         // Writers of this process wait for their turn; another process's writer meets the busy handler.
@@ -85,8 +86,10 @@ async fn checkpoint(pool: &SqlitePool, writers: &Semaphore) -> Result<(), sqlx::
     Ok(())
 }
 
-/// Runs a checkpoint pragma; answers the frames in the log before it.
-async fn run(pool: &SqlitePool, pragma: &'static str) -> Result<i64, sqlx::Error> {
-    let row = sqlx::query(pragma).fetch_one(pool).await?;
-    row.try_get::<i64, _>(1)
+/// Runs a checkpoint pragma on a blocking thread (it copies and syncs up to the whole log); answers the frames in
+/// the log before it.
+async fn run(pool: &Pool, pragma: &'static str) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
+    let conn = pool.acquire().await?;
+    let frames = tokio::task::spawn_blocking(move || conn.query_row(pragma, [], |row| row.get::<_, i64>(1))).await??;
+    Ok(frames)
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::{Row, Sqlite, Transaction};
+use rusqlite::params;
 use tenantsync_model::{ObjectId, ObjectKind, TenantId};
 use tenantsync_store::{
     ChangeRow, DirectoryTx, DocRow, KeyMatch, LeaseRow, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec,
@@ -13,17 +13,15 @@ use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::checkpoint::Checkpoints;
-use crate::codec::{
-    change_from_row, classify, doc_from_row, log_from_row, micros, object_from_row, trusted, unavailable,
-};
+use crate::codec::{change_from_row, doc_from_row, get, log_from_row, micros, object_from_row, object_id, unavailable};
+use crate::conn::{Bound, Conn, Sql, execute, execute_unique, first, rows};
 
 const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anchor";
 const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
-/// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
-/// Change-log entries [`DirectoryTx::append_changes`] writes in one command with their numbers (six parameters
-/// each).
-const CHANGES_PER_COMMAND: usize = 100;
+/// Change-log entries written by one statement (seven parameters each).
+const CHANGES_PER_STATEMENT: usize = 100;
 
 /// The SCIM userName as migration 0014 indexes it: the expression must stay identical for SQLite to use the index.
 const USER_NAME_KEY: &str = "lower(coalesce(json_extract(data, '$.scimUserName'), upn))";
@@ -32,67 +30,52 @@ const EXTERNAL_ID_KEY: &str = "json_extract(data, '$.scimExternalId')";
 
 const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
-/// What a directory transaction runs its statements on: a transaction, or for [`TxMode::ReadStatements`] a
-/// pooled connection whose statements each commit alone.
-pub(crate) enum TxConn {
-    Tx(Transaction<'static, Sqlite>),
-    Statements(sqlx::pool::PoolConnection<Sqlite>),
-}
-
-impl std::ops::Deref for TxConn {
-    type Target = sqlx::SqliteConnection;
-
-    fn deref(&self) -> &Self::Target {
-        match self {
-            TxConn::Tx(tx) => tx,
-            TxConn::Statements(conn) => conn,
-        }
-    }
-}
-
-impl std::ops::DerefMut for TxConn {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        match self {
-            TxConn::Tx(tx) => tx,
-            TxConn::Statements(conn) => conn,
-        }
-    }
-}
-
-impl TxConn {
-    async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            TxConn::Tx(tx) => tx.commit().await,
-            TxConn::Statements(_) => Ok(()),
-        }
-    }
-}
-
 pub(crate) struct SqliteDirectoryTx {
     tenant: TenantId,
     tenant_text: String,
-    tx: TxConn,
+    /// The connection, in a transaction unless the mode was [`tenantsync_store::TxMode::ReadStatements`] (each
+    /// statement then commits alone). Dropped without `commit`, it rolls back.
+    conn: Conn,
+    /// `COMMIT` at `commit` (nothing for statements that each committed alone).
+    in_transaction: bool,
     /// A write transaction's turn among this process's writers, given back when the transaction ends (declared
-    /// after `tx`, so dropped after it).
+    /// after `conn`, so dropped after it).
     _writer: Option<OwnedSemaphorePermit>,
     /// A write transaction tells the store's checkpoint task when it commits.
     checkpoints: Option<Arc<Checkpoints>>,
 }
 
 impl SqliteDirectoryTx {
-    pub(crate) fn new(
+    /// Starts the transaction with `begin` (`BEGIN` or `BEGIN IMMEDIATE`), or with none for statements that each
+    /// commit alone.
+    pub(crate) fn begin(
         tenant: TenantId,
-        tx: TxConn,
+        conn: Conn,
+        begin: Option<&str>,
         writer: Option<OwnedSemaphorePermit>,
         checkpoints: Option<Arc<Checkpoints>>,
-    ) -> Self {
-        Self { tenant, tenant_text: tenant.to_string(), tx, _writer: writer, checkpoints }
+    ) -> Result<Self, StoreError> {
+        if let Some(begin) = begin {
+            conn.execute_batch(begin).map_err(unavailable)?;
+        }
+        Ok(Self {
+            tenant,
+            tenant_text: tenant.to_string(),
+            conn,
+            in_transaction: begin.is_some(),
+            _writer: writer,
+            checkpoints,
+        })
+    }
+
+    fn tenant_missing(&self) -> StoreError {
+        StoreError::NotFound { tenant: self.tenant, what: "tenant" }
     }
 }
 
 /// `kind = '<kind>'` for a query on `objects`, the kind as a literal: SQLite compares a bound kind with the
 /// `kind = 'user'` of the partial indexes on `objects` and then prepares the statement again on every execution
-/// (see [`trusted`]); with the literal it also sees which of those indexes apply.
+/// (see [`Sql::push`]); with the literal it also sees which of those indexes apply.
 fn kind_is(kind: ObjectKind) -> String {
     format!("kind = '{}'", kind.as_str())
 }
@@ -107,33 +90,26 @@ fn name_key(row: &ObjectRow) -> String {
 
 impl SqliteDirectoryTx {
     /// The tenant's objects whose `column` (a trusted name) is one of `values`, a statement per chunk.
-    async fn objects_where_in(&mut self, column: &str, values: Vec<String>) -> Result<Vec<ObjectRow>, StoreError> {
+    fn objects_where_in(&self, column: &str, values: &[String]) -> Result<Vec<ObjectRow>, StoreError> {
         let mut found = Vec::with_capacity(values.len());
         // By id, the tenant term is written `+tenant_id`, which no index serves: without statistics SQLite otherwise
         // walks the tenant's whole `objects_by_id` range testing each id against the list (18 ms for 5 ids among
         // 100,000 users, growing with the tenant) instead of probing the primary key once per id (0.06 ms).
         let tenant_term = if column == "id" { "+tenant_id" } else { "tenant_id" };
         for chunk in values.chunks(ROWS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT {OBJECT_COLUMNS} FROM objects WHERE {tenant_term} = "
-            ));
-            select.push_bind(&self.tenant_text).push(format!(" AND {column} IN ("));
-            let mut list = select.separated(", ");
-            for value in chunk {
-                list.push_bind(value);
-            }
+            let mut select = Sql::new(format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE {tenant_term} = "));
+            select.bind(&self.tenant_text).push(&format!(" AND {column} IN ("));
+            push_list(&mut select, chunk.iter().map(Bound::from));
             select.push(")");
-            for row in select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
-                found.push(object_from_row(&row)?);
-            }
+            found.extend(select.rows(&self.conn, object_from_row)?);
         }
         Ok(found)
     }
 
     /// (from, to) pairs of the tenant's `kind` links whose `column` (a trusted name) is one of `ids`, read from
     /// `source` (the `links` table, with an index hint or a join where needed), sorted.
-    async fn link_pairs_where_in(
-        &mut self,
+    fn link_pairs_where_in(
+        &self,
         kind: LinkKind,
         source: &str,
         column: &str,
@@ -141,32 +117,37 @@ impl SqliteDirectoryTx {
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
         let mut pairs = Vec::new();
         for chunk in ids_in.chunks(ROWS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "SELECT links.from_id, links.to_id FROM {source} WHERE links.tenant_id = "
-            ));
-            select.push_bind(&self.tenant_text).push(" AND links.kind = ").push_bind(kind.as_str());
-            select.push(format!(" AND links.{column} IN ("));
-            let mut list = select.separated(", ");
-            for id in chunk {
-                list.push_bind(id.to_string());
-            }
+            let mut select =
+                Sql::new(format!("SELECT links.from_id, links.to_id FROM {source} WHERE links.tenant_id = "));
+            select.bind(&self.tenant_text).push(" AND links.kind = ").bind(kind.as_str());
+            select.push(&format!(" AND links.{column} IN ("));
+            push_list(&mut select, chunk.iter().map(|id| Bound::from(id.to_string())));
             select.push(")");
-            let rows = select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-            pairs.extend(ids(&rows, "from_id")?.into_iter().zip(ids(&rows, "to_id")?));
+            pairs.extend(select.rows(&self.conn, link_pair)?);
         }
         pairs.sort();
         Ok(pairs)
     }
 }
 
+/// `?, ?, …` for `values`.
+fn push_list<'a>(sql: &mut Sql<'a>, values: impl IntoIterator<Item = Bound<'a>>) {
+    for (idx, value) in values.into_iter().enumerate() {
+        if idx > 0 {
+            sql.push(", ");
+        }
+        sql.bind(value);
+    }
+}
+
+/// A `(from_id, to_id)` pair from the first two columns.
+fn link_pair(row: &rusqlite::Row<'_>) -> Result<(ObjectId, ObjectId), StoreError> {
+    Ok((object_id(row, 0)?, object_id(row, 1)?))
+}
+
 /// `FROM objects WHERE …` for the live objects of `kind` passing every condition. The kind is written as a
 /// literal, so that SQLite sees the `kind = 'user'` of the partial indexes of userName and externalId.
-fn push_scim_where(
-    query: &mut sqlx::QueryBuilder<Sqlite>,
-    tenant: &str,
-    kind: ObjectKind,
-    conditions: &[(ScimKey, KeyMatch)],
-) {
+fn push_scim_where<'a>(query: &mut Sql<'a>, tenant: &'a str, kind: ObjectKind, conditions: &'a [(ScimKey, KeyMatch)]) {
     // Without statistics SQLite prefers walking `objects_by_id` in id order (no sort) over the index of a
     // condition, which reads the tenant's whole kind for one `userName eq`: the index of the first equality or
     // prefix condition is named.
@@ -180,11 +161,11 @@ fn push_scim_where(
         (ScimKey::DisplayName, _) => Some("objects_by_name"),
     });
     match index {
-        Some(index) => query.push(format!(" FROM objects INDEXED BY {index} WHERE tenant_id = ")),
+        Some(index) => query.push(&format!(" FROM objects INDEXED BY {index} WHERE tenant_id = ")),
         None => query.push(" FROM objects WHERE tenant_id = "),
     };
-    query.push_bind(tenant.to_owned());
-    query.push(format!(" AND {} AND deleted_at IS NULL", kind_is(kind)));
+    query.bind(tenant);
+    query.push(&format!(" AND {} AND deleted_at IS NULL", kind_is(kind)));
     for (key, condition) in conditions {
         let column = match key {
             ScimKey::Id => "id",
@@ -197,26 +178,26 @@ fn push_scim_where(
 }
 
 /// ` AND <column> …` for a condition on an indexed key; an absent value reads as the empty string.
-fn push_key_match(query: &mut sqlx::QueryBuilder<Sqlite>, column: &str, condition: &KeyMatch) {
+fn push_key_match<'a>(query: &mut Sql<'a>, column: &str, condition: &'a KeyMatch) {
     match condition {
         KeyMatch::Equals(value) if value.is_empty() => {
-            query.push(format!(" AND coalesce({column}, '') = ''"));
+            query.push(&format!(" AND coalesce({column}, '') = ''"));
         }
         KeyMatch::Equals(value) => {
-            query.push(format!(" AND {column} = ")).push_bind(value.clone());
+            query.push(&format!(" AND {column} = ")).bind(value);
         }
         KeyMatch::StartsWith(prefix) if prefix.is_empty() => {}
         KeyMatch::StartsWith(prefix) => {
-            query.push(format!(" AND {column} >= ")).push_bind(prefix.clone());
+            query.push(&format!(" AND {column} >= ")).bind(prefix);
             if let Some(upper) = prefix_upper_bound(prefix) {
-                query.push(format!(" AND {column} < ")).push_bind(upper);
+                query.push(&format!(" AND {column} < ")).bind(upper);
             }
         }
         KeyMatch::Empty => {
-            query.push(format!(" AND coalesce({column}, '') = ''"));
+            query.push(&format!(" AND coalesce({column}, '') = ''"));
         }
         KeyMatch::NotEmpty => {
-            query.push(format!(" AND {column} > ''"));
+            query.push(&format!(" AND {column} > ''"));
         }
     }
 }
@@ -229,89 +210,41 @@ enum Counter {
 }
 
 impl SqliteDirectoryTx {
-    /// `columns` of the documents of `collection` among `keys`, a statement per chunk of keys.
-    async fn docs_with_keys(
-        &mut self,
+    /// The documents of `collection` among `keys`, a statement per chunk of keys, each row decoded by `decode`
+    /// from `columns`.
+    fn docs_with_keys<T>(
+        &self,
         columns: &str,
         collection: &str,
         keys: &[String],
-    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
-        let mut rows = Vec::with_capacity(keys.len());
+        mut decode: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let mut select =
-                sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM documents WHERE tenant_id = "));
-            select
-                .push_bind(&self.tenant_text)
-                .push(" AND collection = ")
-                .push_bind(collection)
-                .push(" AND doc_key IN (");
-            let mut list = select.separated(", ");
-            for key in chunk {
-                list.push_bind(key);
-            }
+            let mut select = Sql::new(format!("SELECT {columns} FROM documents WHERE tenant_id = "));
+            select.bind(&self.tenant_text).push(" AND collection = ").bind(collection).push(" AND doc_key IN (");
+            push_list(&mut select, chunk.iter().map(Bound::from));
             select.push(")");
-            rows.extend(select.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?);
+            found.extend(select.rows(&self.conn, &mut decode)?);
         }
-        Ok(rows)
-    }
-
-    /// Up to [`CHANGES_PER_COMMAND`] change-log entries: the counter's update and the inserts are one command to
-    /// the connection's worker thread (two statements sharing the tenant parameter `?1`). Answers the last number.
-    async fn append_changes_in_one_command(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
-        let n_changes = changes.len();
-        let values = (0..n_changes)
-            .map(|idx| {
-                let first = 2 + 6 * idx;
-                let params: Vec<String> = (first..first + 6).map(|param| format!("?{param}")).collect();
-                format!("({}, {})", idx + 1, params.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        // The entries take the numbers after the counter's old value, in the order given.
-        let sql = format!(
-            "UPDATE tenants SET last_seq = last_seq + {n_changes} WHERE id = ?1; \
-             INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) \
-             SELECT t.id, t.last_seq - {n_changes} + v.column1, v.column2, v.column3, v.column4, v.column5, \
-             v.column6, v.column7 FROM tenants t JOIN (VALUES {values}) v WHERE t.id = ?1 \
-             ORDER BY v.column1 RETURNING seq"
-        );
-        let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text);
-        for change in changes {
-            query = query
-                .bind(change.object_id.to_string())
-                .bind(change.kind.as_str())
-                .bind(change.op.as_str())
-                .bind(change.related.map(|id| id.to_string()))
-                .bind(change.link_kind.map(LinkKind::as_str))
-                .bind(micros(change.at));
-        }
-        let rows = query.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-        let mut last = None;
-        for row in &rows {
-            let seq: i64 = row.try_get("seq").map_err(unavailable)?;
-            last = last.max(Some(seq));
-        }
-        last.ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })
+        Ok(found)
     }
 
     /// Takes the next `n` numbers of `counter` and answers the last of them. The update locks the tenant row, so
     /// the tenant's appenders wait for each other; numbers are never reused, even after pruning.
-    async fn take_numbers(&mut self, counter: Counter, n: i64) -> Result<i64, StoreError> {
+    fn take_numbers(&self, counter: Counter, n: i64) -> Result<i64, StoreError> {
         let sql = match counter {
-            Counter::Changes => "UPDATE tenants SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq AS last",
-            Counter::Logs => {
-                "UPDATE tenants SET last_log_seq = last_log_seq + ? WHERE id = ? RETURNING last_log_seq AS last"
-            }
+            Counter::Changes => "UPDATE tenants SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq",
+            Counter::Logs => "UPDATE tenants SET last_log_seq = last_log_seq + ? WHERE id = ? RETURNING last_log_seq",
         };
-        sqlx::query(sql)
-            .bind(n)
-            .bind(&self.tenant_text)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?
-            .try_get("last")
-            .map_err(unavailable)
+        first(&self.conn, sql, params![n, self.tenant_text], |row| get(row, 0))?.ok_or_else(|| self.tenant_missing())
+    }
+
+    fn tenant_counter(&self, column: &'static str) -> Result<i64, StoreError> {
+        first(&self.conn, &format!("SELECT {column} FROM tenants WHERE id = ?"), [&self.tenant_text], |row| {
+            get(row, 0)
+        })?
+        .ok_or_else(|| self.tenant_missing())
     }
 }
 
@@ -322,94 +255,73 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn get_object(&mut self, id: ObjectId) -> Result<Option<ObjectRow>, StoreError> {
-        let row = sqlx::query(trusted(format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND id = ?")))
-            .bind(&self.tenant_text)
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        row.as_ref().map(object_from_row).transpose()
+        let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND id = ?");
+        first(&self.conn, &sql, params![self.tenant_text, id.to_string()], object_from_row)
     }
 
     async fn find_by_upn(&mut self, upn: &str) -> Result<Option<ObjectRow>, StoreError> {
-        let row =
-            sqlx::query(trusted(format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND upn_key = ?")))
-                .bind(&self.tenant_text)
-                .bind(upn.to_lowercase())
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(unavailable)?;
-        row.as_ref().map(object_from_row).transpose()
+        let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND upn_key = ?");
+        first(&self.conn, &sql, params![self.tenant_text, upn.to_lowercase()], object_from_row)
     }
 
     async fn find_by_anchor(&mut self, anchor: &str) -> Result<Option<ObjectRow>, StoreError> {
-        let row = sqlx::query(trusted(format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND anchor_key = ?"
-        )))
-        .bind(&self.tenant_text)
-        .bind(anchor.to_lowercase())
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        row.as_ref().map(object_from_row).transpose()
+        let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND anchor_key = ?");
+        first(&self.conn, &sql, params![self.tenant_text, anchor.to_lowercase()], object_from_row)
     }
 
     async fn find_users_by_scim_user_name(&mut self, user_name: &str) -> Result<Vec<ObjectRow>, StoreError> {
         // The expression is the index's (migration 0014), so SQLite uses it.
-        let rows = sqlx::query(trusted(format!(
+        let sql = format!(
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND kind = 'user' \
-             AND lower(coalesce(json_extract(data, '$.scimUserName'), upn)) = lower(?) AND deleted_at IS NULL"
-        )))
-        .bind(&self.tenant_text)
-        .bind(user_name)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        rows.iter().map(object_from_row).collect()
+             AND {USER_NAME_KEY} = lower(?) AND deleted_at IS NULL"
+        );
+        rows(&self.conn, &sql, params![self.tenant_text, user_name], object_from_row)
     }
 
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
-        sqlx::query(
+        execute_unique(
+            &self.conn,
             "INSERT INTO objects \
              (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(row.id.to_string())
-        .bind(&self.tenant_text)
-        .bind(row.kind.as_str())
-        .bind(&row.upn)
-        .bind(lower(&row.upn))
-        .bind(&row.display_name)
-        .bind(name_key(row))
-        .bind(&row.data)
-        .bind(row.deleted_at.map(micros))
-        .bind(&row.anchor)
-        .bind(lower(&row.anchor))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|err| classify(err, "userPrincipalName or id"))?;
+            params![
+                row.id.to_string(),
+                self.tenant_text,
+                row.kind.as_str(),
+                row.upn,
+                lower(&row.upn),
+                row.display_name,
+                name_key(row),
+                row.data,
+                row.deleted_at.map(micros),
+                row.anchor,
+                lower(&row.anchor),
+            ],
+            "userPrincipalName or id",
+        )?;
         Ok(())
     }
 
     async fn update_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
-        let result = sqlx::query(
+        let n_updated = execute_unique(
+            &self.conn,
             "UPDATE objects SET upn = ?, upn_key = ?, display_name = ?, name_key = ?, data = ?, deleted_at = ?, \
              anchor = ?, anchor_key = ? WHERE tenant_id = ? AND id = ?",
-        )
-        .bind(&row.upn)
-        .bind(lower(&row.upn))
-        .bind(&row.display_name)
-        .bind(name_key(row))
-        .bind(&row.data)
-        .bind(row.deleted_at.map(micros))
-        .bind(&row.anchor)
-        .bind(lower(&row.anchor))
-        .bind(&self.tenant_text)
-        .bind(row.id.to_string())
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|err| classify(err, "userPrincipalName"))?;
-        if result.rows_affected() == 0 {
+            params![
+                row.upn,
+                lower(&row.upn),
+                row.display_name,
+                name_key(row),
+                row.data,
+                row.deleted_at.map(micros),
+                row.anchor,
+                lower(&row.anchor),
+                self.tenant_text,
+                row.id.to_string(),
+            ],
+            "userPrincipalName",
+        )?;
+        if n_updated == 0 {
             return Err(StoreError::NotFound { tenant: self.tenant, what: "object" });
         }
         Ok(())
@@ -417,18 +329,12 @@ impl DirectoryTx for SqliteDirectoryTx {
 
     async fn purge_object(&mut self, id: ObjectId) -> Result<(), StoreError> {
         let id_text = id.to_string();
-        sqlx::query("DELETE FROM links WHERE tenant_id = ?1 AND (from_id = ?2 OR to_id = ?2)")
-            .bind(&self.tenant_text)
-            .bind(&id_text)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        sqlx::query("DELETE FROM objects WHERE tenant_id = ? AND id = ?")
-            .bind(&self.tenant_text)
-            .bind(&id_text)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
+        execute(
+            &self.conn,
+            "DELETE FROM links WHERE tenant_id = ?1 AND (from_id = ?2 OR to_id = ?2)",
+            params![self.tenant_text, id_text],
+        )?;
+        execute(&self.conn, "DELETE FROM objects WHERE tenant_id = ? AND id = ?", params![self.tenant_text, id_text])?;
         Ok(())
     }
 
@@ -450,11 +356,9 @@ impl DirectoryTx for SqliteDirectoryTx {
             },
             _ => "",
         };
-        let mut query = sqlx::QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects{index} WHERE tenant_id = "
-        ));
-        query.push_bind(self.tenant_text.clone());
-        query.push(format!(" AND {} AND {deleted}", kind_is(kind)));
+        let mut query = Sql::new(format!("SELECT {OBJECT_COLUMNS} FROM objects{index} WHERE tenant_id = "));
+        query.bind(&self.tenant_text);
+        query.push(&format!(" AND {} AND {deleted}", kind_is(kind)));
         if let Some((key, condition)) = &spec.within {
             let column = match key {
                 ScanOrder::Id => "id",
@@ -467,160 +371,127 @@ impl DirectoryTx for SqliteDirectoryTx {
         if let Some(after) = &spec.after {
             match spec.order {
                 ScanOrder::Id => {
-                    query.push(format!(" AND id {cmp} ")).push_bind(after.id.to_string());
+                    query.push(&format!(" AND id {cmp} ")).bind(after.id.to_string());
                 }
                 _ => {
-                    query.push(format!(" AND ({column} {cmp} ")).push_bind(after.value.clone());
-                    query.push(format!(" OR ({column} = ")).push_bind(after.value.clone());
-                    query.push(format!(" AND id {cmp} ")).push_bind(after.id.to_string()).push("))");
+                    query.push(&format!(" AND ({column} {cmp} ")).bind(&after.value);
+                    query.push(&format!(" OR ({column} = ")).bind(&after.value);
+                    query.push(&format!(" AND id {cmp} ")).bind(after.id.to_string()).push("))");
                 }
             }
         }
         match spec.order {
-            ScanOrder::Id => query.push(format!(" ORDER BY id {direction}")),
-            _ => query.push(format!(" ORDER BY {column} {direction}, id {direction}")),
+            ScanOrder::Id => query.push(&format!(" ORDER BY id {direction}")),
+            _ => query.push(&format!(" ORDER BY {column} {direction}, id {direction}")),
         };
-        query.push(format!(" LIMIT {}", spec.limit));
-        let rows = query.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-        rows.iter().map(object_from_row).collect()
+        query.push(&format!(" LIMIT {}", spec.limit));
+        query.rows(&self.conn, object_from_row)
     }
 
     async fn count_objects(&mut self, kind: ObjectKind, deleted: bool) -> Result<u64, StoreError> {
         let deleted = if deleted { "deleted_at IS NOT NULL" } else { "deleted_at IS NULL" };
-        let row = sqlx::query(trusted(format!(
-            "SELECT COUNT(*) AS n FROM objects WHERE tenant_id = ? AND {} AND {deleted}",
-            kind_is(kind)
-        )))
-        .bind(&self.tenant_text)
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        Ok(row.try_get::<i64, _>("n").map_err(unavailable)?.max(0) as u64)
+        let sql = format!("SELECT COUNT(*) FROM objects WHERE tenant_id = ? AND {} AND {deleted}", kind_is(kind));
+        let n: Option<i64> = first(&self.conn, &sql, [&self.tenant_text], |row| get(row, 0))?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 
     async fn select_scim(&mut self, select: &ScimSelect) -> Result<Vec<ObjectRow>, StoreError> {
-        let mut query = sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {OBJECT_COLUMNS}"));
+        let mut query = Sql::new(format!("SELECT {OBJECT_COLUMNS}"));
         push_scim_where(&mut query, &self.tenant_text, select.kind, &select.conditions);
         if let Some(after) = select.after {
-            query.push(" AND id > ").push_bind(after.to_string());
+            query.push(" AND id > ").bind(after.to_string());
         }
         let direction = if select.descending { "DESC" } else { "ASC" };
         match select.order {
-            ScimKey::Id => query.push(format!(" ORDER BY id {direction}")),
-            ScimKey::UserName => query.push(format!(" ORDER BY {USER_NAME_KEY} {direction}, id ASC")),
-            ScimKey::ExternalId => query.push(format!(" ORDER BY coalesce({EXTERNAL_ID_KEY}, '') {direction}, id ASC")),
-            ScimKey::DisplayName => query.push(format!(" ORDER BY name_key {direction}, id ASC")),
+            ScimKey::Id => query.push(&format!(" ORDER BY id {direction}")),
+            ScimKey::UserName => query.push(&format!(" ORDER BY {USER_NAME_KEY} {direction}, id ASC")),
+            ScimKey::ExternalId => {
+                query.push(&format!(" ORDER BY coalesce({EXTERNAL_ID_KEY}, '') {direction}, id ASC"))
+            }
+            ScimKey::DisplayName => query.push(&format!(" ORDER BY name_key {direction}, id ASC")),
         };
-        query.push(format!(" LIMIT {} OFFSET {}", select.limit, i64::try_from(select.offset).unwrap_or(i64::MAX)));
-        let rows = query.build().fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-        rows.iter().map(object_from_row).collect()
+        query.push(&format!(" LIMIT {} OFFSET {}", select.limit, i64::try_from(select.offset).unwrap_or(i64::MAX)));
+        query.rows(&self.conn, object_from_row)
     }
 
     async fn count_scim(&mut self, kind: ObjectKind, conditions: &[(ScimKey, KeyMatch)]) -> Result<u64, StoreError> {
-        let mut query = sqlx::QueryBuilder::<Sqlite>::new("SELECT COUNT(*) AS n");
+        let mut query = Sql::new("SELECT COUNT(*)");
         push_scim_where(&mut query, &self.tenant_text, kind, conditions);
-        let row = query.build().fetch_one(&mut *self.tx).await.map_err(unavailable)?;
-        Ok(row.try_get::<i64, _>("n").map_err(unavailable)?.max(0) as u64)
+        let n: Vec<i64> = query.rows(&self.conn, |row| get(row, 0))?;
+        Ok(n.first().copied().unwrap_or(0).max(0) as u64)
     }
 
     async fn deleted_before(&mut self, before: OffsetDateTime) -> Result<Vec<ObjectId>, StoreError> {
-        let rows = sqlx::query(
+        rows(
+            &self.conn,
             "SELECT id FROM objects WHERE tenant_id = ? AND deleted_at IS NOT NULL AND deleted_at < ? ORDER BY id",
+            params![self.tenant_text, micros(before)],
+            |row| object_id(row, 0),
         )
-        .bind(&self.tenant_text)
-        .bind(micros(before))
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        ids(&rows, "id")
     }
 
     async fn add_link(&mut self, kind: LinkKind, from: ObjectId, to: ObjectId) -> Result<bool, StoreError> {
-        let result = sqlx::query(
+        let n_added = execute(
+            &self.conn,
             "INSERT INTO links (tenant_id, kind, from_id, to_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(&self.tenant_text)
-        .bind(kind.as_str())
-        .bind(from.to_string())
-        .bind(to.to_string())
-        .execute(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        Ok(result.rows_affected() > 0)
+            params![self.tenant_text, kind.as_str(), from.to_string(), to.to_string()],
+        )?;
+        Ok(n_added > 0)
     }
 
     async fn remove_link(&mut self, kind: LinkKind, from: ObjectId, to: ObjectId) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? AND to_id = ?")
-            .bind(&self.tenant_text)
-            .bind(kind.as_str())
-            .bind(from.to_string())
-            .bind(to.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected() > 0)
+        let n_removed = execute(
+            &self.conn,
+            "DELETE FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? AND to_id = ?",
+            params![self.tenant_text, kind.as_str(), from.to_string(), to.to_string()],
+        )?;
+        Ok(n_removed > 0)
     }
 
     async fn links_from(&mut self, kind: LinkKind, from: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
-        let rows =
-            sqlx::query("SELECT to_id FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? ORDER BY to_id")
-                .bind(&self.tenant_text)
-                .bind(kind.as_str())
-                .bind(from.to_string())
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err(unavailable)?;
-        ids(&rows, "to_id")
+        rows(
+            &self.conn,
+            "SELECT to_id FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? ORDER BY to_id",
+            params![self.tenant_text, kind.as_str(), from.to_string()],
+            |row| object_id(row, 0),
+        )
     }
 
     async fn links_to(&mut self, kind: LinkKind, to: ObjectId) -> Result<Vec<ObjectId>, StoreError> {
-        let rows =
-            // Without statistics SQLite prefers scanning the primary key (every link of the kind, as it covers
-            // the query) over this index: a user's memberOf then read the tenant's whole membership table.
-            sqlx::query(
-                "SELECT from_id FROM links INDEXED BY links_by_target WHERE tenant_id = ? AND kind = ? AND to_id = ? \
-                 ORDER BY from_id",
-            )
-                .bind(&self.tenant_text)
-                .bind(kind.as_str())
-                .bind(to.to_string())
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err(unavailable)?;
-        ids(&rows, "from_id")
+        // Without statistics SQLite prefers scanning the primary key (every link of the kind, as it covers the
+        // query) over this index: a user's memberOf then read the tenant's whole membership table.
+        rows(
+            &self.conn,
+            "SELECT from_id FROM links INDEXED BY links_by_target WHERE tenant_id = ? AND kind = ? AND to_id = ? \
+             ORDER BY from_id",
+            params![self.tenant_text, kind.as_str(), to.to_string()],
+            |row| object_id(row, 0),
+        )
     }
 
     async fn links_to_any(&mut self, kind: LinkKind, to: &[ObjectId]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-        let mut pairs = Vec::new();
-        // Bounded batches keep each statement under SQLite's limit on bound parameters.
-        for batch in to.chunks(500) {
-            let placeholders = vec!["?"; batch.len()].join(", ");
-            let sql = format!(
-                "SELECT from_id, to_id FROM links INDEXED BY links_by_target \
-                 WHERE tenant_id = ? AND kind = ? AND to_id IN ({placeholders})"
-            );
-            let mut query = sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str());
-            for id in batch {
-                query = query.bind(id.to_string());
-            }
-            let rows = query.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-            pairs.extend(link_pairs(&rows)?);
-        }
+        let mut pairs = self.link_pairs_where_in(kind, "links INDEXED BY links_by_target", "to_id", to)?;
         pairs.sort_by_key(|pair| (pair.1, pair.0));
         Ok(pairs)
     }
 
     async fn add_links(&mut self, kind: LinkKind, pairs: &[(ObjectId, ObjectId)]) -> Result<u64, StoreError> {
         let mut n_added = 0;
-        for batch in pairs.chunks(200) {
-            let values = vec!["(?, ?, ?, ?)"; batch.len()].join(", ");
-            let sql =
-                format!("INSERT INTO links (tenant_id, kind, from_id, to_id) VALUES {values} ON CONFLICT DO NOTHING");
-            let mut query = sqlx::query(trusted(sql));
-            for (from, to) in batch {
-                query = query.bind(&self.tenant_text).bind(kind.as_str()).bind(from.to_string()).bind(to.to_string());
+        for batch in pairs.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = Sql::new("INSERT INTO links (tenant_id, kind, from_id, to_id) VALUES ");
+            for (idx, (from, to)) in batch.iter().enumerate() {
+                if idx > 0 {
+                    insert.push(", ");
+                }
+                insert.bind_row([
+                    Bound::from(&self.tenant_text),
+                    Bound::from(kind.as_str()),
+                    Bound::from(from.to_string()),
+                    Bound::from(to.to_string()),
+                ]);
             }
-            n_added += query.execute(&mut *self.tx).await.map_err(unavailable)?.rows_affected();
+            insert.push(" ON CONFLICT DO NOTHING");
+            n_added += insert.execute(&self.conn)? as u64;
         }
         Ok(n_added)
     }
@@ -634,30 +505,43 @@ impl DirectoryTx for SqliteDirectoryTx {
         }
         let mut n_removed = 0;
         for (from, targets) in &by_from {
-            for batch in targets.chunks(500) {
-                let placeholders = vec!["?"; batch.len()].join(", ");
-                let sql = format!(
-                    "DELETE FROM links WHERE tenant_id = ? AND kind = ? AND from_id = ? AND to_id IN ({placeholders})"
-                );
-                let mut query =
-                    sqlx::query(trusted(sql)).bind(&self.tenant_text).bind(kind.as_str()).bind(from.to_string());
-                for to in batch {
-                    query = query.bind(to.to_string());
-                }
-                n_removed += query.execute(&mut *self.tx).await.map_err(unavailable)?.rows_affected();
+            for batch in targets.chunks(ROWS_PER_STATEMENT) {
+                let mut delete = Sql::new("DELETE FROM links WHERE tenant_id = ");
+                delete.bind(&self.tenant_text).push(" AND kind = ").bind(kind.as_str());
+                delete.push(" AND from_id = ").bind(from.to_string()).push(" AND to_id IN (");
+                push_list(&mut delete, batch.iter().map(|to| Bound::from(to.to_string())));
+                delete.push(")");
+                n_removed += delete.execute(&self.conn)? as u64;
             }
         }
         Ok(n_removed)
     }
 
     async fn append_changes(&mut self, changes: &[ChangeRow]) -> Result<i64, StoreError> {
-        if changes.is_empty() {
-            return self.take_numbers(Counter::Changes, 0).await;
-        }
-        // A command per hundred entries, each taking the numbers after the one before (one transaction).
-        let mut last = 0;
-        for chunk in changes.chunks(CHANGES_PER_COMMAND) {
-            last = self.append_changes_in_one_command(chunk).await?;
+        // One counter update for the whole batch: the entries take the numbers up to the new value, in order.
+        let n_changes = i64::try_from(changes.len()).expect("a batch of changes fits in i64");
+        let last = self.take_numbers(Counter::Changes, n_changes)?;
+        let first_seq = last - n_changes + 1;
+        for (chunk_idx, chunk) in changes.chunks(CHANGES_PER_STATEMENT).enumerate() {
+            let base = first_seq + (chunk_idx * CHANGES_PER_STATEMENT) as i64;
+            let mut insert =
+                Sql::new("INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) VALUES ");
+            for (idx, change) in chunk.iter().enumerate() {
+                if idx > 0 {
+                    insert.push(", ");
+                }
+                insert.bind_row([
+                    Bound::from(&self.tenant_text),
+                    Bound::from(base + idx as i64),
+                    Bound::from(change.object_id.to_string()),
+                    Bound::from(change.kind.as_str()),
+                    Bound::from(change.op.as_str()),
+                    Bound::from(change.related.map(|id| id.to_string())),
+                    Bound::from(change.link_kind.map(LinkKind::as_str)),
+                    Bound::from(micros(change.at)),
+                ]);
+            }
+            insert.execute(&self.conn)?;
         }
         Ok(last)
     }
@@ -665,132 +549,97 @@ impl DirectoryTx for SqliteDirectoryTx {
     async fn lock_tenant(&mut self) -> Result<(), StoreError> {
         // A write transaction already holds SQLite's write lock (`BEGIN IMMEDIATE`); this no-op update takes it in
         // a read transaction too, and finds an unknown tenant.
-        let result = sqlx::query("UPDATE tenants SET last_seq = last_seq WHERE id = ?")
-            .bind(&self.tenant_text)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound { tenant: self.tenant, what: "tenant" });
+        let n_updated =
+            execute(&self.conn, "UPDATE tenants SET last_seq = last_seq WHERE id = ?", [&self.tenant_text])?;
+        if n_updated == 0 {
+            return Err(self.tenant_missing());
         }
         Ok(())
     }
 
     async fn append_change(&mut self, change: &ChangeRow) -> Result<i64, StoreError> {
-        // One command to the connection's worker thread: every user write appends one, and each command is a thread
-        // hand-off each way (issue 14, the SCIM profile).
-        self.append_changes_in_one_command(std::slice::from_ref(change)).await
+        self.append_changes(std::slice::from_ref(change)).await
     }
 
     async fn read_changes(&mut self, kind: ObjectKind, after: i64, limit: u32) -> Result<Vec<ChangeRow>, StoreError> {
-        let rows = sqlx::query(trusted(format!(
+        let sql = format!(
             "SELECT seq, object_id, kind, op, related, link_kind, at FROM changes \
              WHERE tenant_id = ? AND seq > ? AND kind = ? ORDER BY seq LIMIT {limit}"
-        )))
-        .bind(&self.tenant_text)
-        .bind(after)
-        .bind(kind.as_str())
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        rows.iter().map(change_from_row).collect()
+        );
+        rows(&self.conn, &sql, params![self.tenant_text, after, kind.as_str()], change_from_row)
     }
 
     async fn last_change_seq(&mut self) -> Result<i64, StoreError> {
-        self.tenant_counter("last_seq").await
+        self.tenant_counter("last_seq")
     }
 
     async fn change_horizon(&mut self) -> Result<i64, StoreError> {
-        self.tenant_counter("change_horizon").await
+        self.tenant_counter("change_horizon")
     }
 
     async fn prune_changes(&mut self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let newest_old: Option<i64> = sqlx::query("SELECT MAX(seq) AS seq FROM changes WHERE tenant_id = ? AND at < ?")
-            .bind(&self.tenant_text)
-            .bind(micros(before))
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(unavailable)?
-            .try_get("seq")
-            .map_err(unavailable)?;
+        let newest_old: Option<i64> = first(
+            &self.conn,
+            "SELECT MAX(seq) FROM changes WHERE tenant_id = ? AND at < ?",
+            params![self.tenant_text, micros(before)],
+            |row| get(row, 0),
+        )?
+        .flatten();
         let Some(newest_old) = newest_old else {
             return Ok(0);
         };
-        let result = sqlx::query("DELETE FROM changes WHERE tenant_id = ? AND seq <= ?")
-            .bind(&self.tenant_text)
-            .bind(newest_old)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        sqlx::query("UPDATE tenants SET change_horizon = MAX(change_horizon, ?) WHERE id = ?")
-            .bind(newest_old)
-            .bind(&self.tenant_text)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected())
+        let n_removed = execute(
+            &self.conn,
+            "DELETE FROM changes WHERE tenant_id = ? AND seq <= ?",
+            params![self.tenant_text, newest_old],
+        )?;
+        execute(
+            &self.conn,
+            "UPDATE tenants SET change_horizon = MAX(change_horizon, ?) WHERE id = ?",
+            params![newest_old, self.tenant_text],
+        )?;
+        Ok(n_removed as u64)
     }
 
     async fn get_doc(&mut self, collection: &str, key: &str) -> Result<Option<DocRow>, StoreError> {
-        let row = sqlx::query(trusted(format!(
-            "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = ? AND collection = ? AND doc_key = ?"
-        )))
-        .bind(&self.tenant_text)
-        .bind(collection)
-        .bind(key)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        row.as_ref().map(doc_from_row).transpose()
+        let sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = ? AND collection = ? AND doc_key = ?");
+        first(&self.conn, &sql, params![self.tenant_text, collection, key], |row| doc_from_row(row, 0))
     }
 
     async fn put_doc(&mut self, doc: &DocRow) -> Result<(), StoreError> {
-        sqlx::query(
+        execute(
+            &self.conn,
             "INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (tenant_id, collection, doc_key) \
              DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-        )
-        .bind(&self.tenant_text)
-        .bind(&doc.collection)
-        .bind(&doc.key)
-        .bind(&doc.data)
-        .bind(micros(doc.updated_at))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
+            params![self.tenant_text, doc.collection, doc.key, doc.data, micros(doc.updated_at)],
+        )?;
         Ok(())
     }
 
     async fn insert_doc(&mut self, doc: &DocRow) -> Result<(), StoreError> {
         // `DO NOTHING` rather than a unique violation, as on PostgreSQL, where a violation would abort the
         // transaction.
-        let result = sqlx::query(
+        let n_inserted = execute_unique(
+            &self.conn,
             "INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (tenant_id, collection, doc_key) DO NOTHING",
-        )
-        .bind(&self.tenant_text)
-        .bind(&doc.collection)
-        .bind(&doc.key)
-        .bind(&doc.data)
-        .bind(micros(doc.updated_at))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|err| classify(err, "document"))?;
-        if result.rows_affected() == 0 {
+            params![self.tenant_text, doc.collection, doc.key, doc.data, micros(doc.updated_at)],
+            "document",
+        )?;
+        if n_inserted == 0 {
             return Err(StoreError::Conflict { what: "document" });
         }
         Ok(())
     }
 
     async fn delete_doc(&mut self, collection: &str, key: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM documents WHERE tenant_id = ? AND collection = ? AND doc_key = ?")
-            .bind(&self.tenant_text)
-            .bind(collection)
-            .bind(key)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected() > 0)
+        let n_removed = execute(
+            &self.conn,
+            "DELETE FROM documents WHERE tenant_id = ? AND collection = ? AND doc_key = ?",
+            params![self.tenant_text, collection, key],
+        )?;
+        Ok(n_removed > 0)
     }
 
     async fn list_docs(
@@ -800,36 +649,32 @@ impl DirectoryTx for SqliteDirectoryTx {
         limit: u32,
     ) -> Result<Vec<DocRow>, StoreError> {
         // SQLite's default BINARY collation compares UTF-8 bytes: the bytewise order the trait promises.
-        let after = if after_key.is_some() { " AND doc_key > ?" } else { "" };
-        let mut query = sqlx::query(trusted(format!(
-            "SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = ? AND collection = ?{after} \
-             ORDER BY doc_key LIMIT {limit}"
-        )))
-        .bind(&self.tenant_text)
-        .bind(collection);
+        let mut query = Sql::new(format!("SELECT {DOC_COLUMNS} FROM documents WHERE tenant_id = "));
+        query.bind(&self.tenant_text).push(" AND collection = ").bind(collection);
         if let Some(after_key) = after_key {
-            query = query.bind(after_key);
+            query.push(" AND doc_key > ").bind(after_key);
         }
-        let rows = query.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-        rows.iter().map(doc_from_row).collect()
+        query.push(&format!(" ORDER BY doc_key LIMIT {limit}"));
+        query.rows(&self.conn, |row| doc_from_row(row, 0))
     }
 
     async fn delete_collection(&mut self, collection: &str) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM documents WHERE tenant_id = ? AND collection = ?")
-            .bind(&self.tenant_text)
-            .bind(collection)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected())
+        let n_removed = execute(
+            &self.conn,
+            "DELETE FROM documents WHERE tenant_id = ? AND collection = ?",
+            params![self.tenant_text, collection],
+        )?;
+        Ok(n_removed as u64)
     }
 
     async fn get_objects(&mut self, ids: &[ObjectId]) -> Result<Vec<ObjectRow>, StoreError> {
-        self.objects_where_in("id", ids.iter().map(ToString::to_string).collect()).await
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.objects_where_in("id", &ids)
     }
 
     async fn find_by_anchors(&mut self, anchors: &[String]) -> Result<Vec<ObjectRow>, StoreError> {
-        self.objects_where_in("anchor_key", anchors.iter().map(|anchor| anchor.to_lowercase()).collect()).await
+        let keys: Vec<String> = anchors.iter().map(|anchor| anchor.to_lowercase()).collect();
+        self.objects_where_in("anchor_key", &keys)
     }
 
     async fn links_from_many(
@@ -837,7 +682,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         kind: LinkKind,
         froms: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-        self.link_pairs_where_in(kind, "links", "from_id", froms).await
+        self.link_pairs_where_in(kind, "links", "from_id", froms)
     }
 
     async fn live_links_from_many(
@@ -847,7 +692,7 @@ impl DirectoryTx for SqliteDirectoryTx {
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
         let live_targets = "links JOIN objects AS target \
              ON target.tenant_id = links.tenant_id AND target.id = links.to_id AND target.deleted_at IS NULL";
-        self.link_pairs_where_in(kind, live_targets, "from_id", froms).await
+        self.link_pairs_where_in(kind, live_targets, "from_id", froms)
     }
 
     async fn get_object_with_live_links(
@@ -856,7 +701,9 @@ impl DirectoryTx for SqliteDirectoryTx {
         kind: LinkKind,
     ) -> Result<Option<(ObjectRow, Vec<ObjectId>)>, StoreError> {
         // A row per live link target (or one row without), in one statement instead of two or three.
-        let rows = sqlx::query(
+        let mut object = None;
+        let targets = rows(
+            &self.conn,
             "SELECT objects.id, objects.kind, objects.upn, objects.display_name, objects.data, objects.deleted_at, \
              objects.anchor, live.to_id AS link_to FROM objects LEFT JOIN \
              (SELECT links.from_id, links.to_id FROM links JOIN objects AS target \
@@ -864,20 +711,20 @@ impl DirectoryTx for SqliteDirectoryTx {
               WHERE links.tenant_id = ?1 AND links.kind = ?2 AND links.from_id = ?3 AND target.deleted_at IS NULL) \
              AS live ON live.from_id = objects.id \
              WHERE objects.tenant_id = ?1 AND objects.id = ?3 ORDER BY live.to_id",
-        )
-        .bind(&self.tenant_text)
-        .bind(kind.as_str())
-        .bind(id.to_string())
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let object = object_from_row(first)?;
-        // A row without a live link has NULL there; anything else (an id, or a value that does not decode) is
-        // `ids`' to read or refuse.
-        let linked = rows.iter().filter(|row| !matches!(row.try_get::<Option<&str>, _>("link_to"), Ok(None)));
-        let targets = ids(linked, "link_to")?;
-        Ok(Some((object, targets)))
+            params![self.tenant_text, kind.as_str(), id.to_string()],
+            |row| {
+                if object.is_none() {
+                    object = Some(object_from_row(row)?);
+                }
+                // A row without a live link has NULL there; anything else (an id, or a value that does not
+                // decode) is `object_id`'s to read or refuse.
+                match row.get_ref(7).map_err(unavailable)? {
+                    rusqlite::types::ValueRef::Null => Ok(None),
+                    _ => object_id(row, 7).map(Some),
+                }
+            },
+        )?;
+        Ok(object.map(|object| (object, targets.into_iter().flatten().collect())))
     }
 
     async fn links_to_many(
@@ -886,35 +733,38 @@ impl DirectoryTx for SqliteDirectoryTx {
         tos: &[ObjectId],
     ) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
         // As in `links_to`: without statistics SQLite would scan the primary key instead of this index.
-        self.link_pairs_where_in(kind, "links INDEXED BY links_by_target", "to_id", tos).await
+        self.link_pairs_where_in(kind, "links INDEXED BY links_by_target", "to_id", tos)
     }
 
     async fn insert_objects_skipping_conflicts(&mut self, rows: &[ObjectRow]) -> Result<Vec<bool>, StoreError> {
         let mut inserted_ids = std::collections::HashSet::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            let mut insert = Sql::new(
                 "INSERT INTO objects \
-                 (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) ",
+                 (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
+                 VALUES ",
             );
-            insert.push_values(chunk, |mut values, row| {
-                values
-                    .push_bind(row.id.to_string())
-                    .push_bind(&self.tenant_text)
-                    .push_bind(row.kind.as_str())
-                    .push_bind(&row.upn)
-                    .push_bind(lower(&row.upn))
-                    .push_bind(&row.display_name)
-                    .push_bind(name_key(row))
-                    .push_bind(&row.data)
-                    .push_bind(row.deleted_at.map(micros))
-                    .push_bind(&row.anchor)
-                    .push_bind(lower(&row.anchor));
-            });
+            for (idx, row) in chunk.iter().enumerate() {
+                if idx > 0 {
+                    insert.push(", ");
+                }
+                insert.bind_row([
+                    Bound::from(row.id.to_string()),
+                    Bound::from(&self.tenant_text),
+                    Bound::from(row.kind.as_str()),
+                    Bound::from(row.upn.as_deref()),
+                    Bound::from(lower(&row.upn)),
+                    Bound::from(row.display_name.as_deref()),
+                    Bound::from(name_key(row)),
+                    Bound::from(&row.data),
+                    Bound::from(row.deleted_at.map(micros)),
+                    Bound::from(row.anchor.as_deref()),
+                    Bound::from(lower(&row.anchor)),
+                ]);
+            }
             // Any unique clash (id, userPrincipalName, anchor) skips the row instead of failing the statement.
             insert.push(" ON CONFLICT DO NOTHING RETURNING id");
-            for row in insert.build().fetch_all(&mut *self.tx).await.map_err(unavailable)? {
-                inserted_ids.insert(row.try_get::<String, _>("id").map_err(unavailable)?);
-            }
+            inserted_ids.extend(insert.rows(&self.conn, |row| get::<String>(row, 0))?);
         }
         Ok(rows.iter().map(|row| inserted_ids.contains(&row.id.to_string())).collect())
     }
@@ -925,31 +775,21 @@ impl DirectoryTx for SqliteDirectoryTx {
         }
         // One counter update for the whole batch: the entries take the numbers up to the new value, in order.
         let n_logs = i64::try_from(logs.len()).expect("a batch of logs fits in i64");
-        let last = self.take_numbers(Counter::Logs, n_logs).await?;
-        let first = last - n_logs + 1;
+        let last = self.take_numbers(Counter::Logs, n_logs)?;
+        let first_seq = last - n_logs + 1;
         let stored: Vec<Vec<u8>> = logs.iter().map(|log| crate::log_data::encode(&log.data)).collect();
         for (chunk_idx, (chunk, stored)) in
             logs.chunks(ROWS_PER_STATEMENT).zip(stored.chunks(ROWS_PER_STATEMENT)).enumerate()
         {
-            let base = first + (chunk_idx * ROWS_PER_STATEMENT) as i64;
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO provisioning_logs \
-                 (tenant_id, seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data) ",
-            );
-            insert.push_values(chunk.iter().zip(stored).enumerate(), |mut row, (idx, (log, data))| {
-                row.push_bind(&self.tenant_text)
-                    .push_bind(base + idx as i64)
-                    .push_bind(&log.id)
-                    .push_bind(&log.job_id)
-                    .push_bind(&log.cycle_id)
-                    .push_bind(micros(log.at))
-                    .push_bind(&log.action)
-                    .push_bind(&log.status)
-                    .push_bind(&log.source_id)
-                    .push_bind(&log.target_id)
-                    .push_bind(data);
-            });
-            insert.build().execute(&mut *self.tx).await.map_err(unavailable)?;
+            let base = first_seq + (chunk_idx * ROWS_PER_STATEMENT) as i64;
+            let mut insert = Sql::new(format!("INSERT INTO provisioning_logs (tenant_id, {LOG_COLUMNS}) VALUES "));
+            for (idx, (log, data)) in chunk.iter().zip(stored).enumerate() {
+                if idx > 0 {
+                    insert.push(", ");
+                }
+                insert.bind_row(log_values(&self.tenant_text, base + idx as i64, log, data));
+            }
+            insert.execute(&self.conn)?;
         }
         Ok(())
     }
@@ -967,27 +807,31 @@ impl DirectoryTx for SqliteDirectoryTx {
             .map(|(_, doc)| doc)
             .collect();
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-            let mut upsert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) ",
-            );
-            upsert.push_values(chunk, |mut row, doc| {
-                row.push_bind(&self.tenant_text)
-                    .push_bind(&doc.collection)
-                    .push_bind(&doc.key)
-                    .push_bind(&doc.data)
-                    .push_bind(micros(doc.updated_at));
-            });
+            let mut upsert =
+                Sql::new("INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) VALUES ");
+            for (idx, doc) in chunk.iter().enumerate() {
+                if idx > 0 {
+                    upsert.push(", ");
+                }
+                upsert.bind_row([
+                    Bound::from(&self.tenant_text),
+                    Bound::from(&doc.collection),
+                    Bound::from(&doc.key),
+                    Bound::from(&doc.data),
+                    Bound::from(micros(doc.updated_at)),
+                ]);
+            }
             upsert.push(
                 " ON CONFLICT (tenant_id, collection, doc_key) \
                  DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
             );
-            upsert.build().execute(&mut *self.tx).await.map_err(unavailable)?;
+            upsert.execute(&self.conn)?;
         }
         Ok(())
     }
 
     async fn get_docs(&mut self, collection: &str, keys: &[String]) -> Result<Vec<DocRow>, StoreError> {
-        self.docs_with_keys(DOC_COLUMNS, collection, keys).await?.iter().map(doc_from_row).collect()
+        self.docs_with_keys(DOC_COLUMNS, collection, keys, |row| doc_from_row(row, 0))
     }
 
     async fn existing_doc_keys(
@@ -995,31 +839,17 @@ impl DirectoryTx for SqliteDirectoryTx {
         collection: &str,
         keys: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let rows = self.docs_with_keys("doc_key", collection, keys).await?;
-        rows.iter().map(|row| row.try_get::<String, _>("doc_key").map_err(unavailable)).collect()
+        Ok(self.docs_with_keys("doc_key", collection, keys, |row| get::<String>(row, 0))?.into_iter().collect())
     }
 
     async fn append_log(&mut self, log: &LogRow) -> Result<i64, StoreError> {
         // A counter on the tenant row, not MAX(seq) + 1: pruning may delete the newest entries, and their numbers
         // must not come back.
-        let seq = self.take_numbers(Counter::Logs, 1).await?;
-        sqlx::query(trusted(format!(
-            "INSERT INTO provisioning_logs (tenant_id, {LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )))
-        .bind(&self.tenant_text)
-        .bind(seq)
-        .bind(&log.id)
-        .bind(&log.job_id)
-        .bind(&log.cycle_id)
-        .bind(micros(log.at))
-        .bind(&log.action)
-        .bind(&log.status)
-        .bind(&log.source_id)
-        .bind(&log.target_id)
-        .bind(crate::log_data::encode(&log.data))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(unavailable)?;
+        let seq = self.take_numbers(Counter::Logs, 1)?;
+        let data = crate::log_data::encode(&log.data);
+        let mut insert = Sql::new(format!("INSERT INTO provisioning_logs (tenant_id, {LOG_COLUMNS}) VALUES "));
+        insert.bind_row(log_values(&self.tenant_text, seq, log, &data));
+        insert.execute(&self.conn)?;
         Ok(seq)
     }
 
@@ -1032,47 +862,33 @@ impl DirectoryTx for SqliteDirectoryTx {
             ("source_id", &query.source_id),
             ("target_id", &query.target_id),
         ];
-        let mut sql = format!("SELECT {LOG_COLUMNS} FROM provisioning_logs WHERE tenant_id = ?");
+        let mut select = Sql::new(format!("SELECT {LOG_COLUMNS} FROM provisioning_logs WHERE tenant_id = "));
+        select.bind(&self.tenant_text);
         for (column, value) in &text_filters {
-            if value.is_some() {
-                sql.push_str(&format!(" AND {column} = ?"));
+            if let Some(value) = value {
+                select.push(&format!(" AND {column} = ")).bind(value);
             }
         }
-        if query.since.is_some() {
-            sql.push_str(" AND at >= ?");
-        }
-        if query.until.is_some() {
-            sql.push_str(" AND at < ?");
-        }
-        if query.before_seq.is_some() {
-            sql.push_str(" AND seq < ?");
-        }
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", query.limit));
-        let mut statement = sqlx::query(trusted(sql)).bind(&self.tenant_text);
-        for value in text_filters.iter().filter_map(|(_, value)| value.as_ref()) {
-            statement = statement.bind(value.clone());
-        }
         if let Some(since) = query.since {
-            statement = statement.bind(micros(since));
+            select.push(" AND at >= ").bind(micros(since));
         }
         if let Some(until) = query.until {
-            statement = statement.bind(micros(until));
+            select.push(" AND at < ").bind(micros(until));
         }
         if let Some(before_seq) = query.before_seq {
-            statement = statement.bind(before_seq);
+            select.push(" AND seq < ").bind(before_seq);
         }
-        let rows = statement.fetch_all(&mut *self.tx).await.map_err(unavailable)?;
-        rows.iter().map(log_from_row).collect()
+        select.push(&format!(" ORDER BY seq DESC LIMIT {}", query.limit));
+        select.rows(&self.conn, log_from_row)
     }
 
     async fn prune_logs(&mut self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM provisioning_logs WHERE tenant_id = ? AND at < ?")
-            .bind(&self.tenant_text)
-            .bind(micros(before))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected())
+        let n_removed = execute(
+            &self.conn,
+            "DELETE FROM provisioning_logs WHERE tenant_id = ? AND at < ?",
+            params![self.tenant_text, micros(before)],
+        )?;
+        Ok(n_removed as u64)
     }
 
     async fn get_doc_for_update(&mut self, collection: &str, key: &str) -> Result<Option<DocRow>, StoreError> {
@@ -1081,19 +897,23 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn get_lease(&mut self, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
-        crate::leases::get(&mut self.tx, &self.tenant_text, job_id).await
+        crate::leases::get_lease(&self.conn, &self.tenant_text, job_id)
     }
 
     async fn share_lease(&mut self, job_tenant: TenantId, job_id: &str) -> Result<Option<i64>, StoreError> {
         // As for documents: the write lock covers the lease row.
-        let lease = crate::leases::get(&mut self.tx, &job_tenant.to_string(), job_id).await?;
+        let lease = crate::leases::get_lease(&self.conn, &job_tenant.to_string(), job_id)?;
         Ok(lease.map(|lease| lease.token))
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let SqliteDirectoryTx { tx, _writer: turn, checkpoints, .. } = *self;
-        tx.commit().await.map_err(unavailable)?;
-        // The turn passes to the next writer once the transaction has ended.
+        let SqliteDirectoryTx { conn, in_transaction, _writer: turn, checkpoints, .. } = *self;
+        if in_transaction {
+            conn.execute_batch("COMMIT").map_err(unavailable)?;
+        }
+        // The connection goes back to its pool, and the turn passes to the next writer, once the transaction has
+        // ended.
+        drop(conn);
         drop(turn);
         if let Some(checkpoints) = checkpoints {
             checkpoints.committed();
@@ -1102,34 +922,19 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 }
 
-impl SqliteDirectoryTx {
-    async fn tenant_counter(&mut self, column: &'static str) -> Result<i64, StoreError> {
-        let row = sqlx::query(trusted(format!("SELECT {column} AS n FROM tenants WHERE id = ?")))
-            .bind(&self.tenant_text)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound { tenant: self.tenant, what: "tenant" })?;
-        row.try_get("n").map_err(unavailable)
-    }
-}
-
-fn ids<'a>(
-    rows: impl IntoIterator<Item = &'a sqlx::sqlite::SqliteRow>,
-    column: &str,
-) -> Result<Vec<ObjectId>, StoreError> {
-    rows.into_iter()
-        .map(|row| {
-            let text: String = row.try_get(column).map_err(unavailable)?;
-            text.parse::<ObjectId>()
-                .map_err(|_| StoreError::Corrupt { detail: format!("bad id '{text}' in column {column}") })
-        })
-        .collect()
-}
-
-/// `(from_id, to_id)` pairs of link rows.
-fn link_pairs(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<(ObjectId, ObjectId)>, StoreError> {
-    let from = ids(rows, "from_id")?;
-    let to = ids(rows, "to_id")?;
-    Ok(from.into_iter().zip(to).collect())
+/// A provisioning-log entry's values in the order of `tenant_id, {LOG_COLUMNS}`.
+fn log_values<'a>(tenant: &'a str, seq: i64, log: &'a LogRow, data: &'a [u8]) -> [Bound<'a>; 11] {
+    [
+        Bound::from(tenant),
+        Bound::from(seq),
+        Bound::from(&log.id),
+        Bound::from(&log.job_id),
+        Bound::from(&log.cycle_id),
+        Bound::from(micros(log.at)),
+        Bound::from(&log.action),
+        Bound::from(&log.status),
+        Bound::from(log.source_id.as_deref()),
+        Bound::from(log.target_id.as_deref()),
+        Bound::from(data),
+    ]
 }

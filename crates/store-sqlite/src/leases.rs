@@ -2,78 +2,63 @@
 //! database's write lock, which stands in for row locks and `SKIP LOCKED`. The embedded default runs one process per
 //! file, so there are no wake-ups from other processes to deliver.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use rusqlite::{Connection, Row, params};
 use tenantsync_model::TenantId;
 use tenantsync_store::{LeaseCensus, LeaseClaim, LeaseRow, StoreError};
 use time::OffsetDateTime;
 
-use crate::codec::{from_micros, micros, tenant_id_from_row, trusted, unavailable};
+use crate::codec::{from_micros, get, micros, tenant_id_from_row};
+use crate::conn::{execute, first, rows};
 
 const LEASE_COLUMNS: &str = "tenant_id, job_id, holder, token, expires_at";
 
-fn lease_from_row(row: &SqliteRow) -> Result<LeaseRow, StoreError> {
+fn lease_from_row(row: &Row<'_>) -> Result<LeaseRow, StoreError> {
     Ok(LeaseRow {
         tenant: tenant_id_from_row(row, "tenant_id")?,
-        job_id: row.try_get("job_id").map_err(unavailable)?,
-        holder: row.try_get("holder").map_err(unavailable)?,
-        token: row.try_get("token").map_err(unavailable)?,
-        expires_at: from_micros(row.try_get("expires_at").map_err(unavailable)?)?,
+        job_id: get(row, "job_id")?,
+        holder: get(row, "holder")?,
+        token: get(row, "token")?,
+        expires_at: from_micros(get(row, "expires_at")?)?,
     })
 }
 
-pub(crate) async fn heartbeat(
-    pool: &SqlitePool,
+/// In a write transaction.
+pub(crate) fn heartbeat(
+    conn: &Connection,
     holder: &str,
     jobs_collection: &str,
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
 ) -> Result<LeaseCensus, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO lease_holders (holder, expires_at) VALUES (?, ?) \
          ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at",
-    )
-    .bind(holder)
-    .bind(micros(expires_at))
-    .execute(&mut *tx)
-    .await
-    .map_err(unavailable)?;
-    sqlx::query("DELETE FROM lease_holders WHERE expires_at <= ?")
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    let census = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM lease_holders) AS holders, \
-         (SELECT COUNT(*) FROM documents WHERE collection = ?) AS jobs, \
+        params![holder, micros(expires_at)],
+    )?;
+    execute(conn, "DELETE FROM lease_holders WHERE expires_at <= ?", [micros(now)])?;
+    let (holders, jobs, fewest_held) = first(
+        conn,
+        "SELECT (SELECT COUNT(*) FROM lease_holders), \
+         (SELECT COUNT(*) FROM documents WHERE collection = ?), \
          (SELECT COALESCE(MIN(n), 0) FROM (SELECT COUNT(l.job_id) AS n FROM lease_holders h \
-             LEFT JOIN job_leases l ON l.holder = h.holder AND l.expires_at > ? GROUP BY h.holder) AS held) \
-             AS fewest_held",
-    )
-    .bind(jobs_collection)
-    .bind(micros(now))
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(unavailable)?;
-    let holders: i64 = census.try_get("holders").map_err(unavailable)?;
-    let jobs: i64 = census.try_get("jobs").map_err(unavailable)?;
-    let fewest_held: i64 = census.try_get("fewest_held").map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)?;
+             LEFT JOIN job_leases l ON l.holder = h.holder AND l.expires_at > ? GROUP BY h.holder) AS held)",
+        params![jobs_collection, micros(now)],
+        |row| Ok((get::<i64>(row, 0)?, get::<i64>(row, 1)?, get::<i64>(row, 2)?)),
+    )?
+    .unwrap_or_default();
     Ok(LeaseCensus { holders: holders.max(1) as u64, jobs: jobs.max(0) as u64, fewest_held: fewest_held.max(0) as u64 })
 }
 
-pub(crate) async fn claim(pool: &SqlitePool, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
-    sqlx::query(
+/// In a write transaction.
+pub(crate) fn claim(conn: &Connection, claim: &LeaseClaim<'_>) -> Result<Vec<LeaseRow>, StoreError> {
+    execute(
+        conn,
         "INSERT OR IGNORE INTO job_leases (tenant_id, job_id) SELECT tenant_id, doc_key FROM documents \
          WHERE collection = ?",
-    )
-    .bind(claim.jobs_collection)
-    .execute(&mut *tx)
-    .await
-    .map_err(unavailable)?;
-    let rows = sqlx::query(trusted(format!(
+        [claim.jobs_collection],
+    )?;
+    let sql = format!(
         "UPDATE job_leases SET holder = ?1, token = token + 1, expires_at = ?2 \
          WHERE (tenant_id, job_id) IN ( \
              SELECT l.tenant_id, l.job_id FROM job_leases l \
@@ -82,94 +67,57 @@ pub(crate) async fn claim(pool: &SqlitePool, claim: &LeaseClaim<'_>) -> Result<V
              ORDER BY l.expires_at, l.tenant_id, l.job_id LIMIT {max}) \
          RETURNING {LEASE_COLUMNS}",
         max = claim.max
-    )))
-    .bind(claim.holder)
-    .bind(micros(claim.expires_at))
-    .bind(micros(claim.now))
-    .bind(claim.jobs_collection)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)?;
-    rows.iter().map(lease_from_row).collect()
+    );
+    rows(
+        conn,
+        &sql,
+        params![claim.holder, micros(claim.expires_at), micros(claim.now), claim.jobs_collection],
+        lease_from_row,
+    )
 }
 
-pub(crate) async fn renew(
-    pool: &SqlitePool,
+/// In a write transaction.
+pub(crate) fn renew(
+    conn: &Connection,
     holder: &str,
     jobs_collection: &str,
     now: OffsetDateTime,
     expires_at: OffsetDateTime,
 ) -> Result<Vec<LeaseRow>, StoreError> {
-    let rows = sqlx::query(trusted(format!(
+    let sql = format!(
         "UPDATE job_leases SET expires_at = ?1 WHERE holder = ?2 AND expires_at > ?3 \
          AND EXISTS (SELECT 1 FROM documents d WHERE d.tenant_id = job_leases.tenant_id \
              AND d.collection = ?4 AND d.doc_key = job_leases.job_id) \
          RETURNING {LEASE_COLUMNS}"
-    )))
-    .bind(micros(expires_at))
-    .bind(holder)
-    .bind(micros(now))
-    .bind(jobs_collection)
-    .fetch_all(pool)
-    .await
-    .map_err(unavailable)?;
-    rows.iter().map(lease_from_row).collect()
+    );
+    rows(conn, &sql, params![micros(expires_at), holder, micros(now), jobs_collection], lease_from_row)
 }
 
-pub(crate) async fn release(
-    pool: &SqlitePool,
-    holder: &str,
-    jobs: Option<&[(TenantId, String)]>,
-) -> Result<u64, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
-    let mut n_released = 0;
-    match jobs {
+/// In a write transaction.
+pub(crate) fn release(conn: &Connection, holder: &str, jobs: Option<&[(TenantId, String)]>) -> Result<u64, StoreError> {
+    let n_released = match jobs {
         Some(jobs) => {
+            let mut n_released = 0;
             for (tenant, job_id) in jobs {
-                let result = sqlx::query(
+                n_released += execute(
+                    conn,
                     "UPDATE job_leases SET holder = NULL, expires_at = 0 \
                      WHERE holder = ? AND tenant_id = ? AND job_id = ?",
-                )
-                .bind(holder)
-                .bind(tenant.to_string())
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                n_released += result.rows_affected();
+                    params![holder, tenant.to_string(), job_id],
+                )?;
             }
+            n_released
         }
         None => {
-            sqlx::query("DELETE FROM lease_holders WHERE holder = ?")
-                .bind(holder)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            let result = sqlx::query("UPDATE job_leases SET holder = NULL, expires_at = 0 WHERE holder = ?")
-                .bind(holder)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            n_released = result.rows_affected();
+            execute(conn, "DELETE FROM lease_holders WHERE holder = ?", [holder])?;
+            execute(conn, "UPDATE job_leases SET holder = NULL, expires_at = 0 WHERE holder = ?", [holder])?
         }
-    }
-    tx.commit().await.map_err(unavailable)?;
-    Ok(n_released)
+    };
+    Ok(n_released as u64)
 }
 
 /// One job's lease inside a directory transaction (a write transaction already holds the database's lock).
-pub(crate) async fn get(
-    conn: &mut SqliteConnection,
-    tenant: &str,
-    job_id: &str,
-) -> Result<Option<LeaseRow>, StoreError> {
-    let row =
-        sqlx::query(trusted(format!("SELECT {LEASE_COLUMNS} FROM job_leases WHERE tenant_id = ? AND job_id = ?")))
-            .bind(tenant)
-            .bind(job_id)
-            .fetch_optional(conn)
-            .await
-            .map_err(unavailable)?;
-    row.as_ref().map(lease_from_row).transpose()
+pub(crate) fn get_lease(conn: &Connection, tenant: &str, job_id: &str) -> Result<Option<LeaseRow>, StoreError> {
+    let sql = format!("SELECT {LEASE_COLUMNS} FROM job_leases WHERE tenant_id = ? AND job_id = ?");
+    first(conn, &sql, params![tenant, job_id], lease_from_row)
 }

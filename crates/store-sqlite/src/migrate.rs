@@ -1,9 +1,10 @@
 //! Schema migrations, embedded in the binary and applied in order at start-up, each in its own transaction.
 
-use sqlx::{Row, SqlitePool};
+use rusqlite::Connection;
 use tenantsync_store::StoreError;
 
-use crate::codec::{trusted, unavailable};
+use crate::codec::{get, unavailable};
+use crate::conn::{execute, first};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_directory.sql")),
@@ -13,31 +14,33 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20, include_str!("../migrations/0020_scim_external_id.sql")),
 ];
 
-pub(crate) async fn run(pool: &SqlitePool) -> Result<(), StoreError> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-        .execute(pool)
-        .await
+pub(crate) fn run(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
         .map_err(unavailable)?;
     for (version, script) in MIGRATIONS {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(unavailable)?;
-        let applied = sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = ?")
-            .bind(version)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(unavailable)?
-            .try_get::<i64, _>("n")
-            .map_err(unavailable)?;
-        if applied > 0 {
-            continue;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable)?;
+        let applied = (|| {
+            let applied: i64 =
+                first(conn, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", [version], |row| get(row, 0))?
+                    .unwrap_or(0);
+            if applied == 0 {
+                conn.execute_batch(script).map_err(unavailable)?;
+                execute(conn, "INSERT INTO schema_migrations (version) VALUES (?)", [version])?;
+            }
+            Ok(applied > 0)
+        })();
+        match applied {
+            Ok(applied) => {
+                conn.execute_batch("COMMIT").map_err(unavailable)?;
+                if !applied {
+                    tracing::info!(version, "applied sqlite migration");
+                }
+            }
+            Err(err) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(err);
+            }
         }
-        sqlx::raw_sql(trusted(script.to_string())).execute(&mut *tx).await.map_err(unavailable)?;
-        sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        tracing::info!(version, "applied sqlite migration");
     }
     Ok(())
 }

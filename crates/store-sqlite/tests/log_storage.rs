@@ -1,7 +1,6 @@
 //! Provisioning-log entries are stored compressed, read back as written, and entries stored as JSON text before
 //! compression read as they were.
 
-use sqlx::Row;
 use tenantsync_store::{LogQuery, LogRow, Store, TxMode};
 use tenantsync_store_sqlite::SqliteStore;
 
@@ -39,17 +38,14 @@ async fn entries_are_stored_compressed_and_old_text_entries_still_read() {
     tx.commit().await.expect("commit");
 
     // An entry written as JSON text, as every entry was before compression.
-    let raw = sqlx::SqlitePool::connect(&url).await.expect("raw connection");
+    let raw = rusqlite::Connection::open(dir.path().join("store.db")).expect("raw connection");
+    raw.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
     let old = entry(99);
-    sqlx::query(
+    raw.execute(
         "INSERT INTO provisioning_logs (tenant_id, seq, id, job_id, cycle_id, at, action, status, source_id, \
          target_id, data) VALUES (?, 1000, ?, 'job', 'cycle', 0, 'create', 'success', 'source-99', NULL, ?)",
+        rusqlite::params![tenant.id.to_string(), old.id, old.data],
     )
-    .bind(tenant.id.to_string())
-    .bind(&old.id)
-    .bind(&old.data)
-    .execute(&raw)
-    .await
     .expect("insert a text entry");
 
     let mut tx = store.begin(tenant.id, TxMode::Read).await.expect("begin");
@@ -60,16 +56,17 @@ async fn entries_are_stored_compressed_and_old_text_entries_still_read() {
     data.reverse();
     assert_eq!(data, written.iter().map(|row| row.data.as_str()).collect::<Vec<_>>(), "every entry as written");
 
-    let stored = sqlx::query(
-        "SELECT typeof(data) AS kind, length(data) AS bytes FROM provisioning_logs WHERE seq < 1000 ORDER BY seq",
-    )
-    .fetch_all(&raw)
-    .await
-    .expect("stored values");
+    let mut select = raw
+        .prepare("SELECT typeof(data), length(data) FROM provisioning_logs WHERE seq < 1000 ORDER BY seq")
+        .expect("prepare");
+    let stored: Vec<(String, i64)> = select
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("stored values")
+        .collect::<Result<_, _>>()
+        .expect("stored values");
     assert_eq!(stored.len(), 40);
-    for (row, written) in stored.iter().zip(&written) {
-        assert_eq!(row.get::<String, _>("kind"), "blob");
-        let bytes: i64 = row.get("bytes");
-        assert!((bytes as usize) * 2 < written.data.len(), "{bytes} bytes stored for {}", written.data.len());
+    for ((kind, bytes), written) in stored.iter().zip(&written) {
+        assert_eq!(kind, "blob");
+        assert!((*bytes as usize) * 2 < written.data.len(), "{bytes} bytes stored for {}", written.data.len());
     }
 }
