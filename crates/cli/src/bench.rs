@@ -134,7 +134,7 @@ const DEPARTMENTS: [&str; 4] = ["Sales", "Engineering", "Finance", "Legal"];
 /// its pid and its URL. The rest of its standard output is drained in the background.
 ///
 /// The server logs warnings only, on the bench's stderr; `TENANTSYNC_BENCH_SERVER_LOG` sets another filter (e.g.
-/// `sqlx::query=debug` to see every statement while profiling).
+/// `sqlx::query=debug` to see every PostgreSQL statement while profiling).
 pub(crate) async fn start_server(database: &str) -> anyhow::Result<(tokio::process::Child, u32, String)> {
     let log = std::env::var("TENANTSYNC_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned());
     start_child(&["serve", "--listen", "127.0.0.1:0", "--database", database, "--log", &log]).await
