@@ -1070,9 +1070,9 @@ impl Cycle<'_, '_> {
             items.push((source_id, source, connection));
         }
         let ids: Vec<ObjectId> = items.iter().map(|(id, _, _)| *id).collect();
-        let observed = match observe_page(env, &self.job, items.clone()).await {
+        let observed = match observe_page(env, &self.job, items).await {
             Ok(observed) => observed.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(_) => {
+            Err((_, items)) => {
                 let mut one_by_one = Vec::with_capacity(items.len());
                 for (source_id, source, connection) in items {
                     one_by_one.push(observe(env, &self.job, source_id, source, connection).await);
@@ -1250,46 +1250,65 @@ pub(crate) async fn unlisted_links(
     }
 }
 
+/// A user of a page to observe: its source id, what the source holds, and its link.
+pub(crate) type PageItem = (ObjectId, Option<SourceUser>, Option<Connection>);
+
 /// Observes a page of users with two batched target reads: linked users by id, the others by anchor.
+/// A failed read answers the items back with its error.
 pub(crate) async fn observe_page(
     env: &CycleEnv<'_>,
     job: &LoadedJob,
-    items: Vec<(ObjectId, Option<SourceUser>, Option<Connection>)>,
-) -> Result<Vec<Observed>, PeerError> {
+    items: Vec<PageItem>,
+) -> Result<Vec<Observed>, (PeerError, Vec<PageItem>)> {
+    // The target's reads come first and the items are consumed last, so that a failed read hands them back (for
+    // one-by-one observation) instead of the caller keeping a copy of every page.
     let linked: Vec<ObjectId> =
         items.iter().filter_map(|(_, _, connection)| connection.as_ref().map(|link| link.target_id)).collect();
-    let mut by_link = env.target.get_users(&linked).await?.into_iter();
-    let mut observed: Vec<Observed> = items
-        .into_iter()
-        .map(|(source_id, source, connection)| {
+    let by_link = match env.target.get_users(&linked).await {
+        Ok(by_link) => by_link,
+        Err(err) => return Err((err, items)),
+    };
+    let mut by_link = by_link.into_iter();
+    let mut targets: Vec<(Option<TargetUser>, MatchedBy)> = items
+        .iter()
+        .map(|(_, _, connection)| {
             let target = if connection.is_some() { by_link.next().flatten() } else { None };
             let matched_by = if target.is_some() { MatchedBy::Connection } else { MatchedBy::None };
-            Observed { source, assignment: job.assignment_of(source_id), connection, target, matched_by }
+            (target, matched_by)
         })
         .collect();
-    let missing: Vec<usize> = (0..observed.len()).filter(|idx| observed[*idx].target.is_none()).collect();
+    let missing: Vec<usize> = (0..targets.len()).filter(|idx| targets[*idx].0.is_none()).collect();
     let anchors: Vec<Anchor> = missing
         .iter()
         .map(|idx| {
-            let source_id = observed[*idx]
-                .source
-                .as_ref()
-                .map(|user| user.id)
-                .or(observed[*idx].connection.as_ref().map(|link| link.source_id));
+            let (_, source, connection) = &items[*idx];
+            let source_id = source.as_ref().map(|user| user.id).or(connection.as_ref().map(|link| link.source_id));
             Anchor {
                 source_tenant: env.job.tenant.to_string(),
                 source_id: source_id.unwrap_or_else(|| ObjectId::from_uuid(env.ids.new_id())),
             }
         })
         .collect();
-    let found = env.target.find_by_anchors(&anchors).await?;
+    let found = match env.target.find_by_anchors(&anchors).await {
+        Ok(found) => found,
+        Err(err) => return Err((err, items)),
+    };
     for (idx, target) in missing.into_iter().zip(found) {
         if target.is_some() {
-            observed[idx].target = target;
-            observed[idx].matched_by = MatchedBy::Anchor;
+            targets[idx] = (target, MatchedBy::Anchor);
         }
     }
-    Ok(observed)
+    Ok(items
+        .into_iter()
+        .zip(targets)
+        .map(|((source_id, source, connection), (target, matched_by))| Observed {
+            source,
+            assignment: job.assignment_of(source_id),
+            connection,
+            target,
+            matched_by,
+        })
+        .collect())
 }
 
 fn count(report: &mut CycleReport, applied: &Applied) {

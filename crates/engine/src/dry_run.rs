@@ -45,7 +45,7 @@ async fn plan_page(
         })
         .collect();
     let ids: Vec<ObjectId> = items.iter().map(|(id, _, _)| *id).collect();
-    let observed = observe_page(env, job, items).await.map_err(EngineError::Source)?;
+    let observed = observe_page(env, job, items).await.map_err(|(err, _)| EngineError::Source(err))?;
     let source_tenant = env.job.tenant.to_string();
     let external_upn = |upn: &str| env.target.external_upn(upn);
     let supports = |attribute: &str| env.target.supports(attribute);
