@@ -224,6 +224,11 @@ impl<'a> Sql<'a> {
 /// A value bound to a statement, borrowed where the caller holds it.
 pub(crate) struct Bound<'a>(ToSqlOutput<'a>);
 
+/// `values` as the parameters of a fixed statement, in order (`?1` is the first).
+pub(crate) fn bound<'s>(values: &'s [Bound<'_>]) -> impl Params + 's {
+    rusqlite::params_from_iter(values.iter().map(|value| &value.0))
+}
+
 impl<'a> From<&'a str> for Bound<'a> {
     fn from(text: &'a str) -> Self {
         Bound(ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())))

@@ -14,9 +14,12 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::checkpoint::Checkpoints;
 use crate::codec::{change_from_row, doc_from_row, get, log_from_row, micros, object_from_row, object_id, unavailable};
-use crate::conn::{Bound, Conn, Sql, execute, execute_unique, first, rows};
+use crate::conn::{Bound, Conn, Sql, bound, execute, execute_unique, first, rows};
 
 const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anchor";
+/// The columns an object's row is written with ([`object_values`]).
+const OBJECT_ROW_COLUMNS: &str =
+    "id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key";
 const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
 /// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -279,46 +282,18 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
-        execute_unique(
-            &self.conn,
-            "INSERT INTO objects \
-             (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
-                row.id.to_string(),
-                self.tenant_text,
-                row.kind.as_str(),
-                row.upn,
-                lower(&row.upn),
-                row.display_name,
-                name_key(row),
-                row.data,
-                row.deleted_at.map(micros),
-                row.anchor,
-                lower(&row.anchor),
-            ],
-            "userPrincipalName or id",
-        )?;
+        let sql = format!("INSERT INTO objects ({OBJECT_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        execute_unique(&self.conn, &sql, bound(&object_values(&self.tenant_text, row)), "userPrincipalName or id")?;
         Ok(())
     }
 
     async fn update_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
+        // The parameters of an insert, by number (the kind, `?3`, never changes).
         let n_updated = execute_unique(
             &self.conn,
-            "UPDATE objects SET upn = ?, upn_key = ?, display_name = ?, name_key = ?, data = ?, deleted_at = ?, \
-             anchor = ?, anchor_key = ? WHERE tenant_id = ? AND id = ?",
-            params![
-                row.upn,
-                lower(&row.upn),
-                row.display_name,
-                name_key(row),
-                row.data,
-                row.deleted_at.map(micros),
-                row.anchor,
-                lower(&row.anchor),
-                self.tenant_text,
-                row.id.to_string(),
-            ],
+            "UPDATE objects SET upn = ?4, upn_key = ?5, display_name = ?6, name_key = ?7, data = ?8, \
+             deleted_at = ?9, anchor = ?10, anchor_key = ?11 WHERE tenant_id = ?2 AND id = ?1",
+            bound(&object_values(&self.tenant_text, row)),
             "userPrincipalName",
         )?;
         if n_updated == 0 {
@@ -739,28 +714,12 @@ impl DirectoryTx for SqliteDirectoryTx {
     async fn insert_objects_skipping_conflicts(&mut self, rows: &[ObjectRow]) -> Result<Vec<bool>, StoreError> {
         let mut inserted_ids = std::collections::HashSet::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = Sql::new(
-                "INSERT INTO objects \
-                 (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
-                 VALUES ",
-            );
+            let mut insert = Sql::new(format!("INSERT INTO objects ({OBJECT_ROW_COLUMNS}) VALUES "));
             for (idx, row) in chunk.iter().enumerate() {
                 if idx > 0 {
                     insert.push(", ");
                 }
-                insert.bind_row([
-                    Bound::from(row.id.to_string()),
-                    Bound::from(&self.tenant_text),
-                    Bound::from(row.kind.as_str()),
-                    Bound::from(row.upn.as_deref()),
-                    Bound::from(lower(&row.upn)),
-                    Bound::from(row.display_name.as_deref()),
-                    Bound::from(name_key(row)),
-                    Bound::from(&row.data),
-                    Bound::from(row.deleted_at.map(micros)),
-                    Bound::from(row.anchor.as_deref()),
-                    Bound::from(lower(&row.anchor)),
-                ]);
+                insert.bind_row(object_values(&self.tenant_text, row));
             }
             // Any unique clash (id, userPrincipalName, anchor) skips the row instead of failing the statement.
             insert.push(" ON CONFLICT DO NOTHING RETURNING id");
@@ -920,6 +879,23 @@ impl DirectoryTx for SqliteDirectoryTx {
         }
         Ok(())
     }
+}
+
+/// An object's values in the order of [`OBJECT_ROW_COLUMNS`].
+fn object_values<'a>(tenant: &'a str, row: &'a ObjectRow) -> [Bound<'a>; 11] {
+    [
+        Bound::from(row.id.to_string()),
+        Bound::from(tenant),
+        Bound::from(row.kind.as_str()),
+        Bound::from(row.upn.as_deref()),
+        Bound::from(lower(&row.upn)),
+        Bound::from(row.display_name.as_deref()),
+        Bound::from(name_key(row)),
+        Bound::from(&row.data),
+        Bound::from(row.deleted_at.map(micros)),
+        Bound::from(row.anchor.as_deref()),
+        Bound::from(lower(&row.anchor)),
+    ]
 }
 
 /// A provisioning-log entry's values in the order of `tenant_id, {LOG_COLUMNS}`.
