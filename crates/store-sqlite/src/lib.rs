@@ -64,8 +64,14 @@ const CHECKPOINT_CACHE_KIB: i64 = 2 * 1024;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or a plain path) and migrates it.
+    /// Options after a `?` are refused rather than read as part of the file's name: the store sets its own.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        let path = Path::new(url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url));
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        if let Some((_, options)) = path.split_once('?') {
+            let detail = format!("SQLite URL options are not supported ('?{options}'): give the file's path alone");
+            return Err(unavailable(std::io::Error::new(std::io::ErrorKind::InvalidInput, detail)));
+        }
+        let path = Path::new(path);
         let pool = Pool::new(path, READER_CACHE_KIB, 8);
         let writer_pool = Pool::new(path, WRITER_CACHE_KIB, 2);
         migrate::run(&*writer_pool.acquire().await?)?;

@@ -73,3 +73,17 @@ async fn a_writer_waits_for_another_process_holding_the_lock() {
     let mut tx = store.begin(tenant.id, TxMode::ReadStatements).await.expect("begin read");
     assert!(tx.get_doc("driverTest", "after-the-other").await.expect("get").is_some());
 }
+
+/// A URL the store cannot honour is an error at open, and leaves no file behind.
+#[tokio::test]
+async fn urls_it_cannot_open_are_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let with_options = format!("sqlite://{}?mode=ro", dir.path().join("store.db").display());
+    let err = SqliteStore::open(&with_options).await.expect_err("options after '?' are refused");
+    let message = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+    assert!(message.contains("not supported"), "{message}");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "no file was created");
+
+    let missing_dir = format!("sqlite://{}", dir.path().join("no-such-dir").join("store.db").display());
+    assert!(matches!(SqliteStore::open(&missing_dir).await, Err(tenantsync_store::StoreError::Unavailable(_))));
+}
