@@ -22,6 +22,7 @@ mod partner_writes;
 mod policies;
 mod protocol;
 mod scim;
+mod stored_user;
 mod synchronization;
 mod token_endpoint;
 mod trust;

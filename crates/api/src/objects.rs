@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tenantsync_directory::{DeltaCursor, DeltaItem, ListSpec};
+use tenantsync_directory::{DeltaCursor, DeltaItem, ListSpec, MemberDelta};
 use tenantsync_graph::body::select;
 use tenantsync_graph::entity::{Entity, GROUP, USER};
 use tenantsync_graph::filter::{Filter, KeyMatchText};
@@ -374,7 +374,8 @@ pub(crate) async fn delta(
         DeltaToken::Initial { snapshot, after } => DeltaCursor::Initial { snapshot, after },
         DeltaToken::Changes { after } => DeltaCursor::Changes { after },
     });
-    let page = state.directory.delta(caller.tenant, kind, cursor, page_size).await?;
+    // Without `$select`, users are written from their stored JSON (see `stored_user`).
+    let page = state.directory.delta(caller.tenant, kind, cursor, page_size, selected.is_none()).await?;
     let next_token = match page.next {
         DeltaCursor::Initial { snapshot, after } => DeltaToken::Initial { snapshot, after },
         DeltaCursor::Changes { after } => DeltaToken::Changes { after },
@@ -388,43 +389,68 @@ pub(crate) async fn delta(
     head.insert(link_name.to_owned(), json!(link(base, &path, &pairs)));
     page_response(head, &page.items, |out, item| match item {
         DeltaItem::Object { object, members: None } if selected.is_none() => write_object(out, object, false, None),
-        _ => serde_json::to_writer(&mut *out, &delta_item_json(item, selected.as_deref(), members_selected))
+        // A user from its stored JSON, or decoded where that cannot be done.
+        DeltaItem::StoredUser(row) if selected.is_none() => {
+            if crate::stored_user::write_stored_user(out, &row.data) {
+                Ok(())
+            } else {
+                write_object(out, &tenantsync_directory::decode_object(row)?, false, None)
+            }
+        }
+        _ => serde_json::to_writer(&mut *out, &delta_item_json(item, selected.as_deref(), members_selected)?)
             .map_err(ApiError::internal),
     })
 }
 
 /// One item of a delta page as a JSON tree: an object (projected on `$select`, with its id, and a group's
 /// `members@delta` when members are selected) or a removal.
-fn delta_item_json(item: &DeltaItem, selected: Option<&[&'static str]>, members_selected: bool) -> Value {
-    match item {
+fn delta_item_json(
+    item: &DeltaItem,
+    selected: Option<&[&'static str]>,
+    members_selected: bool,
+) -> Result<Value, ApiError> {
+    Ok(match item {
         DeltaItem::Object { object, members } => {
-            let mut value = select(object_json(object, false), selected);
-            if let Value::Object(map) = &mut value {
-                map.insert("id".to_owned(), json!(object.id().to_string()));
-                if let (Some(members), true) = (members, members_selected) {
-                    let members: Vec<Value> = members
-                        .iter()
-                        .map(|member| {
-                            let mut entry = json!({ "id": member.id.to_string() });
-                            if let Some(kind) = member.kind {
-                                entry["@odata.type"] = json!(entity_of(kind).odata_type());
-                            }
-                            if member.removed {
-                                entry["@removed"] = json!({ "reason": "deleted" });
-                            }
-                            entry
-                        })
-                        .collect();
-                    map.insert("members@delta".to_owned(), Value::Array(members));
-                }
-            }
-            value
+            object_delta_json(object, members.as_deref(), selected, members_selected)
+        }
+        DeltaItem::StoredUser(row) => {
+            object_delta_json(&tenantsync_directory::decode_object(row)?, None, selected, members_selected)
         }
         DeltaItem::Removed { id, purged } => json!({
             "id": id.to_string(),
             "@removed": { "reason": if *purged { "deleted" } else { "changed" } },
         }),
+    })
+}
+
+/// [`delta_item_json`] of an object and, for a group, its membership changes.
+fn object_delta_json(
+    object: &DirectoryObject,
+    members: Option<&[MemberDelta]>,
+    selected: Option<&[&'static str]>,
+    members_selected: bool,
+) -> Value {
+    let mut value = select(object_json(object, false), selected);
+    if let Value::Object(map) = &mut value {
+        map.insert("id".to_owned(), json!(object.id().to_string()));
+        if let (Some(members), true) = (members, members_selected) {
+            let members: Vec<Value> = members
+                .iter()
+                .map(|member| {
+                    let mut entry = json!({ "id": member.id.to_string() });
+                    if let Some(kind) = member.kind {
+                        entry["@odata.type"] = json!(entity_of(kind).odata_type());
+                    }
+                    if member.removed {
+                        entry["@removed"] = json!({ "reason": "deleted" });
+                    }
+                    entry
+                })
+                .collect();
+            map.insert("members@delta".to_owned(), Value::Array(members));
+        }
     }
+    value
 }
 
 /// The object id named by a `$ref` body: `{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{id}"}`.

@@ -48,7 +48,11 @@ fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
 /// The origin marker of a B2B user a partner tenant synced (Graph's `crossTenantSynchronizationResource`:
 /// `originTenantId`, `originId`), derived from its anchor, so it can never disagree with what the sync matches on.
 pub(crate) fn origin_of(user: &User) -> Option<Value> {
-    let anchor = user.anchor()?;
+    origin_of_anchor(&user.anchor()?)
+}
+
+/// [`origin_of`] a user whose sync anchor is `anchor`.
+pub(crate) fn origin_of_anchor(anchor: &str) -> Option<Value> {
     let (issuer, origin) = anchor.split_once('/')?;
     let issuer = TenantId::parse(issuer).ok()?;
     Some(json!({"originTenantId": issuer.to_string(), "originId": origin}))

@@ -34,6 +34,9 @@ pub struct MemberDelta {
 pub enum DeltaItem {
     /// The object as it is now; for groups, the membership changes of this page.
     Object { object: DirectoryObject, members: Option<Vec<MemberDelta>> },
+    /// A live user as the store holds it (its JSON without unset fields), for a caller that writes it out itself
+    /// ([`Directory::delta`] with `stored_users`); [`crate::decode_object`] gives the typed user.
+    StoredUser(ObjectRow),
     /// Soft-deleted (`purged` false: Graph's reason `changed`) or gone for good (`purged` true: `deleted`).
     Removed { id: ObjectId, purged: bool },
 }
@@ -65,13 +68,15 @@ impl Directory {
         Ok(DeltaCursor::Changes { after: tx.last_change_seq().await? })
     }
 
-    /// The next page of a delta round over objects of `kind`. `cursor` None starts a new round.
+    /// The next page of a delta round over objects of `kind`. `cursor` None starts a new round. With
+    /// `stored_users`, live users come as [`DeltaItem::StoredUser`], undecoded.
     pub async fn delta(
         &self,
         tenant: TenantId,
         kind: ObjectKind,
         cursor: Option<DeltaCursor>,
         page_size: u32,
+        stored_users: bool,
     ) -> Result<DeltaPage, DirectoryError> {
         let _timer = OpTimer::start("delta");
         let page_size = page_size.max(1);
@@ -90,7 +95,7 @@ impl Directory {
                 if snapshot > newest {
                     return Err(DirectoryError::invalid("The delta token is not valid for this tenant."));
                 }
-                self.initial_page(tx.as_mut(), kind, snapshot, after, page_size).await
+                self.initial_page(tx.as_mut(), kind, snapshot, after, page_size, stored_users).await
             }
             DeltaCursor::Changes { after } => {
                 if after < horizon {
@@ -99,7 +104,7 @@ impl Directory {
                 if after > newest {
                     return Err(DirectoryError::invalid("The delta token is not valid for this tenant."));
                 }
-                self.changes_page(tx.as_mut(), kind, after, page_size).await
+                self.changes_page(tx.as_mut(), kind, after, page_size, stored_users).await
             }
         }
     }
@@ -111,6 +116,7 @@ impl Directory {
         snapshot: i64,
         after: Option<ObjectId>,
         page_size: u32,
+        stored_users: bool,
     ) -> Result<DeltaPage, DirectoryError> {
         let spec = ScanSpec {
             deleted: false,
@@ -145,16 +151,21 @@ impl Directory {
                 }
             }
         }
+        let full_page = rows.len() == page_size as usize;
+        let last = rows.last().map(|row| row.id);
         let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let members = match kind {
-                ObjectKind::Group => Some(members_of.remove(&row.id).unwrap_or_default()),
-                ObjectKind::User => None,
+        for row in rows {
+            let item = match kind {
+                ObjectKind::User if stored_users => DeltaItem::StoredUser(row),
+                ObjectKind::User => DeltaItem::Object { object: decode(&row)?, members: None },
+                ObjectKind::Group => {
+                    let members = Some(members_of.remove(&row.id).unwrap_or_default());
+                    DeltaItem::Object { object: decode(&row)?, members }
+                }
             };
-            items.push(DeltaItem::Object { object: decode(row)?, members });
+            items.push(item);
         }
-        if rows.len() == page_size as usize {
-            let last = rows.last().map(|row| row.id);
+        if full_page {
             return Ok(DeltaPage { items, next: DeltaCursor::Initial { snapshot, after: last }, more: true });
         }
         Ok(DeltaPage { items, next: DeltaCursor::Changes { after: snapshot }, more: false })
@@ -166,6 +177,7 @@ impl Directory {
         kind: ObjectKind,
         after: i64,
         page_size: u32,
+        stored_users: bool,
     ) -> Result<DeltaPage, DirectoryError> {
         let changes = tx.read_changes(kind, after, page_size).await?;
         let more = changes.len() == page_size as usize;
@@ -195,6 +207,7 @@ impl Directory {
             let item = match rows.remove(&id) {
                 None => DeltaItem::Removed { id, purged: true },
                 Some(row) if row.deleted_at.is_some() => DeltaItem::Removed { id, purged: false },
+                Some(row) if stored_users && row.kind == ObjectKind::User => DeltaItem::StoredUser(row),
                 Some(row) => {
                     let members = match member_changes.remove(&id) {
                         Some(mut members) => {

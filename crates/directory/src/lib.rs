@@ -31,7 +31,7 @@ pub use delta::{DeltaCursor, DeltaItem, DeltaPage, MemberDelta};
 pub use dynamic::{EVALUATION_PAGE, ProcessingStatus, RuleEvaluationWaker, RuleProcessingStatus};
 pub use error::DirectoryError;
 pub use group_commit::{SharedManagedEdit, SharedUserEdit};
-pub use objects::{ListPage, ListSpec, NewGroup, UserEdit};
+pub use objects::{ListPage, ListSpec, NewGroup, UserEdit, decode_object};
 pub use scim_lists::{ScimWindow, ScimWindowPage};
 pub use secret::ClientSecret;
 pub use sync_groups::GroupState;

@@ -105,6 +105,11 @@ async fn scim_user_names_taken(tx: &mut dyn DirectoryTx, users: &[CheckedUser]) 
 /// The largest number of rows read per store round trip while filling a filtered page.
 const SCAN_BATCH: u32 = 500;
 
+/// The typed object of a stored row (what [`crate::DeltaItem::StoredUser`] leaves to its caller).
+pub fn decode_object(row: &ObjectRow) -> Result<DirectoryObject, DirectoryError> {
+    decode(row)
+}
+
 pub(crate) fn decode(row: &ObjectRow) -> Result<DirectoryObject, DirectoryError> {
     let corrupt = |source| DirectoryError::Corrupt { id: row.id.to_string(), source };
     Ok(match row.kind {

@@ -187,13 +187,18 @@ pub fn is_extension_attribute(name: &str) -> bool {
         && attribute.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// [`User::anchor`] of a user with these identities.
+pub fn anchor_of(identities: &[ObjectIdentity]) -> Option<String> {
+    identities.iter().find(|identity| identity.sign_in_type.as_deref() == Some("federated")).and_then(|identity| {
+        Some(format!("{}/{}", identity.issuer.as_deref()?, identity.issuer_assigned_id.as_deref()?))
+    })
+}
+
 impl User {
     /// The sync anchor of a B2B user: `<issuer>/<issuerAssignedId>` of its first federated identity. Internal users
     /// (no federated identity) have none.
     pub fn anchor(&self) -> Option<String> {
-        self.identities.iter().find(|identity| identity.sign_in_type.as_deref() == Some("federated")).and_then(
-            |identity| Some(format!("{}/{}", identity.issuer.as_deref()?, identity.issuer_assigned_id.as_deref()?)),
-        )
+        anchor_of(&self.identities)
     }
 
     /// Whether this user's identity lives in another tenant (a B2B user, invited or created by sync). Such users

@@ -15,7 +15,7 @@ pub mod properties;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
     AlternativeSecurityId, DirectoryObject, Group, ObjectIdentity, ObjectKind, OnPremisesExtensionAttributes,
-    PasswordProfile, SyncOrigin, User, UserType, is_extension_attribute,
+    PasswordProfile, SyncOrigin, User, UserType, anchor_of, is_extension_attribute,
 };
 pub use ids::{ClientId, ObjectId, TenantId};
 pub use properties::{
