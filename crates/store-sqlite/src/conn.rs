@@ -195,16 +195,33 @@ impl<'a> Sql<'a> {
         self
     }
 
-    /// Appends `(?, ?, …)` for the values of one row.
-    pub(crate) fn bind_row<const N: usize>(&mut self, values: [Bound<'a>; N]) -> &mut Self {
-        self.text.push('(');
+    /// Appends `?, ?, …` for `values`.
+    pub(crate) fn bind_list(&mut self, values: impl IntoIterator<Item = Bound<'a>>) -> &mut Self {
         for (idx, value) in values.into_iter().enumerate() {
             if idx > 0 {
                 self.text.push_str(", ");
             }
             self.bind(value);
         }
+        self
+    }
+
+    /// Appends `(?, ?, …)` for the values of one row.
+    pub(crate) fn bind_row<const N: usize>(&mut self, values: [Bound<'a>; N]) -> &mut Self {
+        self.text.push('(');
+        self.bind_list(values);
         self.text.push(')');
+        self
+    }
+
+    /// Appends `(?, …), (?, …), …` for `rows`: the `VALUES` of a multi-row insert.
+    pub(crate) fn bind_rows<const N: usize>(&mut self, rows: impl IntoIterator<Item = [Bound<'a>; N]>) -> &mut Self {
+        for (idx, row) in rows.into_iter().enumerate() {
+            if idx > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind_row(row);
+        }
         self
     }
 

@@ -102,7 +102,7 @@ impl SqliteDirectoryTx {
         for chunk in values.chunks(ROWS_PER_STATEMENT) {
             let mut select = Sql::new(format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE {tenant_term} = "));
             select.bind(&self.tenant_text).push(&format!(" AND {column} IN ("));
-            push_list(&mut select, chunk.iter().map(Bound::from));
+            select.bind_list(chunk.iter().map(Bound::from));
             select.push(")");
             found.extend(select.rows(&self.conn, object_from_row)?);
         }
@@ -124,22 +124,12 @@ impl SqliteDirectoryTx {
                 Sql::new(format!("SELECT links.from_id, links.to_id FROM {source} WHERE links.tenant_id = "));
             select.bind(&self.tenant_text).push(" AND links.kind = ").bind(kind.as_str());
             select.push(&format!(" AND links.{column} IN ("));
-            push_list(&mut select, chunk.iter().map(|id| Bound::from(id.to_string())));
+            select.bind_list(chunk.iter().map(|id| Bound::from(id.to_string())));
             select.push(")");
             pairs.extend(select.rows(&self.conn, link_pair)?);
         }
         pairs.sort();
         Ok(pairs)
-    }
-}
-
-/// `?, ?, …` for `values`.
-fn push_list<'a>(sql: &mut Sql<'a>, values: impl IntoIterator<Item = Bound<'a>>) {
-    for (idx, value) in values.into_iter().enumerate() {
-        if idx > 0 {
-            sql.push(", ");
-        }
-        sql.bind(value);
     }
 }
 
@@ -226,7 +216,7 @@ impl SqliteDirectoryTx {
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
             let mut select = Sql::new(format!("SELECT {columns} FROM documents WHERE tenant_id = "));
             select.bind(&self.tenant_text).push(" AND collection = ").bind(collection).push(" AND doc_key IN (");
-            push_list(&mut select, chunk.iter().map(Bound::from));
+            select.bind_list(chunk.iter().map(Bound::from));
             select.push(")");
             found.extend(select.rows(&self.conn, &mut decode)?);
         }
@@ -454,17 +444,14 @@ impl DirectoryTx for SqliteDirectoryTx {
         let mut n_added = 0;
         for batch in pairs.chunks(ROWS_PER_STATEMENT) {
             let mut insert = Sql::new("INSERT INTO links (tenant_id, kind, from_id, to_id) VALUES ");
-            for (idx, (from, to)) in batch.iter().enumerate() {
-                if idx > 0 {
-                    insert.push(", ");
-                }
-                insert.bind_row([
+            insert.bind_rows(batch.iter().map(|(from, to)| {
+                [
                     Bound::from(&self.tenant_text),
                     Bound::from(kind.as_str()),
                     Bound::from(from.to_string()),
                     Bound::from(to.to_string()),
-                ]);
-            }
+                ]
+            }));
             insert.push(" ON CONFLICT DO NOTHING");
             n_added += insert.execute(&self.conn)? as u64;
         }
@@ -484,7 +471,7 @@ impl DirectoryTx for SqliteDirectoryTx {
                 let mut delete = Sql::new("DELETE FROM links WHERE tenant_id = ");
                 delete.bind(&self.tenant_text).push(" AND kind = ").bind(kind.as_str());
                 delete.push(" AND from_id = ").bind(from.to_string()).push(" AND to_id IN (");
-                push_list(&mut delete, batch.iter().map(|to| Bound::from(to.to_string())));
+                delete.bind_list(batch.iter().map(|to| Bound::from(to.to_string())));
                 delete.push(")");
                 n_removed += delete.execute(&self.conn)? as u64;
             }
@@ -501,11 +488,8 @@ impl DirectoryTx for SqliteDirectoryTx {
             let base = first_seq + (chunk_idx * CHANGES_PER_STATEMENT) as i64;
             let mut insert =
                 Sql::new("INSERT INTO changes (tenant_id, seq, object_id, kind, op, related, link_kind, at) VALUES ");
-            for (idx, change) in chunk.iter().enumerate() {
-                if idx > 0 {
-                    insert.push(", ");
-                }
-                insert.bind_row([
+            insert.bind_rows(chunk.iter().enumerate().map(|(idx, change)| {
+                [
                     Bound::from(&self.tenant_text),
                     Bound::from(base + idx as i64),
                     Bound::from(change.object_id.to_string()),
@@ -514,8 +498,8 @@ impl DirectoryTx for SqliteDirectoryTx {
                     Bound::from(change.related.map(|id| id.to_string())),
                     Bound::from(change.link_kind.map(LinkKind::as_str)),
                     Bound::from(micros(change.at)),
-                ]);
-            }
+                ]
+            }));
             insert.execute(&self.conn)?;
         }
         Ok(last)
@@ -715,12 +699,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         let mut inserted_ids = std::collections::HashSet::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut insert = Sql::new(format!("INSERT INTO objects ({OBJECT_ROW_COLUMNS}) VALUES "));
-            for (idx, row) in chunk.iter().enumerate() {
-                if idx > 0 {
-                    insert.push(", ");
-                }
-                insert.bind_row(object_values(&self.tenant_text, row));
-            }
+            insert.bind_rows(chunk.iter().map(|row| object_values(&self.tenant_text, row)));
             // Any unique clash (id, userPrincipalName, anchor) skips the row instead of failing the statement.
             insert.push(" ON CONFLICT DO NOTHING RETURNING id");
             inserted_ids.extend(insert.rows(&self.conn, |row| get::<String>(row, 0))?);
@@ -742,12 +721,13 @@ impl DirectoryTx for SqliteDirectoryTx {
         {
             let base = first_seq + (chunk_idx * ROWS_PER_STATEMENT) as i64;
             let mut insert = Sql::new(format!("INSERT INTO provisioning_logs (tenant_id, {LOG_COLUMNS}) VALUES "));
-            for (idx, (log, data)) in chunk.iter().zip(stored).enumerate() {
-                if idx > 0 {
-                    insert.push(", ");
-                }
-                insert.bind_row(log_values(&self.tenant_text, base + idx as i64, log, data));
-            }
+            insert.bind_rows(
+                chunk
+                    .iter()
+                    .zip(stored)
+                    .enumerate()
+                    .map(|(idx, (log, data))| log_values(&self.tenant_text, base + idx as i64, log, data)),
+            );
             insert.execute(&self.conn)?;
         }
         Ok(())
@@ -768,18 +748,15 @@ impl DirectoryTx for SqliteDirectoryTx {
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let mut upsert =
                 Sql::new("INSERT INTO documents (tenant_id, collection, doc_key, data, updated_at) VALUES ");
-            for (idx, doc) in chunk.iter().enumerate() {
-                if idx > 0 {
-                    upsert.push(", ");
-                }
-                upsert.bind_row([
+            upsert.bind_rows(chunk.iter().map(|doc| {
+                [
                     Bound::from(&self.tenant_text),
                     Bound::from(&doc.collection),
                     Bound::from(&doc.key),
                     Bound::from(&doc.data),
                     Bound::from(micros(doc.updated_at)),
-                ]);
-            }
+                ]
+            }));
             upsert.push(
                 " ON CONFLICT (tenant_id, collection, doc_key) \
                  DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
