@@ -74,7 +74,7 @@ impl SqliteStore {
         let path = Path::new(path);
         let pool = Pool::new(path, READER_CACHE_KIB, 8);
         let writer_pool = Pool::new(path, WRITER_CACHE_KIB, 2);
-        migrate::run(&*writer_pool.acquire().await?)?;
+        migrate::run(&writer_pool.acquire().await?)?;
         let writers = Arc::new(Semaphore::new(1));
         let (checkpoints, stop) = checkpoint::start(Pool::new(path, CHECKPOINT_CACHE_KIB, 1), writers.clone());
         Ok(SqliteStore { pool, writer_pool, writers, checkpoints, _checkpoint_task: Arc::new(stop) })

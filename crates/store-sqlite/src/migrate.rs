@@ -1,10 +1,9 @@
 //! Schema migrations, embedded in the binary and applied in order at start-up, each in its own transaction.
 
-use rusqlite::Connection;
 use tenantsync_store::StoreError;
 
 use crate::codec::{get, unavailable};
-use crate::conn::{execute, first};
+use crate::conn::{Conn, execute, first};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_directory.sql")),
@@ -14,32 +13,23 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20, include_str!("../migrations/0020_scim_external_id.sql")),
 ];
 
-pub(crate) fn run(conn: &Connection) -> Result<(), StoreError> {
+/// Applies the migrations not yet applied, each in a transaction of its own. A failed one leaves its transaction
+/// open: `conn` rolls it back as it goes back to its pool.
+pub(crate) fn run(conn: &Conn) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
         .map_err(unavailable)?;
     for (version, script) in MIGRATIONS {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable)?;
-        let applied = (|| {
-            let applied: i64 =
-                first(conn, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", [version], |row| get(row, 0))?
-                    .unwrap_or(0);
-            if applied == 0 {
-                conn.execute_batch(script).map_err(unavailable)?;
-                execute(conn, "INSERT INTO schema_migrations (version) VALUES (?)", [version])?;
-            }
-            Ok(applied > 0)
-        })();
-        match applied {
-            Ok(applied) => {
-                conn.execute_batch("COMMIT").map_err(unavailable)?;
-                if !applied {
-                    tracing::info!(version, "applied sqlite migration");
-                }
-            }
-            Err(err) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(err);
-            }
+        let applied: i64 =
+            first(conn, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", [version], |row| get(row, 0))?
+                .unwrap_or(0);
+        if applied == 0 {
+            conn.execute_batch(script).map_err(unavailable)?;
+            execute(conn, "INSERT INTO schema_migrations (version) VALUES (?)", [version])?;
+        }
+        conn.execute_batch("COMMIT").map_err(unavailable)?;
+        if applied == 0 {
+            tracing::info!(version, "applied sqlite migration");
         }
     }
     Ok(())
