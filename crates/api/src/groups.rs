@@ -141,8 +141,7 @@ async fn group_json(state: &AppState, caller: &Caller, group: Group) -> Result<V
 /// the caller needs `Synchronization.ReadWrite.All`. It is read-only everywhere else, so it never changes later.
 fn take_sync_origin(caller: &Caller, body: Value) -> Result<(Value, Option<SyncOrigin>), ApiError> {
     let Value::Object(mut map) = body else { return Ok((body, None)) };
-    let Some(key) = map.keys().find(|key| key.eq_ignore_ascii_case("crossTenantSynchronizationResource")).cloned()
-    else {
+    let Some(key) = map.keys().find(|key| key.eq_ignore_ascii_case(crate::trust::ORIGIN_PROPERTY)).cloned() else {
         return Ok((Value::Object(map), None));
     };
     let marker = map.remove(&key).unwrap_or(Value::Null);

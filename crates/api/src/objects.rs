@@ -47,7 +47,7 @@ pub(crate) fn entity_of(kind: ObjectKind) -> &'static Entity {
 /// as synced groups show theirs), then its directory extension attributes, which are top-level properties in Graph
 /// (the struct keeps them under `extensions`). [`object_json`], [`write_object`] and [`filter_subject`] add these.
 fn user_additions(user: &User) -> impl Iterator<Item = (String, Value)> + '_ {
-    let origin = crate::trust::origin_of(user).map(|origin| ("crossTenantSynchronizationResource".to_owned(), origin));
+    let origin = crate::trust::origin_of(user).map(|origin| (crate::trust::ORIGIN_PROPERTY.to_owned(), origin));
     origin.into_iter().chain(user.extensions.iter().map(|(name, value)| (name.clone(), value.clone())))
 }
 

@@ -124,33 +124,34 @@ impl<'de> Deserialize<'de> for OrderedFields<'de> {
 /// user, untyped, without `$select`) and answers true; answers false, with `out` as it was, when this cannot.
 pub(crate) fn write_stored_user(out: &mut Vec<u8>, stored: &str) -> bool {
     let start = out.len();
-    let written = (|| {
-        let fields = USER_FIELDS.as_ref()?;
-        let stored = ordered_fields(stored)?;
-        if stored.iter().any(|(name, _)| *name == "extensions") {
-            // Directory extension attributes are shown as top-level properties: the decoding path places them.
-            return None;
-        }
-        write_struct(out, fields, &stored)?;
-        let identities = stored.iter().find(|(name, _)| *name == "identities");
-        let anchor = match identities {
-            Some((_, raw)) => {
-                let identities: Vec<ObjectIdentity> = serde_json::from_str(raw.get()).ok()?;
-                tenantsync_model::anchor_of(&identities)
-            }
-            None => None,
-        };
-        if let Some(origin) = anchor.as_deref().and_then(crate::trust::origin_of_anchor) {
-            out.extend_from_slice(b",\"crossTenantSynchronizationResource\":");
-            serde_json::to_writer(&mut *out, &origin).ok()?;
-        }
-        out.push(b'}');
-        Some(())
-    })();
-    if written.is_none() {
+    let written = write_user(out, stored).is_some();
+    if !written {
         out.truncate(start);
     }
-    written.is_some()
+    written
+}
+
+fn write_user(out: &mut Vec<u8>, stored: &str) -> Option<()> {
+    let fields = USER_FIELDS.as_ref()?;
+    let stored = ordered_fields(stored)?;
+    if stored.iter().any(|(name, _)| *name == "extensions") {
+        // Directory extension attributes are shown as top-level properties: the decoding path places them.
+        return None;
+    }
+    write_struct(out, fields, &stored)?;
+    // The origin `write_object` adds, from the anchor `User::anchor` derives of the identities.
+    let anchor = match stored.iter().find(|(name, _)| *name == "identities") {
+        Some((_, raw)) => tenantsync_model::anchor_of(&serde_json::from_str::<Vec<ObjectIdentity>>(raw.get()).ok()?),
+        None => None,
+    };
+    if let Some(origin) = anchor.as_deref().and_then(crate::trust::origin_of_anchor) {
+        out.push(b',');
+        serde_json::to_writer(&mut *out, crate::trust::ORIGIN_PROPERTY).ok()?;
+        out.push(b':');
+        serde_json::to_writer(&mut *out, &origin).ok()?;
+    }
+    out.push(b'}');
+    Some(())
 }
 
 /// Writes `{` and the members of a struct with `fields` from its stored members, without the closing brace.

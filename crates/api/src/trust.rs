@@ -45,6 +45,9 @@ fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
     ApiError::internal(err)
 }
 
+/// The read-only property under which Graph shows a synced user's origin ([`origin_of`]).
+pub(crate) const ORIGIN_PROPERTY: &str = "crossTenantSynchronizationResource";
+
 /// The origin marker of a B2B user a partner tenant synced (Graph's `crossTenantSynchronizationResource`:
 /// `originTenantId`, `originId`), derived from its anchor, so it can never disagree with what the sync matches on.
 pub(crate) fn origin_of(user: &User) -> Option<Value> {
