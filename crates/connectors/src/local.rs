@@ -67,8 +67,17 @@ impl SourceDirectory for LocalSource {
     }
 
     async fn list_users(&self, after: Option<ObjectId>, limit: u32) -> Result<Vec<SourceUser>, PeerError> {
-        let users = self.directory.user_states_after(self.tenant, after, limit).await.map_err(peer_error)?;
-        Ok(users.into_iter().map(source_user).collect())
+        // A page is read and decoded as a task of its own: a full pass reads the next page while it plans this one,
+        // and the read's CPU work (the statement runs on the calling thread) goes to another worker meanwhile.
+        let source = self.clone();
+        let read = tokio::spawn(async move {
+            let users = source.directory.user_states_after(source.tenant, after, limit).await.map_err(peer_error)?;
+            Ok(users.into_iter().map(source_user).collect())
+        });
+        match read.await {
+            Ok(users) => users,
+            Err(err) => Err(PeerError::Unavailable(format!("the page read stopped: {err}").into())),
+        }
     }
 
     async fn get_user(&self, id: ObjectId) -> Result<Option<SourceUser>, PeerError> {
@@ -271,9 +280,8 @@ impl LocalTarget {
             }
         }
         // The users and their audit entries in one transaction.
-        let audit_docs = |created: &[&User]| -> Vec<DocRow> {
-            let added: Vec<(&str, ObjectId, Option<String>)> =
-                created.iter().map(|user| ("Add user", user.id, user.display_name.clone())).collect();
+        let audit_docs = |created: &User| -> Vec<DocRow> {
+            let added = [("Add user", created.id, created.display_name.clone())];
             self.audit_entries(&added).iter().map(tenantsync_engine::audit::doc_of).collect()
         };
         let created = match self.directory.create_users_with_docs(self.tenant, built, &audit_docs).await {

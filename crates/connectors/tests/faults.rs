@@ -1193,6 +1193,7 @@ async fn a_superseded_page_saves_its_facts_and_not_its_decisions() {
         source_id: Some(source_id.to_string()),
         target_id: None,
         data: "{}".to_owned(),
+        stored: None,
     };
     let record = PageRecord {
         connections: vec![link],

@@ -123,7 +123,7 @@ impl Directory {
     pub(crate) async fn create_checked_user(&self, tenant: TenantId, user: CheckedUser) -> Outcome {
         if self.fence.is_some() {
             // A fenced create must not be committed by another caller's transaction, which does not check the fence.
-            let mut outcomes = self.insert_checked_users(tenant, std::slice::from_ref(&user), &no_docs).await?;
+            let mut outcomes = self.insert_checked_users(tenant, vec![user], &no_docs).await?;
             return outcomes.pop().unwrap_or_else(|| Err(DirectoryError::invalid("the user was not inserted")));
         }
         let (reply, outcome) = oneshot::channel();
@@ -220,7 +220,7 @@ impl Directory {
         replies: Vec<oneshot::Sender<Outcome>>,
     ) {
         let n_users = users.len();
-        match self.insert_checked_users(tenant, &users, &no_docs).await {
+        match self.insert_checked_users(tenant, users.clone(), &no_docs).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -234,7 +234,7 @@ impl Directory {
             Err(err) => {
                 tracing::warn!(error = %err, n_users, "a shared create transaction failed; committing its users one by one");
                 for (reply, user) in replies.into_iter().zip(users) {
-                    let outcome = match self.insert_checked_users(tenant, std::slice::from_ref(&user), &no_docs).await {
+                    let outcome = match self.insert_checked_users(tenant, vec![user], &no_docs).await {
                         Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
                             Err(DirectoryError::Store(StoreError::Unavailable("no outcome for a create".into())))
                         }),
@@ -260,7 +260,7 @@ impl Directory {
         let created = if users.is_empty() {
             Vec::new()
         } else {
-            self.insert_checked_users_in(tx.as_mut(), users, &no_docs).await.ok()?
+            self.insert_ready_users_in(tx.as_mut(), self.ready_users(users.to_vec(), &no_docs)).await.ok()?
         };
         let mut written = created.iter().any(Result::is_ok);
         // The users the updates name by id, with the live managers SCIM edits want, in two reads (a key naming a

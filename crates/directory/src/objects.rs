@@ -60,6 +60,16 @@ pub(crate) struct CheckedUser {
     pub unique_scim_user_name: bool,
 }
 
+/// Checked users ready for their insert ([`Directory::ready_users`]), in order.
+pub(crate) struct ReadyUsers {
+    now: OffsetDateTime,
+    users: Vec<User>,
+    rows: Vec<ObjectRow>,
+    /// Written beside each user that is inserted.
+    docs: Vec<Vec<DocRow>>,
+    unique_scim_user_name: Vec<bool>,
+}
+
 /// A user's SCIM userName: what a SCIM client wrote, else its userPrincipalName.
 fn scim_user_name(user: &User) -> &str {
     user.scim_user_name.as_deref().unwrap_or(&user.user_principal_name)
@@ -79,21 +89,25 @@ async fn live_users_by_scim_user_name(tx: &mut dyn DirectoryTx, user_name: &str)
     Ok(users)
 }
 
-/// For each of `users`, whether it asks for a unique SCIM userName and that name is taken, by a live user of the
-/// tenant or by a user ahead of it in `users`. When any user asks, the tenant's writers are serialized first, so no
-/// other create or rename of the tenant commits between these lookups and the inserts that follow.
-async fn scim_user_names_taken(tx: &mut dyn DirectoryTx, users: &[CheckedUser]) -> Result<Vec<bool>, DirectoryError> {
-    if !users.iter().any(|checked| checked.unique_scim_user_name) {
+/// For each of `users`, whether it asks for a unique SCIM userName (`unique`) and that name is taken, by a live user
+/// of the tenant or by a user ahead of it in `users`. When any user asks, the tenant's writers are serialized first,
+/// so no other create or rename of the tenant commits between these lookups and the inserts that follow.
+async fn scim_user_names_taken(
+    tx: &mut dyn DirectoryTx,
+    users: &[User],
+    unique: &[bool],
+) -> Result<Vec<bool>, DirectoryError> {
+    if !unique.iter().any(|unique| *unique) {
         return Ok(vec![false; users.len()]);
     }
     tx.lock_tenant().await?;
     let mut names_ahead = HashSet::with_capacity(users.len());
     let mut taken = Vec::with_capacity(users.len());
-    for checked in users {
-        let user_name = scim_user_name(&checked.user);
+    for (user, unique) in users.iter().zip(unique) {
+        let user_name = scim_user_name(user);
         let key = user_name.to_ascii_lowercase();
-        let clash = checked.unique_scim_user_name
-            && (names_ahead.contains(&key) || !live_users_by_scim_user_name(tx, user_name).await?.is_empty());
+        let clash =
+            *unique && (names_ahead.contains(&key) || !live_users_by_scim_user_name(tx, user_name).await?.is_empty());
         if !clash {
             names_ahead.insert(key);
         }
@@ -146,8 +160,8 @@ pub(crate) fn encode_user(user: &User) -> ObjectRow {
     }
 }
 
-/// For [`Directory::create_users_with_docs`] and the inserts behind it: no documents beside the users.
-pub(crate) fn no_docs(_: &[&User]) -> Vec<DocRow> {
+/// For [`Directory::create_users_with_docs`] and the inserts behind it: no documents beside a user.
+pub(crate) fn no_docs(_: &User) -> Vec<DocRow> {
     Vec::new()
 }
 
@@ -422,13 +436,14 @@ impl Directory {
         self.create_users_with_docs(tenant, users, &no_docs).await
     }
 
-    /// [`Directory::create_users`], writing in the same transaction the documents `docs` makes of the users
-    /// created (a sync target's audit entries: one commit for a page of creates and their record).
+    /// [`Directory::create_users`], writing in the same transaction the documents `docs` makes of each user
+    /// created (a sync target's audit entries: one commit for a page of creates and their record). `docs` is
+    /// called for every user before the transaction; the documents of a user that is not inserted are dropped.
     pub async fn create_users_with_docs(
         &self,
         tenant: TenantId,
         users: Vec<User>,
-        docs: &(dyn Fn(&[&User]) -> Vec<DocRow> + Sync),
+        docs: &(dyn Fn(&User) -> Vec<DocRow> + Sync),
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
         let _timer = OpTimer::start("create_users");
         let tenant_row = self.tenant_or_not_found(tenant).await?;
@@ -443,7 +458,7 @@ impl Directory {
             }
             checks.push(check);
         }
-        let mut inserted = self.insert_checked_users(tenant, &checked, docs).await?.into_iter();
+        let mut inserted = self.insert_checked_users(tenant, checked, docs).await?.into_iter();
         Ok(checks
             .into_iter()
             .map(|check| {
@@ -455,47 +470,80 @@ impl Directory {
     }
 
     /// Inserts users that passed [`validate_user`] in one transaction, each succeeding or failing (a taken
-    /// userPrincipalName or anchor, a taken SCIM userName when it asks) on its own; they get the commit's creation
-    /// time.
+    /// userPrincipalName or anchor, a taken SCIM userName when it asks) on its own; they get the creation time of
+    /// the call. Their stored rows and documents are made before the transaction begins.
     pub(crate) async fn insert_checked_users(
         &self,
         tenant: TenantId,
-        checked: &[CheckedUser],
-        docs: &(dyn Fn(&[&User]) -> Vec<DocRow> + Sync),
+        checked: Vec<CheckedUser>,
+        docs: &(dyn Fn(&User) -> Vec<DocRow> + Sync),
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
+        let ready = self.ready_users(checked, docs);
         let mut tx = self.begin(tenant, TxMode::Write).await?;
-        let outcomes = self.insert_checked_users_in(tx.as_mut(), checked, docs).await?;
+        let outcomes = self.insert_ready_users_in(tx.as_mut(), ready).await?;
         tx.commit().await?;
         self.changed(tenant);
         Ok(outcomes)
     }
 
-    /// [`Directory::insert_checked_users`] in `tx`, which the caller commits (and then calls `changed`).
-    pub(crate) async fn insert_checked_users_in(
+    /// Checked users made ready for their insert: created now, encoded as stored rows, with the documents `docs`
+    /// makes of each (written beside it if it is inserted). Made outside the write transaction: on SQLite a write
+    /// transaction holds the process's one writers' turn, which a bulk sync's page writes and saves take in turn.
+    pub(crate) fn ready_users(
+        &self,
+        checked: Vec<CheckedUser>,
+        docs: &(dyn Fn(&User) -> Vec<DocRow> + Sync),
+    ) -> ReadyUsers {
+        let now = self.now();
+        let mut ready = ReadyUsers {
+            now,
+            users: Vec::with_capacity(checked.len()),
+            rows: Vec::with_capacity(checked.len()),
+            docs: Vec::with_capacity(checked.len()),
+            unique_scim_user_name: checked.iter().map(|checked| checked.unique_scim_user_name).collect(),
+        };
+        for checked in checked {
+            let user = User { created_date_time: now, ..checked.user };
+            ready.rows.push(encode_user(&user));
+            ready.docs.push(docs(&user));
+            ready.users.push(user);
+        }
+        ready
+    }
+
+    /// Inserts users made ready by [`Directory::ready_users`] in `tx`, which the caller commits (and then calls
+    /// `changed`).
+    pub(crate) async fn insert_ready_users_in(
         &self,
         tx: &mut dyn DirectoryTx,
-        checked: &[CheckedUser],
-        docs: &(dyn Fn(&[&User]) -> Vec<DocRow> + Sync),
+        ready: ReadyUsers,
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
-        let now = self.now();
-        let taken = scim_user_names_taken(tx, checked).await?;
-        let users: Vec<User> = checked
-            .iter()
-            .zip(&taken)
-            .filter(|(_, taken)| !**taken)
-            .map(|(checked, _)| User { created_date_time: now, ..checked.user.clone() })
-            .collect();
-        let rows: Vec<ObjectRow> = users.iter().map(encode_user).collect();
+        let ReadyUsers { now, users, rows, docs, unique_scim_user_name } = ready;
+        let taken = scim_user_names_taken(tx, &users, &unique_scim_user_name).await?;
+        let (users, rows, docs) = match taken.iter().any(|taken| *taken) {
+            false => (users, rows, docs),
+            true => {
+                let kept = |idx: &usize| !taken[*idx];
+                let users = users.into_iter().enumerate().filter(|(idx, _)| kept(idx)).map(|(_, user)| user);
+                let rows = rows.into_iter().enumerate().filter(|(idx, _)| kept(idx)).map(|(_, row)| row);
+                let docs = docs.into_iter().enumerate().filter(|(idx, _)| kept(idx)).map(|(_, docs)| docs);
+                (users.collect(), rows.collect(), docs.collect())
+            }
+        };
         // Multi-row inserts; a row a unique value kept out is inserted again alone, to name the clash.
         let inserted = tx.insert_objects_skipping_conflicts(&rows).await?;
         let mut results = Vec::with_capacity(users.len());
-        for ((user, row), inserted) in users.into_iter().zip(&rows).zip(inserted) {
-            if inserted {
-                results.push(Ok(user));
-                continue;
-            }
-            match tx.insert_object(row).await {
-                Ok(()) => results.push(Ok(user)),
+        let mut created_docs = Vec::new();
+        for (((user, row), docs), inserted) in users.into_iter().zip(&rows).zip(docs).zip(inserted) {
+            let outcome = match inserted {
+                true => Ok(()),
+                false => tx.insert_object(row).await,
+            };
+            match outcome {
+                Ok(()) => {
+                    created_docs.extend(docs);
+                    results.push(Ok(user));
+                }
                 Err(tenantsync_store::StoreError::Conflict { what }) => {
                     results.push(Err(conflict_to_upn(tenantsync_store::StoreError::Conflict { what })));
                 }
@@ -509,9 +557,8 @@ impl Directory {
             tx.append_changes(&changes).await?;
         }
         self.users_created(tx, &created, now).await?;
-        let docs = docs(&created);
-        if !docs.is_empty() {
-            tx.put_docs(&docs).await?;
+        if !created_docs.is_empty() {
+            tx.put_docs(&created_docs).await?;
         }
         let mut results = results.into_iter();
         Ok(taken

@@ -471,7 +471,13 @@ pub async fn write_many<T: Serialize>(
     items: &[(String, &T)],
     now: OffsetDateTime,
 ) -> Result<(), JobError> {
-    let docs: Vec<DocRow> = items
+    tx.put_docs(&docs_of(collection, items, now)).await?;
+    Ok(())
+}
+
+/// The documents [`write_many`] writes, for a caller that makes them before its transaction begins.
+pub fn docs_of<T: Serialize>(collection: &Collection<T>, items: &[(String, &T)], now: OffsetDateTime) -> Vec<DocRow> {
+    items
         .iter()
         .map(|(key, value)| DocRow {
             collection: collection.name().to_owned(),
@@ -479,9 +485,7 @@ pub async fn write_many<T: Serialize>(
             data: serde_json::to_string(value).expect("job documents always serialize"),
             updated_at: now,
         })
-        .collect();
-    tx.put_docs(&docs).await?;
-    Ok(())
+        .collect()
 }
 
 /// Writes a new document; `StoreError::Conflict` when the key exists.

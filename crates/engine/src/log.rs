@@ -198,6 +198,7 @@ pub fn entry(
         source_id: Some(source_id),
         target_id,
         data,
+        stored: None,
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 use tenantsync_model::{Clock, ObjectId, TenantId};
-use tenantsync_store::{LogQuery, LogRow, Store, TxMode};
+use tenantsync_store::{DocRow, LogQuery, LogRow, Store, TxMode};
 use time::OffsetDateTime;
 
 use crate::admin::{Admin, SERVICE_PRINCIPALS, ServicePrincipal};
@@ -498,6 +498,12 @@ impl SyncRepo {
         let now = self.now();
         let job_id = key.job.as_str();
         let generation = condition.generation;
+        // What can be made before the transaction is: the links' documents, the log entries' stored form.
+        let connection_docs =
+            link_docs(&connections_collection(job_id), &record.connections, |link| link.source_id, now);
+        let group_connection_docs =
+            link_docs(&group_connections_collection(job_id), &record.group_connections, |link| link.source_id, now);
+        self.store.prepare_logs(&mut record.logs);
         let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
         // The condition of the write: the cycle's view of the job is still the job (locked first, in the order a
         // configuration change takes its locks), and its lease is still ours (checked last, below).
@@ -521,7 +527,6 @@ impl SyncRepo {
                 &mut stored
             }
         };
-        let connections = connections_collection(job_id);
         let escrows = escrows_collection(job_id);
         let pending = pending_collection(job_id);
         let staged = staged_collection(job_id);
@@ -563,11 +568,8 @@ impl SyncRepo {
         }
         state.recent_deprovisions.extend(record.deprovisioned_at.iter().copied());
         // Links in one read of which exist (new ones count) and a few multi-row writes.
-        state.synchronized_users +=
-            write_links(tx.as_mut(), &connections, &record.connections, |link| link.source_id, now).await?;
-        let group_connections = group_connections_collection(job_id);
-        state.synchronized_groups +=
-            write_links(tx.as_mut(), &group_connections, &record.group_connections, |link| link.source_id, now).await?;
+        state.synchronized_users += write_links(tx.as_mut(), &connection_docs).await?;
+        state.synchronized_groups += write_links(tx.as_mut(), &group_connection_docs).await?;
         for source_id in &record.escrows_cleared {
             job::delete(tx.as_mut(), &escrows, &source_id.to_string()).await?;
             job::delete(tx.as_mut(), &dead_letters, &source_id.to_string()).await?;
@@ -812,24 +814,27 @@ impl SyncRepo {
     }
 }
 
-/// Writes a page's links (`key_of` names each one's document) with one read of which exist and a few multi-row
-/// writes; answers how many are new (a link given twice counts once).
-async fn write_links<T: serde::Serialize>(
-    tx: &mut dyn tenantsync_store::DirectoryTx,
+/// A page's links as the documents that keep them (`key_of` names each one's document), made before the page's
+/// transaction begins (on SQLite a write transaction holds the process's one writers' turn).
+fn link_docs<T: serde::Serialize>(
     collection: &job::Collection<T>,
     links: &[T],
     key_of: impl Fn(&T) -> ObjectId,
     now: OffsetDateTime,
-) -> Result<u64, JobError> {
-    if links.is_empty() {
-        return Ok(0);
-    }
+) -> Vec<DocRow> {
     let items: Vec<(String, &T)> = links.iter().map(|link| (key_of(link).to_string(), link)).collect();
-    let keys: Vec<String> = items.iter().map(|(key, _)| key.clone()).collect();
-    let existing = tx.existing_doc_keys(collection.name(), &keys).await?;
+    job::docs_of(collection, &items, now)
+}
+
+/// Writes a page's link documents ([`link_docs`]) with one read of which exist and a few multi-row writes;
+/// answers how many are new (a link given twice counts once).
+async fn write_links(tx: &mut dyn tenantsync_store::DirectoryTx, docs: &[DocRow]) -> Result<u64, JobError> {
+    let Some(first) = docs.first() else { return Ok(0) };
+    let keys: Vec<String> = docs.iter().map(|doc| doc.key.clone()).collect();
+    let existing = tx.existing_doc_keys(&first.collection, &keys).await?;
     let mut new_keys = std::collections::HashSet::new();
     let n_new = keys.iter().filter(|key| !existing.contains(*key) && new_keys.insert(key.as_str())).count();
-    job::write_many(tx, collection, &items, now).await?;
+    tx.put_docs(docs).await?;
     Ok(n_new as u64)
 }
 

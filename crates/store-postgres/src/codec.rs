@@ -125,6 +125,7 @@ pub(crate) fn log_from_row(row: &PgRow) -> Result<LogRow, StoreError> {
         source_id: get(row, "source_id")?,
         target_id: get(row, "target_id")?,
         data: get(row, "data")?,
+        stored: None,
     })
 }
 

@@ -148,6 +148,7 @@ pub(crate) fn log_from_row(row: &Row<'_>) -> Result<LogRow, StoreError> {
         source_id: get(row, 7)?,
         target_id: get(row, 8)?,
         data: crate::log_data::decode(data)?,
+        stored: None,
     })
 }
 

@@ -715,7 +715,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         let n_logs = i64::try_from(logs.len()).expect("a batch of logs fits in i64");
         let last = self.take_numbers(Counter::Logs, n_logs)?;
         let first_seq = last - n_logs + 1;
-        let stored: Vec<Vec<u8>> = logs.iter().map(|log| crate::log_data::encode(&log.data)).collect();
+        let stored: Vec<std::borrow::Cow<[u8]>> = logs.iter().map(crate::log_data::stored_form).collect();
         for (chunk_idx, (chunk, stored)) in
             logs.chunks(ROWS_PER_STATEMENT).zip(stored.chunks(ROWS_PER_STATEMENT)).enumerate()
         {
@@ -782,7 +782,7 @@ impl DirectoryTx for SqliteDirectoryTx {
         // A counter on the tenant row, not MAX(seq) + 1: pruning may delete the newest entries, and their numbers
         // must not come back.
         let seq = self.take_numbers(Counter::Logs, 1)?;
-        let data = crate::log_data::encode(&log.data);
+        let data = crate::log_data::stored_form(log);
         let mut insert = Sql::new(format!("INSERT INTO provisioning_logs (tenant_id, {LOG_COLUMNS}) VALUES "));
         insert.bind_row(log_values(&self.tenant_text, seq, log, &data));
         insert.execute(&self.conn)?;

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, params};
 use tenantsync_model::{ClientId, TenantId};
 use tenantsync_store::{
-    CredentialRow, DirectoryTx, DocRow, LeaseCensus, LeaseClaim, LeaseRow, Store, StoreError, TenantRow, TxMode, Wake,
-    WakeFeed,
+    CredentialRow, DirectoryTx, DocRow, LeaseCensus, LeaseClaim, LeaseRow, LogRow, Store, StoreError, TenantRow,
+    TxMode, Wake, WakeFeed,
 };
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -230,6 +230,12 @@ impl Store for SqliteStore {
             [collection],
             |row| Ok((tenant_id_from_row(row, "tenant_id")?, doc_from_row(row, 1)?)),
         )
+    }
+
+    fn prepare_logs(&self, logs: &mut [LogRow]) {
+        for log in logs.iter_mut().filter(|log| log.stored.is_none()) {
+            log.stored = Some(log_data::encode(&log.data));
+        }
     }
 
     async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError> {

@@ -10,7 +10,8 @@
 //! A format's dictionary never changes once entries are written with it (they could not be read back): a new
 //! dictionary is a new format byte, and the old one stays for reading.
 
-use tenantsync_store::StoreError;
+use std::borrow::Cow;
+use tenantsync_store::{LogRow, StoreError};
 
 /// Format 1: LZ4 block, length first (little-endian u32), against [`DICTIONARY_V1`].
 const FORMAT_V1: u8 = 1;
@@ -26,6 +27,14 @@ pub(crate) fn encode(json: &str) -> Vec<u8> {
     stored.push(FORMAT_V1);
     stored.extend_from_slice(&compressed);
     stored
+}
+
+/// An entry's stored form: the one [`tenantsync_store::Store::prepare_logs`] made, else made now.
+pub(crate) fn stored_form(log: &LogRow) -> Cow<'_, [u8]> {
+    match &log.stored {
+        Some(stored) => Cow::Borrowed(stored),
+        None => Cow::Owned(encode(&log.data)),
+    }
 }
 
 /// An entry's JSON from its stored form (compressed, or the JSON text of an entry written before).

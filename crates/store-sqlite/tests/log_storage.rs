@@ -1,5 +1,5 @@
-//! Provisioning-log entries are stored compressed, read back as written, and entries stored as JSON text before
-//! compression read as they were.
+//! Provisioning-log entries are stored compressed (also when the store made their stored form ahead of the
+//! transaction), read back as written, and entries stored as JSON text before compression read as they were.
 
 use tenantsync_store::{LogQuery, LogRow, Store, TxMode};
 use tenantsync_store_sqlite::SqliteStore;
@@ -20,6 +20,7 @@ fn entry(idx: usize) -> LogRow {
         source_id: Some(format!("source-{idx}")),
         target_id: None,
         data,
+        stored: None,
     }
 }
 
@@ -31,7 +32,11 @@ async fn entries_are_stored_compressed_and_old_text_entries_still_read() {
     let (tenant, credential) = tenantsync_store::conformance::sample_tenant("logstorage");
     store.create_tenant(&tenant, &credential).await.expect("create tenant");
 
-    let written: Vec<LogRow> = (0..40).map(entry).collect();
+    let mut written: Vec<LogRow> = (0..40).map(entry).collect();
+    // Half of them made ready before the transaction, as a page commit does.
+    store.prepare_logs(&mut written[20..]);
+    assert!(written[..20].iter().all(|row| row.stored.is_none()));
+    assert!(written[20..].iter().all(|row| row.stored.is_some()));
     let mut tx = store.begin(tenant.id, TxMode::Write).await.expect("begin");
     tx.append_logs(&written[..39]).await.expect("append many");
     tx.append_log(&written[39]).await.expect("append one");
@@ -56,10 +61,9 @@ async fn entries_are_stored_compressed_and_old_text_entries_still_read() {
     data.reverse();
     assert_eq!(data, written.iter().map(|row| row.data.as_str()).collect::<Vec<_>>(), "every entry as written");
 
-    let mut select = raw
-        .prepare("SELECT typeof(data), length(data) FROM provisioning_logs WHERE seq < 1000 ORDER BY seq")
-        .expect("prepare");
-    let stored: Vec<(String, i64)> = select
+    let mut select =
+        raw.prepare("SELECT typeof(data), data FROM provisioning_logs WHERE seq < 1000 ORDER BY seq").expect("prepare");
+    let stored: Vec<(String, Vec<u8>)> = select
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
         .expect("stored values")
         .collect::<Result<_, _>>()
@@ -67,6 +71,9 @@ async fn entries_are_stored_compressed_and_old_text_entries_still_read() {
     assert_eq!(stored.len(), 40);
     for ((kind, bytes), written) in stored.iter().zip(&written) {
         assert_eq!(kind, "blob");
-        assert!((*bytes as usize) * 2 < written.data.len(), "{bytes} bytes stored for {}", written.data.len());
+        assert!(bytes.len() * 2 < written.data.len(), "{} bytes stored for {}", bytes.len(), written.data.len());
+        if let Some(prepared) = &written.stored {
+            assert_eq!(prepared, bytes, "the form made ahead is what is stored");
+        }
     }
 }

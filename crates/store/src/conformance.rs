@@ -785,6 +785,7 @@ fn log_row(
         source_id: source_id.map(str::to_owned),
         target_id: target_id.map(str::to_owned),
         data: format!(r#"{{"activityDateTime":{seconds}}}"#),
+        stored: None,
     }
 }
 
@@ -987,7 +988,8 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
 }
 
 /// The batch operations a page commit uses write what the single ones would: `append_logs` takes consecutive
-/// numbers after a single append and keeps every column, across statement chunks; `put_docs` keeps the last of a
+/// numbers after a single append and keeps every column, across statement chunks (entries given their stored form
+/// ahead by `prepare_logs` or not read back the same); `put_docs` keeps the last of a
 /// key given twice and updates existing documents; `existing_doc_keys` finds exactly the existing keys, across chunks.
 pub async fn batch_writes_match_single_writes(store: &dyn Store) {
     let tenant = new_tenant(store, "batches").await;
@@ -999,7 +1001,10 @@ pub async fn batch_writes_match_single_writes(store: &dyn Store) {
             log_row("job1", "create", status, Some(&format!("s{idx}")), (idx % 3 != 0).then_some("t"), idx)
         })
         .collect();
-    tx.append_logs(&batch).await.expect("append logs");
+    // The second half made ready before the transaction, as a page commit does.
+    let mut appended = batch.clone();
+    store.prepare_logs(&mut appended[600..]);
+    tx.append_logs(&appended).await.expect("append logs");
     tx.append_logs(&[]).await.expect("an empty batch is fine");
     let after = tx.append_log(&log_row("job1", "update", "success", None, None, 5000)).await.expect("append");
     assert_eq!(after, first + 1201, "the batch took the 1,200 numbers in between");

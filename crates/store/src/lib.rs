@@ -63,6 +63,13 @@ pub trait Store: Send + Sync {
     /// Opens a transaction over one tenant's directory. Dropping it without [`DirectoryTx::commit`] rolls back.
     async fn begin(&self, tenant: TenantId, mode: TxMode) -> Result<Box<dyn DirectoryTx>, StoreError>;
 
+    /// Makes provisioning-log entries' stored form ([`LogRow::stored`]) ahead of the transaction that appends them,
+    /// where the backend has one of its own (SQLite compresses entries; a write transaction there holds the
+    /// process's one writers' turn). Entries that already have it are left as they are.
+    fn prepare_logs(&self, logs: &mut [LogRow]) {
+        let _ = logs;
+    }
+
     // --- Job leases and wake-ups across processes (`lease`) ---------------------------------------------------
 
     /// Records that `holder` is alive until `expires_at`, forgets holders whose time passed by `now`, and counts

@@ -199,6 +199,9 @@ pub struct LogRow {
     pub target_id: Option<String>,
     /// The full `provisioningObjectSummary` JSON.
     pub data: String,
+    /// `data` in the backend's stored form, made by [`crate::Store::prepare_logs`] before the entry's transaction
+    /// (None: the transaction makes it). Written only; entries read back have None.
+    pub stored: Option<Vec<u8>>,
 }
 
 /// Which provisioning-log entries [`crate::DirectoryTx::read_logs`] returns. Every filter that is set must hold

@@ -635,6 +635,7 @@ fn log_row(tenant: &TestTenant, idx: usize, at: time::OffsetDateTime) -> LogRow 
         source_id: Some(source_id),
         target_id: None,
         data: data.to_string(),
+        stored: None,
     }
 }
 
