@@ -170,6 +170,8 @@ pub async fn run(
     // The server process's CPU over the sync (it started with it): steadier than the time when the machine's speed
     // wanders, so it shows whether a change made the work smaller. PostgreSQL's own processes are not in it.
     let sync_cpu_seconds = crate::bench::cpu_seconds(pid).unwrap_or(0.0);
+    // Which step of the full pass's pipeline each iteration waited for: the pass's limit.
+    let slowest = slowest_steps(&server).await.context("reading the server's metrics")?;
     // On stderr at once: a long run that fails later still tells how its initial sync went.
     eprintln!(
         "initial sync: {n_users} users in {sync_seconds:.1} s ({:.0} users/s), server peak RSS {:.1} MiB",
@@ -285,6 +287,14 @@ pub async fn run(
         "",
         "",
     );
+    let n_iterations: u64 = slowest.iter().map(|(_, n)| n).sum();
+    let slowest_text: Vec<String> = slowest.iter().map(|(step, n)| format!("{step} {n}")).collect();
+    table.row(
+        "the full pass's slowest step, per iteration (the step it waited for; server metrics)",
+        format!("{} of {n_iterations}", slowest_text.join(", ")),
+        "",
+        "",
+    );
     table.row("server peak RSS during the initial sync", format!("{:.1} MiB", sync_peak_kib as f64 / 1024.0), "", "");
     table.row(
         "first change after the initial sync (waits for the initial cycle's tail)",
@@ -327,6 +337,23 @@ pub async fn run(
         "server_run_peak_rss_kib": run_peak_kib, "first_change_seconds": first_change_seconds,
         "latency_p50_ms": percentile(&latencies, 0.5), "latency_p99_ms": percentile(&latencies, 0.99),
         "incremental_10_ms": incremental_ms, "server_sync_cpu_seconds": sync_cpu_seconds,
+        "slowest_steps": slowest.iter().map(|(step, n)| (step.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
     }));
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many of the full pass's iterations ended with each step (the server's Prometheus counter
+/// `tenantsync_sync_full_pass_slowest_step_total`), most first.
+async fn slowest_steps(server: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    let text = reqwest::get(format!("{server}/metrics")).await?.error_for_status()?.text().await?;
+    let mut steps: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("tenantsync_sync_full_pass_slowest_step_total{step=\"")?;
+            let (step, value) = rest.split_once("\"}")?;
+            Some((step.to_owned(), value.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect();
+    steps.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+    Ok(steps)
 }

@@ -668,7 +668,20 @@ impl<'e, 'a> Cycle<'e, 'a> {
                     saving = Some((start(env.spawner, save), tally));
                     Ok::<_, EngineError>(finished.map(|tally| (tally, state)))
                 };
-                let (plan, (write, (saved, read))) = join(plan, join(write, join(save, read))).await;
+                // Each step's time in the iteration, and which one the iteration waited for (the pass's limit):
+                // Prometheus series `tenantsync_sync_full_pass_step_seconds` and `…_slowest_step_total`.
+                let began = Instant::now();
+                let mut ended = [std::time::Duration::ZERO; 4];
+                let [plan_ended, write_ended, save_ended, read_ended] = &mut ended;
+                let (plan, (write, (saved, read))) = join(
+                    timed(began, plan_ended, plan),
+                    join(
+                        timed(began, write_ended, write),
+                        join(timed(began, save_ended, save), timed(began, read_ended, read)),
+                    ),
+                )
+                .await;
+                record_steps(&ended);
                 // A page written is kept before any failure is raised (see `save_stranded`).
                 let written = match write {
                     Some((Ok(written), phase)) => {
@@ -1917,6 +1930,25 @@ async fn yield_now() {
         }
     })
     .await
+}
+
+/// Runs a step of a full pass's iteration, noting in `ended` how long after `began` it ended.
+async fn timed<T>(began: Instant, ended: &mut std::time::Duration, step: impl Future<Output = T>) -> T {
+    let out = step.await;
+    *ended = began.elapsed();
+    out
+}
+
+/// The steps of a full pass's iteration, in the order [`timed`] notes them.
+const STEPS: [&str; 4] = ["plan", "write", "save", "read"];
+
+/// Records each step's time in an iteration and the step it ended with.
+fn record_steps(ended: &[std::time::Duration; 4]) {
+    for (step, took) in STEPS.iter().zip(ended) {
+        metrics::histogram!("tenantsync_sync_full_pass_step_seconds", "step" => *step).record(took.as_secs_f64());
+    }
+    let slowest = STEPS.iter().zip(ended).max_by_key(|(_, took)| **took).map_or("plan", |(step, _)| *step);
+    metrics::counter!("tenantsync_sync_full_pass_slowest_step_total", "step" => slowest).increment(1);
 }
 
 /// Users planned (or recorded) between two [`yield_now`]s.

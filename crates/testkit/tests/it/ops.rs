@@ -1,8 +1,9 @@
-//! Operations endpoints: `/healthz`, `/metrics` in the Prometheus text format, and `/v1.0/organization` with the
-//! tenant's verified domains.
+//! Operations endpoints: `/healthz`, `/metrics` in the Prometheus text format (requests, and a sync job's full pass
+//! step by step), and `/v1.0/organization` with the tenant's verified domains.
 
 use serde_json::json;
 use tenantsync_testkit::TestApp;
+use tenantsync_testkit::sync::configure_sync;
 
 #[tokio::test]
 async fn healthz_answers_without_a_token() {
@@ -35,6 +36,41 @@ async fn metrics_count_requests_by_route() {
     );
     assert!(!metrics.text.contains("00000000-0000-0000-0000-000000000001"));
     assert!(metrics.text.contains("tenantsync_http_request_duration_seconds"), "{}", metrics.text);
+}
+
+/// A sync job's full pass records each step of its pipeline per iteration (plan, write, save, read) and which one
+/// the iteration waited for.
+#[tokio::test]
+async fn metrics_show_where_a_full_pass_waits() {
+    let app = TestApp::spawn().await;
+    let source = app.create_tenant("fabrikam", &[]).await;
+    let target = app.create_tenant("contoso", &[]).await;
+    let sync = configure_sync(&app, &source, &target).await;
+    let ada = sync.source_user("ada", "Ada Lovelace", json!({})).await;
+    sync.assign(&ada).await;
+    sync.start().await;
+    sync.wait_b2b_user(&ada, "created", |_| true).await;
+
+    let metrics = app.anonymous().get("/metrics").await;
+    metrics.assert_status(200);
+    for step in ["plan", "write", "save", "read"] {
+        let series = format!("tenantsync_sync_full_pass_step_seconds_count{{step=\"{step}\"}}");
+        let count = metrics.text.lines().find_map(|line| line.strip_prefix(series.as_str()));
+        let count: f64 = count.and_then(|value| value.trim().parse().ok()).unwrap_or(0.0);
+        assert!(count >= 1.0, "{step} timed at least once: {}", metrics.text);
+    }
+    // Each iteration counts the one step it waited for (other tests' passes may share the process's recorder).
+    let slowest: f64 = metrics
+        .text
+        .lines()
+        .filter_map(|line| line.strip_prefix("tenantsync_sync_full_pass_slowest_step_total{step=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(step, value)| {
+            assert!(["plan", "write", "save", "read"].contains(&step), "a step of the pass: {step}");
+            value.trim().parse::<f64>().expect("a count")
+        })
+        .sum();
+    assert!(slowest >= 1.0, "an iteration's slowest step counted: {}", metrics.text);
 }
 
 #[tokio::test]
