@@ -60,14 +60,17 @@ pub(crate) struct CheckedUser {
     pub unique_scim_user_name: bool,
 }
 
-/// Checked users ready for their insert ([`Directory::ready_users`]), in order.
+/// Checked users ready for their insert ([`Directory::ready_users`]), in order, created at `now`.
 pub(crate) struct ReadyUsers {
     now: OffsetDateTime,
-    users: Vec<User>,
-    rows: Vec<ObjectRow>,
-    /// Written beside each user that is inserted.
-    docs: Vec<Vec<DocRow>>,
-    unique_scim_user_name: Vec<bool>,
+    users: Vec<ReadyUser>,
+}
+
+/// A checked user with its stored row and the documents written beside it if it is inserted.
+struct ReadyUser {
+    checked: CheckedUser,
+    row: ObjectRow,
+    docs: Vec<DocRow>,
 }
 
 /// A user's SCIM userName: what a SCIM client wrote, else its userPrincipalName.
@@ -89,25 +92,21 @@ async fn live_users_by_scim_user_name(tx: &mut dyn DirectoryTx, user_name: &str)
     Ok(users)
 }
 
-/// For each of `users`, whether it asks for a unique SCIM userName (`unique`) and that name is taken, by a live user
-/// of the tenant or by a user ahead of it in `users`. When any user asks, the tenant's writers are serialized first,
-/// so no other create or rename of the tenant commits between these lookups and the inserts that follow.
-async fn scim_user_names_taken(
-    tx: &mut dyn DirectoryTx,
-    users: &[User],
-    unique: &[bool],
-) -> Result<Vec<bool>, DirectoryError> {
-    if !unique.iter().any(|unique| *unique) {
+/// For each of `users`, whether it asks for a unique SCIM userName and that name is taken, by a live user of the
+/// tenant or by a user ahead of it in `users`. When any user asks, the tenant's writers are serialized first, so no
+/// other create or rename of the tenant commits between these lookups and the inserts that follow.
+async fn scim_user_names_taken(tx: &mut dyn DirectoryTx, users: &[ReadyUser]) -> Result<Vec<bool>, DirectoryError> {
+    if !users.iter().any(|ready| ready.checked.unique_scim_user_name) {
         return Ok(vec![false; users.len()]);
     }
     tx.lock_tenant().await?;
     let mut names_ahead = HashSet::with_capacity(users.len());
     let mut taken = Vec::with_capacity(users.len());
-    for (user, unique) in users.iter().zip(unique) {
-        let user_name = scim_user_name(user);
+    for ready in users {
+        let user_name = scim_user_name(&ready.checked.user);
         let key = user_name.to_ascii_lowercase();
-        let clash =
-            *unique && (names_ahead.contains(&key) || !live_users_by_scim_user_name(tx, user_name).await?.is_empty());
+        let clash = ready.checked.unique_scim_user_name
+            && (names_ahead.contains(&key) || !live_users_by_scim_user_name(tx, user_name).await?.is_empty());
         if !clash {
             names_ahead.insert(key);
         }
@@ -495,20 +494,14 @@ impl Directory {
         docs: &(dyn Fn(&User) -> Vec<DocRow> + Sync),
     ) -> ReadyUsers {
         let now = self.now();
-        let mut ready = ReadyUsers {
-            now,
-            users: Vec::with_capacity(checked.len()),
-            rows: Vec::with_capacity(checked.len()),
-            docs: Vec::with_capacity(checked.len()),
-            unique_scim_user_name: checked.iter().map(|checked| checked.unique_scim_user_name).collect(),
-        };
-        for checked in checked {
-            let user = User { created_date_time: now, ..checked.user };
-            ready.rows.push(encode_user(&user));
-            ready.docs.push(docs(&user));
-            ready.users.push(user);
-        }
-        ready
+        let users = checked
+            .into_iter()
+            .map(|mut checked| {
+                checked.user.created_date_time = now;
+                ReadyUser { row: encode_user(&checked.user), docs: docs(&checked.user), checked }
+            })
+            .collect();
+        ReadyUsers { now, users }
     }
 
     /// Inserts users made ready by [`Directory::ready_users`] in `tx`, which the caller commits (and then calls
@@ -518,23 +511,19 @@ impl Directory {
         tx: &mut dyn DirectoryTx,
         ready: ReadyUsers,
     ) -> Result<Vec<Result<User, DirectoryError>>, DirectoryError> {
-        let ReadyUsers { now, users, rows, docs, unique_scim_user_name } = ready;
-        let taken = scim_user_names_taken(tx, &users, &unique_scim_user_name).await?;
-        let (users, rows, docs) = match taken.iter().any(|taken| *taken) {
-            false => (users, rows, docs),
-            true => {
-                let kept = |idx: &usize| !taken[*idx];
-                let users = users.into_iter().enumerate().filter(|(idx, _)| kept(idx)).map(|(_, user)| user);
-                let rows = rows.into_iter().enumerate().filter(|(idx, _)| kept(idx)).map(|(_, row)| row);
-                let docs = docs.into_iter().enumerate().filter(|(idx, _)| kept(idx)).map(|(_, docs)| docs);
-                (users.collect(), rows.collect(), docs.collect())
-            }
-        };
+        let ReadyUsers { now, users } = ready;
+        let taken = scim_user_names_taken(tx, &users).await?;
+        let (users, rows): (Vec<(User, Vec<DocRow>)>, Vec<ObjectRow>) = users
+            .into_iter()
+            .zip(&taken)
+            .filter(|(_, taken)| !**taken)
+            .map(|(ready, _)| ((ready.checked.user, ready.docs), ready.row))
+            .unzip();
         // Multi-row inserts; a row a unique value kept out is inserted again alone, to name the clash.
         let inserted = tx.insert_objects_skipping_conflicts(&rows).await?;
         let mut results = Vec::with_capacity(users.len());
         let mut created_docs = Vec::new();
-        for (((user, row), docs), inserted) in users.into_iter().zip(&rows).zip(docs).zip(inserted) {
+        for (((user, docs), row), inserted) in users.into_iter().zip(&rows).zip(inserted) {
             let outcome = match inserted {
                 true => Ok(()),
                 false => tx.insert_object(row).await,
