@@ -458,34 +458,24 @@ pub async fn write<T: Serialize>(
     value: &T,
     now: OffsetDateTime,
 ) -> Result<(), JobError> {
+    tx.put_doc(&doc_of(collection, key.to_owned(), value, now)).await?;
+    Ok(())
+}
+
+/// The document that keeps `value` under `key` in `collection`.
+fn doc_of<T: Serialize>(collection: &Collection<T>, key: String, value: &T, now: OffsetDateTime) -> DocRow {
     let data = serde_json::to_string(value).expect("job documents always serialize");
-    tx.put_doc(&DocRow { collection: collection.name().to_owned(), key: key.to_owned(), data, updated_at: now })
-        .await?;
-    Ok(())
+    DocRow { collection: collection.name().to_owned(), key, data, updated_at: now }
 }
 
-/// Writes many documents of one collection in a few statements (for a key given twice, the last wins).
-pub async fn write_many<T: Serialize>(
-    tx: &mut dyn DirectoryTx,
+/// The documents that keep many values of one collection (key, value), for a caller that makes them before its
+/// transaction begins and writes them with one `put_docs` (for a key given twice, the last wins).
+pub fn docs_of<'v, T: Serialize + 'v>(
     collection: &Collection<T>,
-    items: &[(String, &T)],
+    items: impl IntoIterator<Item = (String, &'v T)>,
     now: OffsetDateTime,
-) -> Result<(), JobError> {
-    tx.put_docs(&docs_of(collection, items, now)).await?;
-    Ok(())
-}
-
-/// The documents [`write_many`] writes, for a caller that makes them before its transaction begins.
-pub fn docs_of<T: Serialize>(collection: &Collection<T>, items: &[(String, &T)], now: OffsetDateTime) -> Vec<DocRow> {
-    items
-        .iter()
-        .map(|(key, value)| DocRow {
-            collection: collection.name().to_owned(),
-            key: key.clone(),
-            data: serde_json::to_string(value).expect("job documents always serialize"),
-            updated_at: now,
-        })
-        .collect()
+) -> Vec<DocRow> {
+    items.into_iter().map(|(key, value)| doc_of(collection, key, value, now)).collect()
 }
 
 /// Writes a new document; `StoreError::Conflict` when the key exists.
@@ -496,9 +486,7 @@ pub async fn insert<T: Serialize>(
     value: &T,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let data = serde_json::to_string(value).expect("job documents always serialize");
-    tx.insert_doc(&DocRow { collection: collection.name().to_owned(), key: key.to_owned(), data, updated_at: now })
-        .await
+    tx.insert_doc(&doc_of(collection, key.to_owned(), value, now)).await
 }
 
 /// Deletes a document; true when it existed.

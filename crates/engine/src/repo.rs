@@ -822,8 +822,7 @@ fn link_docs<T: serde::Serialize>(
     key_of: impl Fn(&T) -> ObjectId,
     now: OffsetDateTime,
 ) -> Vec<DocRow> {
-    let items: Vec<(String, &T)> = links.iter().map(|link| (key_of(link).to_string(), link)).collect();
-    job::docs_of(collection, &items, now)
+    job::docs_of(collection, links.iter().map(|link| (key_of(link).to_string(), link)), now)
 }
 
 /// Writes a page's link documents ([`link_docs`]) with one read of which exist and a few multi-row writes;
