@@ -159,31 +159,33 @@ pub fn entry(
     let source_id = plan.source_id.to_string();
     let target_id = plan.target_id.map(|id| id.to_string());
     let source_tenant = ctx.source_tenant.to_string();
-    let identity = |id: &str| {
-        json!({
-            "id": id, "displayName": plan.source_display_name, "identityType": plan.identity_type.as_str(), "details": {},
-        })
+    let identity = |id| Identity {
+        details: NoDetails,
+        display_name: plan.source_display_name.as_deref(),
+        id,
+        identity_type: plan.identity_type.as_str(),
     };
     // Serialized straight from borrowed parts: the plan's steps (with the source object's attributes) and modified
-    // properties are not copied into a JSON tree first — at a bulk sync's rate that copy was a tenth of the work.
-    // Fields in key order, as a JSON object map would print them.
+    // properties are not copied into a JSON tree first — at a bulk sync's rate that copy was a tenth of the work —
+    // and neither are the small objects around them. Fields in key order, as a JSON object map would print them
+    // (`entries_print_their_keys_in_order` checks it).
     let summary = Summary {
         activity_date_time: timestamp(at),
         change_id: &change_id,
         cycle_id: &ctx.cycle_id,
         duration_in_milliseconds: duration_ms,
         id: &id,
-        initiated_by: json!({"id": "", "displayName": "tenantsync provisioning service", "initiatorType": "system"}),
+        initiated_by: Initiator { display_name: "tenantsync provisioning service", id: "", initiator_type: "system" },
         job_id: &ctx.job_id,
         modified_properties: &plan.modified,
         provisioning_action: action,
-        provisioning_status_info: json!({"status": status.name(), "errorInformation": error}),
+        provisioning_status_info: StatusInfo { error_information: error, status: status.name() },
         provisioning_steps: Steps { traced: &plan.steps, export: export.as_ref() },
-        service_principal: json!({"id": ctx.service_principal_id, "displayName": ctx.service_principal_name}),
+        service_principal: Named { display_name: &ctx.service_principal_name, id: &ctx.service_principal_id },
         source_identity: identity(&source_id),
-        source_system: json!({"id": source_tenant, "displayName": "Microsoft Entra ID", "details": {}}),
+        source_system: System { details: NoDetails, display_name: "Microsoft Entra ID", id: &source_tenant },
         target_identity: identity(target_id.as_deref().unwrap_or_default()),
-        target_system: json!({"id": ctx.target_tenant, "displayName": ctx.target_system, "details": {}}),
+        target_system: System { details: NoDetails, display_name: &ctx.target_system, id: &ctx.target_tenant },
         tenant_id: &source_tenant,
     };
     let data = serde_json::to_string(&summary).expect("a log entry serializes");
@@ -211,18 +213,67 @@ struct Summary<'a> {
     cycle_id: &'a str,
     duration_in_milliseconds: u64,
     id: &'a str,
-    initiated_by: Value,
+    initiated_by: Initiator,
     job_id: &'a str,
     modified_properties: &'a [crate::plan::ModifiedProperty],
     provisioning_action: &'a str,
-    provisioning_status_info: Value,
+    provisioning_status_info: StatusInfo,
     provisioning_steps: Steps<'a>,
-    service_principal: Value,
-    source_identity: Value,
-    source_system: Value,
-    target_identity: Value,
-    target_system: Value,
+    service_principal: Named<'a>,
+    source_identity: Identity<'a>,
+    source_system: System<'a>,
+    target_identity: Identity<'a>,
+    target_system: System<'a>,
     tenant_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Initiator {
+    display_name: &'static str,
+    id: &'static str,
+    initiator_type: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusInfo {
+    error_information: Value,
+    status: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Named<'a> {
+    display_name: &'a str,
+    id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity<'a> {
+    details: NoDetails,
+    display_name: Option<&'a str>,
+    id: &'a str,
+    identity_type: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct System<'a> {
+    details: NoDetails,
+    display_name: &'a str,
+    id: &'a str,
+}
+
+/// `{}`: the identities' and systems' details, always empty.
+struct NoDetails;
+
+impl serde::Serialize for NoDetails {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        serializer.serialize_map(Some(0))?.end()
+    }
 }
 
 /// The plan's traced steps, then the export step when there was one.
@@ -234,5 +285,110 @@ struct Steps<'a> {
 impl serde::Serialize for Steps<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.traced.iter().chain(self.export))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{IdentityType, ModifiedProperty, PlannedAction};
+
+    fn object_id(n: u128) -> tenantsync_model::ObjectId {
+        tenantsync_model::ObjectId::parse(&Uuid::from_u128(n).to_string()).expect("an object id")
+    }
+
+    fn plan(display_name: Option<&str>, target: bool) -> ObjectPlan {
+        let mut details = serde_json::Map::new();
+        details.insert("displayName".to_owned(), json!("Ada"));
+        details.insert("accountEnabled".to_owned(), json!(true));
+        ObjectPlan {
+            identity_type: IdentityType::User,
+            source_id: object_id(1),
+            source_display_name: display_name.map(str::to_owned),
+            target_id: target.then(|| object_id(2)),
+            action: PlannedAction::Create,
+            changes: serde_json::Map::new(),
+            modified: vec![ModifiedProperty {
+                display_name: "displayName".to_owned(),
+                old_value: None,
+                new_value: Some("Ada \"the\" first".to_owned()),
+            }],
+            reason: String::new(),
+            steps: vec![Step {
+                name: "EntryImport".to_owned(),
+                provisioning_step_type: "import".to_owned(),
+                status: "success".to_owned(),
+                description: "read".to_owned(),
+                details,
+            }],
+            manager: None,
+            in_scope: true,
+            memory: None,
+        }
+    }
+
+    /// An entry prints its fields, and the small objects around the plan's parts, with their keys in order, as the
+    /// JSON object maps it was once made of did: the SQLite store's compression dictionary was made from entries
+    /// printed so. (Modified properties and steps keep Graph's own field order.)
+    #[test]
+    fn entries_print_their_keys_in_order() {
+        let ctx = LogContext {
+            job_id: "Azure2Azure.job".to_owned(),
+            cycle_id: "cycle".to_owned(),
+            service_principal_id: "sp".to_owned(),
+            service_principal_name: "Contoso to Fabrikam".to_owned(),
+            source_tenant: TenantId::new_random(),
+            target_tenant: "target".to_owned(),
+            target_system: "Microsoft Entra ID (target tenant)".to_owned(),
+        };
+        let statuses = [
+            Status::Success,
+            Status::Skipped,
+            Status::Held { reason: "quota".to_owned() },
+            Status::Failure { code: "Conflict".to_owned(), reason: "taken".to_owned() },
+            Status::Warning { code: GUARDRAIL_AUDIT_CODE.to_owned(), reason: "would hold".to_owned() },
+        ];
+        for status in &statuses {
+            for (name, target) in [(Some("Ada"), true), (None, false)] {
+                let plan = plan(name, target);
+                let row = entry(
+                    &ctx,
+                    [Uuid::from_u128(3), Uuid::from_u128(4)],
+                    &plan,
+                    "create",
+                    status,
+                    OffsetDateTime::UNIX_EPOCH,
+                    3,
+                );
+                let tree: Value = serde_json::from_str(&row.data).expect("an entry is JSON");
+                let fields = tree.as_object().expect("an entry is an object");
+                let positions: Vec<usize> = fields
+                    .keys()
+                    .map(|key| row.data.find(&format!("\"{key}\":")).expect("each field is printed"))
+                    .collect();
+                assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "fields in key order: {}", row.data);
+                for key in [
+                    "initiatedBy",
+                    "provisioningStatusInfo",
+                    "servicePrincipal",
+                    "sourceIdentity",
+                    "sourceSystem",
+                    "targetIdentity",
+                    "targetSystem",
+                ] {
+                    let printed = format!("\"{key}\":{}", serde_json::to_string(&tree[key]).expect("prints"));
+                    assert!(row.data.contains(&printed), "{key} in key order, {status:?}: {}", row.data);
+                }
+                assert_eq!(tree["provisioningStatusInfo"]["status"], status.name());
+                assert_eq!(tree["sourceIdentity"]["displayName"], json!(name));
+                assert_eq!(tree["sourceIdentity"]["details"], json!({}));
+                assert_eq!(tree["targetSystem"]["displayName"], "Microsoft Entra ID (target tenant)");
+                assert_eq!(tree["servicePrincipal"], json!({"displayName": "Contoso to Fabrikam", "id": "sp"}));
+                assert_eq!(
+                    tree["initiatedBy"],
+                    json!({"displayName": "tenantsync provisioning service", "id": "", "initiatorType": "system"})
+                );
+            }
+        }
     }
 }

@@ -218,8 +218,11 @@ impl Store for PgStore {
 
     async fn list_docs_all_tenants(&self, collection: &str) -> Result<Vec<(TenantId, DocRow)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant_id, collection, doc_key, data, updated_at FROM documents WHERE collection = $1 \
-             ORDER BY tenant_id, doc_key",
+            // The tenants first, then each one's documents through the primary key: there is no index by
+            // collection alone.
+            "SELECT d.tenant_id, d.collection, d.doc_key, d.data, d.updated_at FROM tenants t \
+             CROSS JOIN LATERAL (SELECT * FROM documents WHERE tenant_id = t.id AND collection = $1) d \
+             ORDER BY d.tenant_id, d.doc_key",
         )
         .bind(collection)
         .fetch_all(&self.pool)

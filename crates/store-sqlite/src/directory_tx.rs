@@ -317,7 +317,7 @@ impl DirectoryTx for SqliteDirectoryTx {
             Some((key, KeyMatch::Equals(text) | KeyMatch::StartsWith(text))) if !text.is_empty() => match key {
                 ScanOrder::Id => "",
                 ScanOrder::DisplayName => " INDEXED BY objects_by_name",
-                ScanOrder::Upn => " INDEXED BY objects_by_upn",
+                ScanOrder::Upn => " INDEXED BY objects_upn",
             },
             _ => "",
         };

@@ -223,10 +223,12 @@ impl Store for SqliteStore {
 
     async fn list_docs_all_tenants(&self, collection: &str) -> Result<Vec<(TenantId, DocRow)>, StoreError> {
         let conn = self.pool.acquire().await?;
+        // The tenants first (`CROSS JOIN` keeps that order), then each one's documents through the primary key:
+        // there is no index by collection alone.
         rows(
             &conn,
-            "SELECT tenant_id, collection, doc_key, data, updated_at FROM documents WHERE collection = ? \
-             ORDER BY tenant_id, doc_key",
+            "SELECT d.tenant_id, d.collection, d.doc_key, d.data, d.updated_at FROM tenants t \
+             CROSS JOIN documents d ON d.tenant_id = t.id AND d.collection = ? ORDER BY d.tenant_id, d.doc_key",
             [collection],
             |row| Ok((tenant_id_from_row(row, "tenant_id")?, doc_from_row(row, 1)?)),
         )

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../migrations/0014_scim_user_name.sql")),
     (15, include_str!("../migrations/0015_job_leases.sql")),
     (20, include_str!("../migrations/0020_scim_external_id.sql")),
+    (22, include_str!("../migrations/0022_fewer_indexes.sql")),
 ];
 
 /// Applies the migrations not yet applied, each in a transaction of its own. A failed one leaves its transaction

@@ -1,0 +1,157 @@
+//! Migration 22 (fewer B-trees per write) on a database written before it: the change log moves to a table without
+//! rowids and keeps every entry, the two duplicate indexes go, and the reads they served still answer through the
+//! indexes that remain.
+
+use tenantsync_model::{ObjectId, ObjectKind};
+use tenantsync_store::{ChangeOp, ChangeRow, DocRow, KeyMatch, ObjectRow, ScanOrder, ScanSpec, Store, TxMode};
+use tenantsync_store_sqlite::SqliteStore;
+use time::OffsetDateTime;
+
+fn user(idx: usize) -> ObjectRow {
+    let upn = format!("user{idx}@migrate.example");
+    ObjectRow {
+        id: ObjectId::new_time_ordered(),
+        kind: ObjectKind::User,
+        upn: Some(upn.clone()),
+        display_name: Some(format!("User {idx}")),
+        data: format!(r#"{{"userPrincipalName":"{upn}"}}"#),
+        deleted_at: None,
+        anchor: None,
+    }
+}
+
+fn doc(collection: &str, key: &str) -> DocRow {
+    DocRow {
+        collection: collection.to_owned(),
+        key: key.to_owned(),
+        data: format!(r#"{{"key":"{key}"}}"#),
+        updated_at: OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time"),
+    }
+}
+
+/// Puts a database written at version 22 back into the layout versions 1–21 made: the change log as a rowid table
+/// and the two indexes the migration drops. The rows stay those the store wrote.
+fn back_to_version_21(path: &std::path::Path) {
+    let raw = rusqlite::Connection::open(path).expect("raw connection");
+    raw.execute_batch(
+        "BEGIN;
+         CREATE TABLE changes_old (
+             tenant_id TEXT NOT NULL, seq INTEGER NOT NULL, object_id TEXT NOT NULL, kind TEXT NOT NULL,
+             op TEXT NOT NULL, related TEXT, link_kind TEXT, at INTEGER NOT NULL, PRIMARY KEY (tenant_id, seq));
+         INSERT INTO changes_old SELECT * FROM changes;
+         DROP TABLE changes;
+         ALTER TABLE changes_old RENAME TO changes;
+         CREATE INDEX documents_by_collection ON documents (collection, tenant_id, doc_key);
+         CREATE INDEX objects_by_upn ON objects (tenant_id, kind, upn_key, id);
+         DELETE FROM schema_migrations WHERE version = 22;
+         COMMIT;",
+    )
+    .expect("back to version 21");
+}
+
+fn schema_sql(path: &std::path::Path, name: &str) -> Option<String> {
+    let raw = rusqlite::Connection::open(path).expect("raw connection");
+    raw.query_row("SELECT sql FROM sqlite_schema WHERE name = ?", [name], |row| row.get(0)).ok()
+}
+
+#[tokio::test]
+async fn version_22_keeps_the_change_log_and_drops_duplicate_indexes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store.db");
+    let url = format!("sqlite://{}", path.display());
+    let (tenant, credential) = tenantsync_store::conformance::sample_tenant("migrate");
+    let (other, other_credential) = tenantsync_store::conformance::sample_tenant("migrateother");
+    let users: Vec<ObjectRow> = (0..30).map(user).collect();
+    {
+        let store = SqliteStore::open(&url).await.expect("open sqlite store");
+        store.create_tenant(&tenant, &credential).await.expect("create tenant");
+        store.create_tenant(&other, &other_credential).await.expect("create other tenant");
+        let mut tx = store.begin(tenant.id, TxMode::Write).await.expect("begin");
+        for row in &users {
+            tx.insert_object(row).await.expect("insert user");
+        }
+        let changes: Vec<ChangeRow> = users
+            .iter()
+            .enumerate()
+            .map(|(idx, row)| ChangeRow {
+                seq: 0,
+                object_id: row.id,
+                kind: ObjectKind::User,
+                op: if idx % 3 == 0 { ChangeOp::SoftDelete } else { ChangeOp::Upsert },
+                related: None,
+                link_kind: None,
+                at: OffsetDateTime::from_unix_timestamp(1_800_000_000 + idx as i64).expect("time"),
+            })
+            .collect();
+        tx.append_changes(&changes).await.expect("append changes");
+        tx.put_docs(&[doc("syncJob", "b"), doc("syncJob", "a"), doc("syncConnection", "x")]).await.expect("docs");
+        tx.commit().await.expect("commit");
+        let mut tx = store.begin(other.id, TxMode::Write).await.expect("begin");
+        tx.put_doc(&doc("syncJob", "c")).await.expect("doc");
+        tx.commit().await.expect("commit");
+    }
+    back_to_version_21(&path);
+    assert!(schema_sql(&path, "objects_by_upn").is_some());
+    assert!(!schema_sql(&path, "changes").expect("changes table").contains("WITHOUT ROWID"));
+
+    // Opening the store applies migration 22 to what is there.
+    let store = SqliteStore::open(&url).await.expect("reopen sqlite store");
+    assert!(schema_sql(&path, "changes").expect("changes table").contains("WITHOUT ROWID"));
+    assert_eq!(schema_sql(&path, "objects_by_upn"), None);
+    assert_eq!(schema_sql(&path, "documents_by_collection"), None);
+
+    let mut tx = store.begin(tenant.id, TxMode::Read).await.expect("begin");
+    let changes = tx.read_changes(ObjectKind::User, 0, 100).await.expect("read changes");
+    assert_eq!(changes.len(), 30, "every entry of the change log is kept");
+    assert_eq!(changes.iter().map(|change| change.seq).collect::<Vec<_>>(), (1..=30).collect::<Vec<i64>>());
+    for (change, row) in changes.iter().zip(&users) {
+        assert_eq!(change.object_id, row.id);
+    }
+    assert_eq!(changes[3].op, ChangeOp::SoftDelete);
+    assert_eq!(changes[4].op, ChangeOp::Upsert);
+    assert_eq!(tx.read_changes(ObjectKind::User, 25, 100).await.expect("read after").len(), 5);
+
+    // A userPrincipalName prefix, the read `objects_by_upn` served, through `objects_upn`.
+    let spec = ScanSpec {
+        deleted: false,
+        order: ScanOrder::Upn,
+        descending: false,
+        after: None,
+        limit: 100,
+        within: Some((ScanOrder::Upn, KeyMatch::StartsWith("user1".to_owned()))),
+    };
+    let found: Vec<String> = tx
+        .scan_objects(ObjectKind::User, &spec)
+        .await
+        .expect("scan by upn prefix")
+        .into_iter()
+        .filter_map(|row| row.upn)
+        .collect();
+    let mut expected: Vec<String> =
+        (0..30).map(|idx| format!("user{idx}@migrate.example")).filter(|upn| upn.starts_with("user1")).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+    drop(tx);
+
+    // Documents of one collection across tenants, the read `documents_by_collection` served.
+    let jobs: Vec<(String, String)> = store
+        .list_docs_all_tenants("syncJob")
+        .await
+        .expect("list across tenants")
+        .into_iter()
+        .map(|(tenant, doc)| (tenant.to_string(), doc.key))
+        .collect();
+    let mut expected = vec![
+        (tenant.id.to_string(), "a".to_owned()),
+        (tenant.id.to_string(), "b".to_owned()),
+        (other.id.to_string(), "c".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(jobs, expected);
+
+    // New entries continue the log after the migrated ones.
+    let mut tx = store.begin(tenant.id, TxMode::Write).await.expect("begin");
+    let next = ChangeRow { seq: 0, ..changes[0].clone() };
+    assert_eq!(tx.append_changes(&[next]).await.expect("append after migration"), 31);
+    tx.commit().await.expect("commit");
+}
