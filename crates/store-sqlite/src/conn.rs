@@ -36,6 +36,11 @@ pub(crate) fn open(path: &Path, cache_kib: i64) -> rusqlite::Result<Connection> 
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Pages of 8 KiB for a new database file (an existing one keeps the size it was made with): a bulk sync's
+    // commits write a tenth less (fewer pages, cells and write-ahead-log frames per row: about 8 % less CPU for an
+    // initial sync of 100,000 users), while a small write's commit copies each page it touches in full (the SCIM
+    // mix about 5 % more CPU per request; 16 KiB was 12 % less for the sync and 18 % more for the mix).
+    pragma(&conn, "PRAGMA page_size = 8192")?;
     pragma(&conn, "PRAGMA journal_mode = WAL")?;
     pragma(&conn, "PRAGMA synchronous = NORMAL")?;
     pragma(&conn, "PRAGMA foreign_keys = ON")?;

@@ -1,6 +1,7 @@
-//! Migration 22 (fewer B-trees per write) on a database written before it: the change log moves to a table without
-//! rowids and keeps every entry, the two duplicate indexes go, and the reads they served still answer through the
-//! indexes that remain.
+//! The database file's layout across versions. Migration 22 (fewer B-trees per write) on a database written before
+//! it: the change log moves to a table without rowids and keeps every entry, the two duplicate indexes go, and the
+//! reads they served still answer through the indexes that remain. New files have 8 KiB pages; files made with
+//! another page size keep it.
 
 use tenantsync_model::{ObjectId, ObjectKind};
 use tenantsync_store::{ChangeOp, ChangeRow, DocRow, KeyMatch, ObjectRow, ScanOrder, ScanSpec, Store, TxMode};
@@ -154,4 +155,35 @@ async fn version_22_keeps_the_change_log_and_drops_duplicate_indexes() {
     let next = ChangeRow { seq: 0, ..changes[0].clone() };
     assert_eq!(tx.append_changes(&[next]).await.expect("append after migration"), 31);
     tx.commit().await.expect("commit");
+}
+
+fn page_size(path: &std::path::Path) -> i64 {
+    let raw = rusqlite::Connection::open(path).expect("raw connection");
+    raw.query_row("PRAGMA page_size", [], |row| row.get(0)).expect("page size")
+}
+
+#[tokio::test]
+async fn new_files_have_8_kib_pages_and_older_files_keep_theirs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let new = dir.path().join("new.db");
+    SqliteStore::open(&format!("sqlite://{}", new.display())).await.expect("open new store");
+    assert_eq!(page_size(&new), 8192);
+
+    // A file made with SQLite's default of 4 KiB, as every file was before, already in write-ahead-log mode.
+    let old = dir.path().join("old.db");
+    {
+        let raw = rusqlite::Connection::open(&old).expect("raw connection");
+        raw.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE early (x INTEGER);")
+            .expect("an older file");
+    }
+    let store = SqliteStore::open(&format!("sqlite://{}", old.display())).await.expect("open older store");
+    let (tenant, credential) = tenantsync_store::conformance::sample_tenant("oldpages");
+    store.create_tenant(&tenant, &credential).await.expect("create tenant");
+    let mut tx = store.begin(tenant.id, TxMode::Write).await.expect("begin");
+    tx.put_doc(&doc("syncJob", "kept")).await.expect("put");
+    tx.commit().await.expect("commit");
+    let listed = store.list_docs_all_tenants("syncJob").await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].1.key, "kept");
+    assert_eq!(page_size(&old), 4096, "an existing file keeps its page size");
 }
