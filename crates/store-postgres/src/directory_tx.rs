@@ -26,11 +26,11 @@ const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
 /// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// The SCIM userName as migration 0020 indexes it (bytewise, the "C" collation): the expression must stay
+/// The SCIM userName as migration 0023 indexes it (bytewise, the "C" collation): the expression must stay
 /// identical for PostgreSQL to use the index.
-const USER_NAME_KEY: &str = "(lower(coalesce((data::jsonb) ->> 'scimUserName', upn)) COLLATE \"C\")";
-/// The SCIM externalId as migration 0020 indexes it.
-const EXTERNAL_ID_KEY: &str = "(((data::jsonb) ->> 'scimExternalId') COLLATE \"C\")";
+const USER_NAME_KEY: &str = "(lower(coalesce(scim_user_name, upn)) COLLATE \"C\")";
+/// The SCIM externalId as migration 0023 indexes it.
+const EXTERNAL_ID_KEY: &str = "(scim_external_id COLLATE \"C\")";
 
 const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
@@ -223,7 +223,7 @@ impl DirectoryTx for PgDirectoryTx {
     }
 
     async fn find_users_by_scim_user_name(&mut self, user_name: &str) -> Result<Vec<ObjectRow>, StoreError> {
-        // The expression is the index's (migration 0020), so PostgreSQL uses it.
+        // The expression is the index's (migration 0023), so PostgreSQL uses it.
         let rows = sqlx::query(trusted(format!(
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = $1 AND kind = 'user' \
              AND {USER_NAME_KEY} = lower($2) AND deleted_at IS NULL"
@@ -237,10 +237,11 @@ impl DirectoryTx for PgDirectoryTx {
     }
 
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
+        let scim = row.scim_columns();
         let query = sqlx::query(
-            "INSERT INTO objects \
-             (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO objects (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, \
+             anchor, anchor_key, scim_user_name, scim_external_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(row.id.to_string())
         .bind(self.tenant_text.clone())
@@ -252,15 +253,19 @@ impl DirectoryTx for PgDirectoryTx {
         .bind(row.data.clone())
         .bind(row.deleted_at.map(micros))
         .bind(row.anchor.clone())
-        .bind(lower(&row.anchor));
+        .bind(lower(&row.anchor))
+        .bind(scim.user_name)
+        .bind(scim.external_id);
         self.execute_in_savepoint(query, "userPrincipalName or id").await?;
         Ok(())
     }
 
     async fn update_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
+        let scim = row.scim_columns();
         let query = sqlx::query(
             "UPDATE objects SET upn = $1, upn_key = $2, display_name = $3, name_key = $4, data = $5, deleted_at = $6, \
-             anchor = $7, anchor_key = $8 WHERE tenant_id = $9 AND id = $10",
+             anchor = $7, anchor_key = $8, scim_user_name = $11, scim_external_id = $12 \
+             WHERE tenant_id = $9 AND id = $10",
         )
         .bind(row.upn.clone())
         .bind(lower(&row.upn))
@@ -271,7 +276,9 @@ impl DirectoryTx for PgDirectoryTx {
         .bind(row.anchor.clone())
         .bind(lower(&row.anchor))
         .bind(self.tenant_text.clone())
-        .bind(row.id.to_string());
+        .bind(row.id.to_string())
+        .bind(scim.user_name)
+        .bind(scim.external_id);
         let result = self.execute_in_savepoint(query, "userPrincipalName").await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound { tenant: self.tenant, what: "object" });
@@ -712,13 +719,16 @@ impl DirectoryTx for PgDirectoryTx {
         // Columns as arrays through `UNNEST`: one statement text whatever the batch, which PostgreSQL parses and
         // plans once per connection, where a `VALUES` list of 500 rows × 11 parameters was planned anew each time.
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let scim: Vec<_> = chunk.iter().map(ObjectRow::scim_columns).collect();
             let found = sqlx::query(
-                "INSERT INTO objects \
-                 (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
-                 SELECT id, $1, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key \
+                "INSERT INTO objects (id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, \
+                 anchor, anchor_key, scim_user_name, scim_external_id) \
+                 SELECT id, $1, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key, \
+                 scim_user_name, scim_external_id \
                  FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                 $9::int8[], $10::text[], $11::text[]) \
-                 AS batch(id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key) \
+                 $9::int8[], $10::text[], $11::text[], $12::text[], $13::text[]) \
+                 AS batch(id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key, \
+                 scim_user_name, scim_external_id) \
                  ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(&self.tenant_text)
@@ -732,6 +742,8 @@ impl DirectoryTx for PgDirectoryTx {
             .bind(chunk.iter().map(|row| row.deleted_at.map(micros)).collect::<Vec<_>>())
             .bind(chunk.iter().map(|row| row.anchor.clone()).collect::<Vec<_>>())
             .bind(chunk.iter().map(|row| lower(&row.anchor)).collect::<Vec<_>>())
+            .bind(scim.iter().map(|columns| columns.user_name.as_deref()).collect::<Vec<_>>())
+            .bind(scim.iter().map(|columns| columns.external_id.as_deref()).collect::<Vec<_>>())
             .fetch_all(&mut *self.tx)
             .await
             .map_err(unavailable)?;

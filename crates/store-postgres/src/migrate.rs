@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20, include_str!("../migrations/0020_scim_external_id.sql")),
     (21, include_str!("../migrations/0021_lz4_compression.sql")),
     (22, include_str!("../migrations/0022_fewer_indexes.sql")),
+    (23, include_str!("../migrations/0023_scim_columns.sql")),
 ];
 
 /// The advisory lock key of tenantsync's migrations (the ASCII bytes of "tsmigrat"); any constant works as long as

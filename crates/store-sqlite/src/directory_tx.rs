@@ -18,18 +18,18 @@ use crate::conn::{Bound, Conn, Sql, bound, execute, execute_unique, first, rows}
 
 const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anchor";
 /// The columns an object's row is written with ([`object_values`]).
-const OBJECT_ROW_COLUMNS: &str =
-    "id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key";
+const OBJECT_ROW_COLUMNS: &str = "id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key, \
+     scim_user_name, scim_external_id";
 const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
 /// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
 /// Change-log entries written by one statement (seven parameters each).
 const CHANGES_PER_STATEMENT: usize = 100;
 
-/// The SCIM userName as migration 0014 indexes it: the expression must stay identical for SQLite to use the index.
-const USER_NAME_KEY: &str = "lower(coalesce(json_extract(data, '$.scimUserName'), upn))";
-/// The SCIM externalId as migration 0020 indexes it.
-const EXTERNAL_ID_KEY: &str = "json_extract(data, '$.scimExternalId')";
+/// The SCIM userName as migration 0023 indexes it: the expression must stay identical for SQLite to use the index.
+const USER_NAME_KEY: &str = "lower(coalesce(scim_user_name, upn))";
+/// The SCIM externalId as migration 0023 indexes it.
+const EXTERNAL_ID_KEY: &str = "scim_external_id";
 
 const LOG_COLUMNS: &str = "seq, id, job_id, cycle_id, at, action, status, source_id, target_id, data";
 
@@ -263,7 +263,7 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn find_users_by_scim_user_name(&mut self, user_name: &str) -> Result<Vec<ObjectRow>, StoreError> {
-        // The expression is the index's (migration 0014), so SQLite uses it.
+        // The expression is the index's (migration 0023), so SQLite uses it.
         let sql = format!(
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE tenant_id = ? AND kind = 'user' \
              AND {USER_NAME_KEY} = lower(?) AND deleted_at IS NULL"
@@ -272,7 +272,7 @@ impl DirectoryTx for SqliteDirectoryTx {
     }
 
     async fn insert_object(&mut self, row: &ObjectRow) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO objects ({OBJECT_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql = format!("INSERT INTO objects ({OBJECT_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         execute_unique(&self.conn, &sql, bound(&object_values(&self.tenant_text, row)), "userPrincipalName or id")?;
         Ok(())
     }
@@ -282,7 +282,8 @@ impl DirectoryTx for SqliteDirectoryTx {
         let n_updated = execute_unique(
             &self.conn,
             "UPDATE objects SET upn = ?4, upn_key = ?5, display_name = ?6, name_key = ?7, data = ?8, \
-             deleted_at = ?9, anchor = ?10, anchor_key = ?11 WHERE tenant_id = ?2 AND id = ?1",
+             deleted_at = ?9, anchor = ?10, anchor_key = ?11, scim_user_name = ?12, scim_external_id = ?13 \
+             WHERE tenant_id = ?2 AND id = ?1",
             bound(&object_values(&self.tenant_text, row)),
             "userPrincipalName",
         )?;
@@ -859,7 +860,8 @@ impl DirectoryTx for SqliteDirectoryTx {
 }
 
 /// An object's values in the order of [`OBJECT_ROW_COLUMNS`].
-fn object_values<'a>(tenant: &'a str, row: &'a ObjectRow) -> [Bound<'a>; 11] {
+fn object_values<'a>(tenant: &'a str, row: &'a ObjectRow) -> [Bound<'a>; 13] {
+    let scim = row.scim_columns();
     [
         Bound::from(row.id.to_string()),
         Bound::from(tenant),
@@ -872,6 +874,8 @@ fn object_values<'a>(tenant: &'a str, row: &'a ObjectRow) -> [Bound<'a>; 11] {
         Bound::from(row.deleted_at.map(micros)),
         Bound::from(row.anchor.as_deref()),
         Bound::from(lower(&row.anchor)),
+        Bound::from(scim.user_name),
+        Bound::from(scim.external_id),
     ]
 }
 

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("../migrations/0015_job_leases.sql")),
     (20, include_str!("../migrations/0020_scim_external_id.sql")),
     (22, include_str!("../migrations/0022_fewer_indexes.sql")),
+    (23, include_str!("../migrations/0023_scim_columns.sql")),
 ];
 
 /// Applies the migrations not yet applied, each in a transaction of its own. A failed one leaves its transaction

@@ -1,21 +1,30 @@
-//! The database file's layout across versions. Migration 22 (fewer B-trees per write) on a database written before
-//! it: the change log moves to a table without rowids and keeps every entry, the two duplicate indexes go, and the
-//! reads they served still answer through the indexes that remain. New files have 8 KiB pages; files made with
+//! The database file's layout across versions. Migrations 22 (fewer B-trees per write) and 23 (SCIM keys in
+//! columns) on a database written before them: the change log moves to a table without rowids and keeps every
+//! entry, the two duplicate indexes go, and the reads they served still answer through the indexes that remain;
+//! users written with a SCIM userName or externalId are found by them. New files have 8 KiB pages; files made with
 //! another page size keep it.
 
 use tenantsync_model::{ObjectId, ObjectKind};
-use tenantsync_store::{ChangeOp, ChangeRow, DocRow, KeyMatch, ObjectRow, ScanOrder, ScanSpec, Store, TxMode};
+use tenantsync_store::{
+    ChangeOp, ChangeRow, DocRow, KeyMatch, ObjectRow, ScanOrder, ScanSpec, ScimKey, ScimSelect, Store, TxMode,
+};
 use tenantsync_store_sqlite::SqliteStore;
 use time::OffsetDateTime;
 
 fn user(idx: usize) -> ObjectRow {
     let upn = format!("user{idx}@migrate.example");
+    // Every fifth user was written through SCIM, with a userName of its own and an externalId.
+    let data = if idx.is_multiple_of(5) {
+        format!(r#"{{"userPrincipalName":"{upn}","scimUserName":"Scim.Person{idx}","scimExternalId":"EXT-{idx}"}}"#)
+    } else {
+        format!(r#"{{"userPrincipalName":"{upn}"}}"#)
+    };
     ObjectRow {
         id: ObjectId::new_time_ordered(),
         kind: ObjectKind::User,
         upn: Some(upn.clone()),
         display_name: Some(format!("User {idx}")),
-        data: format!(r#"{{"userPrincipalName":"{upn}"}}"#),
+        data,
         deleted_at: None,
         anchor: None,
     }
@@ -30,8 +39,9 @@ fn doc(collection: &str, key: &str) -> DocRow {
     }
 }
 
-/// Puts a database written at version 22 back into the layout versions 1–21 made: the change log as a rowid table
-/// and the two indexes the migration drops. The rows stay those the store wrote.
+/// Puts a database written at version 23 back into the layout versions 1–21 made: the change log as a rowid table,
+/// the two indexes migration 22 drops, and the SCIM indexes on the objects' JSON instead of columns. The rows stay
+/// those the store wrote.
 fn back_to_version_21(path: &std::path::Path) {
     let raw = rusqlite::Connection::open(path).expect("raw connection");
     raw.execute_batch(
@@ -44,7 +54,15 @@ fn back_to_version_21(path: &std::path::Path) {
          ALTER TABLE changes_old RENAME TO changes;
          CREATE INDEX documents_by_collection ON documents (collection, tenant_id, doc_key);
          CREATE INDEX objects_by_upn ON objects (tenant_id, kind, upn_key, id);
-         DELETE FROM schema_migrations WHERE version = 22;
+         DROP INDEX objects_by_scim_user_name;
+         DROP INDEX objects_by_scim_external_id;
+         ALTER TABLE objects DROP COLUMN scim_user_name;
+         ALTER TABLE objects DROP COLUMN scim_external_id;
+         CREATE INDEX objects_by_scim_user_name
+             ON objects (tenant_id, lower(coalesce(json_extract(data, '$.scimUserName'), upn))) WHERE kind = 'user';
+         CREATE INDEX objects_by_scim_external_id ON objects (tenant_id, json_extract(data, '$.scimExternalId'))
+             WHERE kind = 'user' AND json_extract(data, '$.scimExternalId') IS NOT NULL;
+         DELETE FROM schema_migrations WHERE version IN (22, 23);
          COMMIT;",
     )
     .expect("back to version 21");
@@ -93,6 +111,7 @@ async fn version_22_keeps_the_change_log_and_drops_duplicate_indexes() {
     }
     back_to_version_21(&path);
     assert!(schema_sql(&path, "objects_by_upn").is_some());
+    assert!(!schema_sql(&path, "objects").expect("objects table").contains("scim_user_name"));
     assert!(!schema_sql(&path, "changes").expect("changes table").contains("WITHOUT ROWID"));
 
     // Opening the store applies migration 22 to what is there.
@@ -100,6 +119,7 @@ async fn version_22_keeps_the_change_log_and_drops_duplicate_indexes() {
     assert!(schema_sql(&path, "changes").expect("changes table").contains("WITHOUT ROWID"));
     assert_eq!(schema_sql(&path, "objects_by_upn"), None);
     assert_eq!(schema_sql(&path, "documents_by_collection"), None);
+    assert!(!schema_sql(&path, "objects_by_scim_user_name").expect("userName index").contains("json_extract"));
 
     let mut tx = store.begin(tenant.id, TxMode::Read).await.expect("begin");
     let changes = tx.read_changes(ObjectKind::User, 0, 100).await.expect("read changes");
@@ -132,6 +152,27 @@ async fn version_22_keeps_the_change_log_and_drops_duplicate_indexes() {
         (0..30).map(|idx| format!("user{idx}@migrate.example")).filter(|upn| upn.starts_with("user1")).collect();
     expected.sort();
     assert_eq!(found, expected);
+
+    // SCIM keys of users written before the columns existed: the userName (any case) where one was written, else
+    // the userPrincipalName; the externalId as written.
+    let by_name = tx.find_users_by_scim_user_name("scim.PERSON10").await.expect("by SCIM userName");
+    assert_eq!(by_name.iter().map(|row| row.id).collect::<Vec<_>>(), vec![users[10].id]);
+    let by_upn = tx.find_users_by_scim_user_name("USER11@migrate.example").await.expect("by userPrincipalName");
+    assert_eq!(by_upn.iter().map(|row| row.id).collect::<Vec<_>>(), vec![users[11].id]);
+    assert!(tx.find_users_by_scim_user_name("user10@migrate.example").await.expect("by the UPN").is_empty());
+    let select = ScimSelect {
+        kind: ObjectKind::User,
+        conditions: vec![(ScimKey::ExternalId, KeyMatch::Equals("EXT-15".to_owned()))],
+        order: ScimKey::Id,
+        descending: false,
+        after: None,
+        offset: 0,
+        limit: 10,
+    };
+    let by_external_id = tx.select_scim(&select).await.expect("by externalId");
+    assert_eq!(by_external_id.iter().map(|row| row.id).collect::<Vec<_>>(), vec![users[15].id]);
+    let with_external_id = vec![(ScimKey::ExternalId, KeyMatch::NotEmpty)];
+    assert_eq!(tx.count_scim(ObjectKind::User, &with_external_id).await.expect("count"), 6);
     drop(tx);
 
     // Documents of one collection across tenants, the read `documents_by_collection` served.

@@ -20,7 +20,7 @@ pub use error::StoreError;
 pub use lease::{LeaseCensus, LeaseClaim, LeaseRow, Wake, WakeFeed};
 pub use rows::{
     ChangeOp, ChangeRow, CredentialRow, DocRow, KeyMatch, LinkKind, LogQuery, LogRow, ObjectRow, ScanOrder, ScanSpec,
-    ScimKey, ScimSelect, SortKey, TenantRow, prefix_upper_bound,
+    ScimColumns, ScimKey, ScimSelect, SortKey, TenantRow, prefix_upper_bound,
 };
 
 /// Whether a transaction may write. Backends use it to take write locks up front (SQLite `BEGIN IMMEDIATE`).
