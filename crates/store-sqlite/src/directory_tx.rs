@@ -18,8 +18,8 @@ use crate::conn::{Bound, Conn, Sql, bound, execute, execute_unique, first, rows}
 
 const OBJECT_COLUMNS: &str = "id, kind, upn, display_name, data, deleted_at, anchor";
 /// The columns an object's row is written with ([`object_values`]).
-const OBJECT_ROW_COLUMNS: &str = "id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, anchor, anchor_key, \
-     scim_user_name, scim_external_id";
+const OBJECT_ROW_COLUMNS: &str = "id, tenant_id, kind, upn, upn_key, display_name, name_key, data, deleted_at, \
+     anchor, anchor_key, scim_user_name, scim_external_id";
 const DOC_COLUMNS: &str = "collection, doc_key, data, updated_at";
 /// Rows per multi-row statement: well under SQLite's 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
