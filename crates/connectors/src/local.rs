@@ -46,11 +46,21 @@ pub struct LocalSource {
     pub tenant: TenantId,
 }
 
+/// A source user's JSON without its unset fields. Planning reads a missing property and `null` alike (mappings,
+/// scoping filters and the log's import step skip both), so a bulk pass need not build some 40 `null`s per user;
+/// a target user keeps them (`user_json`), since its nulls are compared with the values a plan would write.
+fn source_json(user: &User) -> Map<String, Value> {
+    match tenantsync_model::compact::to_value_keeping(user, &|_| true).expect("users always serialize") {
+        Value::Object(map) => map,
+        _ => unreachable!("a user serializes to a JSON object"),
+    }
+}
+
 fn source_user(state: UserState) -> SourceUser {
     SourceUser {
         id: state.user.id,
         external: state.user.is_external(),
-        attributes: user_json(&state.user),
+        attributes: source_json(&state.user),
         deleted: state.deleted,
         manager: state.manager,
     }

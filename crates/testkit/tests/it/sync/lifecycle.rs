@@ -379,3 +379,44 @@ async fn nested_group_added_or_removed_changes_the_scope_of_its_members() {
     let deleted = sync.wait_b2b_deleted(&bob).await;
     assert_eq!(deleted["id"], bob_b2b["id"]);
 }
+
+/// A property the source user never set is null to a scoping filter (`IS_NULL` true, `IS_NOT_NULL` false) and is
+/// not shown in the log's import step: the full pass reads source users without their unset fields.
+#[tokio::test]
+async fn unset_source_attributes_are_null_to_scoping_filters() {
+    let app = TestApp::spawn().await;
+    let sync = setup(&app).await;
+    sync.edit_user_mapping(|mapping| {
+        mapping["scope"] = json!({"groups": [{"name": "No mobile", "clauses": [
+            {"operatorName": "IS_NULL", "sourceOperandName": "mobilePhone", "targetOperand": {"values": []}},
+            {"operatorName": "IS_NOT_NULL", "sourceOperandName": "department", "targetOperand": {"values": []}},
+        ]}]});
+    })
+    .await;
+    let ada = ada(&sync).await;
+    let grace =
+        sync.source_user("grace", "Grace Hopper", json!({"department": "Navy", "mobilePhone": "+1 555 0100"})).await;
+    let linus = sync.source_user("linus", "Linus Torvalds", json!({})).await;
+    for user in [&ada, &grace, &linus] {
+        sync.assign(user).await;
+    }
+    sync.start().await;
+
+    let created = sync.wait_log(&ada, "create", "success").await;
+    let steps = created["provisioningSteps"].as_array().expect("steps");
+    let step = |kind: &str| steps.iter().find(|step| step["provisioningStepType"] == kind).expect("a step").clone();
+    let results = step("scoping")["details"]["ScopeEvaluationResult"].clone();
+    let results = results.as_object().expect("scope results");
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results.values().all(|passed| passed == true), "{results:?}");
+    let import = step("import")["details"].clone();
+    assert_eq!(import["department"], "R&D");
+    assert!(import.get("mobilePhone").is_none(), "{import}");
+    assert!(import.get("employeeId").is_none(), "{import}");
+
+    // Grace has a mobile phone and Linus no department: both out of scope, neither created.
+    sync.settle(&ada).await;
+    assert!(sync.b2b_users_of(&grace).await.is_empty());
+    assert!(sync.b2b_users_of(&linus).await.is_empty());
+    assert_eq!(sync.target_users().await.len(), 1);
+}
