@@ -47,10 +47,10 @@ pub struct LocalSource {
 }
 
 /// A source user's JSON without its unset fields. Planning reads a missing property and `null` alike (mappings,
-/// scoping filters and the log's import step skip both), so a bulk pass need not build some 40 `null`s per user;
-/// a target user keeps them (`user_json`), since its nulls are compared with the values a plan would write.
+/// scoping filters and the log's import step skip both); a target user keeps them (`user_json`), since its nulls
+/// are compared with the values a plan would write.
 fn source_json(user: &User) -> Map<String, Value> {
-    match tenantsync_model::compact::to_value_keeping(user, &|_| true).expect("users always serialize") {
+    match tenantsync_model::properties::user_json_without_unset(user) {
         Value::Object(map) => map,
         _ => unreachable!("a user serializes to a JSON object"),
     }

@@ -232,7 +232,7 @@ fn refuse_nul(value: &serde_json::Value, resource: &str) -> Result<(), Directory
 /// Every rule a stored user satisfies, run by every write path (Graph, SCIM, import, sync) before it stores one.
 pub(crate) fn validate_user(tenant: &Tenant, user: &User) -> Result<(), DirectoryError> {
     // The user's JSON form (its set fields), made once for both checks that read it.
-    let json = tenantsync_model::properties::user_json_for_checks(user);
+    let json = tenantsync_model::properties::user_json_without_unset(user);
     refuse_nul(&json, "User")?;
     validate_upn(tenant, &user.user_principal_name)?;
     required(&user.display_name, "displayName")?;

@@ -329,12 +329,13 @@ pub fn check_group_json(group: &Value) -> Result<(), PropertyError> {
 
 /// Checks a [`crate::User`] against [`USER_PROPERTIES`].
 pub fn check_user(user: &crate::User) -> Result<(), PropertyError> {
-    check_user_json(&user_json_for_checks(user))
+    check_user_json(&user_json_without_unset(user))
 }
 
-/// A user's JSON form as the checks read it: without its unset fields, which no check refuses (a `null` passes
-/// every one), so a bulk create does not build and walk some 40 `null`s per user.
-pub fn user_json_for_checks(user: &crate::User) -> Value {
+/// A user's JSON form without its unset fields, for readers to which a missing property and `null` are the same:
+/// the checks here (a `null` passes every one) and a sync source's planning. A bulk create or a full pass does not
+/// build and walk some 40 `null`s per user.
+pub fn user_json_without_unset(user: &crate::User) -> Value {
     crate::compact::to_value_keeping(user, &|_| true).expect("a user always serializes")
 }
 
