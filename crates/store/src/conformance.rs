@@ -989,8 +989,8 @@ pub async fn leases_claim_renew_fence_and_release(store: &dyn Store) {
 
 /// The batch operations a page commit uses write what the single ones would: `append_logs` takes consecutive
 /// numbers after a single append and keeps every column, across statement chunks (entries given their stored form
-/// ahead by `prepare_logs` or not read back the same); `put_docs` keeps the last of a
-/// key given twice and updates existing documents; `existing_doc_keys` finds exactly the existing keys, across chunks.
+/// ahead by `prepare_logs` or not read back the same); `put_docs` keeps the last of a key given twice and updates
+/// existing documents; `existing_doc_keys` finds exactly the existing keys, across chunks.
 pub async fn batch_writes_match_single_writes(store: &dyn Store) {
     let tenant = new_tenant(store, "batches").await;
     let mut tx = store.begin(tenant, TxMode::Write).await.expect("begin");
