@@ -21,6 +21,7 @@ pub mod openapi;
 mod partner_writes;
 mod policies;
 mod protocol;
+mod read_ahead;
 mod scim;
 mod stored_user;
 mod synchronization;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub(crate) console: console::Sessions,
     /// Failed `validateCredentials` calls per caller (the probing detector), in this process's memory.
     pub(crate) probes: Arc<alerts::ProbeWatch>,
+    /// Delta pages rendered before their request arrives, in this process's memory.
+    pub(crate) read_ahead: Arc<read_ahead::ReadAhead>,
 }
 
 impl AppState {
@@ -75,7 +78,14 @@ impl AppState {
         let tokens = Arc::new(TokenIssuer::new(key, directory.clock_arc()));
         let repo = SyncRepo::new(store, directory.clock_arc());
         let runner = SyncRunner::with_role(directory.clone(), repo, directory.clock_arc(), None, role);
-        Ok(AppState { directory, tokens, runner, console: console::Sessions::default(), probes: Arc::default() })
+        Ok(AppState {
+            directory,
+            tokens,
+            runner,
+            console: console::Sessions::default(),
+            probes: Arc::default(),
+            read_ahead: Arc::default(),
+        })
     }
 
     /// The configuration operations over this state's store, on behalf of the caller's app.

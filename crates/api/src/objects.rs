@@ -22,6 +22,7 @@ use tenantsync_store::{KeyMatch, ScanOrder, SortKey};
 use crate::auth::{Caller, roles};
 use crate::extract::{BaseUrl, GraphPath, ODataQuery};
 use crate::links::link;
+use crate::read_ahead::{DeltaRequest, RenderedPage};
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -126,8 +127,18 @@ pub(crate) fn write_object(
 pub(crate) fn page_response<T>(
     head: serde_json::Map<String, Value>,
     items: &[T],
-    mut write_item: impl FnMut(&mut Vec<u8>, &T) -> Result<(), ApiError>,
+    write_item: impl FnMut(&mut Vec<u8>, &T) -> Result<(), ApiError>,
 ) -> Result<Response, ApiError> {
+    let body = page_body(head, items, write_item)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// [`page_response`]'s body.
+fn page_body<T>(
+    head: serde_json::Map<String, Value>,
+    items: &[T],
+    mut write_item: impl FnMut(&mut Vec<u8>, &T) -> Result<(), ApiError>,
+) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::with_capacity(256 + items.len() * 1024);
     out.push(b'{');
     for (key, value) in &head {
@@ -144,7 +155,7 @@ pub(crate) fn page_response<T>(
         write_item(&mut out, item)?;
     }
     out.extend_from_slice(b"]}");
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response())
+    Ok(out)
 }
 
 /// `$select` on a route that shows users and groups alike: each name must be a property of a user or a group.
@@ -357,37 +368,78 @@ pub(crate) async fn delta(
         (Some(token), None) | (None, Some(token)) => Some(token),
         (None, None) => None,
     };
-    let mut select_pairs = Vec::new();
-    if let Some(text) = query.option("select")? {
-        select_pairs.push(("$select".to_owned(), text.to_owned()));
-    }
-    let path = format!("/v1.0/{resource}/delta()");
     if token.is_some_and(|token| token.eq_ignore_ascii_case("latest")) {
         let DeltaCursor::Changes { after } = state.directory.delta_latest(caller.tenant).await? else {
             return Err(ApiError::internal(std::io::Error::other("latest delta cursor is a change position")));
         };
-        let mut pairs = select_pairs;
+        let mut pairs = Vec::new();
+        if let Some(text) = query.option("select")? {
+            pairs.push(("$select".to_owned(), text.to_owned()));
+        }
         pairs.push(("$deltatoken".to_owned(), DeltaToken::Changes { after }.encode(resource)));
+        let path = format!("/v1.0/{resource}/delta()");
         return Ok(Json(json!({ "value": [], "@odata.deltaLink": link(base, &path, &pairs) })).into_response());
     }
     let cursor = token.map(|token| DeltaToken::decode(token, resource)).transpose()?.map(|token| match token {
         DeltaToken::Initial { snapshot, after } => DeltaCursor::Initial { snapshot, after },
         DeltaToken::Changes { after } => DeltaCursor::Changes { after },
     });
+    let request = DeltaRequest {
+        tenant: caller.tenant,
+        kind,
+        cursor,
+        page_size,
+        select_text: query.option("select")?.map(str::to_owned),
+        selected,
+        members_selected,
+        base: base.to_owned(),
+    };
+    let (page, read_ahead) = match state.read_ahead.take(state, &request).await {
+        Some(page) => (page, true),
+        None => (render_delta(state, &request).await?, false),
+    };
+    // The client reads this page while the next one is rendered (see `read_ahead`).
+    if let Some(next) = page.next {
+        state.read_ahead.start(state, DeltaRequest { cursor: Some(next), ..request });
+    }
+    let mut response = ([(axum::http::header::CONTENT_TYPE, "application/json")], page.body).into_response();
+    // A page rendered ahead says how old it is, as a cache's response does (RFC 9111 `Age`).
+    if read_ahead {
+        let age = (state.directory.clock().now() - page.rendered_at).whole_seconds().max(0);
+        response.headers_mut().insert(axum::http::header::AGE, axum::http::HeaderValue::from(age));
+    }
+    Ok(response)
+}
+
+/// One page of a delta round, rendered: the directory's page as Graph's JSON with its `nextLink` or `deltaLink`.
+pub(crate) async fn render_delta(state: &AppState, request: &DeltaRequest) -> Result<RenderedPage, ApiError> {
+    let resource = match request.kind {
+        ObjectKind::User => "users",
+        ObjectKind::Group => "groups",
+    };
+    let selected = request.selected.as_deref();
+    let rendered_at = state.directory.clock().now();
     // Without `$select`, users are written from their stored JSON (see `stored_user`).
-    let page = state.directory.delta(caller.tenant, kind, cursor, page_size, selected.is_none()).await?;
+    let page = state
+        .directory
+        .delta(request.tenant, request.kind, request.cursor, request.page_size, selected.is_none())
+        .await?;
     let next_token = match page.next {
         DeltaCursor::Initial { snapshot, after } => DeltaToken::Initial { snapshot, after },
         DeltaCursor::Changes { after } => DeltaToken::Changes { after },
     }
     .encode(resource);
-    let mut pairs = select_pairs;
+    let mut pairs = Vec::new();
+    if let Some(text) = &request.select_text {
+        pairs.push(("$select".to_owned(), text.clone()));
+    }
     let link_name = if page.more { "@odata.nextLink" } else { "@odata.deltaLink" };
     pairs.push((if page.more { "$skiptoken" } else { "$deltatoken" }.to_owned(), next_token));
     let mut head = serde_json::Map::new();
+    let base = &request.base;
     head.insert("@odata.context".to_owned(), json!(format!("{base}/v1.0/$metadata#{resource}")));
-    head.insert(link_name.to_owned(), json!(link(base, &path, &pairs)));
-    page_response(head, &page.items, |out, item| match item {
+    head.insert(link_name.to_owned(), json!(link(base, &format!("/v1.0/{resource}/delta()"), &pairs)));
+    let body = page_body(head, &page.items, |out, item| match item {
         DeltaItem::Object { object, members: None } if selected.is_none() => write_object(out, object, false, None),
         // A user from its stored JSON, or decoded where that cannot be done.
         DeltaItem::StoredUser(row) if selected.is_none() => {
@@ -397,9 +449,10 @@ pub(crate) async fn delta(
                 write_object(out, &tenantsync_directory::decode_object(row)?, false, None)
             }
         }
-        _ => serde_json::to_writer(&mut *out, &delta_item_json(item, selected.as_deref(), members_selected)?)
+        _ => serde_json::to_writer(&mut *out, &delta_item_json(item, selected, request.members_selected)?)
             .map_err(ApiError::internal),
-    })
+    })?;
+    Ok(RenderedPage { body: body.into(), next: page.more.then_some(page.next), rendered_at })
 }
 
 /// One item of a delta page as a JSON tree: an object (projected on `$select`, with its id, and a group's

@@ -13,7 +13,7 @@ use crate::objects::decode;
 use crate::{Directory, DirectoryError, OpTimer};
 
 /// Where a delta round stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DeltaCursor {
     /// Enumerating live objects: `snapshot` is the change-log position when it began, `after` the last id sent.
     Initial { snapshot: i64, after: Option<ObjectId> },

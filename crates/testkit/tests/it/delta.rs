@@ -333,3 +333,48 @@ async fn initial_group_pages_show_each_groups_live_members() {
         }
     }
 }
+
+/// While a client reads a page that has a `nextLink`, the server renders the next one (issue 14's read-ahead): that
+/// page is served with an `Age` header, and a change made meanwhile is never lost — a user changed after its page was
+/// rendered comes with its latest state in the round's change pages. A page older than thirty seconds (the
+/// directory's clock) is rendered again when asked for.
+#[tokio::test]
+async fn pages_rendered_ahead_keep_every_change_and_expire() {
+    let app = TestApp::spawn().await;
+    let (_, graph) = contoso(&app).await;
+    let mut created = Vec::new();
+    for idx in 0..5 {
+        created.push(graph.create_user(fixtures::user(&format!("user{idx}@contoso.com"), "User")).await);
+    }
+    created.sort();
+    let first = graph.get_with("/v1.0/users/delta()", PAGE_OF_TWO).await;
+    first.assert_status(200);
+    assert_eq!(first.header("age"), None, "the first page is rendered for its request");
+    assert_eq!(first.field_of_values("id"), created[..2].to_vec());
+    // The second page (created[2], created[3]) is being rendered now; let it finish, then change a user on it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    graph.patch(&format!("/v1.0/users/{}", created[2]), json!({"jobTitle": "After"})).await.assert_status(204);
+    let second = graph.get_with(first.body["@odata.nextLink"].as_str().expect("more pages"), PAGE_OF_TWO).await;
+    second.assert_status(200);
+    assert_eq!(second.header("age"), Some("0"), "rendered ahead: {:?}", second.header("age"));
+    assert_eq!(second.field_of_values("id"), created[2..4].to_vec());
+    let third = graph.get_with(second.body["@odata.nextLink"].as_str().expect("more pages"), PAGE_OF_TWO).await;
+    third.assert_status(200);
+    assert!(third.header("age").is_some(), "the third page was rendered ahead too");
+    let delta_link = third.body["@odata.deltaLink"].as_str().expect("the round ends").to_owned();
+    let (changes, _, _) = round(&graph, &delta_link, &[]).await;
+    let changed =
+        changes.iter().find(|value| value["id"] == created[2].as_str()).expect("the changed user comes again");
+    assert_eq!(changed["jobTitle"], "After", "{changes:?}");
+
+    // A page left waiting longer than thirty seconds is rendered anew, with what changed meanwhile.
+    let first = graph.get_with("/v1.0/users/delta()", PAGE_OF_TWO).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    graph.patch(&format!("/v1.0/users/{}", created[3]), json!({"jobTitle": "Later"})).await.assert_status(204);
+    app.clock().advance(time::Duration::seconds(31));
+    let second = graph.get_with(first.body["@odata.nextLink"].as_str().expect("more pages"), PAGE_OF_TWO).await;
+    second.assert_status(200);
+    assert_eq!(second.header("age"), None, "an expired page is not served");
+    let later = second.values().iter().find(|value| value["id"] == created[3].as_str()).cloned().expect("on page two");
+    assert_eq!(later["jobTitle"], "Later");
+}
