@@ -1401,7 +1401,7 @@ impl Cycle<'_, '_> {
         for managers in self.created.chunks(PAGE_SIZE as usize) {
             let pairs = env.source.direct_reports_of(managers).await.map_err(EngineError::Source)?;
             let reports: Vec<ObjectId> = pairs.iter().map(|(_, report)| *report).collect();
-            let connections = env.repo.connections(env.job, &reports).await?;
+            let connections = env.repo.connection_targets(env.job, &reports).await?;
             for (manager, report) in pairs {
                 if let Some(connection) = connections.get(&report) {
                     work.push((connection.target_id, manager));
@@ -1412,7 +1412,7 @@ impl Cycle<'_, '_> {
             work.iter().map(|(_, manager)| *manager).collect::<HashSet<_>>().into_iter().collect();
         let targets: HashMap<ObjectId, ObjectId> = env
             .repo
-            .connections(env.job, &managers)
+            .connection_targets(env.job, &managers)
             .await?
             .into_iter()
             .filter(|(_, connection)| !connection.deleted_by_sync)
@@ -1773,7 +1773,7 @@ impl Cycle<'_, '_> {
             };
             let (added, removed) = crate::groups::collapse_deltas(deltas);
             let members: Vec<ObjectId> = added.iter().chain(removed.iter()).copied().collect();
-            let user_links = env.repo.connections(env.job, &members).await?;
+            let user_links = env.repo.connection_targets(env.job, &members).await?;
             let target_of = |member: &ObjectId| {
                 user_links.get(member).filter(|link| !link.deleted_by_sync).map(|link| link.target_id)
             };

@@ -93,6 +93,12 @@ impl<T> Collection<T> {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The same documents read as `V`, a narrower view of `T` (the fields `V` leaves out are skipped, not built):
+    /// for a reader that needs a field or two of large documents.
+    pub(crate) fn viewed_as<V>(&self) -> Collection<V> {
+        Collection { name: self.name.clone(), _doc: PhantomData }
+    }
 }
 
 /// Job configurations (key: job id).
@@ -209,6 +215,15 @@ pub struct JobConfig {
     pub generation: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// What a running cycle checks of its job's configuration before each page commits (a view of [`JobConfig`]:
+/// the schema, by far the largest part, is skipped, not decoded).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct JobCurrency {
+    pub(crate) schedule_state: ScheduleState,
+    pub(crate) generation: u64,
 }
 
 /// Where a job stands.

@@ -32,6 +32,14 @@ pub struct Connection {
     pub memory: LinkMemory,
 }
 
+/// What a reader that maps source users to target users needs of a [`Connection`] (a view of its document).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionTarget {
+    pub target_id: ObjectId,
+    pub deleted_by_sync: bool,
+}
+
 impl Connection {
     /// The link of `plan`'s source user to `target_id`, remembering what the plan found or wrote (else what
     /// `prior` remembered).

@@ -34,6 +34,7 @@ use crate::job::{
     escrows_collection, group_connections_collection, pending_collection, staged_collection,
 };
 use crate::plan::Connection;
+use crate::plan::ConnectionTarget;
 use crate::policy::{
     DEFAULT_GUARDRAILS, GUARDRAIL_EXCEPTIONS, GUARDRAILS, HELD_CHANGES, HeldChange, HeldStatus, PARTNERS, Partner,
     QUOTA_LEDGERS,
@@ -388,6 +389,21 @@ impl SyncRepo {
         let by_key: HashMap<String, ObjectId> = keys.iter().cloned().zip(ids.iter().copied()).collect();
         let found: Vec<(String, Connection)> = job::read_many(tx.as_mut(), &collection, &keys).await?;
         Ok(found.into_iter().filter_map(|(key, connection)| Some((*by_key.get(&key)?, connection))).collect())
+    }
+
+    /// What [`SyncRepo::connections`] finds of each, read as [`ConnectionTarget`]s: for readers that only map
+    /// source users to target users (a connection's memory of written values is skipped, not decoded).
+    pub async fn connection_targets(
+        &self,
+        key: &JobKey,
+        ids: &[ObjectId],
+    ) -> Result<HashMap<ObjectId, ConnectionTarget>, JobError> {
+        let collection = connections_collection(&key.job).viewed_as::<ConnectionTarget>();
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        let keys: Vec<String> = ids.iter().map(ObjectId::to_string).collect();
+        let by_key: HashMap<String, ObjectId> = keys.iter().cloned().zip(ids.iter().copied()).collect();
+        let found: Vec<(String, ConnectionTarget)> = job::read_many(tx.as_mut(), &collection, &keys).await?;
+        Ok(found.into_iter().filter_map(|(key, target)| Some((*by_key.get(&key)?, target))).collect())
     }
 
     pub async fn connection(&self, key: &JobKey, id: ObjectId) -> Result<Option<Connection>, JobError> {
@@ -856,8 +872,9 @@ async fn job_currency(
     lock: bool,
 ) -> Result<Currency, EngineError> {
     let job_id = key.job.as_str();
+    let jobs = JOBS.viewed_as::<job::JobCurrency>();
     let config =
-        if lock { job::read_for_update(tx, &JOBS, job_id).await? } else { job::read(tx, &JOBS, job_id).await? };
+        if lock { job::read_for_update(tx, &jobs, job_id).await? } else { job::read(tx, &jobs, job_id).await? };
     Ok(match config {
         Some(config) if config.generation == generation && config.schedule_state == ScheduleState::Active => {
             Currency::Current
