@@ -210,18 +210,31 @@ fn required(value: &Option<String>, property: &str) -> Result<(), DirectoryError
 
 /// The first string in `value` holding a NUL character, as a property path. PostgreSQL text cannot store NUL and no
 /// directory attribute needs it, so it is refused on every backend alike.
-fn path_with_nul(value: &serde_json::Value, path: &str) -> Option<String> {
-    let child = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}/{key}") };
-    match value {
-        serde_json::Value::String(text) => text.contains('\0').then(|| path.to_owned()),
-        serde_json::Value::Array(items) => items.iter().find_map(|item| path_with_nul(item, path)),
-        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| path_with_nul(item, &child(key))),
-        _ => None,
+fn path_with_nul(value: &serde_json::Value) -> Option<String> {
+    // The keys on the way down are collected on the way back up, only from a string that holds a NUL.
+    fn find<'a>(value: &'a serde_json::Value, reversed: &mut Vec<&'a str>) -> bool {
+        match value {
+            serde_json::Value::String(text) => text.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(|item| find(item, reversed)),
+            serde_json::Value::Object(map) => map.iter().any(|(key, item)| {
+                let found = find(item, reversed);
+                if found {
+                    reversed.push(key);
+                }
+                found
+            }),
+            _ => false,
+        }
     }
+    let mut reversed = Vec::new();
+    find(value, &mut reversed).then(|| {
+        reversed.reverse();
+        reversed.join("/")
+    })
 }
 
 fn refuse_nul(value: &serde_json::Value, resource: &str) -> Result<(), DirectoryError> {
-    match path_with_nul(value, "") {
+    match path_with_nul(value) {
         Some(property) => Err(DirectoryError::invalid(format!(
             "Invalid value specified for property '{property}' of resource '{resource}': the NUL character is not allowed."
         ))),
@@ -1122,6 +1135,22 @@ impl Directory {
 mod tests {
 
     use super::*;
+
+    #[test]
+    fn a_nul_is_named_by_its_property_path() {
+        let user = serde_json::json!({
+            "displayName": "Ada",
+            "otherMails": ["ada@contoso.com", "a\u{0}b@contoso.com"],
+            "onPremisesExtensionAttributes": {"extensionAttribute1": "x", "extensionAttribute2": "y\u{0}"},
+        });
+        assert_eq!(path_with_nul(&user), Some("onPremisesExtensionAttributes/extensionAttribute2".to_owned()));
+        let user = serde_json::json!({"displayName": "Ada", "otherMails": ["a\u{0}b@contoso.com"]});
+        assert_eq!(path_with_nul(&user), Some("otherMails".to_owned()));
+        assert_eq!(path_with_nul(&serde_json::json!({"displayName": "Ada", "otherMails": []})), None);
+        assert_eq!(path_with_nul(&serde_json::json!("\u{0}")), Some(String::new()));
+        let error = refuse_nul(&serde_json::json!({"mail": "a\u{0}"}), "User").expect_err("refused");
+        assert!(error.to_string().contains("'mail' of resource 'User'"), "{error}");
+    }
 
     async fn directory_with_tenant(path: &std::path::Path) -> (Directory, TenantId) {
         let (directory, tenant) = crate::test_support::directory_with_tenant(path).await;
