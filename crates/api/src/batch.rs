@@ -11,8 +11,9 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::Response;
-use serde::Deserialize;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tower::ServiceExt;
 
@@ -55,14 +56,20 @@ struct Envelope {
     requests: Vec<Step>,
 }
 
-async fn run(inner: &Router, caller: Caller, headers: &HeaderMap, body: Value) -> Result<axum::Json<Value>, ApiError> {
+/// A step's answer as JSON text, and whether the step failed (a status of 400 or above).
+struct Answer {
+    json: String,
+    failed: bool,
+}
+
+async fn run(inner: &Router, caller: Caller, headers: &HeaderMap, body: Value) -> Result<Response, ApiError> {
     let envelope: Envelope =
         serde_json::from_value(body).map_err(|err| ApiError::bad(format!("The batch request is not valid: {err}.")))?;
     let steps = envelope.requests;
     check_envelope(&steps)?;
     let host = headers.get(header::HOST).cloned();
     let order = waves(&steps)?;
-    let mut answers: HashMap<String, Value> = HashMap::with_capacity(steps.len());
+    let mut answers: HashMap<String, Answer> = HashMap::with_capacity(steps.len());
     let mut failed: HashSet<String> = HashSet::new();
     for wave in order {
         let mut running = tokio::task::JoinSet::new();
@@ -88,15 +95,17 @@ async fn run(inner: &Router, caller: Caller, headers: &HeaderMap, body: Value) -
             let (id, response) = joined.map_err(ApiError::internal)?;
             let response = response.unwrap_or_else(|never| match never {});
             let answer = answer_of(&id, response).await;
-            if answer["status"].as_u64().is_none_or(|status| status >= 400) {
+            if answer.failed {
                 failed.insert(id.clone());
             }
             answers.insert(id, answer);
         }
     }
     // Answers in the order of the request, which Graph does not promise but clients find easiest to read.
-    let responses: Vec<Value> = steps.iter().filter_map(|step| answers.remove(&step.id)).collect();
-    Ok(axum::Json(json!({ "responses": responses })))
+    let responses: Vec<String> =
+        steps.iter().filter_map(|step| answers.remove(&step.id)).map(|answer| answer.json).collect();
+    let body = format!("{{\"responses\":[{}]}}", responses.join(","));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The batch as a whole: 1 to 20 steps, unique non-empty ids, known dependencies.
@@ -201,7 +210,7 @@ fn build_request(step: &Step, host: Option<&HeaderValue>, caller: &Caller) -> Re
 
 /// A step's answer: its status, the headers a client needs (content type, location) and its body (JSON when it is
 /// JSON).
-async fn answer_of(id: &str, response: Response) -> Value {
+async fn answer_of(id: &str, response: Response) -> Answer {
     let (parts, body) = response.into_parts();
     let bytes = to_bytes(body, MAX_BODY_BYTES * 64).await.unwrap_or_default();
     let mut headers = Map::new();
@@ -210,21 +219,39 @@ async fn answer_of(id: &str, response: Response) -> Value {
             headers.insert(name.as_str().to_owned(), json!(value));
         }
     }
-    let mut answer = json!({"id": id, "status": parts.status.as_u16(), "headers": headers});
+    // Written as text: a JSON body goes in as the step's handler wrote it (checked, not parsed into a tree and
+    // printed again), anything else as a string.
+    let mut out = Vec::with_capacity(bytes.len() + 160);
+    out.extend_from_slice(b"{\"id\":");
+    write_json(&mut out, id);
+    out.extend_from_slice(format!(",\"status\":{},\"headers\":", parts.status.as_u16()).as_bytes());
+    write_json(&mut out, &headers);
     if !bytes.is_empty() {
-        answer["body"] = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        out.extend_from_slice(b",\"body\":");
+        let json_text = std::str::from_utf8(&bytes).ok().filter(|text| serde_json::from_str::<&RawValue>(text).is_ok());
+        match json_text {
+            Some(text) => out.extend_from_slice(text.as_bytes()),
+            None => write_json(&mut out, &String::from_utf8_lossy(&bytes)),
+        }
     }
-    answer
+    out.push(b'}');
+    // Every part is UTF-8: names and numbers written here, JSON text checked above, the rest written by serde_json.
+    let json = String::from_utf8(out).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
+    Answer { json, failed: parts.status.as_u16() >= 400 }
 }
 
-async fn answer_of_error(id: &str, err: ApiError) -> Value {
+/// Writes `value` as JSON (strings, maps: cannot fail).
+fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).expect("strings and maps of strings serialize");
+}
+
+async fn answer_of_error(id: &str, err: ApiError) -> Answer {
     answer_of(id, axum::response::IntoResponse::into_response(err)).await
 }
 
 /// A step not run because a step it depends on failed: 424, as Graph answers.
-fn failed_dependency(id: &str, dependency: &str) -> Value {
-    json!({
+fn failed_dependency(id: &str, dependency: &str) -> Answer {
+    let json = json!({
         "id": id,
         "status": StatusCode::FAILED_DEPENDENCY.as_u16(),
         "headers": {"content-type": "application/json"},
@@ -233,4 +260,6 @@ fn failed_dependency(id: &str, dependency: &str) -> Value {
             "message": format!("The request '{dependency}' that this request depends on failed."),
         }},
     })
+    .to_string();
+    Answer { json, failed: true }
 }

@@ -117,8 +117,10 @@ async fn create_user(
     map.insert("createdDateTime".to_owned(), json!("1970-01-01T00:00:00Z"));
     let user = user_from_json(map)?;
     let created = state.directory.create_user(caller.tenant, user).await?;
-    let body = object_json(&tenantsync_model::DirectoryObject::User(created), false);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    // Written straight from the user's fields (no JSON tree), as list pages are.
+    let mut body = Vec::with_capacity(1024);
+    objects::write_object(&mut body, &tenantsync_model::DirectoryObject::User(created), false, None)?;
+    Ok((StatusCode::CREATED, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn get_user(

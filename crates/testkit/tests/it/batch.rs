@@ -65,6 +65,9 @@ async fn steps_run_in_dependency_order_and_each_is_answered() {
     ada.assert_status(200);
     assert_eq!(ada.body["jobTitle"], "Engineer");
     assert_eq!(graph.count("users").await, 2);
+    // A step's body is the JSON its single request answers with.
+    let grace = graph.get("/v1.0/users/grace@contoso.com").await;
+    assert_eq!(answer(body, "6")["body"], grace.body, "the create's answer is the user as read");
 }
 
 #[tokio::test]
