@@ -8,7 +8,7 @@
 //! round's change pages; a change page covers the log up to its last entry, and the next link starts after it. A
 //! page is kept for [`READ_AHEAD_TTL`] of the directory's clock at most (a client that comes back later gets one
 //! rendered then), taken by the first request that asks for it, and at most [`MAX_PAGES`] wait at once, so a client
-//! that stops mid-round leaves one page behind for a while and nothing more. Each request is authorized as before;
+//! that stops mid-round leaves one page behind for thirty seconds and nothing more. Each request is authorized as before;
 //! a page is filed under everything its bytes depend on (tenant, kind, cursor, page size, `$select`, the base URL the
 //! links are written with), so a request only gets the page it would have rendered itself.
 
@@ -65,7 +65,7 @@ pub(crate) struct ReadAhead {
 
 impl ReadAhead {
     /// Starts rendering `request` in the background, unless [`MAX_PAGES`] already wait.
-    pub(crate) fn start(&self, state: &AppState, request: DeltaRequest) {
+    pub(crate) fn start(self: &Arc<Self>, state: &AppState, request: DeltaRequest) {
         let now = state.directory.clock().now();
         let slot = Slot::default();
         {
@@ -77,9 +77,15 @@ impl ReadAhead {
             pages.insert(request.clone(), (now, slot.clone()));
         }
         metrics::counter!("tenantsync_delta_read_ahead_total", "outcome" => "started").increment(1);
-        let state = state.clone();
+        let (state, pages) = (state.clone(), Arc::clone(self));
         tokio::spawn(async move {
             slot.get_or_init(|| async { crate::objects::render_delta(&state, &request).await.ok() }).await;
+            // A page nobody asks for is dropped once it has expired, even if no other round starts meanwhile.
+            tokio::time::sleep(std::time::Duration::from_secs(READ_AHEAD_TTL.whole_seconds().unsigned_abs())).await;
+            let mut pages = pages.pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if pages.get(&request).is_some_and(|(_, filed)| Arc::ptr_eq(filed, &slot)) {
+                pages.remove(&request);
+            }
         });
     }
 
