@@ -29,9 +29,11 @@ pub const MAX_STEPS: usize = 20;
 pub(crate) fn routes(inner: Router) -> Router<AppState> {
     Router::new().route(
         "/$batch",
-        axum::routing::post(move |caller: Caller, headers: HeaderMap, GraphJson(body): GraphJson| async move {
-            run(&inner, caller, &headers, body).await
-        }),
+        axum::routing::post(
+            move |caller: Caller, headers: HeaderMap, GraphJson(body): GraphJson<Box<RawValue>>| async move {
+                run(&inner, caller, &headers, &body).await
+            },
+        ),
     )
 }
 
@@ -44,8 +46,9 @@ struct Step {
     url: String,
     #[serde(default)]
     headers: Map<String, Value>,
+    /// Kept as the client wrote it: it becomes the step's request body as it is.
     #[serde(default)]
-    body: Option<Value>,
+    body: Option<Box<RawValue>>,
     #[serde(default)]
     depends_on: Vec<String>,
 }
@@ -62,9 +65,9 @@ struct Answer {
     failed: bool,
 }
 
-async fn run(inner: &Router, caller: Caller, headers: &HeaderMap, body: Value) -> Result<Response, ApiError> {
-    let envelope: Envelope =
-        serde_json::from_value(body).map_err(|err| ApiError::bad(format!("The batch request is not valid: {err}.")))?;
+async fn run(inner: &Router, caller: Caller, headers: &HeaderMap, body: &RawValue) -> Result<Response, ApiError> {
+    let envelope: Envelope = serde_json::from_str(body.get())
+        .map_err(|err| ApiError::bad(format!("The batch request is not valid: {err}.")))?;
     let steps = envelope.requests;
     check_envelope(&steps)?;
     let host = headers.get(header::HOST).cloned();
@@ -192,15 +195,15 @@ fn build_request(step: &Step, host: Option<&HeaderValue>, caller: &Caller) -> Re
     if let Some(host) = host {
         request = request.header(header::HOST, host.clone());
     }
-    let body = match &step.body {
-        None | Some(Value::Null) => Body::empty(),
+    let body = match step.body.as_deref().map(RawValue::get) {
+        None | Some("null") => Body::empty(),
         Some(body) => {
             if !step.headers.keys().any(|name| name.eq_ignore_ascii_case("content-type")) {
                 return Err(ApiError::bad(
                     "A request of a batch that has a body needs a Content-Type header (application/json).",
                 ));
             }
-            Body::from(serde_json::to_vec(body).map_err(ApiError::internal)?)
+            Body::from(body.to_owned())
         }
     };
     let mut request = request.body(body).map_err(|err| ApiError::bad(format!("The request is not valid: {err}.")))?;

@@ -10,10 +10,11 @@ use serde_json::Value;
 
 use crate::{ApiError, MAX_BODY_BYTES};
 
-/// A JSON request body, parsed into a `Value` for the Graph layer to check against an entity.
-pub(crate) struct GraphJson(pub Value);
+/// A JSON request body, parsed into a `Value` for the Graph layer to check against an entity (or, for a caller that
+/// reads it further itself, into another form such as a `RawValue`).
+pub(crate) struct GraphJson<T = Value>(pub T);
 
-impl<S: Send + Sync> FromRequest<S> for GraphJson {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GraphJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         // Direct requests are checked by `crate::protocol::check_request` already; a `$batch` step is checked here.

@@ -121,13 +121,17 @@ async fn a_bad_step_is_answered_alone() {
                 {"id": "method", "method": "TRACE", "url": "/users"},
                 {"id": "bad-json-for-entity", "method": "POST", "url": "/users", "headers": {"Content-Type": JSON},
                  "body": {"displayName": 42}},
+                {"id": "string-body", "method": "POST", "url": "/users", "headers": {"Content-Type": JSON},
+                 "body": "not an object"},
                 {"id": "good", "method": "POST", "url": "/users", "headers": {"Content-Type": JSON},
                  "body": fixtures::user("grace@contoso.com", "Grace")},
+                {"id": "null-body", "method": "GET", "url": "/users?$top=1", "body": null},
             ]}),
         )
         .await;
     batch.assert_status(200);
-    for id in ["no-content-type", "absolute", "nested", "no-route", "method", "bad-json-for-entity"] {
+    assert_eq!(status(&batch.body, "null-body"), 200, "a null body is no body: {}", batch.body);
+    for id in ["no-content-type", "absolute", "nested", "no-route", "method", "bad-json-for-entity", "string-body"] {
         assert_eq!(status(&batch.body, id), 400, "step {id}: {}", batch.body);
         let message = answer(&batch.body, id)["body"]["error"]["message"].as_str().unwrap_or_default();
         assert!(!message.is_empty(), "step {id} has a Graph error message: {}", batch.body);
