@@ -33,8 +33,7 @@ use crate::job::{
     JobState, Phase, ScheduleState, connections_collection, dead_letters_collection, delta_links_collection,
     escrows_collection, group_connections_collection, pending_collection, staged_collection,
 };
-use crate::plan::Connection;
-use crate::plan::ConnectionTarget;
+use crate::plan::{Connection, ConnectionTarget};
 use crate::policy::{
     DEFAULT_GUARDRAILS, GUARDRAIL_EXCEPTIONS, GUARDRAILS, HELD_CHANGES, HeldChange, HeldStatus, PARTNERS, Partner,
     QUOTA_LEDGERS,
@@ -381,14 +380,23 @@ impl SyncRepo {
 
     // --- A job's connections, escrows and deprovisionings -----------------------------------------------------
 
+    /// The documents of `collection` kept under the ids of `ids` that exist, by id (one read).
+    async fn docs_by_id<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &JobKey,
+        collection: &job::Collection<T>,
+        ids: &[ObjectId],
+    ) -> Result<HashMap<ObjectId, T>, JobError> {
+        let by_key: HashMap<String, ObjectId> = ids.iter().map(|id| (id.to_string(), *id)).collect();
+        let keys: Vec<String> = by_key.keys().cloned().collect();
+        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
+        let found = job::read_many(tx.as_mut(), collection, &keys).await?;
+        Ok(found.into_iter().filter_map(|(key, doc)| Some((*by_key.get(&key)?, doc))).collect())
+    }
+
     /// The connections of `ids` that exist.
     pub async fn connections(&self, key: &JobKey, ids: &[ObjectId]) -> Result<HashMap<ObjectId, Connection>, JobError> {
-        let collection = connections_collection(&key.job);
-        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        let keys: Vec<String> = ids.iter().map(ObjectId::to_string).collect();
-        let by_key: HashMap<String, ObjectId> = keys.iter().cloned().zip(ids.iter().copied()).collect();
-        let found: Vec<(String, Connection)> = job::read_many(tx.as_mut(), &collection, &keys).await?;
-        Ok(found.into_iter().filter_map(|(key, connection)| Some((*by_key.get(&key)?, connection))).collect())
+        self.docs_by_id(key, &connections_collection(&key.job), ids).await
     }
 
     /// What [`SyncRepo::connections`] finds of each, read as [`ConnectionTarget`]s: for readers that only map
@@ -398,12 +406,7 @@ impl SyncRepo {
         key: &JobKey,
         ids: &[ObjectId],
     ) -> Result<HashMap<ObjectId, ConnectionTarget>, JobError> {
-        let collection = connections_collection(&key.job).viewed_as::<ConnectionTarget>();
-        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        let keys: Vec<String> = ids.iter().map(ObjectId::to_string).collect();
-        let by_key: HashMap<String, ObjectId> = keys.iter().cloned().zip(ids.iter().copied()).collect();
-        let found: Vec<(String, ConnectionTarget)> = job::read_many(tx.as_mut(), &collection, &keys).await?;
-        Ok(found.into_iter().filter_map(|(key, target)| Some((*by_key.get(&key)?, target))).collect())
+        self.docs_by_id(key, &connections_collection(&key.job).viewed_as(), ids).await
     }
 
     pub async fn connection(&self, key: &JobKey, id: ObjectId) -> Result<Option<Connection>, JobError> {
@@ -443,12 +446,7 @@ impl SyncRepo {
 
     /// The escrows of `ids` that exist.
     pub async fn escrows_of(&self, key: &JobKey, ids: &[ObjectId]) -> Result<HashMap<ObjectId, Escrow>, JobError> {
-        let collection = escrows_collection(&key.job);
-        let keys: HashMap<String, ObjectId> = ids.iter().map(|id| (id.to_string(), *id)).collect();
-        let key_list: Vec<String> = keys.keys().cloned().collect();
-        let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        let found = job::read_many(tx.as_mut(), &collection, &key_list).await?;
-        Ok(found.into_iter().filter_map(|(key, escrow)| keys.get(&key).map(|id| (*id, escrow))).collect())
+        self.docs_by_id(key, &escrows_collection(&key.job), ids).await
     }
 
     /// The deprovisionings the running cycle decided and has not applied yet.
