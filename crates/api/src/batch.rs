@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -108,7 +108,7 @@ async fn run(inner: &Router, caller: Caller, headers: &HeaderMap, body: &RawValu
     let responses: Vec<String> =
         steps.iter().filter_map(|step| answers.remove(&step.id)).map(|answer| answer.json).collect();
     let body = format!("{{\"responses\":[{}]}}", responses.join(","));
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(crate::objects::json_response(StatusCode::OK, body))
 }
 
 /// The batch as a whole: 1 to 20 steps, unique non-empty ids, known dependencies.

@@ -129,8 +129,12 @@ pub(crate) fn page_response<T>(
     items: &[T],
     write_item: impl FnMut(&mut Vec<u8>, &T) -> Result<(), ApiError>,
 ) -> Result<Response, ApiError> {
-    let body = page_body(head, items, write_item)?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(json_response(StatusCode::OK, page_body(head, items, write_item)?))
+}
+
+/// A response whose body is JSON already written as bytes (pages, a created user, a batch's answers).
+pub(crate) fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body.into()).into_response()
 }
 
 /// [`page_response`]'s body.
@@ -402,7 +406,7 @@ pub(crate) async fn delta(
     if let Some(next) = page.next {
         state.read_ahead.start(state, DeltaRequest { cursor: Some(next), ..request });
     }
-    let mut response = ([(axum::http::header::CONTENT_TYPE, "application/json")], page.body).into_response();
+    let mut response = json_response(StatusCode::OK, page.body);
     // A page rendered ahead says how old it is, as a cache's response does (RFC 9111 `Age`).
     if read_ahead {
         let age = (state.directory.clock().now() - page.rendered_at).whole_seconds().max(0);

@@ -120,7 +120,7 @@ async fn create_user(
     // Written straight from the user's fields (no JSON tree), as list pages are.
     let mut body = Vec::with_capacity(1024);
     objects::write_object(&mut body, &tenantsync_model::DirectoryObject::User(created), false, None)?;
-    Ok((StatusCode::CREATED, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(objects::json_response(StatusCode::CREATED, body))
 }
 
 async fn get_user(
