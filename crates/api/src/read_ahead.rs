@@ -80,6 +80,8 @@ impl ReadAhead {
         let (state, pages) = (state.clone(), Arc::clone(self));
         tokio::spawn(async move {
             slot.get_or_init(|| async { crate::objects::render_delta(&state, &request).await.ok() }).await;
+            // The state (its store among it) is not held while the task only waits.
+            drop(state);
             // A page nobody asks for is dropped once it has expired, even if no other round starts meanwhile.
             tokio::time::sleep(std::time::Duration::from_secs(READ_AHEAD_TTL.whole_seconds().unsigned_abs())).await;
             let mut pages = pages.pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -346,11 +346,10 @@ pub fn check_group(group: &crate::Group) -> Result<(), PropertyError> {
 
 fn check_all(resource: &'static str, table: &'static [PropertySpec], object: &Value) -> Result<(), PropertyError> {
     let Value::Object(map) = object else { return Ok(()) };
-    // The exact name first (every typed object's JSON, most request bodies), then any casing — looked for only when
-    // some key of the object is not a property's exact name (walking the map for each of the forty properties a
-    // typed user leaves unset was half of this check in a bulk write).
-    // Each key placed at its property's position in the table (a scan of short names, cheaper than a map lookup
-    // for each property).
+    // Each key placed at its property's position in the table by its exact name (every typed object's JSON, most
+    // request bodies: a scan of short names, cheaper than a map lookup per property); other casings are looked for
+    // only when some key is not a property's exact name (walking the map for each of the forty properties a typed
+    // user leaves unset was half of this check in a bulk write).
     let mut exact: Vec<Option<&Value>> = vec![None; table.len()];
     let mut n_exact = 0;
     for (key, value) in map {
