@@ -10,6 +10,7 @@ mod conn;
 mod directory_tx;
 mod leases;
 mod log_data;
+mod lz4_dict;
 mod migrate;
 
 use std::path::Path;

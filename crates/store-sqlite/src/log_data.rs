@@ -13,16 +13,20 @@
 use std::borrow::Cow;
 use tenantsync_store::{LogRow, StoreError};
 
+use crate::lz4_dict::Prepared;
+
 /// Format 1: LZ4 block, length first (little-endian u32), against [`DICTIONARY_V1`].
 const FORMAT_V1: u8 = 1;
 /// Two entries as the sync engine writes them (an update and a create), with made-up names.
 const DICTIONARY_V1: &[u8] = include_bytes!("log_dictionary_v1.json");
 /// No entry comes near this; a larger length is a damaged value, not an allocation to make.
 const MAX_ENTRY_BYTES: usize = 64 << 20;
+/// [`DICTIONARY_V1`] hashed once for all entries ([`crate::lz4_dict`]).
+static PREPARED_V1: std::sync::LazyLock<Prepared> = std::sync::LazyLock::new(|| Prepared::new(DICTIONARY_V1));
 
 /// The stored form of an entry's JSON.
 pub(crate) fn encode(json: &str) -> Vec<u8> {
-    let compressed = lz4_flex::block::compress_prepend_size_with_dict(json.as_bytes(), DICTIONARY_V1);
+    let compressed = PREPARED_V1.compress_prepend_size(json.as_bytes());
     let mut stored = Vec::with_capacity(1 + compressed.len());
     stored.push(FORMAT_V1);
     stored.extend_from_slice(&compressed);
