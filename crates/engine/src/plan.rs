@@ -40,6 +40,15 @@ pub struct ConnectionTarget {
     pub deleted_by_sync: bool,
 }
 
+/// What a full pass needs of a [`Connection`] to find the links it did not list (a view of its document: the
+/// remembered values and the rest are skipped, not built).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSource {
+    pub source_id: ObjectId,
+    pub deleted_by_sync: bool,
+}
+
 impl Connection {
     /// The link of `plan`'s source user to `target_id`, remembering what the plan found or wrote (else what
     /// `prior` remembered).
@@ -684,5 +693,30 @@ fn leave_reason(observed: &Observed, source: Option<&SourceUser>) -> String {
         Some(user) if user.external => "The user is a B2B user of another tenant".to_owned(),
         Some(_) if observed.assignment == Assignment::NotAssigned => "The user is no longer assigned".to_owned(),
         Some(_) => "The user no longer passes the scoping filter".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_links_views_read_its_document() {
+        let mut memory = LinkMemory::default();
+        memory.written.insert("jobTitle".to_owned(), json!("Analyst"));
+        memory.written.insert("manager".to_owned(), json!({"id": "x", "nested": [1, 2, {"a": null}]}));
+        let link = Connection {
+            source_id: ObjectId::parse("01a24f5d-54ff-760a-809e-997ccf27c14a").expect("an id"),
+            target_id: ObjectId::parse("01a24f5d-59a6-72d0-8aac-6262bec3c3e7").expect("an id"),
+            deleted_by_sync: true,
+            display_name: Some("Zoë \"Q\" Müller".to_owned()),
+            delete_rejected: true,
+            memory,
+        };
+        let doc = serde_json::to_string(&link).expect("a link serializes");
+        let source: ConnectionSource = serde_json::from_str(&doc).expect("the source view reads a link");
+        assert_eq!(source, ConnectionSource { source_id: link.source_id, deleted_by_sync: true });
+        let target: ConnectionTarget = serde_json::from_str(&doc).expect("the target view reads a link");
+        assert_eq!(target, ConnectionTarget { target_id: link.target_id, deleted_by_sync: true });
     }
 }

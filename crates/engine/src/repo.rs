@@ -33,7 +33,7 @@ use crate::job::{
     JobState, Phase, ScheduleState, connections_collection, dead_letters_collection, delta_links_collection,
     escrows_collection, group_connections_collection, pending_collection, staged_collection,
 };
-use crate::plan::{Connection, ConnectionTarget};
+use crate::plan::{Connection, ConnectionSource, ConnectionTarget};
 use crate::policy::{
     DEFAULT_GUARDRAILS, GUARDRAIL_EXCEPTIONS, GUARDRAILS, HELD_CHANGES, HeldChange, HeldStatus, PARTNERS, Partner,
     QUOTA_LEDGERS,
@@ -420,15 +420,16 @@ impl SyncRepo {
     }
 
     /// At most `limit` connections of a job after the connection keyed `after` (keys are source ids), with their
-    /// keys, in key order: a job with a million links is walked page by page.
+    /// keys, in key order: a job with a million links is walked page by page. Read as [`ConnectionSource`]s (source
+    /// id, deleted flag): the full pass's walk over every link after the pass needs no more.
     pub async fn connections_page(
         &self,
         key: &JobKey,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<(String, Connection)>, JobError> {
+    ) -> Result<Vec<(String, ConnectionSource)>, JobError> {
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        job::read_page(tx.as_mut(), &connections_collection(&key.job), after, limit).await
+        job::read_page(tx.as_mut(), &connections_collection(&key.job).viewed_as(), after, limit).await
     }
 
     /// Every group link of a job, by source group id.
