@@ -25,7 +25,7 @@ use tenantsync_engine::cycle::{CycleEnv, CycleReport, EngineError, escrow_delay,
 use tenantsync_engine::ids::RANDOM;
 use tenantsync_engine::job::JobKey;
 use tenantsync_engine::job::{
-    self, Deprovision, DeprovisionAction, Escrow, JOB_STATES, JobState, Phase, escrows_collection,
+    self, Deprovision, DeprovisionAction, Escrow, JOB_STATES, JobState, Phase, ScheduleState, escrows_collection,
 };
 use tenantsync_engine::plan::IdentityType;
 use tenantsync_engine::policy::{IdentitySynchronization, Partner, UserSyncInbound};
@@ -1224,4 +1224,29 @@ async fn a_superseded_page_saves_its_facts_and_not_its_decisions() {
     assert!(repo.staged(&key).await.expect("staged").is_empty(), "no hold saved");
     assert_eq!(after.staged_deletions, before.staged_deletions);
     assert_eq!((after.phase, after.generation), (before.phase, before.generation), "no progress saved");
+}
+
+/// Issue 14: a configuration is decoded (and its schema compiled) once per stored text, not by every load and page
+/// commit; a change made through another repository (another process) is seen at once, by loads and commits alike.
+#[tokio::test]
+async fn a_configuration_is_decoded_once_per_text_and_seen_again_when_it_changes() {
+    let world = World::new(2, 0).await;
+    let key = JobKey::new(world.source.id, world.job_id.as_str());
+    let repo = world.repo();
+    let first = repo.load(&key).await.expect("load").expect("the job");
+    let again = repo.load(&key).await.expect("load").expect("the job");
+    assert!(Arc::ptr_eq(&first.config, &again.config), "the same text is not decoded again");
+    let schema = first.config.compiled_schema().expect("the schema compiles");
+    assert!(Arc::ptr_eq(&schema, &again.config.compiled_schema().expect("compiles")), "nor compiled again");
+    let condition = WriteCondition { generation: first.config.generation, fence: None };
+    repo.ensure_current(&key, condition).await.expect("the job is current");
+
+    // Paused through another repository, as another process would.
+    world.admin().pause_job(world.source.id, &world.principal, world.job_id.as_str()).await.expect("paused");
+    let paused = repo.load(&key).await.expect("load").expect("the job");
+    assert!(!Arc::ptr_eq(&first.config, &paused.config), "a changed text is decoded again");
+    assert_eq!(paused.config.schedule_state, ScheduleState::Paused);
+    let refused = repo.ensure_current(&key, condition).await;
+    assert!(matches!(refused, Err(EngineError::Superseded)), "a paused job refuses the old cycle: {refused:?}");
+    assert!(first.config.schedule_state != ScheduleState::Paused, "a snapshot already taken does not change");
 }

@@ -21,15 +21,15 @@ use tracing::Instrument;
 use crate::connector::{Anchor, PeerError, SourceDirectory, SourceUser, TargetDirectory, TargetUser};
 use crate::ids::IdSource;
 use crate::job::{
-    Assignment as AssignmentDoc, Deprovision, DeprovisionAction, Escrow, Execution, GroupConnection, JobConfig,
-    JobError, JobKey, JobState, Phase, ScheduleState,
+    Assignment as AssignmentDoc, Deprovision, DeprovisionAction, Escrow, Execution, GroupConnection, JobError, JobKey,
+    JobState, Phase, ScheduleState,
 };
 use crate::log::{LogContext, PendingEntry, Status, draw_ids, entry};
 use crate::plan::{
     Assignment, Connection, IdentityType, MatchedBy, ObjectPlan, Observed, PlanContext, PlannedAction, plan_user,
 };
 use crate::repo::{JobSnapshot, PageRecord, SyncRepo, WriteCondition};
-use crate::schema::{CompiledSchema, SchemaError, compile};
+use crate::schema::{CompiledSchema, SchemaError};
 use crate::settings::JobSettings;
 
 /// Users read or planned per page.
@@ -173,9 +173,9 @@ impl CycleEnv<'_> {
 
 /// A job's configuration, compiled, with its scope resolved for this cycle.
 pub struct LoadedJob {
-    pub config: JobConfig,
+    pub config: Arc<crate::job::CachedConfig>,
     pub state: JobState,
-    pub schema: CompiledSchema,
+    pub schema: Arc<CompiledSchema>,
     pub settings: JobSettings,
     /// How logs name the target (its tenant id or SCIM base address).
     pub target_label: String,
@@ -213,7 +213,7 @@ impl LoadedJob {
 /// Compiles a loaded job and resolves its assignments against the source.
 pub async fn prepare(env: &CycleEnv<'_>, snapshot: JobSnapshot) -> Result<LoadedJob, EngineError> {
     let target_label = snapshot.settings.target_label().ok_or(EngineError::NoTarget)?;
-    let schema = compile(&snapshot.config.schema)?;
+    let schema = snapshot.config.compiled_schema()?;
     let assigned = resolve_assigned(env, &snapshot.settings, &snapshot.assignments).await?;
     let assigned_groups = assigned_groups(&snapshot.assignments);
     let service_principal_name =

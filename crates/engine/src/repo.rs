@@ -29,9 +29,9 @@ use crate::admin::{Admin, SERVICE_PRINCIPALS, ServicePrincipal};
 use crate::audit::{self, AuditEntry};
 use crate::cycle::EngineError;
 use crate::job::{
-    self, ASSIGNMENTS, Assignment, Deprovision, Escrow, GroupConnection, JOB_STATES, JOBS, JobConfig, JobError, JobKey,
-    JobState, Phase, ScheduleState, connections_collection, dead_letters_collection, delta_links_collection,
-    escrows_collection, group_connections_collection, pending_collection, staged_collection,
+    self, ASSIGNMENTS, Assignment, Deprovision, Escrow, GroupConnection, JOB_STATES, JOBS, JobError, JobKey, JobState,
+    Phase, ScheduleState, connections_collection, dead_letters_collection, delta_links_collection, escrows_collection,
+    group_connections_collection, pending_collection, staged_collection,
 };
 use crate::plan::{Connection, ConnectionSource, ConnectionTarget};
 use crate::policy::{
@@ -45,7 +45,7 @@ use tenantsync_guardrails::{GuardrailPolicy, QuotaLedger};
 #[derive(Clone, Debug)]
 pub struct JobSnapshot {
     pub key: JobKey,
-    pub config: JobConfig,
+    pub config: Arc<job::CachedConfig>,
     pub state: JobState,
     /// The configuration's secrets, sealed values opened.
     pub secrets: Vec<Secret>,
@@ -150,11 +150,13 @@ pub struct SyncRepo {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config_loads: Arc<AtomicU64>,
+    /// Configurations decoded once per stored text (shared by the repository's clones).
+    configs: Arc<job::ConfigCache>,
 }
 
 impl SyncRepo {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> SyncRepo {
-        SyncRepo { store, clock, config_loads: Arc::new(AtomicU64::new(0)) }
+        SyncRepo { store, clock, config_loads: Arc::new(AtomicU64::new(0)), configs: Arc::default() }
     }
 
     /// The configuration operations, on behalf of `actor`.
@@ -194,7 +196,7 @@ impl SyncRepo {
         self.config_loads.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("tenantsync_sync_config_loads_total").increment(1);
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        let Some(config) = job::read(tx.as_mut(), &JOBS, key.job.as_str()).await? else { return Ok(None) };
+        let Some(config) = self.configs.read(tx.as_mut(), key, false).await? else { return Ok(None) };
         let state = job::read(tx.as_mut(), &JOB_STATES, key.job.as_str())
             .await?
             .unwrap_or_else(|| JobState::new(config.generation));
@@ -228,7 +230,7 @@ impl SyncRepo {
     /// pause, restart or lost lease stops writes at once, not only at the next page commit).
     pub async fn ensure_current(&self, key: &JobKey, condition: WriteCondition) -> Result<(), EngineError> {
         let mut tx = self.store.begin(key.tenant, TxMode::Read).await?;
-        check_generation(tx.as_mut(), key, condition.generation).await?;
+        check_generation(&self.configs, tx.as_mut(), key, condition.generation).await?;
         check_fence(tx.as_mut(), key, condition.fence, false).await
     }
 
@@ -522,7 +524,7 @@ impl SyncRepo {
         let mut tx = self.store.begin(key.tenant, TxMode::Write).await?;
         // The condition of the write: the cycle's view of the job is still the job (locked first, in the order a
         // configuration change takes its locks), and its lease is still ours (checked last, below).
-        let progress = match job_currency(tx.as_mut(), key, generation, true).await? {
+        let progress = match job_currency(&self.configs, tx.as_mut(), key, generation, true).await? {
             Currency::Current => progress,
             Currency::Changed => None,
             Currency::Gone => return Err(EngineError::Superseded),
@@ -865,16 +867,13 @@ enum Currency {
 /// Reads the job's configuration (with `lock`, locked until `tx` ends) and answers whether it is still at
 /// `generation` and active.
 async fn job_currency(
+    configs: &job::ConfigCache,
     tx: &mut dyn tenantsync_store::DirectoryTx,
     key: &JobKey,
     generation: u64,
     lock: bool,
 ) -> Result<Currency, EngineError> {
-    let job_id = key.job.as_str();
-    let jobs = JOBS.viewed_as::<job::JobCurrency>();
-    let config =
-        if lock { job::read_for_update(tx, &jobs, job_id).await? } else { job::read(tx, &jobs, job_id).await? };
-    Ok(match config {
+    Ok(match configs.read(tx, key, lock).await? {
         Some(config) if config.generation == generation && config.schedule_state == ScheduleState::Active => {
             Currency::Current
         }
@@ -886,11 +885,12 @@ async fn job_currency(
 /// Fails with [`EngineError::Superseded`] unless the job is active at `generation` (read, not locked: the page
 /// commits lock it through [`job_currency`]).
 async fn check_generation(
+    configs: &job::ConfigCache,
     tx: &mut dyn tenantsync_store::DirectoryTx,
     key: &JobKey,
     generation: u64,
 ) -> Result<(), EngineError> {
-    match job_currency(tx, key, generation, false).await? {
+    match job_currency(configs, tx, key, generation, false).await? {
         Currency::Current => Ok(()),
         Currency::Changed | Currency::Gone => Err(EngineError::Superseded),
     }
