@@ -8,8 +8,10 @@
 //! outside the engine goes through [`crate::repo::SyncRepo`], whose operations are each one transaction.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -433,37 +435,7 @@ fn decode<T: serde::de::DeserializeOwned>(
 /// was decoded from, so a configuration changed by any process is decoded again; a job found gone drops its entry.
 #[derive(Debug, Default)]
 pub struct ConfigCache {
-    entries: std::sync::Mutex<std::collections::HashMap<JobKey, (String, std::sync::Arc<CachedConfig>)>>,
-}
-
-/// A configuration as [`ConfigCache`] keeps it: immutable, with its schema compiled at most once.
-#[derive(Debug)]
-pub struct CachedConfig {
-    config: JobConfig,
-    schema: std::sync::OnceLock<std::sync::Arc<crate::schema::CompiledSchema>>,
-}
-
-impl CachedConfig {
-    pub fn new(config: JobConfig) -> CachedConfig {
-        CachedConfig { config, schema: std::sync::OnceLock::new() }
-    }
-
-    /// The schema compiled (once for this configuration text, however many cycles load it).
-    pub fn compiled_schema(&self) -> Result<std::sync::Arc<crate::schema::CompiledSchema>, crate::schema::SchemaError> {
-        if let Some(schema) = self.schema.get() {
-            return Ok(schema.clone());
-        }
-        let schema = std::sync::Arc::new(crate::schema::compile(&self.config.schema)?);
-        Ok(self.schema.get_or_init(|| schema).clone())
-    }
-}
-
-impl std::ops::Deref for CachedConfig {
-    type Target = JobConfig;
-
-    fn deref(&self) -> &JobConfig {
-        &self.config
-    }
+    entries: Mutex<HashMap<JobKey, (String, Arc<CachedConfig>)>>,
 }
 
 impl ConfigCache {
@@ -473,13 +445,13 @@ impl ConfigCache {
         tx: &mut dyn DirectoryTx,
         key: &JobKey,
         lock: bool,
-    ) -> Result<Option<std::sync::Arc<CachedConfig>>, JobError> {
+    ) -> Result<Option<Arc<CachedConfig>>, JobError> {
         let job_id = key.job.as_str();
         let doc = match lock {
             true => tx.get_doc_for_update(JOBS.name(), job_id).await?,
             false => tx.get_doc(JOBS.name(), job_id).await?,
         };
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(doc) = doc else {
             entries.remove(key);
             return Ok(None);
@@ -490,10 +462,40 @@ impl ConfigCache {
             return Ok(Some(config.clone()));
         }
         drop(entries);
-        let config = std::sync::Arc::new(CachedConfig::new(decode_doc(&JOBS, &doc)?));
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let config = Arc::new(CachedConfig::new(decode_doc(&JOBS, &doc)?));
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.insert(key.clone(), (doc.data, config.clone()));
         Ok(Some(config))
+    }
+}
+
+/// A configuration as [`ConfigCache`] keeps it: immutable, with its schema compiled at most once.
+#[derive(Debug)]
+pub struct CachedConfig {
+    config: JobConfig,
+    schema: OnceLock<Arc<crate::schema::CompiledSchema>>,
+}
+
+impl CachedConfig {
+    pub fn new(config: JobConfig) -> CachedConfig {
+        CachedConfig { config, schema: OnceLock::new() }
+    }
+
+    /// The schema compiled (once for this configuration text, however many cycles load it).
+    pub fn compiled_schema(&self) -> Result<Arc<crate::schema::CompiledSchema>, crate::schema::SchemaError> {
+        if let Some(schema) = self.schema.get() {
+            return Ok(schema.clone());
+        }
+        let schema = Arc::new(crate::schema::compile(&self.config.schema)?);
+        Ok(self.schema.get_or_init(|| schema).clone())
+    }
+}
+
+impl std::ops::Deref for CachedConfig {
+    type Target = JobConfig;
+
+    fn deref(&self) -> &JobConfig {
+        &self.config
     }
 }
 
