@@ -26,10 +26,8 @@ static PREPARED_V1: std::sync::LazyLock<Prepared> = std::sync::LazyLock::new(|| 
 
 /// The stored form of an entry's JSON.
 pub(crate) fn encode(json: &str) -> Vec<u8> {
-    let compressed = PREPARED_V1.compress_prepend_size(json.as_bytes());
-    let mut stored = Vec::with_capacity(1 + compressed.len());
-    stored.push(FORMAT_V1);
-    stored.extend_from_slice(&compressed);
+    let mut stored = vec![FORMAT_V1];
+    PREPARED_V1.compress_prepend_size_into(json.as_bytes(), &mut stored);
     stored
 }
 

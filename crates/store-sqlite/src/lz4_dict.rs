@@ -38,16 +38,17 @@ impl Prepared {
         Prepared { dictionary, table }
     }
 
-    /// `input` as an LZ4 block against the dictionary, its length first (little-endian u32): what
+    /// Appends `input` to `out` as an LZ4 block against the dictionary, its length first (little-endian u32): what
     /// `lz4_flex::block::compress_prepend_size_with_dict` writes.
-    pub(crate) fn compress_prepend_size(&self, input: &[u8]) -> Vec<u8> {
+    pub(crate) fn compress_prepend_size_into(&self, input: &[u8], out: &mut Vec<u8>) {
         let dict = self.dictionary;
         let base = dict.len();
         if base + input.len() > MAX_OFFSET {
-            return lz4_flex::block::compress_prepend_size_with_dict(input, dict);
+            out.extend_from_slice(&lz4_flex::block::compress_prepend_size_with_dict(input, dict));
+            return;
         }
         let n = input.len();
-        let mut out = Vec::with_capacity(4 + n + n / 255 + 16);
+        out.reserve(4 + n + n / 255 + 16);
         out.extend_from_slice(&(n as u32).to_le_bytes());
         let mut table = *self.table;
         let mut anchor = 0;
@@ -84,7 +85,7 @@ impl Prepared {
                     length += 1;
                 }
                 let offset = base + i - candidate;
-                push_sequence(&mut out, &input[anchor..i], offset as u16, length);
+                push_sequence(out, &input[anchor..i], offset as u16, length);
                 i += length;
                 anchor = i;
                 // The position just before the match's end is a likely start of the next one.
@@ -93,8 +94,7 @@ impl Prepared {
                 }
             }
         }
-        push_last_literals(&mut out, &input[anchor..]);
-        out
+        push_last_literals(out, &input[anchor..]);
     }
 }
 
@@ -166,8 +166,14 @@ mod tests {
 
     const DICTIONARY: &[u8] = include_bytes!("log_dictionary_v1.json");
 
+    fn compress(prepared: &Prepared, input: &[u8]) -> Vec<u8> {
+        let mut block = Vec::new();
+        prepared.compress_prepend_size_into(input, &mut block);
+        block
+    }
+
     fn round_trip(prepared: &Prepared, input: &[u8]) -> usize {
-        let block = prepared.compress_prepend_size(input);
+        let block = compress(prepared, input);
         let back = lz4_flex::block::decompress_size_prepended_with_dict(&block, prepared.dictionary)
             .unwrap_or_else(|err| panic!("{} bytes did not decode: {err}", input.len()));
         assert_eq!(back, input, "{} bytes came back different", input.len());
@@ -243,9 +249,6 @@ mod tests {
         let mut rng = Rng::new(7);
         let large: Vec<u8> = (0..70_000).map(|idx| if idx % 3 == 0 { rng.next() as u8 } else { b'x' }).collect();
         round_trip(&prepared, &large);
-        assert_eq!(
-            prepared.compress_prepend_size(&large),
-            lz4_flex::block::compress_prepend_size_with_dict(&large, DICTIONARY)
-        );
+        assert_eq!(compress(&prepared, &large), lz4_flex::block::compress_prepend_size_with_dict(&large, DICTIONARY));
     }
 }
