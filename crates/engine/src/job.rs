@@ -430,8 +430,8 @@ fn decode<T: serde::de::DeserializeOwned>(
 }
 
 /// Job configurations decoded once per stored text (issue 14). A configuration is a document of about 34 KB (most
-/// of it the schema) that every cycle's load reads and every page commit checks: decoding it there was about 4 M
-/// instructions per propagated change, a third of the server's work for it. An entry serves only the exact text it
+/// of it the schema) that every cycle's load reads and every page commit checks: decoding it there (and compiling
+/// the schema) was about 4 M instructions per propagated change. An entry serves only the exact text it
 /// was decoded from, so a configuration changed by any process is decoded again; a job found gone drops its entry.
 #[derive(Debug, Default)]
 pub struct ConfigCache {
@@ -477,7 +477,7 @@ pub struct CachedConfig {
 }
 
 impl CachedConfig {
-    pub fn new(config: JobConfig) -> CachedConfig {
+    fn new(config: JobConfig) -> CachedConfig {
         CachedConfig { config, schema: OnceLock::new() }
     }
 
