@@ -238,14 +238,14 @@ async fn answer_of(id: &str, response: Response) -> Answer {
         }
     }
     out.push(b'}');
-    // Every part is UTF-8: names and numbers written here, JSON text checked above, the rest written by serde_json.
+    // Every part is UTF-8: names and numbers written here, JSON text checked above, the rest written as JSON (`tenantsync_model::json`).
     let json = String::from_utf8(out).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
     Answer { json, failed: parts.status.as_u16() >= 400 }
 }
 
 /// Writes `value` as JSON (strings, maps: cannot fail).
 fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
-    serde_json::to_writer(out, value).expect("strings and maps of strings serialize");
+    tenantsync_model::json::to_writer(out, value).expect("strings and maps of strings serialize");
 }
 
 async fn answer_of_error(id: &str, err: ApiError) -> Answer {

@@ -98,7 +98,7 @@ pub(crate) fn write_object(
 ) -> Result<(), ApiError> {
     match object {
         DirectoryObject::User(user) if selected.is_none() && user.extensions.is_empty() => {
-            serde_json::to_writer(&mut *out, user).map_err(ApiError::internal)?;
+            tenantsync_model::json::to_writer(out, user).map_err(ApiError::internal)?;
             // A struct is written as an object with at least one field: its closing brace goes after the additions.
             if out.pop() != Some(b'}') {
                 return Err(ApiError::internal(std::io::Error::other("a user did not serialize as a JSON object")));
@@ -106,17 +106,17 @@ pub(crate) fn write_object(
             // Without extension attributes, the origin at most.
             for (name, value) in user_additions(user) {
                 out.push(b',');
-                serde_json::to_writer(&mut *out, &name).map_err(ApiError::internal)?;
+                tenantsync_model::json::to_writer(out, &name).map_err(ApiError::internal)?;
                 out.push(b':');
-                serde_json::to_writer(&mut *out, &value).map_err(ApiError::internal)?;
+                tenantsync_model::json::to_writer(out, &value).map_err(ApiError::internal)?;
             }
             if typed {
                 out.extend_from_slice(b",\"@odata.type\":");
-                serde_json::to_writer(&mut *out, &USER.odata_type()).map_err(ApiError::internal)?;
+                tenantsync_model::json::to_writer(out, &USER.odata_type()).map_err(ApiError::internal)?;
             }
             out.push(b'}');
         }
-        _ => serde_json::to_writer(&mut *out, &select(object_json(object, typed), selected))
+        _ => tenantsync_model::json::to_writer(out, &select(object_json(object, typed), selected))
             .map_err(ApiError::internal)?,
     }
     Ok(())
@@ -146,9 +146,9 @@ fn page_body<T>(
     let mut out = Vec::with_capacity(256 + items.len() * 1024);
     out.push(b'{');
     for (key, value) in &head {
-        serde_json::to_writer(&mut out, key).map_err(ApiError::internal)?;
+        tenantsync_model::json::to_writer(&mut out, key).map_err(ApiError::internal)?;
         out.push(b':');
-        serde_json::to_writer(&mut out, value).map_err(ApiError::internal)?;
+        tenantsync_model::json::to_writer(&mut out, value).map_err(ApiError::internal)?;
         out.push(b',');
     }
     out.extend_from_slice(b"\"value\":[");
@@ -453,7 +453,7 @@ pub(crate) async fn render_delta(state: &AppState, request: &DeltaRequest) -> Re
                 write_object(out, &tenantsync_directory::decode_object(row)?, false, None)
             }
         }
-        _ => serde_json::to_writer(&mut *out, &delta_item_json(item, selected, request.members_selected)?)
+        _ => tenantsync_model::json::to_writer(out, &delta_item_json(item, selected, request.members_selected)?)
             .map_err(ApiError::internal),
     })?;
     Ok(RenderedPage { body: body.into(), next: page.more.then_some(page.next), rendered_at })

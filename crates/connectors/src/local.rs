@@ -716,8 +716,22 @@ impl TargetDirectory for LocalTarget {
 /// `onPremisesExtensionAttributes`, the only place a user body accepts them.
 fn nest_extension_attributes(attributes: Map<String, Value>) -> Map<String, Value> {
     let mut nested = attributes;
-    for name in tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES {
-        let Some(key) = nested.keys().find(|key| key.eq_ignore_ascii_case(name)).cloned() else { continue };
+    // One walk over the keys (a mapped user has a few dozen): for each attribute, the first key naming it in any
+    // case.
+    let mut found: [Option<&String>; 15] = [None; 15];
+    for key in nested.keys() {
+        if key.len() < 19 || !key.as_bytes()[..18].eq_ignore_ascii_case(b"extensionAttribute") {
+            continue;
+        }
+        let mut names = tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES.iter();
+        if let Some(idx) = names.position(|name| key.eq_ignore_ascii_case(name)) {
+            found[idx].get_or_insert(key);
+        }
+    }
+    let found: Vec<(usize, String)> =
+        found.iter().enumerate().filter_map(|(idx, key)| key.map(|key| (idx, key.clone()))).collect();
+    for (idx, key) in found {
+        let name = tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES[idx];
         let value = nested.remove(&key).unwrap_or(Value::Null);
         if let Value::Object(fields) =
             nested.entry("onPremisesExtensionAttributes").or_insert_with(|| Value::Object(Map::new()))
@@ -741,5 +755,40 @@ fn target_group(state: GroupState) -> TargetGroup {
         attributes: group_json(&state.group),
         deleted: state.deleted,
         members: state.members,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::nest_extension_attributes;
+
+    #[test]
+    fn extension_attributes_move_under_their_object_in_any_case() {
+        let attributes = json!({
+            "displayName": "Ada", "extensionAttribute1": "one", "EXTENSIONATTRIBUTE12": "twelve",
+            "extensionAttribute15": null, "extensionAttributeX": "kept", "extensionAttribute16": "kept too",
+        });
+        let serde_json::Value::Object(attributes) = attributes else { unreachable!("an object") };
+        let nested = serde_json::Value::Object(nest_extension_attributes(attributes));
+        assert_eq!(
+            nested,
+            json!({
+                "displayName": "Ada", "extensionAttributeX": "kept", "extensionAttribute16": "kept too",
+                "onPremisesExtensionAttributes": {
+                    "extensionAttribute1": "one", "extensionAttribute12": "twelve", "extensionAttribute15": null,
+                },
+            })
+        );
+        // Two spellings of one attribute: the first in key order moves, the other stays where it was.
+        let serde_json::Value::Object(twice) = json!({"extensionAttribute2": "b", "EXTENSIONATTRIBUTE2": "a"}) else {
+            unreachable!("an object")
+        };
+        let nested = serde_json::Value::Object(nest_extension_attributes(twice));
+        assert_eq!(
+            nested,
+            json!({"extensionAttribute2": "b", "onPremisesExtensionAttributes": {"extensionAttribute2": "a"}})
+        );
     }
 }

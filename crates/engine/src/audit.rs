@@ -104,7 +104,7 @@ pub(crate) fn key_of(at: OffsetDateTime, id: &str) -> String {
 
 /// Appends an entry inside `tx`.
 pub async fn record(tx: &mut dyn DirectoryTx, entry: &AuditEntry) -> Result<(), StoreError> {
-    let data = serde_json::to_string(entry).expect("audit entries always serialize");
+    let data = tenantsync_model::json::to_string(entry).expect("audit entries always serialize");
     tx.put_doc(&DocRow {
         collection: AUDITS.to_owned(),
         key: key_of(entry.activity_date_time, &entry.id),
@@ -119,7 +119,7 @@ pub fn doc_of(entry: &AuditEntry) -> DocRow {
     DocRow {
         collection: AUDITS.to_owned(),
         key: key_of(entry.activity_date_time, &entry.id),
-        data: serde_json::to_string(entry).expect("audit entries always serialize"),
+        data: tenantsync_model::json::to_string(entry).expect("audit entries always serialize"),
         updated_at: entry.activity_date_time,
     }
 }

@@ -542,7 +542,7 @@ pub async fn write<T: Serialize>(
 
 /// The document that keeps `value` under `key` in `collection`.
 fn doc_of<T: Serialize>(collection: &Collection<T>, key: String, value: &T, now: OffsetDateTime) -> DocRow {
-    let data = serde_json::to_string(value).expect("job documents always serialize");
+    let data = tenantsync_model::json::to_string(value).expect("job documents always serialize");
     DocRow { collection: collection.name().to_owned(), key, data, updated_at: now }
 }
 

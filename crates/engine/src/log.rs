@@ -188,7 +188,7 @@ pub fn entry(
         target_system: System { details: NoDetails, display_name: &ctx.target_system, id: &ctx.target_tenant },
         tenant_id: &source_tenant,
     };
-    let data = serde_json::to_string(&summary).expect("a log entry serializes");
+    let data = tenantsync_model::json::to_string(&summary).expect("a log entry serializes");
     LogRow {
         seq: 0,
         id,

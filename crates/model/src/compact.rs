@@ -15,9 +15,9 @@ use serde::ser::{self, Impossible, Serialize, SerializeStruct, Serializer};
 /// `value` as compact JSON, without struct fields whose value is `null` (an unset `Option`).
 pub fn to_string_without_nulls<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
     let mut out = Vec::with_capacity(512);
-    value.serialize(SkipNullFields(&mut serde_json::Serializer::new(&mut out), None))?;
-    // serde_json writes only valid UTF-8.
-    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+    value.serialize(SkipNullFields(&mut crate::json::Writer { out: &mut out }, None))?;
+    // Only valid UTF-8 is written (`crate::json`).
+    Ok(String::from_utf8(out).expect("JSON text is UTF-8"))
 }
 
 /// The struct `value` as a JSON tree holding only the fields `keep` accepts (by their serialized name) and that are

@@ -11,6 +11,7 @@ mod tenant;
 
 pub mod b2b;
 pub mod compact;
+pub mod json;
 pub mod properties;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{
