@@ -172,6 +172,20 @@ fn write_f32(out: &mut Vec<u8>, value: f32) -> Result<(), Error> {
     }
 }
 
+/// The integer methods of a serializer with a `number` method (written plainly as values, quoted as map keys).
+macro_rules! integers {
+    () => {
+        integers!(serialize_i8: i8 => write_i64, serialize_i16: i16 => write_i64, serialize_i32: i32 => write_i64,
+            serialize_i64: i64 => write_i64, serialize_u8: u8 => write_u64, serialize_u16: u16 => write_u64,
+            serialize_u32: u32 => write_u64, serialize_u64: u64 => write_u64);
+    };
+    ($($method:ident: $ty:ty => $write:ident),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), Error> {
+            self.number(|out| $write(out, v.into()))
+        }
+    )*};
+}
+
 /// A list, an object or a tagged enum being written: whether an element was written yet, and how many brackets
 /// close it (`]`, `}`, or `]}` / `}}` for a tuple or struct variant's `{"name":…}`).
 pub(crate) struct Compound<'w, 'o> {
@@ -191,8 +205,17 @@ impl Compound<'_, '_> {
         }
     }
 
-    fn finish(self) {
+    /// A member's key (after a comma unless it is the first) and its colon.
+    fn key(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>) -> Result<(), Error> {
+        self.comma();
+        write(self.writer.out)?;
+        self.writer.out.push(b':');
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), Error> {
         self.writer.out.extend_from_slice(self.close);
+        Ok(())
     }
 }
 
@@ -200,6 +223,12 @@ impl<'w, 'o> Writer<'o> {
     fn open(&'w mut self, open: &[u8], close: &'static [u8]) -> Compound<'w, 'o> {
         self.out.extend_from_slice(open);
         Compound { writer: self, first: true, close, raw: false }
+    }
+
+    /// A number as a value.
+    fn number(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
+        write(self.out);
+        Ok(())
     }
 
     /// `{"variant":` before a variant's content.
@@ -225,40 +254,9 @@ impl<'w, 'o> ser::Serializer for &'w mut Writer<'o> {
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        write_i64(self.out, v.into());
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        write_i64(self.out, v.into());
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        write_i64(self.out, v.into());
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        write_i64(self.out, v);
-        Ok(())
-    }
+    integers!();
     fn serialize_i128(self, v: i128) -> Result<(), Error> {
         write!(self.out, "{v}").map_err(Error::io)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        write_u64(self.out, v.into());
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        write_u64(self.out, v.into());
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        write_u64(self.out, v.into());
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        write_u64(self.out, v);
-        Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), Error> {
         write!(self.out, "{v}").map_err(Error::io)
@@ -364,59 +362,43 @@ impl ser::SerializeSeq for Compound<'_, '_> {
         value.serialize(&mut *self.writer)
     }
     fn end(self) -> Result<(), Error> {
-        self.finish();
-        Ok(())
+        self.finish()
     }
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        ser::SerializeSeq::end(self)
-    }
+/// Tuples, tuple structs and tuple variants are written as lists (a variant's tag was written when it began).
+macro_rules! written_as_a_list {
+    ($($kind:ident :: $element:ident),*) => {$(
+        impl ser::$kind for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn $element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                ser::SerializeSeq::serialize_element(self, value)
+            }
+            fn end(self) -> Result<(), Error> {
+                ser::SerializeSeq::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        ser::SerializeSeq::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        ser::SerializeSeq::end(self)
-    }
-}
+written_as_a_list!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
-        self.comma();
-        key.serialize(MapKey { out: self.writer.out })?;
-        self.writer.out.push(b':');
-        Ok(())
+        self.key(|out| key.serialize(MapKey { out }))
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         value.serialize(&mut *self.writer)
     }
     fn end(self) -> Result<(), Error> {
-        self.finish();
-        Ok(())
+        self.finish()
     }
 }
 
@@ -434,14 +416,14 @@ impl ser::SerializeStruct for Compound<'_, '_> {
                 _ => Err(Error::custom("a RawValue holds its text")),
             };
         }
-        self.comma();
-        write_str(self.writer.out, key);
-        self.writer.out.push(b':');
+        self.key(|out| {
+            write_str(out, key);
+            Ok(())
+        })?;
         value.serialize(&mut *self.writer)
     }
     fn end(self) -> Result<(), Error> {
-        self.finish();
-        Ok(())
+        self.finish()
     }
 }
 
@@ -452,8 +434,7 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
         ser::SerializeStruct::serialize_field(self, key, value)
     }
     fn end(self) -> Result<(), Error> {
-        self.finish();
-        Ok(())
+        self.finish()
     }
 }
 
@@ -467,7 +448,7 @@ struct MapKey<'o> {
 }
 
 impl MapKey<'_> {
-    fn quoted(self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
+    fn number(self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
         self.out.push(b'"');
         write(self.out);
         self.out.push(b'"');
@@ -495,32 +476,9 @@ impl ser::Serializer for MapKey<'_> {
         Ok(())
     }
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.quoted(|out| out.extend_from_slice(if v { b"true" } else { b"false" }))
+        self.number(|out| out.extend_from_slice(if v { b"true" } else { b"false" }))
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.quoted(|out| write_i64(out, v.into()))
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.quoted(|out| write_i64(out, v.into()))
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.quoted(|out| write_i64(out, v.into()))
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.quoted(|out| write_i64(out, v))
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.quoted(|out| write_u64(out, v.into()))
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.quoted(|out| write_u64(out, v.into()))
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.quoted(|out| write_u64(out, v.into()))
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.quoted(|out| write_u64(out, v))
-    }
+    integers!();
     fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<(), Error> {
         self.serialize_str(variant)
     }
