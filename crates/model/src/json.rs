@@ -9,7 +9,7 @@
 //!
 //! Everything else follows serde_json's choices: numbers as serde_json prints them (floats through serde_json
 //! itself), non-finite floats as `null`, bytes as a list of numbers, enums externally tagged, map keys that are
-//! strings, characters, booleans or integers (the last two quoted), `RawValue`s verbatim.
+//! strings or characters, or booleans, integers and finite floats (quoted), `RawValue`s verbatim.
 
 use std::io::Write as _;
 
@@ -448,6 +448,17 @@ struct MapKey<'o> {
 }
 
 impl MapKey<'_> {
+    /// A float key, quoted; serde_json refuses a key that is not finite.
+    fn float(self, finite: bool, write: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>) -> Result<(), Error> {
+        if !finite {
+            return Err(Error::custom("float key must be finite (got NaN or +/-inf)"));
+        }
+        self.out.push(b'"');
+        write(self.out)?;
+        self.out.push(b'"');
+        Ok(())
+    }
+
     fn number(self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
         self.out.push(b'"');
         write(self.out);
@@ -485,11 +496,17 @@ impl ser::Serializer for MapKey<'_> {
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), Error> {
         value.serialize(self)
     }
-    fn serialize_f32(self, _v: f32) -> Result<(), Error> {
-        Err(key_must_be_a_string())
+    fn serialize_i128(self, v: i128) -> Result<(), Error> {
+        self.number(|out| out.extend_from_slice(v.to_string().as_bytes()))
     }
-    fn serialize_f64(self, _v: f64) -> Result<(), Error> {
-        Err(key_must_be_a_string())
+    fn serialize_u128(self, v: u128) -> Result<(), Error> {
+        self.number(|out| out.extend_from_slice(v.to_string().as_bytes()))
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
+        self.float(v.is_finite(), |out| write_f32(out, v))
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        self.float(v.is_finite(), |out| write_f64(out, v))
     }
     fn serialize_bytes(self, _v: &[u8]) -> Result<(), Error> {
         Err(key_must_be_a_string())
@@ -651,6 +668,15 @@ mod tests {
         extra: BTreeMap<String, serde_json::Value>,
     }
 
+    /// Pairs written as a map, keys of any type.
+    struct Pairs<K, V>(Vec<(K, V)>);
+
+    impl<K: Serialize, V: Serialize> Serialize for Pairs<K, V> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(key, value)| (key, value)))
+        }
+    }
+
     fn as_bytes<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(bytes)
     }
@@ -683,7 +709,11 @@ mod tests {
         let text = same(&everything).expect("serializes");
         assert!(text.contains(r#""raw":{"kept": [1, 2] }"#), "{text}");
         assert!(text.contains(r#""byNumber":{"-5":"minus","12":"twelve"}"#), "{text}");
-        // Keys serde_json refuses are refused here too.
+        // Number keys are quoted, finite floats among them; keys serde_json refuses are refused here too.
+        same(&Pairs(vec![(1.5f64, 1u8), (-0.0, 2), (1e300, 3)]));
+        same(&Pairs(vec![(f64::NAN, 1u8)]));
+        same(&Pairs(vec![(i128::MIN, 1u8), (i128::MAX, 2)]));
+        same(&Pairs(vec![(2.5f32, 1u8)]));
         assert_eq!(same(&BTreeMap::from([(vec![1u8], 1u8)])), None);
         same(&BTreeMap::from([((), 1u8)]));
     }
