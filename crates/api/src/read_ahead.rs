@@ -13,6 +13,7 @@
 //! links are written with), so a request only gets the page it would have rendered itself.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -67,6 +68,19 @@ impl ReadAhead {
     /// Starts rendering `request` in the background, unless [`MAX_PAGES`] already wait.
     pub(crate) fn start(self: &Arc<Self>, state: &AppState, request: DeltaRequest) {
         let now = state.directory.clock().now();
+        let (state, asked) = (state.clone(), request.clone());
+        // The state (its store among it) goes with the rendering, not with the task's wait after it.
+        self.start_rendering(now, request, async move { crate::objects::render_delta(&state, &asked).await.ok() });
+    }
+
+    /// Files `request` at `now` and renders it with `render` in a task of its own, which later drops the page if
+    /// nobody has taken it by its expiry (even if no other round starts meanwhile).
+    fn start_rendering(
+        self: &Arc<Self>,
+        now: OffsetDateTime,
+        request: DeltaRequest,
+        render: impl Future<Output = Option<RenderedPage>> + Send + 'static,
+    ) {
         let slot = Slot::default();
         {
             let mut pages = self.pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -77,17 +91,15 @@ impl ReadAhead {
             pages.insert(request.clone(), (now, slot.clone()));
         }
         metrics::counter!("tenantsync_delta_read_ahead_total", "outcome" => "started").increment(1);
-        let (state, pages) = (state.clone(), Arc::clone(self));
+        let pages = Arc::clone(self);
         tokio::spawn(async move {
-            slot.get_or_init(|| async { crate::objects::render_delta(&state, &request).await.ok() }).await;
-            // While the task waits it holds neither the state (its store among it) nor the page: a page taken is
-            // freed once its response is sent, not thirty seconds later. Holding every page of a round for that
-            // long (about 1.5 MB each) had the server take fresh memory from the system for each one: a 100,000-user
-            // delta read ran at about 60 % of its earlier rate, with 0.8 GB of peak RSS.
-            drop(state);
+            slot.get_or_init(|| render).await;
+            // While the task waits it does not hold the page: a page taken is freed once its response is sent, not
+            // thirty seconds later. Holding every page of a round for that long (about 1.5 MB each) had the server
+            // take fresh memory from the system for each one: a 100,000-user delta read ran at about 60 % of its
+            // earlier rate, with 0.8 GB of peak RSS.
             let filed = Arc::downgrade(&slot);
             drop(slot);
-            // A page nobody asks for is dropped once it has expired, even if no other round starts meanwhile.
             tokio::time::sleep(std::time::Duration::from_secs(READ_AHEAD_TTL.whole_seconds().unsigned_abs())).await;
             let mut pages = pages.pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // (The weak reference keeps the slot's address from being reused by another page meanwhile.)
@@ -102,14 +114,80 @@ impl ReadAhead {
     /// it failed.
     pub(crate) async fn take(&self, state: &AppState, request: &DeltaRequest) -> Option<RenderedPage> {
         let now = state.directory.clock().now();
+        self.take_at(now, request, async { crate::objects::render_delta(state, request).await.ok() }).await
+    }
+
+    /// [`ReadAhead::take`] at `now`, rendering with `render` if the page's task has not started yet.
+    async fn take_at(
+        &self,
+        now: OffsetDateTime,
+        request: &DeltaRequest,
+        render: impl Future<Output = Option<RenderedPage>>,
+    ) -> Option<RenderedPage> {
         let (filed_at, slot) = self.pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(request)?;
         if now - filed_at > READ_AHEAD_TTL {
             metrics::counter!("tenantsync_delta_read_ahead_total", "outcome" => "expired").increment(1);
             return None;
         }
-        let page = slot.get_or_init(|| async { crate::objects::render_delta(state, request).await.ok() }).await.clone();
+        let page = slot.get_or_init(|| render).await.clone();
         let outcome = if page.is_some() { "served" } else { "failed" };
         metrics::counter!("tenantsync_delta_read_ahead_total", "outcome" => outcome).increment(1);
         page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Marks when the bytes it owns are freed.
+    struct Owner(Arc<AtomicBool>, Vec<u8>);
+
+    impl AsRef<[u8]> for Owner {
+        fn as_ref(&self) -> &[u8] {
+            &self.1
+        }
+    }
+
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A page rendered ahead and taken lives as long as its reader holds it, not until its expiry (the sixteenth
+    /// session's build kept every page of a round for thirty seconds).
+    #[tokio::test]
+    async fn a_page_taken_is_freed_when_its_reader_drops_it() {
+        let ahead = Arc::new(ReadAhead::default());
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let request = DeltaRequest {
+            tenant: TenantId::parse("6f1c2a9e-5b0d-4c8e-9a4f-0d2b7e3c1a55").expect("an id"),
+            kind: ObjectKind::User,
+            cursor: None,
+            page_size: 2,
+            select_text: None,
+            selected: None,
+            members_selected: false,
+            base: "http://127.0.0.1".to_owned(),
+        };
+        let freed = Arc::new(AtomicBool::new(false));
+        let body = Bytes::from_owner(Owner(freed.clone(), b"{\"value\":[]}".to_vec()));
+        let page = RenderedPage { body, next: None, rendered_at: now };
+        ahead.start_rendering(now, request.clone(), async move { Some(page) });
+        // Let the task render it (a request that came first would render it itself).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let taken = ahead.take_at(now, &request, async { None }).await.expect("the page rendered ahead");
+        assert_eq!(&taken.body[..], b"{\"value\":[]}");
+        assert!(ahead.take_at(now, &request, async { None }).await.is_none(), "a page is taken once");
+        // The task lets go of the page right after rendering it; give it a moment to get there.
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(!freed.load(Ordering::SeqCst), "the reader still holds the page");
+        drop(taken);
+        assert!(freed.load(Ordering::SeqCst), "the page was freed with its reader's copy, not at its expiry");
     }
 }
