@@ -4,8 +4,8 @@
 //! that loop (its `Formatter` is handed the runs it found). The sync engine's bulk work writes mostly strings: the
 //! provisioning-log entries (about 4 KB each, the source user's attributes in their import step), the users' stored
 //! form, the links and audit documents. There, that loop was the largest single function of a `bench sync` run
-//! (about 12 % of the server's instructions, callgrind). [`to_string`] writes the same text; a string is copied in
-//! runs between the bytes JSON escapes, found a word at a time.
+//! (about 12 % of the server's instructions, callgrind). [`to_string`] writes the same text; a string is checked a
+//! word at a time and copied whole, and only one that has something to escape is written byte by byte.
 //!
 //! Everything else follows serde_json's choices: numbers as serde_json prints them (floats through serde_json
 //! itself), non-finite floats as `null`, bytes as a list of numbers, enums externally tagged, map keys that are
@@ -58,9 +58,8 @@ static ESCAPE: [u8; 128] = {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// The bytes of `word` that JSON escapes (below 0x20, `"` or `\\`), as the high bit of each: exact for the lowest
-/// one (a borrow can only flag a byte above a flagged one), and a byte at 0x80 or above (part of a multi-byte
-/// character) is never flagged. Zero when the word is copied as it is.
+/// Nonzero exactly when JSON escapes one of the eight bytes of `word` (below 0x20, `"` or `\\`): a borrow only
+/// starts at such a byte, and a byte at 0x80 or above (part of a multi-byte character) is never flagged.
 #[inline]
 fn escaped_bytes(word: u64) -> u64 {
     let zero_in = |v: u64| v.wrapping_sub(ONES) & !v;
