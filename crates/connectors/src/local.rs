@@ -718,7 +718,7 @@ fn nest_extension_attributes(attributes: Map<String, Value>) -> Map<String, Valu
     let mut nested = attributes;
     // One walk over the keys (a mapped user has a few dozen): for each attribute, the first key naming it in any
     // case.
-    let mut found: [Option<&String>; 15] = [None; 15];
+    let mut found = [None::<&String>; tenantsync_model::b2b::EXTENSION_ATTRIBUTE_NAMES.len()];
     for key in nested.keys() {
         if key.len() < 19 || !key.as_bytes()[..18].eq_ignore_ascii_case(b"extensionAttribute") {
             continue;
