@@ -104,14 +104,7 @@ pub(crate) fn key_of(at: OffsetDateTime, id: &str) -> String {
 
 /// Appends an entry inside `tx`.
 pub async fn record(tx: &mut dyn DirectoryTx, entry: &AuditEntry) -> Result<(), StoreError> {
-    let data = tenantsync_model::json::to_string(entry).expect("audit entries always serialize");
-    tx.put_doc(&DocRow {
-        collection: AUDITS.to_owned(),
-        key: key_of(entry.activity_date_time, &entry.id),
-        data,
-        updated_at: entry.activity_date_time,
-    })
-    .await
+    tx.put_doc(&doc_of(entry)).await
 }
 
 /// An entry as the document it is stored as (for a caller writing it in its own transaction).
