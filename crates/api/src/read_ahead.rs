@@ -182,10 +182,7 @@ mod tests {
         let taken = ahead.take_at(now, &request, async { None }).await.expect("the page rendered ahead");
         assert_eq!(&taken.body[..], b"{\"value\":[]}");
         assert!(ahead.take_at(now, &request, async { None }).await.is_none(), "a page is taken once");
-        // The task lets go of the page right after rendering it; give it a moment to get there.
-        for _ in 0..100 {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        // The task let go of the page in the poll that rendered it (during the wait above): only the reader holds it.
         assert!(!freed.load(Ordering::SeqCst), "the reader still holds the page");
         drop(taken);
         assert!(freed.load(Ordering::SeqCst), "the page was freed with its reader's copy, not at its expiry");
